@@ -1,0 +1,24 @@
+# `make demo` and `make test` set everything up (a local .venv, reused) and run.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.arrowdaq-installed
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	VENV=$(VENV) bash scripts/bootstrap.sh
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/arrowdaq demo --duration 15
+
+bench: $(STAMP)
+	$(VENV)/bin/arrowdaq bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

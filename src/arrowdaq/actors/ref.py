@@ -1,0 +1,301 @@
+"""ActorRef: the handle to a running actor, and the loop that serves it.
+
+The ref outlives the actor instances behind it: when an actor raises, its
+supervisor builds a fresh instance from the factory, while the mailbox, the
+attached inboxes (hub subscriptions) and every ref held elsewhere stay valid.
+Nothing queued is lost across a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import ActorNotRunning, ArrowDAQError, AskTimeout, CommandError
+from ..log import get_logger
+from .actor import Actor, Inbox, Timer
+from .mailbox import Mailbox
+from .status import ActorStatus, Role, StatusEvent
+
+log = get_logger("arrowdaq.actors")
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Restart with exponential backoff; Failed after ``max_failures`` within ``window`` s."""
+
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+    max_failures: int = 5
+    window: float = 60.0
+    stop_timeout: float = 5.0
+
+
+class _Ask:
+    __slots__ = ("message", "future")
+
+    def __init__(self, message: Any, future: asyncio.Future[Any]) -> None:
+        self.message = message
+        self.future = future
+
+
+class _Stop:
+    pass
+
+
+_STOP = _Stop()
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of an error for status and logs."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class ActorRef:
+    """Send messages to an actor (`tell`, `ask`), stop it, read its status."""
+
+    def __init__(
+        self,
+        name: str,
+        factory: Callable[[], Actor],
+        *,
+        role: Role = Role.PROCESSOR,
+        policy: RestartPolicy = RestartPolicy(),
+        mailbox_size: int | None = None,
+        on_status: Callable[[StatusEvent], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.role = role
+        self.policy = policy
+        self._factory = factory
+        self._on_status = on_status
+        self._wakeup = asyncio.Event()
+        self._mailbox = Mailbox(mailbox_size or 1000, self._wakeup)
+        self._stop_requested = asyncio.Event()
+        self._inboxes: list[Inbox] = []
+        self._next_inbox = 0
+        self.status = ActorStatus.STARTING
+        self.last_error: str | None = None
+        self.restarts = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<ActorRef {self.name} {self.status.value}>"
+
+    # --- public API -----------------------------------------------------------
+    def start(self) -> "ActorRef":
+        """Start serving (called by the supervisor)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name=f"actor-{self.name}")
+        return self
+
+    def attach(self, inbox: Inbox) -> None:
+        """Serve ``inbox`` (a hub subscription) in this actor's loop, across restarts."""
+        inbox.set_waker(self._wakeup)
+        self._inboxes.append(inbox)
+
+    def detach(self, inbox: Inbox) -> None:
+        inbox.set_waker(None)
+        self._inboxes.remove(inbox)
+
+    @property
+    def inboxes(self) -> tuple[Inbox, ...]:
+        return tuple(self._inboxes)
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting in the mailbox."""
+        return len(self._mailbox)
+
+    async def tell(self, message: Any) -> None:
+        """Queue a message; waits while the mailbox is full (backpressure)."""
+        self._check_alive()
+        await self._mailbox.put(message)
+
+    async def ask(self, message: Any, timeout: float = 5.0) -> Any:
+        """Send a message and wait for the reply; raises AskTimeout after ``timeout`` s."""
+        self._check_alive()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._mailbox.put(_Ask(message, future))
+                return await future
+        except TimeoutError:
+            future.cancel()
+            raise AskTimeout(
+                f"actor {self.name!r} ({self.status.value}) did not answer {_label(message)} within {timeout:g} s"
+            ) from None
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop after the queued messages and inbox items are handled (or after ``timeout``)."""
+        timeout = self.policy.stop_timeout if timeout is None else timeout
+        self._stop_requested.set()
+        if self._task is None:
+            self._set_status(ActorStatus.STOPPED)
+            return
+        if not self._task.done():
+            self._mailbox.put_nowait(_STOP) or self._wakeup.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                log.warning(f"actor {self.name!r} did not stop within {timeout:g} s; cancelling it")
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+
+    async def wait_status(self, *wanted: ActorStatus, timeout: float = 5.0) -> ActorStatus:
+        """Wait until the actor reaches one of ``wanted`` (a test and start-up helper)."""
+        async with asyncio.timeout(timeout):
+            while self.status not in wanted:
+                await asyncio.sleep(0.005)
+        return self.status
+
+    # --- the serving loop -------------------------------------------------------
+    def _check_alive(self) -> None:
+        if not self.status.alive or self._stop_requested.is_set():
+            why = f": {self.last_error}" if self.last_error else ""
+            raise ActorNotRunning(f"actor {self.name!r} is {self.status.value}{why}")
+
+    def _set_status(self, status: ActorStatus, error: str | None = None) -> None:
+        self.status = status
+        if error is not None:
+            self.last_error = error
+        if self._on_status is not None:
+            self._on_status(StatusEvent(self.name, status, self.last_error, self.restarts))
+
+    async def _supervise(self) -> None:
+        failures: deque[float] = deque()
+        backoff = self.policy.initial_backoff
+        while True:
+            actor = self._factory()
+            actor._bind(self)
+            started: float | None = None
+            try:
+                await actor.on_start()
+                self._set_status(ActorStatus.RUNNING)
+                started = time.monotonic()
+                await self._serve(actor)
+                await self._close(actor)
+                self._set_status(ActorStatus.STOPPED)
+                self._fail_pending(f"actor {self.name!r} stopped")
+                return
+            except asyncio.CancelledError:
+                await self._close(actor)
+                self._set_status(ActorStatus.STOPPED)
+                self._fail_pending(f"actor {self.name!r} stopped")
+                raise
+            except Exception as exc:  # noqa: BLE001 - supervision catches everything
+                error = describe(exc)
+                log.error(f"actor {self.name!r} failed: {error}", exc_info=not isinstance(exc, _QUIET_ERRORS))
+                await self._close(actor)
+                now = time.monotonic()
+                if started is not None and now - started > self.policy.max_backoff:
+                    backoff = self.policy.initial_backoff  # it had been running well
+                failures.append(now)
+                while failures and now - failures[0] > self.policy.window:
+                    failures.popleft()
+                if len(failures) >= self.policy.max_failures or self._stop_requested.is_set():
+                    final = ActorStatus.STOPPED if self._stop_requested.is_set() else ActorStatus.FAILED
+                    self._set_status(final, error)
+                    self._fail_pending(f"actor {self.name!r} is {final.value}: {error}")
+                    return
+                self.restarts += 1
+                self._set_status(ActorStatus.RESTARTING, error)
+                try:
+                    await asyncio.wait_for(self._stop_requested.wait(), backoff)
+                    self._set_status(ActorStatus.STOPPED)
+                    self._fail_pending(f"actor {self.name!r} stopped")
+                    return
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, self.policy.max_backoff)
+                self._set_status(ActorStatus.STARTING)
+
+    async def _serve(self, actor: Actor) -> None:
+        """Handle mailbox messages first, then inbox items, until a stop message."""
+        while True:
+            message = self._mailbox.pop()
+            if message is _STOP or (message is None and self._stop_requested.is_set() and not self._has_items()):
+                await self._drain(actor)
+                return
+            if message is not None:
+                await self._dispatch(actor, message)
+                continue
+            item = self._next_item()
+            if item is not None:
+                await actor.on_batch(*item)
+                continue
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def _drain(self, actor: Actor) -> None:
+        """On stop: what is already queued is still handled (lossless across a stop)."""
+        while (message := self._mailbox.pop()) is not None:
+            if message is not _STOP:
+                await self._dispatch(actor, message)
+        while (item := self._next_item()) is not None:
+            await actor.on_batch(*item)
+
+    def _has_items(self) -> bool:
+        return len(self._mailbox) > 0 or any(len(i) for i in self._inboxes)  # type: ignore[arg-type]
+
+    def _next_item(self) -> tuple[str, Any] | None:
+        """Round-robin over the inboxes so one busy stream cannot starve another."""
+        n = len(self._inboxes)
+        for k in range(n):
+            inbox = self._inboxes[(self._next_inbox + k) % n]
+            item = inbox.pop()
+            if item is not None:
+                self._next_inbox = (self._next_inbox + k + 1) % n
+                return item
+        return None
+
+    async def _dispatch(self, actor: Actor, message: Any) -> None:
+        if isinstance(message, _Ask):
+            if message.future.done():  # the asker gave up
+                return
+            try:
+                reply = await actor.handle(message.message)
+            except CommandError as exc:
+                if not message.future.done():
+                    message.future.set_exception(exc)
+                return
+            except Exception as exc:
+                if not message.future.done():
+                    message.future.set_exception(exc)
+                raise
+            if not message.future.done():
+                message.future.set_result(reply)
+        elif isinstance(message, Timer):
+            message.pending = False
+            await actor.handle(message.message)
+        else:
+            try:
+                await actor.handle(message)
+            except CommandError as exc:
+                actor.log.warning(f"command refused: {exc}")
+
+    async def _close(self, actor: Actor) -> None:
+        try:
+            await asyncio.wait_for(actor.on_stop(), self.policy.stop_timeout)
+        except Exception as exc:  # noqa: BLE001 - closing must not mask the original error
+            log.warning(f"actor {self.name!r}: error while closing: {describe(exc)}")
+        finally:
+            actor._release()
+
+    def _fail_pending(self, why: str) -> None:
+        for message in self._mailbox.drain():
+            if isinstance(message, _Ask) and not message.future.done():
+                message.future.set_exception(ActorNotRunning(why))
+
+
+def _label(message: Any) -> str:
+    action = getattr(message, "action", None)
+    return f"{type(message).__name__}({action!r})" if action else type(message).__name__
+
+
+#: Errors whose message says it all: logged without a traceback.
+_QUIET_ERRORS = (ArrowDAQError, TimeoutError, ConnectionError, OSError)

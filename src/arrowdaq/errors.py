@@ -1,0 +1,76 @@
+"""The exceptions arrowdaq raises.
+
+One small hierarchy, so a caller can catch "any instrument problem" or "any
+storage problem" without knowing which driver or writer raised it. Every message
+names what was wrong: the field, the stream, the actor, the device or the file.
+"""
+
+from __future__ import annotations
+
+
+class ArrowDAQError(Exception):
+    """Base of every error arrowdaq raises on purpose."""
+
+
+class ConfigError(ArrowDAQError):
+    """A configuration file or value is invalid (names the file and key path)."""
+
+
+class SchemaError(ArrowDAQError):
+    """A batch does not match the schema its stream declared (names the field)."""
+
+
+class StreamError(ArrowDAQError):
+    """A stream is unknown, declared twice, or used against its declaration."""
+
+
+# --- actors -----------------------------------------------------------------
+class ActorError(ArrowDAQError):
+    """A problem talking to an actor."""
+
+
+class AskTimeout(ActorError, TimeoutError):
+    """An actor did not answer an `ask` in time (stuck, dead or overloaded)."""
+
+
+class ActorNotRunning(ActorError):
+    """The actor has stopped or failed and takes no more messages."""
+
+
+class CommandError(ArrowDAQError):
+    """A command was refused: unknown action, bad argument, unsafe request.
+
+    Raised inside an actor's handler it goes back to the caller of `ask` and,
+    unlike any other exception, does not make the supervisor restart the actor:
+    a typo in a command is not a device failure.
+    """
+
+
+# --- instruments -------------------------------------------------------------
+class InstrumentError(ArrowDAQError):
+    """A device misbehaved: no reply, garbage, an error reply, a lost link."""
+
+
+class DeviceTimeout(InstrumentError, TimeoutError):
+    """The device did not answer within its timeout."""
+
+
+class ProtocolError(InstrumentError):
+    """The device answered something the protocol does not allow (garbage)."""
+
+
+class DeviceErrorReply(InstrumentError):
+    """The device answered with an error or limit condition (ERR, OVER, status code)."""
+
+
+class ConnectionLost(InstrumentError, ConnectionError):
+    """The link to the device closed or could not be opened."""
+
+
+# --- storage and processing ----------------------------------------------------
+class StorageError(ArrowDAQError):
+    """Writing or reading a run file failed (names the file)."""
+
+
+class ProcessorError(ArrowDAQError):
+    """A processor cannot handle its input or its parameters."""

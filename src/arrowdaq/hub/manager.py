@@ -1,0 +1,215 @@
+"""The hub (InstrumentManager): declares streams, fans batches out, routes commands.
+
+Producers call :meth:`InstrumentManager.publish`; the hub checks the batch
+against its stream's declared schema (the schema, not the values: cheap), counts
+it, and hands it to every matching subscription's own buffer. It never awaits
+a subscriber's processing: only a full *lossless* buffer makes a producer wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable, Iterable
+
+import pyarrow as pa
+
+from ..actors import Actor, ActorRef, ActorStatus, Command, RestartPolicy, Role, StatusEvent, Supervisor
+from ..data.validate import validate_batch
+from ..errors import StreamError
+from ..log import get_logger
+from .streams import StreamSpec, check_stream_name
+from .subscription import Policy, Subscription
+
+log = get_logger("arrowdaq.hub")
+
+
+class Alarm:
+    """A condition an operator should see: a stalled lossless subscriber, a failed actor."""
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        self.message = message
+        self.time_ns = time.time_ns()
+
+    def __repr__(self) -> str:
+        return f"Alarm({self.source!r}, {self.message!r})"
+
+
+EventListener = Callable[[StatusEvent | Alarm], None]
+
+
+class InstrumentManager:
+    """The hub of the actor graph; see the module docstring."""
+
+    def __init__(self, policy: RestartPolicy = RestartPolicy()) -> None:
+        self.supervisor = Supervisor(policy)
+        self.supervisor.add_listener(self._on_status)
+        self.streams: dict[str, StreamSpec] = {}
+        self.subscriptions: list[Subscription] = []
+        self._owned: dict[str, list[Subscription]] = {}
+        self.actor_status: dict[str, StatusEvent] = {}
+        self.recent_events: deque[StatusEvent | Alarm] = deque(maxlen=500)
+        self._listeners: list[EventListener] = []
+
+    # --- streams -------------------------------------------------------------------
+    def declare(self, name: str, schema: pa.Schema, producer: str | None = None) -> StreamSpec:
+        """Declare a stream before publishing to it. Re-declaring the same schema is a no-op."""
+        check_stream_name(name)
+        if not isinstance(schema, pa.Schema):
+            raise StreamError(f"stream {name!r}: schema must be a pyarrow.Schema, got {type(schema).__name__}")
+        existing = self.streams.get(name)
+        if existing is not None:
+            if existing.schema.equals(schema, check_metadata=True) and existing.producer == producer:
+                return existing
+            raise StreamError(f"stream {name!r} is already declared by {existing.producer!r} with another schema")
+        spec = StreamSpec(name, schema, producer)
+        spec.subscribers = [s for s in self.subscriptions if s.matches(name)]
+        for sub in spec.subscribers:
+            sub.streams.append(name)
+        self.streams[name] = spec
+        return spec
+
+    def stream(self, name: str) -> StreamSpec:
+        try:
+            return self.streams[name]
+        except KeyError:
+            known = ", ".join(sorted(self.streams)) or "none declared"
+            raise StreamError(f"unknown stream {name!r} (streams: {known})") from None
+
+    def match(self, pattern: str) -> list[str]:
+        """Declared stream names matching a glob pattern."""
+        probe = Subscription("probe", [pattern])
+        return [n for n in self.streams if probe.matches(n)]
+
+    async def publish(self, stream: str, batch: pa.RecordBatch) -> None:
+        """Check ``batch`` against the stream's schema and deliver it to every subscriber."""
+        spec = self.streams.get(stream)
+        if spec is None:
+            self.stream(stream)  # raises with the list of known streams
+            return
+        validate_batch(batch, spec.schema, stream=stream)
+        nbytes = batch.get_total_buffer_size()
+        now = time.monotonic()
+        spec.meter.add(batch.num_rows, nbytes, now)
+        for sub in spec.subscribers:
+            if not sub.offer(stream, batch, nbytes, now):
+                await sub.put(stream, batch, nbytes)
+
+    # --- subscriptions ---------------------------------------------------------------
+    def subscribe(
+        self,
+        patterns: str | Iterable[str],
+        *,
+        policy: Policy | str = Policy.LOSSLESS,
+        name: str | None = None,
+        owner: str | None = None,
+        max_bytes: int = 256 * 2**20,
+        max_batches: int = 16,
+    ) -> Subscription:
+        """Subscribe to streams by name or glob (``'pm1/*'``), including streams declared later."""
+        pats = [patterns] if isinstance(patterns, str) else list(patterns)
+        sub = Subscription(
+            name or owner or f"subscriber{len(self.subscriptions)}",
+            pats,
+            policy,
+            max_bytes=max_bytes,
+            max_batches=max_batches,
+            on_alarm=self._on_alarm,
+        )
+        for spec in self.streams.values():
+            if sub.matches(spec.name):
+                spec.subscribers.append(sub)
+                sub.streams.append(spec.name)
+        self.subscriptions.append(sub)
+        if owner is not None:
+            self._owned.setdefault(owner, []).append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.close()
+        for spec in self.streams.values():
+            if sub in spec.subscribers:
+                spec.subscribers.remove(sub)
+        if sub in self.subscriptions:
+            self.subscriptions.remove(sub)
+
+    # --- actors ---------------------------------------------------------------------
+    def spawn(
+        self,
+        name: str,
+        factory: Callable[[], Actor],
+        *,
+        role: Role | None = None,
+        inputs: str | Iterable[str] | None = None,
+        policy: Policy | str = Policy.LOSSLESS,
+        restart: RestartPolicy | None = None,
+        max_bytes: int = 256 * 2**20,
+        max_batches: int = 16,
+    ) -> ActorRef:
+        """Start an actor; with ``inputs`` (stream names or globs) it is subscribed first.
+
+        The subscription belongs to the actor's ref, so it survives restarts:
+        a restarted storage actor loses nothing that was queued for it.
+        """
+        ref = self.supervisor.spawn(name, factory, role=role, policy=restart, start=False)
+        if inputs is not None:
+            sub = self.subscribe(inputs, policy=policy, owner=name, max_bytes=max_bytes, max_batches=max_batches)
+            ref.attach(sub)
+        return ref.start()
+
+    def actor(self, name: str) -> ActorRef:
+        return self.supervisor.get(name)
+
+    async def command(self, actor: str, action: str | Command, timeout: float = 5.0, **args: Any) -> Any:
+        """Send a command to an actor and return its reply: ``await hub.command('laser', 'open_shutter')``."""
+        message = action if isinstance(action, Command) else Command(action, args)
+        return await self.supervisor.get(actor).ask(message, timeout=timeout)
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Ordered stop: sources, then processors (drained), then sinks (drained, closed)."""
+        await self.supervisor.stop_all(timeout)
+        for sub in list(self.subscriptions):
+            sub.close()
+
+    # --- status and events -------------------------------------------------------------
+    def add_listener(self, listener: EventListener) -> None:
+        """Receive every StatusEvent and Alarm (the listener must not block)."""
+        self._listeners.append(listener)
+
+    def _emit(self, event: StatusEvent | Alarm) -> None:
+        self.recent_events.append(event)
+        for listener in self._listeners:
+            listener(event)
+
+    def _on_status(self, event: StatusEvent) -> None:
+        self.actor_status[event.actor] = event
+        if event.status in (ActorStatus.FAILED, ActorStatus.STOPPED):
+            for sub in self._owned.get(event.actor, []):
+                sub.close()  # never leave a producer waiting on a dead consumer
+        self._emit(event)
+
+    def _on_alarm(self, sub: Subscription, stream: str) -> None:
+        message = f"lossless subscriber {sub.name!r} is full ({sub.queued_bytes} bytes queued); {stream!r} waits"
+        log.warning(message, extra={"stream": stream})
+        self._emit(Alarm(sub.name, message))
+
+    def status(self) -> dict[str, Any]:
+        """Actors, streams and subscribers with their metrics: the status API."""
+        return {
+            "actors": {
+                name: {
+                    "status": ref.status.value,
+                    "role": ref.role.value,
+                    "error": ref.last_error,
+                    "restarts": ref.restarts,
+                    "queued": ref.queued,
+                }
+                for name, ref in self.supervisor.actors.items()
+            },
+            "streams": {
+                name: {"producer": spec.producer, "kind": spec.kind, **spec.meter.snapshot()}
+                for name, spec in self.streams.items()
+            },
+            "subscribers": {sub.name: sub.snapshot() for sub in self.subscriptions},
+        }

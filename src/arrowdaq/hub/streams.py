@@ -1,0 +1,44 @@
+"""Stream declarations: a name ``<instrument>/<stream>``, its schema, its producer."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from ..data.schemas import kind_of, plain_schema
+from ..errors import StreamError
+from .metrics import FlowMeter
+
+STREAM_NAME = re.compile(r"^[^/\s*?\[\]]+/[^/\s*?\[\]]+$")
+
+
+def check_stream_name(name: str) -> str:
+    if not STREAM_NAME.match(name):
+        raise StreamError(f"stream name {name!r} must look like '<instrument>/<stream>', e.g. 'pm1/power'")
+    return name
+
+
+@dataclass
+class StreamSpec:
+    """A declared stream. ``schema`` is what its batches must match."""
+
+    name: str
+    schema: pa.Schema
+    producer: str | None = None
+    meter: FlowMeter = field(default_factory=FlowMeter, repr=False, compare=False)
+    subscribers: list = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def kind(self) -> str | None:
+        return kind_of(self.schema)
+
+    @property
+    def instrument(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def plain_schema(self) -> pa.Schema:
+        """The schema readers get back (string columns not dictionary-encoded)."""
+        return plain_schema(self.schema)

@@ -1,0 +1,176 @@
+"""The actor runtime: tell/ask, supervision with backoff, failure limit, ordered stop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from arrowdaq.actors import Actor, ActorStatus, Command, RestartPolicy, Role, Supervisor
+from arrowdaq.errors import ActorNotRunning, AskTimeout, CommandError
+
+from .conftest import FAST_RESTARTS
+
+
+class Counter(Actor):
+    async def on_start(self):
+        self.count = 0
+
+    async def handle(self, message):
+        if message == "boom":
+            raise RuntimeError("device fell over")
+        if message == "refuse":
+            raise CommandError("wavelength 2000 nm is outside 690-1040 nm")
+        if message == "hang":
+            await asyncio.sleep(3600)
+        if message == "thread":
+            return await self.blocking(lambda: threading.current_thread().name)
+        self.count += 1
+        return self.count
+
+
+async def test_tell_then_ask_replies_in_order():
+    sup = Supervisor(FAST_RESTARTS)
+    ref = sup.spawn("c", Counter)
+    for _ in range(5):
+        await ref.tell("inc")
+    assert await ref.ask("inc") == 6
+    await sup.stop_all()
+    assert ref.status is ActorStatus.STOPPED
+
+
+async def test_blocking_calls_run_in_the_actors_own_thread():
+    sup = Supervisor(FAST_RESTARTS)
+    ref = sup.spawn("worker", Counter)
+    name = await ref.ask("thread")
+    assert name.startswith("actor-worker") and name != threading.current_thread().name
+    await sup.stop_all()
+
+
+async def test_an_actor_that_raises_is_restarted_and_reports_each_status():
+    events = []
+    sup = Supervisor(FAST_RESTARTS)
+    sup.add_listener(events.append)
+    ref = sup.spawn("c", Counter)
+    await ref.wait_status(ActorStatus.RUNNING)
+    await ref.ask("inc")
+    with pytest.raises(RuntimeError, match="device fell over"):
+        await ref.ask("boom")
+    await ref.wait_status(ActorStatus.RESTARTING)
+    await ref.wait_status(ActorStatus.RUNNING)
+    assert await ref.ask("inc") == 1  # a fresh instance: state started over
+    seq = [e.status for e in events]
+    assert seq == [ActorStatus.RUNNING, ActorStatus.RESTARTING, ActorStatus.STARTING, ActorStatus.RUNNING]
+    restarting = events[1]
+    assert restarting.error == "RuntimeError: device fell over" and restarting.restarts == 1
+    await sup.stop_all()
+
+
+async def test_after_the_failure_limit_it_is_failed_and_the_others_keep_running():
+    sup = Supervisor(FAST_RESTARTS)  # max_failures=3
+    bad = sup.spawn("bad", Counter)
+    good = sup.spawn("good", Counter)
+    for _ in range(3):
+        await bad.wait_status(ActorStatus.RUNNING)
+        with pytest.raises(RuntimeError):
+            await bad.ask("boom")
+    await bad.wait_status(ActorStatus.FAILED)
+    assert bad.last_error == "RuntimeError: device fell over"
+    with pytest.raises(ActorNotRunning, match="'bad' is Failed: RuntimeError: device fell over"):
+        await bad.ask("inc")
+    assert await good.ask("inc") == 1
+    await sup.stop_all()
+
+
+async def test_backoff_doubles_between_restarts():
+    times = []
+
+    class Flaky(Actor):
+        async def on_start(self):
+            times.append(asyncio.get_running_loop().time())
+            raise ConnectionError("port /dev/ttyUSB9 not found")
+
+    policy = RestartPolicy(initial_backoff=0.05, max_backoff=0.2, max_failures=5, window=10)
+    sup = Supervisor(policy)
+    ref = sup.spawn("flaky", Flaky)
+    await ref.wait_status(ActorStatus.FAILED, timeout=5)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(gaps) == 4
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1 and gaps[2] >= 0.2 and gaps[3] >= 0.2
+    assert gaps[3] < 0.2 + 0.15  # capped at max_backoff
+    assert "port /dev/ttyUSB9 not found" in ref.last_error
+
+
+async def test_command_errors_go_back_to_the_caller_without_a_restart():
+    sup = Supervisor(FAST_RESTARTS)
+    ref = sup.spawn("laser", Counter)
+    await ref.ask("inc")
+    with pytest.raises(CommandError, match="outside 690-1040 nm"):
+        await ref.ask("refuse")
+    assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
+    assert await ref.ask("inc") == 2
+    await sup.stop_all()
+
+
+async def test_ask_to_a_stuck_actor_times_out_clearly():
+    sup = Supervisor(FAST_RESTARTS)
+    ref = sup.spawn("stuck", Counter)
+    await ref.tell("hang")
+    with pytest.raises(AskTimeout, match=r"actor 'stuck' \(Running\) did not answer Command\('read'\) within 0.2 s"):
+        await ref.ask(Command("read"), timeout=0.2)
+    await sup.stop_all(timeout=0.2)  # cancels the stuck handler
+    assert ref.status is ActorStatus.STOPPED
+
+
+async def test_ask_to_a_stopped_actor_raises_at_once():
+    sup = Supervisor(FAST_RESTARTS)
+    ref = sup.spawn("c", Counter)
+    await sup.stop_all()
+    with pytest.raises(ActorNotRunning, match="'c' is Stopped"):
+        await ref.ask("inc", timeout=10)
+
+
+async def test_stop_is_ordered_sources_processors_sinks():
+    stopped = []
+
+    def make(role):
+        class Node(Actor):
+            async def handle(self, message):
+                return None
+
+            async def on_stop(self):
+                stopped.append(self.name)
+
+        Node.role = role
+        return Node
+
+    sup = Supervisor(FAST_RESTARTS)
+    sup.spawn("storage", make(Role.SINK))
+    sup.spawn("fft", make(Role.PROCESSOR))
+    sup.spawn("pm1", make(Role.SOURCE))
+    await asyncio.sleep(0.01)
+    await sup.stop_all()
+    assert stopped == ["pm1", "fft", "storage"]
+
+
+async def test_timers_do_not_pile_up_behind_a_slow_handler():
+    class Slow(Actor):
+        async def on_start(self):
+            self.ticks = 0
+            self.every(0.005, "tick")
+
+        async def handle(self, message):
+            if message == "tick":
+                self.ticks += 1
+                await asyncio.sleep(0.05)
+            elif message == "count":
+                return self.ticks
+
+    sup = Supervisor(FAST_RESTARTS)
+    ref = sup.spawn("slow", Slow)
+    await asyncio.sleep(0.3)
+    assert ref.queued <= 1
+    ticks = await ref.ask("count")
+    assert 3 <= ticks <= 8
+    await sup.stop_all()

@@ -1,0 +1,162 @@
+"""The hub: declared streams, glob subscriptions, lossless and latest delivery, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from arrowdaq.actors import Actor, ActorStatus, Role
+from arrowdaq.data import scalar_batch, scalar_schema
+from arrowdaq.errors import SchemaError, StreamError
+
+
+def batch(i: int, rows: int = 10) -> pa.RecordBatch:
+    return scalar_batch(np.arange(rows) + i * rows, channel="power", unit="W", timestamps_ns=np.arange(rows) + i * rows)
+
+
+class Producer(Actor):
+    role = Role.SOURCE
+
+    def __init__(self, hub, stream, n):
+        self.hub, self.stream, self.n = hub, stream, n
+
+    async def handle(self, message):
+        for i in range(self.n):
+            await self.hub.publish(self.stream, batch(i))
+
+
+class Recorder(Actor):
+    """A lossless sink that is slower than its producer."""
+
+    role = Role.SINK
+    received: list
+
+    async def on_batch(self, stream, b):
+        self.received.append((stream, b))
+        await asyncio.sleep(0.001)
+
+
+async def test_lossless_subscriber_gets_every_batch_in_order_across_a_stop(hub):
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    received: list = []
+
+    def recorder():
+        r = Recorder()
+        r.received = received
+        return r
+
+    hub.spawn("pm1", lambda: Producer(hub, "pm1/power", 200), role=Role.SOURCE)
+    hub.spawn("storage", recorder, role=Role.SINK, inputs="pm1/*", max_bytes=20_000)
+    await hub.actor("pm1").tell("go")
+    await asyncio.sleep(0.05)  # stop while the sink is still behind
+    await hub.stop()
+    assert len(received) == 200
+    values = np.concatenate([b.column("value").to_numpy() for _, b in received])
+    assert np.array_equal(values, np.arange(2000))
+    sub = hub.subscriptions[0]
+    assert sub.drops == 0 and sub.alarms >= 1  # the producer waited, and it was reported
+    assert any("is full" in getattr(e, "message", "") for e in hub.recent_events)
+
+
+async def test_latest_subscriber_that_stalls_drops_oldest_and_slows_no_one(hub):
+    hub.declare("cam1/frames", scalar_schema("W"), producer="cam1")
+    stalled = hub.subscribe("cam1/*", policy="latest", max_batches=4, name="gui")
+    lossless = hub.subscribe("cam1/frames", policy="lossless", name="storage")
+    t0 = time.perf_counter()
+    for i in range(1000):
+        await hub.publish("cam1/frames", batch(i))
+    elapsed = time.perf_counter() - t0
+    assert len(stalled) == 4 and stalled.drops == 996
+    kept = [stalled.pop()[1].column("value")[0].as_py() for _ in range(4)]
+    assert kept == [9960.0, 9970.0, 9980.0, 9990.0]  # the newest survive
+    assert len(lossless) == 1000 and lossless.drops == 0
+    assert hub.status()["subscribers"]["gui"]["drops"] == 996
+    assert elapsed < 5  # sanity only: nothing waited on the stalled subscriber
+
+
+async def test_glob_subscription_matches_streams_declared_later(hub):
+    sub = hub.subscribe(["scope1/*", "pm?/power"], name="s")
+    hub.declare("scope1/trace", scalar_schema("V"), producer="scope1")
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    hub.declare("laser/power", scalar_schema("W"), producer="laser")
+    assert sub.streams == ["scope1/trace", "pm1/power"]
+    await hub.publish("laser/power", batch(0))
+    await hub.publish("pm1/power", batch(1))
+    stream, got = sub.pop()
+    assert stream == "pm1/power" and sub.pop() is None
+
+
+async def test_invalid_batches_are_refused_naming_the_field(hub):
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    wrong = pa.record_batch({"timestamp_ns": pa.array([1], pa.uint64()), "channel": ["p"], "value": [1], "unit": ["W"]})
+    with pytest.raises(SchemaError, match=r"stream 'pm1/power': field 'value': expected double, got int64"):
+        await hub.publish("pm1/power", wrong)
+    with pytest.raises(SchemaError, match="got dict"):
+        await hub.publish("pm1/power", {"value": 1.0})
+    with pytest.raises(StreamError, match=r"unknown stream 'pm2/power' \(streams: pm1/power\)"):
+        await hub.publish("pm2/power", batch(0))
+
+
+async def test_stream_names_and_redeclaration_are_checked(hub):
+    with pytest.raises(StreamError, match="must look like"):
+        hub.declare("power", scalar_schema())
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")  # idempotent, e.g. after a restart
+    with pytest.raises(StreamError, match="already declared"):
+        hub.declare("pm1/power", scalar_schema("mW"), producer="pm1")
+
+
+async def test_metrics_per_stream_and_subscriber(hub):
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    sub = hub.subscribe("pm1/power", name="storage")
+    for i in range(20):
+        await hub.publish("pm1/power", batch(i))
+    for _ in range(5):
+        sub.pop()
+    status = hub.status()
+    stream = status["streams"]["pm1/power"]
+    assert stream["rows"] == 200 and stream["batches"] == 20 and stream["bytes"] > 0
+    assert stream["producer"] == "pm1" and stream["kind"] == "scalar"
+    s = status["subscribers"]["storage"]
+    assert s["queued"] == 15 and s["rows"] == 50 and s["drops"] == 0 and s["lag_s"] >= 0
+
+
+async def test_commands_are_routed_with_ask(hub):
+    class Laser(Actor):
+        async def on_start(self):
+            self.nm = 800.0
+
+        async def handle(self, command):
+            if command.action == "set_wavelength":
+                self.nm = float(command.args["nm"])
+            return self.nm
+
+    hub.spawn("laser", Laser, role=Role.SOURCE)
+    assert await hub.command("laser", "set_wavelength", nm=780) == 780.0
+    with pytest.raises(Exception, match="no actor named 'lazer'"):
+        await hub.command("lazer", "get")
+
+
+async def test_a_failed_consumer_never_blocks_its_producer(hub):
+    class Crashing(Actor):
+        role = Role.SINK
+
+        async def on_batch(self, stream, b):
+            raise OSError("disk full")
+
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    ref = hub.spawn("storage", Crashing, inputs="pm1/power", max_bytes=1000)
+    other = hub.subscribe("pm1/power", name="other")
+    async with asyncio.timeout(5):
+        for i in range(100):
+            await hub.publish("pm1/power", batch(i))
+            await asyncio.sleep(0)
+        await ref.wait_status(ActorStatus.FAILED)
+        for i in range(100, 120):
+            await hub.publish("pm1/power", batch(i))
+    assert len(other) == 120
+    assert hub.status()["actors"]["storage"]["error"] == "OSError: disk full"
