@@ -74,3 +74,9 @@ class StorageError(ArrowDAQError):
 
 class ProcessorError(ArrowDAQError):
     """A processor cannot handle its input or its parameters."""
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of an error for status lines and logs: ``Type: message``."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -2,7 +2,8 @@
 
 from .actor import Actor, Inbox, Timer
 from .messages import Command
-from .ref import ActorRef, RestartPolicy, describe
+from ..errors import describe
+from .ref import ActorRef, RestartPolicy
 from .status import STOP_ORDER, ActorStatus, Role, StatusEvent
 from .supervisor import Supervisor
 

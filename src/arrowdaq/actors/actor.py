@@ -22,6 +22,7 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
+from ..errors import describe
 from ..log import ContextAdapter, get_logger
 from .status import Role
 
@@ -90,6 +91,12 @@ class Actor:
         """Run ``fn(*args, **kwargs)`` in this actor's worker thread and await it."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def report(self, error: BaseException | str) -> None:
+        """Show a non-fatal error in this actor's status and the log, without a restart."""
+        text = error if isinstance(error, str) else describe(error)
+        self.log.warning(text)
+        self._ref.report_error(text)
 
     def every(self, interval: float, message: Any) -> Timer:
         """Tell ``message`` to this actor every ``interval`` seconds until it stops.

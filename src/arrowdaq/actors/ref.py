@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import ActorNotRunning, ArrowDAQError, AskTimeout, CommandError
+from ..errors import ActorNotRunning, ArrowDAQError, AskTimeout, CommandError, describe
 from ..log import get_logger
 from .actor import Actor, Inbox, Timer
 from .mailbox import Mailbox
@@ -47,12 +47,6 @@ class _Stop:
 
 
 _STOP = _Stop()
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line description of an error for status and logs."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class ActorRef:
@@ -145,6 +139,10 @@ class ActorRef:
                 log.warning(f"actor {self.name!r} did not stop within {timeout:g} s; cancelling it")
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
+
+    def report_error(self, error: str) -> None:
+        """Record a non-fatal error (a garbage reply, an OVER reading): shown in status, no restart."""
+        self._set_status(self.status, error)
 
     async def wait_status(self, *wanted: ActorStatus, timeout: float = 5.0) -> ActorStatus:
         """Wait until the actor reaches one of ``wanted`` (a test and start-up helper)."""

@@ -1,1 +1,22 @@
-"""instruments"""
+"""Instruments: drivers, transports, capabilities and the instrument actor."""
+
+from .actor import InstrumentActor, spawn_instrument
+from .capabilities import (
+    EmissionControl,
+    FrameProducer,
+    Movable,
+    Readable,
+    ShutterControl,
+    Triggerable,
+    WavelengthTunable,
+    capabilities_of,
+)
+from .driver import Control, Driver, Measurement, Stream, command
+from .registry import available, driver_class
+from .transports.base import PortSettings, Transport
+
+__all__ = [
+    "Control", "Driver", "EmissionControl", "FrameProducer", "InstrumentActor", "Measurement", "Movable",
+    "PortSettings", "Readable", "ShutterControl", "Stream", "Transport", "Triggerable", "WavelengthTunable",
+    "available", "capabilities_of", "command", "driver_class", "spawn_instrument",
+]

@@ -1,0 +1,207 @@
+"""The instrument actor: one per device. Opens it, polls it, publishes, obeys commands.
+
+Readings of a scalar stream are gathered and published together once
+``batch_latency`` has passed (a 1 kHz poll publishes ~100-row batches, a 2 Hz
+poll publishes each reading at once). Drivers that deliver blocks (traces,
+frames) return ready batches, published as they come.
+
+Errors while polling:
+* the device answered with an error or limit (OVER, ERR, a status code) or with
+  garbage: the error shows in the status and the log; no restart. Many garbage
+  replies in a row count as a lost link;
+* the device timed out or the link dropped: the actor raises, its supervisor
+  restarts it with backoff, and it reconnects when the device is back.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+
+from ..actors import Actor, ActorRef, Command, Role
+from ..data import scalar_batch
+from ..errors import CommandError, ConnectionLost, DeviceErrorReply, ProtocolError, describe
+from ..hub import InstrumentManager
+from .capabilities import capabilities_of
+from .driver import Driver
+
+
+@dataclass(frozen=True)
+class Poll:
+    stream: str
+
+
+@dataclass(frozen=True)
+class Flush:
+    pass
+
+
+#: Garbage replies in a row after which the link is treated as lost (restart, reconnect).
+MAX_GARBAGE_IN_A_ROW = 5
+
+
+class InstrumentActor(Actor):
+    role = Role.SOURCE
+
+    def __init__(
+        self,
+        hub: InstrumentManager,
+        make_driver: Callable[[], Driver],
+        driver_class: type[Driver],
+        *,
+        poll_hz: dict[str, float] | None = None,
+        batch_latency: float = 0.1,
+        port: str | None = None,
+    ) -> None:
+        self.hub = hub
+        self.make_driver = make_driver
+        self.driver_class = driver_class
+        self.poll_hz = {s.name: s.poll_hz for s in driver_class.streams} | (poll_hz or {})
+        self.batch_latency = batch_latency
+        self.port = port
+        self.driver: Driver | None = None
+        self._pending: dict[str, tuple[list[float], list[int]]] = {}
+        self._first_pending: float | None = None
+        self._garbage = 0
+        self.errors = 0
+
+    async def on_start(self) -> None:
+        self.driver = await self.blocking(self.make_driver)
+        await self.blocking(self.driver.connect)
+        for stream, hz in self.poll_hz.items():
+            if hz > 0:
+                self.every(1.0 / hz, Poll(stream))
+        self.every(self.batch_latency, Flush())
+
+    async def on_stop(self) -> None:
+        if self.driver is None:
+            return
+        try:
+            await self._flush()
+        finally:
+            await self.blocking(self.driver.close)
+
+    async def handle(self, message: Any) -> Any:
+        if isinstance(message, Poll):
+            await self._poll(message.stream)
+        elif isinstance(message, Flush):
+            if self._first_pending is not None and time.monotonic() - self._first_pending >= self.batch_latency:
+                await self._flush()
+        elif isinstance(message, Command):
+            return await self._command(message)
+        else:
+            raise CommandError(f"{self.name}: cannot handle {type(message).__name__}")
+
+    # --- polling ---------------------------------------------------------------------
+    def stream_name(self, stream: str) -> str:
+        return f"{self.name}/{stream}"
+
+    async def _poll(self, stream: str) -> None:
+        assert self.driver is not None
+        t_before = time.time_ns()
+        try:
+            reading = await self.blocking(self.driver.read, stream)
+        except DeviceErrorReply as exc:
+            self.errors += 1
+            self.report(f"{stream}: {exc}")
+            return
+        except ProtocolError as exc:
+            self.errors += 1
+            self._garbage += 1
+            self.report(f"{stream}: {exc}")
+            if self._garbage >= MAX_GARBAGE_IN_A_ROW:
+                raise ConnectionLost(f"{self.name}: {self._garbage} garbled replies in a row; reconnecting") from exc
+            return
+        self._garbage = 0
+        if isinstance(reading, pa.RecordBatch):
+            await self.hub.publish(self.stream_name(stream), reading)
+            return
+        t_mid = (t_before + time.time_ns()) // 2
+        values, stamps = self._pending.setdefault(stream, ([], []))
+        values.append(float(reading))
+        stamps.append(t_mid)
+        if self._first_pending is None:
+            self._first_pending = time.monotonic()
+        if time.monotonic() - self._first_pending >= self.batch_latency:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        pending, self._pending, self._first_pending = self._pending, {}, None
+        for stream, (values, stamps) in pending.items():
+            decl = self.driver_class.stream(stream)
+            batch = scalar_batch(
+                np.asarray(values), channel=stream, unit=decl.unit, timestamps_ns=np.asarray(stamps, np.uint64)
+            )
+            await self.hub.publish(self.stream_name(stream), batch)
+
+    # --- commands ----------------------------------------------------------------------
+    async def _command(self, cmd: Command) -> Any:
+        assert self.driver is not None
+        if cmd.action == "describe":
+            return await self.blocking(self.describe)
+        if cmd.action == "read":
+            stream = str(cmd.args.get("stream", ""))
+            self.driver_class.stream(stream)
+            return await self._device_call(self.driver.read, stream)
+        if cmd.action in ("get", "set"):
+            name = str(cmd.args.get("name", ""))
+            controls = self.driver_class.controls()
+            if name not in controls:
+                raise CommandError(f"{self.name}: no setting {name!r} (settings: {', '.join(sorted(controls))})")
+            if cmd.action == "get":
+                return await self._device_call(getattr, self.driver, name)
+            return await self._device_call(setattr, self.driver, name, cmd.args.get("value"))
+        commands = self.driver.commands()
+        if cmd.action not in commands:
+            known = ", ".join(sorted([*commands, "describe", "read", "get", "set"]))
+            raise CommandError(f"{self.name}: unknown command {cmd.action!r} (commands: {known})")
+        return await self._device_call(commands[cmd.action], **cmd.args)
+
+    async def _device_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a driver call; a refused or garbled command goes back to the caller, not to a restart."""
+        try:
+            return await self.blocking(fn, *args, **kwargs)
+        except TypeError as exc:
+            raise CommandError(f"{self.name}: {exc}") from None
+        except (DeviceErrorReply, ProtocolError) as exc:
+            self.report(exc)
+            raise CommandError(f"{self.name}: {describe(exc)}") from exc
+
+    def describe(self) -> dict[str, Any]:
+        """Identity, settings, capabilities and streams: what storage records and the GUI shows."""
+        assert self.driver is not None
+        return {
+            "id": self.name,
+            "driver": self.driver_class.driver_name,
+            "port": self.port,
+            "identity": self.driver.identity(),
+            "settings": self.driver.settings(),
+            "capabilities": capabilities_of(self.driver),
+            "streams": {s.name: {"unit": s.unit, "poll_hz": self.poll_hz.get(s.name, 0.0)} for s in self.driver_class.streams},
+            "commands": sorted(self.driver.commands()),
+        }
+
+
+def spawn_instrument(
+    hub: InstrumentManager,
+    name: str,
+    driver_class: type[Driver],
+    make_driver: Callable[[], Driver],
+    *,
+    settings: dict[str, Any] | None = None,
+    poll_hz: dict[str, float] | None = None,
+    port: str | None = None,
+    batch_latency: float = 0.1,
+) -> ActorRef:
+    """Declare the instrument's streams on the hub, then start its actor."""
+    for stream, schema in driver_class.declare_streams(settings or {}).items():
+        hub.declare(f"{name}/{stream}", schema, producer=name)
+    return hub.spawn(
+        name,
+        lambda: InstrumentActor(hub, make_driver, driver_class, poll_hz=poll_hz, batch_latency=batch_latency, port=port),
+        role=Role.SOURCE,
+    )

@@ -1,0 +1,48 @@
+"""Validators for declared controls: they raise CommandError naming the value and the limit."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from ..errors import CommandError
+
+Validator = Callable[[Any, str], Any]
+
+
+def in_range(low: float, high: float) -> Validator:
+    """Accept numbers in [low, high]."""
+
+    def check(value: Any, what: str) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise CommandError(f"{what}: {value!r} is not a number") from None
+        if not low <= number <= high:
+            raise CommandError(f"{what}: {value!r} is outside {low:g}..{high:g}")
+        return number
+
+    return check
+
+
+def one_of(choices: Iterable[Any]) -> Validator:
+    """Accept one of a fixed set of values."""
+    allowed = list(choices)
+
+    def check(value: Any, what: str) -> Any:
+        if value not in allowed:
+            raise CommandError(f"{what}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value
+
+    return check
+
+
+def boolean(value: Any, what: str) -> bool:
+    """Accept True/False, 1/0, 'on'/'off'."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "on", "open", "yes"):
+        return True
+    if text in ("0", "false", "off", "closed", "no"):
+        return False
+    raise CommandError(f"{what}: {value!r} is not on/off")
