@@ -15,7 +15,14 @@ from ..errors import ConfigError
 from .driver import Driver
 
 #: Built-in drivers: name → "module:Class" (imported on first use).
-BUILTIN: dict[str, str] = {}
+BUILTIN: dict[str, str] = {
+    "newport_1830c": "arrowdaq.instruments.drivers.newport_1830c:Newport1830C",
+    "esp300": "arrowdaq.instruments.drivers.esp300:ESP300",
+    "maitai": "arrowdaq.instruments.drivers.maitai:MaiTai",
+    "ell14": "arrowdaq.instruments.drivers.ell14:ELL14",
+    "scpi": "arrowdaq.instruments.drivers.scpi:SCPIInstrument",
+    "sim_camera": "arrowdaq.instruments.drivers.sim_camera:SimCamera",
+}
 
 
 def register(name: str, target: str) -> None:

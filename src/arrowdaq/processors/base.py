@@ -1,0 +1,251 @@
+"""The Processor actor: one input stream in, declared output streams out.
+
+A processor is two parts. The algorithm is a plain object with state
+(``process(chunk) -> output``, NumPy in and out, no asyncio), so it can be
+tested and reused on its own. The actor around it (this module) checks the
+input stream, declares the outputs, feeds the algorithm batch by batch and
+publishes what comes out::
+
+    hub.spawn("scope1_fft", lambda: FFTProcessor(hub, "scope1/trace", window_size=1024),
+              inputs="scope1/trace")
+
+Output streams are named ``<processor id>/<output>`` (``scope1_fft/spectrum``);
+the id is the actor's name.
+
+Bad input never crashes the hub. What restarts and what does not:
+
+* at start, an input of the wrong kind, a missing input stream or parameters
+  that do not fit the input raise ProcessorError: the supervisor retries (the
+  input may be declared late) and then marks the actor Failed with the message;
+* during the run, a batch that cannot be processed (wrong schema, irregular
+  timestamps) is dropped and reported; gaps and NaN values are reported and the
+  algorithm restarts after them (:mod:`.sampling`). Reports show as the actor's
+  last error in ``hub.status()`` and in the log; the actor keeps running;
+* any other exception is a bug: the actor restarts with fresh state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..actors import Actor, Command, Role
+from ..data import SCALAR, kind_of, unit_of
+from ..data.validate import check_schema
+from ..errors import CommandError, ProcessorError, SchemaError
+from .sampling import SampleClock, Segment, split_segments
+
+Outputs = list[tuple[str, pa.RecordBatch]]
+
+
+class ProcessorParams(BaseModel):
+    """Parameters of a processor kind; unknown names are refused (a typo is an error)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SignalParams(ProcessorParams):
+    """Parameters shared by processors of an equally sampled scalar signal."""
+
+    sample_rate: float | None = Field(
+        None, gt=0, description="samples per second; None: learn it from the timestamps"
+    )
+    timestamp_tolerance: float = Field(
+        0.05, gt=0, lt=0.5, description="allowed relative jitter of the sampling interval"
+    )
+
+
+def parse_params(cls: type[ProcessorParams], params: dict[str, Any], where: str) -> ProcessorParams:
+    """Validate ``params``; the error names each bad parameter and what is allowed."""
+    try:
+        return cls(**params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"parameter {'.'.join(str(p) for p in err['loc']) or '?'!r}: {err['msg']}" for err in exc.errors()
+        )
+        raise ProcessorError(f"{where}: {problems}") from None
+
+
+def channel_of(batch: pa.RecordBatch) -> str:
+    """The channel of a batch (constant within a stream)."""
+    return str(batch.column("channel")[0].as_py()) if batch.num_rows else ""
+
+
+class Processor(Actor):
+    """Base class of processors; subclasses set ``kind``, ``Params``, ``accepts`` and
+
+    implement :meth:`configure` (check the input, return the output schemas) and
+    :meth:`transform` (one input batch to output batches; runs in the worker thread).
+    """
+
+    role = Role.PROCESSOR
+    kind: ClassVar[str] = ""
+    Params: ClassVar[type[ProcessorParams]] = ProcessorParams
+    accepts: ClassVar[tuple[str, ...]] = (SCALAR,)
+
+    def __init__(self, hub: Any, input: str, *, id: str | None = None, **params: Any) -> None:
+        self.hub = hub
+        self.input = input
+        self.id = id
+        self.params = parse_params(self.Params, params, f"processor {id or type(self).__name__!r} ({self.kind})")
+        self.outputs: dict[str, str] = {}
+        self.input_schema: pa.Schema | None = None
+        self.counters = {"batches_in": 0, "rows_in": 0, "batches_out": 0, "rows_out": 0, "problems": 0}
+        self.last_problem: str | None = None
+        self._problems: list[str] = []
+        if id is not None and input in hub.streams:
+            self._prepare(id)
+
+    # --- to implement ----------------------------------------------------------
+    def configure(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
+        """Check the input against the parameters; return ``{output name: schema}``."""
+        raise NotImplementedError
+
+    def transform(self, batch: pa.RecordBatch) -> Outputs:
+        """Process one input batch; return ``[(output name, batch), ...]``."""
+        raise NotImplementedError
+
+    async def finish(self) -> Outputs:
+        """Results still held when the processor stops (e.g. an incomplete window)."""
+        return []
+
+    # --- helpers for subclasses -------------------------------------------------
+    def problem(self, text: str) -> None:
+        """Note a non-fatal input problem; it is reported once the batch is done."""
+        self._problems.append(text)
+
+    @property
+    def where(self) -> str:
+        return f"processor {self.id!r} ({self.kind})"
+
+    # --- the actor ----------------------------------------------------------------
+    def _prepare(self, id: str) -> None:
+        """Check the input stream and declare the outputs (idempotent)."""
+        self.id = id
+        spec = self.hub.streams.get(self.input)
+        if spec is None:
+            known = ", ".join(sorted(self.hub.streams)) or "none declared"
+            raise ProcessorError(f"{self.where}: input stream {self.input!r} is not declared (streams: {known})")
+        kind = kind_of(spec.schema)
+        if self.accepts and kind not in self.accepts:
+            raise ProcessorError(
+                f"{self.where}: input stream {self.input!r} is a {kind or 'custom'} stream, "
+                f"expected {' or '.join(self.accepts)}"
+            )
+        self.input_schema = spec.schema
+        schemas = self.configure(spec.schema)
+        self.outputs = {name: f"{id}/{name}" for name in schemas}
+        for name, schema in schemas.items():
+            self.hub.declare(self.outputs[name], schema, producer=id)
+
+    async def on_start(self) -> None:
+        if self.id is not None and self.id != self.name:
+            raise ProcessorError(f"{self.where}: spawned as actor {self.name!r}; the id must be the actor name")
+        if self.input_schema is None or self.id is None:
+            self._prepare(self.name)
+
+    async def on_batch(self, stream: str, batch: Any) -> None:
+        try:
+            if stream != self.input:
+                raise ProcessorError(f"{self.where}: ignored a batch of {stream!r}; it reads only {self.input!r}")
+            if not isinstance(batch, pa.RecordBatch):
+                raise SchemaError(f"stream {stream!r}: expected a pyarrow.RecordBatch, got {type(batch).__name__}")
+            assert self.input_schema is not None
+            if not batch.schema.equals(self.input_schema, check_metadata=False):
+                check_schema(batch.schema, self.input_schema, stream=stream)
+            self.counters["batches_in"] += 1
+            self.counters["rows_in"] += batch.num_rows
+            outputs = await self.blocking(self.transform, batch)
+        except (ProcessorError, SchemaError) as exc:
+            self._problems.append(f"{exc}; batch dropped")
+            outputs = []
+        await self._publish(outputs)
+
+    async def on_stop(self) -> None:
+        if self.input_schema is not None:
+            await self._publish(await self.finish())
+
+    async def _publish(self, outputs: Outputs) -> None:
+        for name, out in outputs:
+            if out.num_rows:
+                await self.hub.publish(self.outputs[name], out)
+                self.counters["batches_out"] += 1
+                self.counters["rows_out"] += out.num_rows
+        if self._problems:
+            problems, self._problems = self._problems, []
+            self.counters["problems"] += len(problems)
+            self.last_problem = problems[-1]
+            for text in problems:
+                self.report(text)
+
+    async def handle(self, message: Any) -> Any:
+        if isinstance(message, Command) and message.action == "status":
+            return {"id": self.id, "kind": self.kind, "input": self.input, "outputs": dict(self.outputs),
+                    **self.counters, "last_problem": self.last_problem}
+        action = getattr(message, "action", type(message).__name__)
+        raise CommandError(f"{self.where}: unknown command {action!r} (known: status)")
+
+
+class SignalProcessor(Processor):
+    """A processor of one equally sampled scalar signal, cut at gaps and NaNs.
+
+    Subclasses implement :meth:`start_signal` (the sample rate is known: build
+    the algorithm) and :meth:`process` (one unbroken segment).
+    """
+
+    Params: ClassVar[type[ProcessorParams]] = SignalParams
+
+    def configure(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
+        self.unit = unit_of(input_schema, "value")
+        p = self.params
+        self.clock = SampleClock(self.input, p.sample_rate, p.timestamp_tolerance)  # type: ignore[attr-defined]
+        self._held: tuple[np.ndarray, np.ndarray] | None = None
+        self._broken = False
+        self._started = False
+        self.channel = ""
+        return self.output_schemas(input_schema)
+
+    def output_schemas(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
+        raise NotImplementedError
+
+    def start_signal(self, sample_rate: float) -> None:
+        """The sample rate is known: build the algorithm."""
+        raise NotImplementedError
+
+    def process(self, segment: Segment) -> Outputs:
+        """Process samples that follow the previous ones without a break (unless ``segment.restart``)."""
+        raise NotImplementedError
+
+    def transform(self, batch: pa.RecordBatch) -> Outputs:
+        if batch.num_rows == 0:
+            return []
+        self.channel = channel_of(batch)
+        ts = batch.column("timestamp_ns").to_numpy()
+        values = batch.column("value").to_numpy()
+        if self._held is not None:  # samples that came before the rate was known
+            ts, values = np.concatenate((self._held[0], ts)), np.concatenate((self._held[1], values))
+            self._held = None
+        breaks = self.clock.gaps(ts)
+        if self.clock.sample_rate is None:
+            self._held = (ts, values)
+            return []
+        if not self._started:
+            self.start_signal(self.clock.sample_rate)
+            self._started = True
+        segments, n_nan, self._broken = split_segments(ts, values, breaks, self._broken)
+        if n_nan:
+            self.problem(f"{self.where}: {n_nan} NaN value(s) in {self.input!r}; the signal restarts after them")
+        n_gaps = int(breaks.sum())
+        if n_gaps:
+            first = int(np.argmax(breaks))
+            self.problem(
+                f"{self.where}: {n_gaps} gap(s) in the timestamps of {self.input!r}, the first before "
+                f"t={ts[first] / 1e9:.9f} s; the signal restarts after each"
+            )
+        outputs: Outputs = []
+        for segment in segments:
+            outputs += self.process(segment)
+        return outputs

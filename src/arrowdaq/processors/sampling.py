@@ -1,0 +1,127 @@
+"""The sampling clock of a scalar stream, and where its signal breaks.
+
+Streaming algorithms (filters, FFT windows, triggers) assume samples equally
+spaced in time. The rate is either configured (timestamps are then not
+checked: many drivers stamp a whole batch with one time) or learnt from the
+timestamps of the first samples, after which every interval is checked:
+
+* within ``tolerance`` of the sampling interval: fine;
+* longer than 1.5 intervals: a *gap* (samples were lost); the signal breaks;
+* anything else (too short, jitter beyond tolerance): *irregular*, an error.
+
+A NaN value is a missing sample too, so it breaks the signal like a gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ProcessorError
+
+#: An interval longer than this many sampling intervals is a gap, not jitter.
+GAP_FACTOR = 1.5
+
+
+class IrregularTimestamps(ProcessorError):
+    """The timestamps of a stream are not equally spaced, so no sample rate can be derived."""
+
+
+@dataclass
+class Segment:
+    """Consecutive samples without a break; ``restart`` says a break came right before."""
+
+    timestamps_ns: np.ndarray
+    values: np.ndarray
+    restart: bool
+
+
+class SampleClock:
+    """Knows the sampling interval of one stream and finds the gaps in its timestamps."""
+
+    def __init__(self, stream: str, sample_rate: float | None = None, tolerance: float = 0.05) -> None:
+        self.stream = stream
+        self.configured = sample_rate is not None
+        self.dt_ns: float | None = 1e9 / sample_rate if sample_rate else None
+        self.tolerance = tolerance
+        self.last_ns: int | None = None
+
+    @property
+    def sample_rate(self) -> float | None:
+        """Samples per second, or None while it is still to be learnt."""
+        return 1e9 / self.dt_ns if self.dt_ns else None
+
+    def gaps(self, timestamps_ns: np.ndarray) -> np.ndarray:
+        """Boolean per sample: True where a gap precedes it. Raises IrregularTimestamps.
+
+        With a configured rate nothing is checked. Otherwise the first call with
+        two or more samples learns the interval (the median one).
+        """
+        n = len(timestamps_ns)
+        flags = np.zeros(n, dtype=bool)
+        if self.configured or n == 0:
+            return flags
+        ts = timestamps_ns.astype(np.int64, copy=False)
+        joined = ts if self.last_ns is None else np.concatenate(([self.last_ns], ts))
+        if len(joined) < 2:
+            self.last_ns = int(ts[-1])
+            return flags
+        intervals = np.diff(joined).astype(np.float64)
+        dt = self.dt_ns if self.dt_ns is not None else float(np.median(intervals))
+        if dt <= 0:
+            raise IrregularTimestamps(
+                f"stream {self.stream!r}: timestamps do not increase, so no sample rate can be derived; "
+                "configure sample_rate"
+            )
+        ratio = intervals / dt
+        gap = ratio > GAP_FACTOR
+        irregular = ~gap & (np.abs(ratio - 1.0) > self.tolerance)
+        if irregular.any():
+            i = int(np.argmax(irregular))
+            raise IrregularTimestamps(
+                f"stream {self.stream!r}: irregular timestamps: an interval of {intervals[i] / 1e9:.6g} s differs "
+                f"from the sampling interval {dt / 1e9:.6g} s by more than {self.tolerance:.0%}; "
+                "configure sample_rate to ignore the timestamps, or raise timestamp_tolerance"
+            )
+        self.dt_ns = dt
+        self.last_ns = int(ts[-1])
+        flags[n - len(gap):] = gap  # the very first sample has no interval before it
+        return flags
+
+
+def split_segments(
+    timestamps_ns: np.ndarray, values: np.ndarray, breaks: np.ndarray, broken_before: bool
+) -> tuple[list[Segment], int, bool]:
+    """Cut samples into unbroken segments, dropping NaN values.
+
+    ``breaks[i]`` is True where a gap precedes sample ``i``; ``broken_before``
+    carries a break from the previous batch (it ended on a NaN). Returns the
+    segments, the number of NaN samples dropped, and whether the batch ended
+    on a NaN (a break for the next one).
+    """
+    nan = np.isnan(values)
+    n_nan = int(nan.sum())
+    brk = breaks.copy()
+    if len(brk):
+        brk[0] |= broken_before
+    if n_nan:
+        brk[1:] |= nan[:-1]  # the sample after a NaN starts afresh
+        kept = np.flatnonzero(~nan)
+        # a break on a dropped sample moves to the next kept one
+        counts = np.cumsum(brk)
+        before = np.concatenate(([0], counts[kept[:-1]])) if len(kept) else kept
+        brk_kept = (counts[kept] - before) > 0 if len(kept) else np.zeros(0, bool)
+        timestamps_ns, values = timestamps_ns[kept], values[kept]
+        ends_broken = bool(nan[-1]) or (len(kept) == 0 and (broken_before or bool(breaks.any())))
+    else:
+        brk_kept = brk
+        ends_broken = False
+    starts = np.flatnonzero(brk_kept)
+    bounds = [0, *[int(s) for s in starts if s > 0], len(values)]
+    segments = [
+        Segment(timestamps_ns[a:b], values[a:b], bool(brk_kept[a]) if b > a else False)
+        for a, b in zip(bounds[:-1], bounds[1:])
+        if b > a
+    ]
+    return segments, n_nan, ends_broken

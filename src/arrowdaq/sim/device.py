@@ -1,0 +1,56 @@
+"""SimDevice: a simulated instrument's wire protocol, bytes in and bytes out.
+
+A simulator subclasses it and answers one command at a time in :meth:`handle`;
+the server (:mod:`arrowdaq.sim.server`) carries the bytes over a pseudo-terminal
+or a TCP socket, so a real driver talks to it unchanged.
+"""
+
+from __future__ import annotations
+
+from .table import OpticalTable
+
+
+class SimDevice:
+    """Splits incoming bytes into commands and joins the replies.
+
+    ``command_terminator`` ends each command (``b"\\n"``; a tuple accepts any of
+    several, e.g. CR or LF). Devices whose commands have no terminator (the
+    Elliptec bus) override :meth:`feed`.
+    """
+
+    command_terminator: bytes | tuple[bytes, ...] = b"\n"
+    reply_terminator: bytes = b"\n"
+    #: Seconds a real device takes to answer (scaled by the table's latency_scale).
+    latency: float = 0.0
+    encoding = "ascii"
+
+    def __init__(self, table: OpticalTable) -> None:
+        self.table = table
+        self._buffer = b""
+
+    def handle(self, command: str) -> str | None:
+        """Answer one command (without terminator); None when the command has no reply."""
+        raise NotImplementedError
+
+    def feed(self, data: bytes) -> bytes:
+        """Take received bytes; return the bytes to send back (possibly empty)."""
+        self._buffer += data
+        terms = self.command_terminator if isinstance(self.command_terminator, tuple) else (self.command_terminator,)
+        out = b""
+        while True:
+            cuts = [(self._buffer.find(t), t) for t in terms if t in self._buffer]
+            if not cuts:
+                return out
+            cut, term = min(cuts)
+            raw, self._buffer = self._buffer[:cut], self._buffer[cut + len(term) :]
+            command = raw.decode(self.encoding, errors="replace").strip("\r\n")
+            if not command:
+                continue
+            reply = self.handle(command)
+            if reply is not None:
+                self.table.delay(self.latency)
+                out += reply.encode(self.encoding) + self.reply_terminator
+
+    def reset(self) -> None:
+        """Forget a half-received command (the link was dropped)."""
+        self._buffer = b""
