@@ -95,6 +95,11 @@ async def test_invalid_batches_are_refused_naming_the_field(hub):
     wrong = pa.record_batch({"timestamp_ns": pa.array([1], pa.uint64()), "channel": ["p"], "value": [1], "unit": ["W"]})
     with pytest.raises(SchemaError, match=r"stream 'pm1/power': field 'value': expected double, got int64"):
         await hub.publish("pm1/power", wrong)
+    with_nulls = pa.record_batch(
+        {"timestamp_ns": pa.array([1, 2], pa.uint64()), "channel": ["p", "p"], "value": [1.0, None], "unit": ["W", "W"]}
+    )
+    with pytest.raises(SchemaError, match=r"stream 'pm1/power': field 'value' has 1 null\(s\)"):
+        await hub.publish("pm1/power", with_nulls)
     with pytest.raises(SchemaError, match="got dict"):
         await hub.publish("pm1/power", {"value": 1.0})
     with pytest.raises(StreamError, match=r"unknown stream 'pm2/power' \(streams: pm1/power\)"):

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 import pyarrow as pa
 
 from ..actors import Actor, ActorRef, ActorStatus, Command, RestartPolicy, Role, StatusEvent, Supervisor
-from ..data.validate import validate_batch
+from ..data.validate import accept_batch
 from ..errors import StreamError
 from ..log import get_logger
 from .streams import StreamSpec, check_stream_name
@@ -88,7 +88,7 @@ class InstrumentManager:
         if spec is None:
             self.stream(stream)  # raises with the list of known streams
             return
-        validate_batch(batch, spec.schema, stream=stream)
+        accept_batch(batch, spec.schema, stream=stream)
         nbytes = batch.get_total_buffer_size()
         now = time.monotonic()
         spec.meter.add(batch.num_rows, nbytes, now)

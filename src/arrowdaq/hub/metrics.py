@@ -1,56 +1,52 @@
-"""Counters and rates for streams and subscribers, cheap enough for every batch."""
+"""Counters and rates for streams and subscribers, cheap enough for every batch.
+
+Totals are plain integers; rates come from a few samples of the totals taken at
+most every half second, so an update costs three additions and one comparison.
+"""
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 
-class RateMeter:
-    """Totals plus a rate over the last few seconds (one clock read per update)."""
-
-    SAMPLE_EVERY = 0.5
-    WINDOW = 3.0
-
-    def __init__(self) -> None:
-        self.total = 0
-        self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), 0)])
-
-    def add(self, n: int, now: float) -> None:
-        self.total += n
-        if now - self._samples[-1][0] >= self.SAMPLE_EVERY:
-            self._samples.append((now, self.total))
-            while len(self._samples) > 2 and now - self._samples[0][0] > self.WINDOW:
-                self._samples.popleft()
-
-    def rate(self, now: float | None = None) -> float:
-        now = time.monotonic() if now is None else now
-        t0, n0 = self._samples[0]
-        dt = now - t0
-        return (self.total - n0) / dt if dt > 0 else 0.0
-
-
-@dataclass
 class FlowMeter:
     """Rows, batches and bytes through one stream or to one subscriber."""
 
-    rows: RateMeter = field(default_factory=RateMeter)
-    batches: RateMeter = field(default_factory=RateMeter)
-    bytes: RateMeter = field(default_factory=RateMeter)
+    __slots__ = ("rows", "batches", "bytes", "_samples", "_next_sample")
+
+    SAMPLE_EVERY = 0.5  # seconds between samples of the totals
+    WINDOW = 3.0  # seconds of history the rates are computed over
+
+    def __init__(self) -> None:
+        self.rows = self.batches = self.bytes = 0
+        now = time.monotonic()
+        self._samples: deque[tuple[float, int, int, int]] = deque([(now, 0, 0, 0)])
+        self._next_sample = now + self.SAMPLE_EVERY
 
     def add(self, rows: int, nbytes: int, now: float) -> None:
-        self.rows.add(rows, now)
-        self.batches.add(1, now)
-        self.bytes.add(nbytes, now)
+        self.rows += rows
+        self.batches += 1
+        self.bytes += nbytes
+        if now >= self._next_sample:
+            self._sample(now)
+
+    def _sample(self, now: float) -> None:
+        self._samples.append((now, self.rows, self.batches, self.bytes))
+        self._next_sample = now + self.SAMPLE_EVERY
+        while len(self._samples) > 2 and now - self._samples[0][0] > self.WINDOW:
+            self._samples.popleft()
 
     def snapshot(self) -> dict[str, float]:
         now = time.monotonic()
+        t0, rows0, batches0, bytes0 = self._samples[0]
+        dt = now - t0
+        rate = (lambda total, then: (total - then) / dt) if dt > 0 else (lambda total, then: 0.0)
         return {
-            "rows": self.rows.total,
-            "batches": self.batches.total,
-            "bytes": self.bytes.total,
-            "rows_per_s": self.rows.rate(now),
-            "batches_per_s": self.batches.rate(now),
-            "bytes_per_s": self.bytes.rate(now),
+            "rows": self.rows,
+            "batches": self.batches,
+            "bytes": self.bytes,
+            "rows_per_s": rate(self.rows, rows0),
+            "batches_per_s": rate(self.batches, batches0),
+            "bytes_per_s": rate(self.bytes, bytes0),
         }

@@ -126,7 +126,8 @@ class Subscription:
         self.last_lag = now - t_in
         self.max_lag = max(self.max_lag, self.last_lag)
         self.meter.add(batch.num_rows, nbytes, now)
-        self._space.set()
+        if not self._space.is_set():
+            self._space.set()
         return stream, batch
 
     async def get(self) -> tuple[str, pa.RecordBatch]:

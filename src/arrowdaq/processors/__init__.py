@@ -1,1 +1,25 @@
-"""processors"""
+"""Streaming processors: actors that turn input streams into new streams.
+
+Each kind is one module (``fft``, ``filters``, ``averaging``, ``statistics``,
+``trigger``, ``sql``) with a pure streaming algorithm (NumPy in and out, state
+across chunks, no asyncio) and a thin :class:`Processor` actor around it.
+Build them by kind name from a configuration with :func:`build` or
+:func:`spawn`; see :mod:`.base` for what happens on bad input.
+"""
+
+from .averaging import Decimator, DecimateProcessor, MovingAverage, MovingAverageProcessor
+from .base import Processor, ProcessorParams, SignalParams, SignalProcessor
+from .fft import FFTProcessor, SlidingFFT, spectra
+from .filters import FilterProcessor, StreamingFilter, design_filter
+from .registry import PROCESSORS, build, processor_class, spawn
+from .sampling import IrregularTimestamps, SampleClock
+from .sql import SQLProcessor
+from .statistics import StatisticsProcessor, WindowStatistics
+from .trigger import Trigger, TriggerProcessor
+
+__all__ = [
+    "PROCESSORS", "DecimateProcessor", "Decimator", "FFTProcessor", "FilterProcessor", "IrregularTimestamps",
+    "MovingAverage", "MovingAverageProcessor", "Processor", "ProcessorParams", "SQLProcessor", "SampleClock",
+    "SignalParams", "SignalProcessor", "SlidingFFT", "StatisticsProcessor", "StreamingFilter", "Trigger",
+    "TriggerProcessor", "WindowStatistics", "build", "design_filter", "processor_class", "spawn", "spectra",
+]

@@ -1,0 +1,116 @@
+"""Moving average and decimation of a scalar signal, with state across chunks.
+
+* Moving average: the mean of the last ``samples`` samples, published once that
+  many have arrived (NumPy's ``convolve(..., 'valid')``), stamped with the time
+  of the newest sample in the window.
+* Decimation: an anti-alias low-pass, then every ``factor``-th sample. The
+  filters are the ones ``scipy.signal.decimate`` uses (FIR: Hamming-windowed,
+  ``20 * factor + 1`` taps; IIR: order-8 Chebyshev I), run causally as
+  ``decimate(..., zero_phase=False)`` does: a stream cannot look ahead.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+import scipy.signal as sig
+from pydantic import Field
+
+from ..data import scalar_batch, scalar_schema
+from .base import Outputs, SignalParams, SignalProcessor
+from .filters import StreamingFilter
+from .sampling import Segment
+
+
+class MovingAverage:
+    """Mean of the last ``samples`` values; ``process`` returns only full windows."""
+
+    def __init__(self, samples: int) -> None:
+        self.samples = samples
+        self.filter = StreamingFilter(fir=np.full(samples, 1.0 / samples))
+        self.reset()
+
+    def reset(self) -> None:
+        self.filter.reset()
+        self.seen = 0
+
+    def process(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """The averages, and how many leading inputs had no full window yet."""
+        y = self.filter.process(x)
+        skip = min(len(x), max(0, self.samples - 1 - self.seen))
+        self.seen += len(x)
+        return y[skip:], skip
+
+
+class Decimator:
+    """Anti-alias filter then keep every ``factor``-th sample, phase carried across chunks."""
+
+    def __init__(self, factor: int, ftype: Literal["fir", "iir"] = "fir") -> None:
+        self.factor = factor
+        if ftype == "fir":
+            self.filter = StreamingFilter(fir=sig.firwin(20 * factor + 1, 1.0 / factor, window="hamming"))
+        else:
+            self.filter = StreamingFilter(sos=sig.cheby1(8, 0.05, 0.8 / factor, output="sos"))
+        self.reset()
+
+    def reset(self) -> None:
+        self.filter.reset()
+        self.phase = 0  # index in the next chunk of the next sample to keep
+
+    def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The kept samples and their indices in ``x``."""
+        y = self.filter.process(x)
+        keep = np.arange(self.phase, len(x), self.factor)
+        self.phase = (self.phase - len(x)) % self.factor
+        return y[keep], keep
+
+
+class MovingAverageParams(SignalParams):
+    samples: int = Field(ge=1, le=10_000_000, description="window length in samples")
+
+
+class MovingAverageProcessor(SignalProcessor):
+    """Publishes ``<id>/average`` in the input's unit."""
+
+    kind = "moving_average"
+    Params: ClassVar = MovingAverageParams
+
+    def output_schemas(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
+        return {"average": scalar_schema(self.unit)}
+
+    def start_signal(self, sample_rate: float) -> None:
+        self.average = MovingAverage(self.params.samples)
+
+    def process(self, segment: Segment) -> Outputs:
+        if segment.restart:
+            self.average.reset()
+        y, skip = self.average.process(segment.values)
+        ts = segment.timestamps_ns[skip:]
+        return [("average", scalar_batch(y, channel=self.channel, unit=self.unit, timestamps_ns=ts))]
+
+
+class DecimateParams(SignalParams):
+    factor: int = Field(ge=2, le=100_000, description="keep one sample in this many")
+    ftype: Literal["fir", "iir"] = Field("fir", description="anti-alias filter: 'fir' (linear phase) or 'iir'")
+
+
+class DecimateProcessor(SignalProcessor):
+    """Publishes ``<id>/decimated`` in the input's unit, at ``sample_rate / factor``."""
+
+    kind = "decimate"
+    Params: ClassVar = DecimateParams
+
+    def output_schemas(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
+        return {"decimated": scalar_schema(self.unit)}
+
+    def start_signal(self, sample_rate: float) -> None:
+        self.decimator = Decimator(self.params.factor, self.params.ftype)
+
+    def process(self, segment: Segment) -> Outputs:
+        if segment.restart:
+            self.decimator.reset()
+        y, keep = self.decimator.process(segment.values)
+        ts = segment.timestamps_ns[keep]
+        return [("decimated", scalar_batch(y, channel=self.channel, unit=self.unit, timestamps_ns=ts))]

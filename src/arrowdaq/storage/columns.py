@@ -1,0 +1,213 @@
+"""How each Arrow column becomes a native HDF5 dataset, and back.
+
+One form per Arrow type, so MATLAB's ``h5read`` and plain h5py see ordinary arrays:
+
+* numeric/bool  → 1-D dataset, one value per row (plus ``<name>_valid`` uint8
+  when the field is nullable: HDF5 has no nulls);
+* list<number>  → 2-D dataset ``(rows, points)``; every row of a stream has one
+  length (a trace length change is refused with a clear error);
+* fixed-shape tensor (camera frames) → ``(rows, *shape)`` dataset;
+* string (``channel``, ``unit``, dictionary-encoded or not) → written once per
+  stream while it is constant, as per-row codes only once it varies
+  (see :class:`StringColumn`).
+
+Whole columns move as NumPy arrays; nothing here loops over rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import StorageError
+
+NUMERIC, LIST, TENSOR, STRING = "numeric", "list", "tensor", "string"
+
+#: Suffixes of the helper datasets beside a column.
+VALID_SUFFIX = "_valid"
+CODES_SUFFIX = "_codes"
+DICTIONARY_SUFFIX = "_dictionary"
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """The HDF5 form of one Arrow field."""
+
+    name: str
+    form: str
+    dtype: np.dtype  # of the stored values (int32 codes for strings)
+    row_shape: tuple[int, ...]  # () per-row scalar, (0,) list of yet unknown length, tensor shape
+    nullable: bool = False
+
+
+def _is_string(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _numeric_dtype(t: pa.DataType) -> np.dtype | None:
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        return np.dtype(t.to_pandas_dtype())
+    return None
+
+
+def plan_column(field: pa.Field, stream: str) -> ColumnPlan:
+    """The stored form of ``field``; StorageError names a type HDF5 columns cannot hold."""
+    t = field.type
+    if _is_string(t):
+        return ColumnPlan(field.name, STRING, np.dtype(np.int32), (), field.nullable)
+    if isinstance(t, pa.FixedShapeTensorType):
+        dtype = _numeric_dtype(t.value_type)
+        if dtype is not None:
+            return ColumnPlan(field.name, TENSOR, dtype, tuple(t.shape))
+    elif pa.types.is_list(t) or pa.types.is_large_list(t):
+        dtype = _numeric_dtype(t.value_type)
+        if dtype is not None:
+            return ColumnPlan(field.name, LIST, dtype, (0,))
+    else:
+        dtype = _numeric_dtype(t)
+        if dtype is not None:
+            return ColumnPlan(field.name, NUMERIC, dtype, (), field.nullable)
+    raise StorageError(f"stream {stream!r}: field {field.name!r} of type {t} has no native HDF5 column form")
+
+
+def plan_columns(schema: pa.Schema, stream: str) -> list[ColumnPlan]:
+    return [plan_column(field, stream) for field in schema]
+
+
+# --- writing: batches → arrays -----------------------------------------------------------
+def column_of(batches: Sequence[pa.RecordBatch], name: str) -> pa.Array:
+    """One column of several batches as a single Array."""
+    chunks = [b.column(name) for b in batches]
+    return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+
+
+def numeric_values(col: pa.Array, plan: ColumnPlan) -> tuple[np.ndarray, np.ndarray | None]:
+    """Values (nulls stored as 0) and, for a nullable field, the validity mask as uint8."""
+    valid = None
+    if plan.nullable:
+        valid = np.ones(len(col), np.uint8) if col.null_count == 0 else np.asarray(col.is_valid(), np.uint8)
+    if col.null_count:
+        col = col.fill_null(False if pa.types.is_boolean(col.type) else 0)
+    return col.to_numpy(zero_copy_only=False).astype(plan.dtype, copy=False), valid
+
+
+def list_values(col: pa.Array, plan: ColumnPlan, stream: str, width: int | None) -> np.ndarray:
+    """A list column as ``(rows, width)``; refuses nulls and rows of another length."""
+    if col.null_count:
+        raise StorageError(f"stream {stream!r}: field {plan.name!r} has {col.null_count} null row(s); cannot store")
+    lengths = col.value_lengths().to_numpy(zero_copy_only=False)
+    n = len(col)
+    if width is None:
+        width = int(lengths[0]) if n else 0
+    if n and not (lengths == width).all():
+        other = int(lengths[lengths != width][0])
+        raise StorageError(
+            f"stream {stream!r}: field {plan.name!r} has a row of {other} points; this stream stores rows of {width}"
+            " (declare a new stream for another trace length)"
+        )
+    flat = col.flatten().to_numpy(zero_copy_only=False)
+    return flat.astype(plan.dtype, copy=False).reshape(n, width)
+
+
+def tensor_values(batches: Sequence[pa.RecordBatch], plan: ColumnPlan) -> np.ndarray:
+    arrays = [b.column(plan.name).to_numpy_ndarray() for b in batches]
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+class StringColumn:
+    """A string column stored once per stream while constant, as codes once it varies.
+
+    On disk: ``<name>_dictionary`` (the distinct values, in order of first use)
+    and ``<name>_codes`` (int32 per row, -1 = null). While every row carries
+    the same value the codes stay empty: the dictionary's only entry (or, with
+    an empty dictionary, null) holds for every row. The first batch with
+    another value back-fills the codes of the rows before it.
+    """
+
+    def __init__(self, name: str, dictionary: list[str] | None = None, varying: bool = False, constant: int = -1):
+        self.name = name
+        self.dictionary: list[str] = list(dictionary or [])
+        self.index = {v: i for i, v in enumerate(self.dictionary)}
+        self.varying = varying
+        self.constant = constant  # the code every row has while not varying (-1 = null)
+        self.rows = 0  # rows accounted for (set by the writer on resume)
+
+    def _code(self, value: str) -> int:
+        code = self.index.get(value)
+        if code is None:
+            code = self.index[value] = len(self.dictionary)
+            self.dictionary.append(value)
+        return code
+
+    def codes(self, col: pa.Array) -> np.ndarray:
+        """Per-row codes of a column (one NumPy take; a loop only over distinct values)."""
+        if not pa.types.is_dictionary(col.type):
+            col = pc.dictionary_encode(col)
+        values = col.dictionary.to_pylist()
+        mapping = np.array([self._code(v) for v in values] + [-1], np.int32)
+        indices = col.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+        return mapping[indices]
+
+    def single_code(self, col: pa.Array) -> int | None:
+        """The one code every row of ``col`` has, or None; cheap (dictionary size and null count)."""
+        n = len(col)
+        if col.null_count == n:
+            return -1
+        if col.null_count:
+            return None
+        if pa.types.is_dictionary(col.type):
+            if len(col.dictionary) == 1:
+                return self._code(col.dictionary[0].as_py())
+            return None
+        first = col[0].as_py()
+        return self._code(first) if pc.all(pc.equal(col, first)).as_py() else None
+
+    def encode(self, col: pa.Array, rows_before: int) -> tuple[np.ndarray | None, list[str]]:
+        """The codes to append (None while constant) and the dictionary entries new since last time."""
+        known = len(self.dictionary)
+        if not self.varying and len(col):
+            code = self.single_code(col)
+            if rows_before == 0 and code is not None:
+                self.constant = code
+            if code is not None and code == self.constant:
+                return None, self.dictionary[known:]
+            self.varying = True
+            backfill = np.full(rows_before, self.constant, np.int32)
+            return np.concatenate([backfill, self.codes(col)]), self.dictionary[known:]
+        if not self.varying:
+            return None, []
+        return self.codes(col), self.dictionary[known:]
+
+
+# --- reading: arrays → Arrow ---------------------------------------------------------------
+def numeric_array(values: np.ndarray, valid: np.ndarray | None, t: pa.DataType) -> pa.Array:
+    mask = None if valid is None else ~valid.astype(bool)
+    return pa.array(values, type=t, mask=mask)
+
+
+def list_array(values: np.ndarray, t: pa.DataType) -> pa.Array:
+    n = values.shape[0]
+    width = values.shape[1] if values.ndim == 2 else 0
+    offset_type = np.int64 if pa.types.is_large_list(t) else np.int32
+    offsets = pa.array(np.arange(n + 1, dtype=offset_type) * width)
+    flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=t.value_type)
+    cls = pa.LargeListArray if pa.types.is_large_list(t) else pa.ListArray
+    return cls.from_arrays(offsets, flat).cast(t)
+
+
+def tensor_array(values: np.ndarray, t: pa.FixedShapeTensorType) -> pa.Array:
+    size = int(np.prod(t.shape))
+    flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=t.value_type)
+    return pa.ExtensionArray.from_storage(t, pa.FixedSizeListArray.from_arrays(flat, size))
+
+
+def string_array(codes: np.ndarray, dictionary: list[str], t: pa.DataType) -> pa.Array:
+    plain = t.value_type if pa.types.is_dictionary(t) else t
+    indices = pa.array(codes.astype(np.int32, copy=False), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(dictionary, pa.utf8())).cast(plain)

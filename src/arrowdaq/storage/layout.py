@@ -1,0 +1,116 @@
+"""Names and metadata shared by the run-file writers and the reader.
+
+A run file (NeXus, readable by silx, h5web, NeXpy, MATLAB and plain h5py)::
+
+    /                       @NX_class=NXroot @default="entry"
+    /entry                  NXentry  @default=<first stream group>
+        title, entry_identifier (run id), start_time, end_time (only once complete),
+        program_name @version, user/name (NXuser), sample/name (NXsample),
+        notes (NXnote), configuration (NXnote: the configuration that ran),
+        instrument/<name>/... (NXinstrument: one NXcollection per instrument)
+        arrowdaq/           NXcollection: layout, format_version, complete (0/1)
+        <instrument>_<stream>/   NXdata, one per stream (layout "nexus")
+        scans/              reserved for scans (NXdata with the scanned axis; not written yet)
+    /arrow_data/<instrument>/<stream>/batch_NNNNNN   (layout "arrow_ipc": Arrow IPC file bytes)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+import pyarrow as pa
+
+ENTRY = "entry"
+ARROWDAQ = "arrowdaq"  # the NXcollection with arrowdaq's own bookkeeping
+INSTRUMENT = "instrument"
+ARROW_DATA = "arrow_data"
+SCANS = "scans"
+FORMAT_VERSION = 1
+
+STREAM_ATTR = "arrowdaq_stream"
+SCHEMA_ATTR = "arrowdaq_schema"
+PRODUCER_ATTR = "arrowdaq_producer"
+KIND_ATTR = "arrowdaq_kind"
+
+#: Fixed-length UTF-8 width of dictionary entries (channel names, units). Fixed length
+#: because SWMR writers cannot safely append variable-length strings.
+DICTIONARY_BYTES = 256
+DICTIONARY_DTYPE = h5py.string_dtype("utf-8", DICTIONARY_BYTES)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def encode_schema(schema: pa.Schema) -> str:
+    """The Arrow schema (with its metadata) as ASCII text for an HDF5 attribute."""
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def decode_schema(text: str | bytes) -> pa.Schema:
+    raw = base64.b64decode(text)
+    return pa.ipc.read_schema(pa.py_buffer(raw))
+
+
+def attr_text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def set_nx(group: h5py.Group, nx_class: str) -> h5py.Group:
+    group.attrs["NX_class"] = nx_class
+    return group
+
+
+def write_text(group: h5py.Group, name: str, text: str) -> h5py.Dataset:
+    if name in group:
+        del group[name]
+    return group.create_dataset(name, data=text, dtype=h5py.string_dtype("utf-8"))
+
+
+def write_mapping(group: h5py.Group, values: Mapping[str, Any]) -> None:
+    """A nested dict as groups (NXcollection) and datasets: identities, settings."""
+    for key, value in values.items():
+        name = str(key).replace("/", "_")
+        if name in group:
+            del group[name]
+        if isinstance(value, Mapping):
+            write_mapping(set_nx(group.create_group(name), "NXcollection"), value)
+        elif value is None:
+            continue
+        elif isinstance(value, str):
+            write_text(group, name, value)
+        else:
+            try:
+                group.create_dataset(name, data=np.asarray(value))
+            except (TypeError, ValueError):
+                write_text(group, name, json.dumps(value, default=str))
+
+
+def read_value(ds: h5py.Dataset) -> Any:
+    """A small dataset as a Python value (strings decoded, arrays as lists)."""
+    value = ds[()]
+    if isinstance(value, bytes):
+        return value.decode()
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+
+
+def read_mapping(group: h5py.Group) -> dict[str, Any]:
+    """The inverse of :func:`write_mapping`."""
+    return {
+        name: read_mapping(item) if isinstance(item, h5py.Group) else read_value(item) for name, item in group.items()
+    }
+
+
+def stream_key(stream: str, taken: set[str]) -> str:
+    """The NXdata group name of a stream: ``pm1/power`` → ``pm1_power`` (suffixed if taken)."""
+    base = stream.replace("/", "_")
+    key, n = base, 1
+    while key in taken:
+        n += 1
+        key = f"{base}_{n}"
+    return key

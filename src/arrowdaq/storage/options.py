@@ -1,0 +1,82 @@
+"""What a recording is (run info) and how it is written (storage options)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import ConfigError
+
+NEXUS, ARROW_IPC = "nexus", "arrow_ipc"
+Layout = Literal["nexus", "arrow_ipc"]
+
+#: Filters every stock HDF5 build (h5dump, HDFView, MATLAB) can read.
+STOCK_FILTERS = (None, "gzip")
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC start time plus a random suffix."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who ran what: written into the run file's NXentry."""
+
+    name: str = "run"
+    run_id: str = field(default_factory=new_run_id)
+    operator: str = ""
+    sample: str = ""
+    notes: str = ""
+    #: The configuration that ran: TOML text as read, or a dict (stored as JSON).
+    config: dict[str, Any] | str | None = None
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How run files are written. Defaults are chosen from ``benchmarks/storage.py``
+    (see docs/decisions/0004-storage-defaults.md)."""
+
+    data_dir: Path = Path("data")
+    layout: Layout = NEXUS
+    #: Filter of table-like columns (scalars, traces); ``"gzip"`` or None open everywhere.
+    compression: str | None = "gzip"
+    compression_level: int | None = 1
+    #: Filter of camera frames: off by default, frames are large and compress poorly.
+    image_compression: str | None = None
+    #: Rows per HDF5 chunk of a per-row column; writes are coalesced to this size.
+    chunk_rows: int = 16384
+    #: Seconds between flushes at most: rows older than this are on disk.
+    flush_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.layout not in (NEXUS, ARROW_IPC):
+            raise ConfigError(f"storage.layout: expected {NEXUS!r} or {ARROW_IPC!r}, got {self.layout!r}")
+        if self.chunk_rows < 1:
+            raise ConfigError(f"storage.chunk_rows: expected a positive integer, got {self.chunk_rows!r}")
+        if not self.flush_interval > 0:
+            raise ConfigError(f"storage.flush_interval: expected seconds > 0, got {self.flush_interval!r}")
+
+    def filter_args(self, images: bool = False) -> dict[str, Any]:
+        """Keyword arguments for ``h5py.create_dataset`` (shuffle helps gzip on numbers)."""
+        name = self.image_compression if images else self.compression
+        if name is None:
+            return {}
+        args: dict[str, Any] = {"compression": name, "shuffle": True}
+        if name == "gzip" and self.compression_level is not None:
+            args["compression_opts"] = self.compression_level
+        return args
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("_") or "run"
+
+
+def run_path(options: StorageOptions, run: RunInfo) -> Path:
+    """Where the run file goes: ``<data_dir>/<name>_<run id>.h5`` (known before recording starts)."""
+    return options.data_dir / f"{_safe(run.name)}_{_safe(run.run_id)}.h5"

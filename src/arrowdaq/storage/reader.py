@@ -1,0 +1,259 @@
+"""Reading run files: ``arrowdaq.open_run(path)``.
+
+Each call opens the file briefly (SWMR read), so a run can be read while it is
+being written: every call sees the rows flushed so far, and streams added
+later. Files left by a crash or ``kill -9`` open without repair.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ..data.polars import to_polars
+from ..data.schemas import UNIT_KEY, plain_schema
+from ..errors import StorageError
+from . import columns as C
+from . import layout as L
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """What ``arrowdaq inspect`` prints about one stream."""
+
+    name: str
+    kind: str
+    producer: str
+    rows: int
+    first_ns: int | None
+    last_ns: int | None
+    units: dict[str, str]
+
+    @property
+    def span_s(self) -> float:
+        return (self.last_ns - self.first_ns) / 1e9 if self.first_ns is not None and self.last_ns is not None else 0.0
+
+    @property
+    def rate(self) -> float | None:
+        """Rows per second over the stream's time span (None with fewer than two rows)."""
+        return (self.rows - 1) / self.span_s if self.rows > 1 and self.span_s > 0 else None
+
+
+class RunFile:
+    """A run file's streams, metadata and scans; see the module docstring."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with self._open() as f:
+            if L.ENTRY not in f and L.ARROW_DATA not in f:
+                raise StorageError(f"{self.path}: not an arrowdaq run file (no /{L.ENTRY} or /{L.ARROW_DATA})")
+
+    def __repr__(self) -> str:
+        return f"<RunFile {self.path} streams={self.streams}>"
+
+    @contextmanager
+    def _open(self) -> Iterator[h5py.File]:
+        if not self.path.exists():
+            raise StorageError(f"{self.path}: no such run file")
+        try:
+            f = h5py.File(self.path, "r", swmr=True, locking=False)
+        except OSError:
+            try:
+                f = h5py.File(self.path, "r", locking=False)
+            except OSError as exc:
+                raise StorageError(f"{self.path}: cannot open run file: {exc}") from exc
+        try:
+            yield f
+        finally:
+            f.close()
+
+    # --- what is there ------------------------------------------------------------------
+    @property
+    def layout(self) -> str:
+        with self._open() as f:
+            return self._layout(f)
+
+    @staticmethod
+    def _layout(f: h5py.File) -> str:
+        if L.ENTRY in f and L.ARROWDAQ in f[L.ENTRY]:
+            return L.attr_text(f[L.ENTRY][L.ARROWDAQ]["layout"][()])
+        return "arrow_ipc" if L.ARROW_DATA in f else "nexus"
+
+    def _groups(self, f: h5py.File) -> dict[str, h5py.Group]:
+        """Stream name → the group holding it, in either layout."""
+        found: dict[str, h5py.Group] = {}
+        if L.ENTRY in f:
+            for g in f[L.ENTRY].values():
+                if isinstance(g, h5py.Group) and L.STREAM_ATTR in g.attrs:
+                    found[L.attr_text(g.attrs[L.STREAM_ATTR])] = g
+        if L.ARROW_DATA in f:
+            root = f[L.ARROW_DATA]
+
+            def visit(name: str, item: Any) -> None:
+                if isinstance(item, h5py.Group) and any(isinstance(v, h5py.Dataset) for v in item.values()):
+                    found[L.attr_text(item.attrs.get(L.STREAM_ATTR, name))] = item
+
+            root.visititems(visit)
+        return found
+
+    @property
+    def streams(self) -> list[str]:
+        with self._open() as f:
+            return list(self._groups(f))
+
+    @property
+    def complete(self) -> bool:
+        """True once the writer closed the run normally (not after a crash or write error)."""
+        with self._open() as f:
+            own = f.get(f"{L.ENTRY}/{L.ARROWDAQ}")
+            return bool(own is not None and "complete" in own and own["complete"][()])
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The NXentry's run information: title, run id, times, operator, sample, notes,
+        configuration, instruments (identities and settings)."""
+        with self._open() as f:
+            if L.ENTRY not in f:
+                return {}
+            entry = f[L.ENTRY]
+            meta: dict[str, Any] = {}
+            for name, item in entry.items():
+                if isinstance(item, h5py.Group):
+                    if L.STREAM_ATTR not in item.attrs and name != L.SCANS:
+                        meta[name] = L.read_mapping(item)
+                else:
+                    meta[name] = L.read_value(item)
+        meta["operator"] = meta.get("user", {}).get("name", "")
+        meta["complete"] = bool(meta.get(L.ARROWDAQ, {}).get("complete", 0))
+        return meta
+
+    @property
+    def scans(self) -> dict[str, pa.Table]:
+        """Recorded scans (reserved: scans are not recorded yet, so this is empty)."""
+        return {}
+
+    # --- data -----------------------------------------------------------------------------
+    def _group(self, f: h5py.File, stream: str) -> h5py.Group:
+        groups = self._groups(f)
+        if stream not in groups:
+            known = ", ".join(groups) or "none"
+            raise StorageError(f"{self.path}: no stream {stream!r} (streams: {known})")
+        return groups[stream]
+
+    def schema(self, stream: str) -> pa.Schema:
+        """The schema of the batches :meth:`table` returns (plain strings)."""
+        with self._open() as f:
+            return plain_schema(_schema_of(self._group(f, stream), self.path, stream))
+
+    def table(self, stream: str) -> pa.Table:
+        """Every row of ``stream`` flushed so far, as the batches that were recorded."""
+        with self._open() as f:
+            g = self._group(f, stream)
+            if g.name.startswith(f"/{L.ARROW_DATA}"):
+                return _read_ipc(g, self.path, stream)
+            return _read_nexus(g, self.path, stream)
+
+    def lazy(self, stream: str) -> pl.LazyFrame:
+        """``stream`` as a Polars LazyFrame (frames as Array columns)."""
+        return to_polars(self.table(stream)).lazy()
+
+    def summary(self) -> list[StreamSummary]:
+        """Rows, time span and units of each stream (reads only the timestamps)."""
+        out = []
+        with self._open() as f:
+            for name, g in self._groups(f).items():
+                schema = _schema_of(g, self.path, name)
+                if g.name.startswith(f"/{L.ARROW_DATA}"):
+                    ts = _read_ipc(g, self.path, name).column("timestamp_ns").to_numpy() if "timestamp_ns" in schema.names else None
+                    rows = _read_ipc(g, self.path, name).num_rows if ts is None else len(ts)
+                else:
+                    rows = _nexus_rows(g, schema, name)
+                    ts = g["timestamp_ns"][:rows] if "timestamp_ns" in g else None
+                units = {fl.name: fl.metadata[UNIT_KEY].decode() for fl in schema if fl.metadata and UNIT_KEY in fl.metadata}
+                first = int(ts.min()) if ts is not None and len(ts) else None
+                last = int(ts.max()) if ts is not None and len(ts) else None
+                out.append(StreamSummary(name, L.attr_text(g.attrs.get(L.KIND_ATTR, "")) or "extension",
+                                         L.attr_text(g.attrs.get(L.PRODUCER_ATTR, "")), rows, first, last, units))
+        return out
+
+
+def _schema_of(g: h5py.Group, path: Path, stream: str) -> pa.Schema:
+    if L.SCHEMA_ATTR not in g.attrs:
+        raise StorageError(f"{path}: stream {stream!r} has no stored Arrow schema ({L.SCHEMA_ATTR})")
+    return L.decode_schema(g.attrs[L.SCHEMA_ATTR])
+
+
+def _refreshed(ds: h5py.Dataset) -> h5py.Dataset:
+    if ds.file.swmr_mode:
+        ds.refresh()
+    return ds
+
+
+def _nexus_rows(g: h5py.Group, schema: pa.Schema, stream: str) -> int:
+    """Whole rows on disk: the shortest per-row column (a writer may be mid-append)."""
+    lengths = []
+    for plan in C.plan_columns(schema, stream):
+        if plan.form == C.STRING:
+            n = _refreshed(g[plan.name + C.CODES_SUFFIX]).shape[0]
+            if n:
+                lengths.append(n)
+        else:
+            lengths.append(_refreshed(g[plan.name]).shape[0])
+            if plan.form == C.NUMERIC and plan.nullable:
+                lengths.append(_refreshed(g[plan.name + C.VALID_SUFFIX]).shape[0])
+    return min(lengths, default=0)
+
+
+def _read_nexus(g: h5py.Group, path: Path, stream: str) -> pa.Table:
+    schema = plain_schema(_schema_of(g, path, stream))
+    rows = _nexus_rows(g, schema, stream)
+    arrays = []
+    for plan, fl in zip(C.plan_columns(schema, stream), schema):
+        if plan.form == C.NUMERIC:
+            valid = g[plan.name + C.VALID_SUFFIX][:rows] if plan.nullable else None
+            arrays.append(C.numeric_array(g[plan.name][:rows], valid, fl.type))
+        elif plan.form == C.LIST:
+            arrays.append(C.list_array(g[plan.name][:rows], fl.type))
+        elif plan.form == C.TENSOR:
+            arrays.append(C.tensor_array(g[plan.name][:rows], fl.type))
+        else:
+            dictionary = [L.attr_text(v) for v in _refreshed(g[plan.name + C.DICTIONARY_SUFFIX])[()]]
+            codes = g[plan.name + C.CODES_SUFFIX]
+            if codes.shape[0]:
+                values = codes[:rows]
+            else:  # constant: stored once
+                values = np.full(rows, 0 if dictionary else -1, np.int32)
+            arrays.append(C.string_array(values, dictionary, fl.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _read_ipc(g: h5py.Group, path: Path, stream: str) -> pa.Table:
+    """The original layout: one Arrow IPC file per dataset, in name order."""
+    tables = []
+    for name in sorted(k for k, v in g.items() if isinstance(v, h5py.Dataset)):
+        raw = _refreshed(g[name])[()]
+        try:
+            tables.append(pa.ipc.open_file(pa.py_buffer(np.ascontiguousarray(raw).tobytes())).read_all())
+        except pa.ArrowInvalid as exc:
+            raise StorageError(f"{path}: stream {stream!r}: {g.name}/{name} is not Arrow IPC data: {exc}") from exc
+    if L.SCHEMA_ATTR in g.attrs:
+        schema = plain_schema(_schema_of(g, path, stream))
+    elif tables:
+        schema = plain_schema(tables[0].schema)
+    else:
+        raise StorageError(f"{path}: stream {stream!r} has no batches and no stored schema")
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables([t.cast(schema) for t in tables])
+
+
+def open_run(path: str | Path) -> RunFile:
+    """Open a run file (complete, still being written, or left by a crash)."""
+    return RunFile(path)
