@@ -72,6 +72,18 @@ class StorageError(ArrowDAQError):
     """Writing or reading a run file failed (names the file)."""
 
 
+class Unrecoverable(ArrowDAQError):
+    """A failure a restart cannot fix (disk full, unwritable directory).
+
+    Raised inside an actor, it makes the supervisor mark the actor Failed at
+    once instead of restarting it: a restart would only fail again.
+    """
+
+
+class StorageWriteError(StorageError, Unrecoverable):
+    """Writing the run file failed; recording stopped, what was flushed stays readable."""
+
+
 class ProcessorError(ArrowDAQError):
     """A processor cannot handle its input or its parameters."""
 

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import ActorNotRunning, ArrowDAQError, AskTimeout, CommandError, describe
+from ..errors import ActorNotRunning, ArrowDAQError, AskTimeout, CommandError, Unrecoverable, describe
 from ..log import get_logger
 from .actor import Actor, Inbox, Timer
 from .mailbox import Mailbox
@@ -195,7 +195,8 @@ class ActorRef:
                 failures.append(now)
                 while failures and now - failures[0] > self.policy.window:
                     failures.popleft()
-                if len(failures) >= self.policy.max_failures or self._stop_requested.is_set():
+                hopeless = isinstance(exc, Unrecoverable)  # a restart would fail the same way
+                if hopeless or len(failures) >= self.policy.max_failures or self._stop_requested.is_set():
                     final = ActorStatus.STOPPED if self._stop_requested.is_set() else ActorStatus.FAILED
                     self._set_status(final, error)
                     self._fail_pending(f"actor {self.name!r} is {final.value}: {error}")
