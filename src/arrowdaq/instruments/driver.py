@@ -121,6 +121,8 @@ class Driver:
     driver_name: ClassVar[str] = ""
     port_settings: ClassVar[PortSettings] = PortSettings()
     streams: ClassVar[tuple[Stream, ...]] = ()
+    #: False for devices reached through a vendor SDK or simulated in-process (no ``port`` in the config).
+    needs_port: ClassVar[bool] = True
 
     def __init__(self, transport: Transport | None, *, name: str = "") -> None:
         self.transport = transport
