@@ -67,6 +67,22 @@ class ConnectionLost(InstrumentError, ConnectionError):
     """The link to the device closed or could not be opened."""
 
 
+class ReadingOutOfRange(DeviceErrorReply):
+    """The device flagged a reading instead of giving a number (OVER, UNDER, SAT): ``condition`` names it."""
+
+    def __init__(self, message: str, condition: str = "") -> None:
+        super().__init__(message)
+        self.condition = condition
+
+
+class DeviceStatusError(DeviceErrorReply):
+    """The device reported a numbered error: an ESP300 error-buffer entry, an Elliptec status code."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 # --- storage and processing ----------------------------------------------------
 class StorageError(ArrowDAQError):
     """Writing or reading a run file failed (names the file)."""

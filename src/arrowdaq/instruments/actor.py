@@ -24,10 +24,10 @@ import pyarrow as pa
 
 from ..actors import Actor, ActorRef, Command, Role
 from ..data import scalar_batch
-from ..errors import CommandError, ConnectionLost, DeviceErrorReply, ProtocolError, describe
+from ..errors import CommandError, ConfigError, ConnectionLost, DeviceErrorReply, ProtocolError, describe
 from ..hub import InstrumentManager
 from .capabilities import capabilities_of
-from .driver import Driver
+from .driver import Driver, Stream
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,9 @@ class InstrumentActor(Actor):
         self.hub = hub
         self.make_driver = make_driver
         self.driver_class = driver_class
-        self.poll_hz = {s.name: s.poll_hz for s in driver_class.streams} | (poll_hz or {})
+        self._poll_overrides = dict(poll_hz or {})
+        self.poll_hz = {s.name: s.poll_hz for s in driver_class.streams} | self._poll_overrides
+        self._streams: dict[str, Stream] = {s.name: s for s in driver_class.streams}
         self.batch_latency = batch_latency
         self.port = port
         self.driver: Driver | None = None
@@ -71,6 +73,12 @@ class InstrumentActor(Actor):
 
     async def on_start(self) -> None:
         self.driver = await self.blocking(self.make_driver)
+        # The instance knows its streams (an ESP300's depend on its configured axes).
+        self._streams = {s.name: s for s in self.driver.active_streams()}
+        unknown = sorted(set(self._poll_overrides) - set(self._streams))
+        if unknown:
+            raise ConfigError(f"{self.name}: poll_hz names unknown stream {unknown[0]!r} (streams: {', '.join(self._streams)})")
+        self.poll_hz = {name: s.poll_hz for name, s in self._streams.items()} | self._poll_overrides
         await self.blocking(self.driver.connect)
         for stream, hz in self.poll_hz.items():
             if hz > 0:
@@ -132,7 +140,7 @@ class InstrumentActor(Actor):
     async def _flush(self) -> None:
         pending, self._pending, self._first_pending = self._pending, {}, None
         for stream, (values, stamps) in pending.items():
-            decl = self.driver_class.stream(stream)
+            decl = self._streams[stream]
             batch = scalar_batch(
                 np.asarray(values), channel=stream, unit=decl.unit, timestamps_ns=np.asarray(stamps, np.uint64)
             )
@@ -145,7 +153,8 @@ class InstrumentActor(Actor):
             return await self.blocking(self.describe)
         if cmd.action == "read":
             stream = str(cmd.args.get("stream", ""))
-            self.driver_class.stream(stream)
+            if stream not in self._streams:
+                raise CommandError(f"{self.name}: no stream {stream!r} (streams: {', '.join(self._streams)})")
             return await self._device_call(self.driver.read, stream)
         if cmd.action in ("get", "set"):
             name = str(cmd.args.get("name", ""))
@@ -181,7 +190,7 @@ class InstrumentActor(Actor):
             "identity": self.driver.identity(),
             "settings": self.driver.settings(),
             "capabilities": capabilities_of(self.driver),
-            "streams": {s.name: {"unit": s.unit, "poll_hz": self.poll_hz.get(s.name, 0.0)} for s in self.driver_class.streams},
+            "streams": {s.name: {"unit": s.unit, "poll_hz": self.poll_hz.get(s.name, 0.0)} for s in self._streams.values()},
             "commands": sorted(self.driver.commands()),
         }
 

@@ -21,6 +21,7 @@ readings into batches.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
@@ -28,7 +29,8 @@ from typing import Any, Callable, ClassVar
 import pyarrow as pa
 
 from ..data import schemas
-from ..errors import CommandError
+from ..errors import CommandError, ConfigError
+from .transports import open_transport
 from .transports.base import PortSettings, Transport
 from .validators import Validator
 
@@ -115,6 +117,10 @@ def command(method: Callable[..., Any]) -> Callable[..., Any]:
     return method
 
 
+#: Settings a config may give to override a driver's port defaults.
+PORT_SETTING_NAMES = tuple(f.name for f in dataclasses.fields(PortSettings))
+
+
 class Driver:
     """Base class of instrument drivers; see the module docstring."""
 
@@ -139,9 +145,44 @@ class Driver:
 
     @classmethod
     def setting_names(cls) -> list[str]:
-        """The keyword settings the constructor accepts (the config's ``[instruments.settings]``)."""
+        """The keyword settings the constructor accepts (the config's ``[instruments.settings]``).
+
+        Drivers with a port also accept the PortSettings fields (``timeout``,
+        ``delay``, ``min_interval``, ``rtscts``...): :meth:`open` applies those to the port.
+        """
         params = inspect.signature(cls.__init__).parameters
-        return [p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY and p != "name"]
+        names = [p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY and p != "name"]
+        return names + [p for p in PORT_SETTING_NAMES if p not in names] if cls.needs_port else names
+
+    @classmethod
+    def open(cls, port: str, *, name: str = "", **settings: Any) -> "Driver":
+        """Open ``port`` with this driver's port settings and build the driver (not yet connected).
+
+        ``settings`` are the config's settings: PortSettings fields override the
+        driver's port defaults (``timeout=0.2`` for a fast simulator, ``rtscts=False``
+        for a cable without handshake lines); the rest go to the constructor.
+        """
+        port_overrides = {k: settings.pop(k) for k in list(settings) if k in PORT_SETTING_NAMES}
+        unknown = [k for k in settings if k not in cls.setting_names()]
+        if unknown:
+            raise ConfigError(
+                f"{name or cls.driver_name}: unknown setting {unknown[0]!r} for driver {cls.driver_name!r} "
+                f"(settings: {', '.join(cls.setting_names())})"
+            )
+        try:
+            port_settings = dataclasses.replace(cls.port_settings, **port_overrides)
+        except TypeError as exc:
+            raise ConfigError(f"{name or cls.driver_name}: bad port setting: {exc}") from None
+        transport = open_transport(port, port_settings)
+        try:
+            return cls(transport, name=name, **settings)
+        except BaseException:
+            transport.close()
+            raise
+
+    def active_streams(self) -> tuple[Stream, ...]:
+        """The streams this instance produces (drivers whose streams depend on settings override it)."""
+        return type(self).streams
 
     @classmethod
     def stream(cls, name: str) -> Stream:
@@ -184,7 +225,11 @@ class Driver:
 
     def read(self, stream: str) -> Any:
         """One reading of ``stream``: a float (scalar) or a RecordBatch (vector, image)."""
-        return getattr(self, self.stream(stream).read or stream)
+        for s in self.active_streams():
+            if s.name == stream:
+                return getattr(self, s.read or stream)
+        names = ", ".join(s.name for s in self.active_streams())
+        raise CommandError(f"{self.name} has no stream {stream!r} (streams: {names})")
 
     # --- talking to the device -------------------------------------------------------
     def write(self, command: str) -> None:

@@ -20,6 +20,8 @@ class PortSettings:
     baudrate: int = 9600
     write_termination: str = "\n"
     read_termination: str = "\n"
+    #: Other reply terminators also accepted (e.g. a device that ends replies in CR, LF or CR LF).
+    extra_read_terminations: tuple[str, ...] = ()
     timeout: float = 1.0  # seconds to wait for a reply
     delay: float = 0.0  # seconds to wait after a write before reading
     min_interval: float = 0.0  # seconds between the end of one exchange and the next write
