@@ -68,7 +68,8 @@ class WindowStatistics:
         """The statistics of the incomplete window, if it holds any samples."""
         ts, v = self._ts, self._v
         self._ts, self._v = ts[:0], v[:0]
-        return self._aggregate(np.zeros(len(v), np.uint64), ts, v)
+        keys = ts // np.uint64(self.period_ns) if self.period_ns else np.zeros(len(v), np.int64)
+        return self._aggregate(keys, ts, v)
 
     def _aggregate(self, keys: np.ndarray, ts: np.ndarray, v: np.ndarray) -> pl.DataFrame:
         frame = pl.DataFrame({"k": keys, "t": ts, "v": v})
@@ -77,7 +78,7 @@ class WindowStatistics:
             frame.group_by("k", maintain_order=True)
             .agg(start.cast(pl.UInt64).alias("start_ns"), *(_AGGREGATES[s].alias(s) for s in self.stats))
             .drop("k")
-            .fill_null(float("nan"))
+            .with_columns(pl.col(*self.stats).fill_null(float("nan")))
         )
 
 

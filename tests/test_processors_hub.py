@@ -1,0 +1,335 @@
+"""Processors as actors on the hub: declared outputs, results, units, bad input, configuration."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import scipy.signal as sig
+
+from arrowdaq.actors import Actor, ActorStatus, Command, Role
+from arrowdaq.data import (
+    scalar_batch,
+    scalar_schema,
+    traces_of,
+    unit_of,
+    vector_batch,
+    vector_schema,
+)
+from arrowdaq.errors import CommandError, ProcessorError
+from arrowdaq.processors import PROCESSORS, FFTProcessor, SQLProcessor, build, spawn
+
+T0 = 1_700_000_000_000_000_000
+FS = 1000.0
+
+
+def timestamps(n: int, start: int = 0, fs: float = FS) -> np.ndarray:
+    return np.uint64(T0) + np.round((start + np.arange(n)) * 1e9 / fs).astype(np.uint64)
+
+
+async def publish_in_batches(hub, stream: str, x: np.ndarray, ts: np.ndarray, rng, unit: str = "V") -> None:
+    cuts = np.sort(rng.integers(1, len(x), 30))
+    for tc, xc in zip(np.split(ts, cuts), np.split(x, cuts)):
+        if len(xc):
+            await hub.publish(stream, scalar_batch(xc, channel="ai0", unit=unit, timestamps_ns=tc))
+
+
+async def settle(hub, *actors: str) -> None:
+    """Wait until the actors have handled everything queued for them."""
+    for name in actors:
+        ref = hub.actor(name)
+        while ref.queued or any(len(i) for i in ref.inboxes):
+            await asyncio.sleep(0.005)
+        await hub.command(name, "status")  # handled after the batch in hand
+
+
+def collect(sub) -> dict[str, list[pa.RecordBatch]]:
+    out: dict[str, list[pa.RecordBatch]] = {}
+    while (item := sub.pop()) is not None:
+        out.setdefault(item[0], []).append(item[1])
+    return out
+
+
+def column(batches: list[pa.RecordBatch], name: str = "value") -> np.ndarray:
+    return np.concatenate([b.column(name).to_numpy() for b in batches])
+
+
+@pytest.fixture
+def signal_stream(hub):
+    hub.declare("daq/ai0", scalar_schema("V"), producer="daq")
+    return "daq/ai0"
+
+
+# --- results through the hub ----------------------------------------------------------------
+async def test_filter_through_the_hub_equals_sosfilt_on_the_whole_signal(hub, signal_stream):
+    rng = np.random.default_rng(7)
+    x = np.sin(2 * np.pi * 5 * np.arange(20_000) / FS) + 0.3 * rng.standard_normal(20_000)
+    spawn(hub, "lp", "filter", signal_stream, response="lowpass", cutoff=40.0, order=4)
+    sub = hub.subscribe("lp/*")
+    await publish_in_batches(hub, signal_stream, x, timestamps(len(x)), rng)
+    await settle(hub, "lp")
+    out = collect(sub)["lp/filtered"]
+    np.testing.assert_allclose(column(out), sig.sosfilt(sig.butter(4, 40.0, fs=FS, output="sos"), x), rtol=1e-9)
+    np.testing.assert_array_equal(column(out, "timestamp_ns"), timestamps(len(x)))
+    assert unit_of(out[0].schema) == "V"
+    assert hub.status()["actors"]["lp"] == {**hub.status()["actors"]["lp"], "status": "Running", "error": None}
+
+
+async def test_outputs_are_declared_before_data_with_units_following_the_input(hub, signal_stream):
+    for id, kind, params in [
+        ("mag", "fft", {"window_size": 64}),
+        ("db", "fft", {"window_size": 64, "output": "db"}),
+        ("psd", "fft", {"window_size": 64, "output": "psd"}),
+        ("stats", "statistics", {"rows": 10}),
+        ("trig", "trigger", {"level": 0.0}),
+        ("dec", "decimate", {"factor": 4}),
+    ]:
+        build(kind, id, hub, [signal_stream], params)
+    streams = hub.streams
+    assert unit_of(streams["mag/spectrum"].schema, "values") == "V"
+    assert unit_of(streams["db/spectrum"].schema, "values") == "dB"
+    assert unit_of(streams["psd/spectrum"].schema, "values") == "V^2/Hz"
+    assert unit_of(streams["psd/spectrum"].schema, "x0") == "Hz"
+    assert unit_of(streams["stats/std"].schema) == "V" and unit_of(streams["stats/count"].schema) is None
+    assert unit_of(streams["trig/segments"].schema, "dx") == "s"
+    assert {"trig/events", "dec/decimated"} <= set(streams)
+    assert all(streams[s].producer == s.split("/")[0] for s in ["mag/spectrum", "stats/mean", "dec/decimated"])
+
+
+class TraceSource(Actor):
+    """A synthetic scope: photodiode traces with a known modulation, published on command."""
+
+    role = Role.SOURCE
+
+    def __init__(self, hub, modulation_hz: float, dx: float = 1e-4, points: int = 2000) -> None:
+        self.hub, self.f, self.dx, self.points = hub, modulation_hz, dx, points
+        self.rng = np.random.default_rng(3)
+
+    async def on_start(self) -> None:
+        self.hub.declare(f"{self.name}/trace", vector_schema("V", "s"), producer=self.name)
+
+    async def handle(self, message):
+        assert message.action == "acquire"
+        t = np.arange(self.points) * self.dx
+        n = message.args["traces"]
+        phases = self.rng.uniform(0, 2 * np.pi, (n, 1))
+        traces = 1.2 + 0.4 * np.sin(2 * np.pi * self.f * t + phases) + 0.02 * self.rng.standard_normal((n, self.points))
+        await self.hub.publish(f"{self.name}/trace", vector_batch(traces, channel="CH1", unit="V", x0=0.0, dx=self.dx,
+                                                                  x_unit="s"))
+        return n
+
+
+async def test_fft_of_scope_traces_finds_the_modulation_frequency_end_to_end(hub):
+    scope = hub.spawn("scope1", lambda: TraceSource(hub, modulation_hz=137.0), role=Role.SOURCE)
+    await scope.wait_status(ActorStatus.RUNNING)
+    hub.spawn("scope1_fft", lambda: FFTProcessor(hub, "scope1/trace", window="hann", detrend=True),
+              inputs="scope1/trace", policy="lossless")
+    await hub.actor("scope1_fft").wait_status(ActorStatus.RUNNING)
+    sub = hub.subscribe("scope1_fft/spectrum")
+    for _ in range(3):
+        await hub.command("scope1", "acquire", traces=4)
+    await settle(hub, "scope1_fft")
+    batches = collect(sub)["scope1_fft/spectrum"]
+    spectra = np.concatenate([traces_of(b) for b in batches])
+    assert spectra.shape == (12, 1001)
+    df = batches[0].column("dx")[0].as_py()
+    assert df == pytest.approx(1 / (2000 * 1e-4))  # 5 Hz bins
+    peaks = spectra.argmax(axis=1) * df
+    assert np.all(np.abs(peaks - 137.0) <= df / 2)
+    assert np.all(np.abs(spectra.max(axis=1) - 0.4) < 0.1)  # the modulation amplitude, V (between bins)
+
+
+async def test_sliding_fft_of_a_scalar_stream_learns_the_rate_from_timestamps(hub, signal_stream):
+    rng = np.random.default_rng(1)
+    x = 0.7 * np.sin(2 * np.pi * 125.0 * np.arange(8192) / FS)
+    spawn(hub, "f", "fft", signal_stream, window_size=512, overlap=0.5)
+    sub = hub.subscribe("f/spectrum")
+    await publish_in_batches(hub, signal_stream, x, timestamps(len(x)), rng)
+    await settle(hub, "f")
+    batches = collect(sub)["f/spectrum"]
+    rows = np.concatenate([traces_of(b) for b in batches])
+    assert rows.shape == (31, 257)
+    df = batches[0].column("dx")[0].as_py()
+    assert df == pytest.approx(FS / 512, rel=1e-6)
+    assert np.all(rows.argmax(axis=1) * df == pytest.approx(125.0, abs=df / 2))
+    np.testing.assert_array_equal(column(batches, "timestamp_ns"), timestamps(8192)[:31 * 256:256])
+
+
+async def test_trigger_through_the_hub_publishes_segments_and_events(hub, signal_stream):
+    rng = np.random.default_rng(2)
+    x = np.zeros(3000)
+    for s in (500, 1500, 2500):
+        x[s:s + 20] = 2.0
+    spawn(hub, "trig", "trigger", signal_stream, level=1.0, pre=10, post=30, sample_rate=FS)
+    sub = hub.subscribe("trig/*")
+    ts = timestamps(len(x))
+    await publish_in_batches(hub, signal_stream, x, ts, rng)
+    await settle(hub, "trig")
+    out = collect(sub)
+    segments = np.concatenate([traces_of(b) for b in out["trig/segments"]])
+    np.testing.assert_array_equal(segments, np.stack([x[s - 10:s + 30] for s in (500, 1500, 2500)]))
+    np.testing.assert_array_equal(column(out["trig/events"], "timestamp_ns"), ts[[500, 1500, 2500]])
+    np.testing.assert_array_equal(column(out["trig/events"]), [2.0, 2.0, 2.0])
+    first = out["trig/segments"][0]
+    assert first.column("x0")[0].as_py() == pytest.approx(-0.010)
+    assert first.column("dx")[0].as_py() == pytest.approx(0.001)
+
+
+async def test_statistics_publish_the_last_window_when_stopping(hub, signal_stream):
+    x = np.arange(25, dtype=float)
+    spawn(hub, "st", "statistics", signal_stream, rows=10, stats=["mean", "count"])
+    sub = hub.subscribe("st/*")
+    await hub.publish(signal_stream, scalar_batch(x, channel="ai0", unit="V", timestamps_ns=timestamps(25)))
+    await hub.stop()
+    out = collect(sub)
+    assert column(out["st/mean"]).tolist() == [4.5, 14.5, 22.0]
+    assert column(out["st/count"]).tolist() == [10, 10, 5]
+    assert set(out) == {"st/mean", "st/count"}
+
+
+# --- SQL --------------------------------------------------------------------------------------------
+async def test_sql_processor_transforms_each_batch(hub, signal_stream):
+    spawn(hub, "mv", "sql", signal_stream,
+          query="SELECT timestamp_ns, channel, value * 1000 AS value, unit FROM batch WHERE value > 0")
+    spawn(hub, "agg", "sql", signal_stream, query="SELECT count(*) AS n, max(value) AS peak FROM batch")
+    sub = hub.subscribe(["mv/*", "agg/*"])
+    x = np.array([-1.0, 0.5, 2.0, -3.0])
+    await hub.publish(signal_stream, scalar_batch(x, channel="ai0", unit="V", timestamps_ns=timestamps(4)))
+    await settle(hub, "mv", "agg")
+    out = collect(sub)
+    (mv,) = out["mv/result"]
+    assert mv.column("value").to_pylist() == [500.0, 2000.0]
+    assert mv.column("channel").to_pylist() == ["ai0", "ai0"]
+    assert hub.streams["mv/result"].kind == "scalar" and unit_of(hub.streams["mv/result"].schema) == "V"
+    (agg,) = out["agg/result"]
+    assert agg.to_pylist() == [{"n": 4, "peak": 2.0}]
+    assert hub.streams["agg/result"].kind is None
+
+
+@pytest.mark.parametrize("query,problem", [
+    ("SELECT nope FROM batch", "nope"),
+    ("SELEC value FROM batch", "SELEC"),
+    ("SELECT value FROM readings", "readings"),
+    ("SELECT value + 'a' FROM batch", "arithmetic"),
+])
+def test_sql_processor_rejects_a_bad_query_at_build_with_a_readable_message(hub, signal_stream, query, problem):
+    with pytest.raises(ProcessorError) as info:
+        build("sql", "q", hub, [signal_stream], {"query": query})
+    message = str(info.value)
+    assert "bad SQL query" in message and problem in message and "'q'" in message
+    assert "timestamp_ns, channel, value, unit" in message  # tells the user what the table holds
+    assert "\n" not in message
+    assert "q/result" not in hub.streams
+
+
+async def test_sql_processor_with_a_bad_query_fails_at_start_and_says_why(hub, signal_stream):
+    ref = hub.spawn("q", lambda: SQLProcessor(hub, signal_stream, query="SELECT nope FROM batch"),
+                    inputs=signal_stream)
+    await ref.wait_status(ActorStatus.FAILED)
+    error = hub.status()["actors"]["q"]["error"]
+    assert error.startswith("ProcessorError") and "bad SQL query" in error and "nope" in error
+    await hub.publish(signal_stream, scalar_batch([1.0], channel="ai0", unit="V"))  # the hub goes on
+
+
+# --- bad input --------------------------------------------------------------------------------------
+async def test_wrong_input_kind_is_refused_naming_stream_and_expected_kind(hub):
+    hub.declare("scope1/trace", vector_schema("V", "s"), producer="scope1")
+    with pytest.raises(ProcessorError, match=r"'scope1/trace' is a vector stream, expected scalar"):
+        build("filter", "lp", hub, "scope1/trace", {"response": "lowpass", "cutoff": 10.0})
+    ref = hub.spawn("lp", lambda: PROCESSORS["filter"](hub, "scope1/trace", response="lowpass", cutoff=10.0),
+                    inputs="scope1/trace")
+    await ref.wait_status(ActorStatus.FAILED)
+    assert "expected scalar" in hub.status()["actors"]["lp"]["error"]
+
+
+async def test_nan_and_gaps_are_reported_and_the_filter_restarts_after_them(hub, signal_stream):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(3000)
+    ts = timestamps(3000)
+    ts[2000:] += np.uint64(500_000_000)  # half a second of lost samples before sample 2000
+    x[1000] = np.nan
+    spawn(hub, "lp", "filter", signal_stream, response="lowpass", cutoff=40.0)
+    sub = hub.subscribe("lp/*")
+    await publish_in_batches(hub, signal_stream, x, ts, rng)
+    await settle(hub, "lp")
+    status = hub.status()["actors"]["lp"]
+    assert status["status"] == "Running" and status["restarts"] == 0
+    report = await hub.command("lp", "status")
+    assert report["problems"] == 2
+    events = [e.error for e in hub.recent_events if getattr(e, "actor", None) == "lp" and e.error]
+    assert any("1 NaN value(s) in 'daq/ai0'" in e for e in events)
+    assert any("gap(s) in the timestamps of 'daq/ai0'" in e for e in events)
+    out = collect(sub)["lp/filtered"]
+    y, t = column(out), column(out, "timestamp_ns")
+    sos = sig.butter(4, 40.0, fs=FS, output="sos")
+    assert len(y) == 2999 and not np.isnan(y).any()
+    np.testing.assert_allclose(y[:1000], sig.sosfilt(sos, x[:1000]), rtol=1e-9)
+    np.testing.assert_allclose(y[1000:1999], sig.sosfilt(sos, x[1001:2000]), rtol=1e-9)  # fresh after the NaN
+    np.testing.assert_allclose(y[1999:], sig.sosfilt(sos, x[2000:]), rtol=1e-9)  # fresh after the gap
+    np.testing.assert_array_equal(t, np.delete(ts, 1000))
+
+
+async def test_irregular_timestamps_are_an_error_in_the_status_not_a_crash(hub, signal_stream):
+    ts = (T0 + np.cumsum(np.random.default_rng(0).uniform(0.5e6, 1.5e6, 500))).astype(np.uint64)
+    spawn(hub, "f", "fft", signal_stream, window_size=64)
+    spawn(hub, "f_fixed", "fft", signal_stream, window_size=64, sample_rate=FS)
+    sub = hub.subscribe("f_fixed/spectrum")
+    await hub.publish(signal_stream, scalar_batch(np.ones(500), channel="ai0", unit="V", timestamps_ns=ts))
+    await settle(hub, "f", "f_fixed")
+    status = hub.status()["actors"]["f"]
+    assert status["status"] == "Running"
+    assert "irregular timestamps" in status["error"] and "configure sample_rate" in status["error"]
+    assert sum(b.num_rows for b in collect(sub)["f_fixed/spectrum"]) == 14  # the configured rate works
+
+
+async def test_a_batch_from_another_stream_is_ignored_and_reported(hub, signal_stream):
+    hub.declare("daq/ai1", scalar_schema("V"), producer="daq")
+    hub.spawn("lp", build("filter", "lp", hub, signal_stream, {"response": "lowpass", "cutoff": 10.0}),
+              inputs="daq/*")
+    await hub.publish("daq/ai1", scalar_batch([1.0, 2.0], channel="ai1", unit="V", timestamps_ns=timestamps(2)))
+    await settle(hub, "lp")
+    assert "reads only 'daq/ai0'" in hub.status()["actors"]["lp"]["error"]
+    assert (await hub.command("lp", "status"))["rows_in"] == 0
+
+
+# --- configuration ------------------------------------------------------------------------------------
+def test_every_kind_is_registered():
+    assert set(PROCESSORS) == {"fft", "filter", "moving_average", "decimate", "statistics", "trigger", "sql"}
+
+
+@pytest.mark.parametrize("kind,params,problem", [
+    ("fft", {"window_size": 64, "overlap": 1.5}, "parameter 'overlap': Input should be less than 1"),
+    ("fft", {"window_size": 64, "window": "hanning-ish"}, "parameter 'window'"),
+    ("fft", {"windowsize": 64}, "parameter 'windowsize': Extra inputs are not permitted"),
+    ("filter", {"response": "lowpass", "cutoff": (1.0, 2.0)}, "lowpass needs one frequency"),
+    ("filter", {"response": "bandpass", "cutoff": 3.0}, "bandpass needs [low, high]"),
+    ("filter", {"response": "lowpass", "cutoff": 900.0, "sample_rate": 1000.0}, "not below the Nyquist"),
+    ("filter", {"response": "sideways", "cutoff": 3.0}, "parameter 'response'"),
+    ("statistics", {"period": 1.0, "rows": 10}, "exactly one of period"),
+    ("moving_average", {}, "parameter 'samples': Field required"),
+    ("trigger", {"mode": "window", "low": 1.0}, "low < high"),
+])
+def test_bad_parameters_are_named_with_what_is_allowed(hub, signal_stream, kind, params, problem):
+    with pytest.raises(ProcessorError) as info:
+        build(kind, "p1", hub, [signal_stream], params)
+    assert problem in str(info.value) and "processor 'p1'" in str(info.value)
+
+
+def test_unknown_kind_and_several_inputs_are_refused(hub, signal_stream):
+    with pytest.raises(ProcessorError, match=r"unknown processor kind 'fourier' \(known: decimate, fft"):
+        build("fourier", "p", hub, [signal_stream], {})
+    with pytest.raises(ProcessorError, match="exactly one stream"):
+        build("fft", "p", hub, [signal_stream, "daq/ai1"], {"window_size": 8})
+
+
+async def test_processor_status_command_and_unknown_commands(hub, signal_stream):
+    spawn(hub, "avg", "moving_average", signal_stream, samples=4)
+    await hub.publish(signal_stream, scalar_batch(np.arange(10.0), channel="ai0", unit="V", timestamps_ns=timestamps(10)))
+    await settle(hub, "avg")
+    report = await hub.command("avg", "status")
+    assert report["rows_in"] == 10 and report["rows_out"] == 7 and report["outputs"] == {"average": "avg/average"}
+    with pytest.raises(CommandError, match="unknown command 'explode'"):
+        await hub.command("avg", Command("explode"))
+    assert hub.actor("avg").status is ActorStatus.RUNNING
