@@ -11,4 +11,13 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+source"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "open_run"]
+
+
+def __getattr__(name: str):
+    """Lazy attributes, so ``import arrowdaq`` stays light (no h5py, pyarrow, polars)."""
+    if name == "open_run":
+        from .storage.reader import open_run
+
+        return open_run
+    raise AttributeError(f"module 'arrowdaq' has no attribute {name!r}")

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..data.schemas import plain_type
 from ..errors import StorageError
 
 NUMERIC, LIST, TENSOR, STRING = "numeric", "list", "tensor", "string"
@@ -84,7 +85,11 @@ def plan_columns(schema: pa.Schema, stream: str) -> list[ColumnPlan]:
 def column_of(batches: Sequence[pa.RecordBatch], name: str) -> pa.Array:
     """One column of several batches as a single Array."""
     chunks = [b.column(name) for b in batches]
-    return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+    if len(chunks) == 1:
+        return chunks[0]
+    if any(c.type != chunks[0].type for c in chunks):  # e.g. dictionary-encoded and plain strings mixed
+        chunks = [c.cast(plain_type(c.type)) for c in chunks]
+    return pa.concat_arrays(chunks)
 
 
 def numeric_values(col: pa.Array, plan: ColumnPlan) -> tuple[np.ndarray, np.ndarray | None]:

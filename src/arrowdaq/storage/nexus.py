@@ -180,31 +180,34 @@ class NexusWriter(RunWriter):
         n = sum(b.num_rows for b in batches)
         if n == 0:
             return 0
-        g, written = st.group, 0
+        # Convert and check every column first, so a refused batch leaves no column longer than the others.
+        writes: list[tuple[str, np.ndarray]] = []
+        widths = dict(st.widths)
         for plan in st.plans:
             if plan.form == C.NUMERIC:
                 values, valid = C.numeric_values(C.column_of(batches, plan.name), plan)
-                written += _append(g[plan.name], values)
+                writes.append((plan.name, values))
                 if valid is not None:
-                    written += _append(g[plan.name + C.VALID_SUFFIX], valid)
+                    writes.append((plan.name + C.VALID_SUFFIX, valid))
             elif plan.form == C.LIST:
-                values = C.list_values(C.column_of(batches, plan.name), plan, stream, st.widths[plan.name])
-                st.widths[plan.name] = values.shape[1]
-                written += _append(g[plan.name], values)
+                values = C.list_values(C.column_of(batches, plan.name), plan, stream, widths[plan.name])
+                widths[plan.name] = values.shape[1]
+                writes.append((plan.name, values))
             elif plan.form == C.TENSOR:
-                written += _append(g[plan.name], C.tensor_values(batches, plan))
-            else:
-                strings = st.strings[plan.name]
-                codes, new = strings.encode(C.column_of(batches, plan.name), st.rows)
-                if new:
-                    encoded = np.array([v.encode() for v in new], L.DICTIONARY_DTYPE)
-                    too_long = [v for v in new if len(v.encode()) > L.DICTIONARY_BYTES]
-                    if too_long:
-                        raise StorageError(f"stream {stream!r}: field {plan.name!r} value {too_long[0][:40]!r}... is longer"
-                                           f" than {L.DICTIONARY_BYTES} bytes")
-                    written += _append(g[plan.name + C.DICTIONARY_SUFFIX], encoded)
+                writes.append((plan.name, C.tensor_values(batches, plan)))
+        for plan in st.plans:
+            if plan.form == C.STRING:
+                codes, new = st.strings[plan.name].encode(C.column_of(batches, plan.name), st.rows)
+                too_long = [v for v in new if len(v.encode()) > L.DICTIONARY_BYTES]
+                if too_long:
+                    raise StorageError(f"stream {stream!r}: field {plan.name!r}: value {too_long[0][:40]!r}... is longer"
+                                       f" than {L.DICTIONARY_BYTES} bytes")
+                if new:  # the dictionary first: codes on disk never point past it
+                    writes.insert(0, (plan.name + C.DICTIONARY_SUFFIX, np.array([v.encode() for v in new], L.DICTIONARY_DTYPE)))
                 if codes is not None:
-                    written += _append(g[plan.name + C.CODES_SUFFIX], codes)
+                    writes.append((plan.name + C.CODES_SUFFIX, codes))
+        st.widths = widths
+        written = sum(_append(st.group[name], values) for name, values in writes)
         st.rows += n
         return written
 

@@ -62,13 +62,16 @@ class RunFile:
     def _open(self) -> Iterator[h5py.File]:
         if not self.path.exists():
             raise StorageError(f"{self.path}: no such run file")
-        try:
-            f = h5py.File(self.path, "r", swmr=True, locking=False)
-        except OSError:
+        f = None
+        errors = []
+        for kwargs in ({"swmr": True}, {}, {"locking": False}):  # SWMR first: the run may still be written
             try:
-                f = h5py.File(self.path, "r", locking=False)
+                f = h5py.File(self.path, "r", **kwargs)
+                break
             except OSError as exc:
-                raise StorageError(f"{self.path}: cannot open run file: {exc}") from exc
+                errors.append(exc)
+        if f is None:
+            raise StorageError(f"{self.path}: cannot open run file: {errors[0]}") from errors[-1]
         try:
             yield f
         finally:

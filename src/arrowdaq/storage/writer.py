@@ -59,6 +59,10 @@ class RunWriter:
                 self.file.close()
                 self.file = None
                 raise StorageError(f"{self.path}: exists and holds run {found!r}, not {self.run.run_id!r}")
+            own = self.file[L.ENTRY][L.ARROWDAQ]
+            own["complete"][()] = 0  # resumed after a restart: running again
+            if "end_time" in self.file[L.ENTRY]:
+                del self.file[L.ENTRY]["end_time"]
         else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +86,12 @@ class RunWriter:
     def flush(self) -> None:
         if self.file is not None:
             self.file.flush()
+            self._check_present()
+
+    def _check_present(self) -> None:
+        """The file may be deleted or moved while open; writes would then go nowhere."""
+        if not self.path.exists():
+            raise StorageError(f"{self.path}: the run file vanished (deleted or moved) while recording")
 
     def close(self, complete: bool = True) -> None:
         """Close; a complete run gets its end time and ``complete = 1`` (not after a write error)."""
@@ -90,6 +100,7 @@ class RunWriter:
         file, self.file = self.file, None
         file.close()
         if complete and not self.broken:
+            self._check_present()
             with h5py.File(self.path, "a", libver="latest") as f:
                 entry = f[L.ENTRY]
                 L.write_text(entry, "end_time", L.now_iso())

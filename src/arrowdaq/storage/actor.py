@@ -1,0 +1,272 @@
+"""The storage actor: a lossless hub subscriber that records a run file.
+
+Spawn it as a sink, subscribed to the streams to record::
+
+    run = RunInfo(name="alignment", operator="Ada", sample="BBO-3")
+    ref, path = spawn_storage(hub, ["pm1/*", "cam1/*"], StorageOptions(data_dir="data"), run)
+    print("recording to", path)
+
+(or ``hub.spawn("storage", lambda: StorageActor(hub, options, run), role=Role.SINK,
+inputs=..., policy="lossless")``: build ``run`` once, outside the factory, so that
+a restarted actor resumes the same file instead of starting a new run).
+
+Small batches are gathered per stream and written in chunk-sized pieces (one
+h5py call costs ~40 µs whatever its size); a flush timer writes what is pending
+and flushes the file at least every ``flush_interval`` seconds. A write error
+(disk full, file gone) is unrecoverable: the actor records the error, closes the
+file (what was flushed stays readable) and ends Failed, so the hub releases its
+producers and acquisition goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import pyarrow as pa
+
+from ..actors import Actor, ActorRef, Command, Role
+from ..errors import CommandError, StorageError, StorageWriteError, describe
+from ..hub.streams import StreamSpec
+from . import columns as C
+from .ipc import ArrowIpcWriter
+from .nexus import NexusWriter
+from .options import NEXUS, RunInfo, StorageOptions, run_path
+from .writer import RunWriter
+
+#: Pending bytes of one stream that trigger a write even below ``chunk_rows`` (traces, frames).
+WRITE_BYTES = 4 << 20
+
+FLUSH = Command("flush")
+
+
+def split_rows(batches: list[pa.RecordBatch], n: int) -> tuple[list[pa.RecordBatch], list[pa.RecordBatch]]:
+    """The first ``n`` rows of ``batches`` and the rest (zero-copy slices)."""
+    head: list[pa.RecordBatch] = []
+    for i, batch in enumerate(batches):
+        if n >= batch.num_rows:
+            head.append(batch)
+            n -= batch.num_rows
+            continue
+        if n:
+            head.append(batch.slice(0, n))
+        return head, [batch.slice(n)] + batches[i + 1 :]
+    return head, []
+
+
+class StorageActor(Actor):
+    """Records the streams it is subscribed to into one run file; see the module docstring.
+
+    Commands: ``status`` (path, rows per stream, bytes, last flush, error),
+    ``flush``, ``instrument_info`` with ``{instrument: {"identity": {...}, "settings": {...}}}``.
+    """
+
+    role = Role.SINK
+
+    def __init__(
+        self,
+        hub: Any,
+        options: StorageOptions = StorageOptions(),
+        run: RunInfo | None = None,
+        instruments: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.hub = hub
+        self.options = options
+        self.run = run or RunInfo()
+        self.instruments: dict[str, Mapping[str, Any]] = dict(instruments or {})
+        #: The run file, known before recording starts.
+        self.path = run_path(options, self.run)
+        self.writer: RunWriter | None = None
+        self.error: str | None = None
+        self.rows_written: dict[str, int] = {}
+        self.bytes_written = 0
+        self.last_flush: float | None = None  # time.time() of the last flush
+        self.skipped: dict[str, str] = {}  # streams that cannot be stored, and why
+        self._pending: dict[str, list[pa.RecordBatch]] = {}
+        self._pending_rows: dict[str, int] = {}
+        self._pending_bytes: dict[str, int] = {}
+
+    # --- life cycle ------------------------------------------------------------------------
+    async def on_start(self) -> None:
+        cls = NexusWriter if self.options.layout == NEXUS else ArrowIpcWriter
+        self.writer = cls(self.path, self.options, self.run, self.instruments)
+        specs = [spec for spec in self._subscribed() if self._storable(spec)]
+        try:
+            await self.blocking(self.writer.open, specs)
+        except (StorageError, OSError) as exc:
+            self._fail_text(exc, "cannot start recording")
+            raise StorageWriteError(self.error) from exc
+        for name in self.writer.streams:
+            self.rows_written[name] = self.writer.rows(name)
+        self.last_flush = time.time()
+        self.every(self.options.flush_interval, FLUSH)
+        self.log.info(f"recording {len(specs)} stream(s) to {self.path}")
+
+    async def on_stop(self) -> None:
+        if self.writer is None:
+            return
+        try:
+            if self.error is None:
+                await self._write_all()
+        except StorageWriteError:
+            pass  # already recorded and logged; close what we can
+        finally:
+            try:
+                await self.blocking(self.writer.close, self.error is None)
+            except Exception as exc:  # noqa: BLE001 - the file may be unusable after a write error
+                self.log.warning(f"{self.path}: error while closing: {describe(exc)}")
+            self.writer = None
+        if self.error is None:
+            self.log.info(f"run file complete: {self.path}")
+
+    # --- data ----------------------------------------------------------------------------------
+    async def on_batch(self, stream: str, batch: pa.RecordBatch) -> None:
+        if stream in self.skipped or batch.num_rows == 0:
+            return
+        if stream not in self.rows_written and not await self._add_late(stream):
+            return
+        self._pending.setdefault(stream, []).append(batch)
+        rows = self._pending_rows[stream] = self._pending_rows.get(stream, 0) + batch.num_rows
+        nbytes = self._pending_bytes[stream] = self._pending_bytes.get(stream, 0) + batch.get_total_buffer_size()
+        chunk = self.options.chunk_rows
+        if rows >= chunk:
+            await self._write(stream, rows - rows % chunk)  # whole chunks: no chunk is written twice
+        elif nbytes >= WRITE_BYTES:
+            await self._write(stream, rows)
+
+    async def _write(self, stream: str, rows: int) -> None:
+        head, tail = split_rows(self._pending.pop(stream, []), rows)
+        if tail:
+            self._pending[stream] = tail
+        self._pending_rows[stream] = self._pending_rows.get(stream, 0) - rows
+        self._pending_bytes[stream] = sum(b.get_total_buffer_size() for b in tail)
+        try:
+            self.bytes_written += await self.blocking(self.writer.append, stream, head)
+        except StorageError as exc:  # this stream's data cannot be stored (e.g. trace length changed)
+            self.skipped[stream] = str(exc)
+            self._pending.pop(stream, None)
+            self.log.error(f"not recording {stream!r} any more: {exc}", extra={"stream": stream})
+            return
+        except Exception as exc:  # noqa: BLE001 - disk full, file gone, I/O error
+            self._fail_text(exc, f"writing stream {stream!r} failed")
+            raise StorageWriteError(self.error) from exc
+        self.rows_written[stream] = self.rows_written.get(stream, 0) + rows
+
+    async def _write_all(self) -> None:
+        for stream in list(self._pending):
+            if self._pending_rows.get(stream):
+                await self._write(stream, self._pending_rows[stream])
+
+    async def flush(self) -> None:
+        await self._write_all()
+        try:
+            await self.blocking(self.writer.flush)
+        except Exception as exc:  # noqa: BLE001
+            self._fail_text(exc, "flush failed")
+            raise StorageWriteError(self.error) from exc
+        self.last_flush = time.time()
+
+    # --- commands ---------------------------------------------------------------------------
+    async def handle(self, message: Any) -> Any:
+        if not isinstance(message, Command):
+            raise CommandError(f"storage actor {self.name!r}: expected a Command, got {type(message).__name__}")
+        if message.action == "flush":
+            await self.flush()
+            return self.status()
+        if message.action == "status":
+            return self.status()
+        if message.action == "instrument_info":
+            await self._instrument_info(message.args)
+            return self.status()
+        raise CommandError(f"storage actor {self.name!r}: unknown command {message.action!r}"
+                           " (known: status, flush, instrument_info)")
+
+    def status(self) -> dict[str, Any]:
+        """Where and how much is recorded; ``error`` is set once recording stopped on a write error."""
+        try:
+            file_bytes = os.path.getsize(self.path)
+        except OSError:
+            file_bytes = None
+        return {
+            "path": str(self.path),
+            "layout": self.options.layout,
+            "run_id": self.run.run_id,
+            "recording": self.writer is not None and self.error is None,
+            "rows": dict(self.rows_written),
+            "pending_rows": sum(self._pending_rows.values()),
+            "bytes": self.bytes_written,
+            "file_bytes": file_bytes,
+            "last_flush": self.last_flush,
+            "skipped": dict(self.skipped),
+            "error": self.error,
+        }
+
+    async def _instrument_info(self, args: Mapping[str, Any]) -> None:
+        bad = [k for k, v in args.items() if not isinstance(v, Mapping)]
+        if not args or bad:
+            raise CommandError("instrument_info: expected {instrument: {identity/settings dict}}, "
+                               f"got {', '.join(map(repr, bad)) or 'nothing'}")
+        for name, info in args.items():
+            self.instruments[name] = info
+            await self._structure(self.writer.set_instrument, name, info)
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _subscribed(self) -> list[StreamSpec]:
+        names: list[str] = []
+        for inbox in self.ref.inboxes:
+            names += [n for n in getattr(inbox, "streams", []) if n not in names]
+        return [self.hub.streams[n] for n in names if n in self.hub.streams]
+
+    def _storable(self, spec: StreamSpec) -> bool:
+        if self.options.layout != NEXUS:
+            return True
+        try:
+            C.plan_columns(spec.schema, spec.name)
+            return True
+        except StorageError as exc:
+            self.skipped[spec.name] = f"{exc} (the arrow_ipc layout stores any schema)"
+            self.log.error(f"not recording {spec.name!r}: {self.skipped[spec.name]}", extra={"stream": spec.name})
+            return False
+
+    async def _add_late(self, stream: str) -> bool:
+        """A stream declared after recording started: add its datasets (a brief SWMR pause)."""
+        spec = self.hub.streams.get(stream)
+        if spec is None or not self._storable(spec):
+            self.skipped.setdefault(stream, "stream is not declared in the hub")
+            return False
+        await self._write_all()
+        await self._structure(self.writer.add_streams, [spec])
+        self.rows_written[stream] = self.writer.rows(stream)
+        return True
+
+    async def _structure(self, change: Any, *args: Any) -> None:
+        try:
+            await self.blocking(change, *args)
+        except Exception as exc:  # noqa: BLE001
+            self._fail_text(exc, "changing the file's structure failed")
+            raise StorageWriteError(self.error) from exc
+
+    def _fail_text(self, exc: BaseException, what: str) -> None:
+        if self.writer is not None:
+            self.writer.broken = True
+        text = str(exc) if isinstance(exc, StorageError) and str(self.path) in str(exc) else f"{self.path}: {describe(exc)}"
+        self.error = f"{what}: {text}; recording stopped"
+        self.log.error(self.error)
+
+
+def spawn_storage(
+    hub: Any,
+    inputs: str | list[str],
+    options: StorageOptions = StorageOptions(),
+    run: RunInfo | None = None,
+    instruments: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    name: str = "storage",
+) -> tuple[ActorRef, Path]:
+    """Start recording ``inputs`` (stream names or globs); returns the actor and the run file's path."""
+    run = run or RunInfo()
+    ref = hub.spawn(name, lambda: StorageActor(hub, options, run, instruments), role=Role.SINK,
+                    inputs=inputs, policy="lossless")
+    return ref, run_path(options, run)
