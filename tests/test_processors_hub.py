@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 import scipy.signal as sig
 
-from arrowdaq.actors import Actor, ActorStatus, Command, Role
+from arrowdaq.actors import Actor, ActorStatus, Command, RestartPolicy, Role
 from arrowdaq.data import (
     scalar_batch,
     scalar_schema,
@@ -228,8 +228,9 @@ async def test_sql_processor_with_a_bad_query_fails_at_start_and_says_why(hub, s
     ref = hub.spawn("q", lambda: SQLProcessor(hub, signal_stream, query="SELECT nope FROM batch"),
                     inputs=signal_stream)
     await ref.wait_status(ActorStatus.FAILED)
-    error = hub.status()["actors"]["q"]["error"]
-    assert error.startswith("ProcessorError") and "bad SQL query" in error and "nope" in error
+    status = hub.status()["actors"]["q"]
+    assert status["error"].startswith("ProcessorConfigError") and "bad SQL query" in status["error"]
+    assert "nope" in status["error"] and status["restarts"] == 0  # a restart could not help
     await hub.publish(signal_stream, scalar_batch([1.0], channel="ai0", unit="V"))  # the hub goes on
 
 
@@ -242,6 +243,27 @@ async def test_wrong_input_kind_is_refused_naming_stream_and_expected_kind(hub):
                     inputs="scope1/trace")
     await ref.wait_status(ActorStatus.FAILED)
     assert "expected scalar" in hub.status()["actors"]["lp"]["error"]
+
+
+async def test_a_cutoff_above_the_learnt_nyquist_frequency_fails_the_processor(hub, signal_stream):
+    ref = spawn(hub, "lp", "filter", signal_stream, response="lowpass", cutoff=800.0)  # fine until the rate is known
+    await hub.publish(signal_stream, scalar_batch(np.ones(10), channel="ai0", unit="V", timestamps_ns=timestamps(10)))
+    await ref.wait_status(ActorStatus.FAILED)
+    status = hub.status()["actors"]["lp"]
+    assert "800 Hz is not below the Nyquist frequency 500 Hz" in status["error"] and status["restarts"] == 0
+
+
+async def test_a_processor_waits_for_an_input_declared_late(hub):
+    patient = RestartPolicy(initial_backoff=0.005, max_backoff=0.02, max_failures=10_000, window=60.0)
+    ref = hub.spawn("avg", build("moving_average", "avg", hub, "late/ai0", {"samples": 2}), inputs="late/ai0",
+                    restart=patient)
+    async with asyncio.timeout(5):
+        while ref.restarts < 1:
+            await asyncio.sleep(0.005)
+    assert "input stream 'late/ai0' is not declared" in hub.status()["actors"]["avg"]["error"]
+    hub.declare("late/ai0", scalar_schema("mW"), producer="late")
+    await ref.wait_status(ActorStatus.RUNNING)
+    assert unit_of(hub.streams["avg/average"].schema) == "mW"
 
 
 async def test_nan_and_gaps_are_reported_and_the_filter_restarts_after_them(hub, signal_stream):

@@ -104,6 +104,10 @@ class ProcessorError(ArrowDAQError):
     """A processor cannot handle its input or its parameters."""
 
 
+class ProcessorConfigError(ProcessorError, Unrecoverable):
+    """A processor's parameters do not fit its input (wrong kind, bad query): a restart cannot help."""
+
+
 def describe(exc: BaseException) -> str:
     """A one-line description of an error for status lines and logs: ``Type: message``."""
     text = str(exc)

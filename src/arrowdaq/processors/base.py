@@ -14,13 +14,17 @@ the id is the actor's name.
 
 Bad input never crashes the hub. What restarts and what does not:
 
-* at start, an input of the wrong kind, a missing input stream or parameters
-  that do not fit the input raise ProcessorError: the supervisor retries (the
-  input may be declared late) and then marks the actor Failed with the message;
+* bad parameters, an input of the wrong kind, a query that does not run, a
+  cut-off above the Nyquist frequency raise ProcessorConfigError (an
+  ``Unrecoverable`` error): the actor is Failed at once with the message, as a
+  restart would fail the same way. ``build`` raises it before anything starts;
+* an input stream not declared yet raises ProcessorError at start: the
+  supervisor retries with backoff (the instrument may declare it late);
 * during the run, a batch that cannot be processed (wrong schema, irregular
-  timestamps) is dropped and reported; gaps and NaN values are reported and the
-  algorithm restarts after them (:mod:`.sampling`). Reports show as the actor's
-  last error in ``hub.status()`` and in the log; the actor keeps running;
+  timestamps, a query failing on its values) is dropped and reported; gaps and
+  NaN values are reported and the algorithm restarts after them
+  (:mod:`.sampling`). Reports show as the actor's last error in
+  ``hub.status()``, as status events and in the log; the actor keeps running;
 * any other exception is a bug: the actor restarts with fresh state.
 """
 
@@ -35,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..actors import Actor, Command, Role
 from ..data import SCALAR, kind_of, unit_of
 from ..data.validate import check_schema
-from ..errors import CommandError, ProcessorError, SchemaError
+from ..errors import CommandError, ProcessorConfigError, ProcessorError, SchemaError, Unrecoverable
 from .sampling import SampleClock, Segment, split_segments
 
 Outputs = list[tuple[str, pa.RecordBatch]]
@@ -66,7 +70,7 @@ def parse_params(cls: type[ProcessorParams], params: dict[str, Any], where: str)
         problems = "; ".join(
             f"parameter {'.'.join(str(p) for p in err['loc']) or '?'!r}: {err['msg']}" for err in exc.errors()
         )
-        raise ProcessorError(f"{where}: {problems}") from None
+        raise ProcessorConfigError(f"{where}: {problems}") from None
 
 
 def channel_of(batch: pa.RecordBatch) -> str:
@@ -131,7 +135,7 @@ class Processor(Actor):
             raise ProcessorError(f"{self.where}: input stream {self.input!r} is not declared (streams: {known})")
         kind = kind_of(spec.schema)
         if self.accepts and kind not in self.accepts:
-            raise ProcessorError(
+            raise ProcessorConfigError(
                 f"{self.where}: input stream {self.input!r} is a {kind or 'custom'} stream, "
                 f"expected {' or '.join(self.accepts)}"
             )
@@ -143,7 +147,7 @@ class Processor(Actor):
 
     async def on_start(self) -> None:
         if self.id is not None and self.id != self.name:
-            raise ProcessorError(f"{self.where}: spawned as actor {self.name!r}; the id must be the actor name")
+            raise ProcessorConfigError(f"{self.where}: spawned as actor {self.name!r}; the id must be the actor name")
         if self.input_schema is None or self.id is None:
             self._prepare(self.name)
 
@@ -159,6 +163,8 @@ class Processor(Actor):
             self.counters["batches_in"] += 1
             self.counters["rows_in"] += batch.num_rows
             outputs = await self.blocking(self.transform, batch)
+        except Unrecoverable:
+            raise  # parameters that cannot work with this input: Failed, with the message
         except (ProcessorError, SchemaError) as exc:
             self._problems.append(f"{exc}; batch dropped")
             outputs = []

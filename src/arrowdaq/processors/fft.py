@@ -30,7 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field, field_validator
 
 from ..data import SCALAR, UNIFORM, VECTOR, kind_of, unit_of, vector_batch, vector_schema
-from ..errors import ProcessorError
+from ..errors import ProcessorConfigError
 from .base import Outputs, SignalParams, SignalProcessor, channel_of
 from .sampling import Segment
 
@@ -148,19 +148,19 @@ class FFTProcessor(SignalProcessor):
             self.unit = unit_of(input_schema, "values")
             if (input_schema.metadata or {}).get(b"arrowdaq.axis", b"").decode() != UNIFORM:
                 if p.sample_rate is None:
-                    raise ProcessorError(f"{self.where}: input {self.input!r} has an explicit x axis; "
+                    raise ProcessorConfigError(f"{self.where}: input {self.input!r} has an explicit x axis; "
                                          "configure sample_rate to take its FFT")
                 self.seconds_per_x = 1.0
             else:
                 x_unit = unit_of(input_schema, "x0")
                 if x_unit not in TIME_UNITS:
-                    raise ProcessorError(f"{self.where}: the x axis of {self.input!r} is in {x_unit!r}, not a time "
+                    raise ProcessorConfigError(f"{self.where}: the x axis of {self.input!r} is in {x_unit!r}, not a time "
                                          f"unit ({', '.join(u for u in TIME_UNITS if u)}); configure sample_rate")
                 self.seconds_per_x = TIME_UNITS[x_unit]
             self.channel = ""
         else:
             if p.window_size is None:
-                raise ProcessorError(f"{self.where}: parameter 'window_size' is required for the scalar "
+                raise ProcessorConfigError(f"{self.where}: parameter 'window_size' is required for the scalar "
                                      f"input {self.input!r}")
             super().configure(input_schema)
         return self.output_schemas(input_schema)

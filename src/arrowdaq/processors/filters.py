@@ -17,7 +17,7 @@ import scipy.signal as sig
 from pydantic import Field, model_validator
 
 from ..data import scalar_batch, scalar_schema
-from ..errors import ProcessorError
+from ..errors import ProcessorConfigError
 from .base import Outputs, SignalParams, SignalProcessor
 from .sampling import Segment
 
@@ -84,7 +84,7 @@ def design_filter(p: FilterParams, sample_rate: float, where: str = "filter") ->
     nyquist = sample_rate / 2
     highest = max(np.atleast_1d(p.cutoff))
     if highest >= nyquist:
-        raise ProcessorError(
+        raise ProcessorConfigError(
             f"{where}: parameter 'cutoff': {highest:g} Hz is not below the Nyquist frequency {nyquist:g} Hz "
             f"(sample rate {sample_rate:g} Hz)"
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from ..actors import ActorRef
-from ..errors import ProcessorError
+from ..errors import ProcessorConfigError
 from .averaging import DecimateProcessor, MovingAverageProcessor
 from .base import Processor
 from .fft import FFTProcessor
@@ -37,13 +37,13 @@ def processor_class(kind: str) -> type[Processor]:
     try:
         return PROCESSORS[kind]
     except KeyError:
-        raise ProcessorError(f"unknown processor kind {kind!r} (known: {', '.join(sorted(PROCESSORS))})") from None
+        raise ProcessorConfigError(f"unknown processor kind {kind!r} (known: {', '.join(sorted(PROCESSORS))})") from None
 
 
 def _single_input(id: str, inputs: str | Iterable[str]) -> str:
     names = [inputs] if isinstance(inputs, str) else list(inputs)
     if len(names) != 1:
-        raise ProcessorError(f"processor {id!r}: inputs must name exactly one stream, got {names}")
+        raise ProcessorConfigError(f"processor {id!r}: inputs must name exactly one stream, got {names}")
     return names[0]
 
 

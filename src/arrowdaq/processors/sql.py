@@ -25,7 +25,7 @@ from pydantic import Field, field_validator
 
 from ..data import from_polars, plain_schema, to_polars
 from ..data.schemas import plain_type
-from ..errors import ProcessorError
+from ..errors import ProcessorConfigError, ProcessorError
 from .base import Outputs, Processor, ProcessorParams
 
 
@@ -77,7 +77,7 @@ class SQLProcessor(Processor):
             empty = run_query(query, to_polars(input_schema.empty_table()))
         except Exception as exc:  # noqa: BLE001 - any Polars error is a problem of the query
             columns = ", ".join(input_schema.names)
-            raise ProcessorError(
+            raise ProcessorConfigError(
                 f"{self.where}: bad SQL query {query!r}: {_first_line(exc)} "
                 f"(the input {self.input!r} is the table 'batch' with columns {columns})"
             ) from None
