@@ -355,3 +355,44 @@ async def test_processor_status_command_and_unknown_commands(hub, signal_stream)
     with pytest.raises(CommandError, match="unknown command 'explode'"):
         await hub.command("avg", Command("explode"))
     assert hub.actor("avg").status is ActorStatus.RUNNING
+
+
+async def test_a_large_batch_goes_through_the_worker_thread_with_the_same_result(hub, signal_stream):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(50_000)
+    x[30_000] = np.nan
+    ts = timestamps(len(x))
+    spawn(hub, "lp", "filter", signal_stream, response="highpass", cutoff=10.0, order=2)
+    sub = hub.subscribe("lp/*")
+    for a, b in [(0, 5000), (5000, 45_000), (45_000, 50_000)]:  # the middle one is 640 kB
+        await hub.publish(signal_stream, scalar_batch(x[a:b], channel="ai0", unit="V", timestamps_ns=ts[a:b]))
+    await settle(hub, "lp")
+    y = column(collect(sub)["lp/filtered"])
+    sos = sig.butter(2, 10.0, "highpass", fs=FS, output="sos")
+    np.testing.assert_allclose(y, np.concatenate((sig.sosfilt(sos, x[:30_000]), sig.sosfilt(sos, x[30_001:]))),
+                               rtol=1e-9)
+    assert "1 NaN value(s)" in hub.status()["actors"]["lp"]["error"]
+
+
+async def test_fft_of_traces_of_different_lengths_and_an_explicit_axis(hub):
+    schema = vector_schema("V", "s", axis="explicit")
+    hub.declare("scope2/trace", schema, producer="scope2")
+    with pytest.raises(ProcessorError, match="explicit x axis; configure sample_rate"):
+        build("fft", "f", hub, "scope2/trace", {})
+    spawn(hub, "f", "fft", "scope2/trace", sample_rate=1000.0)
+    sub = hub.subscribe("f/spectrum")
+    short, long = (np.cos(2 * np.pi * 100 * np.arange(n) / 1000.0) for n in (200, 500))
+    values = pa.array([short.tolist(), long.tolist(), short.tolist()], pa.list_(pa.float64()))
+    xs = pa.array([np.arange(len(v)) / 1000.0 for v in (short, long, short)], pa.list_(pa.float64()))
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([1, 2, 3], pa.uint64()), pa.array(["CH1"] * 3).dictionary_encode().cast(schema.field(1).type),
+         values, xs], schema=schema)
+    await hub.publish("scope2/trace", batch)
+    await settle(hub, "f")
+    out = collect(sub)["f/spectrum"]
+    assert sorted(b.num_rows for b in out) == [1, 2]  # one output batch per trace length
+    for b in out:
+        rows, df = traces_of(b), b.column("dx").to_numpy()
+        assert np.all(rows.argmax(axis=1) * df == 100.0)
+        np.testing.assert_allclose(rows.max(axis=1), 1.0, rtol=1e-9)
+    assert sorted(column(out, "timestamp_ns").tolist()) == [1, 2, 3]

@@ -44,6 +44,11 @@ from .sampling import SampleClock, Segment, split_segments
 
 Outputs = list[tuple[str, pa.RecordBatch]]
 
+#: Batches at least this large are processed in the actor's worker thread, so the
+#: event loop stays responsive; smaller ones on the loop, where a thread hop
+#: (~0.2 ms) would cost more than the work (docs/decisions, processors).
+OFFLOAD_BYTES = 256 * 1024
+
 
 class ProcessorParams(BaseModel):
     """Parameters of a processor kind; unknown names are refused (a typo is an error)."""
@@ -162,7 +167,10 @@ class Processor(Actor):
                 check_schema(batch.schema, self.input_schema, stream=stream)
             self.counters["batches_in"] += 1
             self.counters["rows_in"] += batch.num_rows
-            outputs = await self.blocking(self.transform, batch)
+            if batch.get_total_buffer_size() >= OFFLOAD_BYTES:
+                outputs = await self.blocking(self.transform, batch)
+            else:
+                outputs = self.transform(batch)
         except Unrecoverable:
             raise  # parameters that cannot work with this input: Failed, with the message
         except (ProcessorError, SchemaError) as exc:
@@ -228,7 +236,7 @@ class SignalProcessor(Processor):
     def transform(self, batch: pa.RecordBatch) -> Outputs:
         if batch.num_rows == 0:
             return []
-        self.channel = channel_of(batch)
+        self.channel = self.channel or channel_of(batch)  # constant within a stream
         ts = batch.column("timestamp_ns").to_numpy()
         values = batch.column("value").to_numpy()
         if self._held is not None:  # samples that came before the rate was known

@@ -192,7 +192,7 @@ class FFTProcessor(SignalProcessor):
             return super().transform(batch)
         if batch.num_rows == 0:
             return []
-        self.channel = channel_of(batch)
+        self.channel = self.channel or channel_of(batch)
         values = batch.column("values")
         lengths = np.diff(values.offsets.to_numpy())
         flat = values.flatten().to_numpy(zero_copy_only=False)

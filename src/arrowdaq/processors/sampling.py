@@ -101,7 +101,9 @@ def split_segments(
     on a NaN (a break for the next one).
     """
     nan = np.isnan(values)
-    n_nan = int(nan.sum())
+    n_nan = int(np.count_nonzero(nan))
+    if not n_nan and not broken_before and not breaks.any():  # the usual case: one unbroken run
+        return ([Segment(timestamps_ns, values, False)] if len(values) else []), 0, False
     brk = breaks.copy()
     if len(brk):
         brk[0] |= broken_before

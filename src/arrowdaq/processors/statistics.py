@@ -113,7 +113,7 @@ class StatisticsProcessor(Processor):
     def transform(self, batch: pa.RecordBatch) -> Outputs:
         if batch.num_rows == 0:
             return []
-        self.channel = channel_of(batch)
+        self.channel = self.channel or channel_of(batch)
         ts = batch.column("timestamp_ns").to_numpy()
         v = batch.column("value").to_numpy()
         nan = np.isnan(v)
