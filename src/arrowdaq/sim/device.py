@@ -28,8 +28,12 @@ class SimDevice:
         self.table = table
         self._buffer = b""
 
-    def handle(self, command: str) -> str | None:
-        """Answer one command (without terminator); None when the command has no reply."""
+    def handle(self, command: str) -> str | bytes | None:
+        """Answer one command (without terminator); None when the command has no reply.
+
+        Text is encoded; bytes (an IEEE 488.2 binary block) are sent unchanged.
+        Either way the reply terminator follows.
+        """
         raise NotImplementedError
 
     def feed(self, data: bytes) -> bytes:
@@ -49,7 +53,7 @@ class SimDevice:
             reply = self.handle(command)
             if reply is not None:
                 self.table.delay(self.latency)
-                out += reply.encode(self.encoding) + self.reply_terminator
+                out += (reply if isinstance(reply, bytes) else reply.encode(self.encoding)) + self.reply_terminator
 
     def reset(self) -> None:
         """Forget a half-received command (the link was dropped)."""

@@ -99,7 +99,10 @@ class TcpSimServer(SimServer):
             if listener is None:
                 self._stop.wait(0.02)
                 continue
-            ready, _, _ = select.select([listener], [], [], 0.05)
+            try:
+                ready, _, _ = select.select([listener], [], [], 0.05)
+            except (OSError, ValueError):  # disconnect() closed the listener meanwhile
+                continue
             if not ready:
                 continue
             try:
