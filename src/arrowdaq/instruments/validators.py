@@ -46,3 +46,16 @@ def boolean(value: Any, what: str) -> bool:
     if text in ("0", "false", "off", "closed", "no"):
         return False
     raise CommandError(f"{what}: {value!r} is not on/off")
+
+
+def int_in_range(low: int, high: int) -> Validator:
+    """Accept whole numbers in [low, high] (for commands that take an integer field)."""
+    as_number = in_range(low, high)
+
+    def check(value: Any, what: str) -> int:
+        number = as_number(value, what)
+        if number != int(number):
+            raise CommandError(f"{what}: {value!r} is not a whole number")
+        return int(number)
+
+    return check

@@ -42,6 +42,8 @@ class SimServer:
         self.device = device
         self.faults = Faults()
         self.address = ""
+        #: Every byte the device received, in order (byte-level protocol tests read it).
+        self.received = bytearray()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -52,12 +54,14 @@ class SimServer:
         self.stop()
 
     def _respond(self, data: bytes) -> bytes:
+        self.received += data
         reply = self.device.feed(data)
         if not reply or self.faults.silent:
             return b""
         if self.faults.extra_delay:
             self._stop.wait(self.faults.extra_delay)
-        return GARBAGE + b"\n" if self.faults.garbage else reply
+        # Line noise still ends like a reply, so the driver sees garbage, not silence.
+        return GARBAGE + self.device.reply_terminator if self.faults.garbage else reply
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,0 +1,215 @@
+"""Thorlabs ELL14 (Elliptec) rotation mount on a multidrop bus.
+
+Several mounts share one port, each with an address ``0``–``F``; give each its
+own driver with ``address=`` on the same port: they share the port's transport
+and lock, so their exchanges never interleave. Commands are lowercase with no
+terminator (``2gp``); replies are uppercase, start with the address and end in
+CR LF (``2PO00001000``). Positions are 32-bit two's-complement hex pulses,
+143360 pulses per revolution unless the mount's ``in`` reply says otherwise.
+
+Every command is answered: with data (``PO``, ``GV``...) or with a status
+(``GS``). A non-zero status raises DeviceStatusError naming the condition.
+A moving mount may answer late: moves wait up to ``move_timeout`` for their
+reply and are never re-sent on their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import CommandError, ConfigError, DeviceStatusError, ProtocolError
+from ..driver import Control, Driver, Stream, command
+from ..transports.base import PortSettings, Transport
+from ..validators import in_range, int_in_range
+
+PULSES_PER_REV = 143360  # 0x23000
+
+STATUS = {
+    0x00: "OK",
+    0x01: "communication timeout",
+    0x02: "mechanical timeout",
+    0x03: "command error or not supported",
+    0x04: "value out of range",
+    0x05: "module isolated",
+    0x06: "module out of isolation",
+    0x07: "initializing error",
+    0x08: "thermal error",
+    0x09: "busy",
+    0x0A: "sensor error",
+    0x0B: "motor error",
+    0x0C: "out of range",
+    0x0D: "over current error",
+}
+BUSY = 0x09
+
+ADDRESSES = "0123456789ABCDEF"
+
+
+def to_hex32(value: int) -> str:
+    """A signed 32-bit integer as 8 hex digits, two's complement (``-1`` → ``FFFFFFFF``)."""
+    if not -(2**31) <= value < 2**31:
+        raise CommandError(f"{value} pulses do not fit in a 32-bit position")
+    return f"{value & 0xFFFFFFFF:08X}"
+
+
+def from_hex32(text: str) -> int:
+    """8 hex digits, two's complement, as a signed integer (``FFFFFFFF`` → ``-1``)."""
+    if len(text) != 8:
+        raise ProtocolError(f"Elliptec value {text!r} is not 8 hex digits")
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise ProtocolError(f"Elliptec value {text!r} is not hexadecimal") from None
+    return value - 2**32 if value >= 2**31 else value
+
+
+def hex_field(mnemonic: str, digits: int = 2):
+    """Parser for a reply body such as ``GV32``: the hex number after the mnemonic."""
+
+    def parse(body: str) -> int:
+        data = body[len(mnemonic) :]
+        if not body.startswith(mnemonic) or len(data) != digits:
+            raise ProtocolError(f"Elliptec reply {body!r} is not {mnemonic} with {digits} hex digits")
+        try:
+            return int(data, 16)
+        except ValueError:
+            raise ProtocolError(f"Elliptec reply {body!r} is not {mnemonic} with {digits} hex digits") from None
+
+    return parse
+
+
+class ELL14(Driver):
+    driver_name = "ell14"
+    port_settings = PortSettings(baudrate=9600, write_termination="", read_termination="\r\n", timeout=1.0)
+    streams = (Stream("position", unit="deg", poll_hz=2.0, long_name="Rotation angle"),)
+
+    velocity = Control("gv", "sv{:02X}", parse=hex_field("GV"), validator=int_in_range(0, 100), unit="%",
+                       doc="Speed, percent of maximum")
+
+    def __init__(self, transport: Transport | None, *, name: str = "", address: str = "0",
+                 move_timeout: float = 3.0) -> None:
+        """``address``: the mount's bus address (0–F); ``move_timeout``: longest wait for a move's reply, s."""
+        super().__init__(transport, name=name)
+        address = str(address).upper()
+        if len(address) != 1 or address not in ADDRESSES:
+            raise ConfigError(f"{self.name}.address: {address!r} is not an Elliptec address 0-F")
+        self.address = address
+        self.move_timeout = move_timeout
+        self.pulses_per_rev = PULSES_PER_REV
+        self.info: dict[str, Any] = {}
+
+    # --- one exchange on the bus ----------------------------------------------------------
+    def query(self, command: str, timeout: float | None = None) -> str:
+        """Send ``command`` to this mount; its reply without the address. A non-zero GS raises."""
+        if self.transport is None:
+            raise CommandError(f"{self.name} has no transport")
+        sent = self.address + command
+        reply = self.transport.query(sent) if timeout is None else self.transport.query(sent, timeout=timeout)
+        if not reply.startswith(self.address) or len(reply) < 3:
+            raise ProtocolError(f"{self.name}: reply {reply!r} to {sent!r} is not from address {self.address}")
+        body = reply[1:]
+        if body.startswith("GS") and not command.startswith("gs"):
+            self._raise_status(hex_field("GS")(body), sent)
+        return body
+
+    def write(self, command: str) -> None:
+        """Elliptec mounts answer every command (GS00 or data): read and check the answer."""
+        self.query(command)
+
+    def _raise_status(self, code: int, sent: str) -> None:
+        if code != 0:
+            condition = STATUS.get(code, "unknown status")
+            raise DeviceStatusError(f"{self.name}: {sent!r} answered status {code:02X}: {condition}", code=code)
+
+    def _degrees(self, body: str) -> float:
+        if not body.startswith("PO"):
+            raise ProtocolError(f"{self.name}: reply {body!r} is not a position (PO)")
+        return from_hex32(body[2:]) * 360.0 / self.pulses_per_rev
+
+    def _pulses(self, degrees: Any, what: str) -> str:
+        value = in_range(-1e6, 1e6)(degrees, f"{self.name}.{what}")
+        return to_hex32(round(value * self.pulses_per_rev / 360.0))
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def connect(self) -> None:
+        body = self.query("in")
+        if not body.startswith("IN") or len(body) < 32:
+            raise ProtocolError(f"{self.name}: info reply {body!r} is not IN + 30 characters")
+        data = body[2:]
+        try:
+            self.info = {
+                "type": int(data[0:2], 16),
+                "serial": data[2:10],
+                "year": data[10:14],
+                "firmware": data[14:16],
+                "hardware": data[16:18],
+                "travel": int(data[18:22], 16),
+                "pulses_per_unit": int(data[22:30], 16),
+            }
+        except ValueError:
+            raise ProtocolError(f"{self.name}: info reply {body!r} has non-hex fields") from None
+        if self.info["pulses_per_unit"] > 0:
+            self.pulses_per_rev = self.info["pulses_per_unit"]
+
+    def identity(self) -> dict[str, str]:
+        return {"driver": self.driver_name, "model": "Thorlabs ELL14", "address": self.address,
+                **{k: str(v) for k, v in self.info.items()}}
+
+    def settings(self) -> dict[str, Any]:
+        return {"address": self.address, "velocity_percent": self.velocity, "jog_step_deg": self.jog_step(),
+                "pulses_per_rev": self.pulses_per_rev}
+
+    # --- Movable (one axis: ``axis`` is accepted for the common interface) ----------------------
+    @command
+    def move_to(self, position: float, axis: int = 1) -> float:
+        """Rotate to ``position`` degrees; returns where the mount reports it arrived."""
+        return self._degrees(self.query(f"ma{self._pulses(position, 'position')}", timeout=self.move_timeout))
+
+    @command
+    def move_by(self, degrees: float, axis: int = 1) -> float:
+        return self._degrees(self.query(f"mr{self._pulses(degrees, 'step')}", timeout=self.move_timeout))
+
+    @command
+    def position(self, axis: int = 1) -> float:
+        return self._degrees(self.query("gp"))
+
+    @command
+    def status(self) -> int:
+        """The mount's status code (0 OK, 9 busy...)."""
+        return hex_field("GS")(self.query("gs"))
+
+    @command
+    def is_moving(self, axis: int = 1) -> bool:
+        code = self.status()
+        if code not in (0, BUSY):
+            self._raise_status(code, f"{self.address}gs")
+        return code == BUSY
+
+    @command
+    def stop_motion(self, axis: int | None = None) -> None:
+        self.query("st")
+
+    @command
+    def home(self, axis: int = 1, clockwise: bool = True) -> float:
+        return self._degrees(self.query("ho0" if clockwise else "ho1", timeout=self.move_timeout))
+
+    @command
+    def jog(self, forward: bool = True) -> float:
+        """One jog step forward (``fw``) or backward (``bw``)."""
+        return self._degrees(self.query("fw" if forward else "bw", timeout=self.move_timeout))
+
+    @command
+    def jog_step(self) -> float:
+        body = self.query("gj")
+        if not body.startswith("GJ"):
+            raise ProtocolError(f"{self.name}: reply {body!r} is not a jog step (GJ)")
+        return from_hex32(body[2:]) * 360.0 / self.pulses_per_rev
+
+    @command
+    def set_jog_step(self, degrees: float) -> None:
+        self.write(f"sj{self._pulses(degrees, 'jog_step')}")
+
+    def read(self, stream: str) -> float:
+        if stream == "position":
+            return self.position()
+        return super().read(stream)

@@ -1,0 +1,224 @@
+"""Newport ESP300 motion controller, axes 1–3 (RS-232, commands end in CR LF).
+
+Commands are ``{axis}{mnemonic}{value}``: ``1PA12.5`` moves axis 1 to 12.5 mm.
+The controller does not answer a command it refuses; it files the error in
+its buffer, read with ``TB?`` (``code, timestamp, message``). So every command
+that may fail (moves, homing, settings) is followed by ``TB?`` and a non-zero
+code raises DeviceStatusError with the controller's own message.
+
+Moves return once the controller has accepted them, so a ``stop_motion`` sent
+meanwhile is not stuck behind a long move; ``wait_motion`` polls ``MD?``
+(1 = done) until the axis stops or its timeout passes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pyarrow as pa
+
+from ...errors import CommandError, ConfigError, DeviceStatusError, DeviceTimeout, ProtocolError
+from ..driver import Driver, Stream, command
+from ..transports.base import PortSettings, Transport
+from ..validators import in_range
+
+AXES = (1, 2, 3)
+
+_ERROR_REPLY = re.compile(r"^\s*(\d+)\s*,\s*(\d+)\s*,\s*(.*?)\s*$")
+
+check_velocity = in_range(0.0, 1000.0)
+
+
+def parse_float(reply: str) -> float:
+    try:
+        return float(reply.strip())
+    except ValueError:
+        raise ProtocolError(f"motion controller reply {reply!r} is not a number") from None
+
+
+def parse_error(reply: str) -> tuple[int, int, str]:
+    """A ``TB?`` reply: (code, timestamp, message); code 0 means no error."""
+    match = _ERROR_REPLY.match(reply)
+    if match is None:
+        raise ProtocolError(f"motion controller error-buffer reply {reply!r} is not 'code, time, message'")
+    return int(match.group(1)), int(match.group(2)), match.group(3)
+
+
+def parse_motion_done(reply: str) -> bool:
+    text = reply.strip()
+    if text not in ("0", "1"):
+        raise ProtocolError(f"motion controller MD? reply {reply!r} is not 0 or 1")
+    return text == "1"
+
+
+def axis_stream(axis: int) -> Stream:
+    return Stream(f"axis{axis}_position", unit="mm", read=None, poll_hz=5.0, long_name=f"Axis {axis} position")
+
+
+class ESP300(Driver):
+    driver_name = "esp300"
+    port_settings = PortSettings(
+        baudrate=19200,
+        write_termination="\r\n",
+        read_termination="\r",
+        extra_read_terminations=("\n",),
+        timeout=1.0,
+        rtscts=True,
+    )
+    streams = ()  # one per configured axis: see active_streams
+
+    def __init__(
+        self,
+        transport: Transport | None,
+        *,
+        name: str = "",
+        axes: list[int] | tuple[int, ...] = (1,),
+        motion_timeout: float = 60.0,
+        motion_poll: float = 0.1,
+        motor_on: bool = True,
+    ) -> None:
+        """``axes``: the connected axes (1–3); ``motion_timeout``: longest move or homing, in s."""
+        super().__init__(transport, name=name)
+        self.axes = self.check_axes(axes, self.name)
+        self.motion_timeout = motion_timeout
+        self.motion_poll = motion_poll
+        self.motor_on = motor_on
+        self._version = ""
+
+    @staticmethod
+    def check_axes(axes: Any, where: str) -> tuple[int, ...]:
+        try:
+            chosen = tuple(int(a) for a in (axes if isinstance(axes, (list, tuple)) else [axes]))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}.axes: {axes!r} is not a list of axis numbers") from None
+        bad = [a for a in chosen if a not in AXES]
+        if bad or not chosen:
+            raise ConfigError(f"{where}.axes: {list(axes) if isinstance(axes, (list, tuple)) else axes!r} must be among 1, 2, 3")
+        return chosen
+
+    # --- streams: axis{n}_position for each configured axis -----------------------------
+    @classmethod
+    def declare_streams(cls, settings: dict[str, Any]) -> dict[str, pa.Schema]:
+        axes = cls.check_axes(settings.get("axes", (1,)), cls.driver_name)
+        return {axis_stream(a).name: axis_stream(a).schema() for a in axes}
+
+    def active_streams(self) -> tuple[Stream, ...]:
+        return tuple(axis_stream(a) for a in self.axes)
+
+    def read(self, stream: str) -> float:
+        for axis in self.axes:
+            if stream == f"axis{axis}_position":
+                return self.position(axis)
+        return super().read(stream)  # raises, listing the streams
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def connect(self) -> None:
+        self._version = self.query("VE?")
+        if "ESP" not in self._version.upper():
+            raise ProtocolError(f"{self.name}: VE? answered {self._version!r}, not an ESP300")
+        self.clear_errors()
+        if self.motor_on:
+            for axis in self.axes:
+                self.write(f"{axis}MO")
+            self.check_errors("motor on")
+
+    def identity(self) -> dict[str, str]:
+        ids = {f"axis{a}_stage": self.query(f"{a}ID?") for a in self.axes}
+        return {"driver": self.driver_name, "model": "Newport ESP300", "version": self._version, **ids}
+
+    def settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"axes": list(self.axes)}
+        for a in self.axes:
+            out[f"axis{a}_velocity_mm_s"] = self.velocity(a)
+            out[f"axis{a}_acceleration_mm_s2"] = parse_float(self.query(f"{a}AC?"))
+        return out
+
+    # --- the error buffer --------------------------------------------------------------
+    def check_errors(self, after: str) -> None:
+        """Read ``TB?``; a filed error raises DeviceStatusError with the controller's message."""
+        code, _, message = parse_error(self.query("TB?"))
+        if code != 0:
+            raise DeviceStatusError(f"{self.name}: {after}: controller error {code}: {message}", code=code)
+
+    def clear_errors(self) -> None:
+        """Empty the error buffer (it holds up to 10 entries)."""
+        for _ in range(10):
+            if parse_error(self.query("TB?"))[0] == 0:
+                return
+
+    def _axis(self, axis: Any) -> int:
+        try:
+            number = int(axis)
+        except (TypeError, ValueError):
+            number = -1
+        if number not in self.axes:
+            raise CommandError(f"{self.name}: axis {axis!r} is not configured (axes: {', '.join(map(str, self.axes))})")
+        return number
+
+    # --- Movable -----------------------------------------------------------------------
+    @command
+    def move_to(self, position: float, axis: int = 1, wait: bool = False) -> None:
+        """Start an absolute move (mm); with ``wait`` return when the axis has stopped."""
+        axis = self._axis(axis)
+        target = in_range(-1e4, 1e4)(position, f"{self.name}.axis{axis}.position")
+        self.write(f"{axis}PA{target:.6f}")
+        self.check_errors(f"move axis {axis} to {target:g} mm")
+        if wait:
+            self.wait_motion(axis)
+
+    @command
+    def move_by(self, distance: float, axis: int = 1, wait: bool = False) -> None:
+        axis = self._axis(axis)
+        step = in_range(-1e4, 1e4)(distance, f"{self.name}.axis{axis}.distance")
+        self.write(f"{axis}PR{step:.6f}")
+        self.check_errors(f"move axis {axis} by {step:g} mm")
+        if wait:
+            self.wait_motion(axis)
+
+    @command
+    def position(self, axis: int = 1) -> float:
+        return parse_float(self.query(f"{self._axis(axis)}TP?"))
+
+    @command
+    def is_moving(self, axis: int = 1) -> bool:
+        return not parse_motion_done(self.query(f"{self._axis(axis)}MD?"))
+
+    @command
+    def stop_motion(self, axis: int | None = None) -> None:
+        """Stop one axis, or every axis when ``axis`` is None."""
+        self.write("ST" if axis is None else f"{self._axis(axis)}ST")
+
+    @command
+    def home(self, axis: int = 1, wait: bool = False) -> None:
+        """Search for the origin (``OR``); homing can take up to ``motion_timeout``."""
+        axis = self._axis(axis)
+        self.write(f"{axis}OR")
+        self.check_errors(f"home axis {axis}")
+        if wait:
+            self.wait_motion(axis)
+
+    @command
+    def wait_motion(self, axis: int = 1, timeout: float | None = None) -> float:
+        """Poll ``MD?`` until the axis stops; returns its position. DeviceTimeout if it keeps moving."""
+        axis = self._axis(axis)
+        limit = self.motion_timeout if timeout is None else float(timeout)
+        deadline = time.monotonic() + limit
+        while self.is_moving(axis):
+            if time.monotonic() >= deadline:
+                raise DeviceTimeout(f"{self.name}: axis {axis} still moving after {limit:g} s")
+            time.sleep(self.motion_poll)
+        return self.position(axis)
+
+    # --- settings per axis -----------------------------------------------------------------
+    @command
+    def velocity(self, axis: int = 1) -> float:
+        return parse_float(self.query(f"{self._axis(axis)}VA?"))
+
+    @command
+    def set_velocity(self, mm_per_s: float, axis: int = 1) -> None:
+        axis = self._axis(axis)
+        value = check_velocity(mm_per_s, f"{self.name}.axis{axis}.velocity")
+        self.write(f"{axis}VA{value:.6f}")
+        self.check_errors(f"set axis {axis} velocity to {value:g} mm/s")

@@ -1,0 +1,160 @@
+"""Spectra-Physics MaiTai Ti:Sapphire laser (RS-232, XON/XOFF, commands end in CR, replies in LF).
+
+Replies carry their unit (``820nm``, ``3.000W``): the parsers accept it.
+In front-panel LOCAL mode the laser accepts commands without executing them,
+so every set is verified by reading the value back (a DeviceErrorReply says it
+was not executed). Safety: emission is never switched on with the shutter open,
+and ``close()`` closes the shutter before the port is released.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from ...errors import CommandError, DeviceErrorReply, InstrumentError, ProtocolError
+from ...log import get_logger
+from ..driver import Driver, Measurement, Stream, command
+from ..transports.base import PortSettings, Transport
+from ..validators import in_range
+
+log = get_logger("arrowdaq.instruments.maitai")
+
+_NUMBER_WITH_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%]*)\s*$")
+
+check_wavelength = in_range(690, 1040)
+
+
+def number_with_unit(unit: str):
+    """A parser for replies such as ``820nm`` or ``3.000W``: the number, the unit checked if present."""
+
+    def parse(reply: str) -> float:
+        match = _NUMBER_WITH_UNIT.match(reply)
+        if match is None or (match.group(2) and match.group(2).lower() != unit.lower()):
+            raise ProtocolError(f"laser reply {reply!r} is not a value in {unit}")
+        return float(match.group(1))
+
+    return parse
+
+
+def parse_flag(reply: str) -> int:
+    """``0`` or ``1`` (the shutter state)."""
+    text = reply.strip()
+    if text not in ("0", "1"):
+        raise ProtocolError(f"laser reply {reply!r} is not 0 or 1")
+    return int(text)
+
+
+def parse_status_byte(reply: str) -> int:
+    try:
+        value = int(reply.strip())
+    except ValueError:
+        raise ProtocolError(f"laser status reply {reply!r} is not a status byte") from None
+    if not 0 <= value <= 255:
+        raise ProtocolError(f"laser status reply {reply!r} is not a status byte")
+    return value
+
+
+class MaiTai(Driver):
+    driver_name = "maitai"
+    port_settings = PortSettings(
+        baudrate=9600, write_termination="\r", read_termination="\n", timeout=3.0, min_interval=0.5, xonxoff=True
+    )
+    streams = (
+        Stream("wavelength", unit="nm", poll_hz=1.0, long_name="Laser wavelength"),
+        Stream("power", unit="W", poll_hz=1.0, long_name="Laser output power"),
+        Stream("shutter", unit=None, poll_hz=1.0, long_name="Shutter open (1) or closed (0)"),
+    )
+
+    wavelength = Measurement("READ:WAVELENGTH?", parse=number_with_unit("nm"), unit="nm", doc="Wavelength now")
+    wavelength_setpoint = Measurement("WAVELENGTH?", parse=number_with_unit("nm"), unit="nm")
+    power = Measurement("READ:POWER?", parse=number_with_unit("W"), unit="W", doc="Output power")
+    shutter = Measurement("SHUTTER?", parse=parse_flag, doc="1 open, 0 closed")
+    status_byte = Measurement("*STB?", parse=parse_status_byte, doc="Bit 0: emission on")
+
+    def __init__(self, transport: Transport | None, *, name: str = "", verify_timeout: float = 5.0,
+                 verify_interval: float = 0.2) -> None:
+        """``verify_timeout``: how long a set may take to show in the read-back before it counts as refused."""
+        super().__init__(transport, name=name)
+        self.verify_timeout = verify_timeout
+        self.verify_interval = verify_interval
+        self._idn = ""
+
+    # --- lifecycle -----------------------------------------------------------------
+    def connect(self) -> None:
+        self._idn = self.query("*IDN?")
+        if "maitai" not in self._idn.lower().replace(" ", "").replace("-", ""):
+            raise ProtocolError(f"{self.name}: *IDN? answered {self._idn!r}, not a MaiTai")
+
+    def close(self) -> None:
+        """Close the shutter (best effort: the link may be gone), then release the port."""
+        try:
+            if self.transport is not None:
+                self.write("SHUTTER:0")
+        except InstrumentError as exc:
+            log.warning(f"{self.name}: could not close the shutter on close: {exc}")
+        finally:
+            super().close()
+
+    def identity(self) -> dict[str, str]:
+        parts = [p.strip() for p in self._idn.split(",")] + ["", "", "", ""]
+        return {"driver": self.driver_name, "manufacturer": parts[0], "model": parts[1],
+                "serial": parts[2], "firmware": parts[3]}
+
+    def settings(self) -> dict[str, Any]:
+        return {"wavelength_setpoint_nm": self.wavelength_setpoint, "shutter": self.shutter,
+                "emission": self.emission_is_on()}
+
+    # --- capabilities: WavelengthTunable, ShutterControl, EmissionControl -------------------
+    @command
+    def set_wavelength(self, nm: float) -> None:
+        nm = check_wavelength(nm, f"{self.name}.wavelength")
+        self.write(f"WAVELENGTH:{nm:g}")
+        self._verify(f"WAVELENGTH:{nm:g}", lambda: abs(self.wavelength_setpoint - nm) < 0.5)
+
+    @command
+    def get_wavelength(self) -> float:
+        return self.wavelength
+
+    @command
+    def open_shutter(self) -> None:
+        self.write("SHUTTER:1")
+        self._verify("SHUTTER:1", lambda: self.shutter == 1)
+
+    @command
+    def close_shutter(self) -> None:
+        self.write("SHUTTER:0")
+        self._verify("SHUTTER:0", lambda: self.shutter == 0)
+
+    @command
+    def shutter_is_open(self) -> bool:
+        return self.shutter == 1
+
+    @command
+    def emission_on(self) -> None:
+        if self.shutter_is_open():
+            raise CommandError(f"{self.name}: refusing to turn emission on with the shutter open; close it first")
+        self.write("ON")
+        self._verify("ON", self.emission_is_on)
+
+    @command
+    def emission_off(self) -> None:
+        self.write("OFF")
+        self._verify("OFF", lambda: not self.emission_is_on())
+
+    @command
+    def emission_is_on(self) -> bool:
+        return bool(self.status_byte & 0x01)
+
+    # --- helpers ---------------------------------------------------------------------
+    def _verify(self, sent: str, done) -> None:
+        """Read back until ``done()``; the laser ignores commands in LOCAL mode."""
+        deadline = time.monotonic() + self.verify_timeout
+        while not done():
+            if time.monotonic() >= deadline:
+                raise DeviceErrorReply(
+                    f"{self.name}: {sent!r} was not executed (read-back unchanged after {self.verify_timeout:g} s); "
+                    "is the laser in front-panel LOCAL mode?"
+                )
+            time.sleep(self.verify_interval)
