@@ -114,7 +114,7 @@ class StorageActor(Actor):
             pass  # already recorded and logged; close what we can
         finally:
             try:
-                await self.blocking(self.writer.close, self.error is None)
+                await self.blocking(self.writer.close if self.error is None else self.writer.abandon)
             except Exception as exc:  # noqa: BLE001 - the file may be unusable after a write error
                 self.log.warning(f"{self.path}: error while closing: {describe(exc)}")
             self.writer = None
@@ -160,6 +160,10 @@ class StorageActor(Actor):
                 await self._write(stream, self._pending_rows[stream])
 
     async def flush(self) -> None:
+        """Write and flush everything published to this actor before now."""
+        for inbox in self.ref.inboxes:  # the mailbox goes first: take what is queued behind it too
+            while (item := inbox.pop()) is not None:
+                await self.on_batch(*item)
         await self._write_all()
         try:
             await self.blocking(self.writer.flush)

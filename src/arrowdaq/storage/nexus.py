@@ -59,6 +59,8 @@ class _Stream:
     plans: list[C.ColumnPlan]
     rows: int = 0
     strings: dict[str, C.StringColumn] = field(default_factory=dict)
+    #: Open handles of every dataset, kept so HDF5 never closes one (and flushes its chunks) mid-write.
+    datasets: dict[str, h5py.Dataset] = field(default_factory=dict)
     widths: dict[str, int | None] = field(default_factory=dict)
 
 
@@ -154,6 +156,7 @@ class NexusWriter(RunWriter):
                 elif p.form == C.LIST:
                     ds = g[p.name]
                     st.widths[p.name] = ds.shape[1] if ds.shape[0] else None
+            st.datasets = {n: ds for n, ds in g.items() if isinstance(ds, h5py.Dataset)}
             row_datasets = self._row_datasets(st)
             st.rows = min((g[n].shape[0] for n in row_datasets), default=0)
             for n in row_datasets:  # a crash between column writes: keep whole rows only
@@ -207,9 +210,12 @@ class NexusWriter(RunWriter):
                 if codes is not None:
                     writes.append((plan.name + C.CODES_SUFFIX, codes))
         st.widths = widths
-        written = sum(_append(st.group[name], values) for name, values in writes)
+        written = sum(_append(st.datasets[name], values) for name, values in writes)
         st.rows += n
         return written
+
+    def _forget(self) -> None:
+        self._streams = {}
 
     def _finish(self, f: h5py.File) -> None:
         """A complete file also names each constant string value in an attribute (``@channel``)."""

@@ -107,6 +107,33 @@ class RunWriter:
                 entry[L.ARROWDAQ]["complete"][()] = 1
                 self._finish(f)
 
+    def abandon(self) -> None:
+        """After a write error: close without writing anything more into the file.
+
+        HDF5 retries the failed writes when it closes the file (and, if that
+        fails, again at interpreter exit, where it crashed the process in our
+        disk-full test). Pointing its file descriptor at /dev/null first lets it
+        close cleanly while the file on disk keeps its last flushed, consistent state.
+        """
+        self.broken = True
+        if self.file is None:
+            return
+        file, self.file = self.file, None
+        try:
+            fd = file.id.get_vfd_handle()
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(null, fd)
+            finally:
+                os.close(null)
+        except Exception:  # noqa: BLE001 - not the sec2 driver: close as usual
+            pass
+        self._forget()  # only now: closing a dataset flushes its cached chunks
+        try:
+            file.close()
+        except Exception:  # noqa: BLE001 - the file is already known to be broken
+            pass
+
     # --- for subclasses ---------------------------------------------------------------
     def _add_streams(self, streams: Sequence[StreamSpec]) -> None:
         raise NotImplementedError
@@ -116,6 +143,9 @@ class RunWriter:
 
     def _finish(self, f: h5py.File) -> None:
         """Last touches on a complete file, outside SWMR."""
+
+    def _forget(self) -> None:
+        """Drop every handle into the file (before it is closed abnormally)."""
 
     def append(self, stream: str, batches: Sequence[pa.RecordBatch]) -> int:
         """Store the batches of one stream; returns the bytes written."""
