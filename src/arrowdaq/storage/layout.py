@@ -36,6 +36,9 @@ STREAM_ATTR = "arrowdaq_stream"
 SCHEMA_ATTR = "arrowdaq_schema"
 PRODUCER_ATTR = "arrowdaq_producer"
 KIND_ATTR = "arrowdaq_kind"
+#: Per stream: the rows known to be on disk, written after each flush. Rows past it
+#: (a crash or a write error mid-append) may hold fill values, so readers stop there.
+FLUSHED_ROWS = "arrowdaq_flushed_rows"
 
 #: Fixed-length UTF-8 width of dictionary entries (channel names, units). Fixed length
 #: because SWMR writers cannot safely append variable-length strings.

@@ -58,6 +58,7 @@ class _Stream:
     group: h5py.Group
     plans: list[C.ColumnPlan]
     rows: int = 0
+    flushed: int = 0  # rows recorded in FLUSHED_ROWS
     strings: dict[str, C.StringColumn] = field(default_factory=dict)
     #: Open handles of every dataset, kept so HDF5 never closes one (and flushes its chunks) mid-write.
     datasets: dict[str, h5py.Dataset] = field(default_factory=dict)
@@ -113,6 +114,7 @@ class NexusWriter(RunWriter):
             if "timestamp_ns" in spec.schema.names:
                 g.attrs["axes"] = ["timestamp_ns"] + ["."] * (ndim - 1)
                 g.attrs["timestamp_ns_indices"] = 0
+        g.create_dataset(L.FLUSHED_ROWS, data=0, dtype="i8")
         rows = self.options.chunk_rows
         for plan in plans:
             attrs = field_attrs(spec.schema.field(plan.name))
@@ -158,7 +160,8 @@ class NexusWriter(RunWriter):
                     st.widths[p.name] = ds.shape[1] if ds.shape[0] else None
             st.datasets = {n: ds for n, ds in g.items() if isinstance(ds, h5py.Dataset)}
             row_datasets = self._row_datasets(st)
-            st.rows = min((g[n].shape[0] for n in row_datasets), default=0)
+            st.rows = min([g[n].shape[0] for n in row_datasets] + [int(g[L.FLUSHED_ROWS][()])])
+            st.flushed = st.rows
             for n in row_datasets:  # a crash between column writes: keep whole rows only
                 if g[n].shape[0] > st.rows:
                     g[n].resize(st.rows, axis=0)
@@ -213,6 +216,22 @@ class NexusWriter(RunWriter):
         written = sum(_append(st.datasets[name], values) for name, values in writes)
         st.rows += n
         return written
+
+    def flush(self) -> None:
+        """Flush the data, then record how many rows it holds, then flush that."""
+        if self.file is None:
+            return
+        self.file.flush()
+        for st in self._streams.values():
+            if st.flushed != st.rows:
+                st.datasets[L.FLUSHED_ROWS][()] = st.rows
+                st.flushed = st.rows
+        super().flush()
+
+    def close(self, complete: bool = True) -> None:
+        if self.file is not None and not self.broken:
+            self.flush()
+        super().close(complete)
 
     def _forget(self) -> None:
         self._streams = {}

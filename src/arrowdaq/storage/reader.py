@@ -211,6 +211,8 @@ def _nexus_rows(g: h5py.Group, schema: pa.Schema, stream: str) -> int:
             lengths.append(_refreshed(g[plan.name]).shape[0])
             if plan.form == C.NUMERIC and plan.nullable:
                 lengths.append(_refreshed(g[plan.name + C.VALID_SUFFIX]).shape[0])
+    if L.FLUSHED_ROWS in g:
+        lengths.append(int(_refreshed(g[L.FLUSHED_ROWS])[()]))
     return min(lengths, default=0)
 
 

@@ -171,6 +171,7 @@ class RunWriter:
         if self.broken:
             raise StorageError(f"{self.path}: a write failed earlier; not changing the file")
         if self.swmr:
+            self.flush()  # every row so far is counted as on disk before the reopen reloads the counts
             self.file.close()
             self.file = self._reopen()
         change()
