@@ -3,7 +3,8 @@
 Readings of a scalar stream are gathered and published together once
 ``batch_latency`` has passed (a 1 kHz poll publishes ~100-row batches, a 2 Hz
 poll publishes each reading at once). Drivers that deliver blocks (traces,
-frames) return ready batches, published as they come.
+frames) return ready batches, published as they come, or None when nothing new
+has arrived since the last poll.
 
 Errors while polling:
 * the device answered with an error or limit (OVER, ERR, a status code) or with
@@ -125,6 +126,8 @@ class InstrumentActor(Actor):
                 raise ConnectionLost(f"{self.name}: {self._garbage} garbled replies in a row; reconnecting") from exc
             return
         self._garbage = 0
+        if reading is None:  # a block device (camera) with nothing new since the last poll
+            return
         if isinstance(reading, pa.RecordBatch):
             await self.hub.publish(self.stream_name(stream), reading)
             return

@@ -1,0 +1,440 @@
+"""Generic SCPI instrument (scopes, DMMs, sources) configured from settings, not code.
+
+Scalar streams come from ``queries`` and vector streams (waveforms) from
+``traces``, e.g. in TOML::
+
+    [instruments.settings.queries.voltage]
+    query = "MEAS:VOLT:DC?"
+    unit = "V"
+
+    [instruments.settings.traces.trace]
+    query = "WAV:DATA?"
+    format = "binary"            # or "ascii" (comma-separated numbers)
+    dtype = "<f4"                # binary sample type: "<f4", "<i2", ">i2", "u1", ...
+    select = ["WAV:SOUR CHAN1"]  # sent before each readout (choose the channel)
+    x_increment = "WAV:XINC?"    # axis terms: a query, or a number
+    x_origin = "WAV:XOR?"
+    unit = "V"
+    x_unit = "s"
+
+The axis is asked of the instrument at every readout, because its time base may
+have changed since the last one (from its front panel or a raw command). Sample
+``i`` of a trace is at ``x_origin + (i - x_reference) * x_increment``; a raw
+value ``r`` is ``(r - y_reference) * y_increment + y_origin`` (integer formats).
+Each term is a query (ends with ``?``), a number, or a field of a ``preamble``
+query (``preamble = "WAV:PRE?"``, fields named by ``preamble_fields``; the
+default is the ten-field Keysight layout), so one round trip gives them all.
+
+After every command the error queue is read (``SYST:ERR?``): a non-zero code
+raises :class:`DeviceErrorReply` naming the command. A query that gets no reply
+is also checked against the queue, so ``-113,"Undefined header"`` tells a typo
+from a dead link.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from ...data import schemas, vector_batch
+from ...errors import CommandError, ConfigError, DeviceErrorReply, DeviceTimeout, ProtocolError
+from ..driver import Driver, Stream, command
+from ..transports.base import PortSettings, Transport
+
+#: The preamble of Keysight InfiniiVision/Infiniium scopes (``:WAVeform:PREamble?``).
+KEYSIGHT_PREAMBLE = (
+    "format", "type", "points", "count", "x_increment", "x_origin", "x_reference", "y_increment", "y_origin", "y_reference",
+)
+AXIS_TERMS = ("x_increment", "x_origin", "x_reference", "y_increment", "y_origin", "y_reference")
+AXIS_DEFAULTS = {"x_increment": 1.0, "x_origin": 0.0, "x_reference": 0.0, "y_increment": 1.0, "y_origin": 0.0, "y_reference": 0.0}
+#: Most errors drained from the queue after one command (a queue that never empties is garbage).
+MAX_QUEUED_ERRORS = 32
+ERROR_REPLY = re.compile(r'^\s*([+-]?\d+)\s*(?:,\s*"?(.*?)"?)?\s*$')
+
+
+def parse_error(reply: str, source: str = "SYST:ERR?") -> tuple[int, str]:
+    """``-113,"Undefined header"`` → ``(-113, "Undefined header")``; ``+0,"No error"`` → ``(0, ...)``."""
+    match = ERROR_REPLY.match(reply)
+    if match is None:
+        raise ProtocolError(f"{source}: expected '<code>,\"<message>\"', got {reply!r}")
+    return int(match.group(1)), match.group(2) or ""
+
+
+def parse_number(reply: str, source: str) -> float:
+    """A SCPI numeric reply (``+1.000000E-05``, ``2000``)."""
+    try:
+        return float(reply.strip())
+    except ValueError:
+        raise ProtocolError(f"{source}: expected a number, got {reply[:60]!r}") from None
+
+
+def parse_ascii_values(reply: str, source: str) -> np.ndarray:
+    """Comma-separated numbers → float64 array (converted in C, not a Python loop per value)."""
+    text = reply.strip()
+    if not text:
+        raise ProtocolError(f"{source}: empty trace")
+    try:
+        return np.array(text.split(","), dtype=np.float64)
+    except ValueError:
+        raise ProtocolError(f"{source}: not a comma-separated list of numbers: {text[:60]!r}") from None
+
+
+def parse_identity(reply: str) -> dict[str, str]:
+    """``*IDN?`` → manufacturer, model, serial, firmware (missing fields stay empty)."""
+    parts = [p.strip() for p in reply.split(",")]
+    parts += [""] * (4 - len(parts))
+    return {"manufacturer": parts[0], "model": parts[1], "serial": parts[2], "firmware": ",".join(parts[3:])}
+
+
+# --- settings ------------------------------------------------------------------------
+def _where(*keys: str) -> str:
+    return "scpi settings: " + ".".join(keys)
+
+
+def _text(value: Any, *keys: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{_where(*keys)}: expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _commands(value: Any, *keys: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, Sequence):
+        raise ConfigError(f"{_where(*keys)}: expected a list of SCPI commands, got {value!r}")
+    return tuple(_text(v, *keys) for v in value)
+
+
+def _rate(value: Any, *keys: str) -> float:
+    try:
+        hz = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{_where(*keys)}: expected a rate in Hz, got {value!r}") from None
+    if hz < 0:
+        raise ConfigError(f"{_where(*keys)}: a rate cannot be negative, got {hz}")
+    return hz
+
+
+def _check_keys(spec: Mapping[str, Any], allowed: Sequence[str], *keys: str) -> None:
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{_where(*keys)}: expected a table, got {spec!r}")
+    unknown = sorted(set(spec) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{_where(*keys, unknown[0])}: unknown key (keys: {', '.join(allowed)})")
+
+
+@dataclass(frozen=True)
+class ScalarQuery:
+    """A query whose numeric reply is one reading of a scalar stream."""
+
+    name: str
+    query: str
+    unit: str | None = None
+    poll_hz: float = 1.0
+
+    KEYS = ("query", "unit", "poll_hz")
+
+    @classmethod
+    def from_settings(cls, name: str, spec: Mapping[str, Any]) -> "ScalarQuery":
+        _check_keys(spec, cls.KEYS, "queries", name)
+        return cls(
+            name,
+            _text(spec.get("query"), "queries", name, "query"),
+            spec.get("unit"),
+            _rate(spec.get("poll_hz", 1.0), "queries", name, "poll_hz"),
+        )
+
+    def stream(self) -> Stream:
+        return Stream(self.name, unit=self.unit, poll_hz=self.poll_hz)
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    """A waveform readout: the data query, its encoding and where its axis comes from."""
+
+    name: str
+    query: str
+    format: str = "ascii"
+    dtype: str = "<f4"
+    unit: str | None = None
+    x_unit: str | None = "s"
+    select: tuple[str, ...] = ()
+    preamble: str | None = None
+    preamble_fields: tuple[str, ...] = KEYSIGHT_PREAMBLE
+    axis: Mapping[str, str | float] = field(default_factory=dict)
+    poll_hz: float = 1.0
+
+    KEYS = ("query", "format", "dtype", "unit", "x_unit", "select", "preamble", "preamble_fields", "poll_hz", *AXIS_TERMS)
+
+    @classmethod
+    def from_settings(cls, name: str, spec: Mapping[str, Any]) -> "TraceQuery":
+        _check_keys(spec, cls.KEYS, "traces", name)
+        fmt = spec.get("format", "ascii")
+        if fmt not in ("ascii", "binary"):
+            raise ConfigError(f"{_where('traces', name, 'format')}: expected 'ascii' or 'binary', got {fmt!r}")
+        dtype = spec.get("dtype", "<f4")
+        try:
+            kind = np.dtype(dtype).kind
+        except TypeError:
+            kind = ""
+        if kind not in "iuf" or not kind:
+            raise ConfigError(f"{_where('traces', name, 'dtype')}: expected a numeric NumPy dtype such as '<f4' or '<i2', got {dtype!r}")
+        axis: dict[str, str | float] = {}
+        for term in AXIS_TERMS:
+            if term not in spec:
+                continue
+            value = spec[term]
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ConfigError(f"{_where('traces', name, term)}: expected a query or a number, got {value!r}")
+            axis[term] = float(value) if not isinstance(value, str) else _text(value, "traces", name, term)
+        preamble = spec.get("preamble")
+        fields = tuple(spec.get("preamble_fields", KEYSIGHT_PREAMBLE))
+        if preamble is not None:
+            preamble = _text(preamble, "traces", name, "preamble")
+        if "x_increment" not in axis and not (preamble and "x_increment" in fields):
+            raise ConfigError(
+                f"{_where('traces', name)}: the x axis needs 'x_increment' (a query such as \"WAV:XINC?\" or a number) "
+                "or a 'preamble' query that gives it"
+            )
+        return cls(
+            name,
+            _text(spec.get("query"), "traces", name, "query"),
+            fmt,
+            str(dtype),
+            spec.get("unit"),
+            spec.get("x_unit", "s"),
+            _commands(spec.get("select", ()), "traces", name, "select"),
+            preamble,
+            fields,
+            axis,
+            _rate(spec.get("poll_hz", 1.0), "traces", name, "poll_hz"),
+        )
+
+    def stream(self) -> Stream:
+        return Stream(self.name, kind=schemas.VECTOR, unit=self.unit, x_unit=self.x_unit, poll_hz=self.poll_hz)
+
+
+def parse_streams(queries: Mapping[str, Any] | None, traces: Mapping[str, Any] | None) -> dict[str, ScalarQuery | TraceQuery]:
+    """The configured streams by name; ConfigError names the key that is wrong."""
+    found: dict[str, ScalarQuery | TraceQuery] = {}
+    for name, spec in (queries or {}).items():
+        found[name] = ScalarQuery.from_settings(name, spec)
+    for name, spec in (traces or {}).items():
+        if name in found:
+            raise ConfigError(f"{_where('traces', name)}: a stream {name!r} is already defined under 'queries'")
+        found[name] = TraceQuery.from_settings(name, spec)
+    return found
+
+
+# --- the driver ------------------------------------------------------------------------
+class SCPIInstrument(Driver):
+    """A SCPI instrument whose streams are its configured queries and traces."""
+
+    driver_name = "scpi"
+    port_settings = PortSettings(write_termination="\n", read_termination="\n", timeout=2.0)
+
+    def __init__(
+        self,
+        transport: Transport | None,
+        *,
+        name: str = "",
+        queries: Mapping[str, Any] | None = None,
+        traces: Mapping[str, Any] | None = None,
+        setup: Sequence[str] = (),
+        reset_on_connect: bool = False,
+        reset_wait_s: float = 1.0,
+        check_errors: bool = True,
+    ) -> None:
+        super().__init__(transport, name=name)
+        self.configured = parse_streams(queries, traces)
+        self.setup = _commands(setup, "setup")
+        self.reset_on_connect = bool(reset_on_connect)
+        self.reset_wait_s = float(reset_wait_s)
+        self.check_errors = bool(check_errors)
+        self._identity: dict[str, str] = {}
+
+    @classmethod
+    def declare_streams(cls, settings: dict[str, Any]) -> dict[str, pa.Schema]:
+        configured = parse_streams(settings.get("queries"), settings.get("traces"))
+        return {name: spec.stream().schema() for name, spec in configured.items()}
+
+    def active_streams(self) -> tuple[Stream, ...]:
+        return tuple(spec.stream() for spec in self.configured.values())
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def connect(self) -> None:
+        self._identity = parse_identity(self.query("*IDN?"))
+        if self.reset_on_connect:
+            self.reset()
+        else:
+            self.apply_setup()
+
+    def apply_setup(self) -> None:
+        """Send the configured set-up commands and each trace's ``select`` commands, checked."""
+        for cmd in self.setup:
+            self.write(cmd)
+        for spec in self.configured.values():
+            if isinstance(spec, TraceQuery):
+                for cmd in spec.select:
+                    self.write(cmd)
+
+    def identity(self) -> dict[str, str]:
+        return {"driver": self.driver_name, **self._identity}
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "queries": {n: {"query": q.query, "unit": q.unit} for n, q in self.configured.items() if isinstance(q, ScalarQuery)},
+            "traces": {
+                n: {"query": q.query, "format": q.format, "dtype": q.dtype, "unit": q.unit, "x_unit": q.x_unit}
+                for n, q in self.configured.items()
+                if isinstance(q, TraceQuery)
+            },
+            "setup": list(self.setup),
+        }
+
+    def read(self, stream: str) -> float | pa.RecordBatch:
+        spec = self.configured.get(stream)
+        if spec is None:
+            raise CommandError(f"{self.name} has no stream {stream!r} (streams: {', '.join(self.configured)})")
+        if isinstance(spec, ScalarQuery):
+            return parse_number(self.checked_query(spec.query), f"{self.name}: {spec.query}")
+        return self.read_trace(spec)
+
+    # --- traces -------------------------------------------------------------------------
+    def read_trace(self, spec: TraceQuery) -> pa.RecordBatch:
+        """One waveform as a vector batch with the instrument's own axis."""
+        t_ns = time.time_ns()
+        for cmd in spec.select:
+            self.send(cmd)
+        terms = self._axis_terms(spec)
+        source = f"{self.name}: {spec.query}"
+        if spec.format == "ascii":
+            values = parse_ascii_values(self.checked_query(spec.query), source)
+        else:
+            raw = self._binary_query(spec.query)
+            itemsize = np.dtype(spec.dtype).itemsize
+            if len(raw) % itemsize:
+                raise ProtocolError(f"{source}: {len(raw)} bytes is not a whole number of {spec.dtype} samples")
+            values = np.frombuffer(raw, dtype=spec.dtype).astype(np.float64)
+        if terms["y_increment"] != 1.0 or terms["y_origin"] or terms["y_reference"]:
+            values = (values - terms["y_reference"]) * terms["y_increment"] + terms["y_origin"]
+        x0 = terms["x_origin"] - terms["x_reference"] * terms["x_increment"]
+        return vector_batch(
+            values, channel=spec.name, unit=spec.unit, x0=x0, dx=terms["x_increment"], x_unit=spec.x_unit, timestamps_ns=t_ns
+        )
+
+    def _axis_terms(self, spec: TraceQuery) -> dict[str, float]:
+        terms = dict(AXIS_DEFAULTS)
+        if spec.preamble:
+            reply = self.checked_query(spec.preamble)
+            parts = reply.split(",")
+            if len(parts) < len(spec.preamble_fields):
+                raise ProtocolError(
+                    f"{self.name}: {spec.preamble} gave {len(parts)} fields, expected {len(spec.preamble_fields)}: {reply[:80]!r}"
+                )
+            for key, text in zip(spec.preamble_fields, parts):
+                if key in terms:
+                    terms[key] = parse_number(text, f"{self.name}: {spec.preamble} field {key}")
+        for key, source in spec.axis.items():
+            terms[key] = source if isinstance(source, float) else parse_number(self.checked_query(source), f"{self.name}: {source}")
+        if not terms["x_increment"] > 0:
+            raise ProtocolError(f"{self.name}: x increment must be > 0, got {terms['x_increment']}")
+        return terms
+
+    def _binary_query(self, cmd: str) -> bytes:
+        query_binary = getattr(self.transport, "query_binary", None)
+        if query_binary is None:
+            raise ConfigError(f"{self.name}: binary traces need a VISA resource as port (its transport reads IEEE 488.2 blocks)")
+        try:
+            return query_binary(cmd)
+        except DeviceTimeout:
+            self._explain_silence(cmd)
+            raise
+
+    # --- checked exchanges ---------------------------------------------------------------------
+    def send(self, cmd: str) -> None:
+        """Write without checking the error queue (for hot paths and the queue itself)."""
+        super().write(cmd)
+
+    def checked_query(self, cmd: str) -> str:
+        """Query; when no reply comes, look in the error queue for the reason."""
+        try:
+            return super().query(cmd)
+        except DeviceTimeout:
+            self._explain_silence(cmd)
+            raise
+
+    def _explain_silence(self, cmd: str) -> None:
+        if not self.check_errors:
+            return
+        try:
+            errors = self.read_errors()
+        except (DeviceTimeout, ProtocolError):
+            return  # the device is silent to everything: the timeout stands
+        if errors:
+            raise DeviceErrorReply(f"{self.name}: no reply to {cmd!r}; device errors: {_format(errors)}")
+
+    def read_errors(self) -> list[tuple[int, str]]:
+        """Drain the error queue (``SYST:ERR?`` until ``0``)."""
+        found = []
+        for _ in range(MAX_QUEUED_ERRORS):
+            code, message = parse_error(super().query("SYST:ERR?"), f"{self.name}: SYST:ERR?")
+            if code == 0:
+                return found
+            found.append((code, message))
+        raise ProtocolError(f"{self.name}: SYST:ERR? did not report an empty queue after {MAX_QUEUED_ERRORS} errors")
+
+    def _check(self, cmd: str) -> None:
+        if self.check_errors:
+            errors = self.read_errors()
+            if errors:
+                raise DeviceErrorReply(f"{self.name}: {cmd!r} → {_format(errors)}")
+
+    # --- commands -----------------------------------------------------------------------
+    @command
+    def write(self, command: str) -> None:
+        """Expert use: send a raw SCPI command, then check the error queue."""
+        self.send(command)
+        self._check(command)
+
+    @command
+    def query(self, command: str) -> str:
+        """Expert use: send a raw SCPI query and return its reply text."""
+        return self.checked_query(command)
+
+    @command
+    def reset(self) -> None:
+        """``*RST``, wait for the instrument, ``*CLS``, then re-apply the configured set-up."""
+        self.send("*RST")
+        time.sleep(self.reset_wait_s)
+        self.send("*CLS")
+        self.apply_setup()
+
+    @command
+    def clear(self) -> None:
+        """``*CLS``: clear the error queue and the event status register."""
+        self.send("*CLS")
+
+    @command
+    def event_status(self) -> int:
+        """``*ESR?`` (reading clears it): bit 5 command error, 4 execution error, 3 device error, 2 query error."""
+        return int(parse_number(super().query("*ESR?"), f"{self.name}: *ESR?"))
+
+    @command
+    def status_byte(self) -> int:
+        """``*STB?``: bit 2 error queue not empty, bit 4 message available, bit 5 event summary."""
+        return int(parse_number(super().query("*STB?"), f"{self.name}: *STB?"))
+
+    @command
+    def errors(self) -> list[list[Any]]:
+        """Every queued device error as ``[code, message]`` (empties the queue)."""
+        return [[code, message] for code, message in self.read_errors()]
+
+
+def _format(errors: list[tuple[int, str]]) -> str:
+    return "; ".join(f'{code:+d},"{message}"' for code, message in errors)
