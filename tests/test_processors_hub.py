@@ -348,7 +348,8 @@ def test_unknown_kind_and_several_inputs_are_refused(hub, signal_stream):
 
 async def test_processor_status_command_and_unknown_commands(hub, signal_stream):
     spawn(hub, "avg", "moving_average", signal_stream, samples=4)
-    await hub.publish(signal_stream, scalar_batch(np.arange(10.0), channel="ai0", unit="V", timestamps_ns=timestamps(10)))
+    batch = scalar_batch(np.arange(10.0), channel="ai0", unit="V", timestamps_ns=timestamps(10))
+    await hub.publish(signal_stream, batch)
     await settle(hub, "avg")
     report = await hub.command("avg", "status")
     assert report["rows_in"] == 10 and report["rows_out"] == 7 and report["outputs"] == {"average": "avg/average"}

@@ -154,8 +154,9 @@ class FFTProcessor(SignalProcessor):
             else:
                 x_unit = unit_of(input_schema, "x0")
                 if x_unit not in TIME_UNITS:
-                    raise ProcessorConfigError(f"{self.where}: the x axis of {self.input!r} is in {x_unit!r}, not a time "
-                                         f"unit ({', '.join(u for u in TIME_UNITS if u)}); configure sample_rate")
+                    units = ", ".join(u for u in TIME_UNITS if u)
+                    raise ProcessorConfigError(f"{self.where}: the x axis of {self.input!r} is in {x_unit!r}, "
+                                               f"not a time unit ({units}); configure sample_rate")
                 self.seconds_per_x = TIME_UNITS[x_unit]
             self.channel = ""
         else:

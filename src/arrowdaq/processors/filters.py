@@ -120,4 +120,5 @@ class FilterProcessor(SignalProcessor):
         if segment.restart:
             self.filter.reset()
         y = self.filter.process(segment.values)
-        return [("filtered", scalar_batch(y, channel=self.channel, unit=self.unit, timestamps_ns=segment.timestamps_ns))]
+        out = scalar_batch(y, channel=self.channel, unit=self.unit, timestamps_ns=segment.timestamps_ns)
+        return [("filtered", out)]

@@ -37,7 +37,8 @@ def processor_class(kind: str) -> type[Processor]:
     try:
         return PROCESSORS[kind]
     except KeyError:
-        raise ProcessorConfigError(f"unknown processor kind {kind!r} (known: {', '.join(sorted(PROCESSORS))})") from None
+        known = ", ".join(sorted(PROCESSORS))
+        raise ProcessorConfigError(f"unknown processor kind {kind!r} (known: {known})") from None
 
 
 def _single_input(id: str, inputs: str | Iterable[str]) -> str:

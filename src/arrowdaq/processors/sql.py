@@ -89,7 +89,9 @@ class SQLProcessor(Processor):
             result = run_query(self.params.query, to_polars(batch))
             table = from_polars(result, self.output_schema)
         except Exception as exc:  # noqa: BLE001 - a query can fail on values (a cast): report, keep running
-            raise ProcessorError(f"{self.where}: query failed on a batch of {self.input!r}: {_first_line(exc)}") from None
+            raise ProcessorError(
+                f"{self.where}: query failed on a batch of {self.input!r}: {_first_line(exc)}"
+            ) from None
         if table.num_rows == 0:
             return []
         return [("result", table.combine_chunks().to_batches()[0])]
