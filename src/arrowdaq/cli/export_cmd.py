@@ -24,7 +24,7 @@ def export_stream(path: str | Path, stream: str, fmt: str, out: str | Path) -> i
     elif fmt == "csv":
         import pyarrow.csv as pcsv
 
-        nested = [f.name for f in table.schema if pa.types.is_nested(f.type) or isinstance(f.type, pa.ExtensionType)]
+        nested = [f.name for f in table.schema if pa.types.is_nested(f.type) or isinstance(f.type, pa.BaseExtensionType)]
         if nested:
             raise StorageError(f"{path}: stream {stream!r}: CSV holds flat columns only, and {', '.join(nested)}"
                                " hold traces or frames; export to parquet or arrow instead")

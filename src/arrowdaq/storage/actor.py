@@ -143,16 +143,28 @@ class StorageActor(Actor):
         self._pending_rows[stream] = self._pending_rows.get(stream, 0) - rows
         self._pending_bytes[stream] = sum(b.get_total_buffer_size() for b in tail)
         try:
-            self.bytes_written += await self.blocking(self.writer.append, stream, head)
-        except StorageError as exc:  # this stream's data cannot be stored (e.g. trace length changed)
-            self.skipped[stream] = str(exc)
-            self._pending.pop(stream, None)
-            self.log.error(f"not recording {stream!r} any more: {exc}", extra={"stream": stream})
-            return
+            try:
+                self.bytes_written += await self.blocking(self.writer.append, stream, head)
+            except StorageError:  # this stream's data cannot be stored: keep the batches before the bad one
+                for batch in head:
+                    try:
+                        self.bytes_written += await self.blocking(self.writer.append, stream, [batch])
+                    except StorageError as exc:
+                        self._skip(stream, exc)
+                        return
+                    self.rows_written[stream] = self.rows_written.get(stream, 0) + batch.num_rows
+                return
         except Exception as exc:  # noqa: BLE001 - disk full, file gone, I/O error
             self._fail_text(exc, f"writing stream {stream!r} failed")
             raise StorageWriteError(self.error) from exc
         self.rows_written[stream] = self.rows_written.get(stream, 0) + rows
+
+    def _skip(self, stream: str, exc: Exception) -> None:
+        """Stop recording one stream whose data cannot be stored (e.g. its trace length changed)."""
+        self.skipped[stream] = str(exc)
+        self._pending.pop(stream, None)
+        self._pending_rows[stream] = self._pending_bytes[stream] = 0
+        self.log.error(f"not recording {stream!r} any more: {exc}", extra={"stream": stream})
 
     async def _write_all(self) -> None:
         for stream in list(self._pending):
