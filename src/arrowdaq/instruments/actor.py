@@ -116,12 +116,12 @@ class InstrumentActor(Actor):
             reading = await self.blocking(self.driver.read, stream)
         except DeviceErrorReply as exc:
             self.errors += 1
-            self.report(f"{stream}: {exc}")
+            self.report(f"{stream}: {describe(exc)}")
             return
         except ProtocolError as exc:
             self.errors += 1
             self._garbage += 1
-            self.report(f"{stream}: {exc}")
+            self.report(f"{stream}: {describe(exc)}")
             if self._garbage >= MAX_GARBAGE_IN_A_ROW:
                 raise ConnectionLost(f"{self.name}: {self._garbage} garbled replies in a row; reconnecting") from exc
             return

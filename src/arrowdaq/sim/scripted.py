@@ -21,7 +21,7 @@ from .table import OpticalTable
 class ScriptedDevice(SimDevice):
     def __init__(
         self,
-        replies: dict[str, str | None],
+        replies: dict[str, str | bytes | None],
         *,
         command_terminator: bytes | tuple[bytes, ...] = b"\n",
         reply_terminator: bytes = b"\n",
@@ -33,6 +33,6 @@ class ScriptedDevice(SimDevice):
         #: Commands received, in order, without terminators.
         self.commands: list[str] = []
 
-    def handle(self, command: str) -> str | None:
+    def handle(self, command: str) -> str | bytes | None:
         self.commands.append(command)
         return self.replies.get(command)

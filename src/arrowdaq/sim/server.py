@@ -142,6 +142,10 @@ class TcpSimServer(SimServer):
         self._connected.clear()
         listener, self._listener = self._listener, None
         if listener is not None:
+            try:  # stop listening now, even while the server thread still selects on it
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             listener.close()
         client = self._client
         if client is not None:

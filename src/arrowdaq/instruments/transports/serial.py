@@ -171,6 +171,8 @@ class SerialTransport:
                     if chunk:
                         link.timeout = 0
                         self._buffer += chunk + link.read(_CHUNK)
+            except DeviceTimeout:
+                raise
             except (serial.SerialException, OSError) as exc:
                 raise self._lost(exc, f"reading the reply to {self._last_command!r}") from exc
             finally:

@@ -1,0 +1,152 @@
+"""Newport 1830-C: the bytes on the wire, every reply form, and end to end through the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from arrowdaq.actors import ActorStatus
+from arrowdaq.errors import CommandError, DeviceErrorReply, ProtocolError, ReadingOutOfRange
+from arrowdaq.instruments import spawn_instrument
+from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
+from arrowdaq.sim import OpticalTable, serve
+from arrowdaq.sim.newport_1830c import Newport1830CSim, format_reading
+from arrowdaq.sim.scripted import ScriptedDevice
+
+FAST = {"timeout": 0.3, "delay": 0.0}
+
+
+@pytest.fixture
+def scripted():
+    """A meter answering from a script, and the driver on it; both closed afterwards."""
+    opened = []
+
+    def start(replies):
+        server = serve(ScriptedDevice(replies), "pty")
+        meter = Newport1830C.open(server.address, name="pm", **FAST)
+        opened.append((server, meter))
+        return server, meter
+
+    yield start
+    for server, meter in opened:
+        meter.close()
+        server.stop()
+
+
+def test_connect_turns_echo_off_and_forces_watts(scripted):
+    server, meter = scripted({"U?": "1"})
+    meter.connect()
+    assert bytes(server.received) == b"E0\nU1\nU?\n"
+
+
+def test_connect_refuses_a_meter_that_stays_in_dbm(scripted):
+    _, meter = scripted({"U?": "2"})
+    with pytest.raises(DeviceErrorReply, match="units 2 \\(dBm\\)"):
+        meter.connect()
+
+
+@pytest.mark.parametrize(
+    ("reply", "watts"),
+    [("5E-9", 5e-9), ("+.75E-9", 0.75e-9), ("+.11E-9", 0.11e-9), ("1.234E-3", 1.234e-3), ("+.1500E1", 1.5)],
+)
+def test_power_reply_forms_are_read_as_watts(scripted, reply, watts):
+    server, meter = scripted({"D?": reply})
+    assert meter.power == pytest.approx(watts, rel=1e-12)
+    assert bytes(server.received) == b"D?\n"
+
+
+@pytest.mark.parametrize("condition", ["OVER", "UNDER", "SAT"])
+def test_limit_replies_are_typed_conditions_not_numbers(scripted, condition):
+    _, meter = scripted({"D?": condition})
+    with pytest.raises(ReadingOutOfRange) as raised:
+        meter.power
+    assert raised.value.condition == condition
+
+
+def test_err_is_a_device_error_and_garbage_a_protocol_error(scripted):
+    _, meter = scripted({"D?": "ERR", "W?": b"\x8f#\xfe"})
+    with pytest.raises(DeviceErrorReply, match="ERR") as raised:
+        meter.power
+    assert not isinstance(raised.value, ReadingOutOfRange)
+    with pytest.raises(ProtocolError, match="not a number"):
+        meter.wavelength
+
+
+def test_settings_are_written_in_the_meters_format(scripted):
+    server, meter = scripted({"W?": "0800", "A?": "1", "F?": "3", "R?": "4", "U?": "1"})
+    meter.wavelength = 633
+    meter.attenuator = True
+    meter.filter = 3
+    meter.go = False
+    meter.zero()
+    meter.clear_status()
+    assert meter.settings() == {"wavelength_nm": 800, "attenuator": 1, "filter": 3, "range": 4, "units": "W"}
+    assert bytes(server.received) == b"W0633\nA1\nF3\nG0\nZ1\nCS\nW?\nA?\nF?\nR?\nU?\n"
+
+
+def test_invalid_settings_are_refused_before_anything_is_sent(scripted):
+    server, meter = scripted({})
+    with pytest.raises(CommandError, match="pm.wavelength: 2000 is outside 400..1100"):
+        meter.wavelength = 2000
+    with pytest.raises(CommandError, match="pm.filter: 4 is not one of"):
+        meter.filter = 4
+    assert bytes(server.received) == b""
+
+
+def test_the_simulator_writes_readings_the_way_the_meter_does():
+    assert format_reading(0.75e-9) == "+.7500E-9"
+    assert format_reading(1.234e-3) == "+.1234E-2"
+    assert float(format_reading(0.99999)) == pytest.approx(0.99999, rel=1e-4)
+
+
+async def test_end_to_end_power_batches_reach_a_subscriber_and_commands_reach_the_meter(hub):
+    table = OpticalTable(latency_scale=0.0, seed=3)
+    table.emission = table.shutter_open = True
+    sim = Newport1830CSim(table)
+    with serve(sim, "pty") as server:
+        sub = hub.subscribe("pm/*")
+        ref = spawn_instrument(
+            hub, "pm", Newport1830C, lambda: Newport1830C.open(server.address, name="pm", **FAST),
+            poll_hz={"power": 50.0}, port=server.address,
+        )
+        await ref.wait_status(ActorStatus.RUNNING)
+        stream, batch = await asyncio.wait_for(sub.get(), 5)
+        assert stream == "pm/power"
+        assert batch.schema.names == ["timestamp_ns", "channel", "value", "unit"]
+        assert set(batch.column("channel").to_pylist()) == {"power"}
+        assert set(batch.column("unit").to_pylist()) == {"W"}
+        assert hub.stream("pm/power").schema.field("value").metadata[b"unit"] == b"W"
+        # 3 W laser at 800 nm, plate at 0°, knife edge out, half to the meter: about 1.5 W.
+        assert batch.column("value").to_numpy() == pytest.approx(1.5, rel=0.02)
+
+        await hub.command("pm", "set", name="wavelength", value=1064)
+        assert await hub.command("pm", "get", name="wavelength") == 1064
+        assert sim.state["W"] == 1064
+        with pytest.raises(CommandError, match="outside"):
+            await hub.command("pm", "set", name="wavelength", value=3000)
+        assert (await hub.command("pm", "describe"))["capabilities"] == ["Readable"]
+
+
+async def test_a_limit_reading_shows_in_status_and_log_without_a_restart(hub, caplog):
+    table = OpticalTable(latency_scale=0.0, seed=3)
+    sim = Newport1830CSim(table)
+    with serve(sim, "pty") as server:
+        sub = hub.subscribe("pm/*")
+        ref = spawn_instrument(hub, "pm", Newport1830C, lambda: Newport1830C.open(server.address, name="pm", **FAST),
+                               poll_hz={"power": 50.0})
+        await ref.wait_status(ActorStatus.RUNNING)
+        caplog.set_level(logging.WARNING, logger="arrowdaq")
+        sim.force_reply = "OVER"
+        async with asyncio.timeout(5):
+            while "OVER" not in (ref.last_error or ""):
+                await asyncio.sleep(0.01)
+        assert "ReadingOutOfRange" in ref.last_error
+        assert any("OVER" in r.getMessage() for r in caplog.records)
+        sim.force_reply = None
+        while sub.pop() is not None:
+            pass
+        stream, batch = await asyncio.wait_for(sub.get(), 5)  # readings flow again
+        assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
+        assert (batch.column("value").to_numpy() > 0).all()
