@@ -397,3 +397,17 @@ async def test_fft_of_traces_of_different_lengths_and_an_explicit_axis(hub):
         assert np.all(rows.argmax(axis=1) * df == 100.0)
         np.testing.assert_allclose(rows.max(axis=1), 1.0, rtol=1e-9)
     assert sorted(column(out, "timestamp_ns").tolist()) == [1, 2, 3]
+
+
+async def test_a_problem_in_every_batch_is_reported_once_per_interval_and_counted(hub, signal_stream, monkeypatch):
+    monkeypatch.setattr(FFTProcessor, "report_every", 3600.0)
+    spawn(hub, "f", "fft", signal_stream, window_size=8, sample_rate=FS)
+    for k in range(5):
+        x = np.ones(10)
+        x[3] = np.nan
+        await hub.publish(signal_stream, scalar_batch(x, channel="ai0", unit="V", timestamps_ns=timestamps(10, 10 * k)))
+    await settle(hub, "f")
+    reports = [e for e in hub.recent_events if getattr(e, "actor", None) == "f" and e.error]
+    assert len(reports) == 1 and "1 NaN value(s)" in reports[0].error
+    status = await hub.command("f", "status")
+    assert status["problems"] == 5 and "NaN" in status["last_problem"]

@@ -24,12 +24,15 @@ Bad input never crashes the hub. What restarts and what does not:
   timestamps, a query failing on its values) is dropped and reported; gaps and
   NaN values are reported and the algorithm restarts after them
   (:mod:`.sampling`). Reports show as the actor's last error in
-  ``hub.status()``, as status events and in the log; the actor keeps running;
+  ``hub.status()``, as status events and in the log (each kind of problem at
+  most once per ``report_every`` seconds, with a count of the ones in between;
+  the ``status`` command counts them all); the actor keeps running;
 * any other exception is a bug: the actor restarts with fresh state.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -94,6 +97,8 @@ class Processor(Actor):
     kind: ClassVar[str] = ""
     Params: ClassVar[type[ProcessorParams]] = ProcessorParams
     accepts: ClassVar[tuple[str, ...]] = (SCALAR,)
+    #: Seconds between two reports of the same kind of problem (a NaN in every batch must not flood the log).
+    report_every: ClassVar[float] = 1.0
 
     def __init__(self, hub: Any, input: str, *, id: str | None = None, **params: Any) -> None:
         self.hub = hub
@@ -104,7 +109,9 @@ class Processor(Actor):
         self.input_schema: pa.Schema | None = None
         self.counters = {"batches_in": 0, "rows_in": 0, "batches_out": 0, "rows_out": 0, "problems": 0}
         self.last_problem: str | None = None
-        self._problems: list[str] = []
+        self._problems: list[tuple[str, str]] = []
+        self._reported_at: dict[str, float] = {}
+        self._unreported: dict[str, int] = {}
         if id is not None and input in hub.streams:
             self._prepare(id)
 
@@ -122,9 +129,9 @@ class Processor(Actor):
         return []
 
     # --- helpers for subclasses -------------------------------------------------
-    def problem(self, text: str) -> None:
-        """Note a non-fatal input problem; it is reported once the batch is done."""
-        self._problems.append(text)
+    def problem(self, text: str, kind: str | None = None) -> None:
+        """Note a non-fatal input problem (``kind`` groups repeats); reported once the batch is done."""
+        self._problems.append((kind or text, text))
 
     @property
     def where(self) -> str:
@@ -174,7 +181,7 @@ class Processor(Actor):
         except Unrecoverable:
             raise  # parameters that cannot work with this input: Failed, with the message
         except (ProcessorError, SchemaError) as exc:
-            self._problems.append(f"{exc}; batch dropped")
+            self.problem(f"{exc}; batch dropped", kind=type(exc).__name__)
             outputs = []
         await self._publish(outputs)
 
@@ -190,10 +197,20 @@ class Processor(Actor):
                 self.counters["rows_out"] += out.num_rows
         if self._problems:
             problems, self._problems = self._problems, []
-            self.counters["problems"] += len(problems)
-            self.last_problem = problems[-1]
-            for text in problems:
-                self.report(text)
+            self._report(problems)
+
+    def _report(self, problems: list[tuple[str, str]]) -> None:
+        now = time.monotonic()
+        for kind, text in problems:
+            self.counters["problems"] += 1
+            self.last_problem = text
+            last = self._reported_at.get(kind)
+            if last is not None and now - last < self.report_every:
+                self._unreported[kind] = self._unreported.get(kind, 0) + 1
+                continue
+            skipped = self._unreported.pop(kind, 0)
+            self._reported_at[kind] = now
+            self.report(f"{text} (and {skipped} more like it since the last report)" if skipped else text)
 
     async def handle(self, message: Any) -> Any:
         if isinstance(message, Command) and message.action == "status":
@@ -251,13 +268,15 @@ class SignalProcessor(Processor):
             self._started = True
         segments, n_nan, self._broken = split_segments(ts, values, breaks, self._broken)
         if n_nan:
-            self.problem(f"{self.where}: {n_nan} NaN value(s) in {self.input!r}; the signal restarts after them")
+            self.problem(f"{self.where}: {n_nan} NaN value(s) in {self.input!r}; the signal restarts after them",
+                         "nan")
         n_gaps = int(breaks.sum())
         if n_gaps:
             first = int(np.argmax(breaks))
             self.problem(
                 f"{self.where}: {n_gaps} gap(s) in the timestamps of {self.input!r}, the first before "
-                f"t={ts[first] / 1e9:.9f} s; the signal restarts after each"
+                f"t={ts[first] / 1e9:.9f} s; the signal restarts after each",
+                "gap",
             )
         outputs: Outputs = []
         for segment in segments:

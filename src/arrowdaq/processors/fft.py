@@ -207,13 +207,14 @@ class FFTProcessor(SignalProcessor):
         for length in np.unique(lengths):  # usually one: every trace has the same length
             rows = np.flatnonzero(lengths == length)
             if length < 2:
-                self.problem(f"{self.where}: {len(rows)} trace(s) of {self.input!r} shorter than 2 samples skipped")
+                self.problem(f"{self.where}: {len(rows)} trace(s) of {self.input!r} shorter than 2 samples skipped",
+                             "short")
                 continue
             traces = flat[starts[rows, None] + np.arange(length)]
             ok = np.isfinite(traces).all(axis=1) & np.isfinite(rates[rows]) & (rates[rows] > 0)
             if not ok.all():
                 self.problem(f"{self.where}: {int((~ok).sum())} trace(s) of {self.input!r} with NaN/inf values "
-                             "or a bad dx skipped")
+                             "or a bad dx skipped", "nan")
                 rows, traces = rows[ok], traces[ok]
                 if len(rows) == 0:
                     continue

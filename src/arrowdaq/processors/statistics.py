@@ -118,7 +118,7 @@ class StatisticsProcessor(Processor):
         v = batch.column("value").to_numpy()
         nan = np.isnan(v)
         if nan.any():
-            self.problem(f"{self.where}: {int(nan.sum())} NaN value(s) in {self.input!r} dropped")
+            self.problem(f"{self.where}: {int(nan.sum())} NaN value(s) in {self.input!r} dropped", "nan")
             ts, v = ts[~nan], v[~nan]
         return self._results(self.windows.process(ts, v))
 

@@ -156,7 +156,7 @@ class TriggerProcessor(SignalProcessor):
     def process(self, segment: Segment) -> Outputs:
         if segment.restart:
             if self.trigger.pending:
-                self.problem(f"{self.where}: {self.trigger.pending} capture(s) cut by a break discarded")
+                self.problem(f"{self.where}: {self.trigger.pending} capture(s) cut by a break discarded", "cut")
             self.trigger.reset()
         rows, ts, values = self.trigger.process(segment.timestamps_ns, segment.values)
         if len(rows) == 0:
