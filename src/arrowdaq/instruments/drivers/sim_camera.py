@@ -1,0 +1,262 @@
+"""A simulated scientific camera that images the optical table's beam spot.
+
+There is no wire protocol: this driver stands where a vendor SDK would (a PVCAM
+camera plugs in behind the same FrameProducer capability, see
+``docs/decisions``). It behaves like a real camera in the ways that matter to
+the rest of the system:
+
+* frames come from a clock (``internal`` trigger: one every ``max(1/fps,
+  exposure)``) or from :meth:`trigger` (``software``), not from the reader;
+* the camera buffers ``buffer_frames`` frames; a reader that falls behind loses
+  the oldest ones. Frame numbers stay monotonic, so a loss shows as a gap, and
+  every gap is counted (``dropped_frames`` in the settings) and logged;
+* binning sums ``b × b`` sensor pixels (more signal, fewer pixels), so the
+  frame shape is ``shape / binning`` and the stream is declared with it.
+
+A stream's schema is fixed for a run (storage creates its datasets from it), so
+:meth:`set_binning` refuses a change that would change the frame shape; set
+``binning`` in the configuration instead.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from ...data import image_batch, schemas
+from ...errors import CommandError, ConfigError
+from ...log import get_logger
+from ...sim.table import OpticalTable
+from ..driver import Driver, Stream, command
+from ..transports.base import Transport
+from ..validators import in_range, one_of
+
+EXPOSURE_RANGE_S = (100e-6, 10.0)
+BINNINGS = (1, 2, 4)
+TRIGGERS = ("internal", "software")
+DTYPES = ("uint16",)
+MAX_FPS = 1000.0
+
+check_exposure = in_range(*EXPOSURE_RANGE_S)
+check_binning = one_of(BINNINGS)
+check_trigger = one_of(TRIGGERS)
+check_fps = in_range(1e-3, MAX_FPS)
+
+
+def _config(check: Any, value: Any, what: str) -> Any:
+    """A validator's CommandError as the ConfigError a bad setting deserves."""
+    try:
+        return check(value, what)
+    except CommandError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def frame_shape(shape: Sequence[int], binning: int, what: str = "sim_camera") -> tuple[int, int]:
+    """The frame shape after binning; ConfigError when the sensor does not divide evenly."""
+    if len(shape) != 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape):
+        raise ConfigError(f"{what}.shape: expected [height, width] in pixels, got {list(shape)!r}")
+    h, w = int(shape[0]), int(shape[1])
+    if h % binning or w % binning:
+        raise ConfigError(f"{what}.shape: {h}×{w} is not divisible by binning {binning}")
+    return h // binning, w // binning
+
+
+def bin_frame(frame: np.ndarray, binning: int) -> np.ndarray:
+    """Sum ``binning × binning`` blocks of pixels, as on-chip binning adds charge."""
+    if binning == 1:
+        return frame
+    h, w = frame.shape
+    return frame.reshape(h // binning, binning, w // binning, binning).sum(axis=(1, 3))
+
+
+class SimCamera(Driver):
+    """See the module docstring. Settings are the constructor's keyword arguments."""
+
+    driver_name = "sim_camera"
+    needs_port = False
+    streams = (Stream("frames", kind=schemas.IMAGE, unit="counts", poll_hz=20.0),)
+
+    def __init__(
+        self,
+        transport: Transport | None = None,
+        *,
+        name: str = "",
+        table: OpticalTable | None = None,
+        shape: Sequence[int] = (256, 256),
+        exposure_s: float = 0.01,
+        binning: int = 1,
+        trigger: str = "internal",
+        fps: float = 10.0,
+        dtype: str = "uint16",
+        buffer_frames: int = 4,
+        poll_hz: float | None = None,
+    ) -> None:
+        super().__init__(transport, name=name)
+        where = self.name
+        self.binning = _config(check_binning, binning, f"{where}.binning")
+        self.shape = frame_shape(shape, self.binning, where)
+        self.sensor_shape = (int(shape[0]), int(shape[1]))
+        self.exposure_s = _config(check_exposure, exposure_s, f"{where}.exposure_s")
+        self.trigger_mode = _config(check_trigger, trigger, f"{where}.trigger")
+        self.fps = _config(check_fps, fps, f"{where}.fps")
+        self.dtype = _config(one_of(DTYPES), dtype, f"{where}.dtype")
+        if int(buffer_frames) < 1:
+            raise ConfigError(f"{where}.buffer_frames: must be at least 1, got {buffer_frames!r}")
+        self.buffer_frames = int(buffer_frames)
+        self.poll_hz = float(poll_hz) if poll_hz is not None else min(2 * self.fps, 100.0)
+        if table is None:  # standalone: a table of its own, beam on, so there is a spot to see
+            table = OpticalTable()
+            table.emission = table.shutter_open = True
+        self.table = table
+        self.log = get_logger("arrowdaq.instruments.sim_camera", actor=self.name)
+        self.dropped_frames = 0
+        self.frames_delivered = 0
+        self._next_number = 0  # the number the next frame will carry
+        self._clock_start = 0.0  # monotonic time the internal clock (re)started
+        self._clock_first = 0  # number of the first frame of that clock
+        self._wall_offset_ns = 0  # wall clock minus monotonic clock, in ns
+        self._triggers: list[float] = []  # software triggers not yet read out (monotonic times)
+        self._running = False
+
+    # --- declarations -------------------------------------------------------------------
+    @classmethod
+    def declare_streams(cls, settings: dict[str, Any]) -> dict[str, pa.Schema]:
+        binning = _config(check_binning, settings.get("binning", 1), "sim_camera.binning")
+        shape = frame_shape(settings.get("shape", (256, 256)), binning)
+        dtype = _config(one_of(DTYPES), settings.get("dtype", "uint16"), "sim_camera.dtype")
+        return {"frames": schemas.image_schema(shape, dtype, "counts")}
+
+    def active_streams(self) -> tuple[Stream, ...]:
+        return (Stream("frames", kind=schemas.IMAGE, unit="counts", poll_hz=self.poll_hz),)
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def connect(self) -> None:
+        """Start acquiring (the internal clock runs from now)."""
+        self._running = True
+        self._restart_clock()
+
+    def close(self) -> None:
+        self._running = False
+        self._triggers.clear()
+
+    def identity(self) -> dict[str, str]:
+        h, w = self.sensor_shape
+        return {"driver": self.driver_name, "model": "arrowdaq simulated sCMOS", "sensor": f"{h}x{w}"}
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.sensor_shape),
+            "frame_shape": list(self.shape),
+            "exposure_s": self.exposure_s,
+            "binning": self.binning,
+            "trigger": self.trigger_mode,
+            "fps": self.fps,
+            "frame_period_s": self.frame_period_s,
+            "dtype": self.dtype,
+            "buffer_frames": self.buffer_frames,
+            "frames_delivered": self.frames_delivered,
+            "dropped_frames": self.dropped_frames,
+        }
+
+    @property
+    def frame_period_s(self) -> float:
+        """Time between frames on the internal clock: the exposure cannot be longer."""
+        return max(1.0 / self.fps, self.exposure_s)
+
+    def _restart_clock(self) -> None:
+        self._clock_start = time.monotonic()
+        self._clock_first = self._next_number
+        self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
+
+    # --- frames ---------------------------------------------------------------------------
+    def read(self, stream: str) -> pa.RecordBatch | None:
+        if stream != "frames":
+            raise CommandError(f"{self.name} has no stream {stream!r} (streams: frames)")
+        frames, numbers, stamps = self._grab()
+        if len(numbers) == 0:
+            return None
+        return image_batch(frames, channel="frames", frame_numbers=numbers, unit="counts", timestamps_ns=stamps)
+
+    def acquire(self) -> tuple[np.ndarray, np.ndarray]:
+        """The frames completed since the last call, ``(N, H, W)``, and their numbers (FrameProducer)."""
+        frames, numbers, _ = self._grab()
+        return frames, numbers
+
+    def _grab(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self._running:
+            raise CommandError(f"{self.name}: the camera is not acquiring (connect first)")
+        now = time.monotonic()
+        if self.trigger_mode == "internal":
+            done = self._clock_first + int((now - self._clock_start) / self.frame_period_s)
+            numbers = np.arange(self._next_number, max(done, self._next_number), dtype=np.uint64)
+            ends = self._clock_start + (numbers - self._clock_first + 1).astype(np.float64) * self.frame_period_s
+        else:
+            ready = [t for t in self._triggers if now - t >= self.exposure_s]
+            self._triggers = self._triggers[len(ready) :]
+            numbers = np.arange(self._next_number, self._next_number + len(ready), dtype=np.uint64)
+            ends = np.asarray(ready, np.float64) + self.exposure_s
+        if len(numbers) > self.buffer_frames:
+            lost = len(numbers) - self.buffer_frames
+            self._report_gap(int(numbers[0]), lost)
+            numbers, ends = numbers[lost:], ends[lost:]
+        if len(numbers):
+            self._next_number = int(numbers[-1]) + 1
+        frames = np.stack([self._render() for _ in range(len(numbers))]) if len(numbers) else np.empty((0, *self.shape), self.dtype)
+        self.frames_delivered += len(numbers)
+        stamps = (ends * 1e9).astype(np.int64) + self._wall_offset_ns
+        return frames, numbers, stamps.astype(np.uint64)
+
+    def _report_gap(self, first_lost: int, lost: int) -> None:
+        self.dropped_frames += lost
+        self._next_number = first_lost + lost
+        self.log.warning(
+            f"dropped {lost} frame(s) {first_lost}..{first_lost + lost - 1}: the reader is slower than the camera "
+            f"(buffer {self.buffer_frames} frames; {self.dropped_frames} dropped in all)"
+        )
+
+    def _render(self) -> np.ndarray:
+        photons = self.table.camera_frame(self.exposure_s, shape=self.sensor_shape, dtype=np.float64)
+        binned = bin_frame(photons, self.binning)
+        return np.clip(binned, 0, np.iinfo(self.dtype).max).astype(self.dtype)
+
+    # --- commands -------------------------------------------------------------------------
+    @command
+    def set_exposure(self, seconds: float) -> None:
+        """Exposure time in seconds (100 µs to 10 s).
+
+        Acquisition restarts, as on a real camera: a frame exposing now is
+        abandoned and never numbered, so numbering continues without a gap.
+        """
+        self.exposure_s = check_exposure(seconds, f"{self.name}.exposure_s")
+        self._restart_clock()
+
+    @command
+    def set_binning(self, binning: int) -> None:
+        """Binning 1, 2 or 4; refused if it would change the declared frame shape (set it in the configuration)."""
+        value = check_binning(binning, f"{self.name}.binning")
+        h, w = self.sensor_shape
+        new_shape = (h // value, w // value)
+        if new_shape != self.shape or h % value or w % value:
+            raise CommandError(
+                f"{self.name}: binning {value} would make {new_shape[0]}×{new_shape[1]} frames, but the stream "
+                f"{self.name}/frames is declared {self.shape[0]}×{self.shape[1]} for this run; "
+                "set 'binning' in the configuration and restart the instrument"
+            )
+        self.binning = value
+
+    @command
+    def set_trigger(self, mode: str) -> None:
+        """``internal`` (free-running at ``fps``) or ``software`` (one frame per :meth:`trigger`)."""
+        self.trigger_mode = check_trigger(mode, f"{self.name}.trigger")
+        self._triggers.clear()
+        self._restart_clock()
+
+    @command
+    def trigger(self) -> None:
+        """Start one exposure (software trigger mode)."""
+        if self.trigger_mode != "software":
+            raise CommandError(f"{self.name}: trigger() needs trigger mode 'software' (it is {self.trigger_mode!r})")
+        self._triggers.append(time.monotonic())
