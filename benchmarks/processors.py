@@ -135,7 +135,7 @@ def main() -> None:
     print(f"{'processor':<24} {'rows/batch':>10} {'whole rows/s':>14} {'stream rows/s':>14} {'actor rows/s':>14} "
           f"{'stream/whole':>12} {'actor/whole':>11}")
     for label, (params, whole, make_chunked) in cases(x, ts).items():
-        t_whole = best_of(repeats, whole)
+        t_whole = best_of(3, whole)
         for rows in args.rows_per_batch:
             cuts = np.arange(rows, n, rows)
             chunks = list(zip(np.split(ts, cuts), np.split(x, cuts)))

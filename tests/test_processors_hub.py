@@ -411,3 +411,25 @@ async def test_a_problem_in_every_batch_is_reported_once_per_interval_and_counte
     assert len(reports) == 1 and "1 NaN value(s)" in reports[0].error
     status = await hub.command("f", "status")
     assert status["problems"] == 5 and "NaN" in status["last_problem"]
+
+
+async def test_fft_of_the_simulated_photodiode_trace_finds_the_chopper_frequency(hub):
+    from arrowdaq.sim.table import OpticalTable
+
+    table = OpticalTable(seed=5)
+    table.emission = table.shutter_open = True
+    hub.declare("scope1/trace", vector_schema("V", "s"), producer="scope1")
+    spawn(hub, "scope1_fft", "fft", "scope1/trace", detrend=True)
+    sub = hub.subscribe("scope1_fft/spectrum")
+    dx = 1e-5
+    traces = np.stack([table.photodiode_trace(10_000, dx) for _ in range(3)])
+    await hub.publish("scope1/trace", vector_batch(traces, channel="CH1", unit="V", x0=0.0, dx=dx, x_unit="s"))
+    await settle(hub, "scope1_fft")
+    (batch,) = collect(sub)["scope1_fft/spectrum"]
+    spectra, df = traces_of(batch), batch.column("dx")[0].as_py()
+    chopper = table.settings.chopper_hz
+    assert np.all(np.abs(spectra.argmax(axis=1) * df - chopper) <= df / 2)
+    t = np.arange(traces.shape[1]) * dx  # the modulation's amplitude by a least-squares sine fit, for reference
+    design = np.stack([np.sin(2 * np.pi * chopper * t), np.cos(2 * np.pi * chopper * t), np.ones_like(t)], axis=1)
+    coefficients = np.linalg.lstsq(design, traces.T, rcond=None)[0]
+    np.testing.assert_allclose(spectra.max(axis=1), np.hypot(coefficients[0], coefficients[1]), rtol=0.01)
