@@ -88,10 +88,10 @@ class MaiTai(Driver):
             raise ProtocolError(f"{self.name}: *IDN? answered {self._idn!r}, not a MaiTai")
 
     def close(self) -> None:
-        """Close the shutter (best effort: the link may be gone), then release the port."""
+        """Close the shutter and check it closed (best effort: the link may be gone), then release the port."""
         try:
             if self.transport is not None:
-                self.write("SHUTTER:0")
+                self.close_shutter()
         except InstrumentError as exc:
             log.warning(f"{self.name}: could not close the shutter on close: {exc}")
         finally:

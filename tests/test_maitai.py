@@ -1,0 +1,153 @@
+"""MaiTai laser: bytes, reply forms with units, read-back verification, safety, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from arrowdaq.actors import ActorStatus
+from arrowdaq.errors import CommandError, DeviceErrorReply, ProtocolError
+from arrowdaq.instruments import EmissionControl, ShutterControl, WavelengthTunable, spawn_instrument
+from arrowdaq.instruments.drivers.maitai import MaiTai
+from arrowdaq.sim import OpticalTable, serve
+from arrowdaq.sim.maitai import IDN, MaiTaiSim
+from arrowdaq.sim.scripted import ScriptedDevice
+
+FAST = {"timeout": 0.3, "min_interval": 0.0, "verify_timeout": 0.2, "verify_interval": 0.01}
+
+
+@pytest.fixture
+def scripted():
+    opened = []
+
+    def start(replies):
+        replies = {"SHUTTER?": "0"} | replies  # closing checks the shutter
+        server = serve(ScriptedDevice(replies, command_terminator=b"\r"), "pty")
+        laser = MaiTai.open(server.address, name="laser", **FAST)
+        opened.append((server, laser))
+        return server, laser
+
+    yield start
+    for server, laser in opened:
+        laser.close()
+        server.stop()
+
+
+def test_port_defaults_follow_the_manual():
+    s = MaiTai.port_settings
+    assert (s.baudrate, s.write_termination, s.read_termination, s.xonxoff, s.rtscts) == (9600, "\r", "\n", True, False)
+
+
+def test_connect_checks_identity(scripted):
+    server, laser = scripted({"*IDN?": IDN})
+    laser.connect()
+    assert bytes(server.received) == b"*IDN?\r"
+    assert laser.identity()["serial"] == "3227/51054/40856"
+
+
+def test_a_device_that_is_not_a_maitai_is_refused(scripted):
+    _, laser = scripted({"*IDN?": "ESP300 Version 3.04"})
+    with pytest.raises(ProtocolError, match="not a MaiTai"):
+        laser.connect()
+
+
+@pytest.mark.parametrize(
+    ("replies", "attr", "value"),
+    [
+        ({"READ:WAVELENGTH?": "820nm"}, "wavelength", 820.0),
+        ({"READ:WAVELENGTH?": "820"}, "wavelength", 820.0),
+        ({"READ:POWER?": "3.000W"}, "power", 3.0),
+        ({"READ:POWER?": "0.00000W"}, "power", 0.0),
+        ({"SHUTTER?": "1"}, "shutter", 1),
+        ({"*STB?": "1"}, "status_byte", 1),
+    ],
+)
+def test_reply_forms(scripted, replies, attr, value):
+    _, laser = scripted(replies)
+    assert getattr(laser, attr) == value
+
+
+@pytest.mark.parametrize("reply", ["820W", "nm", "8x20nm", "\x8f\x00"])
+def test_replies_without_the_expected_number_and_unit_are_protocol_errors(scripted, reply):
+    _, laser = scripted({"READ:WAVELENGTH?": reply.encode("latin-1")})
+    with pytest.raises(ProtocolError, match="not a value in nm"):
+        laser.wavelength
+
+
+def test_a_set_that_is_not_executed_raises_instead_of_passing_silently(scripted):
+    server, laser = scripted({"WAVELENGTH?": "800nm"})  # LOCAL mode: the setpoint never changes
+    with pytest.raises(DeviceErrorReply, match="'WAVELENGTH:850' was not executed.*LOCAL"):
+        laser.set_wavelength(850)
+    assert bytes(server.received).startswith(b"WAVELENGTH:850\rWAVELENGTH?\r")
+
+
+def test_out_of_range_wavelength_is_refused_before_sending(scripted):
+    server, laser = scripted({})
+    with pytest.raises(CommandError, match="laser.wavelength: 1200 is outside 690..1040"):
+        laser.set_wavelength(1200)
+    assert bytes(server.received) == b""
+
+
+def test_emission_on_with_the_shutter_open_is_refused(scripted):
+    server, laser = scripted({"SHUTTER?": "1"})
+    with pytest.raises(CommandError, match="shutter open"):
+        laser.emission_on()
+    assert bytes(server.received) == b"SHUTTER?\r"  # no ON was sent
+
+
+def test_close_closes_the_shutter_and_checks_it_is_closed(scripted):
+    server, laser = scripted({})
+    laser.close()
+    assert bytes(server.received) == b"SHUTTER:0\rSHUTTER?\r"
+
+
+def test_close_releases_the_port_even_if_the_shutter_does_not_answer(scripted, caplog):
+    server, laser = scripted({"SHUTTER?": None})
+    laser.close()
+    assert not laser.transport.is_open
+    assert "could not close the shutter" in caplog.text
+
+
+async def test_end_to_end_streams_commands_and_safe_stop(hub):
+    table = OpticalTable(latency_scale=0.0, seed=1)
+    sim = MaiTaiSim(table)
+    with serve(sim, "pty") as server:
+        sub = hub.subscribe("laser/*")
+        ref = spawn_instrument(hub, "laser", MaiTai, lambda: MaiTai.open(server.address, name="laser", **FAST),
+                               poll_hz={"wavelength": 20, "power": 20, "shutter": 20})
+        await ref.wait_status(ActorStatus.RUNNING)
+        caps = (await hub.command("laser", "describe"))["capabilities"]
+        assert {"WavelengthTunable", "ShutterControl", "EmissionControl"} <= set(caps)
+
+        await hub.command("laser", "emission_on")
+        await hub.command("laser", "open_shutter")
+        await hub.command("laser", "set_wavelength", nm=900)
+        assert table.emission and table.shutter_open and table.wavelength_nm == 900
+        with pytest.raises(CommandError, match="shutter open"):
+            await hub.command("laser", "emission_on")
+
+        latest: dict[str, float] = {}
+        units: dict[str, object] = {}
+        async with asyncio.timeout(5):
+            while latest.get("laser/wavelength") != 900 or not latest.get("laser/power") or latest.get("laser/shutter") != 1:
+                stream, batch = await sub.get()
+                latest[stream] = batch.column("value")[-1].as_py()
+                units[stream] = batch.column("unit")[0].as_py()
+        assert units == {"laser/wavelength": "nm", "laser/power": "W", "laser/shutter": None}
+        assert 0 < latest["laser/power"] < 3.0  # below peak: 900 nm is off the tuning curve's centre
+
+        sim.local_mode = True
+        with pytest.raises(CommandError, match="not executed"):
+            await hub.command("laser", "set_wavelength", nm=800)
+        assert "not executed" in ref.last_error and ref.status is ActorStatus.RUNNING
+        sim.local_mode = False
+
+        await hub.stop()
+        assert not table.shutter_open  # closed on stop
+
+
+def test_capabilities_are_recognised():
+    laser = MaiTai(None)
+    assert isinstance(laser, WavelengthTunable) and isinstance(laser, ShutterControl)
+    assert isinstance(laser, EmissionControl)
