@@ -433,3 +433,19 @@ async def test_fft_of_the_simulated_photodiode_trace_finds_the_chopper_frequency
     design = np.stack([np.sin(2 * np.pi * chopper * t), np.cos(2 * np.pi * chopper * t), np.ones_like(t)], axis=1)
     coefficients = np.linalg.lstsq(design, traces.T, rcond=None)[0]
     np.testing.assert_allclose(spectra.max(axis=1), np.hypot(coefficients[0], coefficients[1]), rtol=0.01)
+
+
+async def test_a_new_sample_rate_is_learnt_and_the_filter_redesigned(hub, signal_stream):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(4000)
+    spawn(hub, "lp", "filter", signal_stream, response="lowpass", cutoff=100.0)
+    sub = hub.subscribe("lp/*")
+    await publish_in_batches(hub, signal_stream, x[:2000], timestamps(2000), rng)  # 1 kHz
+    await publish_in_batches(hub, signal_stream, x[2000:], timestamps(2000, start=4000, fs=2 * FS), rng)  # 2 kHz
+    await settle(hub, "lp")
+    y = column(collect(sub)["lp/filtered"])
+    assert hub.actor("lp").status is ActorStatus.RUNNING
+    assert "changed from 1000 Hz to 2000 Hz" in (await hub.command("lp", "status"))["last_problem"]
+    np.testing.assert_allclose(y[:2000], sig.sosfilt(sig.butter(4, 100.0, fs=FS, output="sos"), x[:2000]), rtol=1e-9)
+    np.testing.assert_allclose(y[2000:], sig.sosfilt(sig.butter(4, 100.0, fs=2 * FS, output="sos"), x[2000:]),
+                               rtol=1e-9)

@@ -43,7 +43,7 @@ from ..actors import Actor, Command, Role
 from ..data import SCALAR, kind_of, unit_of
 from ..data.validate import check_schema
 from ..errors import CommandError, ProcessorConfigError, ProcessorError, SchemaError, Unrecoverable
-from .sampling import SampleClock, Segment, split_segments
+from .sampling import IrregularTimestamps, SampleClock, Segment, split_segments
 
 Outputs = list[tuple[str, pa.RecordBatch]]
 
@@ -250,6 +250,22 @@ class SignalProcessor(Processor):
         """Process samples that follow the previous ones without a break (unless ``segment.restart``)."""
         raise NotImplementedError
 
+    def _gaps(self, ts: np.ndarray) -> np.ndarray:
+        """The clock's gaps; a batch regular at a new rate means the instrument's rate changed: relearn it."""
+        try:
+            return self.clock.gaps(ts)
+        except IrregularTimestamps:
+            if self.clock.configured or self.clock.sample_rate is None:
+                raise
+            old = self.clock.sample_rate
+            fresh = SampleClock(self.input, None, self.clock.tolerance)
+            breaks = fresh.gaps(ts)  # irregular on its own too: raises
+            self.clock, self._started, self._broken = fresh, False, True
+            if fresh.sample_rate is not None:
+                self.problem(f"{self.where}: the sample rate of {self.input!r} changed from {old:.6g} Hz to "
+                             f"{fresh.sample_rate:.6g} Hz; the signal restarts", "rate")
+            return breaks
+
     def transform(self, batch: pa.RecordBatch) -> Outputs:
         if batch.num_rows == 0:
             return []
@@ -259,7 +275,7 @@ class SignalProcessor(Processor):
         if self._held is not None:  # samples that came before the rate was known
             ts, values = np.concatenate((self._held[0], ts)), np.concatenate((self._held[1], values))
             self._held = None
-        breaks = self.clock.gaps(ts)
+        breaks = self._gaps(ts)
         if self.clock.sample_rate is None:
             self._held = (ts, values)
             return []
