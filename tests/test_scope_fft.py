@@ -16,7 +16,7 @@ from arrowdaq.instruments import spawn_instrument
 from arrowdaq.instruments.drivers.scpi import SCPIInstrument
 from arrowdaq.processors import spawn as spawn_processor
 from arrowdaq.sim import OpticalTable, TableSettings, serve
-from arrowdaq.sim.scope import ScopeSim
+from arrowdaq.sim.scope import ScopeSim, driver_settings
 
 SAMPLE_RATE = 100_000.0
 POINTS = 4000  # 25 Hz bins
@@ -28,15 +28,7 @@ async def test_fft_of_the_simulated_scope_trace_finds_the_chopper_frequency(hub,
     table.emission = table.shutter_open = True
     server = serve(ScopeSim(table), "tcp")
     port = f"TCPIP0::127.0.0.1::{server.port}::SOCKET"
-    settings = {
-        "setup": [f"ACQ:SRAT {SAMPLE_RATE:g}", f"WAV:POIN {POINTS}"],
-        "traces": {
-            "trace": {
-                "query": "WAV:DATA?", "format": "binary", "dtype": "<f4", "select": ["WAV:FORM REAL"],
-                "x_increment": "WAV:XINC?", "x_origin": "WAV:XOR?", "unit": "V", "x_unit": "s", "poll_hz": 20.0,
-            }
-        },
-    }
+    settings = driver_settings(points=POINTS, sample_rate=SAMPLE_RATE, trace_hz=20.0)
     try:
         spawn_instrument(hub, "scope1", SCPIInstrument,
                          lambda: SCPIInstrument.open(port, name="scope1", timeout=0.5, **settings),

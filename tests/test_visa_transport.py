@@ -172,3 +172,21 @@ def test_resources_are_opened_by_name_without_listing(monkeypatch, device_server
         assert t.query("*IDN?") == "Test,Blocks,1,0.1"
     finally:
         t.close()
+
+
+def test_serial_resources_take_baud_rate_and_flow_control_from_the_port_settings():
+    """``ASRL<path>::INSTR`` over a pseudo-terminal: pyvisa-py's serial session, real bytes."""
+    from pyvisa import constants
+
+    server = serve(BlockDevice(OpticalTable(latency_scale=0.0)), "pty")
+    try:
+        t = open_transport(f"ASRL{server.address}::INSTR", PortSettings(baudrate=19200, xonxoff=True, timeout=0.3))
+        try:
+            assert t._resource.baud_rate == 19200
+            assert t._resource.flow_control == constants.ControlFlow.xon_xoff
+            assert t.query("*IDN?") == "Test,Blocks,1,0.1"
+            assert t.query_binary("BLK?") == b"a\nb\n\x00\xff"
+        finally:
+            t.close()
+    finally:
+        server.stop()

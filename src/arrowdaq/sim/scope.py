@@ -70,6 +70,20 @@ def ieee_block(payload: bytes) -> bytes:
     return b"#" + str(len(length)).encode() + length + payload
 
 
+def driver_settings(points: int = 2_000, sample_rate: float = 100_000.0, trace_hz: float = 5.0) -> dict:
+    """Settings with which the ``scpi`` driver reads this simulator: ``voltage`` and a binary ``trace``."""
+    return {
+        "setup": [f"ACQ:SRAT {sample_rate:g}", f"WAV:POIN {points}"],
+        "queries": {"voltage": {"query": "MEAS:VOLT:DC?", "unit": "V", "poll_hz": 2.0}},
+        "traces": {
+            "trace": {
+                "query": "WAV:DATA?", "format": "binary", "dtype": "<f4", "select": ["WAV:FORM REAL"],
+                "x_increment": "WAV:XINC?", "x_origin": "WAV:XOR?", "unit": "V", "x_unit": "s", "poll_hz": trace_hz,
+            }
+        },
+    }
+
+
 class ScopeSim(SimDevice):
     """See the module docstring."""
 

@@ -110,6 +110,8 @@ class SimCamera(Driver):
         if table is None:  # standalone: a table of its own, beam on, so there is a spot to see
             table = OpticalTable()
             table.emission = table.shutter_open = True
+        elif not isinstance(table, OpticalTable):
+            raise ConfigError(f"{where}.table: expected the application's OpticalTable object, got {table!r}")
         self.table = table
         self.log = get_logger("arrowdaq.instruments.sim_camera", actor=self.name)
         self.dropped_frames = 0
