@@ -10,7 +10,9 @@ publishes what comes out::
               inputs="scope1/trace")
 
 Output streams are named ``<processor id>/<output>`` (``scope1_fft/spectrum``);
-the id is the actor's name.
+the id is the actor's name. Without ``id=`` the outputs are declared when the
+actor starts; with it (or through :func:`arrowdaq.processors.build`) at
+construction, so storage sees them before the actor runs.
 
 Bad input never crashes the hub. What restarts and what does not:
 
@@ -49,7 +51,7 @@ Outputs = list[tuple[str, pa.RecordBatch]]
 
 #: Batches at least this large are processed in the actor's worker thread, so the
 #: event loop stays responsive; smaller ones on the loop, where a thread hop
-#: (~0.2 ms) would cost more than the work (docs/decisions, processors).
+#: (~0.2 ms) would cost more than the work (decision 0012).
 OFFLOAD_BYTES = 256 * 1024
 
 
