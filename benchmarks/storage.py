@@ -1,0 +1,127 @@
+"""Storage throughput: batches through the hub into the storage actor, beside raw h5py.
+
+For each case the same data is written twice in the same run, with the same
+settings (SWMR, chunk size, filter, a flush every second):
+
+* storage — published to the hub, recorded by the storage actor (coalescing,
+  Arrow → NumPy, strings stored once), timed from the first publish until the
+  run file is closed;
+* raw h5py — the NumPy columns appended to the same datasets, one
+  resize-and-write per batch, as a hand-written logger would.
+
+    .venv/bin/python benchmarks/storage.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from arrowdaq.actors import ActorStatus
+from arrowdaq.data import image_batch, image_schema, scalar_batch, scalar_schema
+from arrowdaq.hub import InstrumentManager
+from arrowdaq.storage import RunInfo, StorageOptions, spawn_storage
+
+FRAME_SHAPE = (2048, 2048)  # uint16: 8 MiB
+
+
+def scalar_batches(rows: int, count: int) -> list:
+    rng = np.random.default_rng(0)
+    distinct = [scalar_batch(rng.normal(size=rows), channel="pm1", unit="W",
+                             timestamps_ns=np.arange(rows, dtype=np.uint64) + k * rows) for k in range(min(count, 100))]
+    return [distinct[k % len(distinct)] for k in range(count)]
+
+
+def frame_batches(count: int) -> list:
+    rng = np.random.default_rng(0)
+    distinct = [image_batch(rng.integers(0, 4096, (1, *FRAME_SHAPE), dtype=np.uint16), channel="cam1",
+                            frame_numbers=k, timestamps_ns=k) for k in range(4)]
+    return [distinct[k % len(distinct)] for k in range(count)]
+
+
+async def through_storage(stream: str, batches: list, options: StorageOptions) -> float:
+    hub = InstrumentManager()
+    hub.declare(stream, batches[0].schema, producer=stream.split("/")[0])
+    ref, path = spawn_storage(hub, stream, options, RunInfo(name="bench"))
+    await ref.wait_status(ActorStatus.RUNNING)
+    t0 = time.perf_counter()
+    for batch in batches:
+        await hub.publish(stream, batch)
+    await hub.stop(timeout=600)
+    elapsed = time.perf_counter() - t0
+    if ref.last_error:
+        raise RuntimeError(ref.last_error)
+    return elapsed
+
+
+def raw_h5py(path: Path, batches: list, options: StorageOptions, frames: bool) -> float:
+    """The same columns appended with h5py, one resize and write per batch and column."""
+    columns = ["timestamp_ns", "frame_number", "pixels"] if frames else ["timestamp_ns", "value"]
+    arrays = []
+    for b in batches:  # conversion is not timed: the baseline is h5py alone
+        arrays.append([b.column(c).to_numpy_ndarray() if c == "pixels" else b.column(c).to_numpy() for c in columns])
+    t0 = time.perf_counter()
+    with h5py.File(path, "w", libver="latest") as f:
+        datasets = []
+        for name, a in zip(columns, arrays[0]):
+            row = a.shape[1:]
+            chunk_rows = 1 if row else options.chunk_rows
+            filters = options.filter_args(images=bool(row))
+            datasets.append(f.create_dataset(name, (0, *row), a.dtype, maxshape=(None, *row), chunks=(chunk_rows, *row), **filters))
+        f.create_dataset("channel", data="pm1")
+        f.swmr_mode = True
+        last_flush = time.monotonic()
+        for cols in arrays:
+            for ds, a in zip(datasets, cols):
+                n = ds.shape[0]
+                ds.resize(n + len(a), axis=0)
+                ds[n:] = a
+            if time.monotonic() - last_flush >= options.flush_interval:
+                f.flush()
+                last_flush = time.monotonic()
+    return time.perf_counter() - t0
+
+
+def row(case: str, settings: str, rows: int, unit: str, t_storage: float, t_raw: float) -> None:
+    s, r = rows / t_storage, rows / t_raw
+    print(f"{case:<24} {settings:<18} {s:>14,.0f} {r:>14,.0f} {s / r:>7.2f}   {unit}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rows and frames (a smoke run)")
+    args = parser.parse_args()
+    logging.getLogger("arrowdaq").setLevel(logging.ERROR)
+    scale = 10 if args.quick else 1
+    tmp = Path(tempfile.mkdtemp(prefix="arrowdaq-bench-"))
+    try:
+        default = StorageOptions(data_dir=tmp)
+        plain = StorageOptions(data_dir=tmp, compression=None)
+        print("storage benchmark: storage actor vs raw h5py appends, same data and settings (SWMR, flush every 1 s)")
+        print(f"{'case':<24} {'settings':<18} {'storage /s':>14} {'raw h5py /s':>14} {'ratio':>7}")
+        cases = [(1, 20_000), (100, 2_000), (10_000, 200)]
+        for options, label in ((default, "gzip-1+shuffle"), (plain, "no filter")):
+            for rows, count in cases:
+                batches = scalar_batches(rows, max(2, count // scale))
+                total = rows * len(batches)
+                t_storage = asyncio.run(through_storage("pm1/power", batches, options))
+                t_raw = raw_h5py(tmp / "raw.h5", batches, options, frames=False)
+                row(f"scalar, {rows:,} rows/batch", label, total, "rows/s", t_storage, t_raw)
+        frames = frame_batches(max(4, 100 // scale))
+        t_storage = asyncio.run(through_storage("cam1/frames", frames, default))
+        t_raw = raw_h5py(tmp / "raw.h5", frames, default, frames=True)
+        row("frames, 8 MiB each", "no filter", len(frames), "frames/s", t_storage, t_raw)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
