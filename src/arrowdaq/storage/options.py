@@ -39,7 +39,7 @@ class RunInfo:
 @dataclass(frozen=True)
 class StorageOptions:
     """How run files are written. Defaults are chosen from ``benchmarks/storage.py``
-    (see docs/decisions/0004-storage-defaults.md)."""
+    (see docs/decisions/0032-storage-defaults.md)."""
 
     data_dir: Path = Path("data")
     layout: Layout = NEXUS
