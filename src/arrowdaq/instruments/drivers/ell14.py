@@ -45,6 +45,10 @@ BUSY = 0x09
 ADDRESSES = "0123456789ABCDEF"
 
 
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789ABCDEFabcdef" for c in text)
+
+
 def to_hex32(value: int) -> str:
     """A signed 32-bit integer as 8 hex digits, two's complement (``-1`` → ``FFFFFFFF``)."""
     if not -(2**31) <= value < 2**31:
@@ -54,12 +58,9 @@ def to_hex32(value: int) -> str:
 
 def from_hex32(text: str) -> int:
     """8 hex digits, two's complement, as a signed integer (``FFFFFFFF`` → ``-1``)."""
-    if len(text) != 8:
+    if len(text) != 8 or not _is_hex(text):
         raise ProtocolError(f"Elliptec value {text!r} is not 8 hex digits")
-    try:
-        value = int(text, 16)
-    except ValueError:
-        raise ProtocolError(f"Elliptec value {text!r} is not hexadecimal") from None
+    value = int(text, 16)
     return value - 2**32 if value >= 2**31 else value
 
 
@@ -68,12 +69,9 @@ def hex_field(mnemonic: str, digits: int = 2):
 
     def parse(body: str) -> int:
         data = body[len(mnemonic) :]
-        if not body.startswith(mnemonic) or len(data) != digits:
+        if not body.startswith(mnemonic) or len(data) != digits or not _is_hex(data):
             raise ProtocolError(f"Elliptec reply {body!r} is not {mnemonic} with {digits} hex digits")
-        try:
-            return int(data, 16)
-        except ValueError:
-            raise ProtocolError(f"Elliptec reply {body!r} is not {mnemonic} with {digits} hex digits") from None
+        return int(data, 16)
 
     return parse
 

@@ -1,0 +1,131 @@
+"""ESP300 motion controller: bytes, reply forms, the error buffer, motion, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from arrowdaq.actors import ActorStatus
+from arrowdaq.errors import CommandError, ConfigError, DeviceStatusError, DeviceTimeout, ProtocolError
+from arrowdaq.instruments import Movable, spawn_instrument
+from arrowdaq.instruments.drivers.esp300 import ESP300
+from arrowdaq.sim import OpticalTable, serve
+from arrowdaq.sim.esp300 import ESP300Sim
+from arrowdaq.sim.scripted import ScriptedDevice
+
+FAST = {"timeout": 0.3, "motion_poll": 0.005}
+NO_ERROR = "0, 1234, NO ERROR DETECTED"
+
+
+@pytest.fixture
+def scripted():
+    opened = []
+
+    def start(replies, **settings):
+        device = ScriptedDevice({"TB?": NO_ERROR} | replies, command_terminator=b"\r\n", reply_terminator=b"\r\n")
+        server = serve(device, "pty")
+        stage = ESP300.open(server.address, name="stage", **(FAST | settings))
+        opened.append((server, stage))
+        return server, stage
+
+    yield start
+    for server, stage in opened:
+        stage.close()
+        server.stop()
+
+
+def test_connect_checks_the_version_empties_the_error_buffer_and_enables_motors(scripted):
+    server, stage = scripted({"VE?": "ESP300 Version 3.04 07/27/01"}, axes=[1, 3])
+    stage.connect()
+    assert bytes(server.received) == b"VE?\r\nTB?\r\n1MO\r\n3MO\r\nTB?\r\n"
+
+
+def test_commands_are_axis_mnemonic_value_with_six_decimals(scripted):
+    server, stage = scripted({}, axes=[1, 2])
+    stage.move_to(12.5, axis=1)
+    stage.move_by(-0.25, axis=2)
+    stage.set_velocity(2, axis=2)
+    stage.home(axis=1)
+    stage.stop_motion(2)
+    stage.stop_motion()
+    stage.check_errors("sync")  # a reply: everything before it has arrived
+    assert bytes(server.received) == (
+        b"1PA12.500000\r\nTB?\r\n2PR-0.250000\r\nTB?\r\n2VA2.000000\r\nTB?\r\n1OR\r\nTB?\r\n2ST\r\nST\r\nTB?\r\n"
+    )
+
+
+@pytest.mark.parametrize(("reply", "moving"), [("0", True), ("1", False)])
+def test_motion_done_reply(scripted, reply, moving):
+    _, stage = scripted({"1MD?": reply})
+    assert stage.is_moving(1) is moving
+
+
+def test_position_reply_and_garbage(scripted):
+    _, stage = scripted({"1TP?": "12.345", "2TP?": "1,2.x"}, axes=[1, 2])
+    assert stage.position(1) == 12.345
+    assert stage.read("axis1_position") == 12.345
+    with pytest.raises(ProtocolError, match="'1,2.x' is not a number"):
+        stage.position(2)
+
+
+def test_an_error_in_the_buffer_after_a_move_raises_with_the_controllers_code_and_message(scripted):
+    _, stage = scripted({"TB?": "106, 5678, AXIS-1 POSITIVE SOFTWARE LIMIT DETECTED"})
+    with pytest.raises(DeviceStatusError, match="106: AXIS-1 POSITIVE SOFTWARE LIMIT DETECTED") as raised:
+        stage.move_to(99)
+    assert raised.value.code == 106
+
+
+def test_unconfigured_axes_are_refused(scripted):
+    server, stage = scripted({}, axes=[1])
+    with pytest.raises(CommandError, match="axis 2 is not configured"):
+        stage.move_to(1, axis=2)
+    with pytest.raises(ConfigError, match="must be among 1, 2, 3"):
+        ESP300(None, axes=[4])
+
+
+def test_waiting_for_a_move_that_never_ends_times_out(scripted):
+    _, stage = scripted({"1MD?": "0"})
+    with pytest.raises(DeviceTimeout, match="axis 1 still moving after 0.05 s"):
+        stage.wait_motion(1, timeout=0.05)
+
+
+def test_streams_follow_the_configured_axes():
+    assert list(ESP300.declare_streams({"axes": [1, 3]})) == ["axis1_position", "axis3_position"]
+    assert [s.name for s in ESP300(None, axes=[2]).active_streams()] == ["axis2_position"]
+    assert isinstance(ESP300(None), Movable)
+
+
+async def test_end_to_end_moves_the_table_stage_and_publishes_positions(hub):
+    table = OpticalTable(latency_scale=0.05, seed=2)  # 5 mm/s runs at 100 mm/s
+    sim = ESP300Sim(table)
+    with serve(sim, "tcp") as server:
+        sub = hub.subscribe("stage/*")
+        ref = spawn_instrument(
+            hub, "stage", ESP300, lambda: ESP300.open(server.address, name="stage", axes=[1, 2], **FAST),
+            settings={"axes": [1, 2]}, poll_hz={"axis1_position": 20, "axis2_position": 20},
+        )
+        await ref.wait_status(ActorStatus.RUNNING)
+        await hub.command("stage", "move_to", position=10.0, axis=1)
+        assert await hub.command("stage", "is_moving", axis=1)  # 10 mm at 100 mm/s: 0.1 s
+        assert await hub.command("stage", "wait_motion", axis=1) == pytest.approx(10.0)
+        assert table.stage[1].at(time.monotonic()) == 10.0  # the knife edge is where the controller says
+
+        seen: dict[str, float] = {}
+        async with asyncio.timeout(5):
+            while seen.get("stage/axis1_position") != pytest.approx(10.0) or "stage/axis2_position" not in seen:
+                stream, batch = await sub.get()
+                assert batch.column("unit")[0].as_py() == "mm"
+                seen[stream] = batch.column("value")[-1].as_py()
+        assert seen["stage/axis2_position"] == 0.0
+
+        with pytest.raises(CommandError, match="106: AXIS-1 POSITIVE SOFTWARE LIMIT"):
+            await hub.command("stage", "move_to", position=30.0, axis=1)
+        sim.push_error(7, "PARAMETER OUT OF RANGE")
+        with pytest.raises(CommandError, match="controller error 7"):
+            await hub.command("stage", "home", axis=2)
+        assert "controller error 7" in ref.last_error
+        assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
+        await hub.command("stage", "home", axis=1, wait=True)
+        assert await hub.command("stage", "position", axis=1) == 0.0
