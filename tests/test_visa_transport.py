@@ -190,3 +190,11 @@ def test_serial_resources_take_baud_rate_and_flow_control_from_the_port_settings
             t.close()
     finally:
         server.stop()
+
+
+def test_socket_resources_send_small_commands_at_once(transport):
+    """TCP_NODELAY: a command followed by a query must not wait ~40 ms for a delayed ACK (Nagle)."""
+    import socket
+
+    sock = transport._socket()
+    assert sock is not None and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

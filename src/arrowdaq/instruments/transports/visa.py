@@ -128,6 +128,9 @@ class VisaTransport:
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
                 raise ConnectionLost(f"{self.resource_name}: cannot connect: {os.strerror(err)}")
+            # A command and the query after it are two small writes: without this, Nagle's
+            # algorithm holds the second until the device's delayed ACK (~40 ms per exchange).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _socket(self) -> socket.socket | None:
         """The TCP socket under a SOCKET resource, to tell a dropped link from a silent device."""
