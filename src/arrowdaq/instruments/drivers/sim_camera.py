@@ -92,7 +92,6 @@ class SimCamera(Driver):
         fps: float = 10.0,
         dtype: str = "uint16",
         buffer_frames: int = 4,
-        poll_hz: float | None = None,
     ) -> None:
         super().__init__(transport, name=name)
         where = self.name
@@ -106,7 +105,6 @@ class SimCamera(Driver):
         if int(buffer_frames) < 1:
             raise ConfigError(f"{where}.buffer_frames: must be at least 1, got {buffer_frames!r}")
         self.buffer_frames = int(buffer_frames)
-        self.poll_hz = float(poll_hz) if poll_hz is not None else min(2 * self.fps, 100.0)
         if table is None:  # standalone: a table of its own, beam on, so there is a spot to see
             table = OpticalTable()
             table.emission = table.shutter_open = True
@@ -132,7 +130,8 @@ class SimCamera(Driver):
         return {"frames": schemas.image_schema(shape, dtype, "counts")}
 
     def active_streams(self) -> tuple[Stream, ...]:
-        return (Stream("frames", kind=schemas.IMAGE, unit="counts", poll_hz=self.poll_hz),)
+        """Polled at twice the frame rate (at most 100 Hz): each poll takes what the camera buffered."""
+        return (Stream("frames", kind=schemas.IMAGE, unit="counts", poll_hz=min(2 * self.fps, 100.0)),)
 
     # --- lifecycle ----------------------------------------------------------------------
     def connect(self) -> None:
