@@ -175,3 +175,32 @@ async def test_polars_lazy_frame(hub, tmp_path):
     assert df.height == 12 and df["unit"].unique().to_list() == ["µW"]
     frames = run.lazy("cam1/frames").select("pixels").collect()
     assert frames["pixels"].shape == (3,) and frames["pixels"].dtype.shape == (6, 4)
+
+
+def test_reads_a_file_in_the_original_arrow_ipc_form_written_without_arrowdaq(tmp_path):
+    """Only h5py and pyarrow: u8 datasets of Arrow IPC file bytes under /arrow_data/."""
+    batches = [decode(scalar_batch([1.0, 2.0], channel="pm1", unit="W", timestamps_ns=[1, 2])),
+               decode(scalar_batch([3.0], channel="pm1", unit="W", timestamps_ns=[3]))]
+    path = tmp_path / "original.h5"
+    with h5py.File(path, "w") as f:
+        for k, batch in enumerate(batches):
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_file(sink, batch.schema) as writer:
+                writer.write_batch(batch)
+            f.create_dataset(f"arrow_data/pm1/power/batch_{k:06d}", data=np.frombuffer(sink.getvalue(), np.uint8))
+    run = open_run(path)
+    assert run.streams == ["pm1/power"]
+    assert run.table("pm1/power").equals(pa.Table.from_batches(batches))
+    assert run.summary()[0].rows == 3 and not run.complete
+
+
+async def test_arrow_ipc_layout_stores_ipc_files_any_reader_opens(hub, tmp_path):
+    streams = {"pm1/power": canonical_streams()["pm1/power"]}
+    path = await record(hub, tmp_path, streams, "arrow_ipc")
+    with h5py.File(path, "r") as f:
+        names = sorted(f["arrow_data/pm1/power"])
+        assert names and all(n.startswith("batch_") for n in names)
+        raw = f["arrow_data/pm1/power"][names[0]][()]
+        assert raw.dtype == np.uint8
+    table = pa.ipc.open_file(pa.py_buffer(raw.tobytes())).read_all()
+    assert table.equals(expected(streams["pm1/power"]))

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from ..actors import Actor, ActorRef, Command, Role
 from ..errors import CommandError, StorageError, StorageWriteError, describe
+from ..hub import InstrumentManager
 from ..hub.streams import StreamSpec
 from . import columns as C
 from .ipc import ArrowIpcWriter
@@ -67,7 +68,7 @@ class StorageActor(Actor):
 
     def __init__(
         self,
-        hub: Any,
+        hub: InstrumentManager,
         options: StorageOptions = StorageOptions(),
         run: RunInfo | None = None,
         instruments: Mapping[str, Mapping[str, Any]] | None = None,
@@ -273,7 +274,7 @@ class StorageActor(Actor):
 
 
 def spawn_storage(
-    hub: Any,
+    hub: InstrumentManager,
     inputs: str | list[str],
     options: StorageOptions = StorageOptions(),
     run: RunInfo | None = None,

@@ -100,7 +100,9 @@ class RunFile:
             root = f[L.ARROW_DATA]
 
             def visit(name: str, item: Any) -> None:
-                if isinstance(item, h5py.Group) and any(isinstance(v, h5py.Dataset) for v in item.values()):
+                if isinstance(item, h5py.Group) and (
+                    L.STREAM_ATTR in item.attrs or any(isinstance(v, h5py.Dataset) for v in item.values())
+                ):
                     found[L.attr_text(item.attrs.get(L.STREAM_ATTR, name))] = item
 
             root.visititems(visit)
@@ -153,7 +155,10 @@ class RunFile:
     def schema(self, stream: str) -> pa.Schema:
         """The schema of the batches :meth:`table` returns (plain strings)."""
         with self._open() as f:
-            return plain_schema(_schema_of(self._group(f, stream), self.path, stream))
+            g = self._group(f, stream)
+            if g.name.startswith(f"/{L.ARROW_DATA}") and L.SCHEMA_ATTR not in g.attrs:
+                return _read_ipc(g, self.path, stream).schema
+            return plain_schema(_schema_of(g, self.path, stream))
 
     def table(self, stream: str) -> pa.Table:
         """Every row of ``stream`` flushed so far, as the batches that were recorded."""
@@ -172,11 +177,12 @@ class RunFile:
         out = []
         with self._open() as f:
             for name, g in self._groups(f).items():
-                schema = _schema_of(g, self.path, name)
                 if g.name.startswith(f"/{L.ARROW_DATA}"):
-                    ts = _read_ipc(g, self.path, name).column("timestamp_ns").to_numpy() if "timestamp_ns" in schema.names else None
-                    rows = _read_ipc(g, self.path, name).num_rows if ts is None else len(ts)
+                    table = _read_ipc(g, self.path, name)
+                    schema, rows = table.schema, table.num_rows
+                    ts = table.column("timestamp_ns").to_numpy() if "timestamp_ns" in schema.names else None
                 else:
+                    schema = _schema_of(g, self.path, name)
                     rows = _nexus_rows(g, schema, name)
                     ts = g["timestamp_ns"][:rows] if "timestamp_ns" in g else None
                 units = {fl.name: fl.metadata[UNIT_KEY].decode() for fl in schema if fl.metadata and UNIT_KEY in fl.metadata}
