@@ -23,6 +23,11 @@ from . import layout as L
 from .options import RunInfo, StorageOptions
 
 
+#: HDF5 file-format bounds: 1.10 is the oldest format with SWMR, and capping it there keeps
+#: run files readable by HDF5 1.10+ tools (h5dump, HDFView, MATLAB), not only by the HDF5 h5py bundles.
+FILE_FORMAT = ("v110", "v110")
+
+
 def _version() -> str:
     from .. import __version__
 
@@ -66,7 +71,7 @@ class RunWriter:
         else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.file = h5py.File(self.path, "w-", libver="latest")
+                self.file = h5py.File(self.path, "w-", libver=FILE_FORMAT)
             except OSError as exc:
                 raise StorageError(f"{self.path}: cannot create run file: {exc}") from exc
             self._write_entry()
@@ -101,7 +106,7 @@ class RunWriter:
         file.close()
         if complete and not self.broken:
             self._check_present()
-            with h5py.File(self.path, "a", libver="latest") as f:
+            with h5py.File(self.path, "a", libver=FILE_FORMAT) as f:
                 entry = f[L.ENTRY]
                 L.write_text(entry, "end_time", L.now_iso())
                 entry[L.ARROWDAQ]["complete"][()] = 1
@@ -158,7 +163,7 @@ class RunWriter:
     # --- internals ---------------------------------------------------------------------
     def _reopen(self) -> h5py.File:
         try:
-            return h5py.File(self.path, "a", libver="latest")
+            return h5py.File(self.path, "a", libver=FILE_FORMAT)
         except OSError as exc:
             raise StorageError(f"{self.path}: cannot reopen run file: {exc}") from exc
 
