@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import serial
 
 from arrowdaq.instruments.drivers.ell14 import ELL14
 from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
@@ -83,3 +84,13 @@ def test_a_port_in_use_is_a_clear_error(run_sim):
     result = subprocess.run([*COMMAND, "maitai", "--tcp", port], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert f"cannot serve the maitai simulator on 127.0.0.1:{port}" in result.stderr
+
+
+def test_serves_any_registered_simulator_including_the_scope(run_sim):
+    proc, address = run_sim("scpi", "--latency-scale", "0")
+
+    with serial.serial_for_url(address, timeout=2) as link:
+        link.write(b"*IDN?\n")
+        identity = link.readline()
+    assert identity.endswith(b"\n") and b"," in identity  # maker,model,serial,firmware
+    assert stop(proc)[0] == 0
