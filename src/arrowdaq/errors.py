@@ -96,6 +96,10 @@ class Unrecoverable(ArrowDAQError):
     """
 
 
+class InstrumentConfigError(ConfigError, Unrecoverable):
+    """An instrument's settings are wrong (unknown setting, bad address or axis): a restart cannot fix them."""
+
+
 class StorageWriteError(StorageError, Unrecoverable):
     """Writing the run file failed; recording stopped, what was flushed stays readable."""
 

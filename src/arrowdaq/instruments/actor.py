@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from ..actors import Actor, ActorRef, Command, Role
 from ..data import scalar_batch
-from ..errors import CommandError, ConfigError, ConnectionLost, DeviceErrorReply, ProtocolError, describe
+from ..errors import CommandError, InstrumentConfigError, ConnectionLost, DeviceErrorReply, ProtocolError, describe
 from ..hub import InstrumentManager
 from .capabilities import capabilities_of
 from .driver import Driver, Stream
@@ -78,7 +78,7 @@ class InstrumentActor(Actor):
         self._streams = {s.name: s for s in self.driver.active_streams()}
         unknown = sorted(set(self._poll_overrides) - set(self._streams))
         if unknown:
-            raise ConfigError(f"{self.name}: poll_hz names unknown stream {unknown[0]!r} (streams: {', '.join(self._streams)})")
+            raise InstrumentConfigError(f"{self.name}: poll_hz names unknown stream {unknown[0]!r} (streams: {', '.join(self._streams)})")
         self.poll_hz = {name: s.poll_hz for name, s in self._streams.items()} | self._poll_overrides
         await self.blocking(self.driver.connect)
         for stream, hz in self.poll_hz.items():

@@ -29,7 +29,7 @@ from typing import Any, Callable, ClassVar
 import pyarrow as pa
 
 from ..data import schemas
-from ..errors import CommandError, ConfigError
+from ..errors import CommandError, InstrumentConfigError
 from .transports import open_transport
 from .transports.base import PortSettings, Transport
 from .validators import Validator
@@ -165,14 +165,14 @@ class Driver:
         port_overrides = {k: settings.pop(k) for k in list(settings) if k in PORT_SETTING_NAMES}
         unknown = [k for k in settings if k not in cls.setting_names()]
         if unknown:
-            raise ConfigError(
+            raise InstrumentConfigError(
                 f"{name or cls.driver_name}: unknown setting {unknown[0]!r} for driver {cls.driver_name!r} "
                 f"(settings: {', '.join(cls.setting_names())})"
             )
         try:
             port_settings = dataclasses.replace(cls.port_settings, **port_overrides)
         except TypeError as exc:
-            raise ConfigError(f"{name or cls.driver_name}: bad port setting: {exc}") from None
+            raise InstrumentConfigError(f"{name or cls.driver_name}: bad port setting: {exc}") from None
         transport = open_transport(port, port_settings)
         try:
             return cls(transport, name=name, **settings)

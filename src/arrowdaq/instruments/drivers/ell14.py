@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import CommandError, ConfigError, DeviceStatusError, ProtocolError
+from ...errors import CommandError, InstrumentConfigError, DeviceStatusError, ProtocolError
 from ..driver import Control, Driver, Stream, command
 from ..transports.base import PortSettings, Transport
 from ..validators import in_range, int_in_range
@@ -90,7 +90,7 @@ class ELL14(Driver):
         super().__init__(transport, name=name)
         address = str(address).upper()
         if len(address) != 1 or address not in ADDRESSES:
-            raise ConfigError(f"{self.name}.address: {address!r} is not an Elliptec address 0-F")
+            raise InstrumentConfigError(f"{self.name}.address: {address!r} is not an Elliptec address 0-F")
         self.address = address
         self.move_timeout = move_timeout
         self.pulses_per_rev = PULSES_PER_REV

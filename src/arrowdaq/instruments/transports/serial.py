@@ -24,7 +24,7 @@ import time
 
 import serial
 
-from ...errors import ConfigError, ConnectionLost, DeviceTimeout
+from ...errors import InstrumentConfigError, ConnectionLost, DeviceTimeout
 from ...log import get_logger
 from .base import PortSettings
 
@@ -50,7 +50,7 @@ def open_serial(port: str, settings: PortSettings) -> "SerialTransport":
             transport.reopen()
             _open_ports[port] = transport
         elif transport.settings != settings:
-            raise ConfigError(
+            raise InstrumentConfigError(
                 f"serial port {port!r} is already open with other settings ({transport.settings}); "
                 f"devices sharing a port must use the same settings, got {settings}"
             )
@@ -74,7 +74,7 @@ class SerialTransport:
         terminators = [settings.read_termination, *settings.extra_read_terminations]
         self._read_terminators = tuple(t.encode(settings.encoding) for t in terminators if t)
         if not self._read_terminators:
-            raise ConfigError(f"serial port {port!r}: a read terminator is needed to split replies")
+            raise InstrumentConfigError(f"serial port {port!r}: a read terminator is needed to split replies")
 
     def __repr__(self) -> str:
         state = "open" if self._serial is not None else "closed"

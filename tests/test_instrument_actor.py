@@ -1,0 +1,86 @@
+"""The instrument framework's additions: Driver.open with port overrides, per-instance streams."""
+
+from __future__ import annotations
+
+import pytest
+
+from arrowdaq.actors import ActorStatus
+from arrowdaq.errors import ConfigError
+from arrowdaq.instruments import Driver, Measurement, Stream, spawn_instrument
+from arrowdaq.instruments.transports import PortSettings
+from arrowdaq.sim import serve
+from arrowdaq.sim.scripted import ScriptedDevice
+
+
+class Meter(Driver):
+    driver_name = "meter"
+    port_settings = PortSettings(timeout=1.0, delay=0.1)
+    streams = (Stream("volts", unit="V", poll_hz=50),)
+    volts = Measurement("V?")
+
+    def __init__(self, transport, *, name: str = "", gain: float = 1.0) -> None:
+        super().__init__(transport, name=name)
+        self.gain = gain
+
+
+class Channels(Meter):
+    """Streams chosen by a setting, like the ESP300's axes."""
+
+    def __init__(self, transport, *, name: str = "", channels: tuple[str, ...] = ("a",)) -> None:
+        super().__init__(transport, name=name)
+        self.channels = channels
+
+    def active_streams(self) -> tuple[Stream, ...]:
+        return tuple(Stream(c, unit="V", read="volts", poll_hz=50) for c in self.channels)
+
+
+@pytest.fixture
+def device():
+    with serve(ScriptedDevice({"V?": "1.5"}), "pty") as server:
+        yield server
+
+
+def test_setting_names_include_the_port_settings():
+    names = Meter.setting_names()
+    assert names[0] == "gain"
+    assert {"timeout", "delay", "min_interval", "rtscts", "xonxoff", "baudrate"} <= set(names)
+
+
+def test_open_applies_port_overrides_and_passes_the_rest_to_the_constructor(device):
+    meter = Meter.open(device.address, name="m1", timeout=0.25, delay=0.0, gain=2.0)
+    try:
+        assert meter.transport.settings == PortSettings(timeout=0.25, delay=0.0)
+        assert meter.gain == 2.0 and meter.name == "m1"
+        assert meter.volts == 1.5
+    finally:
+        meter.close()
+    assert not meter.transport.is_open
+
+
+def test_open_refuses_unknown_settings_naming_them(device):
+    with pytest.raises(ConfigError, match="m1: unknown setting 'gian' for driver 'meter' \\(settings: gain, baudrate"):
+        Meter.open(device.address, name="m1", gian=2.0)
+
+
+async def test_the_actor_polls_the_streams_of_the_instance(hub, device):
+    sub = hub.subscribe("multi/*")
+    make = lambda: Channels.open(device.address, name="multi", channels=("a", "b"), delay=0.0)  # noqa: E731
+    for stream in ("a", "b"):
+        hub.declare(f"multi/{stream}", Stream(stream, unit="V").schema(), producer="multi")
+    ref = spawn_instrument(hub, "multi", Channels, make)
+    await ref.wait_status(ActorStatus.RUNNING)
+    seen = set()
+    while seen != {"multi/a", "multi/b"}:
+        stream, batch = await sub.get()
+        assert batch.column("value")[0].as_py() == 1.5
+        seen.add(stream)
+    assert set((await hub.command("multi", "describe"))["streams"]) == {"a", "b"}
+    assert await hub.command("multi", "read", stream="b") == 1.5
+
+
+async def test_poll_rates_for_unknown_streams_fail_the_actor_at_once(hub, device):
+    ref = spawn_instrument(hub, "m", Meter, lambda: Meter.open(device.address, name="m", delay=0.0),
+                           poll_hz={"volt": 5})
+    await ref.wait_status(ActorStatus.FAILED)  # at once: a restart cannot fix a configuration
+    assert ref.restarts == 0
+    assert "InstrumentConfigError: m: poll_hz names unknown stream 'volt'" in ref.last_error
