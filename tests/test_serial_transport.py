@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import serial
 
 from arrowdaq.errors import ConfigError, ConnectionLost, DeviceTimeout
 from arrowdaq.instruments.transports import PortSettings, open_transport
@@ -178,3 +179,11 @@ def test_baud_rate_and_flow_control_reach_the_serial_line(served, settings, ifla
     assert attrs[2] & termios.CRTSCTS == cflag
     assert attrs[2] & termios.CSIZE == termios.CS8 and not attrs[2] & (termios.PARENB | termios.CSTOPB)
     assert attrs[4] == getattr(termios, f"B{settings.baudrate}")
+
+
+def test_a_port_in_use_cannot_be_opened_by_another_program(served):
+    server, port = served(ScriptedDevice({}), "pty")
+    with pytest.raises(serial.SerialException, match="exclusively lock"):
+        serial.Serial(server.address, exclusive=True)  # what another program's pyserial does
+    port.close()
+    serial.Serial(server.address, exclusive=True).close()  # free again once closed

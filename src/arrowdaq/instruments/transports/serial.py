@@ -4,7 +4,8 @@ One :class:`SerialTransport` exists per port string in a process, shared and
 reference-counted: every driver opened on ``/dev/ttyUSB0`` gets the same object,
 the same lock and the same read buffer, so several devices on one multidrop bus
 (an Elliptec line) take turns and never interleave their bytes. ``close()``
-releases one reference; the last one closes the port.
+releases one reference; the last one closes the port. The port is locked
+against other processes while it is open.
 
 Each exchange honours the port's settings: the write terminator, the read
 terminator(s), the reply timeout, ``delay`` (wait after a write before reading,
@@ -101,6 +102,7 @@ class SerialTransport:
                     write_timeout=max(s.timeout, 1.0),
                     xonxoff=s.xonxoff,
                     rtscts=s.rtscts,
+                    exclusive=True,  # no other process may open the port meanwhile (POSIX lock)
                 )
             except (serial.SerialException, OSError, ValueError) as exc:
                 raise ConnectionLost(f"cannot open serial port {self.port!r}: {exc}") from exc
