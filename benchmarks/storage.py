@@ -29,6 +29,7 @@ from arrowdaq.actors import ActorStatus
 from arrowdaq.data import image_batch, image_schema, scalar_batch, scalar_schema
 from arrowdaq.hub import InstrumentManager
 from arrowdaq.storage import RunInfo, StorageOptions, spawn_storage
+from arrowdaq.storage.writer import FILE_FORMAT
 
 FRAME_SHAPE = (2048, 2048)  # uint16: 8 MiB
 
@@ -69,7 +70,7 @@ def raw_h5py(path: Path, batches: list, options: StorageOptions, frames: bool) -
     for b in batches:  # conversion is not timed: the baseline is h5py alone
         arrays.append([b.column(c).to_numpy_ndarray() if c == "pixels" else b.column(c).to_numpy() for c in columns])
     t0 = time.perf_counter()
-    with h5py.File(path, "w", libver="latest") as f:
+    with h5py.File(path, "w", libver=FILE_FORMAT) as f:
         datasets = []
         for name, a in zip(columns, arrays[0]):
             row = a.shape[1:]
@@ -107,7 +108,7 @@ def main() -> None:
         plain = StorageOptions(data_dir=tmp, compression=None)
         print("storage benchmark: storage actor vs raw h5py appends, same data and settings (SWMR, flush every 1 s)")
         print(f"{'case':<24} {'settings':<18} {'storage /s':>14} {'raw h5py /s':>14} {'ratio':>7}")
-        cases = [(1, 20_000), (100, 2_000), (10_000, 200)]
+        cases = [(1, 20_000), (100, 4_000), (10_000, 400)]
         for options, label in ((default, "gzip-1+shuffle"), (plain, "no filter")):
             for rows, count in cases:
                 batches = scalar_batches(rows, max(2, count // scale))

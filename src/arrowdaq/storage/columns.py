@@ -214,5 +214,6 @@ def tensor_array(values: np.ndarray, t: pa.FixedShapeTensorType) -> pa.Array:
 
 def string_array(codes: np.ndarray, dictionary: list[str], t: pa.DataType) -> pa.Array:
     plain = t.value_type if pa.types.is_dictionary(t) else t
-    indices = pa.array(codes.astype(np.int32, copy=False), mask=codes < 0)
+    unknown = (codes < 0) | (codes >= len(dictionary))  # null, or past a dictionary a crash cut short
+    indices = pa.array(np.where(unknown, 0, codes).astype(np.int32, copy=False), mask=unknown)
     return pa.DictionaryArray.from_arrays(indices, pa.array(dictionary, pa.utf8())).cast(plain)

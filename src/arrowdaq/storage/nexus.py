@@ -208,10 +208,12 @@ class NexusWriter(RunWriter):
                 if too_long:
                     raise StorageError(f"stream {stream!r}: field {plan.name!r}: value {too_long[0][:40]!r}... is longer"
                                        f" than {L.DICTIONARY_BYTES} bytes")
-                if new:  # the dictionary first: codes on disk never point past it
-                    writes.insert(0, (plan.name + C.DICTIONARY_SUFFIX, np.array([v.encode() for v in new], L.DICTIONARY_DTYPE)))
+                # Codes before new dictionary entries: if a crash falls between the two, the codes on disk
+                # already say "varying", so rows from before a null unit got a value still read as null.
                 if codes is not None:
                     writes.append((plan.name + C.CODES_SUFFIX, codes))
+                if new:
+                    writes.append((plan.name + C.DICTIONARY_SUFFIX, np.array([v.encode() for v in new], L.DICTIONARY_DTYPE)))
         st.widths = widths
         written = sum(_append(st.datasets[name], values) for name, values in writes)
         st.rows += n
