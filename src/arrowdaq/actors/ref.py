@@ -231,9 +231,11 @@ class ActorRef:
             await self._wakeup.wait()
 
     async def _drain(self, actor: Actor) -> None:
-        """On stop: what is already queued is still handled (lossless across a stop)."""
+        """On stop: what is already queued is still handled (lossless across a stop), timer ticks aside."""
         while (message := self._mailbox.pop()) is not None:
-            if message is not _STOP:
+            if isinstance(message, Timer):
+                message.pending = False  # a poll due after the stop is not taken
+            elif message is not _STOP:
                 await self._dispatch(actor, message)
         while (item := self._next_item()) is not None:
             await actor.on_batch(*item)

@@ -16,6 +16,8 @@ from ..errors import ArrowDAQError
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS = [
+    "arrowdaq.cli.demo_cmd",
+    "arrowdaq.cli.run_cmd",
     "arrowdaq.cli.sim_cmd",
     "arrowdaq.cli.inspect_cmd",
     "arrowdaq.cli.export_cmd",

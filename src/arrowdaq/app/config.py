@@ -1,0 +1,195 @@
+"""The TOML configuration, validated.
+
+Every error names the file, the key path, the bad value and what is allowed,
+e.g. ``lab.toml: instruments[1].poll_hz: Input should be greater than 0 (got -2)``.
+Unknown keys are errors. Environment variables ``ARROWDAQ_<SECTION>_<KEY>``
+override keys of the ``[run]``, ``[storage]`` and ``[server]`` tables, e.g.
+``ARROWDAQ_RUN_DATA_DIR=/data``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ConfigError
+
+SIM_PORT = "sim"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunConfig(Section):
+    name: str = "run"
+    data_dir: Path = Path("data")
+    operator: str = ""
+    sample: str = ""
+    notes: str = ""
+
+
+class StorageConfig(Section):
+    record: bool = True
+    layout: Literal["nexus", "arrow_ipc"] = "nexus"
+    compression: str | None = None  # None: the storage default (see docs/decisions)
+    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    streams: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+
+
+class InstrumentConfig(Section):
+    id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    driver: str
+    port: str | None = None
+    poll_hz: float | dict[str, float] | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("poll_hz")
+    @classmethod
+    def _positive_rates(cls, value: float | dict[str, float] | None) -> float | dict[str, float] | None:
+        rates = value.values() if isinstance(value, dict) else [value] if value is not None else []
+        for rate in rates:
+            if rate < 0:
+                raise ValueError(f"polling rates must be >= 0 Hz (0 = not polled), got {rate}")
+        return value
+
+
+class ProcessorConfig(Section):
+    id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    kind: str
+    inputs: list[str] = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class ServerConfig(Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8815, ge=0, le=65535)
+    token: str | None = None
+
+
+class SimulationConfig(Section):
+    """The simulated optical table behind ``port = "sim"`` instruments."""
+
+    latency_scale: float = Field(1.0, ge=0, le=10, description="1 = real hardware latencies, 0 = none")
+    seed: int | None = None
+
+
+class Config(Section):
+    run: RunConfig = Field(default_factory=RunConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    instruments: list[InstrumentConfig] = Field(default_factory=list)
+    processors: list[ProcessorConfig] = Field(default_factory=list)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Config":
+        seen: set[str] = set()
+        for kind, items in (("instruments", self.instruments), ("processors", self.processors)):
+            for i, item in enumerate(items):
+                if item.id in seen:
+                    raise ValueError(f"{kind}[{i}].id: {item.id!r} is used twice (ids name streams: they must be unique)")
+                seen.add(item.id)
+        return self
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("float", "dict[str,float]", "function-after[_positive_rates(), union[float,dict[str,float]]]"):
+            continue  # pydantic's union branch names say nothing to a user
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = _location(err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        got = err.get("input")
+        shown = "" if err["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{source}: {where or '(top level)'}: {message}{shown}")
+    unique = list(dict.fromkeys(lines))
+    return "\n".join(unique)
+
+
+def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    for section in ("run", "storage", "server"):
+        model = Config.model_fields[section].annotation
+        for key in model.model_fields:  # type: ignore[union-attr]
+            value = environ.get(f"ARROWDAQ_{section.upper()}_{key.upper()}")
+            if value is not None:
+                data.setdefault(section, {})[key] = value
+    return data
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>", environ: dict[str, str] | None = None) -> Config:
+    """Validate a configuration mapping; ConfigError lists every problem with its key path."""
+    data = _env_overrides(dict(data), dict(os.environ) if environ is None else environ)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+    check_references(config, source)
+    return config
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    """Read and validate a TOML configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, str(path), environ)
+
+
+def check_references(config: Config, source: str) -> None:
+    """Drivers, settings, processor kinds and inputs must name things that exist."""
+    from ..instruments.registry import available, driver_class
+
+    for i, inst in enumerate(config.instruments):
+        where = f"{source}: instruments[{i}]"
+        if inst.driver not in available():
+            raise ConfigError(f"{where}.driver: unknown driver {inst.driver!r} (drivers: {', '.join(available())})")
+        cls = driver_class(inst.driver)
+        if inst.port is None and cls.needs_port:
+            raise ConfigError(
+                f"{where}.port: required for driver {inst.driver!r} "
+                f"(a serial path such as /dev/ttyUSB0, a pyserial URL, a VISA resource, or \"sim\")"
+            )
+        allowed = cls.setting_names()
+        for key in inst.settings:
+            if key not in allowed:
+                raise ConfigError(
+                    f"{where}.settings.{key}: unknown setting for {inst.driver!r} (settings: {', '.join(allowed) or 'none'})"
+                )
+        if isinstance(inst.poll_hz, dict):
+            names = [s.name for s in cls.streams] or list(cls.declare_streams(inst.settings))
+            for stream in inst.poll_hz:
+                if stream not in names:
+                    raise ConfigError(f"{where}.poll_hz.{stream}: {inst.driver!r} has no stream {stream!r} (streams: {', '.join(names)})")

@@ -1,0 +1,39 @@
+"""The demo's sequence on the simulated optical table.
+
+The laser is switched on and its shutter opened; then, every second, the
+half-wave plate turns by 15° (the power meter follows Malus's law, the trigger
+fires on the falling power) and the stage steers the beam spot across the
+camera. A step that fails is logged and the sequence goes on: the demo also
+shows how arrowdaq behaves when a device misbehaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from ..errors import ArrowDAQError, describe
+from ..hub import InstrumentManager
+from ..log import get_logger
+
+log = get_logger("arrowdaq.demo")
+
+
+async def _step(hub: InstrumentManager, actor: str, action: str, **args: object) -> None:
+    try:
+        await hub.command(actor, action, timeout=10.0, **args)
+    except ArrowDAQError as exc:
+        log.warning(f"demo step {actor}.{action}{args or ''} failed: {describe(exc)}")
+
+
+async def demo_sequence(hub: InstrumentManager, period: float = 1.0) -> None:
+    """Run until cancelled."""
+    await _step(hub, "laser", "set_wavelength", nm=800.0)
+    await _step(hub, "laser", "emission_on")
+    await _step(hub, "laser", "open_shutter")
+    step = 0
+    while True:
+        step += 1
+        await _step(hub, "hwp", "move_to", position=float((15 * step) % 180))
+        await _step(hub, "stage", "move_to", position=round(3.0 * math.sin(step / 3), 3), axis=2)
+        await asyncio.sleep(period)

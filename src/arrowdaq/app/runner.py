@@ -1,0 +1,202 @@
+"""The application: assemble the actor graph from a configuration, run it, stop it in order.
+
+Order of assembly matters so that nothing is lost and storage knows every stream
+before it creates the file:
+
+1. start the simulators for instruments whose port is ``"sim"`` (one shared
+   optical table);
+2. declare every instrument's streams, then build the processors (which
+   declare their outputs);
+3. start storage (a lossless subscriber of the configured streams), then the
+   processors, then the instruments;
+4. ask each instrument to describe itself (identity, settings) for the run file.
+
+Stop (Ctrl-C, SIGTERM, the duration): instruments first, processors drained,
+storage flushed and closed, simulators last. The run file is complete after any
+of these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..actors import ActorRef, ActorStatus, RestartPolicy
+from ..data import unit_of
+from ..errors import ArrowDAQError, ConfigError, describe
+from ..hub import InstrumentManager
+from ..instruments import driver_class, spawn_instrument
+from ..instruments.driver import Driver
+from ..log import get_logger
+from ..processors import build as build_processor
+from ..sim import OpticalTable
+from ..storage import RunInfo, StorageOptions, spawn_storage
+from .config import Config, InstrumentConfig
+from .simulators import SimulatedTable
+
+log = get_logger("arrowdaq.app")
+
+
+@dataclass
+class StreamSummary:
+    rows: int
+    batches: int
+    rows_per_s: float
+    unit: str | None
+
+
+@dataclass
+class RunSummary:
+    """What a run did; printed at the end of ``arrowdaq run`` and ``arrowdaq demo``."""
+
+    run_file: Path | None
+    duration_s: float
+    streams: dict[str, StreamSummary] = field(default_factory=dict)
+    drops: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    statuses: dict[str, str] = field(default_factory=dict)
+
+
+class Application:
+    """One run of a configuration; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_text: str | None = None,
+        restart: RestartPolicy = RestartPolicy(),
+    ) -> None:
+        self.config = config
+        self.config_text = config_text
+        self.hub = InstrumentManager(restart)
+        self.table = SimulatedTable(OpticalTable(latency_scale=config.simulation.latency_scale, seed=config.simulation.seed))
+        self.run_file: Path | None = None
+        self.storage: ActorRef | None = None
+        self.instruments: dict[str, Any] = {}
+        self._stop = asyncio.Event()
+        self._started = 0.0
+
+    # --- assembly ----------------------------------------------------------------------
+    async def start(self) -> None:
+        self._started = time.monotonic()
+        ports = self.table.serve_all(self.config.instruments)
+        for inst in self.config.instruments:
+            cls = driver_class(inst.driver)
+            for stream, schema in cls.declare_streams(self._settings(inst)).items():
+                self.hub.declare(f"{inst.id}/{stream}", schema, producer=inst.id)
+        processors = []
+        for i, proc in enumerate(self.config.processors):
+            try:
+                factory = build_processor(proc.kind, proc.id, self.hub, proc.inputs, proc.params)
+            except ArrowDAQError as exc:
+                raise ConfigError(f"processors[{i}] ({proc.id!r}): {exc}") from None
+            processors.append((proc, factory))
+        if self.config.storage.record:
+            self._start_storage()
+        for proc, factory in processors:
+            self.hub.spawn(proc.id, factory, inputs=proc.inputs, policy="lossless")
+        for inst in self.config.instruments:
+            self._start_instrument(inst, ports.get(inst.id, inst.port))
+        await self._describe_instruments()
+
+    def _settings(self, inst: InstrumentConfig) -> dict[str, Any]:
+        return self.table.driver_settings(inst)
+
+    def _start_instrument(self, inst: InstrumentConfig, port: str | None) -> None:
+        cls = driver_class(inst.driver)
+        settings = self._settings(inst)
+
+        def make_driver() -> Driver:
+            if cls.needs_port:
+                return cls.open(port or "", name=inst.id, **settings)
+            return cls(None, name=inst.id, **settings)
+
+        poll = inst.poll_hz if isinstance(inst.poll_hz, dict) else (
+            {s: inst.poll_hz for s in cls.declare_streams(settings)} if inst.poll_hz is not None else None
+        )
+        spawn_instrument(self.hub, inst.id, cls, make_driver, settings=settings, poll_hz=poll, port=port)
+
+    def _start_storage(self) -> None:
+        cfg, run = self.config.storage, self.config.run
+        options = StorageOptions(
+            data_dir=run.data_dir,
+            layout=cfg.layout,
+            flush_interval=cfg.flush_interval_s,
+            **({"compression": cfg.compression} if cfg.compression is not None else {}),
+        )
+        info = RunInfo(
+            name=run.name, operator=run.operator, sample=run.sample, notes=run.notes,
+            config=self.config_text if self.config_text is not None else self.config.model_dump(mode="json"),
+        )
+        self.storage, self.run_file = spawn_storage(self.hub, cfg.streams, options, info)
+
+    async def _describe_instruments(self, timeout: float = 5.0) -> None:
+        """Identity and settings of every instrument that came up, for the run file."""
+        deadline = time.monotonic() + timeout
+        for inst in self.config.instruments:
+            ref = self.hub.actor(inst.id)
+            try:
+                await ref.wait_status(ActorStatus.RUNNING, ActorStatus.FAILED, timeout=max(0.05, deadline - time.monotonic()))
+            except TimeoutError:
+                pass
+            if ref.status is not ActorStatus.RUNNING:
+                log.warning(f"instrument {inst.id!r} ({inst.driver} on {inst.port}) is {ref.status.value}: {ref.last_error}")
+                continue
+            try:
+                self.instruments[inst.id] = await self.hub.command(inst.id, "describe", timeout=5.0)
+            except ArrowDAQError as exc:
+                log.warning(f"instrument {inst.id!r}: cannot describe: {describe(exc)}")
+        if self.storage is not None and self.instruments:
+            await self.hub.command("storage", "instrument_info", **self.instruments)
+
+    # --- running ----------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, duration: float | None = None, on_tick: Callable[[], None] | None = None) -> RunSummary:
+        """Start, run until ``duration`` s, Ctrl-C or SIGTERM, stop in order; return the summary."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            end = None if duration is None else time.monotonic() + duration
+            while not self._stop.is_set():
+                left = 0.25 if end is None else min(0.25, end - time.monotonic())
+                if left <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(self._stop.wait(), left)
+                except TimeoutError:
+                    pass
+                if on_tick is not None:
+                    on_tick()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+        return self.summary()
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        self.table.stop()
+
+    def summary(self) -> RunSummary:
+        status = self.hub.status()
+        summary = RunSummary(self.run_file, time.monotonic() - self._started if self._started else 0.0)
+        for name, s in status["streams"].items():
+            unit = unit_of(self.hub.streams[name].schema)
+            summary.streams[name] = StreamSummary(s["rows"], s["batches"], s["rows"] / max(summary.duration_s, 1e-9), unit)
+        for name, s in status["subscribers"].items():
+            if s["drops"]:
+                summary.drops[name] = s["drops"]
+        for name, a in status["actors"].items():
+            summary.statuses[name] = a["status"]
+            if a["error"]:
+                summary.errors[name] = a["error"]
+        return summary

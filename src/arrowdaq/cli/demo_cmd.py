@@ -1,0 +1,37 @@
+"""``arrowdaq demo``: the simulated optical table, every instrument, processors, recording."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from ..app.config import parse_config
+from ..app.demo import demo_sequence
+from .run_cmd import execute, positive_seconds, print_summary
+
+
+def demo_config_text() -> str:
+    return resources.files("arrowdaq").joinpath("configs/demo.toml").read_text(encoding="utf-8")
+
+
+def run(args: argparse.Namespace) -> int:
+    text = demo_config_text()
+    config = parse_config(tomllib.loads(text), "demo.toml")
+    if args.data_dir is not None:
+        config.run.data_dir = Path(args.data_dir)
+    summary = execute(config, text, args.duration, extra=demo_sequence)
+    print_summary(summary)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo", help="run the simulated optical table demo",
+        description="Simulated laser, half-wave plate, stage, power meter, scope and camera on one optical table, "
+        "with an FFT, a filter and a trigger, recorded to an HDF5 run file.",
+    )
+    p.add_argument("--duration", type=positive_seconds, default=None, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--data-dir", metavar="DIR", help="where the run file goes (default: ./data)")
+    p.set_defaults(func=run)

@@ -1,0 +1,99 @@
+"""``arrowdaq run CONFIG``: run an acquisition headless until Ctrl-C, SIGTERM or --duration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from rich.console import Console
+from rich.table import Table
+
+from ..app.config import Config, load_config
+from ..app.liveview import TerminalView, human_bytes
+from ..app.runner import Application, RunSummary
+from ..hub import InstrumentManager
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
+def execute(
+    config: Config,
+    config_text: str | None,
+    duration: float | None,
+    extra: Callable[[InstrumentManager], Awaitable[None]] | None = None,
+) -> RunSummary:
+    """Run ``config`` with the terminal view; ``extra`` runs beside it (the demo's sequence)."""
+    app = Application(config, config_text=config_text)
+    view = TerminalView(app.hub.status, lambda: app.run_file, duration)
+    app.hub.add_listener(view.event)
+
+    async def main() -> RunSummary:
+        task: asyncio.Task[None] | None = None
+
+        def tick() -> None:
+            nonlocal task
+            if extra is not None and task is None and app.hub.supervisor.actors:
+                task = asyncio.create_task(extra(app.hub))
+            view.update()
+
+        try:
+            return await app.run(duration, on_tick=tick)
+        finally:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    with view:
+        summary = asyncio.run(main())
+    return summary
+
+
+def print_summary(summary: RunSummary, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"Run summary ({summary.duration_s:.1f} s)")
+    for col in ("stream", "rows", "batches", "rows/s", "unit"):
+        table.add_column(col, justify="right" if col in ("rows", "batches", "rows/s") else "left")
+    for name, s in summary.streams.items():
+        table.add_row(name, f"{s.rows:,}", f"{s.batches:,}", f"{s.rows_per_s:,.1f}", s.unit or "")
+    console.print(table)
+    for name, drops in summary.drops.items():
+        console.print(f"drops: {name}: {drops} batches (latest-policy subscriber)")
+    for name, error in summary.errors.items():
+        console.print(f"[yellow]{name} ({summary.statuses.get(name, '?')}): {error}[/]")
+    if summary.run_file is not None:
+        size = summary.run_file.stat().st_size if summary.run_file.exists() else 0
+        print(f"run file: {summary.run_file} ({human_bytes(size)})", flush=True)
+    else:
+        print("run file: none (recording is off)", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    config = load_config(path)
+    if args.data_dir is not None:
+        config.run.data_dir = Path(args.data_dir)
+    summary = execute(config, path.read_text(encoding="utf-8"), args.duration)
+    print_summary(summary)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run", help="run an acquisition from a configuration file",
+        description="Run the instruments, processors and recording of CONFIG until Ctrl-C, SIGTERM or --duration; "
+        "the run file is complete after any of these.",
+    )
+    p.add_argument("config", help="TOML configuration file")
+    p.add_argument("--duration", type=positive_seconds, metavar="S", help="stop after S seconds")
+    p.add_argument("--data-dir", metavar="DIR", help="where run files go (overrides [run] data_dir)")
+    p.set_defaults(func=run)

@@ -1,0 +1,83 @@
+"""Checking batches against their declared schema.
+
+The hot path checks the schema (cheap) and the null counts Arrow already keeps,
+never the values: one compute pass over a column per batch measured 40 % of a
+reference pipeline's time.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from ..errors import SchemaError
+from .schemas import plain_schema, plain_type
+
+
+def _where(stream: str | None) -> str:
+    return f"stream {stream!r}: " if stream else ""
+
+
+def check_schema(actual: pa.Schema, expected: pa.Schema, *, stream: str | None = None) -> None:
+    """Raise SchemaError naming the first field that differs (encoding and metadata aside).
+
+    Nullability is not compared here: a hand-built batch says "nullable" by
+    default, and what matters is whether it holds nulls (:func:`check_nulls`).
+    """
+    names = set(actual.names)
+    for field in expected:
+        if field.name not in names:
+            raise SchemaError(f"{_where(stream)}missing field {field.name!r} (expected {plain_type(field.type)})")
+        got = actual.field(field.name)
+        if plain_type(got.type) != plain_type(field.type):
+            raise SchemaError(
+                f"{_where(stream)}field {field.name!r}: expected {plain_type(field.type)}, got {plain_type(got.type)}"
+            )
+    extra = [n for n in actual.names if n not in set(expected.names)]
+    if extra:
+        raise SchemaError(f"{_where(stream)}unexpected field {extra[0]!r} (declared fields: {', '.join(expected.names)})")
+
+
+def check_nulls(batch: pa.RecordBatch, expected: pa.Schema, *, stream: str | None = None) -> None:
+    """Refuse nulls in fields declared not nullable (uses Arrow's cached null counts)."""
+    for field in expected:
+        if not field.nullable:
+            nulls = batch.column(field.name).null_count
+            if nulls:
+                raise SchemaError(f"{_where(stream)}field {field.name!r} has {nulls} null(s) but is not nullable")
+
+
+def validate_batch(batch: object, expected: pa.Schema, *, stream: str | None = None) -> pa.RecordBatch:
+    """Check that ``batch`` is a RecordBatch of ``expected``'s shape, nulls included; return it.
+
+    The error names the field and what was expected, e.g.
+    ``stream 'pm1/power': field 'value': expected double, got int64``.
+    """
+    if not isinstance(batch, pa.RecordBatch):
+        raise SchemaError(f"{_where(stream)}expected a pyarrow.RecordBatch, got {type(batch).__name__}")
+    if not batch.schema.equals(expected, check_metadata=False):
+        check_schema(batch.schema, expected, stream=stream)
+    check_nulls(batch, expected, stream=stream)
+    return batch
+
+
+def accept_batch(batch: object, expected: pa.Schema, *, stream: str | None = None) -> None:
+    """The hub's per-batch check: the schema only, unless the schema differs.
+
+    A batch whose own schema equals the declared one (not-null flags included)
+    is taken at its word, as Arrow itself does: that is every batch from the
+    builders in :mod:`arrowdaq.data`, which cannot hold nulls there. Any other
+    batch (a hand-built one says "nullable" by default) gets the full check,
+    null counts included. Reading null counts costs ~3 µs a column here; the
+    schema comparison 0.2 µs (see docs/decisions/0001-hub-checks-schemas.md).
+    """
+    if batch.__class__ is pa.RecordBatch and batch.schema.equals(expected, check_metadata=False):  # type: ignore[attr-defined]
+        return
+    validate_batch(batch, expected, stream=stream)
+
+
+def decode(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+    """Decode dictionary columns to plain utf8: the form readers hand out."""
+    target = plain_schema(batch.schema)
+    if target.equals(batch.schema):
+        return batch
+    return batch.cast(target)
