@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ...errors import CommandError, DeviceErrorReply, InstrumentError, ProtocolError
 from ...log import get_logger
@@ -148,7 +148,7 @@ class MaiTai(Driver):
         return bool(self.status_byte & 0x01)
 
     # --- helpers ---------------------------------------------------------------------
-    def _verify(self, sent: str, done) -> None:
+    def _verify(self, sent: str, done: Callable[[], bool]) -> None:
         """Read back until ``done()``; the laser ignores commands in LOCAL mode."""
         deadline = time.monotonic() + self.verify_timeout
         while not done():

@@ -14,7 +14,7 @@ from typing import Any
 
 from ...errors import DeviceErrorReply, ProtocolError, ReadingOutOfRange
 from ..driver import Control, Driver, Measurement, Stream, command
-from ..transports.base import PortSettings, Transport
+from ..transports.base import PortSettings
 from ..validators import boolean, in_range, one_of
 
 #: Replies that stand for a condition instead of a reading.
@@ -67,9 +67,6 @@ class Newport1830C(Driver):
     go = Control("G?", "G{:d}", parse=parse_int, validator=boolean, doc="1 go (measuring), 0 hold")
     range = Measurement("R?", parse=parse_int, doc="Range 1-8 (the meter ranges automatically)")
     units = Measurement("U?", parse=parse_int, doc="1 W, 2 dBm, 3 dB, 4 REL")
-
-    def __init__(self, transport: Transport | None, *, name: str = "") -> None:
-        super().__init__(transport, name=name)
 
     def connect(self) -> None:
         self.write("E0")  # no echo: replies are the answer only
