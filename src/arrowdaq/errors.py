@@ -12,8 +12,24 @@ class ArrowDAQError(Exception):
     """Base of every error arrowdaq raises on purpose."""
 
 
-class ConfigError(ArrowDAQError):
-    """A configuration file or value is invalid (names the file and key path)."""
+class Unrecoverable(ArrowDAQError):
+    """A failure a restart cannot fix (disk full, unwritable directory).
+
+    Raised inside an actor, it makes the supervisor mark the actor Failed at
+    once instead of restarting it: a restart would only fail again.
+    """
+
+
+class ConfigError(Unrecoverable):
+    """A configuration file or value is invalid (names the file and key path).
+
+    Raised inside an actor (a driver refusing its settings) it is final: a
+    restart would refuse them again.
+    """
+
+
+class InstrumentConfigError(ConfigError):
+    """An instrument's settings are wrong (unknown setting, bad address or axis): a restart cannot fix them."""
 
 
 class SchemaError(ArrowDAQError):
@@ -86,18 +102,6 @@ class DeviceStatusError(DeviceErrorReply):
 # --- storage and processing ----------------------------------------------------
 class StorageError(ArrowDAQError):
     """Writing or reading a run file failed (names the file)."""
-
-
-class Unrecoverable(ArrowDAQError):
-    """A failure a restart cannot fix (disk full, unwritable directory).
-
-    Raised inside an actor, it makes the supervisor mark the actor Failed at
-    once instead of restarting it: a restart would only fail again.
-    """
-
-
-class InstrumentConfigError(ConfigError, Unrecoverable):
-    """An instrument's settings are wrong (unknown setting, bad address or axis): a restart cannot fix them."""
 
 
 class StorageWriteError(StorageError, Unrecoverable):
