@@ -171,6 +171,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
 def check_references(config: Config, source: str) -> None:
     """Drivers, settings, processor kinds and inputs must name things that exist."""
     from ..instruments.registry import available, driver_class
+    from ..processors.registry import PROCESSORS
 
     for i, inst in enumerate(config.instruments):
         where = f"{source}: instruments[{i}]"
@@ -193,3 +194,8 @@ def check_references(config: Config, source: str) -> None:
             for stream in inst.poll_hz:
                 if stream not in names:
                     raise ConfigError(f"{where}.poll_hz.{stream}: {inst.driver!r} has no stream {stream!r} (streams: {', '.join(names)})")
+    for i, proc in enumerate(config.processors):
+        if proc.kind not in PROCESSORS:
+            raise ConfigError(
+                f"{source}: processors[{i}].kind: unknown processor kind {proc.kind!r} (kinds: {', '.join(sorted(PROCESSORS))})"
+            )

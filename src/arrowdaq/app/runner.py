@@ -35,7 +35,7 @@ from ..log import get_logger
 from ..processors import build as build_processor
 from ..sim import OpticalTable
 from ..storage import RunInfo, StorageOptions, spawn_storage
-from .config import Config, InstrumentConfig
+from .config import Config, InstrumentConfig, ProcessorConfig
 from .simulators import SimulatedTable
 
 log = get_logger("arrowdaq.app")
@@ -84,18 +84,12 @@ class Application:
     # --- assembly ----------------------------------------------------------------------
     async def start(self) -> None:
         self._started = time.monotonic()
-        ports = self.table.serve_all(self.config.instruments)
         for inst in self.config.instruments:
             cls = driver_class(inst.driver)
             for stream, schema in cls.declare_streams(self._settings(inst)).items():
                 self.hub.declare(f"{inst.id}/{stream}", schema, producer=inst.id)
-        processors = []
-        for i, proc in enumerate(self.config.processors):
-            try:
-                factory = build_processor(proc.kind, proc.id, self.hub, proc.inputs, proc.params)
-            except ArrowDAQError as exc:
-                raise ConfigError(f"processors[{i}] ({proc.id!r}): {exc}") from None
-            processors.append((proc, factory))
+        processors = self._build_processors()
+        ports = self.table.serve_all(self.config.instruments)
         if self.config.storage.record:
             self._start_storage()
         for proc, factory in processors:
@@ -103,6 +97,27 @@ class Application:
         for inst in self.config.instruments:
             self._start_instrument(inst, ports.get(inst.id, inst.port))
         await self._describe_instruments()
+
+    def _build_processors(self) -> list[tuple[ProcessorConfig, Callable[[], Any]]]:
+        """Build in dependency order (a processor may read another's output); inputs must name streams."""
+        built: list[tuple[ProcessorConfig, Callable[[], Any]]] = []
+        waiting = list(enumerate(self.config.processors))
+        while waiting:
+            ready = [(i, p) for i, p in waiting if all(self.hub.match(pattern) for pattern in p.inputs)]
+            if not ready:
+                i, proc = waiting[0]
+                missing = next(pattern for pattern in proc.inputs if not self.hub.match(pattern))
+                raise ConfigError(
+                    f"processors[{i}].inputs: {missing!r} names no stream "
+                    f"(streams: {', '.join(sorted(self.hub.streams)) or 'none'})"
+                )
+            for i, proc in ready:
+                try:
+                    built.append((proc, build_processor(proc.kind, proc.id, self.hub, proc.inputs, proc.params)))
+                except ArrowDAQError as exc:
+                    raise ConfigError(f"processors[{i}] ({proc.id!r}): {exc}") from None
+                waiting.remove((i, proc))
+        return built
 
     def _settings(self, inst: InstrumentConfig) -> dict[str, Any]:
         return self.table.driver_settings(inst)

@@ -1,0 +1,207 @@
+"""The application end to end: configuration errors, the demo, signals, failing devices."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import arrowdaq
+from arrowdaq.app.config import load_config, parse_config
+from arrowdaq.app.runner import Application
+from arrowdaq.cli.main import main
+from arrowdaq.errors import ConfigError
+
+SMALL = """
+[run]
+name = "small"
+data_dir = "{data_dir}"
+
+[storage]
+flush_interval_s = 0.2
+
+[[instruments]]
+id = "pm1"
+driver = "newport_1830c"
+port = "sim"
+poll_hz = 20.0
+
+[[instruments]]
+id = "hwp"
+driver = "ell14"
+port = "sim"
+poll_hz = 5.0
+
+[[processors]]
+id = "pm1_avg"
+kind = "moving_average"
+inputs = "pm1/power"
+params = {{ samples = 4, sample_rate = 20.0 }}
+
+[simulation]
+latency_scale = 0.01
+"""
+
+
+def write_config(tmp_path: Path, text: str, **fmt: str) -> Path:
+    path = tmp_path / "lab.toml"
+    path.write_text(textwrap.dedent(text).format(data_dir=tmp_path / "data", **fmt), encoding="utf-8")
+    return path
+
+
+def arrowdaq_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "arrowdaq.cli.main", *args]
+
+
+# --- configuration errors ---------------------------------------------------------------------
+BAD_CONFIGS = {
+    "unknown driver": (
+        '[[instruments]]\nid = "pm1"\ndriver = "newport_9999"\nport = "sim"\n',
+        r"lab.toml: instruments\[0\].driver: unknown driver 'newport_9999' \(drivers: .*newport_1830c",
+    ),
+    "missing port": (
+        '[[instruments]]\nid = "pm1"\ndriver = "newport_1830c"\n',
+        r"lab.toml: instruments\[0\].port: required for driver 'newport_1830c'",
+    ),
+    "wrong type": (
+        '[[instruments]]\nid = "pm1"\ndriver = "newport_1830c"\nport = "sim"\npoll_hz = "fast"\n',
+        r"lab.toml: instruments\[0\].poll_hz: .*(number|float).* \(got 'fast'\)",
+    ),
+    "unknown key": (
+        '[run]\nname = "x"\ndata_dri = "/tmp"\n',
+        r"lab.toml: run.data_dri: unknown key",
+    ),
+    "unknown setting": (
+        '[[instruments]]\nid = "hwp"\ndriver = "ell14"\nport = "sim"\nsettings = { adress = "2" }\n',
+        r"lab.toml: instruments\[0\].settings.adress: unknown setting for 'ell14' \(settings: address",
+    ),
+    "processor input names no stream": (
+        '[[instruments]]\nid = "pm1"\ndriver = "newport_1830c"\nport = "sim"\n'
+        '[[processors]]\nid = "f"\nkind = "moving_average"\ninputs = ["pm2/power"]\n',
+        r"processors\[0\].inputs: 'pm2/power' names no stream \(streams: pm1/power\)",
+    ),
+    "unknown processor kind": (
+        '[[instruments]]\nid = "pm1"\ndriver = "newport_1830c"\nport = "sim"\n'
+        '[[processors]]\nid = "f"\nkind = "fourier"\ninputs = ["pm1/power"]\n',
+        r"lab.toml: processors\[0\].kind: unknown processor kind 'fourier' \(kinds: .*fft",
+    ),
+    "not TOML": ("[run\nname = 1\n", r"lab.toml: not valid TOML"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_config_gives_one_clear_message_and_nonzero_exit(case, tmp_path, capsys):
+    text, expected = BAD_CONFIGS[case]
+    path = tmp_path / "lab.toml"
+    path.write_text(text, encoding="utf-8")
+    status = main(["run", str(path), "--duration", "1", "--data-dir", str(tmp_path / "data")])
+    out, err = capsys.readouterr()
+    assert status != 0
+    assert re.search(expected, err), err
+    assert "Traceback" not in err + out
+    assert err.startswith("arrowdaq run: error: ")
+    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").iterdir())  # nothing was started
+
+
+def test_missing_config_file_is_named(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml")]) == 1
+    assert "nope.toml: no such configuration file" in capsys.readouterr().err
+
+
+def test_environment_overrides_run_and_storage_keys(tmp_path):
+    config = parse_config({"run": {"name": "x"}}, "lab.toml", environ={"ARROWDAQ_RUN_DATA_DIR": "/srv/data",
+                                                                          "ARROWDAQ_STORAGE_FLUSH_INTERVAL_S": "0.5"})
+    assert config.run.data_dir == Path("/srv/data") and config.storage.flush_interval_s == 0.5
+    with pytest.raises(ConfigError, match=r"<env>|storage.flush_interval_s"):
+        parse_config({}, "lab.toml", environ={"ARROWDAQ_STORAGE_FLUSH_INTERVAL_S": "never"})
+
+
+def test_shipped_configs_are_valid():
+    package = Path(arrowdaq.__file__).parent / "configs"
+    names = sorted(p.name for p in package.glob("*.toml"))
+    assert "demo.toml" in names and "example_lab.toml" in names
+    for path in package.glob("*.toml"):
+        load_config(path, environ={})
+
+
+# --- running --------------------------------------------------------------------------------------
+async def test_a_device_that_fails_at_start_is_reported_and_the_run_goes_on(tmp_path):
+    text = SMALL + '\n[[instruments]]\nid = "pm2"\ndriver = "newport_1830c"\nport = "/dev/ttyARROWDAQ-NONE"\n'
+    config = load_config(write_config(tmp_path, text), environ={})
+    app = Application(config)
+    summary = await app.run(duration=4.0)
+    assert "pm2" in summary.errors and "/dev/ttyARROWDAQ-NONE" in summary.errors["pm2"]
+    assert summary.statuses["pm2"] in ("Failed", "Stopped")
+    assert summary.streams["pm1/power"].rows > 10
+    assert summary.streams["pm1_avg/average"].rows == summary.streams["pm1/power"].rows - 3
+    run = arrowdaq.open_run(summary.run_file)
+    assert run.complete and run.table("pm1/power").num_rows == summary.streams["pm1/power"].rows
+    assert run.table("pm2/power").num_rows == 0
+
+
+def test_demo_end_to_end(tmp_path):
+    data = tmp_path / "data"
+    proc = subprocess.run(
+        arrowdaq_cmd("demo", "--duration", "10", "--data-dir", str(data)),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    match = re.search(r"^run file: (\S+\.h5)", proc.stdout, re.M)
+    assert match, proc.stdout
+    run = arrowdaq.open_run(match.group(1))
+    assert run.complete
+    declared = {
+        "laser/wavelength": "nm", "laser/power": "W", "laser/shutter": None, "hwp/position": "deg",
+        "stage/axis1_position": "mm", "stage/axis2_position": "mm", "stage/axis3_position": "mm",
+        "pm1/power": "W", "scope1/voltage": "V", "scope1/trace": "V", "cam1/frames": "counts",
+        "scope1_fft/spectrum": "V", "pm1_lowpass/filtered": "W", "pm1_trigger/segments": "W",
+        "pm1_trigger/events": "W",
+    }
+    assert set(run.streams) == set(declared)
+    for stream, unit in declared.items():
+        table = run.table(stream)
+        assert table.num_rows > 0, f"{stream} has no rows"
+        ts = table.column("timestamp_ns").to_numpy()
+        assert np.all(np.diff(ts.astype(np.int64)) >= 0), f"{stream}: timestamps go back"
+        assert arrowdaq.data.unit_of(table.schema) == unit, stream
+    meta = run.metadata
+    assert "optical-table-demo" in str(meta["configuration"]) and 'driver = "maitai"' in str(meta["configuration"])
+    assert set(meta["instrument"]) == {"laser", "hwp", "stage", "pm1", "scope1", "cam1"}
+    # the physics made it to the file: the half-wave plate turned and the power meter followed
+    power = run.table("pm1/power").column("value").to_numpy()
+    assert power.max() > 4 * power.min()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_run_leaves_a_complete_file(signum, tmp_path):
+    path = write_config(tmp_path, SMALL)
+    proc = subprocess.Popen(arrowdaq_cmd("run", str(path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        data = tmp_path / "data"
+        while time.monotonic() < deadline and not (data.exists() and list(data.glob("*.h5"))):
+            time.sleep(0.1)
+        time.sleep(2.0)  # mid-run: data is flowing
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    match = re.search(r"^run file: (\S+\.h5)", out, re.M)
+    assert match, out + err
+    run = arrowdaq.open_run(match.group(1))
+    assert run.complete
+    assert run.table("pm1/power").num_rows > 10
+    # processors drained before storage closed: one average per reading once the 4-sample window is full
+    assert run.table("pm1_avg/average").num_rows == run.table("pm1/power").num_rows - 3
