@@ -78,7 +78,8 @@ class TerminalView:
         self.console = console or Console(stderr=False)
         self.interactive = self.console.is_terminal
         self._started = time.monotonic()
-        self._last_line = 0.0
+        self._last_line = -float("inf")
+        self._shown_errors: dict[str, str] = {}
         self._live: Live | None = None
         self._progress: Progress | None = None
         self._task: Any = None
@@ -106,8 +107,12 @@ class TerminalView:
         if self.interactive:
             return
         if isinstance(event, StatusEvent):
-            error = f": {event.error}" if event.error and event.status.value != "Running" else ""
-            self._print(f"{event.actor} {event.status.value}{error}")
+            # a new error while Running is a reported problem (an OVER reading); Starting repeats the last one
+            new_error = event.error and event.error != self._shown_errors.get(event.actor)
+            show_error = event.status.value in ("Restarting", "Failed") or (event.status.value == "Running" and new_error)
+            if event.error:
+                self._shown_errors[event.actor] = event.error
+            self._print(f"{event.actor} {event.status.value}" + (f": {event.error}" if show_error else ""))
         else:
             self._print(f"ALARM {event.source}: {event.message}")
 
