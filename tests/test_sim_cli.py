@@ -9,6 +9,7 @@ import sys
 import pytest
 import serial
 
+from arrowdaq.cli.main import main
 from arrowdaq.instruments.drivers.ell14 import ELL14
 from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
 
@@ -42,7 +43,7 @@ def stop(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, out
 
 
-def test_serves_the_power_meter_on_tcp_until_sigterm(run_sim):
+def test_serves_the_power_meter_on_tcp_until_sigterm_and_keeps_its_port(run_sim, capsys):
     proc, address = run_sim("newport_1830c", "--latency-scale", "0")
     assert address.startswith("socket://127.0.0.1:")
     meter = Newport1830C.open(address, name="pm", timeout=1.0, delay=0.0)
@@ -53,42 +54,44 @@ def test_serves_the_power_meter_on_tcp_until_sigterm(run_sim):
         assert meter.wavelength == 633
     finally:
         meter.close()
+    port = address.rsplit(":", 1)[1]
+    assert main(["sim", "maitai", "--tcp", port]) == 1  # a second simulator cannot take the port
+    assert f"cannot serve the maitai simulator on 127.0.0.1:{port}" in capsys.readouterr().err
     code, out = stop(proc)
     assert code == 0 and "newport_1830c simulator stopped" in out
 
 
-def test_serves_the_elliptec_bus_on_a_pty(run_sim):
-    proc, address = run_sim("ell14", "--pty", "--latency-scale", "0")
+def test_serves_an_elliptec_bus_with_several_mounts_on_a_pty(run_sim):
+    proc, address = run_sim("ell14", "--pty", "--addresses", "03", "--latency-scale", "0")
     assert address.startswith("/dev/")
-    mount = ELL14.open(address, name="hwp", address="0", timeout=1.0)
+    mounts = [ELL14.open(address, name=f"rot{a}", address=a, timeout=1.0) for a in "03"]
     try:
-        mount.connect()
-        assert mount.move_to(45) == pytest.approx(45, abs=0.01)
+        for mount, angle in zip(mounts, (45, -30)):
+            mount.connect()
+            assert mount.move_to(angle) == pytest.approx(angle, abs=0.01)
     finally:
-        mount.close()
+        for mount in mounts:
+            mount.close()
     assert stop(proc)[0] == 0
 
 
-def test_an_unknown_driver_is_one_clear_line_and_status_2():
-    result = subprocess.run([*COMMAND, "newport_9999"], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+def test_addresses_are_checked(capsys):
+    assert main(["sim", "ell14", "--addresses", "0G"]) == 1
+    assert "--addresses: '0G' is not a list of distinct hex digits" in capsys.readouterr().err
+    assert main(["sim", "maitai", "--addresses", "0"]) == 1
+    assert "--addresses applies to the ell14 bus simulator only" in capsys.readouterr().err
+
+
+def test_an_unknown_driver_is_one_clear_line_and_status_2(capsys):
+    assert main(["sim", "newport_9999"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
     assert "no simulator for 'newport_9999'" in lines[0]
     assert "ell14, esp300, maitai, newport_1830c" in lines[0]
 
 
-def test_a_port_in_use_is_a_clear_error(run_sim):
-    _, address = run_sim("esp300", "--latency-scale", "0")
-    port = address.rsplit(":", 1)[1]
-    result = subprocess.run([*COMMAND, "maitai", "--tcp", port], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 1
-    assert f"cannot serve the maitai simulator on 127.0.0.1:{port}" in result.stderr
-
-
 def test_serves_any_registered_simulator_including_the_scope(run_sim):
     proc, address = run_sim("scpi", "--latency-scale", "0")
-
     with serial.serial_for_url(address, timeout=2) as link:
         link.write(b"*IDN?\n")
         identity = link.readline()

@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--tcp", type=int, metavar="PORT", default=0, help="TCP port on 127.0.0.1 (default: a free one)")
     where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (Linux, macOS)")
+    parser.add_argument("--addresses", metavar="HEX", default=None,
+                        help="ell14 only: the mounts on the bus, e.g. 012 (default 0); the first is the half-wave plate")
     parser.add_argument("--latency-scale", type=float, default=1.0, metavar="X",
                         help="multiply the devices' real latencies by X (default 1: like hardware)")
     parser.set_defaults(func=run)
@@ -42,7 +44,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.latency_scale < 0:
         raise ConfigError(f"--latency-scale must be >= 0, got {args.latency_scale}")
-    device = simulator_class(args.driver)(OpticalTable(latency_scale=args.latency_scale))
+    table = OpticalTable(latency_scale=args.latency_scale)
+    if args.addresses is not None:
+        addresses = args.addresses.upper()
+        if args.driver != "ell14":
+            raise ConfigError("--addresses applies to the ell14 bus simulator only")
+        if not addresses or any(a not in "0123456789ABCDEF" for a in addresses) or len(set(addresses)) != len(addresses):
+            raise ConfigError(f"--addresses: {args.addresses!r} is not a list of distinct hex digits such as 012")
+        device = simulator_class(args.driver)(table, addresses=addresses, hwp_address=addresses[0])
+    else:
+        device = simulator_class(args.driver)(table)
     try:
         server = serve(device, "pty" if args.pty else "tcp", port=args.tcp)
     except OSError as exc:
