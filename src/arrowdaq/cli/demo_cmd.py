@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import tomllib
 from importlib import resources
-from pathlib import Path
 
 from ..app.config import parse_config
 from ..app.demo import demo_sequence
-from .run_cmd import execute, positive_seconds, print_summary
+from .run_cmd import positive_seconds, run_and_report
 
 
 def demo_config_text() -> str:
@@ -18,12 +17,7 @@ def demo_config_text() -> str:
 
 def run(args: argparse.Namespace) -> int:
     text = demo_config_text()
-    config = parse_config(tomllib.loads(text), "demo.toml")
-    if args.data_dir is not None:
-        config.run.data_dir = Path(args.data_dir)
-    summary = execute(config, text, args.duration, extra=demo_sequence)
-    print_summary(summary)
-    return 0
+    return run_and_report(parse_config(tomllib.loads(text), "demo.toml"), text, args, extra=demo_sequence)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

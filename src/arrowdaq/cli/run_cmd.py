@@ -77,14 +77,20 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         print("run file: none (recording is off)", flush=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    path = Path(args.config)
-    config = load_config(path)
+def run_and_report(
+    config: Config, config_text: str, args: argparse.Namespace,
+    extra: Callable[[InstrumentManager], Awaitable[None]] | None = None,
+) -> int:
+    """Apply ``--data-dir``, run with the terminal view, print the summary."""
     if args.data_dir is not None:
         config.run.data_dir = Path(args.data_dir)
-    summary = execute(config, path.read_text(encoding="utf-8"), args.duration)
-    print_summary(summary)
+    print_summary(execute(config, config_text, args.duration, extra))
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    return run_and_report(load_config(path), path.read_text(encoding="utf-8"), args)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
