@@ -43,18 +43,26 @@ async def test_path_is_known_before_recording_and_status_reports_progress(hub, t
     assert open_run(path).table("pm1/power").num_rows == 50  # readable while recording
 
 
-async def test_small_batches_are_coalesced_into_chunk_sized_writes(hub, tmp_path):
+async def test_small_batches_are_gathered_and_written_in_whole_chunks(hub, tmp_path):
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
-    ref, path = await start(hub, tmp_path, options={"chunk_rows": 100, "flush_interval": 3600})
+    ref, path = await start(hub, tmp_path, options={"chunk_rows": 150_000, "flush_interval": 3600})
     for k in range(250):
         await hub.publish("pm1/power", scalar_batch([float(k)], channel="pm1", unit="W", timestamps_ns=k))
     await drained(hub)
     status = await hub.command("storage", "status")
-    # 250 one-row batches: two whole chunks written, the rest waits for the next chunk or flush
-    assert status["rows"]["pm1/power"] == 200 and status["pending_rows"] == 50
+    assert status["rows"]["pm1/power"] == 0 and status["pending_rows"] == 250  # gathered, not written one by one
+    big = 200_000  # 3.2 MB a batch: two of them pass the write threshold (4 MiB)
+    for k in range(2):
+        start_row = 250 + k * big
+        await hub.publish("pm1/power", scalar_batch(np.arange(start_row, start_row + big, dtype=float), channel="pm1",
+                                                    unit="W", timestamps_ns=np.arange(start_row, start_row + big)))
+    await drained(hub)
+    status = await hub.command("storage", "status")
+    # whole chunks only (no compressed chunk is written twice); the rest waits for more rows or the flush
+    assert status["rows"]["pm1/power"] == 300_000 and status["pending_rows"] == 250 + 2 * big - 300_000
     await hub.stop()
     values = open_run(path).table("pm1/power").column("value").to_numpy()
-    np.testing.assert_array_equal(values, np.arange(250.0))
+    np.testing.assert_array_equal(values, np.arange(250 + 2 * big, dtype=float))
 
 
 async def test_a_stream_declared_after_the_start_is_recorded(hub, tmp_path):

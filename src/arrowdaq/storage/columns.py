@@ -173,21 +173,29 @@ class StringColumn:
         first = col[0].as_py()
         return self._code(first) if pc.all(pc.equal(col, first)).as_py() else None
 
-    def encode(self, col: pa.Array, rows_before: int) -> tuple[np.ndarray | None, list[str]]:
-        """The codes to append (None while constant) and the dictionary entries new since last time."""
+    def encode(self, chunks: Sequence[pa.Array], rows_before: int) -> tuple[np.ndarray | None, list[str]]:
+        """The codes to append (None while constant) and the dictionary entries new since last time.
+
+        Takes the column of each batch separately: while constant, each is checked
+        by its dictionary alone, and nothing is concatenated.
+        """
         known = len(self.dictionary)
-        if not self.varying and len(col):
-            code = self.single_code(col)
-            if rows_before == 0 and code is not None:
-                self.constant = code
-            if code is not None and code == self.constant:
-                return None, self.dictionary[known:]
-            self.varying = True
-            backfill = np.full(rows_before, self.constant, np.int32)
-            return np.concatenate([backfill, self.codes(col)]), self.dictionary[known:]
+        chunks = [c for c in chunks if len(c)]
         if not self.varying:
+            for chunk in chunks:
+                code = self.single_code(chunk)
+                if rows_before == 0 and code is not None and chunk is chunks[0]:
+                    self.constant = code
+                if code is None or code != self.constant:
+                    self.varying = True
+                    break
+            if not self.varying:
+                return None, self.dictionary[known:]
+            backfill = np.full(rows_before, self.constant, np.int32)
+            return np.concatenate([backfill] + [self.codes(c) for c in chunks]), self.dictionary[known:]
+        if not chunks:
             return None, []
-        return self.codes(col), self.dictionary[known:]
+        return np.concatenate([self.codes(c) for c in chunks]), self.dictionary[known:]
 
 
 # --- reading: arrays → Arrow ---------------------------------------------------------------

@@ -203,7 +203,7 @@ class NexusWriter(RunWriter):
                 writes.append((plan.name, C.tensor_values(batches, plan)))
         for plan in st.plans:
             if plan.form == C.STRING:
-                codes, new = st.strings[plan.name].encode(C.column_of(batches, plan.name), st.rows)
+                codes, new = st.strings[plan.name].encode([b.column(plan.name) for b in batches], st.rows)
                 too_long = [v for v in new if len(v.encode()) > L.DICTIONARY_BYTES]
                 if too_long:
                     raise StorageError(f"stream {stream!r}: field {plan.name!r}: value {too_long[0][:40]!r}... is longer"
