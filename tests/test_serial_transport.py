@@ -161,6 +161,11 @@ def test_a_missing_device_path_is_connection_lost_naming_it():
         open_serial("/dev/does-not-exist", FAST)
 
 
+def test_an_impossible_port_is_a_configuration_error():
+    with pytest.raises(ConfigError, match="'tcp://127.0.0.1:1'.*protocol 'tcp' not known"):
+        open_serial("tcp://127.0.0.1:1", FAST)
+
+
 @pytest.mark.parametrize(
     ("settings", "iflag", "cflag"),
     [

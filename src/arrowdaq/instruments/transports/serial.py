@@ -104,7 +104,9 @@ class SerialTransport:
                     rtscts=s.rtscts,
                     exclusive=True,  # no other process may open the port meanwhile (POSIX lock)
                 )
-            except (serial.SerialException, OSError, ValueError) as exc:
+            except ValueError as exc:  # an unknown URL scheme, an impossible baud rate: the settings are wrong
+                raise InstrumentConfigError(f"serial port {self.port!r}: {exc}") from None
+            except (serial.SerialException, OSError) as exc:  # absent or refused: it may come back
                 raise ConnectionLost(f"cannot open serial port {self.port!r}: {exc}") from exc
             self._buffer = b""
             self._quiet_since = 0.0
