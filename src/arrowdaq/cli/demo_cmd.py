@@ -7,7 +7,6 @@ import tomllib
 from importlib import resources
 
 from ..app.config import parse_config
-from ..app.demo import demo_sequence
 from .run_cmd import positive_seconds, run_and_report
 
 
@@ -16,6 +15,8 @@ def demo_config_text() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..app.demo import demo_sequence
+
     text = demo_config_text()
     return run_and_report(parse_config(tomllib.loads(text), "demo.toml"), text, args, extra=demo_sequence)
 

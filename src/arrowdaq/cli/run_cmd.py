@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from rich.console import Console
 from rich.table import Table
 
 from ..app.config import Config, load_config
-from ..app.liveview import TerminalView, human_bytes
-from ..app.runner import Application, RunSummary
-from ..hub import InstrumentManager
+
+if TYPE_CHECKING:  # the runner pulls in scipy and h5py: imported when a run starts, not for --help
+    from ..app.runner import RunSummary
+    from ..hub import InstrumentManager
 
 
 def positive_seconds(text: str) -> float:
@@ -33,6 +34,9 @@ def execute(
     extra: Callable[[InstrumentManager], Awaitable[None]] | None = None,
 ) -> RunSummary:
     """Run ``config`` with the terminal view; ``extra`` runs beside it (the demo's sequence)."""
+    from ..app.liveview import TerminalView
+    from ..app.runner import Application
+
     app = Application(config, config_text=config_text)
     view = TerminalView(app.hub.status, lambda: app.run_file, duration)
     app.hub.add_listener(view.event)
@@ -59,6 +63,8 @@ def execute(
 
 
 def print_summary(summary: RunSummary, console: Console | None = None) -> None:
+    from ..app.liveview import human_bytes
+
     console = console or Console()
     table = Table(title=f"Run summary ({summary.duration_s:.1f} s)")
     for col in ("stream", "rows", "batches", "rows/s", "unit"):
