@@ -10,8 +10,8 @@ Spawn it as a sink, subscribed to the streams to record::
 inputs=..., policy="lossless")``: build ``run`` once, outside the factory, so that
 a restarted actor resumes the same file instead of starting a new run).
 
-Small batches are gathered per stream and written in chunk-sized pieces (one
-h5py call costs ~40 µs whatever its size); a flush timer writes what is pending
+Small batches are gathered per stream (up to 4 MiB) and written as whole chunks
+(one h5py call costs ~40 µs whatever its size); a flush timer writes what is pending
 and flushes the file at least every ``flush_interval`` seconds. A write error
 (disk full, file gone) is unrecoverable: the actor records the error, closes the
 file (what was flushed stays readable) and ends Failed, so the hub releases its
@@ -173,7 +173,10 @@ class StorageActor(Actor):
     async def flush(self) -> None:
         """Write and flush everything published to this actor before now."""
         for inbox in self.ref.inboxes:  # the mailbox goes first: take what is queued behind it too
-            while (item := inbox.pop()) is not None:
+            for _ in range(len(inbox)):  # what is there now, not what producers add meanwhile
+                item = inbox.pop()
+                if item is None:
+                    break
                 await self.on_batch(*item)
         await self._write_all()
         try:

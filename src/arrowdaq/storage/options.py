@@ -48,7 +48,7 @@ class StorageOptions:
     compression_level: int | None = 1
     #: Filter of camera frames: off by default, frames are large and compress poorly.
     image_compression: str | None = None
-    #: Rows per HDF5 chunk of a per-row column; writes are coalesced to this size.
+    #: Rows per HDF5 chunk of a per-row column; the actor writes whole chunks.
     chunk_rows: int = 16384
     #: Seconds between flushes at most: rows older than this are on disk.
     flush_interval: float = 1.0
