@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -66,16 +65,14 @@ async def test_latest_subscriber_that_stalls_drops_oldest_and_slows_no_one(hub):
     hub.declare("cam1/frames", scalar_schema("W"), producer="cam1")
     stalled = hub.subscribe("cam1/*", policy="latest", max_batches=4, name="gui")
     lossless = hub.subscribe("cam1/frames", policy="lossless", name="storage")
-    t0 = time.perf_counter()
     for i in range(1000):
         await hub.publish("cam1/frames", batch(i))
-    elapsed = time.perf_counter() - t0
     assert len(stalled) == 4 and stalled.drops == 996
     kept = [stalled.pop()[1].column("value")[0].as_py() for _ in range(4)]
     assert kept == [9960.0, 9970.0, 9980.0, 9990.0]  # the newest survive
     assert len(lossless) == 1000 and lossless.drops == 0
     assert hub.status()["subscribers"]["gui"]["drops"] == 996
-    assert elapsed < 5  # sanity only: nothing waited on the stalled subscriber
+    assert lossless.alarms == 0 and stalled.alarms == 0  # no producer ever waited
 
 
 async def test_glob_subscription_matches_streams_declared_later(hub):
