@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pyarrow as pa
 
@@ -11,34 +13,67 @@ from ..errors import StorageError
 from ..storage import open_run
 
 FORMATS = ("parquet", "csv", "arrow")
+#: Rows written per step: the progress bar's unit and the writers' batch size.
+STEP_ROWS = 65_536
 
 
-def export_stream(path: str | Path, stream: str, fmt: str, out: str | Path) -> int:
-    """Write one stream of a run file to ``out``; returns the rows written."""
-    table = open_run(path).table(stream)
-    out = Path(out)
+@contextlib.contextmanager
+def _writer(fmt: str, out: Path, schema: pa.Schema) -> Iterator[Callable[[pa.RecordBatch], None]]:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        pq.write_table(table, out)
+        with pq.ParquetWriter(out, schema) as w:
+            yield w.write_batch
     elif fmt == "csv":
         import pyarrow.csv as pcsv
 
+        with pcsv.CSVWriter(out, schema) as w:
+            yield w.write_batch
+    elif fmt == "arrow":
+        with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
+            yield w.write_batch
+    else:
+        raise StorageError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
+
+
+def export_stream(
+    path: str | Path, stream: str, fmt: str, out: str | Path, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Write one stream of a run file to ``out``; returns the rows written.
+
+    ``progress(rows_done, rows_total)`` is called after each step."""
+    table = open_run(path).table(stream)
+    out = Path(out)
+    if fmt == "csv":
         nested = [f.name for f in table.schema if pa.types.is_nested(f.type) or isinstance(f.type, pa.BaseExtensionType)]
         if nested:
             raise StorageError(f"{path}: stream {stream!r}: CSV holds flat columns only, and {', '.join(nested)}"
                                " hold traces or frames; export to parquet or arrow instead")
-        pcsv.write_csv(table, out)
-    elif fmt == "arrow":
-        with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-    else:
-        raise StorageError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
+    try:
+        with _writer(fmt, out, table.schema) as write:
+            done = 0
+            for batch in table.to_batches(max_chunksize=STEP_ROWS):
+                write(batch)
+                done += batch.num_rows
+                if progress is not None:
+                    progress(done, table.num_rows)
+    except OSError as exc:
+        raise StorageError(f"{out}: cannot write the export: {exc.strerror or exc}") from None
     return table.num_rows
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = export_stream(args.file, args.stream, args.format, args.output)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console()
+    if console.is_terminal:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"export {args.stream}", total=None)
+            rows = export_stream(args.file, args.stream, args.format, args.output,
+                                 lambda done, total: bar.update(task, completed=done, total=total))
+    else:
+        rows = export_stream(args.file, args.stream, args.format, args.output)
     print(f"{args.output}: {rows} rows of {args.stream!r} ({args.format})")
     return 0
 
