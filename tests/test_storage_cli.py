@@ -75,3 +75,10 @@ def test_errors_name_the_file_and_the_stream(run_file, tmp_path, capsys):
         f["x"] = 1
     assert cli(["inspect", str(not_a_run)]) == 1
     assert "not an arrowdaq run file" in capsys.readouterr().err
+
+
+def test_export_to_an_unwritable_place_names_the_output(run_file, tmp_path, capsys):
+    out = tmp_path / "no-such-dir" / "power.csv"
+    assert cli(["export", str(run_file), "--stream", "pm1/power", "--format", "csv", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: cannot write the export" in err and "Traceback" not in err
