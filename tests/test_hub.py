@@ -162,3 +162,13 @@ async def test_a_failed_consumer_never_blocks_its_producer(hub):
             await hub.publish("pm1/power", batch(i))
     assert len(other) == 120
     assert hub.status()["actors"]["storage"]["error"] == "OSError: disk full"
+
+
+async def test_a_subscription_can_be_read_with_async_for_until_closed(hub):
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    sub = hub.subscribe("pm1/*", policy="latest", max_batches=100, name="notebook")
+    for i in range(3):
+        await hub.publish("pm1/power", batch(i))
+    sub.close()
+    got = [(stream, b.column("value")[0].as_py()) async for stream, b in sub]
+    assert got == [("pm1/power", 0.0), ("pm1/power", 10.0), ("pm1/power", 20.0)]

@@ -92,10 +92,6 @@ class ActorRef:
         inbox.set_waker(self._wakeup)
         self._inboxes.append(inbox)
 
-    def detach(self, inbox: Inbox) -> None:
-        inbox.set_waker(None)
-        self._inboxes.remove(inbox)
-
     @property
     def inboxes(self) -> tuple[Inbox, ...]:
         return tuple(self._inboxes)

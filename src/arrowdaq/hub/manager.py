@@ -19,7 +19,7 @@ from ..data.validate import accept_batch
 from ..errors import StreamError
 from ..log import get_logger
 from .streams import StreamSpec, check_stream_name
-from .subscription import Policy, Subscription
+from .subscription import Policy, Subscription, matches_any
 
 log = get_logger("arrowdaq.hub")
 
@@ -79,8 +79,7 @@ class InstrumentManager:
 
     def match(self, pattern: str) -> list[str]:
         """Declared stream names matching a glob pattern."""
-        probe = Subscription("probe", [pattern])
-        return [n for n in self.streams if probe.matches(n)]
+        return [n for n in self.streams if matches_any(n, [pattern])]
 
     async def publish(self, stream: str, batch: pa.RecordBatch) -> None:
         """Check ``batch`` against the stream's schema and deliver it to every subscriber."""

@@ -23,6 +23,11 @@ import pyarrow as pa
 from .metrics import FlowMeter
 
 
+def matches_any(stream: str, patterns: Iterable[str]) -> bool:
+    """True when ``stream`` matches one of the glob patterns (``'pm1/*'``, ``'*/power'``)."""
+    return any(fnmatch.fnmatchcase(stream, p) for p in patterns)
+
+
 class Policy(str, Enum):
     LOSSLESS = "lossless"
     LATEST = "latest"
@@ -69,7 +74,7 @@ class Subscription:
         return f"<Subscription {self.name} {self.policy.value} {self.patterns}>"
 
     def matches(self, stream: str) -> bool:
-        return any(fnmatch.fnmatchcase(stream, p) for p in self.patterns)
+        return matches_any(stream, self.patterns)
 
     def __len__(self) -> int:
         return len(self._items)
