@@ -108,6 +108,10 @@ class StorageWriteError(StorageError, Unrecoverable):
     """Writing the run file failed; recording stopped, what was flushed stays readable."""
 
 
+class RunFileBusy(StorageError):
+    """Another process (a viewer, ``open_run``) holds the run file, so its structure cannot change now."""
+
+
 class ProcessorError(ArrowDAQError):
     """A processor cannot handle its input or its parameters."""
 

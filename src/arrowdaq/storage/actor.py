@@ -28,7 +28,7 @@ from typing import Any, Mapping
 import pyarrow as pa
 
 from ..actors import Actor, ActorRef, Command, Role
-from ..errors import CommandError, StorageError, StorageWriteError, describe
+from ..errors import CommandError, RunFileBusy, StorageError, StorageWriteError, describe
 from ..hub import InstrumentManager
 from ..hub.streams import StreamSpec
 from . import columns as C
@@ -85,6 +85,7 @@ class StorageActor(Actor):
         self.bytes_written = 0
         self.last_flush: float | None = None  # time.time() of the last flush
         self.skipped: dict[str, str] = {}  # streams that cannot be stored, and why
+        self.warnings: list[str] = []  # metadata that could not be recorded (data recording went on)
         self._pending: dict[str, list[pa.RecordBatch]] = {}
         self._pending_rows: dict[str, int] = {}
         self._pending_bytes: dict[str, int] = {}
@@ -218,6 +219,7 @@ class StorageActor(Actor):
             "file_bytes": file_bytes,
             "last_flush": self.last_flush,
             "skipped": dict(self.skipped),
+            "warnings": list(self.warnings),
             "error": self.error,
         }
 
@@ -228,7 +230,11 @@ class StorageActor(Actor):
                                f"got {', '.join(map(repr, bad)) or 'nothing'}")
         for name, info in args.items():
             self.instruments[name] = info
-            await self._structure(self.writer.set_instrument, name, info)
+            try:
+                await self.blocking(self.writer.set_instrument, name, info)
+            except Exception as exc:  # noqa: BLE001 - metadata trouble never stops data recording
+                self.warnings.append(f"instrument info of {name!r} not recorded: {describe(exc)}")
+                self.log.error(f"{self.path}: {self.warnings[-1]}")
 
     # --- helpers -----------------------------------------------------------------------------
     def _subscribed(self) -> list[StreamSpec]:
@@ -255,16 +261,16 @@ class StorageActor(Actor):
             self.skipped.setdefault(stream, "stream is not declared in the hub")
             return False
         await self._write_all()
-        await self._structure(self.writer.add_streams, [spec])
-        self.rows_written[stream] = self.writer.rows(stream)
-        return True
-
-    async def _structure(self, change: Any, *args: Any) -> None:
         try:
-            await self.blocking(change, *args)
+            await self.blocking(self.writer.add_streams, [spec])
+        except RunFileBusy as exc:  # a viewer holds the file: keep recording the streams it has
+            self._skip(stream, exc)
+            return False
         except Exception as exc:  # noqa: BLE001
             self._fail_text(exc, "changing the file's structure failed")
             raise StorageWriteError(self.error) from exc
+        self.rows_written[stream] = self.writer.rows(stream)
+        return True
 
     def _fail_text(self, exc: BaseException, what: str) -> None:
         if self.writer is not None:

@@ -3,11 +3,12 @@
 A run file (NeXus, readable by silx, h5web, NeXpy, MATLAB and plain h5py)::
 
     /                       @NX_class=NXroot @default="entry"
-    /entry                  NXentry  @default=<first stream group>
-        title, entry_identifier (run id), start_time, end_time (only once complete),
+    /entry                  NXentry  @default=<the stream a viewer plots first, see nexus.default_rank>
+        title, entry_identifier (run id), start_time, end_time (empty until complete),
         program_name @version, user/name (NXuser), sample/name (NXsample),
         notes (NXnote), configuration (NXnote: the configuration that ran),
         instrument/<name>/... (NXinstrument: one NXcollection per instrument)
+        instrument/late_info_json  info sent while SWMR ran (JSON lines, see append_instrument_log)
         arrowdaq/           NXcollection: layout, format_version, complete (0/1)
         <instrument>_<stream>/   NXdata, one per stream (layout "nexus")
         scans/              reserved for scans (NXdata with the scanned axis; not written yet)
@@ -44,6 +45,48 @@ FLUSHED_ROWS = "arrowdaq_flushed_rows"
 #: because SWMR writers cannot safely append variable-length strings.
 DICTIONARY_BYTES = 256
 DICTIONARY_DTYPE = h5py.string_dtype("utf-8", DICTIONARY_BYTES)
+#: ``end_time`` exists from the start, empty, so that closing writes it in place (in SWMR mode).
+END_TIME_DTYPE = h5py.string_dtype("utf-8", 64)
+
+#: Instrument info sent while SWMR runs (no new groups allowed then): ASCII JSON lines
+#: ``{"<instrument>": {...}}\n`` cut into fixed-width pieces; join the pieces, split the lines.
+#: A complete file turns them into NXcollection groups when no reader holds it at the end.
+INSTRUMENT_LOG = "late_info_json"
+INSTRUMENT_LOG_PIECE = 1024
+
+
+def create_instrument_log(group: h5py.Group) -> h5py.Dataset:
+    ds = group.create_dataset(INSTRUMENT_LOG, (0,), f"S{INSTRUMENT_LOG_PIECE}", maxshape=(None,), chunks=(16,))
+    ds.attrs["description"] = ("instrument identities and settings sent during the run: JSON lines"
+                               " {instrument: info}, cut into pieces; join them; later lines replace earlier ones")
+    return ds
+
+
+def append_instrument_log(ds: h5py.Dataset, name: str, info: Mapping[str, Any]) -> None:
+    """Append one instrument's info; resizing an existing dataset is allowed in SWMR mode."""
+    text = (json.dumps({name: info}, default=str, ensure_ascii=True) + "\n").encode("ascii")
+    pieces = [text[i : i + INSTRUMENT_LOG_PIECE] for i in range(0, len(text), INSTRUMENT_LOG_PIECE)]
+    n = ds.shape[0]
+    ds.resize(n + len(pieces), axis=0)
+    ds[n:] = np.array(pieces, ds.dtype)
+
+
+def read_instrument_log(ds: h5py.Dataset) -> dict[str, Any]:
+    if ds.file.swmr_mode:
+        ds.refresh()
+    found: dict[str, Any] = {}
+    for line in b"".join(ds[()].tolist()).decode("ascii").splitlines():
+        if line.strip():
+            found.update(json.loads(line))
+    return found
+
+
+def read_instruments(group: h5py.Group) -> dict[str, Any]:
+    """``/entry/instrument``: the NXcollection groups, then the info sent later (it replaces them)."""
+    found = {name: read_mapping(item) for name, item in group.items() if isinstance(item, h5py.Group)}
+    if INSTRUMENT_LOG in group:
+        found.update(read_instrument_log(group[INSTRUMENT_LOG]))
+    return found
 
 
 def now_iso() -> str:

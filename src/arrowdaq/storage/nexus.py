@@ -240,6 +240,7 @@ class NexusWriter(RunWriter):
 
     def _finish(self, f: h5py.File) -> None:
         """A complete file also names each constant string value in an attribute (``@channel``)."""
+        super()._finish(f)
         for st in self._streams.values():
             g = f[L.ENTRY][st.key]
             for name, strings in st.strings.items():

@@ -130,11 +130,15 @@ class RunFile:
             entry = f[L.ENTRY]
             meta: dict[str, Any] = {}
             for name, item in entry.items():
-                if isinstance(item, h5py.Group):
+                if name == L.INSTRUMENT and isinstance(item, h5py.Group):
+                    meta[name] = L.read_instruments(item)
+                elif isinstance(item, h5py.Group):
                     if L.STREAM_ATTR not in item.attrs and name != L.SCANS:
                         meta[name] = L.read_mapping(item)
                 else:
-                    meta[name] = L.read_value(item)
+                    meta[name] = L.read_value(_refreshed(item))
+        if not meta.get("end_time"):  # empty until the run is complete
+            meta.pop("end_time", None)
         meta["operator"] = meta.get("user", {}).get("name", "")
         meta["complete"] = bool(meta.get(L.ARROWDAQ, {}).get("complete", 0))
         return meta

@@ -1,23 +1,28 @@
 """The run-file writer base: file life cycle, run metadata, SWMR, completion.
 
 Every method is blocking (h5py) and runs in the storage actor's worker thread.
-HDF5's SWMR mode forbids new objects once it has started, so anything that adds
-structure after the start (a stream declared late, instrument info sent later)
-goes through :meth:`RunWriter._restructure`: flush, close, reopen, add, resume
-SWMR. A reader following the file sees the new parts after it reopens it.
+HDF5's SWMR mode forbids new objects once it has started, and a reader holding
+the file (``open_run``, silx, h5web) keeps the writer from reopening it. So
+everything the run writes later exists before SWMR starts: ``end_time`` and
+``complete`` are written in place at the end, and instrument info sent later is
+appended as JSON text (see :mod:`.layout`). Only a stream declared late needs
+:meth:`RunWriter._restructure` (flush, close, reopen, add, resume SWMR), and it
+is refused (:class:`RunFileBusy`) while another process holds the file.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import h5py
 import pyarrow as pa
 
-from ..errors import StorageError
+from ..errors import RunFileBusy, StorageError
 from ..hub.streams import StreamSpec
 from . import layout as L
 from .options import RunInfo, StorageOptions
@@ -26,6 +31,8 @@ from .options import RunInfo, StorageOptions
 #: HDF5 file-format bounds: 1.10 is the oldest format with SWMR, and capping it there keeps
 #: run files readable by HDF5 1.10+ tools (h5dump, HDFView, MATLAB), not only by the HDF5 h5py bundles.
 FILE_FORMAT = ("v110", "v110")
+#: Seconds a late stream waits for readers to release the file before it is skipped.
+BUSY_WAIT = 2.0
 
 
 def _version() -> str:
@@ -64,10 +71,9 @@ class RunWriter:
                 self.file.close()
                 self.file = None
                 raise StorageError(f"{self.path}: exists and holds run {found!r}, not {self.run.run_id!r}")
-            own = self.file[L.ENTRY][L.ARROWDAQ]
-            own["complete"][()] = 0  # resumed after a restart: running again
-            if "end_time" in self.file[L.ENTRY]:
-                del self.file[L.ENTRY]["end_time"]
+            self._write_end(self.file, "", 0)  # resumed after a restart: running again
+            if L.INSTRUMENT_LOG not in self.file[L.ENTRY][L.INSTRUMENT]:  # a file of an older version
+                L.create_instrument_log(self.file[L.ENTRY][L.INSTRUMENT])
         else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,14 +85,22 @@ class RunWriter:
         self._load()
         self._start_swmr()
 
-    def add_streams(self, streams: Sequence[StreamSpec]) -> None:
-        """Add streams declared after recording started."""
-        self._restructure(lambda: self._add_streams(streams))
+    def add_streams(self, streams: Sequence[StreamSpec], wait: float = BUSY_WAIT) -> None:
+        """Add streams declared after recording started.
+
+        Raises :class:`RunFileBusy` (file still open and recording) if another
+        process holds the file for more than ``wait`` seconds."""
+        self._restructure(lambda: self._add_streams(streams), wait)
 
     def set_instrument(self, name: str, info: Mapping[str, Any]) -> None:
-        """Record (or replace) an instrument's identity and settings."""
+        """Record (or replace) an instrument's identity and settings; never reopens the file."""
+        if self.broken:
+            raise StorageError(f"{self.path}: a write failed earlier; not changing the file")
         self.instruments[name] = info
-        self._restructure(lambda: self._write_instrument(name, info))
+        if self.swmr:
+            L.append_instrument_log(self.file[L.ENTRY][L.INSTRUMENT][L.INSTRUMENT_LOG], name, info)
+        else:
+            self._write_instrument(name, info)
 
     def flush(self) -> None:
         if self.file is not None:
@@ -99,18 +113,26 @@ class RunWriter:
             raise StorageError(f"{self.path}: the run file vanished (deleted or moved) while recording")
 
     def close(self, complete: bool = True) -> None:
-        """Close; a complete run gets its end time and ``complete = 1`` (not after a write error)."""
+        """Close; a complete run gets its end time and ``complete = 1`` (not after a write error).
+
+        Both are written in place, in SWMR mode, so readers holding the file do
+        not matter. If no reader holds it afterwards, the file is reopened once
+        for :meth:`_finish` (tidy-ups a viewer shows nicer; skipped otherwise)."""
         if self.file is None:
             return
+        finished = complete and not self.broken
+        if finished:
+            self._check_present()
+            self._write_end(self.file, L.now_iso(), 1)
+            self.file.flush()
         file, self.file = self.file, None
         file.close()
-        if complete and not self.broken:
-            self._check_present()
-            with h5py.File(self.path, "a", libver=FILE_FORMAT) as f:
-                entry = f[L.ENTRY]
-                L.write_text(entry, "end_time", L.now_iso())
-                entry[L.ARROWDAQ]["complete"][()] = 1
-                self._finish(f)
+        if finished and self._unlocked():
+            try:
+                with h5py.File(self.path, "a", libver=FILE_FORMAT) as f:
+                    self._finish(f)
+            except OSError:  # a reader came in between: the run is complete all the same
+                pass
 
     def abandon(self) -> None:
         """After a write error: close without writing anything more into the file.
@@ -147,7 +169,14 @@ class RunWriter:
         """Rebuild per-stream state from the file (after open and every reopen)."""
 
     def _finish(self, f: h5py.File) -> None:
-        """Last touches on a complete file, outside SWMR."""
+        """Last touches on a complete file, outside SWMR: instrument info sent during the
+        run becomes NXcollection groups, like info known at the start."""
+        group = f[L.ENTRY][L.INSTRUMENT]
+        log = group.get(L.INSTRUMENT_LOG)
+        if log is not None and log.shape[0]:
+            for name, info in L.read_instrument_log(log).items():
+                self._write_instrument(name, info, group)
+            log.resize(0, axis=0)
 
     def _forget(self) -> None:
         """Drop every handle into the file (before it is closed abnormally)."""
@@ -161,22 +190,56 @@ class RunWriter:
         raise NotImplementedError
 
     # --- internals ---------------------------------------------------------------------
-    def _reopen(self) -> h5py.File:
+    def _unlocked(self) -> bool:
+        """True if no other process holds the file (HDF5 readers and writers take a flock)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    def _wait_unlocked(self, wait: float) -> bool:
+        """Poll (with backoff) up to ``wait`` seconds for the other processes to let go of the file."""
+        deadline, pause = time.monotonic() + wait, 0.01
+        while not self._unlocked():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 0.25)
+        return True
+
+    def _reopen(self, wait: float = BUSY_WAIT) -> h5py.File:
+        """Reopen for writing. A reader still holding the file after ``wait`` seconds
+        does not stop recording: the file is then opened without HDF5's lock."""
+        self._wait_unlocked(wait)
         try:
             return h5py.File(self.path, "a", libver=FILE_FORMAT)
-        except OSError as exc:
-            raise StorageError(f"{self.path}: cannot reopen run file: {exc}") from exc
+        except OSError as first:
+            try:
+                return h5py.File(self.path, "a", libver=FILE_FORMAT, locking=False)
+            except OSError as exc:
+                raise StorageError(f"{self.path}: cannot reopen run file: {first}") from exc
 
     def _start_swmr(self) -> None:
         if self.swmr:
             self.file.swmr_mode = True
         self.file.flush()
 
-    def _restructure(self, change: Callable[[], None]) -> None:
+    def _restructure(self, change: Callable[[], None], wait: float = BUSY_WAIT) -> None:
         if self.broken:
             raise StorageError(f"{self.path}: a write failed earlier; not changing the file")
         if self.swmr:
             self.flush()  # every row so far is counted as on disk before the reopen reloads the counts
+            if not self._wait_unlocked(wait):
+                raise RunFileBusy(f"{self.path}: another process (a viewer, open_run) holds the run file open;"
+                                  " cannot add structure while it does")
             self.file.close()
             self.file = self._reopen()
         change()
@@ -207,16 +270,28 @@ class RunWriter:
             is_text = isinstance(run.config, str)
             L.write_text(note, "type", "text/x-toml" if is_text else "application/json")
             L.write_text(note, "data", run.config if is_text else json.dumps(run.config, indent=1, default=str))
-        L.set_nx(entry.create_group(L.INSTRUMENT), "NXinstrument")
+        L.create_instrument_log(L.set_nx(entry.create_group(L.INSTRUMENT), "NXinstrument"))
         for name, info in self.instruments.items():
             self._write_instrument(name, info)
         own = L.set_nx(entry.create_group(L.ARROWDAQ), "NXcollection")
         L.write_text(own, "layout", self.layout)
         own.create_dataset("format_version", data=L.FORMAT_VERSION)
         own.create_dataset("complete", data=0, dtype="u1")
+        entry.create_dataset("end_time", data="", dtype=L.END_TIME_DTYPE)  # written in place at the end
 
-    def _write_instrument(self, name: str, info: Mapping[str, Any]) -> None:
-        group = self.file[L.ENTRY][L.INSTRUMENT]
+    @staticmethod
+    def _write_end(f: h5py.File, end_time: str, complete: int) -> None:
+        entry = f[L.ENTRY]
+        if "end_time" in entry and entry["end_time"].dtype == L.END_TIME_DTYPE:
+            entry["end_time"][()] = end_time.encode()
+        else:  # a file of an older version (only ever resumed outside SWMR)
+            if "end_time" in entry:
+                del entry["end_time"]
+            entry.create_dataset("end_time", data=end_time, dtype=L.END_TIME_DTYPE)
+        entry[L.ARROWDAQ]["complete"][()] = complete
+
+    def _write_instrument(self, name: str, info: Mapping[str, Any], group: h5py.Group | None = None) -> None:
+        group = self.file[L.ENTRY][L.INSTRUMENT] if group is None else group
         if name in group:
             del group[name]
         L.write_mapping(L.set_nx(group.create_group(name), "NXcollection"), info)
