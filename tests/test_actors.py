@@ -123,6 +123,19 @@ async def test_ask_to_a_stuck_actor_times_out_clearly():
     assert ref.status is ActorStatus.STOPPED
 
 
+async def test_a_timeout_inside_the_handler_is_not_mistaken_for_the_asks_own():
+    class Slow(Actor):
+        async def handle(self, message):
+            raise TimeoutError("device did not answer 'D?' within 1 s")
+
+    sup = Supervisor(FAST_RESTARTS)
+    ref = sup.spawn("pm", Slow)
+    with pytest.raises(TimeoutError, match="device did not answer") as raised:
+        await ref.ask("read", timeout=10)
+    assert not isinstance(raised.value, AskTimeout)
+    await sup.stop_all()
+
+
 async def test_ask_to_a_stopped_actor_raises_at_once():
     sup = Supervisor(FAST_RESTARTS)
     ref = sup.spawn("c", Counter)

@@ -88,7 +88,7 @@ def test_unconfigured_axes_are_refused(scripted):
 def test_waiting_for_a_move_that_never_ends_times_out(scripted):
     _, stage = scripted({"1MD?": "0"})
     with pytest.raises(DeviceTimeout, match="axis 1 still moving after 0.05 s"):
-        stage.wait_motion(1, timeout=0.05)
+        stage.wait_motion(1, max_wait=0.05)
 
 
 def test_streams_follow_the_configured_axes():
@@ -126,6 +126,13 @@ async def test_end_to_end_moves_the_table_stage_and_publishes_positions(hub):
         with pytest.raises(CommandError, match="controller error 7"):
             await hub.command("stage", "home", axis=2)
         assert "controller error 7" in ref.last_error
+        assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
+        with pytest.raises(CommandError, match=r"axis 1.7 is not configured"):
+            await hub.command("stage", "move_to", position=1.0, axis=1.7)
+        # a move that outlasts its wait is the caller's answer, not a reason to restart the controller
+        with pytest.raises(CommandError, match="DeviceTimeout: stage: axis 1 still moving after 0.01 s"):
+            await hub.command("stage", "move_to", position=0.0, axis=1)
+            await hub.command("stage", "wait_motion", axis=1, max_wait=0.01)
         assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
         await hub.command("stage", "home", axis=1, wait=True)
         assert await hub.command("stage", "position", axis=1) == 0.0

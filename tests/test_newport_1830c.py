@@ -150,3 +150,17 @@ async def test_a_limit_reading_shows_in_status_and_log_without_a_restart(hub, ca
         stream, batch = await asyncio.wait_for(sub.get(), 5)  # readings flow again
         assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
         assert (batch.column("value").to_numpy() > 0).all()
+
+
+def test_a_plain_decimal_is_not_taken_for_watts(scripted):
+    # in W the meter answers in scientific notation; "31.76" is dBm after the front-panel units changed
+    _, meter = scripted({"D?": "31.76"})
+    with pytest.raises(ProtocolError, match="not in watts"):
+        meter.power
+
+
+def test_a_setting_sent_as_a_float_by_a_json_client_is_written_as_the_meter_wants(scripted):
+    server, meter = scripted({"W?": "0800"})
+    meter.filter = 3.0
+    assert meter.wavelength == 800  # a reply: everything before it has arrived
+    assert bytes(server.received) == b"F3\nW?\n"

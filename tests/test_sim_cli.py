@@ -92,8 +92,25 @@ def test_an_unknown_driver_is_one_clear_line_and_status_2(capsys):
 
 def test_serves_any_registered_simulator_including_the_scope(run_sim):
     proc, address = run_sim("scpi", "--latency-scale", "0")
+    port = address.rsplit(":", 1)[1]
+    assert proc.stdout.readline().strip() == f"as a VISA resource: TCPIP0::127.0.0.1::{port}::SOCKET"
     with serial.serial_for_url(address, timeout=2) as link:
         link.write(b"*IDN?\n")
         identity = link.readline()
     assert identity.endswith(b"\n") and b"," in identity  # maker,model,serial,firmware
     assert stop(proc)[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["esp300", "--tcp", "70000"], "argument --tcp: a TCP port is 0-65535, got 70000"),
+        (["esp300", "--latency-scale", "inf"], "argument --latency-scale: expected a factor between 0 and 100"),
+        (["esp300", "--latency-scale", "-1"], "argument --latency-scale: expected a factor between 0 and 100"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_served(args, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["sim", *args])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

@@ -110,11 +110,14 @@ class ActorRef:
         """Send a message and wait for the reply; raises AskTimeout after ``timeout`` s."""
         self._check_alive()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        deadline = asyncio.timeout(timeout)
         try:
-            async with asyncio.timeout(timeout):
+            async with deadline:
                 await self._mailbox.put(_Ask(message, future))
                 return await future
         except TimeoutError:
+            if not deadline.expired():
+                raise  # the handler's own timeout (a device that did not answer), not ours
             future.cancel()
             raise AskTimeout(
                 f"actor {self.name!r} ({self.status.value}) did not answer {_label(message)} within {timeout:g} s"

@@ -10,11 +10,32 @@ Point the instrument's ``port`` at the printed address (a pyserial URL, or a
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
 
 from ..errors import ConfigError
+
+
+def tcp_port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 0-65535, got {port}")
+    return port
+
+
+def latency_scale(text: str) -> float:
+    try:
+        scale = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(scale) and 0 <= scale <= 100):
+        raise argparse.ArgumentTypeError(f"expected a factor between 0 and 100, got {text!r}")
+    return scale
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,11 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("driver", help="the driver whose protocol to speak (e.g. newport_1830c, esp300, maitai, ell14, scpi)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--tcp", type=int, metavar="PORT", default=0, help="TCP port on 127.0.0.1 (default: a free one)")
+    where.add_argument("--tcp", type=tcp_port, metavar="PORT", default=0, help="TCP port on 127.0.0.1 (default: a free one)")
     where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (Linux, macOS)")
     parser.add_argument("--addresses", metavar="HEX", default=None,
                         help="ell14 only: the mounts on the bus, e.g. 012 (default 0); the first is the half-wave plate")
-    parser.add_argument("--latency-scale", type=float, default=1.0, metavar="X",
+    parser.add_argument("--latency-scale", type=latency_scale, default=1.0, metavar="X",
                         help="multiply the devices' real latencies by X (default 1: like hardware)")
     parser.set_defaults(func=run)
 
@@ -42,8 +63,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"arrowdaq sim: no simulator for {args.driver!r} (simulators: {', '.join(sorted(SIMULATORS))})",
               file=sys.stderr)
         return 2
-    if args.latency_scale < 0:
-        raise ConfigError(f"--latency-scale must be >= 0, got {args.latency_scale}")
     table = OpticalTable(latency_scale=args.latency_scale)
     if args.addresses is not None:
         addresses = args.addresses.upper()
@@ -63,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         print(f"{args.driver} simulator listening on {server.address}", flush=True)
+        if args.driver == "scpi" and not args.pty:  # the scpi driver reads binary traces through VISA
+            print(f"  as a VISA resource: TCPIP0::127.0.0.1::{server.port}::SOCKET", flush=True)
         while not stop.wait(0.2):
             pass
     except KeyboardInterrupt:

@@ -10,8 +10,12 @@ Errors while polling:
 * the device answered with an error or limit (OVER, ERR, a status code) or with
   garbage: the error shows in the status and the log; no restart. Many garbage
   replies in a row count as a lost link;
-* the device timed out or the link dropped: the actor raises, its supervisor
-  restarts it with backoff, and it reconnects when the device is back.
+* the device timed out or the link dropped while polling: the actor raises, its
+  supervisor restarts it with backoff, and it reconnects when the device is back.
+
+A command that is refused, garbled or not answered in time goes back to its
+caller as a CommandError (and shows in the status); it does not restart the
+actor: if the link is really gone, the next poll finds out.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ import pyarrow as pa
 
 from ..actors import Actor, ActorRef, Command, Role
 from ..data import scalar_batch
-from ..errors import CommandError, InstrumentConfigError, ConnectionLost, DeviceErrorReply, ProtocolError, describe
+from ..errors import (
+    CommandError,
+    ConnectionLost,
+    DeviceErrorReply,
+    DeviceTimeout,
+    InstrumentConfigError,
+    ProtocolError,
+    describe,
+)
 from ..hub import InstrumentManager
 from .capabilities import capabilities_of
 from .driver import Driver, Stream
@@ -179,7 +191,9 @@ class InstrumentActor(Actor):
             return await self.blocking(fn, *args, **kwargs)
         except TypeError as exc:
             raise CommandError(f"{self.name}: {exc}") from None
-        except (DeviceErrorReply, ProtocolError) as exc:
+        except (DeviceErrorReply, ProtocolError, DeviceTimeout) as exc:
+            # a refused, garbled or unanswered command is the caller's answer, not a reason to restart:
+            # a dead link shows in the next poll, which does restart the actor
             self.report(exc)
             raise CommandError(f"{self.name}: {describe(exc)}") from exc
 

@@ -101,7 +101,11 @@ class Control:
             raise CommandError(f"{driver.name}.{self.name} is read-only")
         if self.validator is not None:
             value = self.validator(value, f"{driver.name}.{self.name}")
-        driver.write(self.set_command.format(value))
+        try:
+            command = self.set_command.format(value)
+        except (ValueError, TypeError) as exc:
+            raise CommandError(f"{driver.name}.{self.name}: cannot send {value!r}: {exc}") from None
+        driver.write(command)
 
 
 class Measurement(Control):

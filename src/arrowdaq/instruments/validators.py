@@ -31,7 +31,7 @@ def one_of(choices: Iterable[Any]) -> Validator:
     def check(value: Any, what: str) -> Any:
         if value not in allowed:
             raise CommandError(f"{what}: {value!r} is not one of {', '.join(map(repr, allowed))}")
-        return value
+        return allowed[allowed.index(value)]  # the declared form: 3.0 from a JSON client becomes 3
 
     return check
 

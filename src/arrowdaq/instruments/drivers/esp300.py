@@ -151,6 +151,8 @@ class ESP300(Driver):
     def _axis(self, axis: Any) -> int:
         try:
             number = int(axis)
+            if number != float(axis):  # 1.7 is no axis
+                number = -1
         except (TypeError, ValueError):
             number = -1
         if number not in self.axes:
@@ -200,10 +202,10 @@ class ESP300(Driver):
             self.wait_motion(axis)
 
     @command
-    def wait_motion(self, axis: int = 1, timeout: float | None = None) -> float:
+    def wait_motion(self, axis: int = 1, max_wait: float | None = None) -> float:
         """Poll ``MD?`` until the axis stops; returns its position. DeviceTimeout if it keeps moving."""
         axis = self._axis(axis)
-        limit = self.motion_timeout if timeout is None else float(timeout)
+        limit = self.motion_timeout if max_wait is None else float(max_wait)
         deadline = time.monotonic() + limit
         while self.is_moving(axis):
             if time.monotonic() >= deadline:

@@ -35,9 +35,13 @@ def parse_power(reply: str) -> float:
     if text == "ERR":
         raise DeviceErrorReply("power meter replied ERR (command error or no detector)")
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ProtocolError(f"power meter reply {reply!r} is not a power reading") from None
+    if "E" not in text.upper():
+        # in W the meter always answers in scientific notation; a plain decimal is dBm, dB or REL
+        raise ProtocolError(f"power meter reply {reply!r} is not in watts (units changed on the front panel?)")
+    return value
 
 
 def parse_int(reply: str) -> int:
