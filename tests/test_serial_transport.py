@@ -17,6 +17,7 @@ from arrowdaq.sim import serve
 from arrowdaq.sim.scripted import ScriptedDevice
 
 FAST = PortSettings(timeout=0.3)
+BUS = PortSettings(timeout=0.3, bus=True)  # a multidrop bus: several instruments on one port
 
 
 @pytest.fixture
@@ -95,22 +96,28 @@ def test_the_delay_after_a_write_and_the_quiet_time_between_commands_are_kept(se
 
 
 def test_one_transport_per_port_shared_and_closed_by_its_last_user(served):
-    server, first = served(ScriptedDevice({"0gp": "0PO00000000"}), "tcp")
-    second = open_serial(server.address, FAST)
+    server, first = served(ScriptedDevice({"0gp": "0PO00000000"}), "tcp", BUS)
+    second = open_serial(server.address, BUS)
     assert second is first and second.lock is first.lock and first.users == 2
     first.close()
     assert second.is_open and second.query("0gp") == "0PO00000000"
     second.close()
     assert not first.is_open
-    third = open_serial(server.address, FAST)
+    third = open_serial(server.address, BUS)
     assert third is not first and third.query("0gp") == "0PO00000000"
     third.close()
 
 
 def test_sharing_a_port_with_other_settings_is_refused(served):
-    server, _ = served(ScriptedDevice({}), "tcp")
+    server, _ = served(ScriptedDevice({}), "tcp", BUS)
     with pytest.raises(ConfigError, match="already open with other settings"):
-        open_serial(server.address, PortSettings(baudrate=19200, timeout=0.3))
+        open_serial(server.address, PortSettings(baudrate=19200, timeout=0.3, bus=True))
+
+
+def test_only_bus_devices_share_a_port(served):
+    server, _ = served(ScriptedDevice({}), "tcp")  # e.g. a power meter
+    with pytest.raises(ConfigError, match="already in use by another instrument; only devices on a multidrop bus"):
+        open_serial(server.address, FAST)
 
 
 def test_threads_sharing_a_port_never_interleave_their_exchanges(served):

@@ -78,7 +78,7 @@ def hex_field(mnemonic: str, digits: int = 2):
 
 class ELL14(Driver):
     driver_name = "ell14"
-    port_settings = PortSettings(baudrate=9600, write_termination="", read_termination="\r\n", timeout=1.0)
+    port_settings = PortSettings(baudrate=9600, write_termination="", read_termination="\r\n", timeout=1.0, bus=True)
     streams = (Stream("position", unit="deg", poll_hz=2.0, long_name="Rotation angle"),)
 
     velocity = Control("gv", "sv{:02X}", parse=hex_field("GV"), validator=int_in_range(0, 100), unit="%",

@@ -73,7 +73,7 @@ class MaiTai(Driver):
     shutter = Measurement("SHUTTER?", parse=parse_flag, doc="1 open, 0 closed")
     status_byte = Measurement("*STB?", parse=parse_status_byte, doc="Bit 0: emission on")
 
-    def __init__(self, transport: Transport | None, *, name: str = "", verify_timeout: float = 5.0,
+    def __init__(self, transport: Transport | None, *, name: str = "", verify_timeout: float = 3.0,
                  verify_interval: float = 0.2) -> None:
         """``verify_timeout``: how long a set may take to show in the read-back before it counts as refused."""
         super().__init__(transport, name=name)

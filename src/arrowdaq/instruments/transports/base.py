@@ -28,6 +28,8 @@ class PortSettings:
     xonxoff: bool = False
     rtscts: bool = False
     encoding: str = "ascii"
+    #: A multidrop bus (Elliptec): several instruments may share the port. Other devices may not.
+    bus: bool = False
 
 
 @runtime_checkable

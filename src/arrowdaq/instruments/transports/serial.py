@@ -50,6 +50,11 @@ def open_serial(port: str, settings: PortSettings) -> "SerialTransport":
             transport = SerialTransport(port, settings)
             transport.reopen()
             _open_ports[port] = transport
+        elif not settings.bus:
+            raise InstrumentConfigError(
+                f"serial port {port!r} is already in use by another instrument; only devices on a multidrop "
+                f"bus (Elliptec) share a port"
+            )
         elif transport.settings != settings:
             raise InstrumentConfigError(
                 f"serial port {port!r} is already open with other settings ({transport.settings}); "
