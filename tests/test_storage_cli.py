@@ -82,3 +82,40 @@ def test_export_to_an_unwritable_place_names_the_output(run_file, tmp_path, caps
     assert cli(["export", str(run_file), "--stream", "pm1/power", "--format", "csv", "-o", str(out)]) == 1
     err = capsys.readouterr().err
     assert f"{out}: cannot write the export" in err and "Traceback" not in err
+
+
+def test_export_refuses_to_overwrite_the_run_file_or_an_existing_output(run_file, tmp_path, capsys):
+    before = run_file.read_bytes()
+    assert cli(["export", str(run_file), "--stream", "pm1/power", "--format", "csv", "-o", str(run_file)]) == 1
+    assert "is the run file being exported" in capsys.readouterr().err
+    assert cli(["export", str(run_file), "--stream", "pm1/power", "-o", str(run_file), "--force"]) == 1
+    assert run_file.read_bytes() == before and open_run(run_file).table("pm1/power").num_rows == 101
+    out = tmp_path / "power.csv"
+    out.write_text("my notes\n")
+    assert cli(["export", str(run_file), "--stream", "pm1/power", "--format", "csv", "-o", str(out)]) == 1
+    assert f"{out}: exists; use --force" in capsys.readouterr().err and out.read_text() == "my notes\n"
+    assert cli(["export", str(run_file), "--stream", "pm1/power", "--format", "csv", "-o", str(out), "--force"]) == 0
+    assert pcsv.read_csv(out).num_rows == 101
+
+
+def test_an_export_failing_midway_leaves_the_old_output_and_no_partial_file(run_file, tmp_path, monkeypatch):
+    from arrowdaq.cli import export_cmd
+
+    monkeypatch.setattr(export_cmd, "STEP_ROWS", 40)  # read and written in slices of 40 rows
+    out = tmp_path / "power.parquet"
+    out.write_bytes(b"previous export")
+    steps = []
+
+    def progress(done, total):
+        steps.append((done, total))
+        if len(steps) == 2:
+            raise KeyboardInterrupt  # the user gives up mid-export
+
+    with pytest.raises(KeyboardInterrupt):
+        export_cmd.export_stream(run_file, "pm1/power", "parquet", out, progress, force=True)
+    assert steps == [(40, 101), (80, 101)]
+    assert out.read_bytes() == b"previous export"
+    assert sorted(p.name for p in tmp_path.iterdir() if ".part" in p.name) == []
+    export_cmd.export_stream(run_file, "pm1/power", "parquet", out, lambda *step: steps.append(step), force=True)
+    assert steps[2:] == [(40, 101), (80, 101), (101, 101)]
+    assert pq.read_table(out).to_pydict() == open_run(run_file).table("pm1/power").to_pydict()

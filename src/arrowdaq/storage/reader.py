@@ -172,6 +172,27 @@ class RunFile:
                 return _read_ipc(g, self.path, stream)
             return _read_nexus(g, self.path, stream)
 
+    def iter_batches(self, stream: str, max_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """``stream`` in slices of at most ``max_rows`` rows, reading one slice at a time
+        (for exports larger than memory). The file stays open while the iterator runs."""
+        with self._open() as f:
+            g = self._group(f, stream)
+            if g.name.startswith(f"/{L.ARROW_DATA}"):
+                yield from _read_ipc(g, self.path, stream).to_batches(max_chunksize=max_rows)
+                return
+            schema = plain_schema(_schema_of(g, self.path, stream))
+            rows = _nexus_rows(g, schema, stream)
+            for start in range(0, rows, max_rows):
+                yield from _read_nexus(g, self.path, stream, start, min(rows, start + max_rows)).to_batches()
+
+    def num_rows(self, stream: str) -> int:
+        """Rows of ``stream`` flushed so far (reads no data in the ``nexus`` layout)."""
+        with self._open() as f:
+            g = self._group(f, stream)
+            if g.name.startswith(f"/{L.ARROW_DATA}"):
+                return _read_ipc(g, self.path, stream).num_rows
+            return _nexus_rows(g, plain_schema(_schema_of(g, self.path, stream)), stream)
+
     def lazy(self, stream: str) -> pl.LazyFrame:
         """``stream`` as a Polars LazyFrame (frames as Array columns)."""
         return to_polars(self.table(stream)).lazy()
@@ -226,25 +247,28 @@ def _nexus_rows(g: h5py.Group, schema: pa.Schema, stream: str) -> int:
     return min(lengths, default=0)
 
 
-def _read_nexus(g: h5py.Group, path: Path, stream: str) -> pa.Table:
+def _read_nexus(g: h5py.Group, path: Path, stream: str, start: int = 0, stop: int | None = None) -> pa.Table:
+    """Rows ``start:stop`` of a stream (stop defaults to every whole row on disk)."""
     schema = plain_schema(_schema_of(g, path, stream))
     rows = _nexus_rows(g, schema, stream)
+    stop = rows if stop is None else min(stop, rows)
+    part = slice(start, stop)
     arrays = []
     for plan, fl in zip(C.plan_columns(schema, stream), schema):
         if plan.form == C.NUMERIC:
-            valid = g[plan.name + C.VALID_SUFFIX][:rows] if plan.nullable else None
-            arrays.append(C.numeric_array(g[plan.name][:rows], valid, fl.type))
+            valid = g[plan.name + C.VALID_SUFFIX][part] if plan.nullable else None
+            arrays.append(C.numeric_array(g[plan.name][part], valid, fl.type))
         elif plan.form == C.LIST:
-            arrays.append(C.list_array(g[plan.name][:rows], fl.type))
+            arrays.append(C.list_array(g[plan.name][part], fl.type))
         elif plan.form == C.TENSOR:
-            arrays.append(C.tensor_array(g[plan.name][:rows], fl.type))
+            arrays.append(C.tensor_array(g[plan.name][part], fl.type))
         else:
             dictionary = [L.attr_text(v) for v in _refreshed(g[plan.name + C.DICTIONARY_SUFFIX])[()]]
             codes = g[plan.name + C.CODES_SUFFIX]
             if codes.shape[0]:
-                values = codes[:rows]
+                values = codes[part]
             else:  # constant: stored once
-                values = np.full(rows, 0 if dictionary else -1, np.int32)
+                values = np.full(max(0, stop - start), 0 if dictionary else -1, np.int32)
             arrays.append(C.string_array(values, dictionary, fl.type))
     return pa.Table.from_arrays(arrays, schema=schema)
 
