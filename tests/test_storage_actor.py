@@ -144,3 +144,24 @@ async def test_a_restarted_actor_resumes_the_same_file(hub, tmp_path):
     assert ref.restarts == 1
     run_file = open_run(run_path(options, run))
     assert run_file.complete and run_file.table("pm1/power").column("value").to_pylist() == list(np.arange(60.0))
+
+
+async def test_a_too_long_string_refuses_its_batch_and_keeps_the_rows_before_it(hub, tmp_path, caplog):
+    hub.declare("daq/v", scalar_schema("V"), producer="daq")
+    ref, path = await start(hub, tmp_path, options={"flush_interval": 3600})
+    await hub.publish("daq/v", scalar_batch([1.0, 2.0], channel="ai0", unit="V", timestamps_ns=[1, 2]))
+    await hub.command("storage", "flush")
+    # gathered with the next batch, whose channel name has no room in the file: one write, then one per batch
+    await hub.publish("daq/v", scalar_batch([3.0], channel="ai1", unit="V", timestamps_ns=[3]))
+    await hub.publish("daq/v", scalar_batch([4.0], channel="x" * 300, unit="V", timestamps_ns=[4]))
+    status = await hub.command("storage", "flush")
+    assert status["rows"] == {"daq/v": 3} and "longer than 256 bytes" in status["skipped"]["daq/v"]
+    assert status["recording"] and status["error"] is None
+    assert any("daq/v" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    await hub.stop()
+    table = open_run(path).table("daq/v")
+    assert table.select(["timestamp_ns", "channel", "value"]).to_pylist() == [
+        {"timestamp_ns": 1, "channel": "ai0", "value": 1.0},
+        {"timestamp_ns": 2, "channel": "ai0", "value": 2.0},
+        {"timestamp_ns": 3, "channel": "ai1", "value": 3.0},
+    ]

@@ -143,6 +143,16 @@ class StringColumn:
         self.constant = constant  # the code every row has while not varying (-1 = null)
         self.rows = 0  # rows accounted for (set by the writer on resume)
 
+    def snapshot(self) -> tuple[int, bool, int]:
+        """The state :meth:`restore` returns to when a batch is refused after :meth:`encode`."""
+        return len(self.dictionary), self.varying, self.constant
+
+    def restore(self, state: tuple[int, bool, int]) -> None:
+        known, self.varying, self.constant = state
+        for value in self.dictionary[known:]:
+            del self.index[value]
+        del self.dictionary[known:]
+
     def _code(self, value: str) -> int:
         code = self.index.get(value)
         if code is None:

@@ -201,23 +201,38 @@ class NexusWriter(RunWriter):
                 writes.append((plan.name, values))
             elif plan.form == C.TENSOR:
                 writes.append((plan.name, C.tensor_values(batches, plan)))
-        for plan in st.plans:
-            if plan.form == C.STRING:
-                codes, new = st.strings[plan.name].encode([b.column(plan.name) for b in batches], st.rows)
-                too_long = [v for v in new if len(v.encode()) > L.DICTIONARY_BYTES]
-                if too_long:
-                    raise StorageError(f"stream {stream!r}: field {plan.name!r}: value {too_long[0][:40]!r}... is longer"
-                                       f" than {L.DICTIONARY_BYTES} bytes")
-                # Codes before new dictionary entries: if a crash falls between the two, the codes on disk
-                # already say "varying", so rows from before a null unit got a value still read as null.
-                if codes is not None:
-                    writes.append((plan.name + C.CODES_SUFFIX, codes))
-                if new:
-                    writes.append((plan.name + C.DICTIONARY_SUFFIX, np.array([v.encode() for v in new], L.DICTIONARY_DTYPE)))
+        saved = {name: strings.snapshot() for name, strings in st.strings.items()}
+        try:
+            for plan in st.plans:
+                if plan.form == C.STRING:
+                    writes += self._string_writes(stream, st.strings[plan.name], batches, st.rows)
+        except Exception:
+            for name, state in saved.items():  # a refused batch leaves the dictionaries as they were
+                st.strings[name].restore(state)
+            raise
         st.widths = widths
         written = sum(_append(st.datasets[name], values) for name, values in writes)
         st.rows += n
         return written
+
+    @staticmethod
+    def _string_writes(
+        stream: str, strings: C.StringColumn, batches: Sequence[pa.RecordBatch], rows_before: int
+    ) -> list[tuple[str, np.ndarray]]:
+        name = strings.name
+        codes, new = strings.encode([b.column(name) for b in batches], rows_before)
+        too_long = [v for v in new if len(v.encode()) > L.DICTIONARY_BYTES]
+        if too_long:
+            raise StorageError(f"stream {stream!r}: field {name!r}: value {too_long[0][:40]!r}... is longer"
+                               f" than {L.DICTIONARY_BYTES} bytes")
+        writes = []
+        # Codes before new dictionary entries: if a crash falls between the two, the codes on disk
+        # already say "varying", so rows from before a null unit got a value still read as null.
+        if codes is not None:
+            writes.append((name + C.CODES_SUFFIX, codes))
+        if new:
+            writes.append((name + C.DICTIONARY_SUFFIX, np.array([v.encode() for v in new], L.DICTIONARY_DTYPE)))
+        return writes
 
     def flush(self) -> None:
         """Flush the data, then record how many rows it holds, then flush that."""
