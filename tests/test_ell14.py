@@ -67,7 +67,8 @@ def test_moves_send_hex_pulses_without_terminator_and_read_the_arrival_position(
     assert rot.move_to(-10) == pytest.approx(-10, abs=1 / 398)
     assert rot.move_by(90) == pytest.approx(80, abs=2 / 398)
     assert rot.position() == pytest.approx(80, abs=2 / 398)
-    assert bytes(server.received) == b"1maFFFFF072" + b"1mr00008C00" + b"1gp"
+    # the first move reads the velocity once, to know how long a move may take
+    assert bytes(server.received) == b"1gv" + b"1maFFFFF072" + b"1mr00008C00" + b"1gp"
 
 
 def test_home_jog_and_velocity(bus):
@@ -80,7 +81,8 @@ def test_home_jog_and_velocity(bus):
     assert rot.jog() == pytest.approx(5, abs=1 / 398)
     rot.velocity = 50
     assert rot.velocity == 50
-    assert bytes(server.received).endswith(b"0ho00sj000007C70gj0fw0sv320gv")
+    # a jog reads its step first: the step's travel time bounds the wait for the reply
+    assert bytes(server.received).endswith(b"0ho00sj000007C70gj0gj0fw0sv320gv")
     with pytest.raises(CommandError, match="rot0.velocity: 150 is outside 0..100"):
         rot.velocity = 150
 
@@ -100,10 +102,19 @@ def test_status_codes_are_typed_errors_naming_the_condition(bus, code, condition
 def test_a_move_that_gets_no_reply_is_not_sent_again(bus):
     server, _, mount = bus
     rot = mount("0", move_timeout=0.1)
+    rot.move_to(10)
     server.faults.silent = True
     with pytest.raises(DeviceTimeout):
         rot.move_to(30)
-    assert bytes(server.received).count(b"0ma") == 1
+    assert bytes(server.received).count(b"0ma") == 2  # the first move, and the one that got no reply, once
+
+
+def test_a_slow_mount_gets_the_time_its_move_needs(bus):
+    _, _, mount = bus
+    rot = mount("0", move_timeout=0.5)
+    assert rot._move_timeout(300) == pytest.approx(0.5 + 300 / 430)  # read once: velocity 100 %
+    rot.velocity = 20
+    assert rot._move_timeout(300) == pytest.approx(0.5 + 300 / 86)
 
 
 def test_a_reply_that_is_not_from_the_mount_is_a_protocol_error(bus):

@@ -23,6 +23,7 @@ from ..transports.base import PortSettings, Transport
 from ..validators import in_range, int_in_range
 
 PULSES_PER_REV = 143360  # 0x23000
+TOP_SPEED_DEG_S = 430.0  # at velocity 100 %
 
 STATUS = {
     0x00: "OK",
@@ -84,15 +85,23 @@ class ELL14(Driver):
     velocity = Control("gv", "sv{:02X}", parse=hex_field("GV"), validator=int_in_range(0, 100), unit="%",
                        doc="Speed, percent of maximum")
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "velocity":
+            self._velocity_percent = None  # read back on the next move: the mount may have rounded it
+
     def __init__(self, transport: Transport | None, *, name: str = "", address: str = "0",
                  move_timeout: float = 3.0) -> None:
-        """``address``: the mount's bus address (0–F); ``move_timeout``: longest wait for a move's reply, s."""
+        """``address``: the mount's bus address (0–F); ``move_timeout``: seconds allowed for a move's reply
+        beyond the travel time at the mount's velocity setting."""
         super().__init__(transport, name=name)
         address = str(address).upper()
         if len(address) != 1 or address not in ADDRESSES:
             raise InstrumentConfigError(f"{self.name}.address: {address!r} is not an Elliptec address 0-F")
         self.address = address
         self.move_timeout = move_timeout
+        self._last_position: float | None = None
+        self._velocity_percent: int | None = None
         self.pulses_per_rev = PULSES_PER_REV
         self.info: dict[str, Any] = {}
 
@@ -158,18 +167,32 @@ class ELL14(Driver):
                 "pulses_per_rev": self.pulses_per_rev}
 
     # --- Movable (one axis: ``axis`` is accepted for the common interface) ----------------------
+    def _move_timeout(self, degrees: float) -> float:
+        """How long a move of ``degrees`` may take at the mount's velocity (read once), plus ``move_timeout``."""
+        if self._velocity_percent is None:
+            self._velocity_percent = self.velocity
+        return self.move_timeout + abs(degrees) / (TOP_SPEED_DEG_S * max(self._velocity_percent, 1) / 100)
+
     @command
     def move_to(self, position: float, axis: int = 1) -> float:
         """Rotate to ``position`` degrees; returns where the mount reports it arrived."""
-        return self._degrees(self.query(f"ma{self._pulses(position, 'position')}", timeout=self.move_timeout))
+        travel = float(position) - self._last_position if self._last_position is not None else 360.0
+        pulses = self._pulses(position, "position")
+        return self._arrived(self.query(f"ma{pulses}", timeout=self._move_timeout(travel)))
 
     @command
     def move_by(self, degrees: float, axis: int = 1) -> float:
-        return self._degrees(self.query(f"mr{self._pulses(degrees, 'step')}", timeout=self.move_timeout))
+        pulses = self._pulses(degrees, "step")
+        return self._arrived(self.query(f"mr{pulses}", timeout=self._move_timeout(float(degrees))))
+
+    def _arrived(self, body: str) -> float:
+        self._last_position = self._degrees(body)
+        return self._last_position
 
     @command
     def position(self, axis: int = 1) -> float:
-        return self._degrees(self.query("gp"))
+        self._last_position = self._degrees(self.query("gp"))
+        return self._last_position
 
     @command
     def status(self) -> int:
@@ -189,12 +212,12 @@ class ELL14(Driver):
 
     @command
     def home(self, axis: int = 1, clockwise: bool = True) -> float:
-        return self._degrees(self.query("ho0" if clockwise else "ho1", timeout=self.move_timeout))
+        return self._arrived(self.query("ho0" if clockwise else "ho1", timeout=self._move_timeout(360.0)))
 
     @command
     def jog(self, forward: bool = True) -> float:
         """One jog step forward (``fw``) or backward (``bw``)."""
-        return self._degrees(self.query("fw" if forward else "bw", timeout=self.move_timeout))
+        return self._arrived(self.query("fw" if forward else "bw", timeout=self._move_timeout(self.jog_step())))
 
     @command
     def jog_step(self) -> float:
