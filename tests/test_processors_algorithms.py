@@ -20,7 +20,7 @@ from arrowdaq.processors import (
     spectra,
 )
 from arrowdaq.processors.filters import FilterParams
-from arrowdaq.processors.sampling import split_segments
+from arrowdaq.processors.sampling import LEARN_SAMPLES, split_segments
 from arrowdaq.processors.trigger import TriggerParams
 
 FS = 1000.0
@@ -298,10 +298,32 @@ def test_sample_clock_learns_the_rate_and_flags_gaps():
 
 def test_sample_clock_refuses_irregular_timestamps_with_a_clear_message():
     clock = SampleClock("scope1/level", tolerance=0.05)
-    ts = np.array([0, 1000, 2000, 3300, 4000, 5000], dtype=np.uint64)
-    with pytest.raises(IrregularTimestamps, match=r"'scope1/level'.*irregular timestamps.*sample_rate"):
+    ts = np.array([0, 1000, 2000, 3300, 4000, 5000, 6000, 7000, 8000], dtype=np.uint64)
+    with pytest.raises(IrregularTimestamps, match=r"'scope1/level'.*irregular timestamps.*sample_rate") as info:
         clock.gaps(ts)
     assert clock.sample_rate is None
+    assert info.value.resume_at == 4  # from the sample after the last irregular interval (3300 -> 4000) on
+
+
+def test_sample_clock_waits_for_enough_samples_and_changes_nothing_meanwhile():
+    clock = SampleClock("pm1/power")
+    ts = (np.arange(LEARN_SAMPLES, dtype=np.uint64) * 100_000_000)
+    for k in range(1, LEARN_SAMPLES):
+        assert clock.gaps(ts[:k]) is None  # too few to learn from: the caller holds them
+        assert clock.sample_rate is None and clock.last_ns is None
+    assert not clock.gaps(ts).any()
+    assert clock.sample_rate == 10.0
+
+
+def test_sample_clock_rate_is_the_mean_interval_so_timestamp_jitter_averages_out():
+    rng = np.random.default_rng(5)
+    n = 5000
+    ts = np.round((np.arange(n) + rng.uniform(-0.02, 0.02, n)) * 50_000_000).astype(np.uint64)  # 20 Hz +-2 %
+    clock = SampleClock("pm1/power", tolerance=0.05)
+    assert not clock.gaps(ts[:LEARN_SAMPLES]).any()
+    for t in ts[LEARN_SAMPLES:]:  # one sample at a time, as a polled instrument publishes them
+        assert not clock.gaps(t[None]).any()
+    assert clock.sample_rate == pytest.approx(20.0, rel=1e-4)
 
 
 def test_configured_rate_ignores_timestamps():

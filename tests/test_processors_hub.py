@@ -449,3 +449,85 @@ async def test_a_new_sample_rate_is_learnt_and_the_filter_redesigned(hub, signal
     np.testing.assert_allclose(y[:2000], sig.sosfilt(sig.butter(4, 100.0, fs=FS, output="sos"), x[:2000]), rtol=1e-9)
     np.testing.assert_allclose(y[2000:], sig.sosfilt(sig.butter(4, 100.0, fs=2 * FS, output="sos"), x[2000:]),
                                rtol=1e-9)
+
+
+# --- a polled instrument: one sample per batch, no configured rate ------------------------------------------
+async def publish_one_by_one(hub, stream: str, x: np.ndarray, ts: np.ndarray) -> None:
+    for i in range(len(x)):
+        await hub.publish(stream, scalar_batch(x[i:i + 1], channel="power", unit="W", timestamps_ns=ts[i:i + 1]))
+
+
+@pytest.fixture
+def power_stream(hub):
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    return "pm1/power"
+
+
+async def test_one_sample_per_batch_learns_the_rate_and_loses_no_sample(hub, power_stream):
+    x = 1e-3 * (1.0 + np.sin(2 * np.pi * 0.5 * np.arange(200) / 10.0))
+    ts = timestamps(len(x), fs=10.0)
+    spawn(hub, "lp", "filter", power_stream, response="lowpass", cutoff=1.0, order=2)
+    spawn(hub, "avg", "moving_average", power_stream, samples=3)
+    spawn(hub, "f", "fft", power_stream, window_size=20, overlap=0.0)
+    sub = hub.subscribe(["lp/*", "avg/*", "f/*"])
+    await publish_one_by_one(hub, power_stream, x, ts)
+    await settle(hub, "lp", "avg", "f")
+    out = collect(sub)
+    np.testing.assert_allclose(column(out["lp/filtered"]), sig.sosfilt(sig.butter(2, 1.0, fs=10.0, output="sos"), x),
+                               rtol=1e-9)
+    np.testing.assert_array_equal(column(out["lp/filtered"], "timestamp_ns"), ts)
+    np.testing.assert_allclose(column(out["avg/average"]), np.convolve(x, np.full(3, 1 / 3), "valid"), rtol=1e-9)
+    assert len(out["f/spectrum"]) == 10 and out["f/spectrum"][0].column("dx")[0].as_py() == pytest.approx(0.5)
+    for name in ("lp", "avg", "f"):
+        report = await hub.command(name, "status")
+        assert report["problems"] == 0 and report["rows_in"] == 200, report
+
+
+@pytest.mark.parametrize("fs", [10.0, 20.0])
+async def test_polled_timestamps_jittering_by_2_percent_are_accepted(hub, power_stream, fs):
+    rng = np.random.default_rng(int(fs))
+    n = 400
+    ts = (np.uint64(T0) + np.round((np.arange(n) + rng.uniform(-0.02, 0.02, n)) * 1e9 / fs)).astype(np.uint64)
+    x = rng.standard_normal(n)
+    spawn(hub, "lp", "filter", power_stream, response="lowpass", cutoff=fs / 10)
+    sub = hub.subscribe("lp/*")
+    await publish_one_by_one(hub, power_stream, x, ts)
+    await settle(hub, "lp")
+    out = collect(sub)["lp/filtered"]
+    np.testing.assert_array_equal(column(out, "timestamp_ns"), ts)  # every sample, none dropped
+    report = await hub.command("lp", "status")
+    assert report["problems"] == 0 and report["rows_out"] == n, report["last_problem"]
+
+
+async def test_a_polled_instrument_whose_rate_changes_is_relearnt_without_losing_samples(hub, power_stream):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(120)
+    ts = np.concatenate((timestamps(60, fs=10.0), timestamps(60, start=120, fs=20.0)))  # 10 Hz, then 20 Hz
+    spawn(hub, "lp", "filter", power_stream, response="lowpass", cutoff=2.0)
+    sub = hub.subscribe("lp/*")
+    await publish_one_by_one(hub, power_stream, x, ts)
+    await settle(hub, "lp")
+    y = column(collect(sub)["lp/filtered"])
+    assert "changed from 10 Hz to 20 Hz" in (await hub.command("lp", "status"))["last_problem"]
+    assert len(y) == 120
+    # sample 60 came one 10 Hz interval after sample 59: it still belongs to the 10 Hz signal
+    np.testing.assert_allclose(y[:61], sig.sosfilt(sig.butter(4, 2.0, fs=10.0, output="sos"), x[:61]), rtol=1e-9)
+    np.testing.assert_allclose(y[61:], sig.sosfilt(sig.butter(4, 2.0, fs=20.0, output="sos"), x[61:]), rtol=1e-9)
+
+
+async def test_one_late_reply_of_a_polled_instrument_is_dropped_and_reported(hub, power_stream):
+    x = np.arange(100.0)
+    ts = timestamps(100, fs=10.0)
+    ts[50] += np.uint64(15_000_000)  # 15 % of an interval late: beyond the 5 % tolerance
+    spawn(hub, "avg", "moving_average", power_stream, samples=2)
+    sub = hub.subscribe("avg/*")
+    await publish_one_by_one(hub, power_stream, x, ts)
+    await settle(hub, "avg")
+    out = collect(sub)["avg/average"]
+    # the late sample is dropped; the average restarts after it: no window spans the break
+    np.testing.assert_array_equal(column(out, "timestamp_ns"), np.concatenate((ts[1:50], ts[52:])))
+    report = await hub.command("avg", "status")
+    assert report["rows_in"] == 100 and report["problems"] == 2
+    events = [e.error for e in hub.recent_events if getattr(e, "actor", None) == "avg" and e.error]
+    assert any("irregular timestamps" in e and "1 sample(s) dropped" in e for e in events)
+    assert any("the signal restarts" in e for e in events)

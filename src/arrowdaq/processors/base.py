@@ -236,6 +236,7 @@ class SignalProcessor(Processor):
         p = self.params
         self.clock = SampleClock(self.input, p.sample_rate, p.timestamp_tolerance)  # type: ignore[attr-defined]
         self._held: tuple[np.ndarray, np.ndarray] | None = None
+        self._relearning: tuple[float, str] | None = None  # (the rate before, why) while a new one is learnt
         self._broken = False
         self._started = False
         self.channel = ""
@@ -252,21 +253,33 @@ class SignalProcessor(Processor):
         """Process samples that follow the previous ones without a break (unless ``segment.restart``)."""
         raise NotImplementedError
 
-    def _gaps(self, ts: np.ndarray) -> np.ndarray:
-        """The clock's gaps; a batch regular at a new rate means the instrument's rate changed: relearn it."""
+    def _clock(self, ts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The samples to process and the gaps before them; gaps None: hold them, the rate is still unknown."""
         try:
-            return self.clock.gaps(ts)
-        except IrregularTimestamps:
-            if self.clock.configured or self.clock.sample_rate is None:
+            return ts, values, self.clock.gaps(ts)
+        except IrregularTimestamps as exc:
+            if self.clock.configured:
                 raise
-            old = self.clock.sample_rate
+            if self.clock.sample_rate is None:  # still learning: drop up to the last irregular interval
+                self.problem(f"{exc}; {exc.resume_at} sample(s) dropped", type(exc).__name__)
+                return self._clock(ts[exc.resume_at:], values[exc.resume_at:])
+            # A batch regular on its own means the instrument's rate changed: relearn it. One too short
+            # to tell (a polled instrument's single sample) is held, and the rate learnt again from it on.
             fresh = SampleClock(self.input, None, self.clock.tolerance)
-            breaks = fresh.gaps(ts)  # irregular on its own too: raises
+            breaks = fresh.gaps(ts)  # irregular on its own too: raises, the batch is dropped
+            self._relearning = (self.clock.sample_rate, str(exc))
             self.clock, self._started, self._broken = fresh, False, True
-            if fresh.sample_rate is not None:
-                self.problem(f"{self.where}: the sample rate of {self.input!r} changed from {old:.6g} Hz to "
-                             f"{fresh.sample_rate:.6g} Hz; the signal restarts", "rate")
-            return breaks
+            return ts, values, breaks
+
+    def _report_relearnt(self, rate: float) -> None:
+        assert self._relearning is not None
+        old, reason = self._relearning
+        self._relearning = None
+        if abs(rate / old - 1.0) > self.clock.tolerance:
+            self.problem(f"{self.where}: the sample rate of {self.input!r} changed from {old:.6g} Hz to "
+                         f"{rate:.6g} Hz; the signal restarts", "rate")
+        else:
+            self.problem(f"{self.where}: {reason}; the signal restarts", "rate")
 
     def transform(self, batch: pa.RecordBatch) -> Outputs:
         if batch.num_rows == 0:
@@ -277,11 +290,13 @@ class SignalProcessor(Processor):
         if self._held is not None:  # samples that came before the rate was known
             ts, values = np.concatenate((self._held[0], ts)), np.concatenate((self._held[1], values))
             self._held = None
-        breaks = self._gaps(ts)
-        if self.clock.sample_rate is None:
-            self._held = (ts, values)
+        ts, values, breaks = self._clock(ts, values)
+        if breaks is None or self.clock.sample_rate is None:
+            self._held = (ts, values) if len(ts) else None
             return []
         if not self._started:
+            if self._relearning is not None:
+                self._report_relearnt(self.clock.sample_rate)
             self.start_signal(self.clock.sample_rate)
             self._started = True
         segments, n_nan, self._broken = split_segments(ts, values, breaks, self._broken)

@@ -3,7 +3,11 @@
 Streaming algorithms (filters, FFT windows, triggers) assume samples equally
 spaced in time. The rate is either configured (timestamps are then not
 checked: many drivers stamp a whole batch with one time) or learnt from the
-timestamps of the first samples, after which every interval is checked:
+timestamps of the first :data:`LEARN_SAMPLES` samples (a polled instrument
+publishes one sample per batch: the caller holds them until there are enough).
+The interval is the mean of the regular intervals seen so far, so the jitter
+of timestamps taken when a reply arrives averages out instead of deciding the
+rate. Every interval is checked against it:
 
 * within ``tolerance`` of the sampling interval: fine;
 * longer than 1.5 intervals: a *gap* (samples were lost); the signal breaks;
@@ -23,9 +27,23 @@ from ..errors import ProcessorError
 #: An interval longer than this many sampling intervals is a gap, not jitter.
 GAP_FACTOR = 1.5
 
+#: Samples needed before a rate is learnt from timestamps. The mean of 7
+#: intervals is within 1/7 of one timestamp's jitter of the true interval, so
+#: timestamps jittering by +-2 % of the interval (intervals by +-4 %) pass the
+#: default 5 % tolerance from the first check on.
+LEARN_SAMPLES = 8
+
 
 class IrregularTimestamps(ProcessorError):
-    """The timestamps of a stream are not equally spaced, so no sample rate can be derived."""
+    """The timestamps of a stream are not equally spaced, so no sample rate can be derived.
+
+    ``resume_at``: index of the first given sample after the last irregular
+    interval, from where the samples may still be regular.
+    """
+
+    def __init__(self, message: str, resume_at: int = 0) -> None:
+        super().__init__(message)
+        self.resume_at = resume_at
 
 
 @dataclass
@@ -46,17 +64,20 @@ class SampleClock:
         self.dt_ns: float | None = 1e9 / sample_rate if sample_rate else None
         self.tolerance = tolerance
         self.last_ns: int | None = None
+        self._regular_ns = 0  # sum and number of the regular intervals seen: their mean is dt_ns
+        self._regular_count = 0
 
     @property
     def sample_rate(self) -> float | None:
         """Samples per second, or None while it is still to be learnt."""
         return 1e9 / self.dt_ns if self.dt_ns else None
 
-    def gaps(self, timestamps_ns: np.ndarray) -> np.ndarray:
+    def gaps(self, timestamps_ns: np.ndarray) -> np.ndarray | None:
         """Boolean per sample: True where a gap precedes it. Raises IrregularTimestamps.
 
-        With a configured rate nothing is checked. Otherwise the first call with
-        two or more samples learns the interval (the median one).
+        With a configured rate nothing is checked. Otherwise, while the rate is
+        unknown and fewer than :data:`LEARN_SAMPLES` samples are given, returns
+        None and changes nothing: give them again with the next ones.
         """
         n = len(timestamps_ns)
         flags = np.zeros(n, dtype=bool)
@@ -64,27 +85,34 @@ class SampleClock:
             return flags
         ts = timestamps_ns.astype(np.int64, copy=False)
         joined = ts if self.last_ns is None else np.concatenate(([self.last_ns], ts))
-        if len(joined) < 2:
-            self.last_ns = int(ts[-1])
-            return flags
-        intervals = np.diff(joined).astype(np.float64)
-        dt = self.dt_ns if self.dt_ns is not None else float(np.median(intervals))
-        if dt <= 0:
-            raise IrregularTimestamps(
-                f"stream {self.stream!r}: timestamps do not increase, so no sample rate can be derived; "
-                "configure sample_rate"
-            )
-        ratio = intervals / dt
-        gap = ratio > GAP_FACTOR
-        irregular = ~gap & (np.abs(ratio - 1.0) > self.tolerance)
+        if self.dt_ns is None and len(joined) < LEARN_SAMPLES:
+            return None
+        intervals = np.diff(joined)
+        if self.dt_ns is None:
+            nominal = float(np.median(intervals))  # robust to a few gaps among the first samples
+            if nominal <= 0:
+                raise IrregularTimestamps(
+                    f"stream {self.stream!r}: timestamps do not increase, so no sample rate can be derived; "
+                    "configure sample_rate", resume_at=n
+                )
+            gap = intervals > GAP_FACTOR * nominal
+            dt = float(intervals[~gap].mean())
+        else:
+            dt = self.dt_ns
+            gap = intervals > GAP_FACTOR * dt
+        irregular = ~gap & (np.abs(intervals / dt - 1.0) > self.tolerance)
         if irregular.any():
             i = int(np.argmax(irregular))
+            last = len(irregular) - 1 - int(np.argmax(irregular[::-1]))
             raise IrregularTimestamps(
                 f"stream {self.stream!r}: irregular timestamps: an interval of {intervals[i] / 1e9:.6g} s differs "
                 f"from the sampling interval {dt / 1e9:.6g} s by more than {self.tolerance:.0%}; "
-                "configure sample_rate to ignore the timestamps, or raise timestamp_tolerance"
+                "configure sample_rate to ignore the timestamps, or raise timestamp_tolerance",
+                resume_at=last + 1 - (len(joined) - n),
             )
-        self.dt_ns = dt
+        self._regular_ns += int(intervals[~gap].sum())
+        self._regular_count += int(np.count_nonzero(~gap))
+        self.dt_ns = self._regular_ns / self._regular_count
         self.last_ns = int(ts[-1])
         flags[n - len(gap):] = gap  # the very first sample has no interval before it
         return flags
