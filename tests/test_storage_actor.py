@@ -11,7 +11,7 @@ import pytest
 
 from arrowdaq.actors import ActorStatus, Role
 from arrowdaq.data import scalar_batch, scalar_schema, vector_batch
-from arrowdaq.errors import CommandError
+from arrowdaq.errors import CommandError, ConfigError
 from arrowdaq.storage import RunInfo, StorageActor, StorageOptions, open_run, run_path, spawn_storage
 
 
@@ -165,3 +165,32 @@ async def test_a_too_long_string_refuses_its_batch_and_keeps_the_rows_before_it(
         {"timestamp_ns": 2, "channel": "ai0", "value": 2.0},
         {"timestamp_ns": 3, "channel": "ai1", "value": 3.0},
     ]
+
+
+@pytest.mark.parametrize("options, key", [
+    ({"compression": "zstd"}, "storage.compression"),
+    ({"image_compression": "blosc"}, "storage.image_compression"),
+    ({"compression": 65000}, "storage.compression"),  # a filter id nobody registered
+    ({"compression_level": 15}, "storage.compression_level"),
+])
+def test_bad_compression_options_are_refused_naming_the_key(tmp_path, options, key):
+    with pytest.raises(ConfigError, match=key):
+        StorageOptions(data_dir=tmp_path, **options)
+
+
+def test_filters_this_hdf5_build_has_are_accepted(tmp_path):
+    assert StorageOptions(data_dir=tmp_path, compression="lzf", compression_level=None).filter_args() == {
+        "compression": "lzf", "shuffle": True}
+
+
+async def test_a_stream_whose_datasets_cannot_be_created_fails_the_start_once_and_clearly(hub, tmp_path):
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    options = StorageOptions(data_dir=tmp_path)
+    object.__setattr__(options, "compression_level", 15)  # what HDF5 refuses at dataset creation, past validation
+    ref, path = spawn_storage(hub, "pm1/*", options, RunInfo(name="bad"))
+    await ref.wait_status(ActorStatus.FAILED)
+    assert ref.restarts == 0
+    error = hub.status()["actors"]["storage"]["error"]
+    assert str(path) in error and "'pm1/power'" in error and "cannot create its datasets" in error
+    with h5py.File(path, "r") as f:  # no half-created stream group left behind
+        assert [k for k in f["entry"] if k.startswith("pm1")] == []

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..data.schemas import IMAGE, LONG_NAME_KEY, SCALAR, UNIT_KEY, VECTOR, kind_of
-from ..errors import StorageError
+from ..errors import StorageError, describe
 from ..hub.streams import StreamSpec
 from . import columns as C
 from . import layout as L
@@ -100,8 +100,17 @@ class NexusWriter(RunWriter):
                 existing.add(spec.name)
 
     def _create(self, entry: h5py.Group, spec: StreamSpec) -> None:
+        """A stream's group, created completely or not at all (a half group would confuse resuming)."""
         plans = C.plan_columns(spec.schema, spec.name)
         key = L.stream_key(spec.name, set(entry))
+        try:
+            self._create_group(entry, key, spec, plans)
+        except Exception as exc:
+            if key in entry:
+                del entry[key]
+            raise StorageError(f"{self.path}: stream {spec.name!r}: cannot create its datasets: {describe(exc)}") from exc
+
+    def _create_group(self, entry: h5py.Group, key: str, spec: StreamSpec, plans: list[C.ColumnPlan]) -> None:
         g = L.set_nx(entry.create_group(key), "NXdata")
         g.attrs[L.STREAM_ATTR] = spec.name
         g.attrs[L.SCHEMA_ATTR] = L.encode_schema(spec.schema)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from h5py import h5z
+
 from ..errors import ConfigError
 
 NEXUS, ARROW_IPC = "nexus", "arrow_ipc"
@@ -16,6 +18,19 @@ Layout = Literal["nexus", "arrow_ipc"]
 
 #: Filters every stock HDF5 build (h5dump, HDFView, MATLAB) can read.
 STOCK_FILTERS = (None, "gzip")
+#: The filters h5py takes by name; others are given by their registered HDF5 filter id (e.g. from hdf5plugin).
+NAMED_FILTERS = {"gzip": h5z.FILTER_DEFLATE, "lzf": h5z.FILTER_LZF, "szip": h5z.FILTER_SZIP}
+
+
+def _check_filter(key: str, name: str | int | None) -> None:
+    if name is None:
+        return
+    filter_id = NAMED_FILTERS.get(name) if isinstance(name, str) else name
+    if not isinstance(filter_id, int) or isinstance(filter_id, bool):
+        raise ConfigError(f"{key}: unknown filter {name!r} (known by name: {', '.join(NAMED_FILTERS)}, or None;"
+                          " other filters by their HDF5 filter id, once registered e.g. by `import hdf5plugin`)")
+    if not h5z.filter_avail(filter_id):
+        raise ConfigError(f"{key}: filter {name!r} is not available in this HDF5 build")
 
 
 def new_run_id() -> str:
@@ -44,10 +59,10 @@ class StorageOptions:
     data_dir: Path = Path("data")
     layout: Layout = NEXUS
     #: Filter of table-like columns (scalars, traces); ``"gzip"`` or None open everywhere.
-    compression: str | None = "gzip"
+    compression: str | int | None = "gzip"
     compression_level: int | None = 1
     #: Filter of camera frames: off by default, frames are large and compress poorly.
-    image_compression: str | None = None
+    image_compression: str | int | None = None
     #: Rows per HDF5 chunk of a per-row column; the actor writes whole chunks.
     chunk_rows: int = 16384
     #: Seconds between flushes at most: rows older than this are on disk.
@@ -57,6 +72,11 @@ class StorageOptions:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         if self.layout not in (NEXUS, ARROW_IPC):
             raise ConfigError(f"storage.layout: expected {NEXUS!r} or {ARROW_IPC!r}, got {self.layout!r}")
+        _check_filter("storage.compression", self.compression)
+        _check_filter("storage.image_compression", self.image_compression)
+        level = self.compression_level
+        if level is not None and not (isinstance(level, int) and not isinstance(level, bool) and 0 <= level <= 9):
+            raise ConfigError(f"storage.compression_level: expected a gzip level 0-9 or None, got {level!r}")
         if self.chunk_rows < 1:
             raise ConfigError(f"storage.chunk_rows: expected a positive integer, got {self.chunk_rows!r}")
         if not self.flush_interval > 0:

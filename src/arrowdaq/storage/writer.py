@@ -81,9 +81,14 @@ class RunWriter:
             except OSError as exc:
                 raise StorageError(f"{self.path}: cannot create run file: {exc}") from exc
             self._write_entry()
-        self._add_streams(streams)
-        self._load()
-        self._start_swmr()
+        try:
+            self._add_streams(streams)
+            self._load()
+            self._start_swmr()
+        except Exception:
+            self.file.close()  # the file keeps its run metadata and the streams created completely
+            self.file = None
+            raise
 
     def add_streams(self, streams: Sequence[StreamSpec], wait: float = BUSY_WAIT) -> None:
         """Add streams declared after recording started.
