@@ -194,6 +194,27 @@ def test_fft_amplitude_between_bins_with_a_flat_top_window():
     assert db[peak] == pytest.approx(20 * np.log10(row[peak]), rel=1e-12)
 
 
+@pytest.mark.parametrize("nfft", [1000, 1024, 4000])
+def test_fft_of_a_trace_cut_or_zero_padded_to_nfft_reads_the_sine_amplitude(nfft):
+    fs, m = 1000.0, 2000
+    x = 2.0 * np.sin(2 * np.pi * 125.0 * np.arange(m) / fs) + 0.5
+    row = spectra(x[None, :], fs, window="hann", nfft=nfft)[0]
+    assert len(row) == nfft // 2 + 1
+    k = round(125.0 * nfft / fs)  # 125 Hz is a whole number of bins of every nfft here
+    assert row.argmax() == k
+    assert row[k] == pytest.approx(2.0, rel=1e-6)
+    assert row[0] == pytest.approx(0.5, rel=1e-6)
+
+
+@pytest.mark.parametrize("nfft", [500, 4096])
+def test_psd_of_a_cut_or_zero_padded_trace_integrates_to_the_mean_square_of_the_samples_used(nfft, rng):
+    fs, m = 1000.0, 2000
+    x = rng.standard_normal(m)
+    psd = spectra(x[None, :], fs, window="boxcar", scaling="psd", nfft=nfft)[0]
+    used = x[:min(nfft, m)]
+    assert psd.sum() * fs / nfft == pytest.approx(np.mean(used**2), rel=1e-9)
+
+
 @pytest.mark.parametrize("window,overlap", [("hann", 0.5), ("blackman", 0.75), ("boxcar", 0.0)])
 def test_sliding_psd_in_chunks_equals_scipy_spectrogram(window, overlap, rng):
     x = noisy_signal(rng, 12_345)

@@ -399,6 +399,25 @@ async def test_fft_of_traces_of_different_lengths_and_an_explicit_axis(hub):
     assert sorted(column(out, "timestamp_ns").tolist()) == [1, 2, 3]
 
 
+@pytest.mark.parametrize("window_size", [1024, 4000])
+async def test_fft_of_traces_with_window_size_shorter_or_longer_than_the_trace(hub, window_size):
+    fs, m = 1000.0, 2000
+    x = 2.0 * np.sin(2 * np.pi * 125.0 * np.arange(m) / fs)
+    traces = vector_batch(np.stack([x, -x]), channel="CH1", unit="V", x0=0.0, dx=1 / fs, x_unit="s",
+                          timestamps_ns=[1, 2])
+    hub.declare("scope1/trace", traces.schema, producer="scope1")
+    spawn(hub, "f", "fft", "scope1/trace", window_size=window_size)
+    sub = hub.subscribe("f/spectrum")
+    await hub.publish("scope1/trace", traces)
+    await settle(hub, "f")
+    (batch,) = collect(sub)["f/spectrum"]
+    rows, df = traces_of(batch), batch.column("dx").to_numpy()
+    assert rows.shape == (2, window_size // 2 + 1)
+    np.testing.assert_allclose(df, fs / window_size, rtol=1e-12)
+    np.testing.assert_array_equal(rows.argmax(axis=1) * df, [125.0, 125.0])
+    np.testing.assert_allclose(rows.max(axis=1), 2.0, rtol=1e-6)  # the sine's amplitude, in V
+
+
 async def test_a_problem_in_every_batch_is_reported_once_per_interval_and_counted(hub, signal_stream, monkeypatch):
     monkeypatch.setattr(FFTProcessor, "report_every", 3600.0)
     spawn(hub, "f", "fft", signal_stream, window_size=8, sample_rate=FS)

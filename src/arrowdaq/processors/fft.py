@@ -15,7 +15,13 @@ after the previous (``hop = window_size - round(overlap * window_size)``),
 stamped with the time of their first sample; samples carry across batches.
 Vector input: one spectrum per trace, stamped with the trace's time, with the
 sample rate from the trace axis (``dx`` in s, ms, us or ns) unless configured;
-``window_size`` then sets the FFT length (traces are cut or zero-padded).
+``window_size`` then sets the FFT length. A longer trace is cut to its first
+``window_size`` samples before the window is applied. A shorter one is
+windowed over its own length and zero-padded: the bins are closer
+(``dx = sample_rate / window_size``) but the resolution is still that of the
+trace; ``magnitude`` still reads a sine's amplitude at its frequency and
+``psd`` still integrates to the variance, because both are normalised by the
+window over the samples actually used.
 """
 
 from __future__ import annotations
@@ -50,10 +56,14 @@ def spectra(frames: np.ndarray, sample_rate: float | np.ndarray, *, window: str 
             scaling: Scaling = "magnitude", nfft: int | None = None, detrend: bool = False) -> np.ndarray:
     """One-sided spectra of the rows of ``frames`` (2-D), scaled as the module docstring says.
 
-    ``sample_rate`` is a number or one per row.
+    ``sample_rate`` is a number or one per row. ``nfft`` shorter than a row
+    uses the row's first ``nfft`` samples; longer zero-pads it. The window
+    always spans the samples used, so its gain correction stays right.
     """
+    n = nfft or frames.shape[1]
+    if n < frames.shape[1]:
+        frames = frames[:, :n]
     m = frames.shape[1]
-    n = nfft or m
     w = window_values(window, m)
     if detrend:
         frames = frames - frames.mean(axis=1, keepdims=True)
@@ -210,7 +220,8 @@ class FFTProcessor(SignalProcessor):
                 self.problem(f"{self.where}: {len(rows)} trace(s) of {self.input!r} shorter than 2 samples skipped",
                              "short")
                 continue
-            traces = flat[starts[rows, None] + np.arange(length)]
+            n = self.params.window_size or int(length)
+            traces = flat[starts[rows, None] + np.arange(min(n, int(length)))]  # only the samples used
             ok = np.isfinite(traces).all(axis=1) & np.isfinite(rates[rows]) & (rates[rows] > 0)
             if not ok.all():
                 self.problem(f"{self.where}: {int((~ok).sum())} trace(s) of {self.input!r} with NaN/inf values "
@@ -218,7 +229,6 @@ class FFTProcessor(SignalProcessor):
                 rows, traces = rows[ok], traces[ok]
                 if len(rows) == 0:
                     continue
-            n = self.params.window_size or int(length)
             out = spectra(traces, rates[rows], window=self.params.window, scaling=self.params.output, nfft=n,
                           detrend=self.params.detrend)
             outputs.append(("spectrum", vector_batch(
