@@ -167,6 +167,30 @@ async def test_stop_is_ordered_sources_processors_sinks():
     assert stopped == ["pm1", "fft", "storage"]
 
 
+async def test_a_slow_drain_never_cuts_the_close_short():
+    closes = []
+
+    class Laser(Actor):
+        role = Role.SOURCE
+        close_timeout = 2.0
+
+        async def handle(self, message):
+            await asyncio.sleep(0.5)  # a slow device reply
+
+        async def on_stop(self):
+            closes.append("closing shutter")
+            await asyncio.sleep(0.4)  # slower than the drain's budget
+            closes.append("shutter closed")
+
+    sup = Supervisor(FAST_RESTARTS)
+    ref = sup.spawn("laser", Laser)
+    for _ in range(5):
+        await ref.tell("poll")
+    await sup.stop_all(timeout=0.1)
+    assert closes == ["closing shutter", "shutter closed"]  # once, and to the end
+    assert ref.status is ActorStatus.STOPPED
+
+
 async def test_timers_do_not_pile_up_behind_a_slow_handler():
     class Slow(Actor):
         async def on_start(self):

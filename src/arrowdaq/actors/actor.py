@@ -56,6 +56,8 @@ class Actor:
 
     role: Role = Role.PROCESSOR
     mailbox_size: int = 1000
+    #: Seconds ``on_stop`` may take (closing hardware safely can be slow: a laser's shutter).
+    close_timeout: float = 5.0
 
     name: str
     log: ContextAdapter
@@ -67,6 +69,7 @@ class Actor:
         self.log = get_logger(type(self).__module__, actor=ref.name)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"actor-{ref.name}")
         self._timers: list[asyncio.Task[None]] = []
+        self._closed = False
 
     # --- hooks to override -----------------------------------------------------
     async def on_start(self) -> None:

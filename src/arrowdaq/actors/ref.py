@@ -76,6 +76,9 @@ class ActorRef:
         self.last_error: str | None = None
         self.restarts = 0
         self._task: asyncio.Task[None] | None = None
+        self._serving: asyncio.Task[None] | None = None
+        self._drained = asyncio.Event()
+        self._close_timeout = policy.stop_timeout
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.name} {self.status.value}>"
@@ -124,20 +127,32 @@ class ActorRef:
             ) from None
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Stop after the queued messages and inbox items are handled (or after ``timeout``)."""
+        """Stop: what is queued is handled first (for at most ``timeout`` s), then the actor
+        closes (``on_stop``) within its own ``close_timeout``, whatever the drain took.
+
+        A close is never cut short by a slow drain: a laser's shutter gets closed.
+        """
         timeout = self.policy.stop_timeout if timeout is None else timeout
         self._stop_requested.set()
         if self._task is None:
             self._set_status(ActorStatus.STOPPED)
             return
-        if not self._task.done():
-            self._mailbox.put_nowait(_STOP) or self._wakeup.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except TimeoutError:
-                log.warning(f"actor {self.name!r} did not stop within {timeout:g} s; cancelling it")
-                self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
+        if self._task.done():
+            return
+        self._mailbox.put_nowait(_STOP) or self._wakeup.set()
+        drained = asyncio.ensure_future(self._drained.wait())
+        await asyncio.wait({drained, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        drained.cancel()
+        if not self._drained.is_set() and not self._task.done():
+            log.warning(f"actor {self.name!r} did not drain within {timeout:g} s; closing it with work still queued")
+            if self._serving is not None:
+                self._serving.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), self._close_timeout + 1.0)
+        except TimeoutError:
+            log.error(f"actor {self.name!r} did not close within {self._close_timeout:g} s; cancelling it")
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     def report_error(self, error: str) -> None:
         """Record a non-fatal error (a garbage reply, an OVER reading): shown in status, no restart."""
@@ -169,12 +184,13 @@ class ActorRef:
         while True:
             actor = self._factory()
             actor._bind(self)
+            self._close_timeout = actor.close_timeout
             started: float | None = None
             try:
                 await actor.on_start()
                 self._set_status(ActorStatus.RUNNING)
                 started = time.monotonic()
-                await self._serve(actor)
+                await self._serve_until_stopped(actor)
                 await self._close(actor)
                 self._set_status(ActorStatus.STOPPED)
                 self._fail_pending(f"actor {self.name!r} stopped")
@@ -211,6 +227,19 @@ class ActorRef:
                     pass
                 backoff = min(backoff * 2, self.policy.max_backoff)
                 self._set_status(ActorStatus.STARTING)
+
+    async def _serve_until_stopped(self, actor: Actor) -> None:
+        """Serve; ``stop()`` may cut a slow drain short, after which the actor still closes."""
+        self._serving = asyncio.create_task(self._serve(actor), name=f"actor-{self.name}-serve")
+        try:
+            await self._serving
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not self._serving.cancelled() or (current is not None and current.cancelling()):
+                raise  # the whole actor is being cancelled, not just its drain
+        finally:
+            self._serving = None
+            self._drained.set()
 
     async def _serve(self, actor: Actor) -> None:
         """Handle mailbox messages first, then inbox items, until a stop message."""
@@ -279,8 +308,12 @@ class ActorRef:
                 actor.log.warning(f"command refused: {exc}")
 
     async def _close(self, actor: Actor) -> None:
+        """``on_stop`` once per instance, within the actor's ``close_timeout``."""
+        if actor._closed:
+            return
+        actor._closed = True
         try:
-            await asyncio.wait_for(actor.on_stop(), self.policy.stop_timeout)
+            await asyncio.wait_for(actor.on_stop(), actor.close_timeout)
         except Exception as exc:  # noqa: BLE001 - closing must not mask the original error
             log.warning(f"actor {self.name!r}: error while closing: {describe(exc)}")
         finally:

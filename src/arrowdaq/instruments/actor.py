@@ -73,6 +73,7 @@ class InstrumentActor(Actor):
         self.hub = hub
         self.make_driver = make_driver
         self.driver_class = driver_class
+        self.close_timeout = driver_class.close_timeout
         self._poll_overrides = dict(poll_hz or {})
         self.poll_hz = {s.name: s.poll_hz for s in driver_class.streams} | self._poll_overrides
         self._streams: dict[str, Stream] = {s.name: s for s in driver_class.streams}

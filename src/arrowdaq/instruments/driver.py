@@ -133,6 +133,8 @@ class Driver:
     streams: ClassVar[tuple[Stream, ...]] = ()
     #: False for devices reached through a vendor SDK or simulated in-process (no ``port`` in the config).
     needs_port: ClassVar[bool] = True
+    #: Seconds ``close()`` may take to leave the device safe (the actor waits this long on stop).
+    close_timeout: ClassVar[float] = 5.0
 
     def __init__(self, transport: Transport | None, *, name: str = "") -> None:
         self.transport = transport

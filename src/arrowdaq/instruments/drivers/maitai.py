@@ -61,6 +61,7 @@ class MaiTai(Driver):
     port_settings = PortSettings(
         baudrate=9600, write_termination="\r", read_termination="\n", timeout=3.0, min_interval=0.5, xonxoff=True
     )
+    close_timeout = 15.0  # closing the shutter and reading it back: replies take 2-3 s on real hardware
     streams = (
         Stream("wavelength", unit="nm", poll_hz=1.0, long_name="Laser wavelength"),
         Stream("power", unit="W", poll_hz=1.0, long_name="Laser output power"),
