@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from arrowdaq.actors import Actor, ActorStatus, Role
-from arrowdaq.data import scalar_batch, scalar_schema
+from arrowdaq.data import constant_string, scalar_batch, scalar_schema
 from arrowdaq.errors import SchemaError, StreamError
 
 
@@ -97,6 +97,13 @@ async def test_invalid_batches_are_refused_naming_the_field(hub):
     )
     with pytest.raises(SchemaError, match=r"stream 'pm1/power': field 'value' has 1 null\(s\)"):
         await hub.publish("pm1/power", with_nulls)
+    smuggled = pa.RecordBatch.from_arrays(  # the declared schema, but a null inside: Arrow does not refuse it
+        [pa.array([1, 2], pa.uint64()), constant_string("p", 2), pa.array([1.0, None]), constant_string("W", 2)],
+        schema=scalar_schema("W"),
+    )
+    assert smuggled.schema.equals(hub.streams["pm1/power"].schema)
+    with pytest.raises(SchemaError, match=r"stream 'pm1/power': field 'value' has 1 null\(s\)"):
+        await hub.publish("pm1/power", smuggled)
     with pytest.raises(SchemaError, match="got dict"):
         await hub.publish("pm1/power", {"value": 1.0})
     with pytest.raises(StreamError, match=r"unknown stream 'pm2/power' \(streams: pm1/power\)"):

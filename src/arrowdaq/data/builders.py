@@ -106,8 +106,8 @@ def vector_batch(
     else:
         xs = np.asarray(x, dtype=np.float64)
         xs = np.ascontiguousarray(np.broadcast_to(xs, rows.shape)) if xs.ndim == 1 else xs
-        if xs.shape[0] != n:
-            raise ValueError(f"x: expected {n} axis rows, got {xs.shape[0]}")
+        if xs.shape != rows.shape:
+            raise ValueError(f"x: expected an axis of shape {rows.shape[1]} (or {rows.shape}), got shape {xs.shape}")
         columns.append(_list_column(xs))
         axis = EXPLICIT
     return pa.RecordBatch.from_arrays(columns, schema=vector_schema(unit, x_unit, axis=axis))

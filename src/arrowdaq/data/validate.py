@@ -60,19 +60,29 @@ def validate_batch(batch: object, expected: pa.Schema, *, stream: str | None = N
     return batch
 
 
-def accept_batch(batch: object, expected: pa.Schema, *, stream: str | None = None) -> None:
-    """The hub's per-batch check: the schema only, unless the schema differs.
+def required_columns(schema: pa.Schema) -> tuple[int, ...]:
+    """Indices of the not-null fields (computed once per stream, not per batch)."""
+    return tuple(i for i, field in enumerate(schema) if not field.nullable)
 
-    A batch whose own schema equals the declared one (not-null flags included)
-    is taken at its word, as Arrow itself does: that is every batch from the
-    builders in :mod:`arrowdaq.data`, which cannot hold nulls there. Any other
-    batch (a hand-built one says "nullable" by default) gets the full check,
-    null counts included. Reading null counts costs ~3 µs a column here; the
-    schema comparison 0.2 µs (see docs/decisions/0001-hub-checks-schemas.md).
+
+def accept_batch(
+    batch: object, expected: pa.Schema, required: tuple[int, ...], *, stream: str | None = None
+) -> None:
+    """The hub's per-batch check: the schema, then the null counts Arrow keeps.
+
+    Field-by-field diagnosis only when the schema differs. Null counts are read
+    even when the schema matches: ``RecordBatch.from_arrays(..., schema=...)``
+    does not enforce not-null, and a null stored as 0.0 would be a plausible,
+    wrong reading (see docs/decisions/0001-hub-checks-schemas.md).
     """
-    if batch.__class__ is pa.RecordBatch and batch.schema.equals(expected, check_metadata=False):  # type: ignore[attr-defined]
+    if batch.__class__ is not pa.RecordBatch or not batch.schema.equals(expected, check_metadata=False):  # type: ignore[attr-defined]
+        validate_batch(batch, expected, stream=stream)
         return
-    validate_batch(batch, expected, stream=stream)
+    for i in required:
+        nulls = batch.column(i).null_count  # type: ignore[attr-defined]
+        if nulls:
+            name = expected.field(i).name
+            raise SchemaError(f"{_where(stream)}field {name!r} has {nulls} null(s) but is not nullable")
 
 
 def decode(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:

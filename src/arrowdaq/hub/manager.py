@@ -87,7 +87,7 @@ class InstrumentManager:
         if spec is None:
             self.stream(stream)  # raises with the list of known streams
             return
-        accept_batch(batch, spec.schema, stream=stream)
+        accept_batch(batch, spec.schema, spec.required, stream=stream)
         nbytes = batch.get_total_buffer_size()
         now = time.monotonic()
         spec.meter.add(batch.num_rows, nbytes, now)

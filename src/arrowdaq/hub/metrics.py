@@ -34,11 +34,13 @@ class FlowMeter:
     def _sample(self, now: float) -> None:
         self._samples.append((now, self.rows, self.batches, self.bytes))
         self._next_sample = now + self.SAMPLE_EVERY
-        while len(self._samples) > 2 and now - self._samples[0][0] > self.WINDOW:
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.WINDOW:
             self._samples.popleft()
 
     def snapshot(self) -> dict[str, float]:
         now = time.monotonic()
+        if now >= self._next_sample:
+            self._sample(now)  # so a stream that stopped shows its rate falling to 0
         t0, rows0, batches0, bytes0 = self._samples[0]
         dt = now - t0
         rate = (lambda total, then: (total - then) / dt) if dt > 0 else (lambda total, then: 0.0)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from ..data.schemas import kind_of, plain_schema
+from ..data.validate import required_columns
 from ..errors import StreamError
 from .metrics import FlowMeter
 
@@ -29,6 +30,10 @@ class StreamSpec:
     producer: str | None = None
     meter: FlowMeter = field(default_factory=FlowMeter, repr=False, compare=False)
     subscribers: list = field(default_factory=list, repr=False, compare=False)
+    required: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.required = required_columns(self.schema)
 
     @property
     def kind(self) -> str | None:

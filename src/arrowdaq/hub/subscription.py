@@ -69,6 +69,7 @@ class Subscription:
         self._space = asyncio.Event()
         self._space.set()
         self._on_alarm = on_alarm
+        self._stalled = False  # an alarm was raised and the buffer has not drained since
 
     def __repr__(self) -> str:
         return f"<Subscription {self.name} {self.policy.value} {self.patterns}>"
@@ -105,12 +106,18 @@ class Subscription:
         return True
 
     async def put(self, stream: str, batch: pa.RecordBatch, nbytes: int) -> None:
-        """Offer, and while a lossless buffer is full wait for space (raising an alarm once)."""
+        """Offer, and while a lossless buffer is full wait for space.
+
+        The alarm is raised once per stall: when the buffer fills, not for every
+        batch that then waits; it re-arms once the subscriber has caught up.
+        """
         if self.offer(stream, batch, nbytes, time.monotonic()):
             return
-        self.alarms += 1
-        if self._on_alarm is not None:
-            self._on_alarm(self, stream)
+        if not self._stalled:
+            self._stalled = True
+            self.alarms += 1
+            if self._on_alarm is not None:
+                self._on_alarm(self, stream)
         while not self.offer(stream, batch, nbytes, time.monotonic()):
             await self._space.wait()
 
@@ -133,6 +140,8 @@ class Subscription:
         self.meter.add(batch.num_rows, nbytes, now)
         if not self._space.is_set():
             self._space.set()
+        if self._stalled and self._bytes <= self.max_bytes // 2:
+            self._stalled = False
         return stream, batch
 
     async def get(self) -> tuple[str, pa.RecordBatch]:
