@@ -179,3 +179,37 @@ async def test_a_subscription_can_be_read_with_async_for_until_closed(hub):
     sub.close()
     got = [(stream, b.column("value")[0].as_py()) async for stream, b in sub]
     assert got == [("pm1/power", 0.0), ("pm1/power", 10.0), ("pm1/power", 20.0)]
+
+
+def test_rates_follow_the_stream_and_fall_to_zero_when_it_stops(monkeypatch):
+    from arrowdaq.hub import metrics
+
+    clock = [1000.0]
+    monkeypatch.setattr(metrics.time, "monotonic", lambda: clock[0])
+    meter = metrics.FlowMeter()
+    for _ in range(50):  # 10 rows every 0.1 s for 5 s
+        clock[0] += 0.1
+        meter.add(10, 80, clock[0])
+    assert meter.snapshot()["rows_per_s"] == pytest.approx(100, rel=0.05)
+    clock[0] += 10  # the device stopped publishing
+    meter.snapshot()
+    clock[0] += 0.5
+    assert meter.snapshot()["rows_per_s"] == 0.0
+    assert meter.rows == 500
+
+
+async def test_a_stalled_lossless_subscriber_raises_one_alarm_per_stall(hub):
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    sub = hub.subscribe("pm1/power", name="slow", max_bytes=5_000)
+
+    async def consume_later():
+        await asyncio.sleep(0.2)
+        while (await sub.get())[1].column("value")[0].as_py() < 590:
+            pass
+
+    consumer = asyncio.create_task(consume_later())
+    for i in range(60):
+        await hub.publish("pm1/power", batch(i))
+    await consumer
+    assert sub.alarms == 1
+    assert sum(1 for e in hub.recent_events if "is full" in getattr(e, "message", "")) == 1

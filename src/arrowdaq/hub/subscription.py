@@ -109,7 +109,7 @@ class Subscription:
         """Offer, and while a lossless buffer is full wait for space.
 
         The alarm is raised once per stall: when the buffer fills, not for every
-        batch that then waits; it re-arms once the subscriber has caught up.
+        batch that then waits; it re-arms once the subscriber has emptied its buffer.
         """
         if self.offer(stream, batch, nbytes, time.monotonic()):
             return
@@ -140,8 +140,8 @@ class Subscription:
         self.meter.add(batch.num_rows, nbytes, now)
         if not self._space.is_set():
             self._space.set()
-        if self._stalled and self._bytes <= self.max_bytes // 2:
-            self._stalled = False
+        if self._stalled and not self._items:
+            self._stalled = False  # caught up: the next stall is a new one
         return stream, batch
 
     async def get(self) -> tuple[str, pa.RecordBatch]:
