@@ -200,16 +200,19 @@ def test_rates_follow_the_stream_and_fall_to_zero_when_it_stops(monkeypatch):
 
 async def test_a_stalled_lossless_subscriber_raises_one_alarm_per_stall(hub):
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
-    sub = hub.subscribe("pm1/power", name="slow", max_bytes=5_000)
+    capacity = 20
+    sub = hub.subscribe("pm1/power", name="slow", max_bytes=capacity * batch(0).get_total_buffer_size())
+    received = []
 
     async def consume_later():
-        await asyncio.sleep(0.2)
-        while (await sub.get())[1].column("value")[0].as_py() < 590:
-            pass
+        await asyncio.sleep(0.2)  # meanwhile the producer is blocked, batch after batch
+        while len(received) < capacity + 10:
+            received.append(await sub.get())
 
     consumer = asyncio.create_task(consume_later())
-    for i in range(60):
+    for i in range(capacity + 10):
         await hub.publish("pm1/power", batch(i))
     await consumer
+    assert len(received) == capacity + 10 and sub.drops == 0
     assert sub.alarms == 1
     assert sum(1 for e in hub.recent_events if "is full" in getattr(e, "message", "")) == 1
