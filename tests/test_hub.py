@@ -204,12 +204,12 @@ async def test_a_stalled_lossless_subscriber_raises_one_alarm_per_stall(hub):
     sub = hub.subscribe("pm1/power", name="slow", max_bytes=capacity * batch(0).get_total_buffer_size())
     received = []
 
-    async def consume_later():
-        await asyncio.sleep(0.2)  # meanwhile the producer is blocked, batch after batch
+    async def consume_slowly():  # slower than the producer: the buffer stays full, batch after batch
         while len(received) < capacity + 10:
+            await asyncio.sleep(0.005)
             received.append(await sub.get())
 
-    consumer = asyncio.create_task(consume_later())
+    consumer = asyncio.create_task(consume_slowly())
     for i in range(capacity + 10):
         await hub.publish("pm1/power", batch(i))
     await consumer
