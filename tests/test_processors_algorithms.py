@@ -114,6 +114,15 @@ def test_moving_average_in_chunks_equals_convolution_on_whole_signal(n, rng):
     assert sum(p[1] for p in parts) == n - 1  # the inputs without a full window
 
 
+@pytest.mark.parametrize("n", [3, 100_000])
+def test_moving_average_stays_exact_over_a_long_offset_signal(n, rng):
+    x = 1e6 + rng.standard_normal(400_000)  # a large offset: where a drifting running sum would show
+    avg = MovingAverage(n)
+    y = np.concatenate([avg.process(c)[0] for c in random_chunks(x, rng, pieces=400)])
+    c = np.concatenate(([0], np.cumsum(x.astype(np.longdouble))))  # the reference in extended precision
+    np.testing.assert_allclose(y, ((c[n:] - c[:-n]) / n).astype(np.float64), rtol=1e-12)
+
+
 @pytest.mark.parametrize("factor,ftype", [(2, "fir"), (7, "fir"), (5, "iir")])
 def test_decimation_in_chunks_equals_scipy_decimate(factor, ftype, rng):
     x = noisy_signal(rng)

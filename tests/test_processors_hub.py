@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -550,3 +551,32 @@ async def test_one_late_reply_of_a_polled_instrument_is_dropped_and_reported(hub
     events = [e.error for e in hub.recent_events if getattr(e, "actor", None) == "avg" and e.error]
     assert any("irregular timestamps" in e and "1 sample(s) dropped" in e for e in events)
     assert any("the signal restarts" in e for e in events)
+
+
+@pytest.mark.parametrize("kind,params,offloaded", [
+    ("filter", {"response": "lowpass", "cutoff": 40.0, "order": 4}, False),
+    ("filter", {"response": "lowpass", "cutoff": 40.0, "order": 1000, "design": "fir"}, True),
+    ("moving_average", {"samples": 1_000_000}, False),  # O(1) per sample, whatever the window
+    ("decimate", {"factor": 1000}, True),
+    ("fft", {"window_size": 65536, "overlap": 0.99}, True),
+    ("fft", {"window_size": 256}, False),
+    ("trigger", {"level": 0.5, "pre": 5_000_000}, True),
+])
+async def test_where_a_batch_is_processed_follows_its_work_not_its_bytes(hub, signal_stream, monkeypatch, kind,
+                                                                         params, offloaded):
+    cls = PROCESSORS[kind]
+    threads = []
+    transform = cls.transform
+
+    def recording(self, batch):
+        threads.append(threading.get_ident())
+        return transform(self, batch)
+
+    monkeypatch.setattr(cls, "transform", recording)
+    spawn(hub, "p", kind, signal_stream, sample_rate=FS, **params)
+    x = np.sin(np.arange(4000) / 10.0)
+    for k in range(3):  # 4,000-row batches: 96 kB, under what bytes alone would offload
+        await hub.publish(signal_stream, scalar_batch(x, channel="ai0", unit="V", timestamps_ns=timestamps(4000, 4000 * k)))
+    await settle(hub, "p")
+    assert len(threads) == 3
+    assert all((t != threading.get_ident()) == offloaded for t in threads)

@@ -25,23 +25,53 @@ from .sampling import Segment
 
 
 class MovingAverage:
-    """Mean of the last ``samples`` values; ``process`` returns only full windows."""
+    """Mean of the last ``samples`` values; ``process`` returns only full windows.
+
+    O(1) per sample whatever the window (an M-tap FIR would cost M per
+    sample): a running window sum, plus the values entering and minus those
+    leaving it, which are the last ``samples - 1`` values kept in a ring
+    buffer. The cumulative sums of a chunk are taken relative to its first
+    value, so an offset costs no precision, and the window sum is recomputed
+    from the ring every ``samples`` inputs, so rounding does not accumulate.
+    """
 
     def __init__(self, samples: int) -> None:
         self.samples = samples
-        self.filter = StreamingFilter(fir=np.full(samples, 1.0 / samples))
         self.reset()
 
     def reset(self) -> None:
-        self.filter.reset()
+        """Back to rest (zeros in the window), as at the start of a signal."""
+        self._ring = np.zeros(self.samples - 1)  # the last samples - 1 values, oldest at _head
+        self._head = 0
+        self._ring_sum = 0.0
+        self._since_resum = 0
         self.seen = 0
 
     def process(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         """The averages, and how many leading inputs had no full window yet."""
-        y = self.filter.process(x)
-        skip = min(len(x), max(0, self.samples - 1 - self.seen))
-        self.seen += len(x)
-        return y[skip:], skip
+        n, kept = len(x), self.samples - 1
+        skip = min(n, max(0, kept - self.seen))
+        self.seen += n
+        if n == 0 or kept == 0:
+            return np.array(x, dtype=np.float64)[skip:], skip
+        oldest = self._ring[(self._head + np.arange(min(n, kept))) % kept]
+        leaving = np.concatenate((oldest, x[: n - len(oldest)]))  # leaves the window as x[j] enters
+        ref = float(x[0])
+        entered = np.cumsum(x - ref)
+        left = np.cumsum(leaving - ref)
+        # window sum ending at x[j] = ring sum + x[0..j] - leaving[0..j-1]
+        sums = (self._ring_sum + ref) + entered - np.concatenate(([0.0], left[:-1]))
+        self._ring_sum += float(entered[-1] - left[-1])
+        if n >= kept:
+            self._ring[:] = x[n - kept:]
+            self._head = 0
+        else:
+            self._ring[(self._head + np.arange(n)) % kept] = x
+            self._head = (self._head + n) % kept
+        self._since_resum += n
+        if self._since_resum >= kept:
+            self._ring_sum, self._since_resum = float(self._ring.sum()), 0
+        return sums[skip:] / self.samples, skip
 
 
 class Decimator:
@@ -107,6 +137,10 @@ class DecimateProcessor(SignalProcessor):
 
     def start_signal(self, sample_rate: float) -> None:
         self.decimator = Decimator(self.params.factor, self.params.ftype)
+
+    def work(self, batch: pa.RecordBatch) -> float:
+        per_sample = self.decimator.filter.work_per_sample if self._started else 5.0 * self.params.factor
+        return super().work(batch) + batch.num_rows * per_sample
 
     def process(self, segment: Segment) -> Outputs:
         if segment.restart:

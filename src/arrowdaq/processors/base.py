@@ -49,10 +49,11 @@ from .sampling import IrregularTimestamps, SampleClock, Segment, split_segments
 
 Outputs = list[tuple[str, pa.RecordBatch]]
 
-#: Batches at least this large are processed in the actor's worker thread, so the
-#: event loop stays responsive; smaller ones on the loop, where a thread hop
-#: (~0.2 ms) would cost more than the work (decision 0012).
-OFFLOAD_BYTES = 256 * 1024
+#: Batches whose estimated work (:meth:`Processor.work`) reaches this are
+#: processed in the actor's worker thread, so the event loop stays responsive;
+#: lighter ones on the loop, where a thread hop (~0.2 ms) would cost more than
+#: the work (decision 0012). About a millisecond here.
+OFFLOAD_WORK = 1_000_000
 
 
 class ProcessorParams(BaseModel):
@@ -130,6 +131,15 @@ class Processor(Actor):
         """Results still held when the processor stops (e.g. an incomplete window)."""
         return []
 
+    def work(self, batch: pa.RecordBatch) -> float:
+        """Estimated cost of ``transform(batch)``, about in nanoseconds here; decides where it runs.
+
+        The default is a few passes over the batch's bytes. A processor whose
+        work per sample grows with a parameter (FIR taps, FFT length, trigger
+        history) adds that, so that no user-set size holds the event loop.
+        """
+        return 4.0 * batch.get_total_buffer_size()
+
     # --- helpers for subclasses -------------------------------------------------
     def problem(self, text: str, kind: str | None = None) -> None:
         """Note a non-fatal input problem (``kind`` groups repeats); reported once the batch is done."""
@@ -176,7 +186,7 @@ class Processor(Actor):
                 check_schema(batch.schema, self.input_schema, stream=stream)
             self.counters["batches_in"] += 1
             self.counters["rows_in"] += batch.num_rows
-            if batch.get_total_buffer_size() >= OFFLOAD_BYTES:
+            if self.work(batch) >= OFFLOAD_WORK:
                 outputs = await self.blocking(self.transform, batch)
             else:
                 outputs = self.transform(batch)

@@ -187,6 +187,16 @@ class FFTProcessor(SignalProcessor):
         self.fft = SlidingFFT(p.window_size, max(hop, 1), sample_rate, window=p.window, scaling=p.output,
                               detrend=p.detrend)
 
+    def work(self, batch: pa.RecordBatch) -> float:
+        p = self.params
+        if self.vector:  # one FFT of window_size (or the trace length) per trace
+            n = p.window_size or max(1, len(batch.column("values").values) // max(batch.num_rows, 1))
+            return super().work(batch) + batch.num_rows * n * np.log2(max(n, 2))
+        n = p.window_size
+        hop = max(n - round(p.overlap * n), 1)
+        # one FFT per hop samples, plus the copy of the samples held for the next window
+        return super().work(batch) + batch.num_rows * n * np.log2(n) / hop + n
+
     def process(self, segment: Segment) -> Outputs:
         if segment.restart:
             self.fft.reset()

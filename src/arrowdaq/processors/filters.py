@@ -43,6 +43,12 @@ class StreamingFilter:
             assert self.fir is not None
             self._zi = np.zeros(max(len(self.fir) - 1, 0))
 
+    @property
+    def work_per_sample(self) -> float:
+        """Estimated cost per sample, about in nanoseconds (measured: lfilter ~0.25 ns per tap, sosfilt ~3 ns
+        per section)."""
+        return 0.25 * len(self.fir) if self.fir is not None else 3.0 * len(self.sos)  # type: ignore[arg-type]
+
     def process(self, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
             return np.empty(0)
@@ -115,6 +121,14 @@ class FilterProcessor(SignalProcessor):
 
     def start_signal(self, sample_rate: float) -> None:
         self.filter = design_filter(self.params, sample_rate, self.where)
+
+    def work(self, batch: pa.RecordBatch) -> float:
+        p = self.params
+        if self._started:
+            per_sample = self.filter.work_per_sample
+        else:  # not designed yet: estimate from the parameters (band filters have twice the sections)
+            per_sample = 0.25 * (p.order + 1) if p.design == "fir" else 3.0 * p.order
+        return super().work(batch) + batch.num_rows * per_sample
 
     def process(self, segment: Segment) -> Outputs:
         if segment.restart:

@@ -78,6 +78,11 @@ class Trigger:
         self._pending = np.empty(0, np.int64)  # triggers waiting for their post samples
 
     @property
+    def held(self) -> int:
+        """Samples kept for the pre-trigger history and the pending captures."""
+        return len(self._values)
+
+    @property
     def pending(self) -> int:
         """Captures still waiting for their post-trigger samples."""
         return len(self._pending)
@@ -152,6 +157,13 @@ class TriggerProcessor(SignalProcessor):
     def start_signal(self, sample_rate: float) -> None:
         self.trigger = Trigger(self.params, sample_rate)
         self.dt = 1.0 / sample_rate
+
+    def work(self, batch: pa.RecordBatch) -> float:
+        p = self.params
+        dead = self.trigger.dead_time if self._started else p.post
+        held = self.trigger.held if self._started else p.pre
+        # at most one capture of pre + post samples per dead time, and the held history is copied once
+        return super().work(batch) + batch.num_rows * (p.pre + p.post) / max(dead, 1) + held
 
     def process(self, segment: Segment) -> Outputs:
         if segment.restart:
