@@ -123,7 +123,7 @@ def test_moving_average_stays_exact_over_a_long_offset_signal(n, rng):
     np.testing.assert_allclose(y, ((c[n:] - c[:-n]) / n).astype(np.float64), rtol=1e-12)
 
 
-@pytest.mark.parametrize("factor,ftype", [(2, "fir"), (7, "fir"), (5, "iir")])
+@pytest.mark.parametrize("factor,ftype", [(2, "fir"), (7, "fir"), (50, "fir"), (5, "iir")])
 def test_decimation_in_chunks_equals_scipy_decimate(factor, ftype, rng):
     x = noisy_signal(rng)
     dec = Decimator(factor, ftype)
