@@ -94,6 +94,23 @@ BAD_CONFIGS = {
         r"lab.toml: processors\[0\].kind: unknown processor kind 'fourier' \(kinds: .*fft",
     ),
     "not TOML": ("[run\nname = 1\n", r"lab.toml: not valid TOML"),
+    "wrong type inside settings": (
+        '[[instruments]]\nid = "pm1"\ndriver = "newport_1830c"\nport = "sim"\nsettings = { timeout = "fast" }\n',
+        r"lab.toml: instruments\[0\].settings.timeout: Input should be a valid number.* \(got 'fast'\)",
+    ),
+    "setting the driver refuses": (
+        '[[instruments]]\nid = "hwp"\ndriver = "ell14"\nport = "sim"\nsettings = { address = 77 }\n',
+        r"lab.toml: instruments\[0\].settings: hwp.address: '77' is not an Elliptec address 0-F",
+    ),
+    "reserved id": (
+        '[[instruments]]\nid = "storage"\ndriver = "sim_camera"\n',
+        r"lab.toml: instruments\[0\].id: 'storage' is reserved",
+    ),
+    "storage pattern that records nothing": (
+        '[storage]\nstreams = ["pm9/*"]\n[[instruments]]\nid = "pm1"\ndriver = "newport_1830c"\nport = "sim"\n',
+        r"lab.toml: storage.streams\[0\]: 'pm9/\*' names no stream \(streams: pm1/power\)",
+    ),
+    "live service not built yet": ("[server]\nenabled = true\n", r"lab.toml: server.enabled: the live service"),
 }
 
 
@@ -109,6 +126,23 @@ def test_bad_config_gives_one_clear_message_and_nonzero_exit(case, tmp_path, cap
     assert "Traceback" not in err + out
     assert err.startswith("arrowdaq run: error: ")
     assert not (tmp_path / "data").exists() or not list((tmp_path / "data").iterdir())  # nothing was started
+
+
+def test_an_unwritable_data_dir_is_refused_before_anything_starts(tmp_path, capsys):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data directory should be")
+    path = write_config(tmp_path, SMALL)
+    assert main(["run", str(path), "--duration", "1", "--data-dir", str(blocker / "data")]) == 1
+    err = capsys.readouterr().err
+    assert f"lab.toml: run.data_dir: cannot write run files in '{blocker / 'data'}'" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("duration", ["nan", "inf", "-1", "0", "soon"])
+def test_a_duration_must_be_finite_seconds(duration, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", str(write_config(tmp_path, SMALL)), "--duration", duration])
+    assert "argument --duration: expected" in capsys.readouterr().err
 
 
 def test_missing_config_file_is_named(tmp_path, capsys):
@@ -181,8 +215,11 @@ def test_demo_end_to_end(tmp_path):
     assert power.max() > 4 * power.min()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_mid_run_leaves_a_complete_file(signum, tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "times"), [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGINT, 3)],
+    ids=["SIGINT", "SIGTERM", "impatient Ctrl-C x3"],
+)
+def test_a_signal_mid_run_leaves_a_complete_file(signum, times, tmp_path):
     path = write_config(tmp_path, SMALL)
     proc = subprocess.Popen(arrowdaq_cmd("run", str(path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -191,7 +228,9 @@ def test_a_signal_mid_run_leaves_a_complete_file(signum, tmp_path):
         while time.monotonic() < deadline and not (data.exists() and list(data.glob("*.h5"))):
             time.sleep(0.1)
         time.sleep(2.0)  # mid-run: data is flowing
-        proc.send_signal(signum)
+        for _ in range(times):
+            proc.send_signal(signum)
+            time.sleep(0.02)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:

@@ -3,7 +3,9 @@
 The ref outlives the actor instances behind it: when an actor raises, its
 supervisor builds a fresh instance from the factory, while the mailbox, the
 attached inboxes (hub subscriptions) and every ref held elsewhere stay valid.
-Nothing queued is lost across a restart.
+Nothing queued is lost across a restart; the one message or batch being handled
+when the actor raised is not handed to the new instance (it may be what made it
+fail).
 """
 
 from __future__ import annotations

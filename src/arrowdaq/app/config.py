@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import ConfigError
 
 SIM_PORT = "sim"
+#: Actor names the application uses itself: an instrument or processor may not take them.
+RESERVED_IDS = ("storage",)
 
 
 class Section(BaseModel):
@@ -72,6 +74,15 @@ class ProcessorConfig(Section):
 
 class ServerConfig(Section):
     enabled: bool = False
+
+    @field_validator("enabled")
+    @classmethod
+    def _not_yet(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("the live service (Arrow Flight) is not part of this version yet; leave it disabled")
+        return value
+
+    # (host, port and token are kept so that configurations written for the live service stay valid)
     host: str = "127.0.0.1"
     port: int = Field(8815, ge=0, le=65535)
     token: str | None = None
@@ -97,6 +108,8 @@ class Config(Section):
         seen: set[str] = set()
         for kind, items in (("instruments", self.instruments), ("processors", self.processors)):
             for i, item in enumerate(items):
+                if item.id in RESERVED_IDS:
+                    raise ValueError(f"{kind}[{i}].id: {item.id!r} is reserved (reserved: {', '.join(RESERVED_IDS)})")
                 if item.id in seen:
                     raise ValueError(f"{kind}[{i}].id: {item.id!r} is used twice (ids name streams: they must be unique)")
                 seen.add(item.id)
@@ -115,10 +128,15 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _format_errors(source: str, exc: ValidationError) -> str:
+def _format_errors(source: str, exc: ValidationError, from_env: dict[tuple[str, str], str]) -> str:
     lines = []
     for err in exc.errors():
         where = _location(err["loc"])
+        variable = from_env.get(tuple(str(p) for p in err["loc"][:2]))  # type: ignore[arg-type]
+        if variable is not None:
+            lines.append(f"environment {variable}: {where}: {err['msg'].removeprefix('Value error, ')} "
+                         f"(got {err.get('input')!r})")
+            continue
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
@@ -126,28 +144,36 @@ def _format_errors(source: str, exc: ValidationError) -> str:
             message = "required key is missing"
         got = err.get("input")
         shown = "" if err["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{source}: {where or '(top level)'}: {message}{shown}")
+        lines.append(f"{source}: {where + ': ' if where else ''}{message}{shown}")
     unique = list(dict.fromkeys(lines))
     return "\n".join(unique)
 
 
-def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[tuple[str, str], str]:
+    """Apply ``ARROWDAQ_<SECTION>_<KEY>`` variables to ``data``; (section, key) → variable name."""
+    applied: dict[tuple[str, str], str] = {}
     for section in ("run", "storage", "server"):
         model = Config.model_fields[section].annotation
-        for key in model.model_fields:  # type: ignore[union-attr]
-            value = environ.get(f"ARROWDAQ_{section.upper()}_{key.upper()}")
-            if value is not None:
-                data.setdefault(section, {})[key] = value
-    return data
+        for key, info in model.model_fields.items():  # type: ignore[union-attr]
+            variable = f"ARROWDAQ_{section.upper()}_{key.upper()}"
+            value: Any = environ.get(variable)
+            if value is None:
+                continue
+            if "list" in str(info.annotation):  # e.g. ARROWDAQ_STORAGE_STREAMS="pm1/*,cam1/*"
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            data[section] = {**data.get(section, {}), key: value}
+            applied[(section, key)] = variable
+    return applied
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>", environ: dict[str, str] | None = None) -> Config:
     """Validate a configuration mapping; ConfigError lists every problem with its key path."""
-    data = _env_overrides(dict(data), dict(os.environ) if environ is None else environ)
+    data = dict(data)
+    from_env = _env_overrides(data, dict(os.environ) if environ is None else environ)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc)) from None
+        raise ConfigError(_format_errors(source, exc, from_env)) from None
     check_references(config, source)
     return config
 
@@ -189,6 +215,7 @@ def check_references(config: Config, source: str) -> None:
                 raise ConfigError(
                     f"{where}.settings.{key}: unknown setting for {inst.driver!r} (settings: {', '.join(allowed) or 'none'})"
                 )
+        check_setting_values(config, i, cls, f"{where}.settings")
         if isinstance(inst.poll_hz, dict):
             names = [s.name for s in cls.streams] or list(cls.declare_streams(inst.settings))
             for stream in inst.poll_hz:
@@ -199,3 +226,30 @@ def check_references(config: Config, source: str) -> None:
             raise ConfigError(
                 f"{source}: processors[{i}].kind: unknown processor kind {proc.kind!r} (kinds: {', '.join(sorted(PROCESSORS))})"
             )
+
+
+def check_setting_values(config: Config, index: int, cls: type, where: str) -> None:
+    """Build the driver without a port: its own checks (and Python's) run now, not after start-up."""
+    import dataclasses
+
+    from pydantic import TypeAdapter
+
+    from ..instruments.driver import PORT_SETTING_NAMES
+    from ..sim import OpticalTable
+    from .simulators import SimulatedTable
+
+    inst = config.instruments[index]
+    settings = SimulatedTable(OpticalTable(latency_scale=0)).driver_settings(inst)
+    port = {k: settings.pop(k) for k in list(settings) if k in PORT_SETTING_NAMES}
+    if port:
+        try:
+            TypeAdapter(type(cls.port_settings)).validate_python(dataclasses.asdict(cls.port_settings) | port)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ConfigError(f"{where}.{err['loc'][0]}: {err['msg']} (got {err.get('input')!r})") from None
+    try:
+        cls(None, name=inst.id, **settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None

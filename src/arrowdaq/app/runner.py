@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
-from ..actors import ActorRef, ActorStatus, RestartPolicy
+from ..actors import ActorRef, ActorStatus, Command, RestartPolicy
 from ..data import unit_of
 from ..errors import ArrowDAQError, ConfigError, describe
 from ..hub import InstrumentManager
@@ -59,6 +60,8 @@ class RunSummary:
     drops: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
+    #: Why recording stopped early (disk full, file gone...); None when the file is complete.
+    recording_error: str | None = None
 
 
 class Application:
@@ -69,10 +72,12 @@ class Application:
         config: Config,
         *,
         config_text: str | None = None,
+        source: str = "<config>",
         restart: RestartPolicy = RestartPolicy(),
     ) -> None:
         self.config = config
         self.config_text = config_text
+        self.source = source  # the file name errors start with
         self.hub = InstrumentManager(restart)
         self.table = SimulatedTable(OpticalTable(latency_scale=config.simulation.latency_scale, seed=config.simulation.seed))
         self.run_file: Path | None = None
@@ -80,6 +85,7 @@ class Application:
         self.instruments: dict[str, Any] = {}
         self._stop = asyncio.Event()
         self._started = 0.0
+        self._acquiring = 0.0  # when the instruments were started
 
     # --- assembly ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -89,14 +95,34 @@ class Application:
             for stream, schema in cls.declare_streams(self._settings(inst)).items():
                 self.hub.declare(f"{inst.id}/{stream}", schema, producer=inst.id)
         processors = self._build_processors()
+        if self.config.storage.record:
+            self._check_recording()
         ports = self.table.serve_all(self.config.instruments)
         if self.config.storage.record:
             self._start_storage()
         for proc, factory in processors:
             self.hub.spawn(proc.id, factory, inputs=proc.inputs, policy="lossless")
+        self._acquiring = time.monotonic()
         for inst in self.config.instruments:
             self._start_instrument(inst, ports.get(inst.id, inst.port))
         await self._describe_instruments()
+
+    def _check_recording(self) -> None:
+        """Before anything is opened: the streams to record exist and the data directory is writable."""
+        for i, pattern in enumerate(self.config.storage.streams):
+            if not self.hub.match(pattern):
+                raise ConfigError(
+                    f"{self.source}: storage.streams[{i}]: {pattern!r} names no stream "
+                    f"(streams: {', '.join(sorted(self.hub.streams)) or 'none'})"
+                )
+        data_dir = self.config.run.data_dir
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=data_dir, prefix=".arrowdaq-probe-")
+            probe.close()
+        except OSError as exc:
+            raise ConfigError(f"{self.source}: run.data_dir: cannot write run files in {str(data_dir)!r}: "
+                              f"{exc.strerror or exc}") from None
 
     def _build_processors(self) -> list[tuple[ProcessorConfig, Callable[[], Any]]]:
         """Build in dependency order (a processor may read another's output); inputs must name streams."""
@@ -108,14 +134,14 @@ class Application:
                 i, proc = waiting[0]
                 missing = next(pattern for pattern in proc.inputs if not self.hub.match(pattern))
                 raise ConfigError(
-                    f"processors[{i}].inputs: {missing!r} names no stream "
+                    f"{self.source}: processors[{i}].inputs: {missing!r} names no stream "
                     f"(streams: {', '.join(sorted(self.hub.streams)) or 'none'})"
                 )
             for i, proc in ready:
                 try:
                     built.append((proc, build_processor(proc.kind, proc.id, self.hub, proc.inputs, proc.params)))
                 except ArrowDAQError as exc:
-                    raise ConfigError(f"processors[{i}] ({proc.id!r}): {exc}") from None
+                    raise ConfigError(f"{self.source}: processors[{i}] ({proc.id!r}): {exc}") from None
                 waiting.remove((i, proc))
         return built
 
@@ -151,51 +177,88 @@ class Application:
         self.storage, self.run_file = spawn_storage(self.hub, cfg.streams, options, info)
 
     async def _describe_instruments(self, timeout: float = 5.0) -> None:
-        """Identity and settings of every instrument that came up, for the run file."""
-        deadline = time.monotonic() + timeout
-        for inst in self.config.instruments:
+        """Identity and settings of every instrument that came up (all at once), for the run file."""
+
+        async def describe_one(inst: InstrumentConfig) -> None:
             ref = self.hub.actor(inst.id)
             try:
-                await ref.wait_status(ActorStatus.RUNNING, ActorStatus.FAILED, timeout=max(0.05, deadline - time.monotonic()))
+                await ref.wait_status(ActorStatus.RUNNING, ActorStatus.FAILED, timeout=timeout)
             except TimeoutError:
                 pass
             if ref.status is not ActorStatus.RUNNING:
                 log.warning(f"instrument {inst.id!r} ({inst.driver} on {inst.port}) is {ref.status.value}: {ref.last_error}")
-                continue
+                return
             try:
-                self.instruments[inst.id] = await self.hub.command(inst.id, "describe", timeout=5.0)
+                self.instruments[inst.id] = await self.hub.command(inst.id, "describe", timeout=timeout)
             except ArrowDAQError as exc:
                 log.warning(f"instrument {inst.id!r}: cannot describe: {describe(exc)}")
+
+        await asyncio.gather(*(describe_one(inst) for inst in self.config.instruments))
         if self.storage is not None and self.instruments:
-            await self.hub.command("storage", "instrument_info", **self.instruments)
+            try:  # instrument ids are data here, never keyword arguments
+                await self.hub.command("storage", Command("instrument_info", dict(self.instruments)), timeout=10.0)
+            except ArrowDAQError as exc:
+                log.warning(f"the run file lacks the instruments' identities: {describe(exc)}")
 
     # --- running ----------------------------------------------------------------------------
     def request_stop(self) -> None:
+        if self._stop.is_set():
+            log.warning("already stopping: the run file is being completed, please wait")
         self._stop.set()
 
-    async def run(self, duration: float | None = None, on_tick: Callable[[], None] | None = None) -> RunSummary:
-        """Start, run until ``duration`` s, Ctrl-C or SIGTERM, stop in order; return the summary."""
+    async def run(
+        self,
+        duration: float | None = None,
+        on_tick: Callable[[], None] | None = None,
+        on_stopping: Callable[[], Awaitable[None]] | None = None,
+    ) -> RunSummary:
+        """Start, run until ``duration`` s (counted from the start), Ctrl-C or SIGTERM; stop in order.
+
+        A stop request during start-up is honoured at once. The signal handlers
+        stay until the run file is closed: a second Ctrl-C cannot cut the stop
+        short. ``on_stopping`` runs before the actors are stopped.
+        """
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
+        end = None if duration is None else time.monotonic() + duration
         try:
-            await self.start()
-            end = None if duration is None else time.monotonic() + duration
-            while not self._stop.is_set():
-                left = 0.25 if end is None else min(0.25, end - time.monotonic())
-                if left <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(self._stop.wait(), left)
-                except TimeoutError:
-                    pass
-                if on_tick is not None:
-                    on_tick()
+            if await self._until_stopped(self.start(), end):
+                while not self._stop.is_set():
+                    left = 0.25 if end is None else min(0.25, end - time.monotonic())
+                    if left <= 0:
+                        break
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), left)
+                    except TimeoutError:
+                        pass
+                    if on_tick is not None:
+                        on_tick()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await self.stop()
+            try:
+                if on_stopping is not None:
+                    await on_stopping()
+                await self.stop()
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
         return self.summary()
+
+    async def _until_stopped(self, work: Awaitable[None], end: float | None) -> bool:
+        """Run ``work`` unless a stop request or the end time comes first; True if it completed."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stop.wait())
+        timeout = None if end is None else max(0.0, end - time.monotonic())
+        try:
+            await asyncio.wait({task, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return False
+        task.result()  # a configuration error surfaces here
+        return True
 
     async def stop(self) -> None:
         await self.hub.stop()
@@ -204,9 +267,10 @@ class Application:
     def summary(self) -> RunSummary:
         status = self.hub.status()
         summary = RunSummary(self.run_file, time.monotonic() - self._started if self._started else 0.0)
+        acquired = time.monotonic() - self._acquiring if self._acquiring else 0.0
         for name, s in status["streams"].items():
             unit = unit_of(self.hub.streams[name].schema)
-            summary.streams[name] = StreamSummary(s["rows"], s["batches"], s["rows"] / max(summary.duration_s, 1e-9), unit)
+            summary.streams[name] = StreamSummary(s["rows"], s["batches"], s["rows"] / max(acquired, 1e-9), unit)
         for name, s in status["subscribers"].items():
             if s["drops"]:
                 summary.drops[name] = s["drops"]
@@ -214,4 +278,6 @@ class Application:
             summary.statuses[name] = a["status"]
             if a["error"]:
                 summary.errors[name] = a["error"]
+        if self.storage is not None and self.storage.status is ActorStatus.FAILED:
+            summary.recording_error = self.storage.last_error
         return summary

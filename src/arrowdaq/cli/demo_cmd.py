@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from ..app.demo import demo_sequence
 
     text = demo_config_text()
-    return run_and_report(parse_config(tomllib.loads(text), "demo.toml"), text, args, extra=demo_sequence)
+    return run_and_report(parse_config(tomllib.loads(text), "demo.toml"), text, args, extra=demo_sequence, source="demo.toml")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable
 
@@ -22,7 +23,7 @@ def positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if value <= 0:
+    if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
     return value
 
@@ -32,12 +33,13 @@ def execute(
     config_text: str | None,
     duration: float | None,
     extra: Callable[[InstrumentManager], Awaitable[None]] | None = None,
+    source: str = "<config>",
 ) -> RunSummary:
     """Run ``config`` with the terminal view; ``extra`` runs beside it (the demo's sequence)."""
     from ..app.liveview import TerminalView
     from ..app.runner import Application
 
-    app = Application(config, config_text=config_text)
+    app = Application(config, config_text=config_text, source=source)
     view = TerminalView(app.hub.status, lambda: app.run_file, duration)
     app.hub.add_listener(view.event)
 
@@ -50,12 +52,12 @@ def execute(
                 task = asyncio.create_task(extra(app.hub))
             view.update()
 
-        try:
-            return await app.run(duration, on_tick=tick)
-        finally:
+        async def stopping() -> None:  # the sequence ends before the instruments it drives
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+        return await app.run(duration, on_tick=tick, on_stopping=stopping)
 
     with view:
         summary = asyncio.run(main())
@@ -78,7 +80,8 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         console.print(f"[yellow]{name} ({summary.statuses.get(name, '?')}): {error}[/]")
     if summary.run_file is not None:
         size = summary.run_file.stat().st_size if summary.run_file.exists() else 0
-        print(f"run file: {summary.run_file} ({human_bytes(size)})", flush=True)
+        failed = f"; recording stopped early: {summary.recording_error}" if summary.recording_error else ""
+        print(f"run file: {summary.run_file} ({human_bytes(size)}{failed})", flush=True)
     else:
         print("run file: none (recording is off)", flush=True)
 
@@ -86,17 +89,19 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
 def run_and_report(
     config: Config, config_text: str, args: argparse.Namespace,
     extra: Callable[[InstrumentManager], Awaitable[None]] | None = None,
+    source: str = "<config>",
 ) -> int:
-    """Apply ``--data-dir``, run with the terminal view, print the summary."""
+    """Apply ``--data-dir``, run with the terminal view, print the summary (exit 1 if recording failed)."""
     if args.data_dir is not None:
         config.run.data_dir = Path(args.data_dir)
-    print_summary(execute(config, config_text, args.duration, extra))
-    return 0
+    summary = execute(config, config_text, args.duration, extra, source)
+    print_summary(summary)
+    return 1 if summary.recording_error else 0
 
 
 def run(args: argparse.Namespace) -> int:
     path = Path(args.config)
-    return run_and_report(load_config(path), path.read_text(encoding="utf-8"), args)
+    return run_and_report(load_config(path), path.read_text(encoding="utf-8"), args, source=str(path))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -149,7 +149,8 @@ class InstrumentManager:
         """Start an actor; with ``inputs`` (stream names or globs) it is subscribed first.
 
         The subscription belongs to the actor's ref, so it survives restarts:
-        a restarted storage actor loses nothing that was queued for it.
+        a restarted actor loses nothing that was queued for it (the batch it was
+        handling when it raised is not retried).
         """
         ref = self.supervisor.spawn(name, factory, role=role, policy=restart, start=False)
         if inputs is not None:
