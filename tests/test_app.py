@@ -196,6 +196,7 @@ def test_demo_end_to_end(tmp_path):
     declared = {
         "laser/wavelength": "nm", "laser/power": "W", "laser/shutter": None, "hwp/position": "deg",
         "stage/axis1_position": "mm", "stage/axis2_position": "mm", "stage/axis3_position": "mm",
+        "stage/axis1_velocity": "mm/s", "stage/axis2_velocity": "mm/s", "stage/axis3_velocity": "mm/s",
         "pm1/power": "W", "scope1/voltage": "V", "scope1/trace": "V", "cam1/frames": "counts",
         "scope1_fft/spectrum": "V", "pm1_lowpass/filtered": "W", "pm1_trigger/segments": "W",
         "pm1_trigger/events": "W",

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+import arrowdaq.data
+
 from arrowdaq.actors import ActorStatus
 from arrowdaq.errors import CommandError, ConfigError, DeviceStatusError, DeviceTimeout, ProtocolError
 from arrowdaq.instruments import Movable, spawn_instrument
@@ -92,8 +94,10 @@ def test_waiting_for_a_move_that_never_ends_times_out(scripted):
 
 
 def test_streams_follow_the_configured_axes():
-    assert list(ESP300.declare_streams({"axes": [1, 3]})) == ["axis1_position", "axis3_position"]
-    assert [s.name for s in ESP300(None, axes=[2]).active_streams()] == ["axis2_position"]
+    assert list(ESP300.declare_streams({"axes": [1, 3]})) == [
+        "axis1_position", "axis1_velocity", "axis3_position", "axis3_velocity"]
+    assert [s.name for s in ESP300(None, axes=[2]).active_streams()] == ["axis2_position", "axis2_velocity"]
+    assert arrowdaq.data.unit_of(ESP300.declare_streams({"axes": [2]})["axis2_velocity"]) == "mm/s"
     assert isinstance(ESP300(None), Movable)
 
 

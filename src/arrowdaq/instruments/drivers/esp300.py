@@ -53,8 +53,12 @@ def parse_motion_done(reply: str) -> bool:
     return text == "1"
 
 
-def axis_stream(axis: int) -> Stream:
-    return Stream(f"axis{axis}_position", unit="mm", read=None, poll_hz=5.0, long_name=f"Axis {axis} position")
+def axis_streams(axis: int) -> tuple[Stream, Stream]:
+    """The channels of one axis: its position, and its velocity setting (``VA?``)."""
+    return (
+        Stream(f"axis{axis}_position", unit="mm", poll_hz=5.0, long_name=f"Axis {axis} position"),
+        Stream(f"axis{axis}_velocity", unit="mm/s", poll_hz=1.0, long_name=f"Axis {axis} velocity setting"),
+    )
 
 
 class ESP300(Driver):
@@ -102,15 +106,17 @@ class ESP300(Driver):
     @classmethod
     def declare_streams(cls, settings: dict[str, Any]) -> dict[str, pa.Schema]:
         axes = cls.check_axes(settings.get("axes", (1,)), cls.driver_name)
-        return {axis_stream(a).name: axis_stream(a).schema() for a in axes}
+        return {s.name: s.schema() for a in axes for s in axis_streams(a)}
 
     def active_streams(self) -> tuple[Stream, ...]:
-        return tuple(axis_stream(a) for a in self.axes)
+        return tuple(s for a in self.axes for s in axis_streams(a))
 
     def read(self, stream: str) -> float:
         for axis in self.axes:
             if stream == f"axis{axis}_position":
                 return self.position(axis)
+            if stream == f"axis{axis}_velocity":
+                return self.velocity(axis)
         return super().read(stream)  # raises, listing the streams
 
     # --- lifecycle ---------------------------------------------------------------------
