@@ -43,6 +43,12 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> float:
     return min(times)
 
 
+def running_mean(x: np.ndarray, m: int) -> np.ndarray:
+    """The O(N) whole-array moving average (a convolution would cost O(N*m))."""
+    c = np.concatenate(([0.0], np.cumsum(x)))
+    return (c[m:] - c[:-m]) / m
+
+
 def cases(x: np.ndarray, ts: np.ndarray) -> dict[str, tuple[dict, Callable[[], Any], Callable[[], Callable]]]:
     """kind label -> (processor params, whole-array baseline, maker of a chunk function)."""
     sos = sig.butter(4, 500.0, fs=FS, output="sos")
@@ -79,10 +85,18 @@ def cases(x: np.ndarray, ts: np.ndarray) -> dict[str, tuple[dict, Callable[[], A
             {"kind": "moving_average", "samples": 100, "sample_rate": FS},
             lambda: np.convolve(x, np.full(100, 0.01), mode="valid"),
             streaming(lambda: MovingAverage(100), lambda s, t, v: s.process(v))),
+        "moving_average (100,000)": (
+            {"kind": "moving_average", "samples": 100_000, "sample_rate": FS},
+            lambda: running_mean(x, 100_000),
+            streaming(lambda: MovingAverage(100_000), lambda s, t, v: s.process(v))),
         "decimate (10, FIR)": (
             {"kind": "decimate", "factor": 10, "sample_rate": FS},
             lambda: sig.decimate(x, 10, ftype="fir", zero_phase=False),
             streaming(lambda: Decimator(10), lambda s, t, v: s.process(v))),
+        "decimate (1000, FIR)": (
+            {"kind": "decimate", "factor": 1000, "sample_rate": FS},
+            lambda: sig.decimate(x, 1000, ftype="fir", zero_phase=False),
+            streaming(lambda: Decimator(1000), lambda s, t, v: s.process(v))),
         "statistics (1000 rows)": (
             {"kind": "statistics", "rows": 1000},
             stats_whole,
@@ -123,6 +137,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a shorter signal (a smoke run)")
     parser.add_argument("--rows-per-batch", type=int, nargs="+", default=[1_000, 10_000])
+    parser.add_argument("--only", nargs="+", default=[], metavar="TEXT",
+                        help="run only the cases whose label contains one of these")
     args = parser.parse_args()
     logging.getLogger("arrowdaq").setLevel(logging.ERROR)
     n = 200_000 if args.quick else 2_000_000
@@ -135,6 +151,8 @@ def main() -> None:
     print(f"{'processor':<24} {'rows/batch':>10} {'whole rows/s':>14} {'stream rows/s':>14} {'actor rows/s':>14} "
           f"{'stream/whole':>12} {'actor/whole':>11}")
     for label, (params, whole, make_chunked) in cases(x, ts).items():
+        if args.only and not any(text in label for text in args.only):
+            continue
         t_whole = best_of(3, whole)
         for rows in args.rows_per_batch:
             cuts = np.arange(rows, n, rows)

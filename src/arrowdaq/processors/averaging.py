@@ -171,7 +171,7 @@ class DecimateProcessor(SignalProcessor):
 
     def work(self, batch: pa.RecordBatch) -> float:
         p = self.params
-        per_sample = self.decimator.work_per_sample if self._started else 12.0
+        per_sample = self.decimator.work_per_sample if self._started else 20.0
         history = 20 * p.factor if p.ftype == "fir" else 0  # the FIR's inputs kept across chunks, copied once
         return super().work(batch) + batch.num_rows * per_sample + history
 
