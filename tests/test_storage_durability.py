@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,8 @@ import pytest
 from arrowdaq.actors import ActorStatus
 from arrowdaq.cli.main import main as cli
 from arrowdaq.data import image_batch, image_schema, scalar_batch, scalar_schema
-from arrowdaq.storage import RunInfo, StorageOptions, open_run, spawn_storage
+from arrowdaq.errors import StorageError
+from arrowdaq.storage import RunInfo, StorageOptions, open_run, reader, spawn_storage
 
 CHILD_PREAMBLE = """
 import asyncio, json, sys
@@ -49,8 +51,8 @@ async def main(data_dir):
     hub = InstrumentManager()
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
     # no timer flush during the test: only the explicit flush counts
-    ref, path = spawn_storage(hub, "pm1/*", StorageOptions(data_dir=data_dir, chunk_rows=1000, flush_interval=3600),
-                              RunInfo(name="crash"))
+    ref, path = spawn_storage(hub, "pm1/*", StorageOptions(data_dir=data_dir, chunk_rows=1000, flush_interval=3600,
+                                                           layout=sys.argv[2]), RunInfo(name="crash"))
     await ref.wait_status(ActorStatus.RUNNING)
     n = 0
     for _ in range(10):
@@ -69,8 +71,9 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-def test_kill_9_keeps_every_flushed_row_and_inspect_reports_incomplete(tmp_path, capsys):
-    proc = run_child(KILL_CHILD, str(tmp_path))
+@pytest.mark.parametrize("layout", ["nexus", "arrow_ipc"])
+def test_kill_9_keeps_every_flushed_row_and_inspect_reports_incomplete(tmp_path, capsys, layout):
+    proc = run_child(KILL_CHILD, str(tmp_path), layout)
     try:
         info = json.loads(proc.stdout.readline())
         assert proc.stdout.readline().strip() == "writing"
@@ -90,6 +93,28 @@ def test_kill_9_keeps_every_flushed_row_and_inspect_reports_incomplete(tmp_path,
     assert cli(["inspect", info["path"]]) == 0
     out = capsys.readouterr().out
     assert "INCOMPLETE" in out and "pm1/power" in out and f"rows {table.num_rows}" in out
+    assert f"h5clear -s {info['path']}" in out  # what stock HDF5 tools need after a crash
+
+
+def test_an_unclosed_arrow_ipc_file_is_read_without_being_changed_and_errors_say_why(tmp_path, monkeypatch):
+    proc = run_child(KILL_CHILD, str(tmp_path), "arrow_ipc")
+    try:
+        info = json.loads(proc.stdout.readline())
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        stop_child(proc)
+    path = Path(info["path"])
+    before = path.read_bytes()
+    assert open_run(path).table("pm1/power").num_rows >= info["flushed"]
+    assert path.read_bytes() == before  # read as if `h5clear -s` had run, but not changed
+    # where that cannot help either, the error is HDF5's reason for a plain read, and what to do
+    monkeypatch.setattr(reader, "open_unclosed", lambda path: None)
+    with pytest.raises(StorageError) as caught:
+        open_run(path)
+    message = str(caught.value)
+    assert "already open for write" in message and "not already open for SWMR writing" not in message
+    assert f"the writer did not close this file (a crash?); `h5clear -s {path}`" in message
 
 
 DISK_FULL_CHILD = """

@@ -18,7 +18,9 @@ def describe_run(path: str) -> str:
     """The tree ``arrowdaq inspect`` prints."""
     run = open_run(path)
     meta = run.metadata
-    state = "complete" if meta.get("complete") else "INCOMPLETE (still being written, or the writer stopped abnormally)"
+    state = "complete" if meta.get("complete") else (
+        "INCOMPLETE (still being written, or the writer stopped abnormally: then"
+        f" `h5clear -s {run.path}` lets stock HDF5 tools open it)")
     lines = [
         f"{run.path}",
         f"  run      {meta.get('title', '?')}  id {meta.get('entry_identifier', '?')}  layout {run.layout}",

@@ -2,7 +2,8 @@
 
 Each call opens the file briefly (SWMR read), so a run can be read while it is
 being written: every call sees the rows flushed so far, and streams added
-later. Files left by a crash or ``kill -9`` open without repair.
+later. Files left by a crash or ``kill -9`` open without repair (and without
+being changed: see :mod:`.unclosed` for the ``arrow_ipc`` layout).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..data.schemas import UNIT_KEY, plain_schema
 from ..errors import StorageError
 from . import columns as C
 from . import layout as L
+from .unclosed import open_unclosed
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class RunFile:
     def _open(self) -> Iterator[h5py.File]:
         if not self.path.exists():
             raise StorageError(f"{self.path}: no such run file")
-        f = None
+        f = raw = None
         errors = []
         for kwargs in ({"swmr": True}, {}, {"locking": False}):  # SWMR first: the run may still be written
             try:
@@ -70,12 +72,22 @@ class RunFile:
                 break
             except OSError as exc:
                 errors.append(exc)
+        if f is None:  # not closed by its writer, and not written in SWMR mode (the arrow_ipc layout)
+            try:
+                f, raw = open_unclosed(self.path) or (None, None)
+            except (OSError, ValueError):
+                pass
         if f is None:
-            raise StorageError(f"{self.path}: cannot open run file: {errors[0]}") from errors[-1]
+            error = errors[1]  # the plain read's reason: the SWMR attempt's hides it
+            hint = (f"; the writer did not close this file (a crash?); `h5clear -s {self.path}` lets stock HDF5 tools"
+                    " open it" if "h5clear" in str(error) else "")
+            raise StorageError(f"{self.path}: cannot open run file: {error}{hint}") from error
         try:
             yield f
         finally:
             f.close()
+            if raw is not None:
+                raw.close()
 
     # --- what is there ------------------------------------------------------------------
     @property
