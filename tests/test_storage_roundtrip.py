@@ -163,8 +163,25 @@ async def test_nexus_structure_is_valid_for_a_nexus_reader(hub, tmp_path):
             assert data.nxsignal.ndim == ndim and data.nxsignal.shape[0] > 0
             assert data.nxaxes[0].nxname == "timestamp_ns"
             assert "long_name" in data.nxsignal.attrs and "units" in data.nxsignal.attrs
+        trace_x = entry["scope1_trace"].nxaxes[1]  # traces plot against x in physical units
+        assert trace_x.nxname == "x" and trace_x.attrs["units"] == "s"
+        np.testing.assert_allclose(trace_x.nxvalue, np.arange(7) * 1e-6)  # x of the first trace
+        spectrum_x = entry["spec1_spectrum"].nxaxes[1]
+        assert spectrum_x.nxname == "x" and spectrum_x.attrs["units"] == "nm" and spectrum_x.shape == (3, 5)
     finally:
         root.nxfile.close()
+
+
+async def test_the_default_plot_is_a_measured_number_not_the_first_stream_declared(hub, tmp_path):
+    flag = pa.schema([pa.field("timestamp_ns", pa.uint64()), pa.field("open", pa.bool_())])
+    streams = {
+        "shutter/state": [pa.RecordBatch.from_pylist([{"timestamp_ns": 1, "open": True}], schema=flag)],
+        "scope1/trace": [vector_batch(np.ones((1, 4)), channel="CH1", x0=0.0, dx=1.0, timestamps_ns=1)],
+        "pm1/power": [scalar_batch([1.0], channel="pm1", unit="W", timestamps_ns=1)],
+    }
+    path = await record(hub, tmp_path, streams)
+    with h5py.File(path, "r") as f:
+        assert f["entry"].attrs["default"] == "pm1_power"
 
 
 async def test_polars_lazy_frame(hub, tmp_path):
@@ -204,3 +221,18 @@ async def test_arrow_ipc_layout_stores_ipc_files_any_reader_opens(hub, tmp_path)
         assert raw.dtype == np.uint8
     table = pa.ipc.open_file(pa.py_buffer(raw.tobytes())).read_all()
     assert table.equals(expected(streams["pm1/power"]))
+
+
+async def test_the_default_plot_prefers_an_instrument_stream_over_a_running_processor_s(hub, tmp_path):
+    from arrowdaq.actors import Actor, Role
+
+    hub.declare("avg/mean", scalar_schema("W"), producer="avg")
+    avg = hub.spawn("avg", Actor, role=Role.PROCESSOR)
+    await avg.wait_status(ActorStatus.RUNNING)
+    streams = {
+        "avg/mean": [scalar_batch([1.0], channel="mean", unit="W", timestamps_ns=1)],
+        "pm1/power": [scalar_batch([1.0], channel="pm1", unit="W", timestamps_ns=1)],
+    }
+    path = await record(hub, tmp_path, streams)
+    with h5py.File(path, "r") as f:
+        assert f["entry"].attrs["default"] == "pm1_power"

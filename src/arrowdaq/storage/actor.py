@@ -95,6 +95,7 @@ class StorageActor(Actor):
         cls = NexusWriter if self.options.layout == NEXUS else ArrowIpcWriter
         self.writer = cls(self.path, self.options, self.run, self.instruments)
         specs = [spec for spec in self._subscribed() if self._storable(spec)]
+        self._tell_processors()
         try:
             await self.blocking(self.writer.open, specs)
         except (StorageError, OSError) as exc:
@@ -243,6 +244,12 @@ class StorageActor(Actor):
             names += [n for n in getattr(inbox, "streams", []) if n not in names]
         return [self.hub.streams[n] for n in names if n in self.hub.streams]
 
+    def _tell_processors(self) -> None:
+        """Which producers run as processors (known once spawned): their streams are not the file's default plot."""
+        if isinstance(self.writer, NexusWriter):
+            actors = self.hub.status().get("actors", {})
+            self.writer.processors = {name for name, a in actors.items() if a.get("role") == Role.PROCESSOR.value}
+
     def _storable(self, spec: StreamSpec) -> bool:
         if self.options.layout != NEXUS:
             return True
@@ -261,6 +268,7 @@ class StorageActor(Actor):
             self.skipped.setdefault(stream, "stream is not declared in the hub")
             return False
         await self._write_all()
+        self._tell_processors()
         try:
             await self.blocking(self.writer.add_streams, [spec])
         except RunFileBusy as exc:  # a viewer holds the file: keep recording the streams it has

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pyarrow as pa
 
-from ..data.schemas import IMAGE, LONG_NAME_KEY, SCALAR, UNIT_KEY, VECTOR, kind_of
+from ..data.schemas import AXIS_KEY, EXPLICIT, IMAGE, LONG_NAME_KEY, SCALAR, UNIT_KEY, VECTOR, kind_of
 from ..errors import StorageError, describe
 from ..hub.streams import StreamSpec
 from . import columns as C
@@ -36,6 +36,27 @@ def signal_of(schema: pa.Schema, plans: Sequence[C.ColumnPlan]) -> str | None:
         if plan.form != C.STRING and plan.name != "timestamp_ns":
             return plan.name
     return None
+
+
+#: The entry attribute remembering how good a plot the current ``@default`` stream is.
+DEFAULT_RANK_ATTR = "arrowdaq_default_rank"
+
+
+def default_rank(schema: pa.Schema, from_processor: bool) -> int:
+    """How good a first plot the stream makes (lower is better): what silx, h5web and NeXpy
+    show on opening the file. A measured number over time first, then traces, frames,
+    other numbers, flags; an instrument's stream before a processor's (derived) one."""
+    kind = kind_of(schema)
+    if kind == SCALAR and "value" in schema.names and pa.types.is_floating(schema.field("value").type):
+        rank = 0
+    elif kind == VECTOR:
+        rank = 1
+    elif kind == IMAGE:
+        rank = 2
+    else:
+        numbers = [f for f in schema if f.name != "timestamp_ns" and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))]
+        rank = 3 if numbers else 4
+    return rank + (10 if from_processor else 0)
 
 
 def field_attrs(f: pa.Field) -> dict[str, str]:
@@ -82,6 +103,8 @@ class NexusWriter(RunWriter):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._streams: dict[str, _Stream] = {}
+        #: Producers that are processors (their streams are derived); set by the storage actor.
+        self.processors: set[str] = set()
 
     @property
     def streams(self) -> list[str]:
@@ -121,7 +144,11 @@ class NexusWriter(RunWriter):
             g.attrs["signal"] = signal
             ndim = 1 + len(next(p for p in plans if p.name == signal).row_shape)
             if "timestamp_ns" in spec.schema.names:
-                g.attrs["axes"] = ["timestamp_ns"] + ["."] * (ndim - 1)
+                axes = ["timestamp_ns"] + ["."] * (ndim - 1)
+                if self._trace_x(spec.schema, signal) is not None:
+                    axes[1] = "x"
+                    g.attrs["x_indices"] = [0, 1] if "x" in spec.schema.names else 1
+                g.attrs["axes"] = axes
                 g.attrs["timestamp_ns_indices"] = 0
         g.create_dataset(L.FLUSHED_ROWS, data=0, dtype="i8")
         rows = self.options.chunk_rows
@@ -147,8 +174,24 @@ class NexusWriter(RunWriter):
                                         f" has the same value: {plan.name}{C.DICTIONARY_SUFFIX}[0], or null if that is empty")
             for k, v in attrs.items():
                 ds.attrs[k] = v
-        if "default" not in entry.attrs:
+        if self._trace_x(spec.schema, signal) == "uniform":  # x of the first trace, written with it
+            x = g.create_dataset("x", (0,), "f8", maxshape=(None,), chunks=(TRACE_CHUNK_POINTS,))
+            for k, v in field_attrs(spec.schema.field("x0")).items():
+                x.attrs[k] = v
+            x.attrs["description"] = "x0 + i*dx of the first trace; every row's own x0 and dx are in x0, dx"
+        rank = default_rank(spec.schema, spec.producer in self.processors)
+        if "default" not in entry.attrs or rank < entry.attrs.get(DEFAULT_RANK_ATTR, 99):
             entry.attrs["default"] = key
+            entry.attrs[DEFAULT_RANK_ATTR] = rank
+
+    @staticmethod
+    def _trace_x(schema: pa.Schema, signal: str | None) -> str | None:
+        """``"uniform"``/``"explicit"`` for a trace stream whose x axis a viewer can plot against."""
+        if kind_of(schema) != VECTOR or signal != "values":
+            return None
+        if "x" in schema.names:
+            return "explicit" if (schema.metadata or {}).get(AXIS_KEY, EXPLICIT.encode()) == EXPLICIT.encode() else None
+        return "uniform" if "x0" in schema.names and "dx" in schema.names else None
 
     def _load(self) -> None:
         """Rebuild stream state and dataset handles; cut columns a crash left longer than the rest."""
@@ -219,6 +262,9 @@ class NexusWriter(RunWriter):
             for name, state in saved.items():  # a refused batch leaves the dictionaries as they were
                 st.strings[name].restore(state)
             raise
+        if "x" in st.datasets and "x" not in st.widths and st.datasets["x"].shape[0] == 0:  # uniform axis, first trace
+            x0, dx = batches[0].column("x0")[0].as_py(), batches[0].column("dx")[0].as_py()
+            writes.append(("x", x0 + dx * np.arange(widths["values"], dtype=np.float64)))
         st.widths = widths
         written = sum(_append(st.datasets[name], values) for name, values in writes)
         st.rows += n
