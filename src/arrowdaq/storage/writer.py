@@ -126,12 +126,14 @@ class RunWriter:
         if self.file is None:
             return
         finished = complete and not self.broken
-        if finished:
-            self._check_present()
-            self._write_end(self.file, L.now_iso(), 1)
-            self.file.flush()
-        file, self.file = self.file, None
-        file.close()
+        try:
+            if finished:
+                self._check_present()
+                self._write_end(self.file, L.now_iso(), 1)
+                self.file.flush()
+        finally:
+            file, self.file = self.file, None
+            file.close()
         if finished and self._unlocked():
             try:
                 with h5py.File(self.path, "a", libver=FILE_FORMAT) as f:
