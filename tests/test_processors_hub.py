@@ -577,7 +577,8 @@ async def test_where_a_batch_is_processed_follows_its_work_not_its_bytes(hub, si
     spawn(hub, "p", kind, signal_stream, sample_rate=FS, **params)
     x = np.sin(np.arange(4000) / 10.0)
     for k in range(3):  # 4,000-row batches: 96 kB, under what bytes alone would offload
-        await hub.publish(signal_stream, scalar_batch(x, channel="ai0", unit="V", timestamps_ns=timestamps(4000, 4000 * k)))
+        batch = scalar_batch(x, channel="ai0", unit="V", timestamps_ns=timestamps(4000, 4000 * k))
+        await hub.publish(signal_stream, batch)
     await settle(hub, "p")
     assert len(threads) == 3
     assert all((t != threading.get_ident()) == offloaded for t in threads)

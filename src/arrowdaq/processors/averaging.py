@@ -100,7 +100,9 @@ class Decimator:
     @property
     def work_per_sample(self) -> float:
         """Estimated cost per input sample, about in nanoseconds (the FIR's history copy not included)."""
-        return 0.5 * len(self.taps) / self.factor + 2.0 if self.taps is not None else self.filter.work_per_sample
+        if self.taps is None:
+            return self.filter.work_per_sample  # type: ignore[union-attr]
+        return 0.5 * len(self.taps) / self.factor + 2.0
 
     def reset(self) -> None:
         if self.taps is not None:
