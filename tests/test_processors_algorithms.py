@@ -237,6 +237,18 @@ def test_sliding_psd_in_chunks_equals_scipy_spectrogram(window, overlap, rng):
     np.testing.assert_allclose(got, expected.T, rtol=1e-9, atol=1e-15 * expected.max())
 
 
+def test_sliding_fft_fed_one_sample_at_a_time_equals_the_whole_signal(rng):
+    x = noisy_signal(rng, 3000)
+    ts = np.arange(len(x), dtype=np.uint64) * 1000
+    fft = SlidingFFT(256, 100, FS, scaling="psd")
+    parts = [fft.process(ts[i:i + 1], x[i:i + 1]) for i in range(len(x))]
+    got, starts = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    _, _, expected = sig.spectrogram(x, FS, window="hann", nperseg=256, noverlap=156, detrend=False,
+                                     scaling="density", mode="psd")
+    np.testing.assert_allclose(got, expected.T, rtol=1e-9, atol=1e-15 * expected.max())
+    np.testing.assert_array_equal(starts, ts[:len(got) * 100:100])
+
+
 def test_psd_integrates_to_the_variance_of_the_signal(rng):
     x = rng.standard_normal(4096) * 3.0
     psd = spectra(x[None, :], 100.0, window="boxcar", scaling="psd")[0]

@@ -98,18 +98,26 @@ class SlidingFFT:
         return self.sample_rate / self.window_size
 
     def reset(self) -> None:
-        self._values = np.empty(0)
-        self._timestamps = np.empty(0, np.uint64)
+        # the samples of the incomplete window: a chunk that completes none is copied in, O(chunk), not O(window)
+        self._values = np.empty(self.window_size)
+        self._timestamps = np.empty(self.window_size, np.uint64)
+        self._held = 0
 
     def process(self, timestamps_ns: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Spectra (one row per complete window) and the timestamps of the windows' first samples."""
-        v = np.concatenate((self._values, values))
-        ts = np.concatenate((self._timestamps, timestamps_ns))
-        count = 0 if len(v) < self.window_size else (len(v) - self.window_size) // self.hop + 1
+        held, n = self._held, len(values)
+        if held + n < self.window_size:
+            self._values[held:held + n] = values
+            self._timestamps[held:held + n] = timestamps_ns
+            self._held += n
+            return np.empty((0, self.window_size // 2 + 1)), timestamps_ns[:0]
+        v = np.concatenate((self._values[:held], values))
+        ts = np.concatenate((self._timestamps[:held], timestamps_ns))
+        count = (len(v) - self.window_size) // self.hop + 1
         used = count * self.hop
-        self._values, self._timestamps = v[used:], ts[used:]
-        if count == 0:
-            return np.empty((0, self.window_size // 2 + 1)), ts[:0]
+        self._held = len(v) - used  # < window_size
+        self._values[:self._held] = v[used:]
+        self._timestamps[:self._held] = ts[used:]
         frames = sliding_window_view(v, self.window_size)[:: self.hop][:count]
         return spectra(frames, self.sample_rate, **self.options), ts[:used:self.hop]  # type: ignore[arg-type]
 
@@ -194,8 +202,8 @@ class FFTProcessor(SignalProcessor):
             return super().work(batch) + batch.num_rows * n * np.log2(max(n, 2))
         n = p.window_size
         hop = max(n - round(p.overlap * n), 1)
-        # one FFT per hop samples, plus the copy of the samples held for the next window
-        return super().work(batch) + batch.num_rows * n * np.log2(n) / hop + n
+        # one FFT per hop samples, and the held samples copied each time a window completes
+        return super().work(batch) + batch.num_rows * (n * np.log2(n) + n) / hop
 
     def process(self, segment: Segment) -> Outputs:
         if segment.restart:
