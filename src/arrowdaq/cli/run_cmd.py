@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable
 
@@ -57,10 +58,17 @@ def execute(
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
-        return await app.run(duration, on_tick=tick, on_stopping=stopping)
+        done.append(await app.run(duration, on_tick=tick, on_stopping=stopping))
+        return done[0]
 
+    done: list[RunSummary] = []
     with view:
-        summary = asyncio.run(main())
+        try:
+            summary = asyncio.run(main())
+        except KeyboardInterrupt:
+            if not done:
+                raise
+            summary = done[0]  # an impatient Ctrl-C after the run file was closed: it is complete
     return summary
 
 
@@ -95,7 +103,12 @@ def run_and_report(
     if args.data_dir is not None:
         config.run.data_dir = Path(args.data_dir)
     summary = execute(config, config_text, args.duration, extra, source)
-    print_summary(summary)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:  # the run is over: a late Ctrl-C must not hide where the file is
+        print_summary(summary)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 1 if summary.recording_error else 0
 
 
