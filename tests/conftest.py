@@ -16,3 +16,28 @@ async def hub():
     manager = InstrumentManager(FAST_RESTARTS)
     yield manager
     await manager.stop(timeout=2.0)
+
+
+@pytest.fixture
+def scripted_driver():
+    """``start(DriverClass, replies, **settings)``: the driver on a pty whose device answers from a script.
+
+    For byte-level protocol tests (``server.received`` holds what the driver wrote).
+    Every driver and server is closed afterwards.
+    """
+    from arrowdaq.sim import serve
+    from arrowdaq.sim.scripted import ScriptedDevice
+
+    opened = []
+
+    def start(driver_class, replies, *, command_terminator=b"\n", reply_terminator=b"\n", **settings):
+        device = ScriptedDevice(replies, command_terminator=command_terminator, reply_terminator=reply_terminator)
+        server = serve(device, "pty")
+        driver = driver_class.open(server.address, **settings)
+        opened.append((server, driver))
+        return server, driver
+
+    yield start
+    for server, driver in reversed(opened):
+        driver.close()
+        server.stop()

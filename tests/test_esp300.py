@@ -15,27 +15,18 @@ from arrowdaq.instruments import Movable, spawn_instrument
 from arrowdaq.instruments.drivers.esp300 import ESP300
 from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.esp300 import ESP300Sim
-from arrowdaq.sim.scripted import ScriptedDevice
 
 FAST = {"timeout": 0.3, "motion_poll": 0.005}
 NO_ERROR = "0, 1234, NO ERROR DETECTED"
 
 
 @pytest.fixture
-def scripted():
-    opened = []
-
+def scripted(scripted_driver):
     def start(replies, **settings):
-        device = ScriptedDevice({"TB?": NO_ERROR} | replies, command_terminator=b"\r\n", reply_terminator=b"\r\n")
-        server = serve(device, "pty")
-        stage = ESP300.open(server.address, name="stage", **(FAST | settings))
-        opened.append((server, stage))
-        return server, stage
+        return scripted_driver(ESP300, {"TB?": NO_ERROR} | replies, command_terminator=b"\r\n",
+                               reply_terminator=b"\r\n", name="stage", **(FAST | settings))
 
-    yield start
-    for server, stage in opened:
-        stage.close()
-        server.stop()
+    return start
 
 
 def test_connect_checks_the_version_empties_the_error_buffer_and_enables_motors(scripted):

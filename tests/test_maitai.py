@@ -12,26 +12,17 @@ from arrowdaq.instruments import EmissionControl, ShutterControl, WavelengthTuna
 from arrowdaq.instruments.drivers.maitai import MaiTai
 from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.maitai import IDN, MaiTaiSim
-from arrowdaq.sim.scripted import ScriptedDevice
 
 FAST = {"timeout": 0.3, "min_interval": 0.0, "verify_timeout": 0.2, "verify_interval": 0.01}
 
 
 @pytest.fixture
-def scripted():
-    opened = []
-
+def scripted(scripted_driver):
     def start(replies):
         replies = {"SHUTTER?": "0"} | replies  # closing checks the shutter
-        server = serve(ScriptedDevice(replies, command_terminator=b"\r"), "pty")
-        laser = MaiTai.open(server.address, name="laser", **FAST)
-        opened.append((server, laser))
-        return server, laser
+        return scripted_driver(MaiTai, replies, command_terminator=b"\r", name="laser", **FAST)
 
-    yield start
-    for server, laser in opened:
-        laser.close()
-        server.stop()
+    return start
 
 
 def test_port_defaults_follow_the_manual():

@@ -13,26 +13,14 @@ from arrowdaq.instruments import spawn_instrument
 from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
 from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.newport_1830c import Newport1830CSim, format_reading
-from arrowdaq.sim.scripted import ScriptedDevice
 
 FAST = {"timeout": 0.3, "delay": 0.0}
 
 
 @pytest.fixture
-def scripted():
-    """A meter answering from a script, and the driver on it; both closed afterwards."""
-    opened = []
-
-    def start(replies):
-        server = serve(ScriptedDevice(replies), "pty")
-        meter = Newport1830C.open(server.address, name="pm", **FAST)
-        opened.append((server, meter))
-        return server, meter
-
-    yield start
-    for server, meter in opened:
-        meter.close()
-        server.stop()
+def scripted(scripted_driver):
+    """A meter answering from a script, and the driver on it."""
+    return lambda replies: scripted_driver(Newport1830C, replies, name="pm", **FAST)
 
 
 def test_connect_turns_echo_off_and_forces_watts(scripted):
