@@ -11,12 +11,12 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..errors import StorageError
-from ..storage import open_run
+
+if TYPE_CHECKING:  # pyarrow and the storage package load when an export runs, not for --help
+    import pyarrow as pa
 
 FORMATS = ("parquet", "csv", "arrow")
 #: Rows written per step: the progress bar's unit and the writers' batch size.
@@ -25,6 +25,8 @@ STEP_ROWS = 65_536
 
 @contextlib.contextmanager
 def _writer(fmt: str, out: Path, schema: pa.Schema) -> Iterator[Callable[[pa.RecordBatch], None]]:
+    import pyarrow as pa
+
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -64,6 +66,10 @@ def export_stream(
 
     Refuses to overwrite the run file itself, and an existing ``out`` unless ``force``.
     ``progress(rows_done, rows_total)`` is called after each step of ``STEP_ROWS`` rows."""
+    import pyarrow as pa
+
+    from ..storage import open_run
+
     path, out = Path(path), Path(out)
     _check_output(path, out, force)
     run = open_run(path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from ..storage import open_run
 
 
 def _time(ns: int | None) -> str:
@@ -16,6 +15,8 @@ def _time(ns: int | None) -> str:
 
 def describe_run(path: str) -> str:
     """The tree ``arrowdaq inspect`` prints."""
+    from ..storage import open_run  # loaded when a file is inspected, not for --help
+
     run = open_run(path)
     meta = run.metadata
     state = "complete" if meta.get("complete") else (
