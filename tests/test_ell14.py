@@ -117,6 +117,15 @@ def test_a_slow_mount_gets_the_time_its_move_needs(bus):
     assert rot._move_timeout(300) == pytest.approx(0.5 + 300 / 86)
 
 
+def test_two_mounts_cannot_claim_one_address_on_a_bus(bus):
+    _, _, mount = bus
+    first = mount("1")
+    with pytest.raises(ConfigError, match=r"rot1.address: 1 is already used by another mount on this bus"):
+        mount("1")
+    first.close()
+    assert mount("1").position() == 0.0  # free again once the first one let go
+
+
 def test_a_reply_that_is_not_from_the_mount_is_a_protocol_error(bus):
     server, _, mount = bus
     rot = mount("0")

@@ -99,6 +99,11 @@ class ELL14(Driver):
         if len(address) != 1 or address not in ADDRESSES:
             raise InstrumentConfigError(f"{self.name}.address: {address!r} is not an Elliptec address 0-F")
         self.address = address
+        claimed = getattr(transport, "bus_addresses", None)
+        if claimed is not None:
+            if address in claimed:
+                raise InstrumentConfigError(f"{self.name}.address: {address} is already used by another mount on this bus")
+            claimed.add(address)
         self.move_timeout = move_timeout
         self._last_position: float | None = None
         self._velocity_percent: int | None = None
@@ -157,6 +162,12 @@ class ELL14(Driver):
             raise ProtocolError(f"{self.name}: info reply {body!r} has non-hex fields") from None
         if self.info["pulses_per_unit"] > 0:
             self.pulses_per_rev = self.info["pulses_per_unit"]
+
+    def close(self) -> None:
+        claimed = getattr(self.transport, "bus_addresses", None)
+        if claimed is not None:
+            claimed.discard(self.address)
+        super().close()
 
     def identity(self) -> dict[str, str]:
         return {"driver": self.driver_name, "model": "Thorlabs ELL14", "address": self.address,

@@ -72,6 +72,8 @@ class SerialTransport:
         self.settings = settings
         self.lock = threading.RLock()
         self.users = 0
+        #: Addresses claimed by the instruments sharing this port (a multidrop bus).
+        self.bus_addresses: set[str] = set()
         self._serial: serial.SerialBase | None = None
         self._buffer = b""
         self._last_command = ""
