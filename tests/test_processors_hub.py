@@ -331,7 +331,9 @@ def test_every_kind_is_registered():
     ("filter", {"response": "lowpass", "cutoff": 900.0, "sample_rate": 1000.0}, "not below the Nyquist"),
     ("filter", {"response": "sideways", "cutoff": 3.0}, "parameter 'response'"),
     ("statistics", {"period": 1.0, "rows": 10}, "exactly one of period"),
-    ("moving_average", {}, "parameter 'samples': Field required"),
+    ("filter", {"response": "lowpass", "cutoff": "high"},
+     "parameter 'cutoff': Input should be a valid number, unable to parse string as a number or Input should be a valid tuple (got 'high')"),
+    ("moving_average", {}, "parameter 'samples': required"),
     ("trigger", {"mode": "window", "low": 1.0}, "low < high"),
 ])
 def test_bad_parameters_are_named_with_what_is_allowed(hub, signal_stream, kind, params, problem):

@@ -78,8 +78,17 @@ def parse_params(cls: type[ProcessorParams], params: dict[str, Any], where: str)
     try:
         return cls(**params)
     except ValidationError as exc:
+        # one line per parameter: pydantic reports a union (a number or [low, high]) once per branch
+        messages: dict[str, list[str]] = {}
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else ""
+            message = "required" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
+            if message not in messages.setdefault(name, []):
+                messages[name].append(message)
         problems = "; ".join(
-            f"parameter {'.'.join(str(p) for p in err['loc']) or '?'!r}: {err['msg']}" for err in exc.errors()
+            (f"parameter {name!r}: " if name else "") + " or ".join(found)
+            + (f" (got {params[name]!r})" if name in params else "")
+            for name, found in messages.items()
         )
         raise ProcessorConfigError(f"{where}: {problems}") from None
 
