@@ -27,7 +27,7 @@ async def test_fft_of_the_simulated_scope_trace_finds_the_chopper_frequency(hub,
     table = OpticalTable(TableSettings(chopper_hz=chopper_hz), latency_scale=0.001, seed=5)
     table.emission = table.shutter_open = True
     server = serve(ScopeSim(table), "tcp")
-    port = f"TCPIP0::127.0.0.1::{server.port}::SOCKET"
+    port = server.visa_resource
     settings = driver_settings(points=POINTS, sample_rate=SAMPLE_RATE, trace_hz=20.0)
     try:
         spawn_instrument(hub, "scope1", SCPIInstrument,

@@ -70,7 +70,7 @@ def server(scope):
 
 
 def resource(server) -> str:
-    return f"TCPIP0::127.0.0.1::{server.port}::SOCKET"
+    return server.visa_resource
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ def device_server():
 
 
 def resource(server) -> str:
-    return f"TCPIP0::127.0.0.1::{server.port}::SOCKET"
+    return server.visa_resource
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ class SimulatedTable:
                 continue
             if inst.driver == "scpi":
                 server = self._serve(ScopeSim(self.table), "tcp")
-                ports[inst.id] = f"TCPIP0::127.0.0.1::{server.port}::SOCKET"  # type: ignore[attr-defined]
+                ports[inst.id] = server.visa_resource  # type: ignore[attr-defined]
             else:
                 ports[inst.id] = self._serve(simulator_class(inst.driver)(self.table), "pty").address
         return ports

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         print(f"{args.driver} simulator listening on {server.address}", flush=True)
         if args.driver == "scpi" and not args.pty:  # the scpi driver reads binary traces through VISA
-            print(f"  as a VISA resource: TCPIP0::127.0.0.1::{server.port}::SOCKET", flush=True)
+            print(f"  as a VISA resource: {server.visa_resource}", flush=True)
         while not stop.wait(0.2):
             pass
     except KeyboardInterrupt:

@@ -83,6 +83,8 @@ class TcpSimServer(SimServer):
         self._listener = self._listen(port)
         self.port = self._listener.getsockname()[1]
         self.address = f"socket://127.0.0.1:{self.port}"
+        #: The same port as a VISA socket resource (what the ``scpi`` driver opens).
+        self.visa_resource = f"TCPIP0::127.0.0.1::{self.port}::SOCKET"
         self._connected = threading.Event()
         self._connected.set()
         self._client: socket.socket | None = None

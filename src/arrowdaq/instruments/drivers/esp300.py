@@ -169,19 +169,18 @@ class ESP300(Driver):
     @command
     def move_to(self, position: float, axis: int = 1, wait: bool = False) -> None:
         """Start an absolute move (mm); with ``wait`` return when the axis has stopped."""
-        axis = self._axis(axis)
-        target = in_range(-1e4, 1e4)(position, f"{self.name}.axis{axis}.position")
-        self.write(f"{axis}PA{target:.6f}")
-        self.check_errors(f"move axis {axis} to {target:g} mm")
-        if wait:
-            self.wait_motion(axis)
+        self._move("PA", "position", "to", position, axis, wait)
 
     @command
     def move_by(self, distance: float, axis: int = 1, wait: bool = False) -> None:
+        """Start a relative move (mm); with ``wait`` return when the axis has stopped."""
+        self._move("PR", "distance", "by", distance, axis, wait)
+
+    def _move(self, mnemonic: str, what: str, preposition: str, value: float, axis: int, wait: bool) -> None:
         axis = self._axis(axis)
-        step = in_range(-1e4, 1e4)(distance, f"{self.name}.axis{axis}.distance")
-        self.write(f"{axis}PR{step:.6f}")
-        self.check_errors(f"move axis {axis} by {step:g} mm")
+        amount = in_range(-1e4, 1e4)(value, f"{self.name}.axis{axis}.{what}")
+        self.write(f"{axis}{mnemonic}{amount:.6f}")
+        self.check_errors(f"move axis {axis} {preposition} {amount:g} mm")
         if wait:
             self.wait_motion(axis)
 
