@@ -22,7 +22,10 @@ from arrowdaq.hub import InstrumentManager
 
 def make_batches(rows: int, count: int) -> list:
     ts = np.arange(rows, dtype=np.uint64)
-    return [scalar_batch(np.random.default_rng(i).normal(size=rows), channel="v", unit="V", timestamps_ns=ts) for i in range(count)]
+    return [
+        scalar_batch(np.random.default_rng(i).normal(size=rows), channel="v", unit="V", timestamps_ns=ts)
+        for i in range(count)
+    ]
 
 
 async def through_hub(batches: list, producers: int, subscribers: int) -> float:
@@ -72,8 +75,10 @@ def main() -> None:
     logging.getLogger("arrowdaq").setLevel(logging.ERROR)  # backpressure alarms are expected here
     n, m = args.producers, args.subscribers
     print(f"hub benchmark: {n} producers -> {m} subscribers (lossless), scalar batches")
-    print(f"{'rows/batch':>10} {'batches':>8} {'hub batches/s':>14} {'hub rows/s':>12} {'queue batches/s':>16} "
-          f"{'hub us/msg':>10} {'queue us/msg':>12} {'overhead us/msg':>15}")
+    print(
+        f"{'rows/batch':>10} {'batches':>8} {'hub batches/s':>14} {'hub rows/s':>12} {'queue batches/s':>16} "
+        f"{'hub us/msg':>10} {'queue us/msg':>12} {'overhead us/msg':>15}"
+    )
     for rows, count in ((1, 20_000), (100, 20_000), (10_000, 2_000)):
         if args.quick:
             count //= 20

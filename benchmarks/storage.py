@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from arrowdaq.actors import ActorStatus
-from arrowdaq.data import image_batch, image_schema, scalar_batch, scalar_schema
+from arrowdaq.data import image_batch, scalar_batch
 from arrowdaq.hub import InstrumentManager
 from arrowdaq.storage import RunInfo, StorageOptions, spawn_storage
 from arrowdaq.storage.writer import FILE_FORMAT
@@ -36,15 +36,23 @@ FRAME_SHAPE = (2048, 2048)  # uint16: 8 MiB
 
 def scalar_batches(rows: int, count: int) -> list:
     rng = np.random.default_rng(0)
-    distinct = [scalar_batch(rng.normal(size=rows), channel="pm1", unit="W",
-                             timestamps_ns=np.arange(rows, dtype=np.uint64) + k * rows) for k in range(min(count, 100))]
+    distinct = [
+        scalar_batch(
+            rng.normal(size=rows), channel="pm1", unit="W", timestamps_ns=np.arange(rows, dtype=np.uint64) + k * rows
+        )
+        for k in range(min(count, 100))
+    ]
     return [distinct[k % len(distinct)] for k in range(count)]
 
 
 def frame_batches(count: int) -> list:
     rng = np.random.default_rng(0)
-    distinct = [image_batch(rng.integers(0, 4096, (1, *FRAME_SHAPE), dtype=np.uint16), channel="cam1",
-                            frame_numbers=k, timestamps_ns=k) for k in range(4)]
+    distinct = [
+        image_batch(
+            rng.integers(0, 4096, (1, *FRAME_SHAPE), dtype=np.uint16), channel="cam1", frame_numbers=k, timestamps_ns=k
+        )
+        for k in range(4)
+    ]
     return [distinct[k % len(distinct)] for k in range(count)]
 
 
@@ -76,7 +84,9 @@ def raw_h5py(path: Path, batches: list, options: StorageOptions, frames: bool) -
             row = a.shape[1:]
             chunk_rows = 1 if row else options.chunk_rows
             filters = options.filter_args(images=bool(row))
-            datasets.append(f.create_dataset(name, (0, *row), a.dtype, maxshape=(None, *row), chunks=(chunk_rows, *row), **filters))
+            datasets.append(
+                f.create_dataset(name, (0, *row), a.dtype, maxshape=(None, *row), chunks=(chunk_rows, *row), **filters)
+            )
         f.create_dataset("channel", data="pm1")
         f.swmr_mode = True
         last_flush = time.monotonic()
@@ -96,7 +106,7 @@ def best_of(repeats: int, tmp: Path, stream: str, batches: list, options: Storag
     otherwise lands on the next)."""
     storage, raw = [], []
     for k in range(repeats):
-        for which in ((0, 1) if k % 2 == 0 else (1, 0)):
+        for which in (0, 1) if k % 2 == 0 else (1, 0):
             for f in tmp.glob("*.h5"):
                 f.unlink()
             if which == 0:
@@ -122,8 +132,10 @@ def main() -> None:
     try:
         default = StorageOptions(data_dir=tmp)
         plain = StorageOptions(data_dir=tmp, compression=None)
-        print("storage benchmark: storage actor vs raw h5py appends, same data and settings (SWMR, flush every 1 s);"
-              f" best of {repeats}")
+        print(
+            "storage benchmark: storage actor vs raw h5py appends, same data and settings (SWMR, flush every 1 s);"
+            f" best of {repeats}"
+        )
         print(f"{'case':<24} {'settings':<18} {'storage /s':>14} {'raw h5py /s':>14} {'ratio':>7}")
         cases = [(1, 20_000), (100, 4_000), (10_000, 400)]
         for options, label in ((default, "gzip-1+shuffle"), (plain, "no filter")):

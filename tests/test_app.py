@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -151,8 +150,11 @@ def test_missing_config_file_is_named(tmp_path, capsys):
 
 
 def test_environment_overrides_run_and_storage_keys(tmp_path):
-    config = parse_config({"run": {"name": "x"}}, "lab.toml", environ={"ARROWDAQ_RUN_DATA_DIR": "/srv/data",
-                                                                          "ARROWDAQ_STORAGE_FLUSH_INTERVAL_S": "0.5"})
+    config = parse_config(
+        {"run": {"name": "x"}},
+        "lab.toml",
+        environ={"ARROWDAQ_RUN_DATA_DIR": "/srv/data", "ARROWDAQ_STORAGE_FLUSH_INTERVAL_S": "0.5"},
+    )
     assert config.run.data_dir == Path("/srv/data") and config.storage.flush_interval_s == 0.5
     with pytest.raises(ConfigError, match=r"<env>|storage.flush_interval_s"):
         parse_config({}, "lab.toml", environ={"ARROWDAQ_STORAGE_FLUSH_INTERVAL_S": "never"})
@@ -185,7 +187,9 @@ def test_demo_end_to_end(tmp_path):
     data = tmp_path / "data"
     proc = subprocess.run(
         arrowdaq_cmd("demo", "--duration", "10", "--data-dir", str(data)),
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -194,11 +198,23 @@ def test_demo_end_to_end(tmp_path):
     run = arrowdaq.open_run(match.group(1))
     assert run.complete
     declared = {
-        "laser/wavelength": "nm", "laser/power": "W", "laser/shutter": None, "hwp/position": "deg",
-        "stage/axis1_position": "mm", "stage/axis2_position": "mm", "stage/axis3_position": "mm",
-        "stage/axis1_velocity": "mm/s", "stage/axis2_velocity": "mm/s", "stage/axis3_velocity": "mm/s",
-        "pm1/power": "W", "scope1/voltage": "V", "scope1/trace": "V", "cam1/frames": "counts",
-        "scope1_fft/spectrum": "V", "pm1_lowpass/filtered": "W", "pm1_trigger/segments": "W",
+        "laser/wavelength": "nm",
+        "laser/power": "W",
+        "laser/shutter": None,
+        "hwp/position": "deg",
+        "stage/axis1_position": "mm",
+        "stage/axis2_position": "mm",
+        "stage/axis3_position": "mm",
+        "stage/axis1_velocity": "mm/s",
+        "stage/axis2_velocity": "mm/s",
+        "stage/axis3_velocity": "mm/s",
+        "pm1/power": "W",
+        "scope1/voltage": "V",
+        "scope1/trace": "V",
+        "cam1/frames": "counts",
+        "scope1_fft/spectrum": "V",
+        "pm1_lowpass/filtered": "W",
+        "pm1_trigger/segments": "W",
         "pm1_trigger/events": "W",
     }
     assert set(run.streams) == set(declared)
@@ -217,7 +233,8 @@ def test_demo_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("signum", "times"), [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGINT, 3)],
+    ("signum", "times"),
+    [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGINT, 3)],
     ids=["SIGINT", "SIGTERM", "impatient Ctrl-C x3"],
 )
 def test_a_signal_mid_run_leaves_a_complete_file(signum, times, tmp_path):

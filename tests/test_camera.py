@@ -103,8 +103,9 @@ def test_frames_have_the_declared_shape_dtype_and_monotonic_numbers(table):
     assert np.all(np.diff(numbers.astype(np.int64)) == 1) and numbers[0] == 0
     stamps = np.concatenate([b.column("timestamp_ns").to_numpy() for b in batches])
     assert np.all(np.diff(stamps.astype(np.int64)) > 0)
-    assert batches[0].schema.equals(SimCamera.declare_streams({"shape": [64, 96], "binning": 2})["frames"],
-                                    check_metadata=True)
+    assert batches[0].schema.equals(
+        SimCamera.declare_streams({"shape": [64, 96], "binning": 2})["frames"], check_metadata=True
+    )
 
 
 def test_a_slow_reader_sees_a_gap_that_is_counted_and_logged(table, caplog):
@@ -151,7 +152,9 @@ def test_exposure_is_validated_and_scales_the_signal(table):
 def test_set_binning_is_refused_when_it_would_change_the_declared_shape(table):
     cam = camera(table, shape=(64, 64), binning=2)
     cam.set_binning(2)
-    with pytest.raises(CommandError, match=r"binning 4 would make 16×16 frames, but the stream cam1/frames is declared 32×32"):
+    with pytest.raises(
+        CommandError, match=r"binning 4 would make 16×16 frames, but the stream cam1/frames is declared 32×32"
+    ):
         cam.set_binning(4)
     with pytest.raises(CommandError, match=r"cam1\.binning: 3 is not one of"):
         cam.set_binning(3)
@@ -159,7 +162,9 @@ def test_set_binning_is_refused_when_it_would_change_the_declared_shape(table):
 
 def test_bin_frame_sums_blocks():
     frame = np.arange(16).reshape(4, 4)
-    np.testing.assert_array_equal(bin_frame(frame, 2), [[0 + 1 + 4 + 5, 2 + 3 + 6 + 7], [8 + 9 + 12 + 13, 10 + 11 + 14 + 15]])
+    np.testing.assert_array_equal(
+        bin_frame(frame, 2), [[0 + 1 + 4 + 5, 2 + 3 + 6 + 7], [8 + 9 + 12 + 13, 10 + 11 + 14 + 15]]
+    )
 
 
 # --- physics ------------------------------------------------------------------------------

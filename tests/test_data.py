@@ -109,7 +109,12 @@ def test_validation_names_the_missing_field():
 def test_validation_refuses_nulls_where_not_allowed():
     # nulls in a field the batch itself calls nullable
     nullable = pa.record_batch(
-        {"timestamp_ns": pa.array([1, 2], pa.uint64()), "channel": ["a", "a"], "value": [1.0, None], "unit": ["W", None]}
+        {
+            "timestamp_ns": pa.array([1, 2], pa.uint64()),
+            "channel": ["a", "a"],
+            "value": [1.0, None],
+            "unit": ["W", None],
+        }
     )
     with pytest.raises(SchemaError, match=r"field 'value'"):
         validate_batch(nullable, scalar_schema())

@@ -38,8 +38,14 @@ def bus():
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("00000000", 0), ("00023000", 143360), ("FFFFFFFF", -1), ("FFFFF072", -3982), ("80000000", -(2**31)),
-     ("7FFFFFFF", 2**31 - 1)],
+    [
+        ("00000000", 0),
+        ("00023000", 143360),
+        ("FFFFFFFF", -1),
+        ("FFFFF072", -3982),
+        ("80000000", -(2**31)),
+        ("7FFFFFFF", 2**31 - 1),
+    ],
 )
 def test_twos_complement_positions(text, value):
     assert from_hex32(text) == value
@@ -87,8 +93,9 @@ def test_home_jog_and_velocity(bus):
         rot.velocity = 150
 
 
-@pytest.mark.parametrize(("code", "condition"), [(0x02, "mechanical timeout"), (0x0B, "motor error"),
-                                                 (0x0D, "over current")])
+@pytest.mark.parametrize(
+    ("code", "condition"), [(0x02, "mechanical timeout"), (0x0B, "motor error"), (0x0D, "over current")]
+)
 def test_status_codes_are_typed_errors_naming_the_condition(bus, code, condition):
     _, sim, mount = bus
     rot = mount("0")
@@ -152,7 +159,7 @@ def test_several_mounts_share_one_port_without_mixing_replies(bus):
             for _ in range(5):
                 rot.move_to(targets[rot.address])
                 assert rot.position() == pytest.approx(targets[rot.address], abs=1 / 398)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(rot,)) for rot in rots]
@@ -172,8 +179,13 @@ async def test_end_to_end_two_mounts_on_one_bus_publish_and_obey(hub):
     with serve(sim, "pty") as server:
         sub = hub.subscribe("*/position")
         refs = [
-            spawn_instrument(hub, name, ELL14, (lambda a=a, n=name: ELL14.open(server.address, name=n, address=a, **FAST)),
-                             poll_hz={"position": 20})
+            spawn_instrument(
+                hub,
+                name,
+                ELL14,
+                (lambda a=a, n=name: ELL14.open(server.address, name=n, address=a, **FAST)),
+                poll_hz={"position": 20},
+            )
             for name, a in (("hwp", "0"), ("rot1", "1"))
         ]
         for ref in refs:

@@ -8,7 +8,6 @@ import time
 import pytest
 
 import arrowdaq.data
-
 from arrowdaq.actors import ActorStatus
 from arrowdaq.errors import CommandError, ConfigError, DeviceStatusError, DeviceTimeout, ProtocolError
 from arrowdaq.instruments import Movable, spawn_instrument
@@ -23,8 +22,14 @@ NO_ERROR = "0, 1234, NO ERROR DETECTED"
 @pytest.fixture
 def scripted(scripted_driver):
     def start(replies, **settings):
-        return scripted_driver(ESP300, {"TB?": NO_ERROR} | replies, command_terminator=b"\r\n",
-                               reply_terminator=b"\r\n", name="stage", **(FAST | settings))
+        return scripted_driver(
+            ESP300,
+            {"TB?": NO_ERROR} | replies,
+            command_terminator=b"\r\n",
+            reply_terminator=b"\r\n",
+            name="stage",
+            **(FAST | settings),
+        )
 
     return start
 
@@ -86,7 +91,11 @@ def test_waiting_for_a_move_that_never_ends_times_out(scripted):
 
 def test_streams_follow_the_configured_axes():
     assert list(ESP300.declare_streams({"axes": [1, 3]})) == [
-        "axis1_position", "axis1_velocity", "axis3_position", "axis3_velocity"]
+        "axis1_position",
+        "axis1_velocity",
+        "axis3_position",
+        "axis3_velocity",
+    ]
     assert [s.name for s in ESP300(None, axes=[2]).active_streams()] == ["axis2_position", "axis2_velocity"]
     assert arrowdaq.data.unit_of(ESP300.declare_streams({"axes": [2]})["axis2_velocity"]) == "mm/s"
     assert isinstance(ESP300(None), Movable)
@@ -98,8 +107,12 @@ async def test_end_to_end_moves_the_table_stage_and_publishes_positions(hub):
     with serve(sim, "tcp") as server:
         sub = hub.subscribe("stage/*")
         ref = spawn_instrument(
-            hub, "stage", ESP300, lambda: ESP300.open(server.address, name="stage", axes=[1, 2], **FAST),
-            settings={"axes": [1, 2]}, poll_hz={"axis1_position": 20, "axis2_position": 20},
+            hub,
+            "stage",
+            ESP300,
+            lambda: ESP300.open(server.address, name="stage", axes=[1, 2], **FAST),
+            settings={"axes": [1, 2]},
+            poll_hz={"axis1_position": 20, "axis2_position": 20},
         )
         await ref.wait_status(ActorStatus.RUNNING)
         await hub.command("stage", "move_to", position=10.0, axis=1)

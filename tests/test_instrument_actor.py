@@ -79,8 +79,9 @@ async def test_the_actor_polls_the_streams_of_the_instance(hub, device):
 
 
 async def test_poll_rates_for_unknown_streams_fail_the_actor_at_once(hub, device):
-    ref = spawn_instrument(hub, "m", Meter, lambda: Meter.open(device.address, name="m", delay=0.0),
-                           poll_hz={"volt": 5})
+    ref = spawn_instrument(
+        hub, "m", Meter, lambda: Meter.open(device.address, name="m", delay=0.0), poll_hz={"volt": 5}
+    )
     await ref.wait_status(ActorStatus.FAILED)  # at once: a restart cannot fix a configuration
     assert ref.restarts == 0
     assert "InstrumentConfigError: m: poll_hz names unknown stream 'volt'" in ref.last_error

@@ -38,8 +38,9 @@ def table():
 
 
 def spawn_meter(hub, server):
-    return spawn_instrument(hub, "pm", Newport1830C, lambda: Newport1830C.open(server.address, name="pm", **FAST),
-                            poll_hz={"power": 50})
+    return spawn_instrument(
+        hub, "pm", Newport1830C, lambda: Newport1830C.open(server.address, name="pm", **FAST), poll_hz={"power": 50}
+    )
 
 
 async def fresh_batch(sub):
@@ -59,8 +60,13 @@ async def test_a_disconnected_instrument_restarts_and_recovers_while_others_keep
     hub, events = patient_hub
     with serve(Newport1830CSim(table), "tcp") as meter_sim, serve(ESP300Sim(table), "pty") as stage_sim:
         meter = spawn_meter(hub, meter_sim)
-        stage = spawn_instrument(hub, "stage", ESP300,
-                                 lambda: ESP300.open(stage_sim.address, name="stage", **FAST), poll_hz={"axis1_position": 50})
+        stage = spawn_instrument(
+            hub,
+            "stage",
+            ESP300,
+            lambda: ESP300.open(stage_sim.address, name="stage", **FAST),
+            poll_hz={"axis1_position": 50},
+        )
         await meter.wait_status(ActorStatus.RUNNING)
         await stage.wait_status(ActorStatus.RUNNING)
         meter_batches, stage_batches = hub.subscribe("pm/*"), hub.subscribe("stage/*")

@@ -23,7 +23,9 @@ async def test_panel_shows_instruments_errors_streams_drops_and_file(hub, tmp_pa
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
     gui = hub.subscribe("pm1/*", policy="latest", max_batches=2, name="gui")
     for i in range(5):
-        await hub.publish("pm1/power", scalar_batch(np.ones(10), channel="power", unit="W", timestamps_ns=np.arange(10)))
+        await hub.publish(
+            "pm1/power", scalar_batch(np.ones(10), channel="power", unit="W", timestamps_ns=np.arange(10))
+        )
     ref = hub.spawn("pm2", Broken)
     await ref.wait_status(ref.status.FAILED, timeout=5)
     run_file = tmp_path / "run.h5"

@@ -105,8 +105,13 @@ async def test_end_to_end_streams_commands_and_safe_stop(hub):
     sim = MaiTaiSim(table)
     with serve(sim, "pty") as server:
         sub = hub.subscribe("laser/*")
-        ref = spawn_instrument(hub, "laser", MaiTai, lambda: MaiTai.open(server.address, name="laser", **FAST),
-                               poll_hz={"wavelength": 20, "power": 20, "shutter": 20})
+        ref = spawn_instrument(
+            hub,
+            "laser",
+            MaiTai,
+            lambda: MaiTai.open(server.address, name="laser", **FAST),
+            poll_hz={"wavelength": 20, "power": 20, "shutter": 20},
+        )
         await ref.wait_status(ActorStatus.RUNNING)
         caps = (await hub.command("laser", "describe"))["capabilities"]
         assert {"WavelengthTunable", "ShutterControl", "EmissionControl"} <= set(caps)
@@ -121,7 +126,11 @@ async def test_end_to_end_streams_commands_and_safe_stop(hub):
         latest: dict[str, float] = {}
         units: dict[str, object] = {}
         async with asyncio.timeout(5):
-            while latest.get("laser/wavelength") != 900 or not latest.get("laser/power") or latest.get("laser/shutter") != 1:
+            while (
+                latest.get("laser/wavelength") != 900
+                or not latest.get("laser/power")
+                or latest.get("laser/shutter") != 1
+            ):
                 stream, batch = await sub.get()
                 latest[stream] = batch.column("value")[-1].as_py()
                 units[stream] = batch.column("unit")[0].as_py()

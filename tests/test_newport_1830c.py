@@ -96,8 +96,12 @@ async def test_end_to_end_power_batches_reach_a_subscriber_and_commands_reach_th
     with serve(sim, "pty") as server:
         sub = hub.subscribe("pm/*")
         ref = spawn_instrument(
-            hub, "pm", Newport1830C, lambda: Newport1830C.open(server.address, name="pm", **FAST),
-            poll_hz={"power": 50.0}, port=server.address,
+            hub,
+            "pm",
+            Newport1830C,
+            lambda: Newport1830C.open(server.address, name="pm", **FAST),
+            poll_hz={"power": 50.0},
+            port=server.address,
         )
         await ref.wait_status(ActorStatus.RUNNING)
         stream, batch = await asyncio.wait_for(sub.get(), 5)
@@ -122,8 +126,13 @@ async def test_a_limit_reading_shows_in_status_and_log_without_a_restart(hub, ca
     sim = Newport1830CSim(table)
     with serve(sim, "pty") as server:
         sub = hub.subscribe("pm/*")
-        ref = spawn_instrument(hub, "pm", Newport1830C, lambda: Newport1830C.open(server.address, name="pm", **FAST),
-                               poll_hz={"power": 50.0})
+        ref = spawn_instrument(
+            hub,
+            "pm",
+            Newport1830C,
+            lambda: Newport1830C.open(server.address, name="pm", **FAST),
+            poll_hz={"power": 50.0},
+        )
         await ref.wait_status(ActorStatus.RUNNING)
         caplog.set_level(logging.WARNING, logger="arrowdaq")
         sim.force_reply = "OVER"

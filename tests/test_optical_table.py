@@ -74,7 +74,7 @@ def test_tuning_away_from_the_gain_peak_lowers_the_power(bench):
     _, pm, laser, _, _ = bench
     at_peak = pm.power
     laser.set_wavelength(1000)
-    assert pm.power / at_peak == pytest.approx(math.exp(-((1000 - 800) / 250) ** 2), rel=0.02)
+    assert pm.power / at_peak == pytest.approx(math.exp(-(((1000 - 800) / 250) ** 2)), rel=0.02)
 
 
 def test_the_knife_edge_on_axis_1_cuts_the_beam_as_an_error_function(bench):

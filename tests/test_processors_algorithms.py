@@ -46,17 +46,26 @@ def noisy_signal(rng: np.random.Generator, n: int = 20_000) -> np.ndarray:
 
 # --- filters ---------------------------------------------------------------------------
 SCIPY_DESIGNS = {
-    "butter lowpass": (dict(response="lowpass", cutoff=50.0, order=4),
-                       lambda: sig.butter(4, 50, "lowpass", fs=FS, output="sos")),
-    "cheby1 highpass": (dict(response="highpass", cutoff=20.0, order=5, design="cheby1", ripple_db=0.5),
-                        lambda: sig.cheby1(5, 0.5, 20, "highpass", fs=FS, output="sos")),
-    "ellip bandpass": (dict(response="bandpass", cutoff=(100.0, 250.0), order=4, design="ellip", ripple_db=1,
-                            attenuation_db=50),
-                       lambda: sig.ellip(4, 1, 50, [100, 250], "bandpass", fs=FS, output="sos")),
-    "cheby2 bandstop": (dict(response="bandstop", cutoff=(150.0, 210.0), order=3, design="cheby2",
-                             attenuation_db=40), lambda: sig.cheby2(3, 40, [150, 210], "bandstop", fs=FS, output="sos")),
-    "bessel lowpass": (dict(response="lowpass", cutoff=30.0, order=6, design="bessel"),
-                       lambda: sig.bessel(6, 30, fs=FS, output="sos")),
+    "butter lowpass": (
+        dict(response="lowpass", cutoff=50.0, order=4),
+        lambda: sig.butter(4, 50, "lowpass", fs=FS, output="sos"),
+    ),
+    "cheby1 highpass": (
+        dict(response="highpass", cutoff=20.0, order=5, design="cheby1", ripple_db=0.5),
+        lambda: sig.cheby1(5, 0.5, 20, "highpass", fs=FS, output="sos"),
+    ),
+    "ellip bandpass": (
+        dict(response="bandpass", cutoff=(100.0, 250.0), order=4, design="ellip", ripple_db=1, attenuation_db=50),
+        lambda: sig.ellip(4, 1, 50, [100, 250], "bandpass", fs=FS, output="sos"),
+    ),
+    "cheby2 bandstop": (
+        dict(response="bandstop", cutoff=(150.0, 210.0), order=3, design="cheby2", attenuation_db=40),
+        lambda: sig.cheby2(3, 40, [150, 210], "bandstop", fs=FS, output="sos"),
+    ),
+    "bessel lowpass": (
+        dict(response="lowpass", cutoff=30.0, order=6, design="bessel"),
+        lambda: sig.bessel(6, 30, fs=FS, output="sos"),
+    ),
 }
 
 
@@ -79,8 +88,9 @@ def test_notch_filter_equals_scipy_and_removes_its_frequency(rng):
     assert hum < 0.01 * np.abs(np.fft.rfft(x[5000:])).max()
 
 
-@pytest.mark.parametrize("response,cutoff", [("lowpass", 60.0), ("highpass", 60.0), ("bandpass", (50.0, 90.0)),
-                                             ("bandstop", (50.0, 90.0))])
+@pytest.mark.parametrize(
+    "response,cutoff", [("lowpass", 60.0), ("highpass", 60.0), ("bandpass", (50.0, 90.0)), ("bandstop", (50.0, 90.0))]
+)
 def test_fir_filter_in_chunks_equals_lfilter_on_whole_signal(response, cutoff, rng):
     x = noisy_signal(rng)
     f = design_filter(FilterParams(response=response, cutoff=cutoff, order=64, design="fir"), FS)
@@ -110,7 +120,7 @@ def test_moving_average_in_chunks_equals_convolution_on_whole_signal(n, rng):
     parts = [avg.process(c) for c in random_chunks(x, rng)]
     y = np.concatenate([p[0] for p in parts])
     np.testing.assert_allclose(y, np.convolve(x, np.full(n, 1 / n), mode="valid"), rtol=RTOL)
-    np.testing.assert_allclose(y, sig.lfilter(np.full(n, 1 / n), [1.0], x)[n - 1:], rtol=RTOL)
+    np.testing.assert_allclose(y, sig.lfilter(np.full(n, 1 / n), [1.0], x)[n - 1 :], rtol=RTOL)
     assert sum(p[1] for p in parts) == n - 1  # the inputs without a full window
 
 
@@ -220,7 +230,7 @@ def test_psd_of_a_cut_or_zero_padded_trace_integrates_to_the_mean_square_of_the_
     fs, m = 1000.0, 2000
     x = rng.standard_normal(m)
     psd = spectra(x[None, :], fs, window="boxcar", scaling="psd", nfft=nfft)[0]
-    used = x[:min(nfft, m)]
+    used = x[: min(nfft, m)]
     assert psd.sum() * fs / nfft == pytest.approx(np.mean(used**2), rel=1e-9)
 
 
@@ -232,8 +242,9 @@ def test_sliding_psd_in_chunks_equals_scipy_spectrogram(window, overlap, rng):
     fft = SlidingFFT(n, hop, FS, window=window, scaling="psd")
     rows = [fft.process(np.zeros(len(c), np.uint64), c)[0] for c in random_chunks(x, rng)]
     got = np.concatenate(rows)
-    _, _, expected = sig.spectrogram(x, FS, window=window, nperseg=n, noverlap=n - hop, detrend=False,
-                                     scaling="density", mode="psd")
+    _, _, expected = sig.spectrogram(
+        x, FS, window=window, nperseg=n, noverlap=n - hop, detrend=False, scaling="density", mode="psd"
+    )
     np.testing.assert_allclose(got, expected.T, rtol=1e-9, atol=1e-15 * expected.max())
 
 
@@ -241,12 +252,13 @@ def test_sliding_fft_fed_one_sample_at_a_time_equals_the_whole_signal(rng):
     x = noisy_signal(rng, 3000)
     ts = np.arange(len(x), dtype=np.uint64) * 1000
     fft = SlidingFFT(256, 100, FS, scaling="psd")
-    parts = [fft.process(ts[i:i + 1], x[i:i + 1]) for i in range(len(x))]
+    parts = [fft.process(ts[i : i + 1], x[i : i + 1]) for i in range(len(x))]
     got, starts = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    _, _, expected = sig.spectrogram(x, FS, window="hann", nperseg=256, noverlap=156, detrend=False,
-                                     scaling="density", mode="psd")
+    _, _, expected = sig.spectrogram(
+        x, FS, window="hann", nperseg=256, noverlap=156, detrend=False, scaling="density", mode="psd"
+    )
     np.testing.assert_allclose(got, expected.T, rtol=1e-9, atol=1e-15 * expected.max())
-    np.testing.assert_array_equal(starts, ts[:len(got) * 100:100])
+    np.testing.assert_array_equal(starts, ts[: len(got) * 100 : 100])
 
 
 def test_psd_integrates_to_the_variance_of_the_signal(rng):
@@ -259,7 +271,7 @@ def test_psd_integrates_to_the_variance_of_the_signal(rng):
 def pulses(n: int, starts: list[int], width: int = 3, height: float = 1.0) -> np.ndarray:
     x = np.zeros(n)
     for s in starts:
-        x[s:s + width] = height
+        x[s : s + width] = height
     x += np.arange(n) * 1e-6  # distinct values, so a wrong segment cannot look right
     return x
 
@@ -275,7 +287,7 @@ def capture(params: TriggerParams, x: np.ndarray, rng, fs: float = FS):
 
 
 def expect(x: np.ndarray, at: list[int], pre: int, post: int) -> np.ndarray:
-    return np.stack([x[t - pre:t + post] for t in at])
+    return np.stack([x[t - pre : t + post] for t in at])
 
 
 def test_edge_trigger_captures_exactly_the_expected_segments(rng):
@@ -349,7 +361,7 @@ def test_sample_clock_refuses_irregular_timestamps_with_a_clear_message():
 
 def test_sample_clock_waits_for_enough_samples_and_changes_nothing_meanwhile():
     clock = SampleClock("pm1/power")
-    ts = (np.arange(LEARN_SAMPLES, dtype=np.uint64) * 100_000_000)
+    ts = np.arange(LEARN_SAMPLES, dtype=np.uint64) * 100_000_000
     for k in range(1, LEARN_SAMPLES):
         assert clock.gaps(ts[:k]) is None  # too few to learn from: the caller holds them
         assert clock.sample_rate is None and clock.last_ns is None

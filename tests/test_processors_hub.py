@@ -117,16 +117,21 @@ class TraceSource(Actor):
         n = message.args["traces"]
         phases = self.rng.uniform(0, 2 * np.pi, (n, 1))
         traces = 1.2 + 0.4 * np.sin(2 * np.pi * self.f * t + phases) + 0.02 * self.rng.standard_normal((n, self.points))
-        await self.hub.publish(f"{self.name}/trace", vector_batch(traces, channel="CH1", unit="V", x0=0.0, dx=self.dx,
-                                                                  x_unit="s"))
+        await self.hub.publish(
+            f"{self.name}/trace", vector_batch(traces, channel="CH1", unit="V", x0=0.0, dx=self.dx, x_unit="s")
+        )
         return n
 
 
 async def test_fft_of_scope_traces_finds_the_modulation_frequency_end_to_end(hub):
     scope = hub.spawn("scope1", lambda: TraceSource(hub, modulation_hz=137.0), role=Role.SOURCE)
     await scope.wait_status(ActorStatus.RUNNING)
-    hub.spawn("scope1_fft", lambda: FFTProcessor(hub, "scope1/trace", window="hann", detrend=True),
-              inputs="scope1/trace", policy="lossless")
+    hub.spawn(
+        "scope1_fft",
+        lambda: FFTProcessor(hub, "scope1/trace", window="hann", detrend=True),
+        inputs="scope1/trace",
+        policy="lossless",
+    )
     await hub.actor("scope1_fft").wait_status(ActorStatus.RUNNING)
     sub = hub.subscribe("scope1_fft/spectrum")
     for _ in range(3):
@@ -155,14 +160,14 @@ async def test_sliding_fft_of_a_scalar_stream_learns_the_rate_from_timestamps(hu
     df = batches[0].column("dx")[0].as_py()
     assert df == pytest.approx(FS / 512, rel=1e-6)
     assert np.all(rows.argmax(axis=1) * df == pytest.approx(125.0, abs=df / 2))
-    np.testing.assert_array_equal(column(batches, "timestamp_ns"), timestamps(8192)[:31 * 256:256])
+    np.testing.assert_array_equal(column(batches, "timestamp_ns"), timestamps(8192)[: 31 * 256 : 256])
 
 
 async def test_trigger_through_the_hub_publishes_segments_and_events(hub, signal_stream):
     rng = np.random.default_rng(2)
     x = np.zeros(3000)
     for s in (500, 1500, 2500):
-        x[s:s + 20] = 2.0
+        x[s : s + 20] = 2.0
     spawn(hub, "trig", "trigger", signal_stream, level=1.0, pre=10, post=30, sample_rate=FS)
     sub = hub.subscribe("trig/*")
     ts = timestamps(len(x))
@@ -170,7 +175,7 @@ async def test_trigger_through_the_hub_publishes_segments_and_events(hub, signal
     await settle(hub, "trig")
     out = collect(sub)
     segments = np.concatenate([traces_of(b) for b in out["trig/segments"]])
-    np.testing.assert_array_equal(segments, np.stack([x[s - 10:s + 30] for s in (500, 1500, 2500)]))
+    np.testing.assert_array_equal(segments, np.stack([x[s - 10 : s + 30] for s in (500, 1500, 2500)]))
     np.testing.assert_array_equal(column(out["trig/events"], "timestamp_ns"), ts[[500, 1500, 2500]])
     np.testing.assert_array_equal(column(out["trig/events"]), [2.0, 2.0, 2.0])
     first = out["trig/segments"][0]
@@ -192,8 +197,13 @@ async def test_statistics_publish_the_last_window_when_stopping(hub, signal_stre
 
 # --- SQL --------------------------------------------------------------------------------------------
 async def test_sql_processor_transforms_each_batch(hub, signal_stream):
-    spawn(hub, "mv", "sql", signal_stream,
-          query="SELECT timestamp_ns, channel, value * 1000 AS value, unit FROM batch WHERE value > 0")
+    spawn(
+        hub,
+        "mv",
+        "sql",
+        signal_stream,
+        query="SELECT timestamp_ns, channel, value * 1000 AS value, unit FROM batch WHERE value > 0",
+    )
     spawn(hub, "agg", "sql", signal_stream, query="SELECT count(*) AS n, max(value) AS peak FROM batch")
     sub = hub.subscribe(["mv/*", "agg/*"])
     x = np.array([-1.0, 0.5, 2.0, -3.0])
@@ -209,12 +219,15 @@ async def test_sql_processor_transforms_each_batch(hub, signal_stream):
     assert hub.streams["agg/result"].kind is None
 
 
-@pytest.mark.parametrize("query,problem", [
-    ("SELECT nope FROM batch", "nope"),
-    ("SELEC value FROM batch", "SELEC"),
-    ("SELECT value FROM readings", "readings"),
-    ("SELECT value + 'a' FROM batch", "arithmetic"),
-])
+@pytest.mark.parametrize(
+    "query,problem",
+    [
+        ("SELECT nope FROM batch", "nope"),
+        ("SELEC value FROM batch", "SELEC"),
+        ("SELECT value FROM readings", "readings"),
+        ("SELECT value + 'a' FROM batch", "arithmetic"),
+    ],
+)
 def test_sql_processor_rejects_a_bad_query_at_build_with_a_readable_message(hub, signal_stream, query, problem):
     with pytest.raises(ProcessorError) as info:
         build("sql", "q", hub, [signal_stream], {"query": query})
@@ -226,8 +239,7 @@ def test_sql_processor_rejects_a_bad_query_at_build_with_a_readable_message(hub,
 
 
 async def test_sql_processor_with_a_bad_query_fails_at_start_and_says_why(hub, signal_stream):
-    ref = hub.spawn("q", lambda: SQLProcessor(hub, signal_stream, query="SELECT nope FROM batch"),
-                    inputs=signal_stream)
+    ref = hub.spawn("q", lambda: SQLProcessor(hub, signal_stream, query="SELECT nope FROM batch"), inputs=signal_stream)
     await ref.wait_status(ActorStatus.FAILED)
     status = hub.status()["actors"]["q"]
     assert status["error"].startswith("ProcessorConfigError") and "bad SQL query" in status["error"]
@@ -240,8 +252,9 @@ async def test_wrong_input_kind_is_refused_naming_stream_and_expected_kind(hub):
     hub.declare("scope1/trace", vector_schema("V", "s"), producer="scope1")
     with pytest.raises(ProcessorError, match=r"'scope1/trace' is a vector stream, expected scalar"):
         build("filter", "lp", hub, "scope1/trace", {"response": "lowpass", "cutoff": 10.0})
-    ref = hub.spawn("lp", lambda: PROCESSORS["filter"](hub, "scope1/trace", response="lowpass", cutoff=10.0),
-                    inputs="scope1/trace")
+    ref = hub.spawn(
+        "lp", lambda: PROCESSORS["filter"](hub, "scope1/trace", response="lowpass", cutoff=10.0), inputs="scope1/trace"
+    )
     await ref.wait_status(ActorStatus.FAILED)
     assert "expected scalar" in hub.status()["actors"]["lp"]["error"]
 
@@ -256,8 +269,9 @@ async def test_a_cutoff_above_the_learnt_nyquist_frequency_fails_the_processor(h
 
 async def test_a_processor_waits_for_an_input_declared_late(hub):
     patient = RestartPolicy(initial_backoff=0.005, max_backoff=0.02, max_failures=10_000, window=60.0)
-    ref = hub.spawn("avg", build("moving_average", "avg", hub, "late/ai0", {"samples": 2}), inputs="late/ai0",
-                    restart=patient)
+    ref = hub.spawn(
+        "avg", build("moving_average", "avg", hub, "late/ai0", {"samples": 2}), inputs="late/ai0", restart=patient
+    )
     async with asyncio.timeout(5):
         while ref.restarts < 1:
             await asyncio.sleep(0.005)
@@ -309,8 +323,7 @@ async def test_irregular_timestamps_are_an_error_in_the_status_not_a_crash(hub, 
 
 async def test_a_batch_from_another_stream_is_ignored_and_reported(hub, signal_stream):
     hub.declare("daq/ai1", scalar_schema("V"), producer="daq")
-    hub.spawn("lp", build("filter", "lp", hub, signal_stream, {"response": "lowpass", "cutoff": 10.0}),
-              inputs="daq/*")
+    hub.spawn("lp", build("filter", "lp", hub, signal_stream, {"response": "lowpass", "cutoff": 10.0}), inputs="daq/*")
     await hub.publish("daq/ai1", scalar_batch([1.0, 2.0], channel="ai1", unit="V", timestamps_ns=timestamps(2)))
     await settle(hub, "lp")
     assert "reads only 'daq/ai0'" in hub.status()["actors"]["lp"]["error"]
@@ -322,20 +335,26 @@ def test_every_kind_is_registered():
     assert set(PROCESSORS) == {"fft", "filter", "moving_average", "decimate", "statistics", "trigger", "sql"}
 
 
-@pytest.mark.parametrize("kind,params,problem", [
-    ("fft", {"window_size": 64, "overlap": 1.5}, "parameter 'overlap': Input should be less than 1"),
-    ("fft", {"window_size": 64, "window": "hanning-ish"}, "parameter 'window'"),
-    ("fft", {"windowsize": 64}, "parameter 'windowsize': Extra inputs are not permitted"),
-    ("filter", {"response": "lowpass", "cutoff": (1.0, 2.0)}, "lowpass needs one frequency"),
-    ("filter", {"response": "bandpass", "cutoff": 3.0}, "bandpass needs [low, high]"),
-    ("filter", {"response": "lowpass", "cutoff": 900.0, "sample_rate": 1000.0}, "not below the Nyquist"),
-    ("filter", {"response": "sideways", "cutoff": 3.0}, "parameter 'response'"),
-    ("statistics", {"period": 1.0, "rows": 10}, "exactly one of period"),
-    ("filter", {"response": "lowpass", "cutoff": "high"},
-     "parameter 'cutoff': Input should be a valid number, unable to parse string as a number or Input should be a valid tuple (got 'high')"),
-    ("moving_average", {}, "parameter 'samples': required"),
-    ("trigger", {"mode": "window", "low": 1.0}, "low < high"),
-])
+@pytest.mark.parametrize(
+    "kind,params,problem",
+    [
+        ("fft", {"window_size": 64, "overlap": 1.5}, "parameter 'overlap': Input should be less than 1"),
+        ("fft", {"window_size": 64, "window": "hanning-ish"}, "parameter 'window'"),
+        ("fft", {"windowsize": 64}, "parameter 'windowsize': Extra inputs are not permitted"),
+        ("filter", {"response": "lowpass", "cutoff": (1.0, 2.0)}, "lowpass needs one frequency"),
+        ("filter", {"response": "bandpass", "cutoff": 3.0}, "bandpass needs [low, high]"),
+        ("filter", {"response": "lowpass", "cutoff": 900.0, "sample_rate": 1000.0}, "not below the Nyquist"),
+        ("filter", {"response": "sideways", "cutoff": 3.0}, "parameter 'response'"),
+        ("statistics", {"period": 1.0, "rows": 10}, "exactly one of period"),
+        (
+            "filter",
+            {"response": "lowpass", "cutoff": "high"},
+            "parameter 'cutoff': Input should be a valid number, unable to parse string as a number or Input should be a valid tuple (got 'high')",
+        ),
+        ("moving_average", {}, "parameter 'samples': required"),
+        ("trigger", {"mode": "window", "low": 1.0}, "low < high"),
+    ],
+)
 def test_bad_parameters_are_named_with_what_is_allowed(hub, signal_stream, kind, params, problem):
     with pytest.raises(ProcessorError) as info:
         build(kind, "p1", hub, [signal_stream], params)
@@ -373,8 +392,9 @@ async def test_a_large_batch_goes_through_the_worker_thread_with_the_same_result
     await settle(hub, "lp")
     y = column(collect(sub)["lp/filtered"])
     sos = sig.butter(2, 10.0, "highpass", fs=FS, output="sos")
-    np.testing.assert_allclose(y, np.concatenate((sig.sosfilt(sos, x[:30_000]), sig.sosfilt(sos, x[30_001:]))),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        y, np.concatenate((sig.sosfilt(sos, x[:30_000]), sig.sosfilt(sos, x[30_001:]))), rtol=1e-9
+    )
     assert "1 NaN value(s)" in hub.status()["actors"]["lp"]["error"]
 
 
@@ -389,8 +409,14 @@ async def test_fft_of_traces_of_different_lengths_and_an_explicit_axis(hub):
     values = pa.array([short.tolist(), long.tolist(), short.tolist()], pa.list_(pa.float64()))
     xs = pa.array([np.arange(len(v)) / 1000.0 for v in (short, long, short)], pa.list_(pa.float64()))
     batch = pa.RecordBatch.from_arrays(
-        [pa.array([1, 2, 3], pa.uint64()), pa.array(["CH1"] * 3).dictionary_encode().cast(schema.field(1).type),
-         values, xs], schema=schema)
+        [
+            pa.array([1, 2, 3], pa.uint64()),
+            pa.array(["CH1"] * 3).dictionary_encode().cast(schema.field(1).type),
+            values,
+            xs,
+        ],
+        schema=schema,
+    )
     await hub.publish("scope2/trace", batch)
     await settle(hub, "f")
     out = collect(sub)["f/spectrum"]
@@ -406,8 +432,9 @@ async def test_fft_of_traces_of_different_lengths_and_an_explicit_axis(hub):
 async def test_fft_of_traces_with_window_size_shorter_or_longer_than_the_trace(hub, window_size):
     fs, m = 1000.0, 2000
     x = 2.0 * np.sin(2 * np.pi * 125.0 * np.arange(m) / fs)
-    traces = vector_batch(np.stack([x, -x]), channel="CH1", unit="V", x0=0.0, dx=1 / fs, x_unit="s",
-                          timestamps_ns=[1, 2])
+    traces = vector_batch(
+        np.stack([x, -x]), channel="CH1", unit="V", x0=0.0, dx=1 / fs, x_unit="s", timestamps_ns=[1, 2]
+    )
     hub.declare("scope1/trace", traces.schema, producer="scope1")
     spawn(hub, "f", "fft", "scope1/trace", window_size=window_size)
     sub = hub.subscribe("f/spectrum")
@@ -469,14 +496,15 @@ async def test_a_new_sample_rate_is_learnt_and_the_filter_redesigned(hub, signal
     assert hub.actor("lp").status is ActorStatus.RUNNING
     assert "changed from 1000 Hz to 2000 Hz" in (await hub.command("lp", "status"))["last_problem"]
     np.testing.assert_allclose(y[:2000], sig.sosfilt(sig.butter(4, 100.0, fs=FS, output="sos"), x[:2000]), rtol=1e-9)
-    np.testing.assert_allclose(y[2000:], sig.sosfilt(sig.butter(4, 100.0, fs=2 * FS, output="sos"), x[2000:]),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        y[2000:], sig.sosfilt(sig.butter(4, 100.0, fs=2 * FS, output="sos"), x[2000:]), rtol=1e-9
+    )
 
 
 # --- a polled instrument: one sample per batch, no configured rate ------------------------------------------
 async def publish_one_by_one(hub, stream: str, x: np.ndarray, ts: np.ndarray) -> None:
     for i in range(len(x)):
-        await hub.publish(stream, scalar_batch(x[i:i + 1], channel="power", unit="W", timestamps_ns=ts[i:i + 1]))
+        await hub.publish(stream, scalar_batch(x[i : i + 1], channel="power", unit="W", timestamps_ns=ts[i : i + 1]))
 
 
 @pytest.fixture
@@ -495,8 +523,9 @@ async def test_one_sample_per_batch_learns_the_rate_and_loses_no_sample(hub, pow
     await publish_one_by_one(hub, power_stream, x, ts)
     await settle(hub, "lp", "avg", "f")
     out = collect(sub)
-    np.testing.assert_allclose(column(out["lp/filtered"]), sig.sosfilt(sig.butter(2, 1.0, fs=10.0, output="sos"), x),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        column(out["lp/filtered"]), sig.sosfilt(sig.butter(2, 1.0, fs=10.0, output="sos"), x), rtol=1e-9
+    )
     np.testing.assert_array_equal(column(out["lp/filtered"], "timestamp_ns"), ts)
     np.testing.assert_allclose(column(out["avg/average"]), np.convolve(x, np.full(3, 1 / 3), "valid"), rtol=1e-9)
     assert len(out["f/spectrum"]) == 10 and out["f/spectrum"][0].column("dx")[0].as_py() == pytest.approx(0.5)
@@ -555,18 +584,22 @@ async def test_one_late_reply_of_a_polled_instrument_is_dropped_and_reported(hub
     assert any("the signal restarts" in e for e in events)
 
 
-@pytest.mark.parametrize("kind,params,offloaded", [
-    ("filter", {"response": "lowpass", "cutoff": 40.0, "order": 4}, False),
-    ("filter", {"response": "lowpass", "cutoff": 40.0, "order": 1000, "design": "fir"}, True),
-    ("moving_average", {"samples": 1_000_000}, False),  # O(1) per sample, whatever the window
-    ("decimate", {"factor": 1000}, False),  # the FIR evaluated at the kept samples only: ~20 taps per input
-    ("decimate", {"factor": 100_000}, True),  # 2,000,001 taps: their input history is copied once per batch
-    ("fft", {"window_size": 65536, "overlap": 0.99}, True),
-    ("fft", {"window_size": 256}, False),
-    ("trigger", {"level": 0.5, "pre": 5_000_000}, True),
-])
-async def test_where_a_batch_is_processed_follows_its_work_not_its_bytes(hub, signal_stream, monkeypatch, kind,
-                                                                         params, offloaded):
+@pytest.mark.parametrize(
+    "kind,params,offloaded",
+    [
+        ("filter", {"response": "lowpass", "cutoff": 40.0, "order": 4}, False),
+        ("filter", {"response": "lowpass", "cutoff": 40.0, "order": 1000, "design": "fir"}, True),
+        ("moving_average", {"samples": 1_000_000}, False),  # O(1) per sample, whatever the window
+        ("decimate", {"factor": 1000}, False),  # the FIR evaluated at the kept samples only: ~20 taps per input
+        ("decimate", {"factor": 100_000}, True),  # 2,000,001 taps: their input history is copied once per batch
+        ("fft", {"window_size": 65536, "overlap": 0.99}, True),
+        ("fft", {"window_size": 256}, False),
+        ("trigger", {"level": 0.5, "pre": 5_000_000}, True),
+    ],
+)
+async def test_where_a_batch_is_processed_follows_its_work_not_its_bytes(
+    hub, signal_stream, monkeypatch, kind, params, offloaded
+):
     cls = PROCESSORS[kind]
     threads = []
     transform = cls.transform

@@ -30,9 +30,14 @@ async def test_fft_of_the_simulated_scope_trace_finds_the_chopper_frequency(hub,
     port = server.visa_resource
     settings = driver_settings(points=POINTS, sample_rate=SAMPLE_RATE, trace_hz=20.0)
     try:
-        spawn_instrument(hub, "scope1", SCPIInstrument,
-                         lambda: SCPIInstrument.open(port, name="scope1", timeout=0.5, **settings),
-                         settings=settings, port=port)
+        spawn_instrument(
+            hub,
+            "scope1",
+            SCPIInstrument,
+            lambda: SCPIInstrument.open(port, name="scope1", timeout=0.5, **settings),
+            settings=settings,
+            port=port,
+        )
         spawn_processor(hub, "scope1_fft", "fft", "scope1/trace", window="hann", detrend=True)
         sub = hub.subscribe("scope1_fft/spectrum")
         spectra, df = [], 0.0

@@ -43,8 +43,15 @@ def test_identity_and_reply_terminator(scope):
 
 @pytest.mark.parametrize(
     ("header", "short"),
-    [("WAVeform:POINts?", "WAV:POIN?"), (":wav:poin", "WAV:POIN"), ("SYSTem:ERRor?", "SYST:ERR?"), ("*idn?", "*IDN?"),
-     ("ACQuire:SRATe", "ACQ:SRAT"), ("WAVEFORM:XORIGIN?", "WAV:XOR?"), ("WAV:PREAMBLE?", "WAV:PRE?")],
+    [
+        ("WAVeform:POINts?", "WAV:POIN?"),
+        (":wav:poin", "WAV:POIN"),
+        ("SYSTem:ERRor?", "SYST:ERR?"),
+        ("*idn?", "*IDN?"),
+        ("ACQuire:SRATe", "ACQ:SRAT"),
+        ("WAVEFORM:XORIGIN?", "WAV:XOR?"),
+        ("WAV:PREAMBLE?", "WAV:PRE?"),
+    ],
 )
 def test_headers_take_long_and_short_forms_in_any_case(header, short):
     assert normalize_header(header) == short

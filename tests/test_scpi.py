@@ -24,16 +24,32 @@ from arrowdaq.sim.scope import ScopeSim
 VOLTAGE = {"voltage": {"query": "MEAS:VOLT:DC?", "unit": "V", "poll_hz": 20.0}}
 ASCII_TRACE = {"query": "WAV:DATA?", "format": "ascii", "unit": "V", "x_increment": "WAV:XINC?", "x_origin": "WAV:XOR?"}
 REAL_TRACE = {
-    "query": "WAV:DATA?", "format": "binary", "dtype": "<f4", "unit": "V",
-    "select": ["WAV:FORM REAL"], "x_increment": "WAV:XINC?", "x_origin": "WAV:XOR?",
+    "query": "WAV:DATA?",
+    "format": "binary",
+    "dtype": "<f4",
+    "unit": "V",
+    "select": ["WAV:FORM REAL"],
+    "x_increment": "WAV:XINC?",
+    "x_origin": "WAV:XOR?",
 }
 WORD_TRACE = {
-    "query": "WAV:DATA?", "format": "binary", "dtype": "<i2", "unit": "V", "select": ["WAV:FORM WORD"],
-    "x_increment": "WAV:XINC?", "x_origin": "WAV:XOR?", "y_increment": "WAV:YINC?", "y_origin": "WAV:YOR?",
+    "query": "WAV:DATA?",
+    "format": "binary",
+    "dtype": "<i2",
+    "unit": "V",
+    "select": ["WAV:FORM WORD"],
+    "x_increment": "WAV:XINC?",
+    "x_origin": "WAV:XOR?",
+    "y_increment": "WAV:YINC?",
+    "y_origin": "WAV:YOR?",
     "y_reference": "WAV:YREF?",
 }
 PREAMBLE_TRACE = {
-    "query": "WAV:DATA?", "format": "binary", "dtype": "<i2", "unit": "V", "select": ["WAV:FORM WORD"],
+    "query": "WAV:DATA?",
+    "format": "binary",
+    "dtype": "<i2",
+    "unit": "V",
+    "select": ["WAV:FORM WORD"],
     "preamble": "WAV:PRE?",
 }
 
@@ -97,8 +113,13 @@ def expected_mean_volts(table: OpticalTable) -> float:
 
 @pytest.mark.parametrize(
     ("reply", "parsed"),
-    [('+0,"No error"', (0, "No error")), ('-113,"Undefined header"', (-113, "Undefined header")),
-     ("-222,Data out of range", (-222, "Data out of range")), ("0", (0, "")), (' -350 , "Queue overflow" ', (-350, "Queue overflow"))],
+    [
+        ('+0,"No error"', (0, "No error")),
+        ('-113,"Undefined header"', (-113, "Undefined header")),
+        ("-222,Data out of range", (-222, "Data out of range")),
+        ("0", (0, "")),
+        (' -350 , "Queue overflow" ', (-350, "Queue overflow")),
+    ],
 )
 def test_parse_error_reads_every_error_queue_form(reply, parsed):
     assert parse_error(reply) == parsed
@@ -111,7 +132,9 @@ def test_parse_error_refuses_garbage():
 
 def test_parse_identity():
     assert parse_identity("KEYSIGHT TECHNOLOGIES,DSO-X 3034T,MY12345678,07.50.2021102830") == {
-        "manufacturer": "KEYSIGHT TECHNOLOGIES", "model": "DSO-X 3034T", "serial": "MY12345678",
+        "manufacturer": "KEYSIGHT TECHNOLOGIES",
+        "model": "DSO-X 3034T",
+        "serial": "MY12345678",
         "firmware": "07.50.2021102830",
     }
     assert parse_identity("Acme,Meter")["serial"] == ""
@@ -170,7 +193,11 @@ def test_connect_asks_identity_then_sends_and_checks_the_setup(open_driver, scop
     driver.connect()
     assert scope.received == b"*IDN?\nACQ:SRAT 2e5\nSYST:ERR?\nWAV:POIN 500\nSYST:ERR?\n"
     assert driver.identity() == {
-        "driver": "scpi", "manufacturer": "ArrowDAQ", "model": "SimScope-1000", "serial": "SIM00042", "firmware": "1.0.0",
+        "driver": "scpi",
+        "manufacturer": "ArrowDAQ",
+        "model": "SimScope-1000",
+        "serial": "SIM00042",
+        "firmware": "1.0.0",
     }
     assert scope.points == 500
 
@@ -211,8 +238,9 @@ def test_binary_traces_in_every_encoding_give_volts(open_driver, scope, table, s
 
 
 def test_a_binary_block_that_is_not_whole_samples_is_a_protocol_error(open_driver):
-    driver = open_driver(traces={"trace": {**REAL_TRACE, "dtype": "<f8", "select": ["WAV:FORM WORD"]}},
-                         setup=["WAV:POIN 3"])
+    driver = open_driver(
+        traces={"trace": {**REAL_TRACE, "dtype": "<f8", "select": ["WAV:FORM WORD"]}}, setup=["WAV:POIN 3"]
+    )
     driver.connect()
     with pytest.raises(ProtocolError, match=r"6 bytes is not a whole number of <f8 samples"):
         driver.read("trace")
@@ -312,9 +340,13 @@ SETTINGS = {"queries": VOLTAGE, "traces": {"trace": {**REAL_TRACE, "poll_hz": 10
 
 def spawn_scope(hub, server, settings=SETTINGS):
     return spawn_instrument(
-        hub, "scope1", SCPIInstrument,
+        hub,
+        "scope1",
+        SCPIInstrument,
         lambda: SCPIInstrument.open(resource(server), name="scope1", timeout=0.3, **settings),
-        settings=settings, port=resource(server), batch_latency=0.05,
+        settings=settings,
+        port=resource(server),
+        batch_latency=0.05,
     )
 
 

@@ -61,7 +61,9 @@ def test_open_transport_dispatches_paths_and_urls_to_pyserial(served):
 
 @pytest.mark.parametrize("ending", [b"\r", b"\n", b"\r\n"])
 def test_replies_ending_in_cr_lf_or_crlf_are_all_accepted(served, ending):
-    esp_like = PortSettings(write_termination="\r\n", read_termination="\r", extra_read_terminations=("\n",), timeout=0.5)
+    esp_like = PortSettings(
+        write_termination="\r\n", read_termination="\r", extra_read_terminations=("\n",), timeout=0.5
+    )
     device = ScriptedDevice({"1TP?": "12.345", "2TP?": "-1.5"}, command_terminator=b"\r\n", reply_terminator=ending)
     server, port = served(device, "pty", esp_like)
     assert port.query("1TP?") == "12.345"
@@ -122,8 +124,11 @@ def test_only_bus_devices_share_a_port(served):
 
 def test_threads_sharing_a_port_never_interleave_their_exchanges(served):
     replies = {f"{a}gp": f"{a}PO0000000{a}" for a in "0123"}
-    server, port = served(ScriptedDevice(replies, command_terminator=b";", reply_terminator=b"\r\n"), "pty",
-                          PortSettings(write_termination=";", read_termination="\r\n", timeout=1.0))
+    server, port = served(
+        ScriptedDevice(replies, command_terminator=b";", reply_terminator=b"\r\n"),
+        "pty",
+        PortSettings(write_termination=";", read_termination="\r\n", timeout=1.0),
+    )
     wrong: list[str] = []
 
     def poll(address: str) -> None:

@@ -54,8 +54,15 @@ async def test_small_batches_are_gathered_and_written_in_whole_chunks(hub, tmp_p
     big = 200_000  # 3.2 MB a batch: two of them pass the write threshold (4 MiB)
     for k in range(2):
         start_row = 250 + k * big
-        await hub.publish("pm1/power", scalar_batch(np.arange(start_row, start_row + big, dtype=float), channel="pm1",
-                                                    unit="W", timestamps_ns=np.arange(start_row, start_row + big)))
+        await hub.publish(
+            "pm1/power",
+            scalar_batch(
+                np.arange(start_row, start_row + big, dtype=float),
+                channel="pm1",
+                unit="W",
+                timestamps_ns=np.arange(start_row, start_row + big),
+            ),
+        )
     await drained(hub)
     status = await hub.command("storage", "status")
     # whole chunks only (no compressed chunk is written twice); the rest waits for more rows or the flush
@@ -80,10 +87,16 @@ async def test_a_stream_declared_after_the_start_is_recorded(hub, tmp_path):
 
 async def test_instrument_info_at_start_and_by_command(hub, tmp_path):
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
-    ref, path = await start(hub, tmp_path, instruments={"pm1": {"identity": {"model": "1830-C", "serial": "123"}}},
-                            run=RunInfo(name="t", config="[pm1]\nport = 'socket://127.0.0.1:5000'\n", notes="aligned"))
+    ref, path = await start(
+        hub,
+        tmp_path,
+        instruments={"pm1": {"identity": {"model": "1830-C", "serial": "123"}}},
+        run=RunInfo(name="t", config="[pm1]\nport = 'socket://127.0.0.1:5000'\n", notes="aligned"),
+    )
     await hub.publish("pm1/power", scalar_batch([1.0], channel="pm1"))
-    await hub.command("storage", "instrument_info", laser={"identity": {"model": "MaiTai"}, "settings": {"wavelength_nm": 800.0}})
+    await hub.command(
+        "storage", "instrument_info", laser={"identity": {"model": "MaiTai"}, "settings": {"wavelength_nm": 800.0}}
+    )
     with pytest.raises(CommandError, match="instrument_info"):
         await hub.command("storage", "instrument_info", laser="not a dict")
     with pytest.raises(CommandError, match="unknown command 'rewind'"):
@@ -167,12 +180,15 @@ async def test_a_too_long_string_refuses_its_batch_and_keeps_the_rows_before_it(
     ]
 
 
-@pytest.mark.parametrize("options, key", [
-    ({"compression": "zstd"}, "storage.compression"),
-    ({"image_compression": "blosc"}, "storage.image_compression"),
-    ({"compression": 65000}, "storage.compression"),  # a filter id nobody registered
-    ({"compression_level": 15}, "storage.compression_level"),
-])
+@pytest.mark.parametrize(
+    "options, key",
+    [
+        ({"compression": "zstd"}, "storage.compression"),
+        ({"image_compression": "blosc"}, "storage.image_compression"),
+        ({"compression": 65000}, "storage.compression"),  # a filter id nobody registered
+        ({"compression_level": 15}, "storage.compression_level"),
+    ],
+)
 def test_bad_compression_options_are_refused_naming_the_key(tmp_path, options, key):
     with pytest.raises(ConfigError, match=key):
         StorageOptions(data_dir=tmp_path, **options)
@@ -180,7 +196,9 @@ def test_bad_compression_options_are_refused_naming_the_key(tmp_path, options, k
 
 def test_filters_this_hdf5_build_has_are_accepted(tmp_path):
     assert StorageOptions(data_dir=tmp_path, compression="lzf", compression_level=None).filter_args() == {
-        "compression": "lzf", "shuffle": True}
+        "compression": "lzf",
+        "shuffle": True,
+    }
 
 
 async def test_a_stream_whose_datasets_cannot_be_created_fails_the_start_once_and_clearly(hub, tmp_path):

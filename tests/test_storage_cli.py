@@ -20,7 +20,9 @@ async def run_file(hub, tmp_path):
     ts = 1_700_000_000_000_000_000 + np.arange(101, dtype=np.uint64) * 10_000_000  # 100 Hz for 1 s
     streams = {
         "pm1/power": [scalar_batch(np.linspace(0, 1, 101), channel="pm1", unit="mW", timestamps_ns=ts)],
-        "cam1/frames": [image_batch(np.zeros((2, 4, 4), np.uint16), channel="cam1", frame_numbers=0, timestamps_ns=ts[:2])],
+        "cam1/frames": [
+            image_batch(np.zeros((2, 4, 4), np.uint16), channel="cam1", frame_numbers=0, timestamps_ns=ts[:2])
+        ],
     }
     hub.declare("pm1/power", scalar_schema("mW"), producer="pm1")
     return await record(hub, tmp_path, streams)
@@ -63,7 +65,9 @@ def test_errors_name_the_file_and_the_stream(run_file, tmp_path, capsys):
     assert cli(["export", str(run_file), "--stream", "pm1/nope", "-o", str(tmp_path / "x.parquet")]) == 1
     err = capsys.readouterr().err
     assert str(run_file) in err and "'pm1/nope'" in err and "cam1/frames, pm1/power" in err
-    assert cli(["export", str(run_file), "--stream", "cam1/frames", "--format", "csv", "-o", str(tmp_path / "f.csv")]) == 1
+    assert (
+        cli(["export", str(run_file), "--stream", "cam1/frames", "--format", "csv", "-o", str(tmp_path / "f.csv")]) == 1
+    )
     assert "CSV" in capsys.readouterr().err
     missing = tmp_path / "missing.h5"
     assert cli(["inspect", str(missing)]) == 1

@@ -17,9 +17,9 @@ import pytest
 
 from arrowdaq.actors import ActorStatus
 from arrowdaq.cli.main import main as cli
-from arrowdaq.data import image_batch, image_schema, scalar_batch, scalar_schema
+from arrowdaq.data import scalar_batch, scalar_schema
 from arrowdaq.errors import StorageError
-from arrowdaq.storage import RunInfo, StorageOptions, open_run, reader, spawn_storage
+from arrowdaq.storage import StorageOptions, open_run, reader, spawn_storage
 
 CHILD_PREAMBLE = """
 import asyncio, json, sys
@@ -37,7 +37,9 @@ def readings(start, n):
 
 def run_child(body: str, *args: str) -> subprocess.Popen:
     code = CHILD_PREAMBLE + textwrap.dedent(body)
-    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def stop_child(proc: subprocess.Popen) -> None:
@@ -228,8 +230,12 @@ async def test_a_reader_process_follows_the_file_while_it_grows(hub, tmp_path):
     ref, path = spawn_storage(hub, "pm1/*", StorageOptions(data_dir=tmp_path, flush_interval=3600))
     await ref.wait_status(ActorStatus.RUNNING)
     await hub.command("storage", "flush")
-    reader = subprocess.Popen([sys.executable, "-c", FOLLOWER, str(path), "pm1/power", "300"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", FOLLOWER, str(path), "pm1/power", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         seen = [int(await asyncio.to_thread(reader.stdout.readline))]
         for k in range(3):

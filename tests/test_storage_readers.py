@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import h5py
-import numpy as np
 import pytest
 
 from arrowdaq.actors import ActorStatus
@@ -36,7 +35,9 @@ def viewer():
 
 async def recording(hub, tmp_path):
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
-    ref, path = spawn_storage(hub, "pm*/*", StorageOptions(data_dir=tmp_path, flush_interval=3600), RunInfo(name="held"))
+    ref, path = spawn_storage(
+        hub, "pm*/*", StorageOptions(data_dir=tmp_path, flush_interval=3600), RunInfo(name="held")
+    )
     await ref.wait_status(ActorStatus.RUNNING)
     await hub.publish("pm1/power", scalar_batch([1.0, 2.0], channel="pm1", unit="W"))
     await hub.command("storage", "flush")
@@ -57,7 +58,10 @@ async def test_a_reader_holding_the_file_does_not_keep_the_run_from_completing(h
 async def test_instrument_info_sent_while_a_reader_holds_the_file_is_recorded(hub, tmp_path, viewer):
     ref, path = await recording(hub, tmp_path)
     viewer(path)
-    info = {"identity": {"model": "MaiTai", "serial": "S/N 7"}, "settings": {"wavelength_nm": 800.0, "note": "x" * 3000}}
+    info = {
+        "identity": {"model": "MaiTai", "serial": "S/N 7"},
+        "settings": {"wavelength_nm": 800.0, "note": "x" * 3000},
+    }
     status = await hub.command("storage", "instrument_info", laser=info)
     assert status["recording"] and status["warnings"] == []
     assert open_run(path).metadata["instrument"]["laser"] == info  # readable while recording

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import h5py
-import polars as pl
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pytest
 
@@ -51,18 +51,41 @@ def canonical_streams() -> dict[str, list[pa.RecordBatch]]:
             scalar_batch([1.0, 2.0], channel="raw", unit=None, timestamps_ns=ts[:2]),
         ],
         "scope1/trace": [
-            vector_batch(rng.random((3, 7)), channel="CH1", unit="V", x0=0.0, dx=1e-6, x_unit="s", timestamps_ns=ts[:3]),
-            vector_batch(rng.random((2, 7)), channel="CH1", unit="V", x0=[1.0, 2.0], dx=1e-6, x_unit="s", timestamps_ns=ts[3:5]),
+            vector_batch(
+                rng.random((3, 7)), channel="CH1", unit="V", x0=0.0, dx=1e-6, x_unit="s", timestamps_ns=ts[:3]
+            ),
+            vector_batch(
+                rng.random((2, 7)), channel="CH1", unit="V", x0=[1.0, 2.0], dx=1e-6, x_unit="s", timestamps_ns=ts[3:5]
+            ),
         ],
         "spec1/spectrum": [
-            vector_batch(rng.random((2, 5)), channel="spectrum", unit="counts", x=np.linspace(400, 800, 5), x_unit="nm",
-                         timestamps_ns=ts[:2]),
-            vector_batch(rng.random((1, 5)), channel="spectrum", unit="counts", x=np.linspace(401, 801, 5), x_unit="nm",
-                         timestamps_ns=ts[2:3]),
+            vector_batch(
+                rng.random((2, 5)),
+                channel="spectrum",
+                unit="counts",
+                x=np.linspace(400, 800, 5),
+                x_unit="nm",
+                timestamps_ns=ts[:2],
+            ),
+            vector_batch(
+                rng.random((1, 5)),
+                channel="spectrum",
+                unit="counts",
+                x=np.linspace(401, 801, 5),
+                x_unit="nm",
+                timestamps_ns=ts[2:3],
+            ),
         ],
         "cam1/frames": [
-            image_batch(rng.integers(0, 4096, (2, 6, 4), dtype=np.uint16), channel="cam1", frame_numbers=0, timestamps_ns=ts[:2]),
-            image_batch(rng.integers(0, 4096, (1, 6, 4), dtype=np.uint16), channel="cam1", frame_numbers=2, timestamps_ns=ts[2:3]),
+            image_batch(
+                rng.integers(0, 4096, (2, 6, 4), dtype=np.uint16), channel="cam1", frame_numbers=0, timestamps_ns=ts[:2]
+            ),
+            image_batch(
+                rng.integers(0, 4096, (1, 6, 4), dtype=np.uint16),
+                channel="cam1",
+                frame_numbers=2,
+                timestamps_ns=ts[2:3],
+            ),
         ],
     }
 
@@ -106,12 +129,25 @@ async def test_varying_channel_and_null_units_are_kept_per_row(hub, tmp_path, la
 
 
 async def test_nullable_extension_columns_keep_their_nulls(hub, tmp_path):
-    schema = pa.schema([pa.field("timestamp_ns", pa.uint64(), False), pa.field("channel", pa.utf8(), False),
-                        pa.field("temperature", pa.float32(), True, metadata={b"unit": b"K"}),
-                        pa.field("count", pa.int16(), True), pa.field("ok", pa.bool_(), True)])
+    schema = pa.schema(
+        [
+            pa.field("timestamp_ns", pa.uint64(), False),
+            pa.field("channel", pa.utf8(), False),
+            pa.field("temperature", pa.float32(), True, metadata={b"unit": b"K"}),
+            pa.field("count", pa.int16(), True),
+            pa.field("ok", pa.bool_(), True),
+        ]
+    )
     batch = pa.RecordBatch.from_arrays(
-        [pa.array([1, 2, 3], pa.uint64()), pa.array(["t"] * 3), pa.array([1.5, None, 3.5], pa.float32()),
-         pa.array([None, 2, 3], pa.int16()), pa.array([True, None, False])], schema=schema)
+        [
+            pa.array([1, 2, 3], pa.uint64()),
+            pa.array(["t"] * 3),
+            pa.array([1.5, None, 3.5], pa.float32()),
+            pa.array([None, 2, 3], pa.int16()),
+            pa.array([True, None, False]),
+        ],
+        schema=schema,
+    )
     path = await record(hub, tmp_path, {"oven/state": [batch]})
     table = open_run(path).table("oven/state")
     assert table.equals(pa.Table.from_batches([batch]))
@@ -148,6 +184,7 @@ async def test_h5py_alone_reads_every_column(hub, tmp_path):
 
 async def test_nexus_structure_is_valid_for_a_nexus_reader(hub, tmp_path):
     import nexusformat.nexus as nexusformat  # the test extra installs it
+
     path = await record(hub, tmp_path, canonical_streams())
     root = nexusformat.nxload(str(path))
     try:
@@ -157,7 +194,11 @@ async def test_nexus_structure_is_valid_for_a_nexus_reader(hub, tmp_path):
         assert entry.instrument.nxclass == "NXinstrument" and entry.user.nxclass == "NXuser"
         default = root.plottable_data  # follows @default down to an NXdata
         assert default is not None and default.nxclass == "NXdata"
-        for key, signal, ndim in [("pm1_power", "value", 1), ("scope1_trace", "values", 2), ("cam1_frames", "pixels", 3)]:
+        for key, signal, ndim in [
+            ("pm1_power", "value", 1),
+            ("scope1_trace", "values", 2),
+            ("cam1_frames", "pixels", 3),
+        ]:
             data = entry[key]
             assert data.nxclass == "NXdata" and data.nxsignal.nxname == signal
             assert data.nxsignal.ndim == ndim and data.nxsignal.shape[0] > 0
@@ -196,8 +237,10 @@ async def test_polars_lazy_frame(hub, tmp_path):
 
 def test_reads_a_file_in_the_original_arrow_ipc_form_written_without_arrowdaq(tmp_path):
     """Only h5py and pyarrow: u8 datasets of Arrow IPC file bytes under /arrow_data/."""
-    batches = [decode(scalar_batch([1.0, 2.0], channel="pm1", unit="W", timestamps_ns=[1, 2])),
-               decode(scalar_batch([3.0], channel="pm1", unit="W", timestamps_ns=[3]))]
+    batches = [
+        decode(scalar_batch([1.0, 2.0], channel="pm1", unit="W", timestamps_ns=[1, 2])),
+        decode(scalar_batch([3.0], channel="pm1", unit="W", timestamps_ns=[3])),
+    ]
     path = tmp_path / "original.h5"
     with h5py.File(path, "w") as f:
         for k, batch in enumerate(batches):

@@ -9,7 +9,8 @@ configure it the usual way.
 from __future__ import annotations
 
 import logging
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from typing import Any
 
 CONTEXT_KEYS = ("actor", "stream", "run")
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import describe
 from ..log import ContextAdapter, get_logger
@@ -61,9 +62,9 @@ class Actor:
 
     name: str
     log: ContextAdapter
-    _ref: "ActorRef"
+    _ref: ActorRef
 
-    def _bind(self, ref: "ActorRef") -> None:
+    def _bind(self, ref: ActorRef) -> None:
         self._ref = ref
         self.name = ref.name
         self.log = get_logger(type(self).__module__, actor=ref.name)
@@ -87,7 +88,7 @@ class Actor:
 
     # --- tools for subclasses -----------------------------------------------------
     @property
-    def ref(self) -> "ActorRef":
+    def ref(self) -> ActorRef:
         return self._ref
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ActorNotRunning, ArrowDAQError, AskTimeout, CommandError, Unrecoverable, describe
 from ..log import get_logger
@@ -86,7 +87,7 @@ class ActorRef:
         return f"<ActorRef {self.name} {self.status.value}>"
 
     # --- public API -----------------------------------------------------------
-    def start(self) -> "ActorRef":
+    def start(self) -> ActorRef:
         """Start serving (called by the supervisor)."""
         if self._task is None:
             self._task = asyncio.create_task(self._supervise(), name=f"actor-{self.name}")
@@ -202,7 +203,7 @@ class ActorRef:
                 self._set_status(ActorStatus.STOPPED)
                 self._fail_pending(f"actor {self.name!r} stopped")
                 raise
-            except Exception as exc:  # noqa: BLE001 - supervision catches everything
+            except Exception as exc:
                 error = describe(exc)
                 log.error(f"actor {self.name!r} failed: {error}", exc_info=not isinstance(exc, _QUIET_ERRORS))
                 await self._close(actor)
@@ -316,7 +317,7 @@ class ActorRef:
         actor._closed = True
         try:
             await asyncio.wait_for(actor.on_stop(), actor.close_timeout)
-        except Exception as exc:  # noqa: BLE001 - closing must not mask the original error
+        except Exception as exc:
             log.warning(f"actor {self.name!r}: error while closing: {describe(exc)}")
         finally:
             actor._release()

@@ -104,14 +104,16 @@ class Config(Section):
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> "Config":
+    def _unique_ids(self) -> Config:
         seen: set[str] = set()
         for kind, items in (("instruments", self.instruments), ("processors", self.processors)):
             for i, item in enumerate(items):
                 if item.id in RESERVED_IDS:
                     raise ValueError(f"{kind}[{i}].id: {item.id!r} is reserved (reserved: {', '.join(RESERVED_IDS)})")
                 if item.id in seen:
-                    raise ValueError(f"{kind}[{i}].id: {item.id!r} is used twice (ids name streams: they must be unique)")
+                    raise ValueError(
+                        f"{kind}[{i}].id: {item.id!r} is used twice (ids name streams: they must be unique)"
+                    )
                 seen.add(item.id)
         return self
 
@@ -134,8 +136,10 @@ def _format_errors(source: str, exc: ValidationError, from_env: dict[tuple[str, 
         where = _location(err["loc"])
         variable = from_env.get(tuple(str(p) for p in err["loc"][:2]))  # type: ignore[arg-type]
         if variable is not None:
-            lines.append(f"environment {variable}: {where}: {err['msg'].removeprefix('Value error, ')} "
-                         f"(got {err.get('input')!r})")
+            lines.append(
+                f"environment {variable}: {where}: {err['msg'].removeprefix('Value error, ')} "
+                f"(got {err.get('input')!r})"
+            )
             continue
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
@@ -207,7 +211,7 @@ def check_references(config: Config, source: str) -> None:
         if inst.port is None and cls.needs_port:
             raise ConfigError(
                 f"{where}.port: required for driver {inst.driver!r} "
-                f"(a serial path such as /dev/ttyUSB0, a pyserial URL, a VISA resource, or \"sim\")"
+                f'(a serial path such as /dev/ttyUSB0, a pyserial URL, a VISA resource, or "sim")'
             )
         allowed = cls.setting_names()
         for key in inst.settings:
@@ -220,7 +224,9 @@ def check_references(config: Config, source: str) -> None:
             names = [s.name for s in cls.streams] or list(cls.declare_streams(inst.settings))
             for stream in inst.poll_hz:
                 if stream not in names:
-                    raise ConfigError(f"{where}.poll_hz.{stream}: {inst.driver!r} has no stream {stream!r} (streams: {', '.join(names)})")
+                    raise ConfigError(
+                        f"{where}.poll_hz.{stream}: {inst.driver!r} has no stream {stream!r} (streams: {', '.join(names)})"
+                    )
     for i, proc in enumerate(config.processors):
         if proc.kind not in PROCESSORS:
             raise ConfigError(

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -22,7 +23,13 @@ from rich.table import Table
 from ..actors import StatusEvent
 from ..hub import Alarm
 
-STATUS_STYLE = {"Running": "green", "Starting": "yellow", "Restarting": "yellow", "Failed": "bold red", "Stopped": "dim"}
+STATUS_STYLE = {
+    "Running": "green",
+    "Starting": "yellow",
+    "Restarting": "yellow",
+    "Failed": "bold red",
+    "Stopped": "dim",
+}
 
 
 def human_bytes(n: float) -> str:
@@ -46,7 +53,11 @@ def render(status: dict[str, Any], run_file: Path | None) -> Group:
         streams.add_column(col, justify="right" if col not in ("stream", "kind") else "left")
     for name, s in status["streams"].items():
         streams.add_row(
-            name, s["kind"] or "", f"{s['rows']:,}", f"{s['rows_per_s']:,.1f}", f"{s['batches_per_s']:,.1f}",
+            name,
+            s["kind"] or "",
+            f"{s['rows']:,}",
+            f"{s['rows_per_s']:,.1f}",
+            f"{s['batches_per_s']:,.1f}",
             human_bytes(s["bytes_per_s"]) + "/s",
         )
     subs = Table(title="Subscribers", expand=True)
@@ -54,7 +65,9 @@ def render(status: dict[str, Any], run_file: Path | None) -> Group:
         subs.add_column(col)
     for name, s in status["subscribers"].items():
         drops = f"[red]{s['drops']}[/]" if s["drops"] else "0"
-        subs.add_row(name, s["policy"], f"{s['queued']} ({human_bytes(s['queued_bytes'])})", drops, f"{s['lag_s'] * 1e3:.1f} ms")
+        subs.add_row(
+            name, s["policy"], f"{s['queued']} ({human_bytes(s['queued_bytes'])})", drops, f"{s['lag_s'] * 1e3:.1f} ms"
+        )
     parts: list[Any] = [actors, streams, subs]
     if run_file is not None:
         size = run_file.stat().st_size if run_file.exists() else 0
@@ -84,10 +97,15 @@ class TerminalView:
         self._progress: Progress | None = None
         self._task: Any = None
 
-    def __enter__(self) -> "TerminalView":
+    def __enter__(self) -> TerminalView:
         if self.interactive:
             if self.duration:
-                self._progress = Progress(TextColumn("run"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeRemainingColumn())
+                self._progress = Progress(
+                    TextColumn("run"),
+                    BarColumn(),
+                    TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                    TimeRemainingColumn(),
+                )
                 self._task = self._progress.add_task("run", total=self.duration)
             self._live = Live(self._renderable(), console=self.console, refresh_per_second=4, transient=False)
             self._live.__enter__()
@@ -109,7 +127,9 @@ class TerminalView:
         if isinstance(event, StatusEvent):
             # a new error while Running is a reported problem (an OVER reading); Starting repeats the last one
             new_error = event.error and event.error != self._shown_errors.get(event.actor)
-            show_error = event.status.value in ("Restarting", "Failed") or (event.status.value == "Running" and new_error)
+            show_error = event.status.value in ("Restarting", "Failed") or (
+                event.status.value == "Running" and new_error
+            )
             if event.error:
                 self._shown_errors[event.actor] = event.error
             self._print(f"{event.actor} {event.status.value}" + (f": {event.error}" if show_error else ""))

@@ -22,9 +22,10 @@ import asyncio
 import signal
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from ..actors import ActorRef, ActorStatus, Command, RestartPolicy
 from ..data import unit_of
@@ -79,7 +80,9 @@ class Application:
         self.config_text = config_text
         self.source = source  # the file name errors start with
         self.hub = InstrumentManager(restart)
-        self.table = SimulatedTable(OpticalTable(latency_scale=config.simulation.latency_scale, seed=config.simulation.seed))
+        self.table = SimulatedTable(
+            OpticalTable(latency_scale=config.simulation.latency_scale, seed=config.simulation.seed)
+        )
         self.run_file: Path | None = None
         self.storage: ActorRef | None = None
         self.instruments: dict[str, Any] = {}
@@ -121,8 +124,9 @@ class Application:
             probe = tempfile.NamedTemporaryFile(dir=data_dir, prefix=".arrowdaq-probe-")
             probe.close()
         except OSError as exc:
-            raise ConfigError(f"{self.source}: run.data_dir: cannot write run files in {str(data_dir)!r}: "
-                              f"{exc.strerror or exc}") from None
+            raise ConfigError(
+                f"{self.source}: run.data_dir: cannot write run files in {str(data_dir)!r}: {exc.strerror or exc}"
+            ) from None
 
     def _build_processors(self) -> list[tuple[ProcessorConfig, Callable[[], Any]]]:
         """Build in dependency order (a processor may read another's output); inputs must name streams."""
@@ -157,8 +161,10 @@ class Application:
                 return cls.open(port or "", name=inst.id, **settings)
             return cls(None, name=inst.id, **settings)
 
-        poll = inst.poll_hz if isinstance(inst.poll_hz, dict) else (
-            {s: inst.poll_hz for s in cls.declare_streams(settings)} if inst.poll_hz is not None else None
+        poll = (
+            inst.poll_hz
+            if isinstance(inst.poll_hz, dict)
+            else ({s: inst.poll_hz for s in cls.declare_streams(settings)} if inst.poll_hz is not None else None)
         )
         spawn_instrument(self.hub, inst.id, cls, make_driver, settings=settings, poll_hz=poll, port=port)
 
@@ -171,7 +177,10 @@ class Application:
             **({"compression": cfg.compression} if cfg.compression is not None else {}),
         )
         info = RunInfo(
-            name=run.name, operator=run.operator, sample=run.sample, notes=run.notes,
+            name=run.name,
+            operator=run.operator,
+            sample=run.sample,
+            notes=run.notes,
             config=self.config_text if self.config_text is not None else self.config.model_dump(mode="json"),
         )
         self.storage, self.run_file = spawn_storage(self.hub, cfg.streams, options, info)
@@ -186,7 +195,9 @@ class Application:
             except TimeoutError:
                 pass
             if ref.status is not ActorStatus.RUNNING:
-                log.warning(f"instrument {inst.id!r} ({inst.driver} on {inst.port}) is {ref.status.value}: {ref.last_error}")
+                log.warning(
+                    f"instrument {inst.id!r} ({inst.driver} on {inst.port}) is {ref.status.value}: {ref.last_error}"
+                )
                 return
             try:
                 self.instruments[inst.id] = await self.hub.command(inst.id, "describe", timeout=timeout)

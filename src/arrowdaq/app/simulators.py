@@ -10,7 +10,8 @@ first one is the half-wave plate.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..instruments import driver_class
 from ..sim import OpticalTable, SimServer, serve
@@ -34,7 +35,9 @@ class SimulatedTable:
         mounts = [i for i in instruments if i.port == SIM_PORT and i.driver == "ell14"]
         if mounts:
             addresses = [str(m.settings.get("address", "0")).upper() for m in mounts]
-            bus = self._serve(ELL14Sim(self.table, addresses="".join(dict.fromkeys(addresses)), hwp_address=addresses[0]), "pty")
+            bus = self._serve(
+                ELL14Sim(self.table, addresses="".join(dict.fromkeys(addresses)), hwp_address=addresses[0]), "pty"
+            )
             ports.update({m.id: bus.address for m in mounts})
         for inst in instruments:
             if inst.port != SIM_PORT or inst.driver == "ell14" or not driver_class(inst.driver).needs_port:
@@ -61,7 +64,9 @@ class SimulatedTable:
                 settings.setdefault(key, getattr(defaults, key) * self.table.latency_scale)
         if inst.driver == "sim_camera":
             settings.setdefault("table", self.table)
-        elif inst.port == SIM_PORT and inst.driver == "scpi" and not (settings.get("queries") or settings.get("traces")):
+        elif (
+            inst.port == SIM_PORT and inst.driver == "scpi" and not (settings.get("queries") or settings.get("traces"))
+        ):
             settings = scope_settings() | settings
         return settings
 

@@ -35,8 +35,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("bench", help="run the benchmarks (hub, storage, processors, serial transport)",
-                              description="Run the benchmarks; each prints ratios against a baseline measured in the same run.")
-    p.add_argument("only", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
+    p = subparsers.add_parser(
+        "bench",
+        help="run the benchmarks (hub, storage, processors, serial transport)",
+        description="Run the benchmarks; each prints ratios against a baseline measured in the same run.",
+    )
+    p.add_argument(
+        "only", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})"
+    )
     p.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     p.set_defaults(func=run)

@@ -18,15 +18,24 @@ def run(args: argparse.Namespace) -> int:
     from ..app.demo import demo_sequence
 
     text = demo_config_text()
-    return run_and_report(parse_config(tomllib.loads(text), "demo.toml"), text, args, extra=demo_sequence, source="demo.toml")
+    return run_and_report(
+        parse_config(tomllib.loads(text), "demo.toml"), text, args, extra=demo_sequence, source="demo.toml"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="run the simulated optical table demo",
+        "demo",
+        help="run the simulated optical table demo",
         description="Simulated laser, half-wave plate, stage, power meter, scope and camera on one optical table, "
         "with an FFT, a filter and a trigger, recorded to an HDF5 run file.",
     )
-    p.add_argument("--duration", type=positive_seconds, default=None, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument(
+        "--duration",
+        type=positive_seconds,
+        default=None,
+        metavar="S",
+        help="stop after S seconds (default: until Ctrl-C)",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="where the run file goes (default: ./data)")
     p.set_defaults(func=run)

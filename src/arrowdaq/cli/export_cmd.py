@@ -10,8 +10,9 @@ import argparse
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ..errors import StorageError
 
@@ -77,8 +78,10 @@ def export_stream(
     if fmt == "csv":
         nested = [f.name for f in schema if pa.types.is_nested(f.type) or isinstance(f.type, pa.BaseExtensionType)]
         if nested:
-            raise StorageError(f"{path}: stream {stream!r}: CSV holds flat columns only, and {', '.join(nested)}"
-                               " hold traces or frames; export to parquet or arrow instead")
+            raise StorageError(
+                f"{path}: stream {stream!r}: CSV holds flat columns only, and {', '.join(nested)}"
+                " hold traces or frames; export to parquet or arrow instead"
+            )
     if fmt not in FORMATS:
         raise StorageError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
     try:
@@ -111,8 +114,14 @@ def run(args: argparse.Namespace) -> int:
     if console.is_terminal:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"export {args.stream}", total=None)
-            rows = export_stream(args.file, args.stream, args.format, args.output,
-                                 lambda done, total: bar.update(task, completed=done, total=total), force=args.force)
+            rows = export_stream(
+                args.file,
+                args.stream,
+                args.format,
+                args.output,
+                lambda done, total: bar.update(task, completed=done, total=total),
+                force=args.force,
+            )
     else:
         rows = export_stream(args.file, args.stream, args.format, args.output, force=args.force)
     print(f"{args.output}: {rows} rows of {args.stream!r} ({args.format})")
@@ -120,11 +129,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("export", help="export one stream of a run file to Parquet, CSV or Arrow IPC",
-                              description="Export one stream of a run file.")
+    p = subparsers.add_parser(
+        "export",
+        help="export one stream of a run file to Parquet, CSV or Arrow IPC",
+        description="Export one stream of a run file.",
+    )
     p.add_argument("file", help="the run file (.h5)")
     p.add_argument("--stream", required=True, help="the stream, e.g. pm1/power (see `arrowdaq inspect FILE`)")
     p.add_argument("--format", choices=FORMATS, default="parquet")
-    p.add_argument("-o", "--output", required=True, help="the file to write (not the run file; an existing one needs --force)")
+    p.add_argument(
+        "-o", "--output", required=True, help="the file to write (not the run file; an existing one needs --force)"
+    )
     p.add_argument("--force", action="store_true", help="replace the output file if it exists")
     p.set_defaults(func=run)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
-
+from datetime import UTC, datetime
 
 
 def _time(ns: int | None) -> str:
     if ns is None:
         return "-"
-    return datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
 
 
 def describe_run(path: str) -> str:
@@ -19,9 +18,14 @@ def describe_run(path: str) -> str:
 
     run = open_run(path)
     meta = run.metadata
-    state = "complete" if meta.get("complete") else (
-        "INCOMPLETE (still being written, or the writer stopped abnormally: then"
-        f" `h5clear -s {run.path}` lets stock HDF5 tools open it)")
+    state = (
+        "complete"
+        if meta.get("complete")
+        else (
+            "INCOMPLETE (still being written, or the writer stopped abnormally: then"
+            f" `h5clear -s {run.path}` lets stock HDF5 tools open it)"
+        )
+    )
     lines = [
         f"{run.path}",
         f"  run      {meta.get('title', '?')}  id {meta.get('entry_identifier', '?')}  layout {run.layout}",
@@ -52,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("inspect", help="show the streams, rows, time span and status of a run file",
-                              description="Print a run file's tree: streams, rows, time span, rates, units, complete or not.")
+    p = subparsers.add_parser(
+        "inspect",
+        help="show the streams, rows, time span and status of a run file",
+        description="Print a run file's tree: streams, rows, time span, rates, units, complete or not.",
+    )
     p.add_argument("file", help="the run file (.h5)")
     p.set_defaults(func=run)

@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import math
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -95,7 +96,9 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
 
 
 def run_and_report(
-    config: Config, config_text: str, args: argparse.Namespace,
+    config: Config,
+    config_text: str,
+    args: argparse.Namespace,
     extra: Callable[[InstrumentManager], Awaitable[None]] | None = None,
     source: str = "<config>",
 ) -> int:
@@ -119,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "run", help="run an acquisition from a configuration file",
+        "run",
+        help="run an acquisition from a configuration file",
         description="Run the instruments, processors and recording of CONFIG until Ctrl-C, SIGTERM or --duration; "
         "the run file is complete after any of these.",
     )

@@ -44,14 +44,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve an instrument simulator on a TCP port or a pseudo-terminal",
         description="Serve one instrument simulator (on a fresh optical table) until Ctrl-C or SIGTERM.",
     )
-    parser.add_argument("driver", help="the driver whose protocol to speak (e.g. newport_1830c, esp300, maitai, ell14, scpi)")
+    parser.add_argument(
+        "driver", help="the driver whose protocol to speak (e.g. newport_1830c, esp300, maitai, ell14, scpi)"
+    )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--tcp", type=tcp_port, metavar="PORT", default=0, help="TCP port on 127.0.0.1 (default: a free one)")
+    where.add_argument(
+        "--tcp", type=tcp_port, metavar="PORT", default=0, help="TCP port on 127.0.0.1 (default: a free one)"
+    )
     where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (Linux, macOS)")
-    parser.add_argument("--addresses", metavar="HEX", default=None,
-                        help="ell14 only: the mounts on the bus, e.g. 012 (default 0); the first is the half-wave plate")
-    parser.add_argument("--latency-scale", type=latency_scale, default=1.0, metavar="X",
-                        help="multiply the devices' real latencies by X (default 1: like hardware)")
+    parser.add_argument(
+        "--addresses",
+        metavar="HEX",
+        default=None,
+        help="ell14 only: the mounts on the bus, e.g. 012 (default 0); the first is the half-wave plate",
+    )
+    parser.add_argument(
+        "--latency-scale",
+        type=latency_scale,
+        default=1.0,
+        metavar="X",
+        help="multiply the devices' real latencies by X (default 1: like hardware)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -60,15 +73,21 @@ def run(args: argparse.Namespace) -> int:
     from ..sim.registry import SIMULATORS, simulator_class
 
     if args.driver not in SIMULATORS:
-        print(f"arrowdaq sim: no simulator for {args.driver!r} (simulators: {', '.join(sorted(SIMULATORS))})",
-              file=sys.stderr)
+        print(
+            f"arrowdaq sim: no simulator for {args.driver!r} (simulators: {', '.join(sorted(SIMULATORS))})",
+            file=sys.stderr,
+        )
         return 2
     table = OpticalTable(latency_scale=args.latency_scale)
     if args.addresses is not None:
         addresses = args.addresses.upper()
         if args.driver != "ell14":
             raise ConfigError("--addresses applies to the ell14 bus simulator only")
-        if not addresses or any(a not in "0123456789ABCDEF" for a in addresses) or len(set(addresses)) != len(addresses):
+        if (
+            not addresses
+            or any(a not in "0123456789ABCDEF" for a in addresses)
+            or len(set(addresses)) != len(addresses)
+        ):
             raise ConfigError(f"--addresses: {args.addresses!r} is not a list of distinct hex digits such as 012")
         device = simulator_class(args.driver)(table, addresses=addresses, hwp_address=addresses[0])
     else:

@@ -7,8 +7,8 @@ A driver that reads 1,000 samples calls one builder once; the constant
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa

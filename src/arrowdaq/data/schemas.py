@@ -17,8 +17,8 @@ plain utf8 back (:func:`plain_schema`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa

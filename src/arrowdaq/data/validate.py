@@ -34,7 +34,9 @@ def check_schema(actual: pa.Schema, expected: pa.Schema, *, stream: str | None =
             )
     extra = [n for n in actual.names if n not in set(expected.names)]
     if extra:
-        raise SchemaError(f"{_where(stream)}unexpected field {extra[0]!r} (declared fields: {', '.join(expected.names)})")
+        raise SchemaError(
+            f"{_where(stream)}unexpected field {extra[0]!r} (declared fields: {', '.join(expected.names)})"
+        )
 
 
 def check_nulls(batch: pa.RecordBatch, expected: pa.Schema, *, stream: str | None = None) -> None:
@@ -65,9 +67,7 @@ def required_columns(schema: pa.Schema) -> tuple[int, ...]:
     return tuple(i for i, field in enumerate(schema) if not field.nullable)
 
 
-def accept_batch(
-    batch: object, expected: pa.Schema, required: tuple[int, ...], *, stream: str | None = None
-) -> None:
+def accept_batch(batch: object, expected: pa.Schema, required: tuple[int, ...], *, stream: str | None = None) -> None:
     """The hub's per-batch check: the schema, then the null counts Arrow keeps.
 
     Field-by-field diagnosis only when the schema differs. Null counts are read

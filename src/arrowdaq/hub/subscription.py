@@ -15,8 +15,9 @@ import asyncio
 import fnmatch
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pyarrow as pa
 
@@ -48,7 +49,7 @@ class Subscription:
         *,
         max_bytes: int = 256 * 2**20,
         max_batches: int = 16,
-        on_alarm: Callable[["Subscription", str], None] | None = None,
+        on_alarm: Callable[[Subscription, str], None] | None = None,
     ) -> None:
         self.name = name
         self.patterns = tuple(patterns)
@@ -152,7 +153,7 @@ class Subscription:
             await self._ready.wait()
         return item
 
-    def __aiter__(self) -> "Subscription":
+    def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> tuple[str, pa.RecordBatch]:

@@ -16,7 +16,23 @@ from .registry import available, driver_class
 from .transports.base import PortSettings, Transport
 
 __all__ = [
-    "Control", "Driver", "EmissionControl", "FrameProducer", "InstrumentActor", "Measurement", "Movable",
-    "PortSettings", "Readable", "ShutterControl", "Stream", "Transport", "Triggerable", "WavelengthTunable",
-    "available", "capabilities_of", "command", "driver_class", "spawn_instrument",
+    "Control",
+    "Driver",
+    "EmissionControl",
+    "FrameProducer",
+    "InstrumentActor",
+    "Measurement",
+    "Movable",
+    "PortSettings",
+    "Readable",
+    "ShutterControl",
+    "Stream",
+    "Transport",
+    "Triggerable",
+    "WavelengthTunable",
+    "available",
+    "capabilities_of",
+    "command",
+    "driver_class",
+    "spawn_instrument",
 ]

@@ -21,8 +21,9 @@ actor: if the link is really gone, the next poll finds out.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -91,7 +92,9 @@ class InstrumentActor(Actor):
         self._streams = {s.name: s for s in self.driver.active_streams()}
         unknown = sorted(set(self._poll_overrides) - set(self._streams))
         if unknown:
-            raise InstrumentConfigError(f"{self.name}: poll_hz names unknown stream {unknown[0]!r} (streams: {', '.join(self._streams)})")
+            raise InstrumentConfigError(
+                f"{self.name}: poll_hz names unknown stream {unknown[0]!r} (streams: {', '.join(self._streams)})"
+            )
         self.poll_hz = {name: s.poll_hz for name, s in self._streams.items()} | self._poll_overrides
         await self.blocking(self.driver.connect)
         for stream, hz in self.poll_hz.items():
@@ -208,7 +211,9 @@ class InstrumentActor(Actor):
             "identity": self.driver.identity(),
             "settings": self.driver.settings(),
             "capabilities": capabilities_of(self.driver),
-            "streams": {s.name: {"unit": s.unit, "poll_hz": self.poll_hz.get(s.name, 0.0)} for s in self._streams.values()},
+            "streams": {
+                s.name: {"unit": s.unit, "poll_hz": self.poll_hz.get(s.name, 0.0)} for s in self._streams.values()
+            },
             "commands": sorted(self.driver.commands()),
         }
 
@@ -229,6 +234,8 @@ def spawn_instrument(
         hub.declare(f"{name}/{stream}", schema, producer=name)
     return hub.spawn(
         name,
-        lambda: InstrumentActor(hub, make_driver, driver_class, poll_hz=poll_hz, batch_latency=batch_latency, port=port),
+        lambda: InstrumentActor(
+            hub, make_driver, driver_class, poll_hz=poll_hz, batch_latency=batch_latency, port=port
+        ),
         role=Role.SOURCE,
     )

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -57,7 +58,9 @@ class Stream:
             return schemas.scalar_schema(self.unit, long_name=self.long_name)
         if self.kind == schemas.VECTOR:
             return schemas.vector_schema(self.unit, self.x_unit, long_name=self.long_name)
-        raise ValueError(f"stream {self.name!r}: a {self.kind} stream's schema depends on settings; override declare_streams")
+        raise ValueError(
+            f"stream {self.name!r}: a {self.kind} stream's schema depends on settings; override declare_streams"
+        )
 
 
 class Control:
@@ -89,14 +92,14 @@ class Control:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, driver: "Driver | None", owner: type | None = None) -> Any:
+    def __get__(self, driver: Driver | None, owner: type | None = None) -> Any:
         if driver is None:
             return self
         if self.get_command is None:
             raise CommandError(f"{driver.name}.{self.name} is write-only")
         return self.parse(driver.query(self.get_command))
 
-    def __set__(self, driver: "Driver", value: Any) -> None:
+    def __set__(self, driver: Driver, value: Any) -> None:
         if self.set_command is None:
             raise CommandError(f"{driver.name}.{self.name} is read-only")
         if self.validator is not None:
@@ -161,7 +164,7 @@ class Driver:
         return names + [p for p in PORT_SETTING_NAMES if p not in names] if cls.needs_port else names
 
     @classmethod
-    def open(cls, port: str, *, name: str = "", **settings: Any) -> "Driver":
+    def open(cls, port: str, *, name: str = "", **settings: Any) -> Driver:
         """Open ``port`` with this driver's port settings and build the driver (not yet connected).
 
         ``settings`` are the config's settings: PortSettings fields override the
@@ -195,7 +198,9 @@ class Driver:
         for s in cls.streams:
             if s.name == name:
                 return s
-        raise CommandError(f"{cls.driver_name} has no stream {name!r} (streams: {', '.join(s.name for s in cls.streams)})")
+        raise CommandError(
+            f"{cls.driver_name} has no stream {name!r} (streams: {', '.join(s.name for s in cls.streams)})"
+        )
 
     @classmethod
     def controls(cls) -> dict[str, Control]:

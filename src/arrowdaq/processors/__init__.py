@@ -7,7 +7,7 @@ Build them by kind name from a configuration with :func:`build` or
 :func:`spawn`; see :mod:`.base` for what happens on bad input.
 """
 
-from .averaging import Decimator, DecimateProcessor, MovingAverage, MovingAverageProcessor
+from .averaging import DecimateProcessor, Decimator, MovingAverage, MovingAverageProcessor
 from .base import Processor, ProcessorParams, SignalParams, SignalProcessor
 from .fft import FFTProcessor, SlidingFFT, spectra
 from .filters import FilterProcessor, StreamingFilter, design_filter
@@ -18,8 +18,29 @@ from .statistics import StatisticsProcessor, WindowStatistics
 from .trigger import Trigger, TriggerProcessor
 
 __all__ = [
-    "PROCESSORS", "DecimateProcessor", "Decimator", "FFTProcessor", "FilterProcessor", "IrregularTimestamps",
-    "MovingAverage", "MovingAverageProcessor", "Processor", "ProcessorParams", "SQLProcessor", "SampleClock",
-    "SignalParams", "SignalProcessor", "SlidingFFT", "StatisticsProcessor", "StreamingFilter", "Trigger",
-    "TriggerProcessor", "WindowStatistics", "build", "design_filter", "processor_class", "spawn", "spectra",
+    "PROCESSORS",
+    "DecimateProcessor",
+    "Decimator",
+    "FFTProcessor",
+    "FilterProcessor",
+    "IrregularTimestamps",
+    "MovingAverage",
+    "MovingAverageProcessor",
+    "Processor",
+    "ProcessorParams",
+    "SQLProcessor",
+    "SampleClock",
+    "SignalParams",
+    "SignalProcessor",
+    "SlidingFFT",
+    "StatisticsProcessor",
+    "StreamingFilter",
+    "Trigger",
+    "TriggerProcessor",
+    "WindowStatistics",
+    "build",
+    "design_filter",
+    "processor_class",
+    "spawn",
+    "spectra",
 ]

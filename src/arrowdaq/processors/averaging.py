@@ -64,7 +64,7 @@ class MovingAverage:
         sums = (self._ring_sum + ref) + entered - np.concatenate(([0.0], left[:-1]))
         self._ring_sum += float(entered[-1] - left[-1])
         if n >= kept:
-            self._ring[:] = x[n - kept:]
+            self._ring[:] = x[n - kept :]
             self._head = 0
         else:
             self._ring[(self._head + np.arange(n)) % kept] = x
@@ -121,12 +121,13 @@ class Decimator:
             return np.empty(0), keep
         n_taps = len(self.taps)
         z = np.concatenate((self._history, x))
-        self._history = z[len(z) - (n_taps - 1):]
+        self._history = z[len(z) - (n_taps - 1) :]
         windows = sliding_window_view(z, n_taps)  # windows[i] ends with x[i]
         reversed_taps = self.taps[::-1]
         step = max(1, self.BLOCK_ELEMENTS // n_taps)
-        y = np.concatenate([windows[keep[a:a + step]] @ reversed_taps for a in range(0, len(keep), step)]
-                           or [np.empty(0)])
+        y = np.concatenate(
+            [windows[keep[a : a + step]] @ reversed_taps for a in range(0, len(keep), step)] or [np.empty(0)]
+        )
         return y, keep
 
 

@@ -65,9 +65,7 @@ class ProcessorParams(BaseModel):
 class SignalParams(ProcessorParams):
     """Parameters shared by processors of an equally sampled scalar signal."""
 
-    sample_rate: float | None = Field(
-        None, gt=0, description="samples per second; None: learn it from the timestamps"
-    )
+    sample_rate: float | None = Field(None, gt=0, description="samples per second; None: learn it from the timestamps")
     timestamp_tolerance: float = Field(
         0.05, gt=0, lt=0.5, description="allowed relative jitter of the sampling interval"
     )
@@ -86,7 +84,8 @@ def parse_params(cls: type[ProcessorParams], params: dict[str, Any], where: str)
             if message not in messages.setdefault(name, []):
                 messages[name].append(message)
         problems = "; ".join(
-            (f"parameter {name!r}: " if name else "") + " or ".join(found)
+            (f"parameter {name!r}: " if name else "")
+            + " or ".join(found)
             + (f" (got {params[name]!r})" if name in params else "")
             for name, found in messages.items()
         )
@@ -236,8 +235,14 @@ class Processor(Actor):
 
     async def handle(self, message: Any) -> Any:
         if isinstance(message, Command) and message.action == "status":
-            return {"id": self.id, "kind": self.kind, "input": self.input, "outputs": dict(self.outputs),
-                    **self.counters, "last_problem": self.last_problem}
+            return {
+                "id": self.id,
+                "kind": self.kind,
+                "input": self.input,
+                "outputs": dict(self.outputs),
+                **self.counters,
+                "last_problem": self.last_problem,
+            }
         action = getattr(message, "action", type(message).__name__)
         raise CommandError(f"{self.where}: unknown command {action!r} (known: status)")
 
@@ -282,7 +287,7 @@ class SignalProcessor(Processor):
                 raise
             if self.clock.sample_rate is None:  # still learning: drop up to the last irregular interval
                 self.problem(f"{exc}; {exc.resume_at} sample(s) dropped", type(exc).__name__)
-                return self._clock(ts[exc.resume_at:], values[exc.resume_at:])
+                return self._clock(ts[exc.resume_at :], values[exc.resume_at :])
             # A batch regular on its own means the instrument's rate changed: relearn it. One too short
             # to tell (a polled instrument's single sample) is held, and the rate learnt again from it on.
             fresh = SampleClock(self.input, None, self.clock.tolerance)
@@ -296,8 +301,11 @@ class SignalProcessor(Processor):
         old, reason = self._relearning
         self._relearning = None
         if abs(rate / old - 1.0) > self.clock.tolerance:
-            self.problem(f"{self.where}: the sample rate of {self.input!r} changed from {old:.6g} Hz to "
-                         f"{rate:.6g} Hz; the signal restarts", "rate")
+            self.problem(
+                f"{self.where}: the sample rate of {self.input!r} changed from {old:.6g} Hz to "
+                f"{rate:.6g} Hz; the signal restarts",
+                "rate",
+            )
         else:
             self.problem(f"{self.where}: {reason}; the signal restarts", "rate")
 
@@ -321,8 +329,7 @@ class SignalProcessor(Processor):
             self._started = True
         segments, n_nan, self._broken = split_segments(ts, values, breaks, self._broken)
         if n_nan:
-            self.problem(f"{self.where}: {n_nan} NaN value(s) in {self.input!r}; the signal restarts after them",
-                         "nan")
+            self.problem(f"{self.where}: {n_nan} NaN value(s) in {self.input!r}; the signal restarts after them", "nan")
         n_gaps = int(breaks.sum())
         if n_gaps:
             first = int(np.argmax(breaks))

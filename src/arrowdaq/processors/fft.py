@@ -52,8 +52,15 @@ def window_values(name: str, n: int) -> np.ndarray:
     return sig.get_window(name, n, fftbins=True)
 
 
-def spectra(frames: np.ndarray, sample_rate: float | np.ndarray, *, window: str = "hann",
-            scaling: Scaling = "magnitude", nfft: int | None = None, detrend: bool = False) -> np.ndarray:
+def spectra(
+    frames: np.ndarray,
+    sample_rate: float | np.ndarray,
+    *,
+    window: str = "hann",
+    scaling: Scaling = "magnitude",
+    nfft: int | None = None,
+    detrend: bool = False,
+) -> np.ndarray:
     """One-sided spectra of the rows of ``frames`` (2-D), scaled as the module docstring says.
 
     ``sample_rate`` is a number or one per row. ``nfft`` shorter than a row
@@ -84,8 +91,16 @@ def spectra(frames: np.ndarray, sample_rate: float | np.ndarray, *, window: str 
 class SlidingFFT:
     """Spectra of overlapping windows of a signal that arrives in chunks."""
 
-    def __init__(self, window_size: int, hop: int, sample_rate: float, *, window: str = "hann",
-                 scaling: Scaling = "magnitude", detrend: bool = False) -> None:
+    def __init__(
+        self,
+        window_size: int,
+        hop: int,
+        sample_rate: float,
+        *,
+        window: str = "hann",
+        scaling: Scaling = "magnitude",
+        detrend: bool = False,
+    ) -> None:
         if not 1 <= hop <= window_size:
             raise ValueError(f"hop must be in 1..{window_size}, got {hop}")
         self.window_size, self.hop, self.sample_rate = window_size, hop, sample_rate
@@ -107,8 +122,8 @@ class SlidingFFT:
         """Spectra (one row per complete window) and the timestamps of the windows' first samples."""
         held, n = self._held, len(values)
         if held + n < self.window_size:
-            self._values[held:held + n] = values
-            self._timestamps[held:held + n] = timestamps_ns
+            self._values[held : held + n] = values
+            self._timestamps[held : held + n] = timestamps_ns
             self._held += n
             return np.empty((0, self.window_size // 2 + 1)), timestamps_ns[:0]
         v = np.concatenate((self._values[:held], values))
@@ -116,10 +131,10 @@ class SlidingFFT:
         count = (len(v) - self.window_size) // self.hop + 1
         used = count * self.hop
         self._held = len(v) - used  # < window_size
-        self._values[:self._held] = v[used:]
-        self._timestamps[:self._held] = ts[used:]
+        self._values[: self._held] = v[used:]
+        self._timestamps[: self._held] = ts[used:]
         frames = sliding_window_view(v, self.window_size)[:: self.hop][:count]
-        return spectra(frames, self.sample_rate, **self.options), ts[:used:self.hop]  # type: ignore[arg-type]
+        return spectra(frames, self.sample_rate, **self.options), ts[: used : self.hop]  # type: ignore[arg-type]
 
 
 class FFTParams(SignalParams):
@@ -166,21 +181,26 @@ class FFTProcessor(SignalProcessor):
             self.unit = unit_of(input_schema, "values")
             if (input_schema.metadata or {}).get(b"arrowdaq.axis", b"").decode() != UNIFORM:
                 if p.sample_rate is None:
-                    raise ProcessorConfigError(f"{self.where}: input {self.input!r} has an explicit x axis; "
-                                         "configure sample_rate to take its FFT")
+                    raise ProcessorConfigError(
+                        f"{self.where}: input {self.input!r} has an explicit x axis; "
+                        "configure sample_rate to take its FFT"
+                    )
                 self.seconds_per_x = 1.0
             else:
                 x_unit = unit_of(input_schema, "x0")
                 if x_unit not in TIME_UNITS:
                     units = ", ".join(u for u in TIME_UNITS if u)
-                    raise ProcessorConfigError(f"{self.where}: the x axis of {self.input!r} is in {x_unit!r}, "
-                                               f"not a time unit ({units}); configure sample_rate")
+                    raise ProcessorConfigError(
+                        f"{self.where}: the x axis of {self.input!r} is in {x_unit!r}, "
+                        f"not a time unit ({units}); configure sample_rate"
+                    )
                 self.seconds_per_x = TIME_UNITS[x_unit]
             self.channel = ""
         else:
             if p.window_size is None:
-                raise ProcessorConfigError(f"{self.where}: parameter 'window_size' is required for the scalar "
-                                     f"input {self.input!r}")
+                raise ProcessorConfigError(
+                    f"{self.where}: parameter 'window_size' is required for the scalar input {self.input!r}"
+                )
             super().configure(input_schema)
         return self.output_schemas(input_schema)
 
@@ -192,8 +212,9 @@ class FFTProcessor(SignalProcessor):
     def start_signal(self, sample_rate: float) -> None:
         p = self.params
         hop = p.window_size - round(p.overlap * p.window_size)
-        self.fft = SlidingFFT(p.window_size, max(hop, 1), sample_rate, window=p.window, scaling=p.output,
-                              detrend=p.detrend)
+        self.fft = SlidingFFT(
+            p.window_size, max(hop, 1), sample_rate, window=p.window, scaling=p.output, detrend=p.detrend
+        )
 
     def work(self, batch: pa.RecordBatch) -> float:
         p = self.params
@@ -211,8 +232,15 @@ class FFTProcessor(SignalProcessor):
         rows, ts = self.fft.process(segment.timestamps_ns, segment.values)
         if len(rows) == 0:
             return []
-        batch = vector_batch(rows, channel=self.channel, unit=spectrum_unit(self.unit, self.params.output),
-                             x0=0.0, dx=self.fft.frequency_step, x_unit="Hz", timestamps_ns=ts)
+        batch = vector_batch(
+            rows,
+            channel=self.channel,
+            unit=spectrum_unit(self.unit, self.params.output),
+            x0=0.0,
+            dx=self.fft.frequency_step,
+            x_unit="Hz",
+            timestamps_ns=ts,
+        )
         return [("spectrum", batch)]
 
     # --- vector input -------------------------------------------------------------------
@@ -235,22 +263,42 @@ class FFTProcessor(SignalProcessor):
         for length in np.unique(lengths):  # usually one: every trace has the same length
             rows = np.flatnonzero(lengths == length)
             if length < 2:
-                self.problem(f"{self.where}: {len(rows)} trace(s) of {self.input!r} shorter than 2 samples skipped",
-                             "short")
+                self.problem(
+                    f"{self.where}: {len(rows)} trace(s) of {self.input!r} shorter than 2 samples skipped", "short"
+                )
                 continue
             n = self.params.window_size or int(length)
             traces = flat[starts[rows, None] + np.arange(min(n, int(length)))]  # only the samples used
             ok = np.isfinite(traces).all(axis=1) & np.isfinite(rates[rows]) & (rates[rows] > 0)
             if not ok.all():
-                self.problem(f"{self.where}: {int((~ok).sum())} trace(s) of {self.input!r} with NaN/inf values "
-                             "or a bad dx skipped", "nan")
+                self.problem(
+                    f"{self.where}: {int((~ok).sum())} trace(s) of {self.input!r} with NaN/inf values "
+                    "or a bad dx skipped",
+                    "nan",
+                )
                 rows, traces = rows[ok], traces[ok]
                 if len(rows) == 0:
                     continue
-            out = spectra(traces, rates[rows], window=self.params.window, scaling=self.params.output, nfft=n,
-                          detrend=self.params.detrend)
-            outputs.append(("spectrum", vector_batch(
-                out, channel=self.channel, unit=spectrum_unit(self.unit, self.params.output), x0=0.0,
-                dx=rates[rows] / n, x_unit="Hz", timestamps_ns=ts[rows])))
+            out = spectra(
+                traces,
+                rates[rows],
+                window=self.params.window,
+                scaling=self.params.output,
+                nfft=n,
+                detrend=self.params.detrend,
+            )
+            outputs.append(
+                (
+                    "spectrum",
+                    vector_batch(
+                        out,
+                        channel=self.channel,
+                        unit=spectrum_unit(self.unit, self.params.output),
+                        x0=0.0,
+                        dx=rates[rows] / n,
+                        x_unit="Hz",
+                        timestamps_ns=ts[rows],
+                    ),
+                )
+            )
         return outputs
-

@@ -71,7 +71,7 @@ class FilterParams(SignalParams):
     quality: float = Field(30.0, gt=0, description="notch quality factor: frequency / bandwidth")
 
     @model_validator(mode="after")
-    def _check(self) -> "FilterParams":
+    def _check(self) -> FilterParams:
         two = isinstance(self.cutoff, tuple)
         if self.response in ("bandpass", "bandstop"):
             if not two or not 0 < self.cutoff[0] < self.cutoff[1]:  # type: ignore[index]
@@ -102,8 +102,14 @@ def design_filter(p: FilterParams, sample_rate: float, where: str = "filter") ->
         taps = sig.firwin(p.order + 1, p.cutoff, pass_zero=pass_zero, fs=sample_rate)
         return StreamingFilter(fir=taps)
     sos = sig.iirfilter(
-        p.order, p.cutoff, rp=p.ripple_db, rs=p.attenuation_db, btype=p.response,
-        ftype=p.design, output="sos", fs=sample_rate,
+        p.order,
+        p.cutoff,
+        rp=p.ripple_db,
+        rs=p.attenuation_db,
+        btype=p.response,
+        ftype=p.design,
+        output="sos",
+        fs=sample_rate,
     )
     return StreamingFilter(sos=sos)
 

@@ -13,7 +13,8 @@ declares the outputs, so storage sees them before any data flows.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ..actors import ActorRef
 from ..errors import ProcessorConfigError
@@ -28,8 +29,15 @@ from .trigger import TriggerProcessor
 #: kind name -> processor class. Third-party processors may add themselves here.
 PROCESSORS: dict[str, type[Processor]] = {
     cls.kind: cls
-    for cls in (FFTProcessor, FilterProcessor, MovingAverageProcessor, DecimateProcessor,
-                StatisticsProcessor, TriggerProcessor, SQLProcessor)
+    for cls in (
+        FFTProcessor,
+        FilterProcessor,
+        MovingAverageProcessor,
+        DecimateProcessor,
+        StatisticsProcessor,
+        TriggerProcessor,
+        SQLProcessor,
+    )
 }
 
 
@@ -48,8 +56,9 @@ def _single_input(id: str, inputs: str | Iterable[str]) -> str:
     return names[0]
 
 
-def build(kind: str, id: str, hub: Any, inputs: str | Iterable[str],
-          params: dict[str, Any] | None = None) -> Callable[[], Processor]:
+def build(
+    kind: str, id: str, hub: Any, inputs: str | Iterable[str], params: dict[str, Any] | None = None
+) -> Callable[[], Processor]:
     """Check ``params`` now and return the factory for ``hub.spawn(id, factory, inputs=...)``."""
     cls = processor_class(kind)
     source = _single_input(id, inputs)

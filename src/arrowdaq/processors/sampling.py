@@ -93,7 +93,8 @@ class SampleClock:
             if nominal <= 0:
                 raise IrregularTimestamps(
                     f"stream {self.stream!r}: timestamps do not increase, so no sample rate can be derived; "
-                    "configure sample_rate", resume_at=n
+                    "configure sample_rate",
+                    resume_at=n,
                 )
             gap = intervals > GAP_FACTOR * nominal
             dt = float(intervals[~gap].mean())
@@ -114,7 +115,7 @@ class SampleClock:
         self._regular_count += int(np.count_nonzero(~gap))
         self.dt_ns = self._regular_ns / self._regular_count
         self.last_ns = int(ts[-1])
-        flags[n - len(gap):] = gap  # the very first sample has no interval before it
+        flags[n - len(gap) :] = gap  # the very first sample has no interval before it
         return flags
 
 

@@ -58,9 +58,7 @@ def _result_schema(result: pa.Schema, input_schema: pa.Schema) -> pa.Schema:
         if t == pa.large_string():
             t = pa.string()
         fields.append(pa.field(f.name, t, nullable=True))
-    same = [f.name for f in fields] == plain_in.names and all(
-        f.type == g.type for f, g in zip(fields, plain_in)
-    )
+    same = [f.name for f in fields] == plain_in.names and all(f.type == g.type for f, g in zip(fields, plain_in))
     return plain_in if same else pa.schema(fields)
 
 
@@ -75,7 +73,7 @@ class SQLProcessor(Processor):
         query = self.params.query
         try:
             empty = run_query(query, to_polars(input_schema.empty_table()))
-        except Exception as exc:  # noqa: BLE001 - any Polars error is a problem of the query
+        except Exception as exc:
             columns = ", ".join(input_schema.names)
             raise ProcessorConfigError(
                 f"{self.where}: bad SQL query {query!r}: {_first_line(exc)} "
@@ -88,7 +86,7 @@ class SQLProcessor(Processor):
         try:
             result = run_query(self.params.query, to_polars(batch))
             table = from_polars(result, self.output_schema)
-        except Exception as exc:  # noqa: BLE001 - a query can fail on values (a cast): report, keep running
+        except Exception as exc:
             raise ProcessorError(
                 f"{self.where}: query failed on a batch of {self.input!r}: {_first_line(exc)}"
             ) from None

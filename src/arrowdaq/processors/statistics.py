@@ -40,8 +40,9 @@ _AGGREGATES = {
 class WindowStatistics:
     """Statistics of consecutive windows; holds the samples of the window still open."""
 
-    def __init__(self, *, period_ns: int | None = None, rows: int | None = None,
-                 stats: tuple[Statistic, ...] = STATISTICS) -> None:
+    def __init__(
+        self, *, period_ns: int | None = None, rows: int | None = None, stats: tuple[Statistic, ...] = STATISTICS
+    ) -> None:
         if (period_ns is None) == (rows is None):
             raise ValueError("give either period_ns or rows")
         self.period_ns = period_ns
@@ -88,7 +89,7 @@ class StatisticsParams(ProcessorParams):
     stats: tuple[Statistic, ...] = Field(STATISTICS, min_length=1, description="which statistics to publish")
 
     @model_validator(mode="after")
-    def _one_window(self) -> "StatisticsParams":
+    def _one_window(self) -> StatisticsParams:
         if (self.period is None) == (self.rows is None):
             raise ValueError("give exactly one of period (seconds) or rows (samples)")
         if len(set(self.stats)) != len(self.stats):
@@ -130,7 +131,14 @@ class StatisticsProcessor(Processor):
             return []
         ts = frame["start_ns"].to_numpy()
         return [
-            (s, scalar_batch(frame[s].to_numpy(), channel=self.channel, unit=None if s == "count" else self.unit,
-                             timestamps_ns=ts))
+            (
+                s,
+                scalar_batch(
+                    frame[s].to_numpy(),
+                    channel=self.channel,
+                    unit=None if s == "count" else self.unit,
+                    timestamps_ns=ts,
+                ),
+            )
             for s in self.params.stats
         ]

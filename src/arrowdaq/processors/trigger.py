@@ -50,7 +50,7 @@ class TriggerParams(SignalParams):
     holdoff: float = Field(0.0, ge=0, description="seconds from a trigger before the next may fire")
 
     @model_validator(mode="after")
-    def _check_mode(self) -> "TriggerParams":
+    def _check_mode(self) -> TriggerParams:
         if self.mode in ("edge", "level") and self.level is None:
             raise ValueError(f"level: {self.mode} mode needs a level")
         if self.mode == "window" and (self.low is None or self.high is None or not self.low < self.high):
@@ -136,8 +136,8 @@ class Trigger:
         if len(self._pending):
             keep_from = min(keep_from, int(self._pending.min()) - self.p.pre)
         keep_from = max(keep_from, self._start)
-        self._values = self._values[keep_from - self._start:]
-        self._timestamps = self._timestamps[keep_from - self._start:]
+        self._values = self._values[keep_from - self._start :]
+        self._timestamps = self._timestamps[keep_from - self._start :]
         self._start = keep_from
         return out
 
@@ -174,7 +174,17 @@ class TriggerProcessor(SignalProcessor):
         if len(rows) == 0:
             return []
         return [
-            ("segments", vector_batch(rows, channel=self.channel, unit=self.unit, x0=-self.params.pre * self.dt,
-                                      dx=self.dt, x_unit="s", timestamps_ns=ts)),
+            (
+                "segments",
+                vector_batch(
+                    rows,
+                    channel=self.channel,
+                    unit=self.unit,
+                    x0=-self.params.pre * self.dt,
+                    dx=self.dt,
+                    x_unit="s",
+                    timestamps_ns=ts,
+                ),
+            ),
             ("events", scalar_batch(values, channel=self.channel, unit=self.unit, timestamps_ns=ts)),
         ]

@@ -131,7 +131,7 @@ class ELL14Sim(SimDevice):
     def handle_packet(self, mount: Mount, mnemonic: str, data: str) -> str:
         pulses_per_deg = PULSES_PER_REV / 360.0
         if mnemonic == "in":
-            return (f"IN0E{mount.serial:08d}20231701{360:04X}{PULSES_PER_REV:08X}")
+            return f"IN0E{mount.serial:08d}20231701{360:04X}{PULSES_PER_REV:08X}"
         if mnemonic == "gp":
             return self._position(mount)
         if mnemonic == "gs":

@@ -77,8 +77,15 @@ def driver_settings(points: int = 2_000, sample_rate: float = 100_000.0, trace_h
         "queries": {"voltage": {"query": "MEAS:VOLT:DC?", "unit": "V", "poll_hz": 2.0}},
         "traces": {
             "trace": {
-                "query": "WAV:DATA?", "format": "binary", "dtype": "<f4", "select": ["WAV:FORM REAL"],
-                "x_increment": "WAV:XINC?", "x_origin": "WAV:XOR?", "unit": "V", "x_unit": "s", "poll_hz": trace_hz,
+                "query": "WAV:DATA?",
+                "format": "binary",
+                "dtype": "<f4",
+                "select": ["WAV:FORM REAL"],
+                "x_increment": "WAV:XINC?",
+                "x_origin": "WAV:XOR?",
+                "unit": "V",
+                "x_unit": "s",
+                "poll_hz": trace_hz,
             }
         },
     }
@@ -141,12 +148,25 @@ class ScopeSim(SimDevice):
         return ieee_block(payload)
 
     def preamble(self) -> str:
-        fields = [FORMAT_CODES[self.format], 0, self.points, 1, self.x_increment, self.x_origin, 0, self.y_increment, 0.0, 0]
+        fields = [
+            FORMAT_CODES[self.format],
+            0,
+            self.points,
+            1,
+            self.x_increment,
+            self.x_origin,
+            0,
+            self.y_increment,
+            0.0,
+            0,
+        ]
         return ",".join(f"{v:.9e}" if isinstance(v, float) else str(v) for v in fields)
 
     # --- the protocol --------------------------------------------------------------------
     def handle(self, command: str) -> str | bytes | None:
-        replies = [r for part in command.split(";") if part.strip() and (r := self.handle_one(part.strip())) is not None]
+        replies = [
+            r for part in command.split(";") if part.strip() and (r := self.handle_one(part.strip())) is not None
+        ]
         if not replies:
             return None
         if len(replies) == 1:

@@ -47,7 +47,7 @@ class SimServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "SimServer":
+    def __enter__(self) -> SimServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,6 +14,15 @@ from .options import ARROW_IPC, NEXUS, RunInfo, StorageOptions, new_run_id, run_
 from .reader import RunFile, StreamSummary, open_run
 
 __all__ = [
-    "ARROW_IPC", "NEXUS", "RunFile", "RunInfo", "StorageActor", "StorageOptions", "StreamSummary",
-    "new_run_id", "open_run", "run_path", "spawn_storage",
+    "ARROW_IPC",
+    "NEXUS",
+    "RunFile",
+    "RunInfo",
+    "StorageActor",
+    "StorageOptions",
+    "StreamSummary",
+    "new_run_id",
+    "open_run",
+    "run_path",
+    "spawn_storage",
 ]

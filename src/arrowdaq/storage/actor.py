@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pyarrow as pa
 
@@ -118,7 +119,7 @@ class StorageActor(Actor):
         finally:
             try:
                 await self.blocking(self.writer.close if self.error is None else self.writer.abandon)
-            except Exception as exc:  # noqa: BLE001 - the file may be unusable after a write error
+            except Exception as exc:
                 self.log.warning(f"{self.path}: error while closing: {describe(exc)}")
             self.writer = None
         if self.error is None:
@@ -155,7 +156,7 @@ class StorageActor(Actor):
                         return
                     self.rows_written[stream] = self.rows_written.get(stream, 0) + batch.num_rows
                 return
-        except Exception as exc:  # noqa: BLE001 - disk full, file gone, I/O error
+        except Exception as exc:
             self._fail_text(exc, f"writing stream {stream!r} failed")
             raise StorageWriteError(self.error) from exc
         self.rows_written[stream] = self.rows_written.get(stream, 0) + rows
@@ -183,7 +184,7 @@ class StorageActor(Actor):
         await self._write_all()
         try:
             await self.blocking(self.writer.flush)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._fail_text(exc, "flush failed")
             raise StorageWriteError(self.error) from exc
         self.last_flush = time.time()
@@ -200,8 +201,9 @@ class StorageActor(Actor):
         if message.action == "instrument_info":
             await self._instrument_info(message.args)
             return self.status()
-        raise CommandError(f"storage actor {self.name!r}: unknown command {message.action!r}"
-                           " (known: status, flush, instrument_info)")
+        raise CommandError(
+            f"storage actor {self.name!r}: unknown command {message.action!r} (known: status, flush, instrument_info)"
+        )
 
     def status(self) -> dict[str, Any]:
         """Where and how much is recorded; ``error`` is set once recording stopped on a write error."""
@@ -227,13 +229,15 @@ class StorageActor(Actor):
     async def _instrument_info(self, args: Mapping[str, Any]) -> None:
         bad = [k for k, v in args.items() if not isinstance(v, Mapping)]
         if not args or bad:
-            raise CommandError("instrument_info: expected {instrument: {identity/settings dict}}, "
-                               f"got {', '.join(map(repr, bad)) or 'nothing'}")
+            raise CommandError(
+                "instrument_info: expected {instrument: {identity/settings dict}}, "
+                f"got {', '.join(map(repr, bad)) or 'nothing'}"
+            )
         for name, info in args.items():
             self.instruments[name] = info
             try:
                 await self.blocking(self.writer.set_instrument, name, info)
-            except Exception as exc:  # noqa: BLE001 - metadata trouble never stops data recording
+            except Exception as exc:
                 self.warnings.append(f"instrument info of {name!r} not recorded: {describe(exc)}")
                 self.log.error(f"{self.path}: {self.warnings[-1]}")
 
@@ -274,7 +278,7 @@ class StorageActor(Actor):
         except RunFileBusy as exc:  # a viewer holds the file: keep recording the streams it has
             self._skip(stream, exc)
             return False
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._fail_text(exc, "changing the file's structure failed")
             raise StorageWriteError(self.error) from exc
         self.rows_written[stream] = self.writer.rows(stream)
@@ -283,7 +287,11 @@ class StorageActor(Actor):
     def _fail_text(self, exc: BaseException, what: str) -> None:
         if self.writer is not None:
             self.writer.broken = True
-        text = str(exc) if isinstance(exc, StorageError) and str(self.path) in str(exc) else f"{self.path}: {describe(exc)}"
+        text = (
+            str(exc)
+            if isinstance(exc, StorageError) and str(self.path) in str(exc)
+            else f"{self.path}: {describe(exc)}"
+        )
         self.error = f"{what}: {text}; recording stopped"
         self.log.error(self.error)
 
@@ -299,6 +307,7 @@ def spawn_storage(
 ) -> tuple[ActorRef, Path]:
     """Start recording ``inputs`` (stream names or globs); returns the actor and the run file's path."""
     run = run or RunInfo()
-    ref = hub.spawn(name, lambda: StorageActor(hub, options, run, instruments), role=Role.SINK,
-                    inputs=inputs, policy="lossless")
+    ref = hub.spawn(
+        name, lambda: StorageActor(hub, options, run, instruments), role=Role.SINK, inputs=inputs, policy="lossless"
+    )
     return ref, run_path(options, run)

@@ -16,8 +16,8 @@ Whole columns move as NumPy arrays; nothing here loops over rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa

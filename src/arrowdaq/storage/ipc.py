@@ -9,7 +9,7 @@ crash can leave a file that needs ``h5clear -s``. Prefer the ``nexus`` layout.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa

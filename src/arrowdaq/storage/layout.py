@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import h5py
 import numpy as np
@@ -57,8 +58,10 @@ INSTRUMENT_LOG_PIECE = 1024
 
 def create_instrument_log(group: h5py.Group) -> h5py.Dataset:
     ds = group.create_dataset(INSTRUMENT_LOG, (0,), f"S{INSTRUMENT_LOG_PIECE}", maxshape=(None,), chunks=(16,))
-    ds.attrs["description"] = ("instrument identities and settings sent during the run: JSON lines"
-                               " {instrument: info}, cut into pieces; join them; later lines replace earlier ones")
+    ds.attrs["description"] = (
+        "instrument identities and settings sent during the run: JSON lines"
+        " {instrument: info}, cut into pieces; join them; later lines replace earlier ones"
+    )
     return ds
 
 
@@ -90,7 +93,7 @@ def read_instruments(group: h5py.Group) -> dict[str, Any]:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def encode_schema(schema: pa.Schema) -> str:

@@ -6,8 +6,8 @@ write whole column arrays. See :mod:`.columns` for the form of each column.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import h5py
 import numpy as np
@@ -54,7 +54,11 @@ def default_rank(schema: pa.Schema, from_processor: bool) -> int:
     elif kind == IMAGE:
         rank = 2
     else:
-        numbers = [f for f in schema if f.name != "timestamp_ns" and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))]
+        numbers = [
+            f
+            for f in schema
+            if f.name != "timestamp_ns" and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+        ]
         rank = 3 if numbers else 4
     return rank + (10 if from_processor else 0)
 
@@ -131,7 +135,9 @@ class NexusWriter(RunWriter):
         except Exception as exc:
             if key in entry:
                 del entry[key]
-            raise StorageError(f"{self.path}: stream {spec.name!r}: cannot create its datasets: {describe(exc)}") from exc
+            raise StorageError(
+                f"{self.path}: stream {spec.name!r}: cannot create its datasets: {describe(exc)}"
+            ) from exc
 
     def _create_group(self, entry: h5py.Group, key: str, spec: StreamSpec, plans: list[C.ColumnPlan]) -> None:
         g = L.set_nx(entry.create_group(key), "NXdata")
@@ -155,23 +161,54 @@ class NexusWriter(RunWriter):
         for plan in plans:
             attrs = field_attrs(spec.schema.field(plan.name))
             if plan.form == C.NUMERIC:
-                ds = g.create_dataset(plan.name, (0,), plan.dtype, maxshape=(None,), chunks=(rows,), **self.options.filter_args())
+                ds = g.create_dataset(
+                    plan.name, (0,), plan.dtype, maxshape=(None,), chunks=(rows,), **self.options.filter_args()
+                )
                 if plan.nullable:
-                    g.create_dataset(plan.name + C.VALID_SUFFIX, (0,), "u1", maxshape=(None,), chunks=(rows,), **self.options.filter_args())
+                    g.create_dataset(
+                        plan.name + C.VALID_SUFFIX,
+                        (0,),
+                        "u1",
+                        maxshape=(None,),
+                        chunks=(rows,),
+                        **self.options.filter_args(),
+                    )
             elif plan.form == C.LIST:
                 trace_rows = max(1, CHUNK_BYTES // (TRACE_CHUNK_POINTS * plan.dtype.itemsize))
-                ds = g.create_dataset(plan.name, (0, 0), plan.dtype, maxshape=(None, None),
-                                      chunks=(trace_rows, TRACE_CHUNK_POINTS), **self.options.filter_args())
+                ds = g.create_dataset(
+                    plan.name,
+                    (0, 0),
+                    plan.dtype,
+                    maxshape=(None, None),
+                    chunks=(trace_rows, TRACE_CHUNK_POINTS),
+                    **self.options.filter_args(),
+                )
             elif plan.form == C.TENSOR:
                 frame = int(np.prod(plan.row_shape)) * plan.dtype.itemsize
-                ds = g.create_dataset(plan.name, (0, *plan.row_shape), plan.dtype, maxshape=(None, *plan.row_shape),
-                                      chunks=(max(1, CHUNK_BYTES // max(frame, 1)), *plan.row_shape),
-                                      **self.options.filter_args(images=True))
+                ds = g.create_dataset(
+                    plan.name,
+                    (0, *plan.row_shape),
+                    plan.dtype,
+                    maxshape=(None, *plan.row_shape),
+                    chunks=(max(1, CHUNK_BYTES // max(frame, 1)), *plan.row_shape),
+                    **self.options.filter_args(images=True),
+                )
             else:
-                ds = g.create_dataset(plan.name + C.CODES_SUFFIX, (0,), "i4", maxshape=(None,), chunks=(rows,), **self.options.filter_args())
-                g.create_dataset(plan.name + C.DICTIONARY_SUFFIX, (0,), L.DICTIONARY_DTYPE, maxshape=(None,), chunks=(64,))
-                attrs["description"] = (f"codes into {plan.name}{C.DICTIONARY_SUFFIX} (-1 = null); empty while every row"
-                                        f" has the same value: {plan.name}{C.DICTIONARY_SUFFIX}[0], or null if that is empty")
+                ds = g.create_dataset(
+                    plan.name + C.CODES_SUFFIX,
+                    (0,),
+                    "i4",
+                    maxshape=(None,),
+                    chunks=(rows,),
+                    **self.options.filter_args(),
+                )
+                g.create_dataset(
+                    plan.name + C.DICTIONARY_SUFFIX, (0,), L.DICTIONARY_DTYPE, maxshape=(None,), chunks=(64,)
+                )
+                attrs["description"] = (
+                    f"codes into {plan.name}{C.DICTIONARY_SUFFIX} (-1 = null); empty while every row"
+                    f" has the same value: {plan.name}{C.DICTIONARY_SUFFIX}[0], or null if that is empty"
+                )
             for k, v in attrs.items():
                 ds.attrs[k] = v
         if self._trace_x(spec.schema, signal) == "uniform":  # x of the first trace, written with it
@@ -278,8 +315,10 @@ class NexusWriter(RunWriter):
         codes, new = strings.encode([b.column(name) for b in batches], rows_before)
         too_long = [v for v in new if len(v.encode()) > L.DICTIONARY_BYTES]
         if too_long:
-            raise StorageError(f"stream {stream!r}: field {name!r}: value {too_long[0][:40]!r}... is longer"
-                               f" than {L.DICTIONARY_BYTES} bytes")
+            raise StorageError(
+                f"stream {stream!r}: field {name!r}: value {too_long[0][:40]!r}... is longer"
+                f" than {L.DICTIONARY_BYTES} bytes"
+            )
         writes = []
         # Codes before new dictionary entries: if a crash falls between the two, the codes on disk
         # already say "varying", so rows from before a null unit got a value still read as null.

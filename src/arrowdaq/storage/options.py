@@ -27,8 +27,10 @@ def _check_filter(key: str, name: str | int | None) -> None:
         return
     filter_id = NAMED_FILTERS.get(name) if isinstance(name, str) else name
     if not isinstance(filter_id, int) or isinstance(filter_id, bool):
-        raise ConfigError(f"{key}: unknown filter {name!r} (known by name: {', '.join(NAMED_FILTERS)}, or None;"
-                          " other filters by their HDF5 filter id, once registered e.g. by `import hdf5plugin`)")
+        raise ConfigError(
+            f"{key}: unknown filter {name!r} (known by name: {', '.join(NAMED_FILTERS)}, or None;"
+            " other filters by their HDF5 filter id, once registered e.g. by `import hdf5plugin`)"
+        )
     if not h5z.filter_avail(filter_id):
         raise ConfigError(f"{key}: filter {name!r} is not available in this HDF5 build")
 

@@ -8,10 +8,11 @@ being changed: see :mod:`.unclosed` for the ``arrow_ipc`` layout).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -79,8 +80,12 @@ class RunFile:
                 pass
         if f is None:
             error = errors[1]  # the plain read's reason: the SWMR attempt's hides it
-            hint = (f"; the writer did not close this file (a crash?); `h5clear -s {self.path}` lets stock HDF5 tools"
-                    " open it" if "h5clear" in str(error) else "")
+            hint = (
+                f"; the writer did not close this file (a crash?); `h5clear -s {self.path}` lets stock HDF5 tools"
+                " open it"
+                if "h5clear" in str(error)
+                else ""
+            )
             raise StorageError(f"{self.path}: cannot open run file: {error}{hint}") from error
         try:
             yield f
@@ -222,11 +227,22 @@ class RunFile:
                     schema = _schema_of(g, self.path, name)
                     rows = _nexus_rows(g, schema, name)
                     ts = g["timestamp_ns"][:rows] if "timestamp_ns" in g else None
-                units = {fl.name: fl.metadata[UNIT_KEY].decode() for fl in schema if fl.metadata and UNIT_KEY in fl.metadata}
+                units = {
+                    fl.name: fl.metadata[UNIT_KEY].decode() for fl in schema if fl.metadata and UNIT_KEY in fl.metadata
+                }
                 first = int(ts.min()) if ts is not None and len(ts) else None
                 last = int(ts.max()) if ts is not None and len(ts) else None
-                out.append(StreamSummary(name, L.attr_text(g.attrs.get(L.KIND_ATTR, "")) or "extension",
-                                         L.attr_text(g.attrs.get(L.PRODUCER_ATTR, "")), rows, first, last, units))
+                out.append(
+                    StreamSummary(
+                        name,
+                        L.attr_text(g.attrs.get(L.KIND_ATTR, "")) or "extension",
+                        L.attr_text(g.attrs.get(L.PRODUCER_ATTR, "")),
+                        rows,
+                        first,
+                        last,
+                        units,
+                    )
+                )
         return out
 
 

@@ -16,8 +16,9 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import h5py
 import pyarrow as pa
@@ -26,7 +27,6 @@ from ..errors import RunFileBusy, StorageError
 from ..hub.streams import StreamSpec
 from . import layout as L
 from .options import RunInfo, StorageOptions
-
 
 #: HDF5 file-format bounds: 1.10 is the oldest format with SWMR, and capping it there keeps
 #: run files readable by HDF5 1.10+ tools (h5dump, HDFView, MATLAB), not only by the HDF5 h5py bundles.
@@ -160,12 +160,12 @@ class RunWriter:
                 os.dup2(null, fd)
             finally:
                 os.close(null)
-        except Exception:  # noqa: BLE001 - not the sec2 driver: close as usual
+        except Exception:
             pass
         self._forget()  # only now: closing a dataset flushes its cached chunks
         try:
             file.close()
-        except Exception:  # noqa: BLE001 - the file is already known to be broken
+        except Exception:
             pass
 
     # --- for subclasses ---------------------------------------------------------------
@@ -245,8 +245,10 @@ class RunWriter:
         if self.swmr:
             self.flush()  # every row so far is counted as on disk before the reopen reloads the counts
             if not self._wait_unlocked(wait):
-                raise RunFileBusy(f"{self.path}: another process (a viewer, open_run) holds the run file open;"
-                                  " cannot add structure while it does")
+                raise RunFileBusy(
+                    f"{self.path}: another process (a viewer, open_run) holds the run file open;"
+                    " cannot add structure while it does"
+                )
             self.file.close()
             self.file = self._reopen()
         change()

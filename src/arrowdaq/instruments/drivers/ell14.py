@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import CommandError, InstrumentConfigError, DeviceStatusError, ProtocolError
+from ...errors import CommandError, DeviceStatusError, InstrumentConfigError, ProtocolError
 from ..driver import Control, Driver, Stream, command
 from ..transports.base import PortSettings, Transport
 from ..validators import in_range, int_in_range
@@ -82,16 +82,23 @@ class ELL14(Driver):
     port_settings = PortSettings(baudrate=9600, write_termination="", read_termination="\r\n", timeout=1.0, bus=True)
     streams = (Stream("position", unit="deg", poll_hz=2.0, long_name="Rotation angle"),)
 
-    velocity = Control("gv", "sv{:02X}", parse=hex_field("GV"), validator=int_in_range(0, 100), unit="%",
-                       doc="Speed, percent of maximum")
+    velocity = Control(
+        "gv",
+        "sv{:02X}",
+        parse=hex_field("GV"),
+        validator=int_in_range(0, 100),
+        unit="%",
+        doc="Speed, percent of maximum",
+    )
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
         if name == "velocity":
             self._velocity_percent = None  # read back on the next move: the mount may have rounded it
 
-    def __init__(self, transport: Transport | None, *, name: str = "", address: str = "0",
-                 move_timeout: float = 3.0) -> None:
+    def __init__(
+        self, transport: Transport | None, *, name: str = "", address: str = "0", move_timeout: float = 3.0
+    ) -> None:
         """``address``: the mount's bus address (0–F); ``move_timeout``: seconds allowed for a move's reply
         beyond the travel time at the mount's velocity setting."""
         super().__init__(transport, name=name)
@@ -102,7 +109,9 @@ class ELL14(Driver):
         claimed = getattr(transport, "bus_addresses", None)
         if claimed is not None:
             if address in claimed:
-                raise InstrumentConfigError(f"{self.name}.address: {address} is already used by another mount on this bus")
+                raise InstrumentConfigError(
+                    f"{self.name}.address: {address} is already used by another mount on this bus"
+                )
             claimed.add(address)
         self.move_timeout = move_timeout
         self._last_position: float | None = None
@@ -170,12 +179,20 @@ class ELL14(Driver):
         super().close()
 
     def identity(self) -> dict[str, str]:
-        return {"driver": self.driver_name, "model": "Thorlabs ELL14", "address": self.address,
-                **{k: str(v) for k, v in self.info.items()}}
+        return {
+            "driver": self.driver_name,
+            "model": "Thorlabs ELL14",
+            "address": self.address,
+            **{k: str(v) for k, v in self.info.items()},
+        }
 
     def settings(self) -> dict[str, Any]:
-        return {"address": self.address, "velocity_percent": self.velocity, "jog_step_deg": self.jog_step(),
-                "pulses_per_rev": self.pulses_per_rev}
+        return {
+            "address": self.address,
+            "velocity_percent": self.velocity,
+            "jog_step_deg": self.jog_step(),
+            "pulses_per_rev": self.pulses_per_rev,
+        }
 
     # --- Movable (one axis: ``axis`` is accepted for the common interface) ----------------------
     def _move_timeout(self, degrees: float) -> float:

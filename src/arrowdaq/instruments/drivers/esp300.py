@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ...errors import CommandError, InstrumentConfigError, DeviceStatusError, DeviceTimeout, ProtocolError
+from ...errors import CommandError, DeviceStatusError, DeviceTimeout, InstrumentConfigError, ProtocolError
 from ..driver import Driver, Stream, command
 from ..transports.base import PortSettings, Transport
 from ..validators import in_range
@@ -99,7 +99,9 @@ class ESP300(Driver):
             raise InstrumentConfigError(f"{where}.axes: {axes!r} is not a list of axis numbers") from None
         bad = [a for a in chosen if a not in AXES]
         if bad or not chosen:
-            raise InstrumentConfigError(f"{where}.axes: {list(axes) if isinstance(axes, (list, tuple)) else axes!r} must be among 1, 2, 3")
+            raise InstrumentConfigError(
+                f"{where}.axes: {list(axes) if isinstance(axes, (list, tuple)) else axes!r} must be among 1, 2, 3"
+            )
         return chosen
 
     # --- streams: axis{n}_position for each configured axis -----------------------------

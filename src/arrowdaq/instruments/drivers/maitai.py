@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ...errors import CommandError, DeviceErrorReply, InstrumentError, ProtocolError
 from ...log import get_logger
@@ -74,8 +75,9 @@ class MaiTai(Driver):
     shutter = Measurement("SHUTTER?", parse=parse_flag, doc="1 open, 0 closed")
     status_byte = Measurement("*STB?", parse=parse_status_byte, doc="Bit 0: emission on")
 
-    def __init__(self, transport: Transport | None, *, name: str = "", verify_timeout: float = 3.0,
-                 verify_interval: float = 0.2) -> None:
+    def __init__(
+        self, transport: Transport | None, *, name: str = "", verify_timeout: float = 3.0, verify_interval: float = 0.2
+    ) -> None:
         """``verify_timeout``: how long a set may take to show in the read-back before it counts as refused."""
         super().__init__(transport, name=name)
         self.verify_timeout = verify_timeout
@@ -100,12 +102,20 @@ class MaiTai(Driver):
 
     def identity(self) -> dict[str, str]:
         parts = [p.strip() for p in self._idn.split(",")] + ["", "", "", ""]
-        return {"driver": self.driver_name, "manufacturer": parts[0], "model": parts[1],
-                "serial": parts[2], "firmware": parts[3]}
+        return {
+            "driver": self.driver_name,
+            "manufacturer": parts[0],
+            "model": parts[1],
+            "serial": parts[2],
+            "firmware": parts[3],
+        }
 
     def settings(self) -> dict[str, Any]:
-        return {"wavelength_setpoint_nm": self.wavelength_setpoint, "shutter": self.shutter,
-                "emission": self.emission_is_on()}
+        return {
+            "wavelength_setpoint_nm": self.wavelength_setpoint,
+            "shutter": self.shutter,
+            "emission": self.emission_is_on(),
+        }
 
     # --- capabilities: WavelengthTunable, ShutterControl, EmissionControl -------------------
     @command

@@ -57,14 +57,13 @@ def parse_int(reply: str) -> int:
 
 class Newport1830C(Driver):
     driver_name = "newport_1830c"
-    port_settings = PortSettings(
-        baudrate=9600, write_termination="\n", read_termination="\n", timeout=1.0, delay=0.1
-    )
+    port_settings = PortSettings(baudrate=9600, write_termination="\n", read_termination="\n", timeout=1.0, delay=0.1)
     streams = (Stream("power", unit="W", poll_hz=2.0, long_name="Optical power"),)
 
     power = Measurement("D?", parse=parse_power, unit="W", doc="Optical power (W)")
-    wavelength = Control("W?", "W{:04.0f}", parse=parse_int, validator=in_range(400, 1100), unit="nm",
-                         doc="Calibration wavelength")
+    wavelength = Control(
+        "W?", "W{:04.0f}", parse=parse_int, validator=in_range(400, 1100), unit="nm", doc="Calibration wavelength"
+    )
     attenuator = Control("A?", "A{:d}", parse=parse_int, validator=boolean, doc="Attenuator in (1) or out (0)")
     filter = Control("F?", "F{:d}", parse=parse_int, validator=one_of([1, 2, 3]), doc="1 slow, 2 medium, 3 fast")
     beep = Control("B?", "B{:d}", parse=parse_int, validator=boolean)

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -48,10 +49,26 @@ from ..transports.base import PortSettings, Transport
 
 #: The preamble of Keysight InfiniiVision/Infiniium scopes (``:WAVeform:PREamble?``).
 KEYSIGHT_PREAMBLE = (
-    "format", "type", "points", "count", "x_increment", "x_origin", "x_reference", "y_increment", "y_origin", "y_reference",
+    "format",
+    "type",
+    "points",
+    "count",
+    "x_increment",
+    "x_origin",
+    "x_reference",
+    "y_increment",
+    "y_origin",
+    "y_reference",
 )
 AXIS_TERMS = ("x_increment", "x_origin", "x_reference", "y_increment", "y_origin", "y_reference")
-AXIS_DEFAULTS = {"x_increment": 1.0, "x_origin": 0.0, "x_reference": 0.0, "y_increment": 1.0, "y_origin": 0.0, "y_reference": 0.0}
+AXIS_DEFAULTS = {
+    "x_increment": 1.0,
+    "x_origin": 0.0,
+    "x_reference": 0.0,
+    "y_increment": 1.0,
+    "y_origin": 0.0,
+    "y_reference": 0.0,
+}
 #: Most errors drained from the queue after one command (a queue that never empties is garbage).
 MAX_QUEUED_ERRORS = 32
 ERROR_REPLY = re.compile(r'^\s*([+-]?\d+)\s*(?:,\s*"?(.*?)"?)?\s*$')
@@ -140,7 +157,7 @@ class ScalarQuery:
     KEYS = ("query", "unit", "poll_hz")
 
     @classmethod
-    def from_settings(cls, name: str, spec: Mapping[str, Any]) -> "ScalarQuery":
+    def from_settings(cls, name: str, spec: Mapping[str, Any]) -> ScalarQuery:
         _check_keys(spec, cls.KEYS, "queries", name)
         return cls(
             name,
@@ -169,10 +186,21 @@ class TraceQuery:
     axis: Mapping[str, str | float] = field(default_factory=dict)
     poll_hz: float = 1.0
 
-    KEYS = ("query", "format", "dtype", "unit", "x_unit", "select", "preamble", "preamble_fields", "poll_hz", *AXIS_TERMS)
+    KEYS = (
+        "query",
+        "format",
+        "dtype",
+        "unit",
+        "x_unit",
+        "select",
+        "preamble",
+        "preamble_fields",
+        "poll_hz",
+        *AXIS_TERMS,
+    )
 
     @classmethod
-    def from_settings(cls, name: str, spec: Mapping[str, Any]) -> "TraceQuery":
+    def from_settings(cls, name: str, spec: Mapping[str, Any]) -> TraceQuery:
         _check_keys(spec, cls.KEYS, "traces", name)
         fmt = spec.get("format", "ascii")
         if fmt not in ("ascii", "binary"):
@@ -183,7 +211,9 @@ class TraceQuery:
         except TypeError:
             kind = ""
         if kind not in "iuf" or not kind:
-            raise ConfigError(f"{_where('traces', name, 'dtype')}: expected a numeric NumPy dtype such as '<f4' or '<i2', got {dtype!r}")
+            raise ConfigError(
+                f"{_where('traces', name, 'dtype')}: expected a numeric NumPy dtype such as '<f4' or '<i2', got {dtype!r}"
+            )
         axis: dict[str, str | float] = {}
         for term in AXIS_TERMS:
             if term not in spec:
@@ -219,7 +249,9 @@ class TraceQuery:
         return Stream(self.name, kind=schemas.VECTOR, unit=self.unit, x_unit=self.x_unit, poll_hz=self.poll_hz)
 
 
-def parse_streams(queries: Mapping[str, Any] | None, traces: Mapping[str, Any] | None) -> dict[str, ScalarQuery | TraceQuery]:
+def parse_streams(
+    queries: Mapping[str, Any] | None, traces: Mapping[str, Any] | None
+) -> dict[str, ScalarQuery | TraceQuery]:
     """The configured streams by name; ConfigError names the key that is wrong."""
     found: dict[str, ScalarQuery | TraceQuery] = {}
     for name, spec in (queries or {}).items():
@@ -288,7 +320,9 @@ class SCPIInstrument(Driver):
 
     def settings(self) -> dict[str, Any]:
         return {
-            "queries": {n: {"query": q.query, "unit": q.unit} for n, q in self.configured.items() if isinstance(q, ScalarQuery)},
+            "queries": {
+                n: {"query": q.query, "unit": q.unit} for n, q in self.configured.items() if isinstance(q, ScalarQuery)
+            },
             "traces": {
                 n: {"query": q.query, "format": q.format, "dtype": q.dtype, "unit": q.unit, "x_unit": q.x_unit}
                 for n, q in self.configured.items()
@@ -325,7 +359,13 @@ class SCPIInstrument(Driver):
             values = (values - terms["y_reference"]) * terms["y_increment"] + terms["y_origin"]
         x0 = terms["x_origin"] - terms["x_reference"] * terms["x_increment"]
         return vector_batch(
-            values, channel=spec.name, unit=spec.unit, x0=x0, dx=terms["x_increment"], x_unit=spec.x_unit, timestamps_ns=t_ns
+            values,
+            channel=spec.name,
+            unit=spec.unit,
+            x0=x0,
+            dx=terms["x_increment"],
+            x_unit=spec.x_unit,
+            timestamps_ns=t_ns,
         )
 
     def _axis_terms(self, spec: TraceQuery) -> dict[str, float]:
@@ -341,7 +381,11 @@ class SCPIInstrument(Driver):
                 if key in terms:
                     terms[key] = parse_number(text, f"{self.name}: {spec.preamble} field {key}")
         for key, source in spec.axis.items():
-            terms[key] = source if isinstance(source, float) else parse_number(self.checked_query(source), f"{self.name}: {source}")
+            terms[key] = (
+                source
+                if isinstance(source, float)
+                else parse_number(self.checked_query(source), f"{self.name}: {source}")
+            )
         if not terms["x_increment"] > 0:
             raise ProtocolError(f"{self.name}: x increment must be > 0, got {terms['x_increment']}")
         return terms
@@ -349,7 +393,9 @@ class SCPIInstrument(Driver):
     def _binary_query(self, cmd: str) -> bytes:
         query_binary = getattr(self.transport, "query_binary", None)
         if query_binary is None:
-            raise ConfigError(f"{self.name}: binary traces need a VISA resource as port (its transport reads IEEE 488.2 blocks)")
+            raise ConfigError(
+                f"{self.name}: binary traces need a VISA resource as port (its transport reads IEEE 488.2 blocks)"
+            )
         try:
             return query_binary(cmd)
         except DeviceTimeout:

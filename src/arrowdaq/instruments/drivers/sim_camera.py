@@ -21,7 +21,8 @@ A stream's schema is fixed for a run (storage creates its datasets from it), so
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -205,7 +206,11 @@ class SimCamera(Driver):
             numbers, ends = numbers[lost:], ends[lost:]
         if len(numbers):
             self._next_number = int(numbers[-1]) + 1
-        frames = np.stack([self._render() for _ in range(len(numbers))]) if len(numbers) else np.empty((0, *self.shape), self.dtype)
+        frames = (
+            np.stack([self._render() for _ in range(len(numbers))])
+            if len(numbers)
+            else np.empty((0, *self.shape), self.dtype)
+        )
         self.frames_delivered += len(numbers)
         stamps = (ends * 1e9).astype(np.int64) + self._wall_offset_ns
         return frames, numbers, stamps.astype(np.uint64)

@@ -25,7 +25,7 @@ import time
 
 import serial
 
-from ...errors import InstrumentConfigError, ConnectionLost, DeviceTimeout
+from ...errors import ConnectionLost, DeviceTimeout, InstrumentConfigError
 from ...log import get_logger
 from .base import PortSettings
 
@@ -34,11 +34,11 @@ log = get_logger("arrowdaq.instruments.serial")
 #: Most bytes taken from the port in one call once a reply has started to arrive.
 _CHUNK = 4096
 
-_open_ports: dict[str, "SerialTransport"] = {}
+_open_ports: dict[str, SerialTransport] = {}
 _open_ports_lock = threading.Lock()
 
 
-def open_serial(port: str, settings: PortSettings) -> "SerialTransport":
+def open_serial(port: str, settings: PortSettings) -> SerialTransport:
     """The shared transport for ``port`` (opened on first use); ``close()`` it when done.
 
     A second user of a port must ask for the same settings: one bus has one baud

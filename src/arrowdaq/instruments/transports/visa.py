@@ -44,7 +44,9 @@ def block_header(head: bytes, *, source: str = "reply") -> tuple[int, int]:
         raise ProtocolError(f"{source}: block header {head[:16]!r}: the byte after '#' must be a digit")
     n = int(ndigits)
     if n == 0:
-        raise ProtocolError(f"{source}: indefinite-length block '#0' is not supported (ask the instrument for a definite length)")
+        raise ProtocolError(
+            f"{source}: indefinite-length block '#0' is not supported (ask the instrument for a definite length)"
+        )
     digits = head[2 : 2 + n]
     if len(digits) < n or not digits.isdigit():
         raise ProtocolError(f"{source}: block header {head[:16]!r}: expected {n} length digits after '#{n}'")
@@ -198,7 +200,9 @@ class VisaTransport:
         try:
             return raw.decode(self.settings.encoding)
         except UnicodeDecodeError:
-            raise ProtocolError(f"{self.resource_name}: {what} is not {self.settings.encoding} text: {raw[:40]!r}") from None
+            raise ProtocolError(
+                f"{self.resource_name}: {what} is not {self.settings.encoding} text: {raw[:40]!r}"
+            ) from None
 
     def query(self, command: str) -> str:
         with self.lock:
