@@ -190,8 +190,8 @@ async def test_end_to_end_two_mounts_on_one_bus_publish_and_obey(hub):
         ]
         for ref in refs:
             await ref.wait_status(ActorStatus.RUNNING)
-        await hub.command("hwp", "move_to", position=22.5)
-        await hub.command("rot1", "move_to", position=-45)
+        await hub.command("hwp", "move_to", target=22.5)
+        await hub.command("rot1", "move_to", target=-45)
         assert table.hwp.target == pytest.approx(22.5, abs=1 / 398)
         latest: dict[str, float] = {}
         async with asyncio.timeout(5):

@@ -42,12 +42,12 @@ def test_connect_checks_the_version_empties_the_error_buffer_and_enables_motors(
 
 def test_commands_are_axis_mnemonic_value_with_six_decimals(scripted):
     server, stage = scripted({}, axes=[1, 2])
-    stage.move_to(12.5, axis=1)
-    stage.move_by(-0.25, axis=2)
+    stage.move_to(12.5, wait=False, axis=1)
+    stage.move_by(-0.25, wait=False, axis=2)
     stage.set_velocity(2, axis=2)
-    stage.home(axis=1)
-    stage.stop_motion(2)
-    stage.stop_motion()
+    stage.home(axis=1, wait=False)
+    stage.stop(2)
+    stage.stop()
     stage.check_errors("sync")  # a reply: everything before it has arrived
     assert bytes(server.received) == (
         b"1PA12.500000\r\nTB?\r\n2PR-0.250000\r\nTB?\r\n2VA2.000000\r\nTB?\r\n1OR\r\nTB?\r\n2ST\r\nST\r\nTB?\r\n"
@@ -86,7 +86,7 @@ def test_unconfigured_axes_are_refused(scripted):
 def test_waiting_for_a_move_that_never_ends_times_out(scripted):
     _, stage = scripted({"1MD?": "0"})
     with pytest.raises(DeviceTimeout, match="axis 1 still moving after 0.05 s"):
-        stage.wait_motion(1, max_wait=0.05)
+        stage.wait_motion(max_wait=0.05, axis=1)
 
 
 def test_streams_follow_the_configured_axes():
@@ -115,7 +115,7 @@ async def test_end_to_end_moves_the_table_stage_and_publishes_positions(hub):
             poll_hz={"axis1_position": 20, "axis2_position": 20},
         )
         await ref.wait_status(ActorStatus.RUNNING)
-        await hub.command("stage", "move_to", position=10.0, axis=1)
+        await hub.command("stage", "move_to", target=10.0, axis=1, wait=False)
         assert await hub.command("stage", "is_moving", axis=1)  # 10 mm at 100 mm/s: 0.1 s
         assert await hub.command("stage", "wait_motion", axis=1) == pytest.approx(10.0)
         assert table.stage[1].at(time.monotonic()) == 10.0  # the knife edge is where the controller says
@@ -129,18 +129,18 @@ async def test_end_to_end_moves_the_table_stage_and_publishes_positions(hub):
         assert seen["stage/axis2_position"] == 0.0
 
         with pytest.raises(CommandError, match="106: AXIS-1 POSITIVE SOFTWARE LIMIT"):
-            await hub.command("stage", "move_to", position=30.0, axis=1)
+            await hub.command("stage", "move_to", target=30.0, axis=1)
         sim.push_error(7, "PARAMETER OUT OF RANGE")
         with pytest.raises(CommandError, match="controller error 7"):
             await hub.command("stage", "home", axis=2)
         assert "controller error 7" in ref.last_error
         assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
         with pytest.raises(CommandError, match=r"axis 1.7 is not configured"):
-            await hub.command("stage", "move_to", position=1.0, axis=1.7)
+            await hub.command("stage", "move_to", target=1.0, axis=1.7)
         # a move that outlasts its wait is the caller's answer, not a reason to restart the controller
         with pytest.raises(CommandError, match="DeviceTimeout: stage: axis 1 still moving after 0.01 s"):
-            await hub.command("stage", "move_to", position=0.0, axis=1)
+            await hub.command("stage", "move_to", target=0.0, axis=1, wait=False)
             await hub.command("stage", "wait_motion", axis=1, max_wait=0.01)
         assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
-        await hub.command("stage", "home", axis=1, wait=True)
+        await hub.command("stage", "home", axis=1)
         assert await hub.command("stage", "position", axis=1) == 0.0

@@ -62,6 +62,13 @@ class CommandError(ArrowDAQError):
     """
 
 
+class MotionStopped(CommandError):
+    """A move did not arrive because ``stop()`` interrupted it (the axis stands where it stopped).
+
+    A CommandError: the move's caller learns it did not arrive; the device is fine.
+    """
+
+
 # --- instruments -------------------------------------------------------------
 class InstrumentError(ArrowDAQError):
     """A device misbehaved: no reply, garbage, an error reply, a lost link."""

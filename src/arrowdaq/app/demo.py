@@ -34,6 +34,6 @@ async def demo_sequence(hub: InstrumentManager, period: float = 1.0) -> None:
     step = 0
     while True:
         step += 1
-        await _step(hub, "hwp", "move_to", position=float((15 * step) % 180))
-        await _step(hub, "stage", "move_to", position=round(3.0 * math.sin(step / 3), 3), axis=2)
+        await _step(hub, "hwp", "move_to", target=float((15 * step) % 180))
+        await _step(hub, "stage", "move_to", target=round(3.0 * math.sin(step / 3), 3), axis=2)
         await asyncio.sleep(period)

@@ -8,6 +8,7 @@ a subscriber's processing: only a full *lossless* buffer makes a producer wait.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -165,7 +166,10 @@ class InstrumentManager:
     async def command(self, actor: str, action: str | Command, timeout: float = 5.0, **args: Any) -> Any:
         """Send a command to an actor and return its reply: ``await hub.command('laser', 'open_shutter')``."""
         message = action if isinstance(action, Command) else Command(action, args)
-        return await self.supervisor.get(actor).ask(message, timeout=timeout)
+        reply = await self.supervisor.get(actor).ask(message, timeout=timeout)
+        if isinstance(reply, asyncio.Future):  # finishes later (a move: its arrival); ``timeout`` covered the start
+            return await reply
+        return reply
 
     async def stop(self, timeout: float | None = None) -> None:
         """Ordered stop: sources, then processors (drained), then sinks (drained, closed)."""

@@ -20,8 +20,11 @@ actor: if the link is really gone, the next poll finds out.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +43,7 @@ from ..errors import (
     describe,
 )
 from ..hub import InstrumentManager
-from .capabilities import capabilities_of
+from .capabilities import MOTION_WAITS, Movable, capabilities_of
 from .driver import Driver, Stream
 
 
@@ -85,6 +88,7 @@ class InstrumentActor(Actor):
         self._first_pending: float | None = None
         self._garbage = 0
         self.errors = 0
+        self._motion_executor: ThreadPoolExecutor | None = None
 
     async def on_start(self) -> None:
         self.driver = await self.blocking(self.make_driver)
@@ -103,6 +107,8 @@ class InstrumentActor(Actor):
         self.every(self.batch_latency, Flush())
 
     async def on_stop(self) -> None:
+        if self._motion_executor is not None:
+            self._motion_executor.shutdown(wait=False, cancel_futures=True)
         if self.driver is None:
             return
         try:
@@ -187,7 +193,40 @@ class InstrumentActor(Actor):
         if cmd.action not in commands:
             known = ", ".join(sorted([*commands, "describe", "read", "get", "set"]))
             raise CommandError(f"{self.name}: unknown command {cmd.action!r} (commands: {known})")
+        if cmd.action in MOTION_WAITS and isinstance(self.driver, Movable):
+            return await self._motion(commands[cmd.action], cmd)
         return await self._device_call(commands[cmd.action], **cmd.args)
+
+    # --- motion: waits run beside the mailbox, so `stop` is never queued behind a move --------------
+    async def _motion(self, start: Callable[..., Any], cmd: Command) -> Any:
+        """Start the move in the worker thread; the reply is a future of the arrival (``hub.command``
+        awaits it) while a thread of its own waits for it and the mailbox stays free for ``stop``."""
+        assert self.driver is not None
+        args = dict(cmd.args)
+        if cmd.action == "wait_motion":
+            wait_args = args
+        else:
+            if not args.pop("wait", True):
+                return await self._device_call(start, wait=False, **args)
+            await self._device_call(start, wait=False, **args)
+            wait_args = {"axis": args["axis"]} if "axis" in args else {}
+        if self._motion_executor is None:
+            self._motion_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"motion-{self.name}")
+        waiting = asyncio.get_running_loop().run_in_executor(
+            self._motion_executor, functools.partial(self.driver.wait_motion, **wait_args)
+        )
+        arrival = asyncio.ensure_future(self._arrival(waiting))
+        arrival.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "exception not retrieved"
+        return arrival
+
+    async def _arrival(self, waiting: asyncio.Future[Any]) -> Any:
+        try:
+            return await waiting
+        except TypeError as exc:
+            raise CommandError(f"{self.name}: {exc}") from None
+        except (DeviceErrorReply, ProtocolError, DeviceTimeout) as exc:
+            self.report(exc)
+            raise CommandError(f"{self.name}: {describe(exc)}") from exc
 
     async def _device_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a driver call; a refused or garbled command goes back to the caller, not to a restart."""

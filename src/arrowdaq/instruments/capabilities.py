@@ -21,17 +21,34 @@ class Readable(Protocol):
 
 @runtime_checkable
 class Movable(Protocol):
-    """Moves to a position (in the driver's declared unit) and reports where it is."""
+    """The motion contract, the same for every axis (DESIGN section 9); positions in the driver's unit.
 
-    def move_to(self, position: float, axis: int = 1) -> None: ...
+    * ``move_to(target)`` returns the position once the axis has arrived, or raises:
+      DeviceTimeout (no arrival in time), CommandError or DeviceStatusError (a limit,
+      a device error), MotionStopped (``stop()`` cut it short);
+    * ``move_to(target, wait=False)`` starts the move and returns None;
+    * ``wait_motion()`` waits for the running move like ``move_to`` does;
+    * ``stop()`` interrupts a move at once: it is never queued behind the move;
+    * ``position()`` reads the position back from the device.
 
-    def position(self, axis: int = 1) -> float: ...
+    Devices with several axes take ``axis=`` (keyword) on each call; without it the
+    first configured axis moves.
+    """
 
-    def is_moving(self, axis: int = 1) -> bool: ...
+    def move_to(self, target: float, wait: bool = True) -> float | None: ...
 
-    def stop_motion(self, axis: int | None = None) -> None: ...
+    def wait_motion(self, max_wait: float | None = None) -> float: ...
 
-    def home(self, axis: int = 1) -> None: ...
+    def stop(self) -> None: ...
+
+    def position(self) -> float: ...
+
+    def is_moving(self) -> bool: ...
+
+
+#: Commands that wait for motion to end: an instrument actor runs their wait beside its mailbox,
+#: so a ``stop`` sent meanwhile is handled at once.
+MOTION_WAITS = ("move_to", "move_by", "home", "wait_motion")
 
 
 @runtime_checkable

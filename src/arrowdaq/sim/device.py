@@ -7,6 +7,10 @@ or a TCP socket, so a real driver talks to it unchanged.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import time
+
 from .table import OpticalTable
 
 
@@ -27,6 +31,26 @@ class SimDevice:
     def __init__(self, table: OpticalTable) -> None:
         self.table = table
         self._buffer = b""
+        #: Replies sent later (a move answered on arrival): (due time, order, bytes), a heap.
+        self._later: list[tuple[float, int, bytes]] = []
+        self._order = itertools.count()
+
+    # --- replies that come later (a move answered when it ends) ------------------------------
+    def reply_at(self, due: float, data: bytes) -> None:
+        """Send ``data`` (terminator included) at monotonic time ``due``; the server delivers it."""
+        heapq.heappush(self._later, (due, next(self._order), data))
+
+    def next_due(self) -> float | None:
+        """When the next deferred reply is due (monotonic), or None."""
+        return self._later[0][0] if self._later else None
+
+    def due(self, now: float | None = None) -> bytes:
+        """The deferred replies whose time has come, in order."""
+        now = time.monotonic() if now is None else now
+        out = b""
+        while self._later and self._later[0][0] <= now:
+            out += heapq.heappop(self._later)[2]
+        return out
 
     def handle(self, command: str) -> str | bytes | None:
         """Answer one command (without terminator); None when the command has no reply.
@@ -56,5 +80,6 @@ class SimDevice:
                 out += (reply if isinstance(reply, bytes) else reply.encode(self.encoding)) + self.reply_terminator
 
     def reset(self) -> None:
-        """Forget a half-received command (the link was dropped)."""
+        """Forget a half-received command and replies not yet sent (the link was dropped)."""
         self._buffer = b""
+        self._later.clear()

@@ -8,6 +8,13 @@ incomplete for more than 2 s is discarded, as the real mounts do.
 The mount at ``hwp_address`` carries the table's half-wave plate, so turning it
 changes the power meter's reading (Malus's law). A test makes a mount answer a
 status code instead of its next reply with ``sim.inject_status("0", 0x0B)``.
+
+Timing, as on the real bus: a command takes effect when it arrives and is
+answered ``COMMAND_LATENCY`` later; a move (``ma``, ``mr``, ``ho``, ``fw``,
+``bw``) is answered with its position when it ends, and meanwhile the mount
+answers other packets (``gs`` → ``GS09`` busy, ``gp`` the position so far).
+``st`` stops at once: the interrupted move is answered with where it stopped,
+then ``st`` with ``GS00``.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ class Mount:
         self.jog_step = PULSES_PER_REV // 36  # 10 degrees
         self.home_offset = 0
         self.injected: int | None = None
+        #: Monotonic time the running move ends and is answered (None: no move to answer).
+        self.move_due: float | None = None
 
 
 def _hex32(value: int) -> str:
@@ -66,6 +75,7 @@ class ELL14Sim(SimDevice):
             motion = table.hwp if address == hwp_address.upper() else Motion(speed=TOP_SPEED)
             self.mounts[address] = Mount(address, motion, 11400517 + i)
         self._last_byte = time.monotonic()
+        self._reply_due = 0.0  # replies leave in order: none before the previous one
 
     def inject_status(self, address: str, code: int) -> None:
         """The mount at ``address`` answers ``GS<code>`` instead of its next reply."""
@@ -73,19 +83,19 @@ class ELL14Sim(SimDevice):
 
     # --- bytes in, bytes out ----------------------------------------------------------------
     def feed(self, data: bytes) -> bytes:
+        """Take packets; every reply is scheduled (see the module docstring) and sent by the server."""
         now = time.monotonic()
         if self._buffer and now - self._last_byte > PACKET_GAP:
             self._buffer = b""
         self._last_byte = now
         self._buffer += data
-        out = b""
         while len(self._buffer) >= 3:
             head = self._buffer[:3].decode("ascii", errors="replace")
             address, mnemonic = head[0], head[1:3]
             if address not in HEX or mnemonic not in KNOWN:
                 self._buffer = self._buffer[1:]  # not a packet start: resynchronise
                 if address in self.mounts and mnemonic.isalpha() and mnemonic.islower():
-                    out += self._reply(address, "GS03")  # an unknown command to a mount on the bus
+                    self._answer(address, "GS03")  # an unknown command to a mount on the bus
                     self._buffer = b""
                 continue
             size = 3 + DATA_LENGTH.get(mnemonic, 0)
@@ -95,14 +105,42 @@ class ELL14Sim(SimDevice):
             mount = self.mounts.get(address)
             if mount is None:
                 continue  # no mount with this address: nobody answers
-            self.table.delay(self.latency)
             if mount.injected is not None:
                 code, mount.injected = mount.injected, None
-                out += self._reply(address, f"GS{code:02X}")
+                self._answer(address, f"GS{code:02X}")
                 continue
             body = self.handle_packet(mount, mnemonic, packet[3:])
-            out += self._reply(mount.address, body)  # after `ca`, the new address answers
+            if body is not None:
+                self._answer(mount.address, body)  # after `ca`, the new address answers
+        return b""
+
+    def _answer(self, address: str, body: str) -> None:
+        """Answer one command after the bus latency, never before an earlier answer."""
+        due = max(time.monotonic() + self.latency * self.table.latency_scale, self._reply_due)
+        self._reply_due = due
+        self.reply_at(due, self._reply(address, body))
+
+    def next_due(self) -> float | None:
+        dues = [m.move_due for m in self.mounts.values() if m.move_due is not None]
+        base = super().next_due()
+        if base is not None:
+            dues.append(base)
+        return min(dues) if dues else None
+
+    def due(self, now: float | None = None) -> bytes:
+        """Answers due now, and the position of every mount whose move has ended."""
+        now = time.monotonic() if now is None else now
+        out = super().due(now)
+        for mount in self.mounts.values():
+            if mount.move_due is not None and mount.move_due <= now:
+                mount.move_due = None
+                out += self._reply(mount.address, self._position(mount))
         return out
+
+    def reset(self) -> None:
+        super().reset()
+        for mount in self.mounts.values():
+            mount.move_due = None
 
     def handle(self, command: str) -> str | None:  # pragma: no cover - feed cuts packets itself
         raise NotImplementedError
@@ -117,18 +155,20 @@ class ELL14Sim(SimDevice):
     def _position(self, mount: Mount) -> str:
         return "PO" + _hex32(round(self._angle(mount) * PULSES_PER_REV / 360.0))
 
-    def _move(self, mount: Mount, target_deg: float) -> str:
-        """Turn to ``target_deg``; the reply comes when the move is over, as on the real mount."""
+    def _move(self, mount: Mount, target_deg: float) -> None:
+        """Start turning to ``target_deg``; the position is answered when the move ends (see :meth:`due`)."""
         speed = TOP_SPEED * max(mount.velocity, 1) / 100.0
         scale = self.table.latency_scale
         now = time.monotonic()
         with self.table.lock:
             start = mount.motion.at(now)
             mount.motion.move_to(target_deg, speed / scale if scale > 0 else math.inf, now)
-        self.table.delay(abs(target_deg - start) / speed)
-        return self._position(mount)
+        travel_s = abs(target_deg - start) / speed * scale
+        mount.move_due = max(now + max(travel_s, self.latency * scale), self._reply_due)
+        return None
 
-    def handle_packet(self, mount: Mount, mnemonic: str, data: str) -> str:
+    def handle_packet(self, mount: Mount, mnemonic: str, data: str) -> str | None:
+        """The answer to one packet, or None for a move (answered when it ends)."""
         pulses_per_deg = PULSES_PER_REV / 360.0
         if mnemonic == "in":
             return f"IN0E{mount.serial:08d}20231701{360:04X}{PULSES_PER_REV:08X}"
@@ -156,6 +196,9 @@ class ELL14Sim(SimDevice):
             return self._move(mount, mount.motion.target + (step if mnemonic == "fw" else -step))
         if mnemonic == "st":
             mount.motion.stop(time.monotonic())
+            if mount.move_due is not None:  # the interrupted move is answered with where it stopped
+                mount.move_due = None
+                self._answer(mount.address, self._position(mount))
             return "GS00"
         if mnemonic == "gj":
             return "GJ" + _hex32(mount.jog_step)

@@ -16,6 +16,7 @@ import os
 import select
 import socket
 import threading
+import time
 import tty
 from dataclasses import dataclass
 
@@ -55,7 +56,18 @@ class SimServer:
 
     def _respond(self, data: bytes) -> bytes:
         self.received += data
-        reply = self.device.feed(data)
+        return self._outgoing(self.device.feed(data))
+
+    def _due(self) -> bytes:
+        """Deferred replies (a move answered on arrival) whose time has come, with the faults applied."""
+        return self._outgoing(self.device.due())
+
+    def _wait_s(self) -> float:
+        """How long the serving loop may wait for input: until the next deferred reply, at most 50 ms."""
+        due = self.device.next_due()
+        return 0.05 if due is None else min(0.05, max(due - time.monotonic(), 0.0))
+
+    def _outgoing(self, reply: bytes) -> bytes:
         if not reply or self.faults.silent:
             return b""
         if self.faults.extra_delay:
@@ -123,16 +135,17 @@ class TcpSimServer(SimServer):
 
     def _serve(self, client: socket.socket) -> None:
         while not self._stop.is_set() and self._connected.is_set():
-            ready, _, _ = select.select([client], [], [], 0.05)
+            ready, _, _ = select.select([client], [], [], self._wait_s())
             if not ready:
-                continue
-            try:
-                data = client.recv(4096)
-            except OSError:
-                return
-            if not data:
-                return
-            reply = self._respond(data)
+                reply = self._due()
+            else:
+                try:
+                    data = client.recv(4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                reply = self._due() + self._respond(data) + self._due()
             if reply and self._connected.is_set():
                 try:
                     client.sendall(reply)
@@ -181,14 +194,15 @@ class PtySimServer(SimServer):
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.05)
+            ready, _, _ = select.select([self._master], [], [], self._wait_s())
             if not ready:
-                continue
-            try:
-                data = os.read(self._master, 4096)
-            except OSError:
-                return
-            reply = self._respond(data)
+                reply = self._due()
+            else:
+                try:
+                    data = os.read(self._master, 4096)
+                except OSError:
+                    return
+                reply = self._due() + self._respond(data) + self._due()
             if reply and not self._silenced.is_set():
                 os.write(self._master, reply)
 

@@ -9,15 +9,31 @@ CR LF (``2PO00001000``). Positions are 32-bit two's-complement hex pulses,
 
 Every command is answered: with data (``PO``, ``GV``...) or with a status
 (``GS``). A non-zero status raises DeviceStatusError naming the condition.
-A moving mount may answer late: moves wait up to ``move_timeout`` for their
-reply and are never re-sent on their own.
+
+Motion follows the contract of every Movable (DESIGN section 9). A move
+(``ma``, ``mr``, ``ho``, ``fw``, ``bw``) is answered with its position only when
+it ends, so the driver never holds the bus while a mount turns: it sends the
+move and notes that one ``PO`` is owed; whoever reads from the bus next (a
+position poll, ``wait_motion``, ``stop``) takes that ``PO`` as the arrival.
+Replies read for another mount on the same bus are kept for it. So ``stop()``
+reaches the mount at once, never queued behind the move, and a move is never
+re-sent on its own (a moving mount may answer late).
 """
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict, deque
 from typing import Any
 
-from ...errors import CommandError, DeviceStatusError, InstrumentConfigError, ProtocolError
+from ...errors import (
+    CommandError,
+    DeviceStatusError,
+    DeviceTimeout,
+    InstrumentConfigError,
+    MotionStopped,
+    ProtocolError,
+)
 from ..driver import Control, Driver, Stream, command
 from ..transports.base import PortSettings, Transport
 from ..validators import in_range, int_in_range
@@ -44,6 +60,26 @@ STATUS = {
 BUSY = 0x09
 
 ADDRESSES = "0123456789ABCDEF"
+
+#: The reply mnemonic of each query; every other command is answered with a status (``GS``).
+REPLY_OF = {"in": "IN", "gp": "PO", "gs": "GS", "gv": "GV", "gj": "GJ", "go": "HO"}
+#: Seconds a waiting call holds the bus at a time: ``stop()`` from another thread gets in between.
+WAIT_SLICE = 0.02
+
+
+class Bus:
+    """What the mounts sharing one port share besides the lock: replies read for another mount."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, deque[str]] = defaultdict(deque)
+
+    @staticmethod
+    def of(transport: Transport) -> Bus:
+        bus = getattr(transport, "elliptec_bus", None)
+        if bus is None:
+            bus = Bus()
+            transport.elliptec_bus = bus  # type: ignore[attr-defined]
+        return bus
 
 
 def _is_hex(text: str) -> bool:
@@ -97,15 +133,23 @@ class ELL14(Driver):
             self._velocity_percent = None  # read back on the next move: the mount may have rounded it
 
     def __init__(
-        self, transport: Transport | None, *, name: str = "", address: str = "0", move_timeout: float = 3.0
+        self,
+        transport: Transport | None,
+        *,
+        name: str = "",
+        address: str = "0",
+        move_timeout: float = 3.0,
+        limits: tuple[float, float] | list[float] | None = None,
     ) -> None:
         """``address``: the mount's bus address (0–F); ``move_timeout``: seconds allowed for a move's reply
-        beyond the travel time at the mount's velocity setting."""
+        beyond the travel time at the mount's velocity setting; ``limits``: ``[low, high]`` degrees a move
+        may not leave (the mount itself turns without end)."""
         super().__init__(transport, name=name)
         address = str(address).upper()
         if len(address) != 1 or address not in ADDRESSES:
             raise InstrumentConfigError(f"{self.name}.address: {address!r} is not an Elliptec address 0-F")
         self.address = address
+        self.limits = self._check_limits(limits)
         claimed = getattr(transport, "bus_addresses", None)
         if claimed is not None:
             if address in claimed:
@@ -118,29 +162,127 @@ class ELL14(Driver):
         self._velocity_percent: int | None = None
         self.pulses_per_rev = PULSES_PER_REV
         self.info: dict[str, Any] = {}
+        # the move in progress: one PO owed by the mount (guarded by the transport's lock)
+        self._moving = False
+        self._target_pulses: int | None = None  # where the running move ends (None: not known, homing)
+        self._owed_gp = 0  # gp answers still to come whose place an arrival took
+        self._move_deadline = 0.0
+        self._move_sent = ""
+        self._stopped = False
+        self._stopping = False
+        self._move_error: DeviceStatusError | None = None
 
-    # --- one exchange on the bus ----------------------------------------------------------
-    def query(self, command: str, timeout: float | None = None) -> str:
-        """Send ``command`` to this mount; its reply without the address. A non-zero GS raises."""
+    def _check_limits(self, limits: Any) -> tuple[float, float] | None:
+        if limits is None:
+            return None
+        try:
+            low, high = (float(x) for x in limits)
+        except (TypeError, ValueError):
+            raise InstrumentConfigError(f"{self.name}.limits: {limits!r} is not [low, high] in degrees") from None
+        if not low < high:
+            raise InstrumentConfigError(f"{self.name}.limits: {limits!r}: low must be below high")
+        return low, high
+
+    # --- exchanges on the bus ------------------------------------------------------------
+    def _bus_lock(self) -> Any:
+        if self.transport is None:
+            raise CommandError(f"{self.name} has no transport")
+        return self.transport.lock
+
+    def _send(self, command: str) -> str:
         if self.transport is None:
             raise CommandError(f"{self.name} has no transport")
         sent = self.address + command
-        reply = self.transport.query(sent) if timeout is None else self.transport.query(sent, timeout=timeout)
-        if not reply.startswith(self.address) or len(reply) < 3:
+        self.transport.write(sent)
+        return sent
+
+    def _next_reply(self, deadline: float, sent: str) -> str:
+        """This mount's next reply body (without the address); replies for other mounts are kept for them."""
+        assert self.transport is not None
+        kept = Bus.of(self.transport).kept
+        if kept[self.address]:
+            return kept[self.address].popleft()
+        others = getattr(self.transport, "bus_addresses", set())
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeviceTimeout(f"{self.name}: no reply to {sent!r}")
+            reply = self.transport.read(remaining)
+            if len(reply) >= 3 and reply[0] == self.address:
+                return reply[1:]
+            if len(reply) >= 3 and reply[0] in others and reply[0] != self.address:
+                kept[reply[0]].append(reply[1:])
+                continue
             raise ProtocolError(f"{self.name}: reply {reply!r} to {sent!r} is not from address {self.address}")
-        body = reply[1:]
-        if body.startswith("GS") and not command.startswith("gs"):
-            self._raise_status(hex_field("GS")(body), sent)
-        return body
+
+    def _position_reply(self, body: str, wanted: bool) -> bool:
+        """Sort out a ``PO``: True if it answers the ``gp`` being read (``wanted``).
+
+        A move's arrival and a ``gp`` answer look alike, and the arrival comes whenever
+        the move ends. Immediate answers keep their order, so: a ``PO`` at the move's
+        target (or, during ``stop``, any ``PO``) is the arrival; a ``gp`` answer that
+        the arrival stood in for is owed and dropped when it comes.
+        """
+        pulses = from_hex32(body[2:])
+        at_target = self._target_pulses is not None and abs(pulses - self._target_pulses) <= 2
+        if self._moving and at_target:
+            self._arrive(pulses)
+            if wanted:
+                self._owed_gp += 1  # this gp's own answer is still to come
+            return wanted
+        if self._owed_gp:
+            self._owed_gp -= 1  # an earlier gp's answer: already given
+            return False
+        if self._moving and not wanted and (self._target_pulses is None or self._stopping):
+            self._arrive(pulses)
+            return False
+        return wanted
+
+    def _arrive(self, pulses: int) -> None:
+        self._moving = False
+        self._last_position = pulses * 360.0 / self.pulses_per_rev
+
+    def _move_status(self, body: str) -> bool:
+        """A failure status while a move runs is the move's answer: kept for ``wait_motion`` to raise."""
+        code = hex_field("GS")(body)
+        if not self._moving or code in (0, BUSY):
+            return False
+        self._moving = False
+        self._move_error = self._status_error(code, self._move_sent)
+        return True
+
+    def query(self, command: str, timeout: float | None = None) -> str:
+        """Send ``command`` to this mount; its reply without the address. A non-zero GS raises."""
+        expect = REPLY_OF.get(command[:2], "GS")
+        with self._bus_lock():
+            sent = self._send(command)
+            limit = self.transport.settings.timeout if timeout is None else timeout  # type: ignore[union-attr]
+            deadline = time.monotonic() + limit
+            while True:
+                body = self._next_reply(deadline, sent)
+                if body.startswith("PO"):
+                    if self._position_reply(body, wanted=expect == "PO"):
+                        return body
+                    continue
+                if body.startswith(expect):
+                    if expect == "GS" and command[:2] != "gs":
+                        code = hex_field("GS")(body)
+                        if code != 0:
+                            raise self._status_error(code, sent)
+                    return body
+                if body.startswith("GS"):
+                    if self._move_status(body):
+                        continue
+                    raise self._status_error(hex_field("GS")(body), sent)
+                raise ProtocolError(f"{self.name}: reply {body!r} to {sent!r} is not {expect}")
 
     def write(self, command: str) -> None:
         """Elliptec mounts answer every command (GS00 or data): read and check the answer."""
         self.query(command)
 
-    def _raise_status(self, code: int, sent: str) -> None:
-        if code != 0:
-            condition = STATUS.get(code, "unknown status")
-            raise DeviceStatusError(f"{self.name}: {sent!r} answered status {code:02X}: {condition}", code=code)
+    def _status_error(self, code: int, sent: str) -> DeviceStatusError:
+        condition = STATUS.get(code, "unknown status")
+        return DeviceStatusError(f"{self.name}: {sent!r} answered status {code:02X}: {condition}", code=code)
 
     def _degrees(self, body: str) -> float:
         if not body.startswith("PO"):
@@ -194,33 +336,80 @@ class ELL14(Driver):
             "pulses_per_rev": self.pulses_per_rev,
         }
 
-    # --- Movable (one axis: ``axis`` is accepted for the common interface) ----------------------
+    # --- Movable: the motion contract (one axis; ``axis`` is accepted for the common interface) ----------
     def _move_timeout(self, degrees: float) -> float:
         """How long a move of ``degrees`` may take at the mount's velocity (read once), plus ``move_timeout``."""
         if self._velocity_percent is None:
             self._velocity_percent = self.velocity
         return self.move_timeout + abs(degrees) / (TOP_SPEED_DEG_S * max(self._velocity_percent, 1) / 100)
 
-    @command
-    def move_to(self, position: float, axis: int = 1) -> float:
-        """Rotate to ``position`` degrees; returns where the mount reports it arrived."""
-        travel = float(position) - self._last_position if self._last_position is not None else 360.0
-        pulses = self._pulses(position, "position")
-        return self._arrived(self.query(f"ma{pulses}", timeout=self._move_timeout(travel)))
+    def _start(self, command: str, travel_deg: float, wait: bool, target: float | None) -> float | None:
+        """Send a move; its PO is owed until it arrives. With ``wait``, return the arrival position."""
+        with self._bus_lock():
+            timeout = self._move_timeout(travel_deg)
+            self._target_pulses = None if target is None else round(target * self.pulses_per_rev / 360.0)
+            self._move_sent = self._send(command)
+            self._moving, self._stopped, self._move_error = True, False, None
+            self._move_deadline = time.monotonic() + timeout
+        return self.wait_motion() if wait else None
+
+    def _check_target(self, target: float) -> float:
+        if self.limits is not None and not self.limits[0] <= target <= self.limits[1]:
+            low, high = self.limits
+            raise CommandError(f"{self.name}: target {target:g} deg is outside the limits {low:g}..{high:g} deg")
+        return target
 
     @command
-    def move_by(self, degrees: float, axis: int = 1) -> float:
-        pulses = self._pulses(degrees, "step")
-        return self._arrived(self.query(f"mr{pulses}", timeout=self._move_timeout(float(degrees))))
+    def move_to(self, target: float, wait: bool = True, axis: int | None = None) -> float | None:
+        """Rotate to ``target`` degrees; with ``wait`` (default) return the position on arrival."""
+        target = self._check_target(in_range(-1e6, 1e6)(target, f"{self.name}.target"))
+        travel = target - self._last_position if self._last_position is not None else 360.0
+        return self._start(f"ma{self._pulses(target, 'target')}", travel, wait, target)
 
-    def _arrived(self, body: str) -> float:
-        self._last_position = self._degrees(body)
+    @command
+    def move_by(self, degrees: float, wait: bool = True, axis: int | None = None) -> float | None:
+        """Rotate by ``degrees``; with ``wait`` (default) return the position on arrival."""
+        step = in_range(-1e6, 1e6)(degrees, f"{self.name}.step")
+        start = self._last_position if self._last_position is not None else self.position()
+        target = self._check_target(start + step)
+        return self._start(f"mr{self._pulses(step, 'step')}", step, wait, target)
+
+    @command
+    def wait_motion(self, max_wait: float | None = None, axis: int | None = None) -> float:
+        """Wait for the running move to end; its arrival position. MotionStopped if ``stop()`` cut it short."""
+        deadline = self._move_deadline if max_wait is None else time.monotonic() + float(max_wait)
+        while True:
+            with self._bus_lock():
+                if not self._moving:
+                    break
+                now = time.monotonic()
+                if now >= deadline:
+                    raise DeviceTimeout(
+                        f"{self.name}: no arrival reply to {self._move_sent!r} in time; the mount may still be moving"
+                    )
+                try:
+                    body = self._next_reply(min(deadline, now + WAIT_SLICE), self._move_sent)
+                except DeviceTimeout:
+                    continue
+                if body.startswith("PO"):
+                    self._position_reply(body, wanted=False)
+                elif not (body.startswith("GS") and self._move_status(body)):
+                    raise ProtocolError(f"{self.name}: reply {body!r} while waiting for {self._move_sent!r}")
+            time.sleep(0)  # let another thread (stop) take the bus between slices
+        if self._move_error is not None:
+            error, self._move_error = self._move_error, None
+            raise error
+        if self._stopped:
+            raise MotionStopped(f"{self.name}: the move {self._move_sent!r} was stopped at {self._last_position:g} deg")
+        assert self._last_position is not None
         return self._last_position
 
     @command
-    def position(self, axis: int = 1) -> float:
-        self._last_position = self._degrees(self.query("gp"))
-        return self._last_position
+    def position(self, axis: int | None = None) -> float:
+        position = self._degrees(self.query("gp"))
+        if not self._moving:
+            self._last_position = position
+        return position
 
     @command
     def status(self) -> int:
@@ -228,30 +417,38 @@ class ELL14(Driver):
         return hex_field("GS")(self.query("gs"))
 
     @command
-    def is_moving(self, axis: int = 1) -> bool:
+    def is_moving(self, axis: int | None = None) -> bool:
         code = self.status()
         if code not in (0, BUSY):
-            self._raise_status(code, f"{self.address}gs")
-        return code == BUSY
+            raise self._status_error(code, f"{self.address}gs")
+        return self._moving or code == BUSY
 
     @command
-    def stop_motion(self, axis: int | None = None) -> None:
-        self.query("st")
+    def stop(self, axis: int | None = None) -> None:
+        """Stop at once: ``st`` goes out ahead of the move's reply; a waiting ``move_to`` raises MotionStopped."""
+        with self._bus_lock():
+            self._stopped, self._stopping = self._moving, True
+            try:
+                self.query("st")
+            finally:
+                self._stopping = False
+            self._moving = False  # stopped, whether or not the mount answered the move
 
     @command
-    def home(self, axis: int = 1, clockwise: bool = True) -> float:
-        return self._arrived(self.query("ho0" if clockwise else "ho1", timeout=self._move_timeout(360.0)))
+    def home(self, clockwise: bool = True, wait: bool = True, axis: int | None = None) -> float | None:
+        """Search for home; with ``wait`` (default) return the position once there."""
+        return self._start("ho0" if clockwise else "ho1", 360.0, wait, None)
 
     @command
-    def jog(self, forward: bool = True) -> float:
+    def jog(self, forward: bool = True, wait: bool = True) -> float | None:
         """One jog step forward (``fw``) or backward (``bw``)."""
-        return self._arrived(self.query("fw" if forward else "bw", timeout=self._move_timeout(self.jog_step())))
+        step = self.jog_step() * (1 if forward else -1)
+        start = self._last_position if self._last_position is not None else self.position()
+        return self._start("fw" if forward else "bw", step, wait, start + step)
 
     @command
     def jog_step(self) -> float:
         body = self.query("gj")
-        if not body.startswith("GJ"):
-            raise ProtocolError(f"{self.name}: reply {body!r} is not a jog step (GJ)")
         return from_hex32(body[2:]) * 360.0 / self.pulses_per_rev
 
     @command

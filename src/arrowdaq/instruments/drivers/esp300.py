@@ -6,9 +6,10 @@ its buffer, read with ``TB?`` (``code, timestamp, message``). So every command
 that may fail (moves, homing, settings) is followed by ``TB?`` and a non-zero
 code raises DeviceStatusError with the controller's own message.
 
-Moves return once the controller has accepted them, so a ``stop_motion`` sent
-meanwhile is not stuck behind a long move; ``wait_motion`` polls ``MD?``
-(1 = done) until the axis stops or its timeout passes.
+Motion follows the contract of every Movable (DESIGN section 9): ``move_to``
+returns on arrival (``wait=False``: once the controller accepted the move),
+``wait_motion`` polls ``MD?`` (1 = done) without holding the port between polls,
+so ``stop()`` goes out at once, never behind a move.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from ...errors import CommandError, DeviceStatusError, DeviceTimeout, InstrumentConfigError, ProtocolError
+from ...errors import (
+    CommandError,
+    DeviceStatusError,
+    DeviceTimeout,
+    InstrumentConfigError,
+    MotionStopped,
+    ProtocolError,
+)
 from ..driver import Driver, Stream, command
 from ..transports.base import PortSettings, Transport
 from ..validators import in_range
@@ -90,6 +98,8 @@ class ESP300(Driver):
         self.motion_poll = motion_poll
         self.motor_on = motor_on
         self._version = ""
+        self._moving = {a: False for a in AXES}  # a move was started and not yet seen to end
+        self._stopped = {a: False for a in AXES}  # stop() cut the move short
 
     @staticmethod
     def check_axes(axes: Any, where: str) -> tuple[int, ...]:
@@ -157,6 +167,9 @@ class ESP300(Driver):
                 return
 
     def _axis(self, axis: Any) -> int:
+        """A configured axis number; None means the first configured axis."""
+        if axis is None:
+            return self.axes[0]
         try:
             number = int(axis)
             if number != float(axis):  # 1.7 is no axis
@@ -167,58 +180,82 @@ class ESP300(Driver):
             raise CommandError(f"{self.name}: axis {axis!r} is not configured (axes: {', '.join(map(str, self.axes))})")
         return number
 
-    # --- Movable -----------------------------------------------------------------------
+    # --- Movable: the motion contract (DESIGN section 9) ------------------------------------
     @command
-    def move_to(self, position: float, axis: int = 1, wait: bool = False) -> None:
-        """Start an absolute move (mm); with ``wait`` return when the axis has stopped."""
-        self._move("PA", "position", "to", position, axis, wait)
+    def move_to(self, target: float, wait: bool = True, axis: int | None = None) -> float | None:
+        """Move to ``target`` mm; with ``wait`` (default) return the position on arrival."""
+        return self._move("PA", "target", "to", target, axis, wait)
 
     @command
-    def move_by(self, distance: float, axis: int = 1, wait: bool = False) -> None:
-        """Start a relative move (mm); with ``wait`` return when the axis has stopped."""
-        self._move("PR", "distance", "by", distance, axis, wait)
+    def move_by(self, distance: float, wait: bool = True, axis: int | None = None) -> float | None:
+        """Move by ``distance`` mm; with ``wait`` (default) return the position on arrival."""
+        return self._move("PR", "distance", "by", distance, axis, wait)
 
-    def _move(self, mnemonic: str, what: str, preposition: str, value: float, axis: int, wait: bool) -> None:
-        axis = self._axis(axis)
-        amount = in_range(-1e4, 1e4)(value, f"{self.name}.axis{axis}.{what}")
-        self.write(f"{axis}{mnemonic}{amount:.6f}")
-        self.check_errors(f"move axis {axis} {preposition} {amount:g} mm")
-        if wait:
-            self.wait_motion(axis)
+    def _move(
+        self, mnemonic: str, what: str, preposition: str, value: float, axis: int | None, wait: bool
+    ) -> float | None:
+        number = self._axis(axis)
+        amount = in_range(-1e4, 1e4)(value, f"{self.name}.axis{number}.{what}")
+        self._moving[number], self._stopped[number] = True, False
+        self.write(f"{number}{mnemonic}{amount:.6f}")
+        try:
+            self.check_errors(f"move axis {number} {preposition} {amount:g} mm")
+        except DeviceStatusError:
+            self._moving[number] = False
+            raise
+        return self.wait_motion(axis=number) if wait else None
 
     @command
-    def position(self, axis: int = 1) -> float:
+    def position(self, axis: int | None = None) -> float:
         return parse_float(self.query(f"{self._axis(axis)}TP?"))
 
     @command
-    def is_moving(self, axis: int = 1) -> bool:
+    def is_moving(self, axis: int | None = None) -> bool:
         return not parse_motion_done(self.query(f"{self._axis(axis)}MD?"))
 
     @command
-    def stop_motion(self, axis: int | None = None) -> None:
-        """Stop one axis, or every axis when ``axis`` is None."""
-        self.write("ST" if axis is None else f"{self._axis(axis)}ST")
+    def stop(self, axis: int | None = None) -> None:
+        """Stop one axis at once, or every axis when ``axis`` is None; a waiting move raises MotionStopped.
+
+        The port is held only for single exchanges (``wait_motion`` sleeps between
+        ``MD?`` polls without it), so ``ST`` never waits behind a move.
+        """
+        if axis is None:
+            self.write("ST")
+            stopped = self.axes
+        else:
+            stopped = (self._axis(axis),)
+            self.write(f"{stopped[0]}ST")
+        for number in stopped:
+            self._stopped[number] = self._moving[number]
 
     @command
-    def home(self, axis: int = 1, wait: bool = False) -> None:
-        """Search for the origin (``OR``); homing can take up to ``motion_timeout``."""
-        axis = self._axis(axis)
-        self.write(f"{axis}OR")
-        self.check_errors(f"home axis {axis}")
-        if wait:
-            self.wait_motion(axis)
+    def home(self, axis: int | None = None, wait: bool = True) -> float | None:
+        """Search for the origin (``OR``); with ``wait`` (default) return the position once there."""
+        number = self._axis(axis)
+        self._moving[number], self._stopped[number] = True, False
+        self.write(f"{number}OR")
+        self.check_errors(f"home axis {number}")
+        return self.wait_motion(axis=number) if wait else None
 
     @command
-    def wait_motion(self, axis: int = 1, max_wait: float | None = None) -> float:
-        """Poll ``MD?`` until the axis stops; returns its position. DeviceTimeout if it keeps moving."""
-        axis = self._axis(axis)
+    def wait_motion(self, max_wait: float | None = None, axis: int | None = None) -> float:
+        """Poll ``MD?`` until the axis stops, then the error buffer; the position. DeviceTimeout if it keeps
+        moving, MotionStopped if ``stop()`` cut the move short, DeviceStatusError if the controller filed one."""
+        number = self._axis(axis)
         limit = self.motion_timeout if max_wait is None else float(max_wait)
         deadline = time.monotonic() + limit
-        while self.is_moving(axis):
+        while self.is_moving(number):
             if time.monotonic() >= deadline:
-                raise DeviceTimeout(f"{self.name}: axis {axis} still moving after {limit:g} s")
+                raise DeviceTimeout(f"{self.name}: axis {number} still moving after {limit:g} s")
             time.sleep(self.motion_poll)
-        return self.position(axis)
+        was_moving, self._moving[number] = self._moving[number], False
+        if was_moving:
+            self.check_errors(f"motion of axis {number}")
+        if self._stopped[number]:
+            self._stopped[number] = False
+            raise MotionStopped(f"{self.name}: the move of axis {number} was stopped at {self.position(number):g} mm")
+        return self.position(number)
 
     # --- settings per axis -----------------------------------------------------------------
     @command
