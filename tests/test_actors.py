@@ -211,3 +211,64 @@ async def test_timers_do_not_pile_up_behind_a_slow_handler():
     ticks = await ref.ask("count")
     assert 1 <= ticks <= 8  # at most one tick per handled tick, never a backlog
     await sup.stop_all()
+
+
+async def test_a_timer_that_catches_up_acts_on_every_interval():
+    """A 1 kHz timer: asyncio wakes in whole milliseconds, so ticks fall due while one waits.
+    A handler that takes what is owed accounts for every elapsed interval (no silent shortfall)."""
+
+    class Catcher(Actor):
+        async def on_start(self):
+            self.done = 0
+            self.timer = self.every(0.001, "poll")
+
+        async def handle(self, message):
+            if message == "poll":
+                self.done += self.timer.take_owed()
+                if self.done >= 300:
+                    self.reached.set()
+            elif message == "stats":
+                return self.done, self.timer.ticks, self.timer.owed, self.timer.shortfall
+
+    reached = asyncio.Event()
+    sup = Supervisor(FAST_RESTARTS)
+
+    def make():
+        actor = Catcher()
+        actor.reached = reached
+        return actor
+
+    ref = sup.spawn("catcher", make)
+    await asyncio.wait_for(reached.wait(), 10)
+    done, ticks, owed, shortfall = await ref.ask("stats")
+    assert done + owed == ticks  # every elapsed interval is either acted on or still owed
+    assert shortfall <= owed / ticks
+    await sup.stop_all()
+
+
+async def test_a_timer_whose_handler_falls_behind_reports_the_shortfall(monkeypatch, caplog):
+    from arrowdaq.actors import actor as actor_module
+
+    monkeypatch.setattr(actor_module, "TIMER_REPORT_S", 0.05)
+    warned = asyncio.Event()
+
+    class Slow(Actor):
+        async def on_start(self):
+            self.timer = self.every(0.001, "tick")
+
+        async def handle(self, message):
+            if message == "tick":
+                await asyncio.sleep(0.005)  # five intervals per tick, and the owed ones are not taken
+                if "short" in caplog.text:
+                    warned.set()
+            elif message == "timer":
+                return self.timer.shortfall, self.timer.requested_hz
+
+    sup = Supervisor(FAST_RESTARTS)
+    with caplog.at_level("WARNING", logger="arrowdaq"):
+        ref = sup.spawn("slow", Slow)
+        await asyncio.wait_for(warned.wait(), 10)
+    shortfall, requested = await ref.ask("timer")
+    assert shortfall > 0.5 and requested == 1000
+    assert "timer tick:" in caplog.text and "of 1000 Hz requested" in caplog.text
+    await sup.stop_all()

@@ -80,6 +80,16 @@ def test_image_builder_is_zero_copy_both_ways():
     validate_batch(batch, image_schema((32, 48), "uint16"))
 
 
+def test_image_builder_takes_one_2d_frame():
+    frame = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    batch = image_batch(frame, channel="frames", frame_numbers=7, timestamps_ns=5)
+    assert batch.num_rows == 1 and batch.column("frame_number").to_pylist() == [7]
+    back = frames_of(batch)
+    assert back.shape == (1, 3, 4) and np.array_equal(back[0], frame) and np.shares_memory(back, frame)
+    sliced = image_batch(np.arange(40, dtype=np.uint16).reshape(4, 10)[:, ::2], channel="f", frame_numbers=0)
+    assert np.array_equal(frames_of(sliced)[0], np.arange(40).reshape(4, 10)[:, ::2])
+
+
 def test_polars_round_trip_every_kind():
     scalar = scalar_batch([1.0, 2.0], channel="ch", unit="µW", timestamps_ns=[1, 2])
     df = to_polars(scalar)

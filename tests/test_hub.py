@@ -11,6 +11,7 @@ import pytest
 from arrowdaq.actors import Actor, ActorStatus, Role
 from arrowdaq.data import constant_string, scalar_batch, scalar_schema
 from arrowdaq.errors import SchemaError, StreamError
+from arrowdaq.hub import batch_memory
 
 
 def batch(i: int, rows: int = 10) -> pa.RecordBatch:
@@ -37,6 +38,26 @@ class Recorder(Actor):
     async def on_batch(self, stream, b):
         self.received.append((stream, b))
         await asyncio.sleep(0.001)
+
+
+async def test_the_lossless_bound_counts_the_memory_a_small_batch_really_holds(hub):
+    """A 1-row batch has 44 bytes of buffers but holds ~3.5 KB (its Arrow and Python objects):
+    a 1 MB bound admits a few hundred of them, not ~24,000."""
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    sub = hub.subscribe("pm1/power", name="bounded", max_bytes=1_000_000)
+    one = scalar_batch([1.0], channel="power", unit="W", timestamps_ns=1)
+    assert one.get_total_buffer_size() < 100 and batch_memory(one) > 3000
+    admitted = 0
+    while sub.offer("pm1/power", one, batch_memory(one), 0.0):
+        admitted += 1
+    assert 250 <= admitted <= 1_000_000 // 3000
+    assert sub.queued_bytes <= 1_000_000
+    published = asyncio.ensure_future(hub.publish("pm1/power", one))  # the hub's producer now waits
+    await asyncio.sleep(0)
+    assert not published.done() and sub.alarms == 1
+    await sub.get()
+    await published
+    assert len(sub) == admitted
 
 
 async def test_lossless_subscriber_gets_every_batch_in_order_across_a_stop(hub):
@@ -201,7 +222,7 @@ def test_rates_follow_the_stream_and_fall_to_zero_when_it_stops(monkeypatch):
 async def test_a_stalled_lossless_subscriber_raises_one_alarm_per_stall(hub):
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
     capacity = 20
-    sub = hub.subscribe("pm1/power", name="slow", max_bytes=capacity * batch(0).get_total_buffer_size())
+    sub = hub.subscribe("pm1/power", name="slow", max_bytes=capacity * batch_memory(batch(0)))
     received = []
 
     async def consume_slowly():  # slower than the producer: the buffer stays full, batch after batch

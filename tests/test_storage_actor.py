@@ -43,6 +43,18 @@ async def test_path_is_known_before_recording_and_status_reports_progress(hub, t
     assert open_run(path).table("pm1/power").num_rows == 50  # readable while recording
 
 
+async def test_the_storage_buffer_bound_is_settable_and_holds_producers_back(hub, tmp_path):
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    ref, path = await start(hub, tmp_path, max_bytes=50_000)
+    sub = next(s for s in hub.subscriptions if s.name == "storage")
+    assert sub.max_bytes == 50_000
+    for k in range(200):  # one-row batches: ~3.6 KB each counted, so the producer waits on the way
+        await hub.publish("pm1/power", scalar_batch([float(k)], channel="pm1", unit="W", timestamps_ns=k))
+    assert sub.alarms >= 1 and sub.drops == 0
+    await hub.stop()
+    assert open_run(path).table("pm1/power").column("value").to_pylist() == [float(k) for k in range(200)]
+
+
 async def test_small_batches_are_gathered_and_written_in_whole_chunks(hub, tmp_path):
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
     ref, path = await start(hub, tmp_path, options={"chunk_rows": 150_000, "flush_interval": 3600})

@@ -32,6 +32,15 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: A timer whose handlers act on fewer than this fraction of its ticks is reported (in the log)...
+TIMER_SHORTFALL = 0.05
+#: ...checked about this often (seconds).
+TIMER_REPORT_S = 10.0
+
+
+def _label(message: Any) -> str:
+    return getattr(message, "stream", None) or (message if isinstance(message, str) else type(message).__name__)
+
 
 class Inbox(Protocol):
     """A data source an actor drains besides its mailbox (a hub subscription)."""
@@ -42,7 +51,14 @@ class Inbox(Protocol):
 
 
 class Timer:
-    """A periodic self-message; at most one tick of it waits in the mailbox."""
+    """A periodic self-message; at most one tick of it waits in the mailbox.
+
+    Ticks that fall due while one still waits (a busy handler, a late event
+    loop: asyncio sleeps in whole milliseconds) are not queued but counted in
+    :attr:`owed`: a handler that can catch up takes them with :meth:`take_owed`
+    (an instrument actor reads that many values in one go) and so keeps the
+    requested rate. :attr:`achieved_hz` against :attr:`requested_hz` shows any shortfall.
+    """
 
     def __init__(self, interval: float, message: Any) -> None:
         if interval <= 0:
@@ -50,6 +66,30 @@ class Timer:
         self.interval = interval
         self.message = message
         self.pending = False
+        self.ticks = 0  # intervals elapsed since the timer started
+        self.owed = 0  # intervals elapsed and not yet taken by a handler (at least the pending tick's one)
+        self.honoured = 0  # intervals a handler acted on: delivered ticks, plus what take_owed handed out
+        self.started = 0.0  # loop time of the start
+
+    @property
+    def requested_hz(self) -> float:
+        return 1.0 / self.interval
+
+    def take_owed(self) -> int:
+        """The intervals due since the last take (at least 1 for the tick being handled); resets them."""
+        owed, self.owed = max(self.owed, 1), 0
+        self.honoured += owed - 1  # the tick itself was counted when it was delivered
+        return owed
+
+    def achieved_hz(self, now: float) -> float:
+        """Ticks acted on per second since the start."""
+        elapsed = now - self.started
+        return self.honoured / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def shortfall(self) -> float:
+        """The fraction of elapsed intervals no handler acted on (0 = the rate is kept)."""
+        return 1.0 - self.honoured / self.ticks if self.ticks else 0.0
 
 
 class Actor:
@@ -70,6 +110,7 @@ class Actor:
         self.log = get_logger(type(self).__module__, actor=ref.name)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"actor-{ref.name}")
         self._timers: list[asyncio.Task[None]] = []
+        self._timer_objects: list[Timer] = []
         self._closed = False
 
     # --- hooks to override -----------------------------------------------------
@@ -105,25 +146,42 @@ class Actor:
     def every(self, interval: float, message: Any) -> Timer:
         """Tell ``message`` to this actor every ``interval`` seconds until it stops.
 
-        Ticks are not queued behind a slow handler: a tick is skipped while the
-        previous one still waits, so a slow device is polled as fast as it answers.
+        Ticks are not queued behind a slow handler: while one waits, the ones
+        falling due are counted (:meth:`Timer.take_owed`), not queued, so a slow
+        device is polled as fast as it answers and a fast one can catch up.
         """
         timer = Timer(interval, message)
+        self._timer_objects.append(timer)
         self._timers.append(asyncio.create_task(self._tick(timer), name=f"{self.name}-timer"))
         return timer
 
     # --- runtime internals --------------------------------------------------------
     async def _tick(self, timer: Timer) -> None:
         loop = asyncio.get_running_loop()
-        next_at = loop.time() + timer.interval
+        timer.started = loop.time()
+        next_at = timer.started + timer.interval
+        reported = 0
         while True:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
+            due = int((loop.time() - next_at) // timer.interval) + 1  # woken late: several intervals are due
+            next_at += due * timer.interval
+            timer.ticks += due
+            timer.owed += due
             if not timer.pending and self._ref._mailbox.put_nowait(timer):
                 timer.pending = True
-            next_at += timer.interval
-            now = loop.time()
-            if next_at < now:  # fell behind: skip the missed ticks
-                next_at = now + timer.interval
+                timer.honoured += 1
+            if timer.ticks - reported >= max(1, int(TIMER_REPORT_S / timer.interval)):  # every ~10 s
+                reported = timer.ticks
+                if timer.shortfall > TIMER_SHORTFALL:
+                    self.log.warning(
+                        f"timer {_label(timer.message)}: {timer.achieved_hz(loop.time()):.4g} Hz achieved of"
+                        f" {timer.requested_hz:.4g} Hz requested ({timer.shortfall:.0%} short)"
+                    )
+
+    @property
+    def timers(self) -> list[Timer]:
+        """This actor's timers (requested and achieved rates)."""
+        return list(self._timer_objects)
 
     def _release(self) -> None:
         for task in self._timers:

@@ -69,12 +69,13 @@ def export_stream(
     ``progress(rows_done, rows_total)`` is called after each step of ``STEP_ROWS`` rows."""
     import pyarrow as pa
 
+    from ..data import decode, plain_schema
     from ..storage import open_run
 
     path, out = Path(path), Path(out)
     _check_output(path, out, force)
     run = open_run(path)
-    schema, total = run.schema(stream), run.num_rows(stream)
+    schema, total = plain_schema(run.schema(stream)), run.num_rows(stream)
     if fmt == "csv":
         nested = [f.name for f in schema if pa.types.is_nested(f.type) or isinstance(f.type, pa.BaseExtensionType)]
         if nested:
@@ -94,7 +95,7 @@ def export_stream(
     try:
         with _writer(fmt, tmp, schema) as write:
             for batch in run.iter_batches(stream, STEP_ROWS):
-                write(batch)
+                write(decode(batch))  # plain strings: every reader of the export understands them
                 done += batch.num_rows
                 if progress is not None:
                     progress(done, max(total, done))

@@ -122,12 +122,11 @@ def image_batch(
     timestamps_ns: ArrayLike | int | None = None,
 ) -> pa.RecordBatch:
     """Frames (``(H, W)`` or ``(N, H, W)``) as an image batch; pixels are not copied."""
-    stack = np.asarray(frames)
-    if stack.ndim == 2:
-        stack = stack[np.newaxis]
+    stack = np.ascontiguousarray(frames)
+    if stack.ndim == 2:  # reshape, not np.newaxis: Arrow needs the strides of a contiguous stack
+        stack = stack.reshape(1, *stack.shape)
     if stack.ndim < 3:
         raise ValueError(f"image frames must be (H, W) or (N, H, W), got shape {stack.shape}")
-    stack = np.ascontiguousarray(stack)
     n = stack.shape[0]
     numbers = np.atleast_1d(np.asarray(frame_numbers, dtype=np.uint64))
     if numbers.shape == (1,) and n > 1:

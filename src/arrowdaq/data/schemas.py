@@ -11,8 +11,9 @@ Three kinds of stream:
 Units and axis descriptions live in field metadata (``unit``, ``long_name``),
 never in column names. The kind is in the schema metadata (``arrowdaq.kind``).
 In memory the constant string columns (``channel``, ``unit``) are
-dictionary-encoded: one string per batch instead of one per row. Readers get
-plain utf8 back (:func:`plain_schema`).
+dictionary-encoded: one string per batch instead of one per row. Readers return
+them dictionary-encoded too (:func:`encoded_schema`); :func:`plain_schema` is the
+decoded form.
 """
 
 from __future__ import annotations
@@ -141,6 +142,17 @@ def plain_type(t: pa.DataType) -> pa.DataType:
     if pa.types.is_run_end_encoded(t):
         return t.value_type
     return t
+
+
+def _is_plain_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def encoded_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema with string columns dictionary-encoded: what readers return
+    (a constant channel or unit costs 4 bytes a row, not the string's length)."""
+    fields = [f.with_type(DICT_UTF8) if _is_plain_string(plain_type(f.type)) else f for f in schema]
+    return pa.schema(fields, metadata=schema.metadata)
 
 
 def plain_schema(schema: pa.Schema) -> pa.Schema:

@@ -86,7 +86,7 @@ def accept_batch(batch: object, expected: pa.Schema, required: tuple[int, ...], 
 
 
 def decode(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
-    """Decode dictionary columns to plain utf8: the form readers hand out."""
+    """Decode dictionary columns to plain utf8 (exports, and tools that want plain strings)."""
     target = plain_schema(batch.schema)
     if target.equals(batch.schema):
         return batch

@@ -2,6 +2,6 @@
 
 from .manager import Alarm, InstrumentManager
 from .streams import StreamSpec
-from .subscription import Policy, Subscription
+from .subscription import LOSSLESS_MAX_BYTES, Policy, Subscription, batch_memory
 
-__all__ = ["Alarm", "InstrumentManager", "Policy", "StreamSpec", "Subscription"]
+__all__ = ["LOSSLESS_MAX_BYTES", "Alarm", "InstrumentManager", "Policy", "StreamSpec", "Subscription", "batch_memory"]

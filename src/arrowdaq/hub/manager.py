@@ -21,7 +21,7 @@ from ..data.validate import accept_batch
 from ..errors import StreamError
 from ..log import get_logger
 from .streams import StreamSpec, check_stream_name
-from .subscription import Policy, Subscription, matches_any
+from .subscription import LOSSLESS_MAX_BYTES, Policy, Subscription, batch_memory, matches_any
 
 log = get_logger("arrowdaq.hub")
 
@@ -90,12 +90,12 @@ class InstrumentManager:
             self.stream(stream)  # raises with the list of known streams
             return
         accept_batch(batch, spec.schema, spec.required, stream=stream)
-        nbytes = batch.get_total_buffer_size()
         now = time.monotonic()
-        spec.meter.add(batch.num_rows, nbytes, now)
+        spec.meter.add(batch.num_rows, batch.get_total_buffer_size(), now)
+        held = batch_memory(batch)
         for sub in spec.subscribers:
-            if not sub.offer(stream, batch, nbytes, now):
-                await sub.put(stream, batch, nbytes)
+            if not sub.offer(stream, batch, held, now):
+                await sub.put(stream, batch, held)
 
     # --- subscriptions ---------------------------------------------------------------
     def subscribe(
@@ -105,7 +105,7 @@ class InstrumentManager:
         policy: Policy | str = Policy.LOSSLESS,
         name: str | None = None,
         owner: str | None = None,
-        max_bytes: int = 256 * 2**20,
+        max_bytes: int = LOSSLESS_MAX_BYTES,
         max_batches: int = 16,
     ) -> Subscription:
         """Subscribe to streams by name or glob (``'pm1/*'``), including streams declared later."""
@@ -145,7 +145,7 @@ class InstrumentManager:
         inputs: str | Iterable[str] | None = None,
         policy: Policy | str = Policy.LOSSLESS,
         restart: RestartPolicy | None = None,
-        max_bytes: int = 256 * 2**20,
+        max_bytes: int = LOSSLESS_MAX_BYTES,
         max_batches: int = 16,
     ) -> ActorRef:
         """Start an actor; with ``inputs`` (stream names or globs) it is subscribed first.

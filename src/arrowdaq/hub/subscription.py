@@ -1,6 +1,6 @@
 """Subscriptions: a subscriber's own buffer, filled by the hub under a delivery policy.
 
-* ``lossless`` (storage): bounded by bytes. When full, the *producer* waits and an
+* ``lossless`` (storage): bounded by the memory its batches hold. When full, the *producer* waits and an
   alarm is raised. Nothing is dropped silently.
 * ``latest`` (GUI, live clients): keeps the newest N batches; the oldest are
   dropped and counted.
@@ -22,6 +22,21 @@ from typing import Any
 import pyarrow as pa
 
 from .metrics import FlowMeter
+
+#: Default bound of a lossless buffer: the memory its batches hold (see :func:`batch_memory`).
+LOSSLESS_MAX_BYTES = 64 * 2**20
+#: Memory a batch holds besides its buffers: the RecordBatch and Array objects (C++ and Python),
+#: measured ~3.5 KB for a 4-column batch of one row; a 1-row batch's buffers are 44 bytes.
+BATCH_OVERHEAD = 512
+COLUMN_OVERHEAD = 768
+
+
+def batch_memory(batch: pa.RecordBatch) -> int:
+    """The memory a batch holds: its buffers plus the objects around them.
+
+    Counting only the buffers let a lossless buffer of 256 MiB admit ~6 M
+    one-row batches (~22 GiB) before any backpressure."""
+    return batch.get_total_buffer_size() + BATCH_OVERHEAD + COLUMN_OVERHEAD * batch.num_columns
 
 
 def matches_any(stream: str, patterns: Iterable[str]) -> bool:
@@ -47,7 +62,7 @@ class Subscription:
         patterns: Iterable[str],
         policy: Policy | str = Policy.LOSSLESS,
         *,
-        max_bytes: int = 256 * 2**20,
+        max_bytes: int = LOSSLESS_MAX_BYTES,
         max_batches: int = 16,
         on_alarm: Callable[[Subscription, str], None] | None = None,
     ) -> None:
@@ -87,7 +102,9 @@ class Subscription:
 
     # --- producer side (the hub) ---------------------------------------------------
     def offer(self, stream: str, batch: pa.RecordBatch, nbytes: int, now: float) -> bool:
-        """Take the batch if the policy allows now; False means: lossless and full, wait."""
+        """Take the batch if the policy allows now; False means: lossless and full, wait.
+
+        ``nbytes`` is the memory the batch holds (:func:`batch_memory`)."""
         if self.closed:
             self.drops += 1
             return True

@@ -32,6 +32,7 @@ from ..actors import Actor, ActorRef, Command, Role
 from ..errors import CommandError, RunFileBusy, StorageError, StorageWriteError, describe
 from ..hub import InstrumentManager
 from ..hub.streams import StreamSpec
+from ..hub.subscription import LOSSLESS_MAX_BYTES
 from . import columns as C
 from .ipc import ArrowIpcWriter
 from .nexus import NexusWriter
@@ -304,10 +305,18 @@ def spawn_storage(
     instruments: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     name: str = "storage",
+    max_bytes: int = LOSSLESS_MAX_BYTES,
 ) -> tuple[ActorRef, Path]:
-    """Start recording ``inputs`` (stream names or globs); returns the actor and the run file's path."""
+    """Start recording ``inputs`` (stream names or globs); returns the actor and the run file's path.
+
+    ``max_bytes`` bounds the memory of the batches queued for storage; beyond it producers wait."""
     run = run or RunInfo()
     ref = hub.spawn(
-        name, lambda: StorageActor(hub, options, run, instruments), role=Role.SINK, inputs=inputs, policy="lossless"
+        name,
+        lambda: StorageActor(hub, options, run, instruments),
+        role=Role.SINK,
+        inputs=inputs,
+        policy="lossless",
+        max_bytes=max_bytes,
     )
     return ref, run_path(options, run)

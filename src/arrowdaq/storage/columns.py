@@ -230,8 +230,18 @@ def tensor_array(values: np.ndarray, t: pa.FixedShapeTensorType) -> pa.Array:
     return pa.ExtensionArray.from_storage(t, pa.FixedSizeListArray.from_arrays(flat, size))
 
 
-def string_array(codes: np.ndarray, dictionary: list[str], t: pa.DataType) -> pa.Array:
-    plain = t.value_type if pa.types.is_dictionary(t) else t
+def string_array(codes: np.ndarray, dictionary: list[str]) -> pa.DictionaryArray:
+    """Per-row codes as a dictionary column (no string copied per row)."""
     unknown = (codes < 0) | (codes >= len(dictionary))  # null, or past a dictionary a crash cut short
-    indices = pa.array(np.where(unknown, 0, codes).astype(np.int32, copy=False), mask=unknown)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(dictionary, pa.utf8())).cast(plain)
+    if unknown.any():
+        indices = pa.array(np.where(unknown, 0, codes).astype(np.int32), mask=unknown)
+    else:
+        indices = pa.array(codes.astype(np.int32, copy=False))
+    return pa.DictionaryArray.from_arrays(indices, pa.array(dictionary or [""], pa.utf8()))
+
+
+def constant_string_array(value: str | None, n: int) -> pa.DictionaryArray:
+    """``n`` rows of one value (or null) as a dictionary column: what a column stored once reads back as."""
+    if value is None:
+        return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()), pa.array([""], pa.utf8()))
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value], pa.utf8()))

@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..data.polars import to_polars
-from ..data.schemas import UNIT_KEY, plain_schema
+from ..data.schemas import UNIT_KEY, encoded_schema
 from ..errors import StorageError
 from . import columns as C
 from . import layout as L
@@ -179,7 +179,7 @@ class RunFile:
             g = self._group(f, stream)
             if g.name.startswith(f"/{L.ARROW_DATA}") and L.SCHEMA_ATTR not in g.attrs:
                 return _read_ipc(g, self.path, stream).schema
-            return plain_schema(_schema_of(g, self.path, stream))
+            return encoded_schema(_schema_of(g, self.path, stream))
 
     def table(self, stream: str) -> pa.Table:
         """Every row of ``stream`` flushed so far, as the batches that were recorded."""
@@ -197,7 +197,7 @@ class RunFile:
             if g.name.startswith(f"/{L.ARROW_DATA}"):
                 yield from _read_ipc(g, self.path, stream).to_batches(max_chunksize=max_rows)
                 return
-            schema = plain_schema(_schema_of(g, self.path, stream))
+            schema = encoded_schema(_schema_of(g, self.path, stream))
             rows = _nexus_rows(g, schema, stream)
             for start in range(0, rows, max_rows):
                 yield from _read_nexus(g, self.path, stream, start, min(rows, start + max_rows)).to_batches()
@@ -208,7 +208,7 @@ class RunFile:
             g = self._group(f, stream)
             if g.name.startswith(f"/{L.ARROW_DATA}"):
                 return _read_ipc(g, self.path, stream).num_rows
-            return _nexus_rows(g, plain_schema(_schema_of(g, self.path, stream)), stream)
+            return _nexus_rows(g, encoded_schema(_schema_of(g, self.path, stream)), stream)
 
     def lazy(self, stream: str) -> pl.LazyFrame:
         """``stream`` as a Polars LazyFrame (frames as Array columns)."""
@@ -277,7 +277,7 @@ def _nexus_rows(g: h5py.Group, schema: pa.Schema, stream: str) -> int:
 
 def _read_nexus(g: h5py.Group, path: Path, stream: str, start: int = 0, stop: int | None = None) -> pa.Table:
     """Rows ``start:stop`` of a stream (stop defaults to every whole row on disk)."""
-    schema = plain_schema(_schema_of(g, path, stream))
+    schema = encoded_schema(_schema_of(g, path, stream))
     rows = _nexus_rows(g, schema, stream)
     stop = rows if stop is None else min(stop, rows)
     part = slice(start, stop)
@@ -294,10 +294,9 @@ def _read_nexus(g: h5py.Group, path: Path, stream: str, start: int = 0, stop: in
             dictionary = [L.attr_text(v) for v in _refreshed(g[plan.name + C.DICTIONARY_SUFFIX])[()]]
             codes = g[plan.name + C.CODES_SUFFIX]
             if codes.shape[0]:
-                values = codes[part]
+                arrays.append(C.string_array(codes[part], dictionary))
             else:  # constant: stored once
-                values = np.full(max(0, stop - start), 0 if dictionary else -1, np.int32)
-            arrays.append(C.string_array(values, dictionary, fl.type))
+                arrays.append(C.constant_string_array(dictionary[0] if dictionary else None, max(0, stop - start)))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -311,9 +310,9 @@ def _read_ipc(g: h5py.Group, path: Path, stream: str) -> pa.Table:
         except pa.ArrowInvalid as exc:
             raise StorageError(f"{path}: stream {stream!r}: {g.name}/{name} is not Arrow IPC data: {exc}") from exc
     if L.SCHEMA_ATTR in g.attrs:
-        schema = plain_schema(_schema_of(g, path, stream))
+        schema = encoded_schema(_schema_of(g, path, stream))
     elif tables:
-        schema = plain_schema(tables[0].schema)
+        schema = encoded_schema(tables[0].schema)
     else:
         raise StorageError(f"{path}: stream {stream!r} has no batches and no stored schema")
     if not tables:
