@@ -90,6 +90,15 @@ def test_image_builder_takes_one_2d_frame():
     assert np.array_equal(frames_of(sliced)[0], np.arange(40).reshape(4, 10)[:, ::2])
 
 
+def test_image_builder_takes_one_frame_as_2d_or_with_a_new_axis():
+    frame = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    for given in (frame, frame[np.newaxis]):  # a new axis has stride 0, which Arrow's tensor type refuses
+        batch = image_batch(given, channel="cam", frame_numbers=7)
+        assert batch.column("frame_number").to_pylist() == [7]
+        assert np.array_equal(frames_of(batch)[0], frame)
+        assert np.shares_memory(frames_of(batch), frame)
+
+
 def test_polars_round_trip_every_kind():
     scalar = scalar_batch([1.0, 2.0], channel="ch", unit="µW", timestamps_ns=[1, 2])
     df = to_polars(scalar)

@@ -127,6 +127,7 @@ def image_batch(
         stack = stack.reshape(1, *stack.shape)
     if stack.ndim < 3:
         raise ValueError(f"image frames must be (H, W) or (N, H, W), got shape {stack.shape}")
+    stack = stack.reshape(-1, *stack.shape[1:])  # also a (1, H, W) view with a stride-0 first axis
     n = stack.shape[0]
     numbers = np.atleast_1d(np.asarray(frame_numbers, dtype=np.uint64))
     if numbers.shape == (1,) and n > 1:
