@@ -15,10 +15,25 @@ if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     fi
 fi
 
+# The Qt xcb platform plugin's system libraries (Debian), for the window on a display; quick when present.
+QT_LIBS="libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 libxcb-render-util0
+         libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && command -v dpkg-query >/dev/null; then
+    missing=""
+    for pkg in $QT_LIBS; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+    done
+    if [ -n "$missing" ]; then
+        echo "bootstrap: installing Qt's system libraries (Debian):$missing"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null \
+            || echo "bootstrap: could not install$missing; the window may not open on a display (offscreen works)" >&2
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     echo "bootstrap: creating $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
 echo "bootstrap: installing arrowdaq and its dependencies into $VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-"$VENV/bin/python" -m pip install -q -e '.[test]'
+"$VENV/bin/python" -m pip install -q -e '.[test,gui]'

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # GUI tests draw real Qt widgets, never on a screen
 
 from arrowdaq.actors import RestartPolicy
 from arrowdaq.hub import InstrumentManager
