@@ -1,0 +1,44 @@
+"""``arrowdaq gui``: the window, in its own process, attached to a daemon through the live service."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .link import Connector, Link
+
+
+def has_display() -> bool:
+    """True where a window can open (an X11 or Wayland display, or a non-Linux desktop, or offscreen Qt)."""
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def live_connector(address: str | None, token: str | None = None) -> Connector:
+    """Connect through the live-service client (the GUI's only import from arrowdaq)."""
+    from ..live.client import connect
+
+    return lambda: connect(address, token=token)
+
+
+def run_gui(address: str | None = None, token: str | None = None, settings: Path | None = None) -> int:
+    """Open the window and run until it is closed; 0 on a normal close."""
+    from .qt import QtCore, application
+    from .window import MainWindow
+
+    app = application(sys.argv[:1])
+    link = Link(live_connector(address, token), address or "")
+    window = MainWindow(link, settings)
+    window.show()
+    link.open()
+    # Ctrl-C in the terminal closes the window cleanly (Qt's loop would otherwise not see the signal)
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QtCore.QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    return app.exec()

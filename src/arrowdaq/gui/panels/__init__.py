@@ -1,0 +1,1 @@
+"""The GUI's panels, one per dock: each takes the Link and builds itself from ``describe``."""

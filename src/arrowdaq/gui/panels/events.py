@@ -1,0 +1,94 @@
+"""The ``_events`` stream: status changes, warnings, alarms and the command log, newest at the bottom."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from ..link import Link, Watch
+from ..qt import QtCore, QtGui, QtWidgets
+
+MAX_ROWS = 2000
+LEVEL_COLOURS = {"warning": "#b26a00", "alarm": "#c62828", "error": "#c62828", "failed": "#c62828"}
+TIME_COLUMNS = ("timestamp_ns", "time_ns")
+
+
+class EventsPanel(QtWidgets.QWidget):
+    def __init__(self, link: Link, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.link = link
+        self.watch: Watch | None = None
+        self.columns: list[str] = []
+        self.filter = QtWidgets.QLineEdit()
+        self.filter.setPlaceholderText("filter (text in any column)")
+        self.filter.textChanged.connect(self._apply_filter)
+        self.table = QtWidgets.QTableWidget(0, 0)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setWordWrap(False)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.filter)
+        layout.addWidget(self.table, 1)
+
+    def start(self) -> None:
+        if self.watch is None:
+            self.watch = self.link.watch("_events", self.add_batches)
+
+    def add_batches(self, batches: list[pa.RecordBatch]) -> None:
+        for batch in batches:
+            rows = batch.to_pylist()
+            if not self.columns:
+                self.columns = ["time"] + [n for n in batch.schema.names if n not in TIME_COLUMNS]
+                self.table.setColumnCount(len(self.columns))
+                self.table.setHorizontalHeaderLabels(self.columns)
+            for row in rows:  # events are few (a handful a second): per-row display is fine here
+                self.add_row(row)
+        self.table.scrollToBottom()
+
+    def add_row(self, row: dict) -> None:
+        t = next((row.get(c) for c in TIME_COLUMNS if row.get(c) is not None), None)
+        when = dt.datetime.fromtimestamp(t / 1e9).strftime("%H:%M:%S.%f")[:-3] if t else ""
+        values = [when] + ["" if row.get(c) is None else str(row.get(c)) for c in self.columns[1:]]
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        text = " ".join(values).lower()
+        colour = next((c for k, c in LEVEL_COLOURS.items() if k in text), None)
+        for col, value in enumerate(values):
+            item = QtWidgets.QTableWidgetItem(value)
+            if colour:
+                item.setForeground(QtGui.QColor(colour))
+            self.table.setItem(r, col, item)
+        needle = self.filter.text().lower()
+        self.table.setRowHidden(r, bool(needle) and needle not in text)
+        if self.table.rowCount() > MAX_ROWS:
+            self.table.removeRow(0)
+
+    def add_message(self, source: str, message: str) -> None:
+        """A line from the GUI itself (a failed call, a lost connection)."""
+        if not self.columns:
+            self.columns = ["time", "kind", "source", "message"]
+            self.table.setColumnCount(4)
+            self.table.setHorizontalHeaderLabels(self.columns)
+        row = {"timestamp_ns": int(QtCore.QDateTime.currentMSecsSinceEpoch() * 1e6)}
+        row.update({c: "" for c in self.columns[1:]})
+        keys = self.columns[1:]
+        for key, value in zip(("kind", "source", "message"), ("gui", source, message), strict=True):
+            target = key if key in keys else next((k for k in keys if key in k), keys[-1])
+            row[target] = value
+        self.add_row(row)
+        self.table.scrollToBottom()
+
+    def _apply_filter(self, needle: str) -> None:
+        needle = needle.lower()
+        for r in range(self.table.rowCount()):
+            text = " ".join(
+                self.table.item(r, c).text() for c in range(self.table.columnCount()) if self.table.item(r, c)
+            )
+            self.table.setRowHidden(r, bool(needle) and needle not in text.lower())
+
+    def close_feeds(self) -> None:
+        if self.watch is not None:
+            self.link.unwatch(self.watch)
+            self.watch = None

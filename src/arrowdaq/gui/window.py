@@ -1,0 +1,170 @@
+"""The main window: every panel in a dock, a STOP for all motion, a status bar; layout kept between runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .describe import Description, parse_description
+from .link import Link
+from .panels.camera import CameraPanel
+from .panels.events import EventsPanel
+from .panels.instruments import STOP_STYLE, InstrumentsPanel
+from .panels.plots import PlotPanel
+from .panels.recording import RecordingPanel, human_bytes
+from .panels.scans import ScanPanel
+from .panels.spectrum import SpectrumPanel
+from .qt import QtCore, QtGui, QtWidgets
+
+#: Bumped when the docks change, so an old saved layout is not applied to new docks.
+LAYOUT_VERSION = 1
+STATUS_PERIOD_MS = 1000
+SCAN_PERIOD_MS = 500
+
+
+def default_settings_path() -> Path:
+    base = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.StandardLocation.AppConfigLocation)
+    return Path(base or Path.home() / ".config" / "arrowdaq") / "gui.ini"
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    def __init__(self, link: Link, settings_path: Path | None = None) -> None:
+        super().__init__()
+        self.link = link
+        self.description = Description()
+        self.settings = QtCore.QSettings(
+            str(settings_path or default_settings_path()), QtCore.QSettings.Format.IniFormat
+        )
+        self.setWindowTitle(f"arrowdaq — {link.address or 'local daemon'}")
+        self.setDockNestingEnabled(True)
+        self.resize(1600, 1000)
+
+        self.instruments = InstrumentsPanel(link)
+        self.plots = PlotPanel(link)
+        self.spectrum = SpectrumPanel(link)
+        self.camera = CameraPanel(link)
+        self.scans = ScanPanel(link)
+        self.recording = RecordingPanel(link)
+        self.events = EventsPanel(link)
+        self.docks: dict[str, QtWidgets.QDockWidget] = {}
+        area = QtCore.Qt.DockWidgetArea
+        self._dock("Instruments", self.instruments, area.LeftDockWidgetArea)
+        self._dock("Live plots", self.plots, area.RightDockWidgetArea)
+        self._dock("Spectrum", self.spectrum, area.RightDockWidgetArea)
+        self._dock("Camera", self.camera, area.RightDockWidgetArea)
+        self._dock("Scans", self.scans, area.RightDockWidgetArea)
+        self._dock("Recording", self.recording, area.LeftDockWidgetArea)
+        self._dock("Log / events", self.events, area.BottomDockWidgetArea)
+        self.splitDockWidget(self.docks["Live plots"], self.docks["Camera"], QtCore.Qt.Orientation.Horizontal)
+        self.splitDockWidget(self.docks["Live plots"], self.docks["Spectrum"], QtCore.Qt.Orientation.Vertical)
+        self.splitDockWidget(self.docks["Camera"], self.docks["Scans"], QtCore.Qt.Orientation.Vertical)
+        self._default_state = self.saveState(LAYOUT_VERSION)
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("toolbar-main")
+        self.stop_all = QtWidgets.QPushButton("STOP all motion")
+        self.stop_all.setStyleSheet(STOP_STYLE)
+        self.stop_all.setToolTip("Stop every axis of every Movable instrument now (Esc)")
+        self.stop_all.clicked.connect(self.instruments.stop_all_motion)
+        toolbar.addWidget(self.stop_all)
+        QtGui.QShortcut(QtGui.QKeySequence("Esc"), self, activated=self.instruments.stop_all_motion)
+        toolbar.addSeparator()
+        toolbar.addAction("Reset layout", lambda: self.restoreState(self._default_state, LAYOUT_VERSION))
+        view = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+
+        self.connection = QtWidgets.QLabel("connecting …")
+        self.rates = QtWidgets.QLabel("")
+        self.drops = QtWidgets.QLabel("")
+        self.record_state = QtWidgets.QLabel("")
+        bar = self.statusBar()
+        for w in (self.connection, self.rates, self.drops):
+            bar.addWidget(w)
+        bar.addPermanentWidget(self.record_state)
+
+        link.connected.connect(self.on_connected)
+        link.state_changed.connect(self.on_state)
+        link.error.connect(lambda message: self.events.add_message("gui", message))
+        self.status_timer = QtCore.QTimer(self)
+        self.status_timer.timeout.connect(self.poll_status)
+        self.status_timer.start(STATUS_PERIOD_MS)
+        self.scan_timer = QtCore.QTimer(self)
+        self.scan_timer.timeout.connect(self.scans.poll)
+        self.scan_timer.start(SCAN_PERIOD_MS)
+        self.restore_layout()
+
+    def _dock(self, title: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea) -> None:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+
+    # --- connection -----------------------------------------------------------------
+    def on_connected(self, raw: dict[str, Any]) -> None:
+        self.description = parse_description(raw)
+        d = self.description
+        self.instruments.set_description(d)
+        defaults = [n for n in d.streams_of_kind("scalar") if n.endswith("/power")][:2]
+        self.plots.set_description(d, default=defaults)
+        self.spectrum.set_description(d)
+        self.camera.set_description(d)
+        self.scans.set_description(d)
+        self.events.start()
+        self.poll_status()
+
+    def on_state(self, state: str) -> None:
+        colour = "#2ca02c" if state == "connected" else "#c62828" if state.startswith("lost") else "#b26a00"
+        text = state if len(state) < 120 else state[:117] + "…"
+        where = self.link.address or "local daemon"
+        suffix = " (retrying)" if state.startswith("lost") else ""
+        self.connection.setText(f"<span style='color:{colour}'>●</span> {where}: {text}{suffix}")
+        if state.startswith("lost"):
+            self.events.add_message("connection", state)
+
+    def poll_status(self) -> None:
+        if self.link.state == "connected":
+            self.link.call("status", on_done=self.on_status, on_error=lambda _: None)
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        self.instruments.update_status(status)
+        self.recording.update_status(status)
+        streams = status.get("streams") or {}
+        rows = sum(float(s.get("rows_per_s", 0) or 0) for s in streams.values() if isinstance(s, dict))
+        nbytes = sum(float(s.get("bytes_per_s", 0) or 0) for s in streams.values() if isinstance(s, dict))
+        self.rates.setText(f"{len(streams)} streams, {rows:,.0f} rows/s, {human_bytes(nbytes)}/s")
+        subs = status.get("subscribers") or {}
+        daemon_drops = sum(int(s.get("drops", 0) or 0) for s in subs.values() if isinstance(s, dict))
+        gui_drops = sum(f.dropped for f in self.link.feeds.values())
+        self.drops.setText(f"drops: {daemon_drops} in the daemon's live buffers, {gui_drops} skipped by this window")
+        rec = status.get("recording")
+        if isinstance(rec, dict):
+            self.record_state.setText("● REC" if self.recording.recording else "not recording")
+            self.record_state.setStyleSheet("color:#c62828; font-weight:bold" if self.recording.recording else "")
+
+    # --- layout ---------------------------------------------------------------------
+    def restore_layout(self) -> None:
+        geometry = self.settings.value("geometry")
+        state = self.settings.value("state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state, LAYOUT_VERSION)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("state", self.saveState(LAYOUT_VERSION))
+        self.settings.sync()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self.save_layout()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        self.status_timer.stop()
+        self.scan_timer.stop()
+        for panel in (self.instruments, self.plots, self.spectrum, self.camera, self.scans, self.events):
+            panel.close_feeds()
+        self.link.close()
