@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: Events printed in full; longer logs show their problems only.
+MAX_EVENTS = 200
 
 
 def _time(ns: int | None) -> str:
@@ -14,12 +21,14 @@ def _time(ns: int | None) -> str:
 
 def describe_run(path: str) -> str:
     """The tree ``arrowdaq inspect`` prints."""
-    from ..storage import open_run  # loaded when a file is inspected, not for --help
+    from ..storage import eventlog, open_run  # loaded when a file is inspected, not for --help
 
     run = open_run(path)
     meta = run.metadata
+    events = run.events
+    problems = eventlog.problems(events)
     state = (
-        "complete"
+        ("complete" + (f", with {problems} problem{'s' * (problems != 1)}" if problems else ""))
         if meta.get("complete")
         else (
             "INCOMPLETE (still being written, or the writer stopped abnormally: then"
@@ -47,7 +56,28 @@ def describe_run(path: str) -> str:
         lines.append(f"      rows {s.rows}  span {s.span_s:.6g} s  {rate}")
         lines.append(f"      from {_time(s.first_ns)} to {_time(s.last_ns)}")
         lines.append(f"      units {units}")
+    lines += describe_events(events)
     return "\n".join(lines)
+
+
+def describe_events(events: pa.Table, limit: int = MAX_EVENTS) -> list[str]:
+    """The event log, oldest first; past ``limit`` rows, the problems are kept and the rest folded."""
+    from ..hub.events import PROBLEMS
+
+    rows = events.to_pylist()
+    if not rows:
+        return ["  events: none"]
+    if len(rows) > limit:
+        problems = [r for r in rows if r["level"] in PROBLEMS]
+        rows = problems[-limit:]
+        head = f"  events ({events.num_rows}; showing the last {len(rows)} problems):"
+    else:
+        head = f"  events ({events.num_rows}):"
+    lines = [head]
+    for r in rows:
+        level = r["level"].upper() if r["level"] in PROBLEMS else r["level"]
+        lines.append(f"    {r['time']:10.3f} s  {level:<7}  {r['source']} [{r['kind']}] {r['message']}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,18 @@
 """The hub: stream declarations, fan-out with delivery policies, command routing."""
 
+from .events import RunEvent, as_run_event
 from .manager import Alarm, InstrumentManager
 from .streams import StreamSpec
 from .subscription import LOSSLESS_MAX_BYTES, Policy, Subscription, batch_memory
 
-__all__ = ["LOSSLESS_MAX_BYTES", "Alarm", "InstrumentManager", "Policy", "StreamSpec", "Subscription", "batch_memory"]
+__all__ = [
+    "LOSSLESS_MAX_BYTES",
+    "Alarm",
+    "InstrumentManager",
+    "Policy",
+    "RunEvent",
+    "StreamSpec",
+    "Subscription",
+    "as_run_event",
+    "batch_memory",
+]

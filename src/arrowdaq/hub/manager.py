@@ -20,6 +20,7 @@ from ..actors import Actor, ActorRef, ActorStatus, Command, RestartPolicy, Role,
 from ..data.validate import accept_batch
 from ..errors import StreamError
 from ..log import get_logger
+from .events import RunEvent
 from .streams import StreamSpec, check_stream_name
 from .subscription import LOSSLESS_MAX_BYTES, Policy, Subscription, batch_memory, matches_any
 
@@ -38,7 +39,7 @@ class Alarm:
         return f"Alarm({self.source!r}, {self.message!r})"
 
 
-EventListener = Callable[[StatusEvent | Alarm], None]
+EventListener = Callable[[StatusEvent | Alarm | RunEvent], None]
 
 
 class InstrumentManager:
@@ -51,7 +52,7 @@ class InstrumentManager:
         self.subscriptions: list[Subscription] = []
         self._owned: dict[str, list[Subscription]] = {}
         self.actor_status: dict[str, StatusEvent] = {}
-        self.recent_events: deque[StatusEvent | Alarm] = deque(maxlen=500)
+        self.recent_events: deque[StatusEvent | Alarm | RunEvent] = deque(maxlen=500)
         self._listeners: list[EventListener] = []
 
     # --- streams -------------------------------------------------------------------
@@ -179,10 +180,21 @@ class InstrumentManager:
 
     # --- status and events -------------------------------------------------------------
     def add_listener(self, listener: EventListener) -> None:
-        """Receive every StatusEvent and Alarm (the listener must not block)."""
+        """Receive every StatusEvent, Alarm and RunEvent (the listener must not block)."""
         self._listeners.append(listener)
 
-    def _emit(self, event: StatusEvent | Alarm) -> None:
+    def remove_listener(self, listener: EventListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def record_event(self, source: str, kind: str, message: str, level: str = "info", **details: Any) -> RunEvent:
+        """Report an event for the run's event log (and every other listener): a storage
+        problem, a lost batch, a command. ``details`` must be JSON-able; see :mod:`.events`."""
+        event = RunEvent(source, kind, message, level, details)
+        self._emit(event)
+        return event
+
+    def _emit(self, event: StatusEvent | Alarm | RunEvent) -> None:
         self.recent_events.append(event)
         for listener in self._listeners:
             listener(event)

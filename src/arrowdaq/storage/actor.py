@@ -31,6 +31,7 @@ import pyarrow as pa
 from ..actors import Actor, ActorRef, Command, Role
 from ..errors import CommandError, RunFileBusy, StorageError, StorageWriteError, describe
 from ..hub import InstrumentManager
+from ..hub.events import ERROR, STORAGE, WARNING, RunEvent, as_run_event
 from ..hub.streams import StreamSpec
 from ..hub.subscription import LOSSLESS_MAX_BYTES
 from . import columns as C
@@ -91,9 +92,13 @@ class StorageActor(Actor):
         self._pending: dict[str, list[pa.RecordBatch]] = {}
         self._pending_rows: dict[str, int] = {}
         self._pending_bytes: dict[str, int] = {}
+        self._events: list[RunEvent] = []  # heard from the hub, not yet in the file
+        self.events_written = 0
+        self.problems = 0  # events that are warnings or errors
 
     # --- life cycle ------------------------------------------------------------------------
     async def on_start(self) -> None:
+        self.hub.add_listener(self._on_event)
         cls = NexusWriter if self.options.layout == NEXUS else ArrowIpcWriter
         self.writer = cls(self.path, self.options, self.run, self.instruments)
         specs = [spec for spec in self._subscribed() if self._storable(spec)]
@@ -115,9 +120,11 @@ class StorageActor(Actor):
         try:
             if self.error is None:
                 await self._write_all()
+                await self._write_events()
         except StorageWriteError:
             pass  # already recorded and logged; close what we can
         finally:
+            self.hub.remove_listener(self._on_event)
             try:
                 await self.blocking(self.writer.close if self.error is None else self.writer.abandon)
             except Exception as exc:
@@ -167,7 +174,7 @@ class StorageActor(Actor):
         self.skipped[stream] = str(exc)
         self._pending.pop(stream, None)
         self._pending_rows[stream] = self._pending_bytes[stream] = 0
-        self.log.error(f"not recording {stream!r} any more: {exc}", extra={"stream": stream})
+        self._report(ERROR, f"not recording {stream!r} any more: {exc}", stream=stream)
 
     async def _write_all(self) -> None:
         for stream in list(self._pending):
@@ -183,6 +190,7 @@ class StorageActor(Actor):
                     break
                 await self.on_batch(*item)
         await self._write_all()
+        await self._write_events()
         try:
             await self.blocking(self.writer.flush)
         except Exception as exc:
@@ -224,6 +232,8 @@ class StorageActor(Actor):
             "last_flush": self.last_flush,
             "skipped": dict(self.skipped),
             "warnings": list(self.warnings),
+            "events": self.events_written + len(self._events),
+            "problems": self.problems,
             "error": self.error,
         }
 
@@ -240,7 +250,31 @@ class StorageActor(Actor):
                 await self.blocking(self.writer.set_instrument, name, info)
             except Exception as exc:
                 self.warnings.append(f"instrument info of {name!r} not recorded: {describe(exc)}")
-                self.log.error(f"{self.path}: {self.warnings[-1]}")
+                self._report(WARNING, f"{self.path}: {self.warnings[-1]}")
+
+    # --- the event log ---------------------------------------------------------------------------
+    def _on_event(self, event: Any) -> None:
+        """Every StatusEvent, Alarm and RunEvent of the hub: kept for the file's event log."""
+        event = as_run_event(event)
+        self._events.append(event)
+        self.problems += event.problem
+
+    def _report(self, level: str, message: str, kind: str = STORAGE, **details: Any) -> None:
+        """A storage problem: logged, and in the event log (through the hub, so every listener sees it)."""
+        log = self.log.error if level == ERROR else self.log.warning
+        log(message, extra={"stream": details["stream"]} if "stream" in details else None)
+        self.hub.record_event(self.name, kind, message, level, **details)
+
+    async def _write_events(self) -> None:
+        if not self._events or self.writer is None or self.writer.file is None:
+            return
+        events, self._events = self._events, []
+        try:
+            await self.blocking(self.writer.append_events, events)
+        except Exception as exc:
+            self._fail_text(exc, "writing the event log failed")
+            raise StorageWriteError(self.error) from exc
+        self.events_written += len(events)
 
     # --- helpers -----------------------------------------------------------------------------
     def _subscribed(self) -> list[StreamSpec]:
@@ -263,7 +297,7 @@ class StorageActor(Actor):
             return True
         except StorageError as exc:
             self.skipped[spec.name] = f"{exc} (the arrow_ipc layout stores any schema)"
-            self.log.error(f"not recording {spec.name!r}: {self.skipped[spec.name]}", extra={"stream": spec.name})
+            self._report(ERROR, f"not recording {spec.name!r}: {self.skipped[spec.name]}", stream=spec.name)
             return False
 
     async def _add_late(self, stream: str) -> bool:

@@ -9,6 +9,7 @@ A run file (NeXus, readable by silx, h5web, NeXpy, MATLAB and plain h5py)::
         notes (NXnote), configuration (NXnote: the configuration that ran),
         instrument/<name>/... (NXinstrument: one NXcollection per instrument)
         instrument/late_info_json  info sent while SWMR ran (JSON lines, see append_instrument_log)
+        events/             NXcollection: the event log (see eventlog)
         arrowdaq/           NXcollection: layout, format_version, complete (0/1)
         <instrument>_<stream>/   NXdata, one per stream (layout "nexus")
         scans/              reserved for scans (NXdata with the scanned axis; not written yet)

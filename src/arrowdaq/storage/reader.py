@@ -23,6 +23,7 @@ from ..data.polars import to_polars
 from ..data.schemas import UNIT_KEY, encoded_schema
 from ..errors import StorageError
 from . import columns as C
+from . import eventlog
 from . import layout as L
 from .unclosed import open_unclosed
 
@@ -150,7 +151,7 @@ class RunFile:
                 if name == L.INSTRUMENT and isinstance(item, h5py.Group):
                     meta[name] = L.read_instruments(item)
                 elif isinstance(item, h5py.Group):
-                    if L.STREAM_ATTR not in item.attrs and name != L.SCANS:
+                    if L.STREAM_ATTR not in item.attrs and name not in (L.SCANS, eventlog.EVENTS):
                         meta[name] = L.read_mapping(item)
                 else:
                     meta[name] = L.read_value(_refreshed(item))
@@ -159,6 +160,19 @@ class RunFile:
         meta["operator"] = meta.get("user", {}).get("name", "")
         meta["complete"] = bool(meta.get(L.ARROWDAQ, {}).get("complete", 0))
         return meta
+
+    @property
+    def events(self) -> pa.Table:
+        """The event log: time (s since the start), timestamp_ns, source, kind, level, message,
+        details (JSON). Empty for files written before arrowdaq kept one."""
+        with self._open() as f:
+            g = f.get(f"{L.ENTRY}/{eventlog.EVENTS}")
+            return eventlog.read(g) if g is not None else eventlog.SCHEMA.empty_table()
+
+    @property
+    def problems(self) -> int:
+        """Events of the run that are warnings or errors."""
+        return eventlog.problems(self.events)
 
     @property
     def scans(self) -> dict[str, pa.Table]:

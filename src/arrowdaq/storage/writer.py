@@ -24,7 +24,9 @@ import h5py
 import pyarrow as pa
 
 from ..errors import RunFileBusy, StorageError
+from ..hub.events import RunEvent
 from ..hub.streams import StreamSpec
+from . import eventlog
 from . import layout as L
 from .options import RunInfo, StorageOptions
 
@@ -60,6 +62,7 @@ class RunWriter:
         self.instruments: dict[str, Mapping[str, Any]] = dict(instruments or {})
         self.file: h5py.File | None = None
         self.broken = False  # a write failed: never touch the file's structure again
+        self._start_ns = 0  # the run's start, for the event log's time column
 
     # --- life cycle ------------------------------------------------------------------
     def open(self, streams: Sequence[StreamSpec]) -> None:
@@ -74,6 +77,9 @@ class RunWriter:
             self._write_end(self.file, "", 0)  # resumed after a restart: running again
             if L.INSTRUMENT_LOG not in self.file[L.ENTRY][L.INSTRUMENT]:  # a file of an older version
                 L.create_instrument_log(self.file[L.ENTRY][L.INSTRUMENT])
+            if eventlog.EVENTS not in self.file[L.ENTRY]:
+                entry = self.file[L.ENTRY]
+                eventlog.create(entry, L.attr_text(entry["start_time"][()]))
         else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +87,7 @@ class RunWriter:
             except OSError as exc:
                 raise StorageError(f"{self.path}: cannot create run file: {exc}") from exc
             self._write_entry()
+        self._start_ns = eventlog.start_ns(self.file[L.ENTRY])
         try:
             self._add_streams(streams)
             self._load()
@@ -106,6 +113,12 @@ class RunWriter:
             L.append_instrument_log(self.file[L.ENTRY][L.INSTRUMENT][L.INSTRUMENT_LOG], name, info)
         else:
             self._write_instrument(name, info)
+
+    def append_events(self, events: Sequence[RunEvent]) -> None:
+        """Append to the event log (``/entry/events``, see :mod:`.eventlog`); never reopens the file."""
+        if self.broken:
+            raise StorageError(f"{self.path}: a write failed earlier; not changing the file")
+        eventlog.append(self.file[L.ENTRY][eventlog.EVENTS], events, self._start_ns)
 
     def flush(self) -> None:
         if self.file is not None:
@@ -266,7 +279,8 @@ class RunWriter:
         entry = L.set_nx(f.create_group(L.ENTRY), "NXentry")
         L.write_text(entry, "title", run.name)
         L.write_text(entry, "entry_identifier", run.run_id)
-        L.write_text(entry, "start_time", L.now_iso())
+        start_time = L.now_iso()
+        L.write_text(entry, "start_time", start_time)
         L.write_text(entry, "program_name", "arrowdaq").attrs["version"] = _version()
         L.write_text(L.set_nx(entry.create_group("user"), "NXuser"), "name", run.operator)
         L.write_text(L.set_nx(entry.create_group("sample"), "NXsample"), "name", run.sample)
@@ -280,6 +294,7 @@ class RunWriter:
             L.write_text(note, "type", "text/x-toml" if is_text else "application/json")
             L.write_text(note, "data", run.config if is_text else json.dumps(run.config, indent=1, default=str))
         L.create_instrument_log(L.set_nx(entry.create_group(L.INSTRUMENT), "NXinstrument"))
+        eventlog.create(entry, start_time)
         for name, info in self.instruments.items():
             self._write_instrument(name, info)
         own = L.set_nx(entry.create_group(L.ARROWDAQ), "NXcollection")
