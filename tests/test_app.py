@@ -109,6 +109,10 @@ BAD_CONFIGS = {
         '[storage]\nstreams = ["pm9/*"]\n[[instruments]]\nid = "pm1"\ndriver = "newport_1830c"\nport = "sim"\n',
         r"lab.toml: storage.streams\[0\]: 'pm9/\*' names no stream \(streams: pm1/power\)",
     ),
+    "default plot that is not recorded": (
+        '[storage]\ndefault_plot = "pm9/power"\n[[instruments]]\nid = "pm1"\ndriver = "newport_1830c"\nport = "sim"\n',
+        r"lab.toml: storage.default_plot: 'pm9/power' names no recorded stream \(streams: pm1/power;",
+    ),
     "live service not built yet": ("[server]\nenabled = true\n", r"lab.toml: server.enabled: the live service"),
 }
 

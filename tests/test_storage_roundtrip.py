@@ -204,13 +204,16 @@ async def test_nexus_structure_is_valid_for_a_nexus_reader(hub, tmp_path):
             data = entry[key]
             assert data.nxclass == "NXdata" and data.nxsignal.nxname == signal
             assert data.nxsignal.ndim == ndim and data.nxsignal.shape[0] > 0
-            assert data.nxaxes[0].nxname == "timestamp_ns"
-            assert "long_name" in data.nxsignal.attrs and "units" in data.nxsignal.attrs
+            assert data.nxaxes[0].nxname == "time" and data.nxaxes[0].attrs["units"] == "s"
+            unit = data.nxsignal.attrs["units"]
+            assert str(data.nxsignal.attrs["long_name"]).endswith(f"({unit})")
         trace_x = entry["scope1_trace"].nxaxes[1]  # traces plot against x in physical units
-        assert trace_x.nxname == "x" and trace_x.attrs["units"] == "s"
+        assert trace_x.nxname == "trace_time" and trace_x.attrs["units"] == "s"
+        assert trace_x.attrs["long_name"] == "Time in trace (s)"
         np.testing.assert_allclose(trace_x.nxvalue, np.arange(7) * 1e-6)  # x of the first trace
         spectrum_x = entry["spec1_spectrum"].nxaxes[1]
         assert spectrum_x.nxname == "x" and spectrum_x.attrs["units"] == "nm" and spectrum_x.shape == (3, 5)
+        assert spectrum_x.attrs["long_name"] == "Wavelength (nm)"
     finally:
         root.nxfile.close()
 

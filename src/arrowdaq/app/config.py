@@ -41,6 +41,8 @@ class StorageConfig(Section):
     compression: str | None = None  # None: the storage default (see docs/decisions)
     flush_interval_s: float = Field(1.0, gt=0, le=60)
     streams: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    #: The stream viewers plot on opening the run file (default: the most informative one).
+    default_plot: str | None = None
 
 
 class InstrumentConfig(Section):

@@ -118,6 +118,12 @@ class Application:
                     f"{self.source}: storage.streams[{i}]: {pattern!r} names no stream "
                     f"(streams: {', '.join(sorted(self.hub.streams)) or 'none'})"
                 )
+        plot = self.config.storage.default_plot
+        if plot is not None and not any(plot in self.hub.match(p) for p in self.config.storage.streams):
+            raise ConfigError(
+                f"{self.source}: storage.default_plot: {plot!r} names no recorded stream"
+                f" (streams: {', '.join(sorted(self.hub.streams)) or 'none'}; recorded: storage.streams)"
+            )
         data_dir = self.config.run.data_dir
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -174,6 +180,7 @@ class Application:
             data_dir=run.data_dir,
             layout=cfg.layout,
             flush_interval=cfg.flush_interval_s,
+            default_plot=cfg.default_plot,
             **({"compression": cfg.compression} if cfg.compression is not None else {}),
         )
         info = RunInfo(

@@ -11,7 +11,10 @@ A run file (NeXus, readable by silx, h5web, NeXpy, MATLAB and plain h5py)::
         instrument/late_info_json  info sent while SWMR ran (JSON lines, see append_instrument_log)
         events/             NXcollection: the event log (see eventlog)
         arrowdaq/           NXcollection: layout, format_version, complete (0/1)
-        <instrument>_<stream>/   NXdata, one per stream (layout "nexus")
+        <instrument>_<stream>/   NXdata, one per stream (layout "nexus"): @signal, @axes=time
+            time            seconds since the run start (@start: entry/start_time), the default axis
+            timestamp_ns    the recorded UTC nanoseconds (an alternative axis, @timestamp_ns_indices)
+            <columns>       one dataset per Arrow column, @long_name "What (unit)", @units
         scans/              reserved for scans (NXdata with the scanned axis; not written yet)
     /arrow_data/<instrument>/<stream>/batch_NNNNNN   (layout "arrow_ipc": Arrow IPC file bytes)
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import h5py
@@ -95,6 +98,26 @@ def read_instruments(group: h5py.Group) -> dict[str, Any]:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The NXdata axis of every stream with timestamps: seconds since the run started.
+TIME = "time"
+
+
+def start_iso(ns: int) -> str:
+    """The run start for ``start_time`` (and ``time@start``): UTC, to the microsecond, so that
+    :func:`iso_ns` of it gives back the ``ns`` the ``time`` axes count from."""
+    return (EPOCH + timedelta(microseconds=ns // 1000)).isoformat(timespec="microseconds")
+
+
+def iso_ns(text: str) -> int:
+    """Nanoseconds since the epoch of an ISO 8601 time (microsecond resolution)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
 def encode_schema(schema: pa.Schema) -> str:

@@ -28,6 +28,11 @@ TRACE_CHUNK_POINTS = 512
 CHUNK_BYTES = 1 << 20
 
 
+def _timed(schema: pa.Schema) -> bool:
+    """Whether a stream gets the ``time`` axis (it has timestamps, and no column of that name)."""
+    return "timestamp_ns" in schema.names and L.TIME not in schema.names
+
+
 def signal_of(schema: pa.Schema, plans: Sequence[C.ColumnPlan]) -> str | None:
     kind = kind_of(schema)
     if kind in SIGNALS and SIGNALS[kind] in schema.names:
@@ -38,6 +43,8 @@ def signal_of(schema: pa.Schema, plans: Sequence[C.ColumnPlan]) -> str | None:
     return None
 
 
+#: Added to the rank of a stream whose signal never changed: a setting, not a measurement.
+CONSTANT_PENALTY = 4
 #: The entry attribute remembering how good a plot the current ``@default`` stream is.
 DEFAULT_RANK_ATTR = "arrowdaq_default_rank"
 
@@ -63,15 +70,48 @@ def default_rank(schema: pa.Schema, from_processor: bool) -> int:
     return rank + (10 if from_processor else 0)
 
 
-def field_attrs(f: pa.Field) -> dict[str, str]:
+def label(name: str, unit: str | None) -> str:
+    """What a viewer prints beside an axis: ``"Optical power (W)"``."""
+    return f"{name} ({unit})" if unit else name
+
+
+def field_attrs(f: pa.Field, name: str | None = None) -> dict[str, str]:
+    """``long_name`` (with the unit: viewers show only it) and ``units`` of a column's dataset;
+    ``name`` is the label when the field's metadata has none."""
     meta = f.metadata or {}
-    attrs = {"long_name": meta.get(LONG_NAME_KEY, f.name.encode()).decode()}
-    if UNIT_KEY in meta:
-        attrs["units"] = meta[UNIT_KEY].decode()
-    elif f.name == "timestamp_ns":
-        attrs["units"] = "ns"
-        attrs["long_name"] = "time since the Unix epoch (UTC)"
+    if f.name == "timestamp_ns":
+        return {"units": "ns", "long_name": "Time since the Unix epoch, UTC (ns)"}
+    unit = meta[UNIT_KEY].decode() if UNIT_KEY in meta else None
+    attrs = {"long_name": label(meta[LONG_NAME_KEY].decode() if LONG_NAME_KEY in meta else name or f.name, unit)}
+    if unit is not None:
+        attrs["units"] = unit
     return attrs
+
+
+#: A trace's x axis by its unit: the axis dataset's name and what it is.
+_X_UNITS = {
+    ("s", "ms", "us", "µs", "ns", "ps", "fs"): ("trace_time", "Time in trace"),
+    ("Hz", "kHz", "MHz", "GHz", "THz"): ("frequency", "Frequency"),
+    ("nm", "pm", "Å", "um", "µm"): ("wavelength", "Wavelength"),
+    ("m", "mm", "cm"): ("position", "Position"),
+    ("1/cm", "cm-1", "cm^-1"): ("wavenumber", "Wavenumber"),
+    ("deg", "rad"): ("angle", "Angle"),
+    ("eV", "meV", "keV"): ("energy", "Energy"),
+}
+X_QUANTITIES = {unit: quantity for units, quantity in _X_UNITS.items() for unit in units}
+
+
+def x_quantity(schema: pa.Schema, field: str) -> tuple[str, str]:
+    """The dataset name and label of a trace's x axis (``"frequency"``, ``"Frequency (Hz)"``),
+    from the x field's unit and long name (``vector_schema(x_name=...)``)."""
+    meta = schema.field(field).metadata or {}
+    unit = meta[UNIT_KEY].decode() if UNIT_KEY in meta else None
+    name, what = X_QUANTITIES.get(unit or "", ("x", "x"))
+    if LONG_NAME_KEY in meta:
+        what = meta[LONG_NAME_KEY].decode()
+    if name in schema.names or name == L.TIME:
+        name = "x"
+    return name, label(what, unit)
 
 
 @dataclass
@@ -88,6 +128,14 @@ class _Stream:
     #: Open handles of every dataset, kept so HDF5 never closes one (and flushes its chunks) mid-write.
     datasets: dict[str, h5py.Dataset] = field(default_factory=dict)
     widths: dict[str, int | None] = field(default_factory=dict)
+    schema: pa.Schema = field(default_factory=pa.schema)
+    producer: str = ""
+    #: The NXdata signal, and the range of its values so far (a constant makes a poor first plot).
+    signal: str | None = None
+    low: float = np.inf
+    high: float = -np.inf
+    time: bool = False  # has the ``time`` axis (seconds since the run start)
+    x_axis: str | None = None  # the uniform x axis dataset of a trace stream, written with the first trace
 
 
 def _append(ds: h5py.Dataset, values: np.ndarray) -> int:
@@ -140,26 +188,42 @@ class NexusWriter(RunWriter):
             ) from exc
 
     def _create_group(self, entry: h5py.Group, key: str, spec: StreamSpec, plans: list[C.ColumnPlan]) -> None:
+        schema = spec.schema
         g = L.set_nx(entry.create_group(key), "NXdata")
         g.attrs[L.STREAM_ATTR] = spec.name
-        g.attrs[L.SCHEMA_ATTR] = L.encode_schema(spec.schema)
+        g.attrs[L.SCHEMA_ATTR] = L.encode_schema(schema)
         g.attrs[L.PRODUCER_ATTR] = spec.producer or ""
         g.attrs[L.KIND_ATTR] = spec.kind or "extension"
-        signal = signal_of(spec.schema, plans)
+        g.attrs["title"] = spec.name
+        timed = _timed(schema)
+        signal = signal_of(schema, plans)
+        trace_x = self._trace_x(schema, signal)
+        x_axis = "x" if trace_x == "explicit" else x_quantity(schema, "x0")[0] if trace_x == "uniform" else None
         if signal is not None:
             g.attrs["signal"] = signal
-            ndim = 1 + len(next(p for p in plans if p.name == signal).row_shape)
-            if "timestamp_ns" in spec.schema.names:
-                axes = ["timestamp_ns"] + ["."] * (ndim - 1)
-                if self._trace_x(spec.schema, signal) is not None:
-                    axes[1] = "x"
-                    g.attrs["x_indices"] = [0, 1] if "x" in spec.schema.names else 1
+            axes = ["."] * (1 + len(next(p for p in plans if p.name == signal).row_shape))
+            if timed:
+                axes[0] = L.TIME
+            if x_axis is not None:
+                axes[1] = x_axis
+                g.attrs[f"{x_axis}_indices"] = [0, 1] if trace_x == "explicit" else 1
+            if timed or x_axis is not None:
                 g.attrs["axes"] = axes
-                g.attrs["timestamp_ns_indices"] = 0
+        if "timestamp_ns" in schema.names:
+            g.attrs["timestamp_ns_indices"] = 0  # an alternative axis: the raw UTC nanoseconds
+        if timed:
+            g.attrs[f"{L.TIME}_indices"] = 0
         g.create_dataset(L.FLUSHED_ROWS, data=0, dtype="i8")
         rows = self.options.chunk_rows
+        if timed:
+            t = g.create_dataset(L.TIME, (0,), "f8", maxshape=(None,), chunks=(rows,), **self.options.filter_args())
+            t.attrs["units"] = "s"
+            t.attrs["long_name"] = "Time since run start (s)"
+            t.attrs["start"] = L.start_iso(self.start_ns)
         for plan in plans:
-            attrs = field_attrs(spec.schema.field(plan.name))
+            attrs = field_attrs(schema.field(plan.name), spec.name if plan.name == signal else None)
+            if plan.name == x_axis:  # an explicit x axis: one per trace
+                attrs["long_name"] = x_quantity(schema, "x")[1]
             if plan.form == C.NUMERIC:
                 ds = g.create_dataset(
                     plan.name, (0,), plan.dtype, maxshape=(None,), chunks=(rows,), **self.options.filter_args()
@@ -211,12 +275,16 @@ class NexusWriter(RunWriter):
                 )
             for k, v in attrs.items():
                 ds.attrs[k] = v
-        if self._trace_x(spec.schema, signal) == "uniform":  # x of the first trace, written with it
-            x = g.create_dataset("x", (0,), "f8", maxshape=(None,), chunks=(TRACE_CHUNK_POINTS,))
-            for k, v in field_attrs(spec.schema.field("x0")).items():
-                x.attrs[k] = v
+        if trace_x == "uniform":  # x of the first trace, written with it
+            x = g.create_dataset(x_axis, (0,), "f8", maxshape=(None,), chunks=(TRACE_CHUNK_POINTS,))
+            x.attrs["long_name"] = x_quantity(schema, "x0")[1]
+            if "units" in field_attrs(schema.field("x0")):
+                x.attrs["units"] = field_attrs(schema.field("x0"))["units"]
             x.attrs["description"] = "x0 + i*dx of the first trace; every row's own x0 and dx are in x0, dx"
-        rank = default_rank(spec.schema, spec.producer in self.processors)
+        if spec.name == self.options.default_plot:
+            rank = -1
+        else:
+            rank = default_rank(schema, spec.producer in self.processors)
         if "default" not in entry.attrs or rank < entry.attrs.get(DEFAULT_RANK_ATTR, 99):
             entry.attrs["default"] = key
             entry.attrs[DEFAULT_RANK_ATTR] = rank
@@ -238,7 +306,13 @@ class NexusWriter(RunWriter):
                 continue
             name = L.attr_text(g.attrs[L.STREAM_ATTR])
             schema = L.decode_schema(g.attrs[L.SCHEMA_ATTR])
-            st = _Stream(name, g.name.rsplit("/", 1)[1], g, C.plan_columns(schema, name))
+            st = _Stream(name, g.name.rsplit("/", 1)[1], g, C.plan_columns(schema, name), schema=schema)
+            st.producer = L.attr_text(g.attrs.get(L.PRODUCER_ATTR, ""))
+            st.signal = signal_of(schema, st.plans)
+            st.time = _timed(schema) and L.TIME in g
+            if self._trace_x(schema, st.signal) == "uniform":
+                x_axis = x_quantity(schema, "x0")[0]
+                st.x_axis = x_axis if x_axis in g else None
             for p in st.plans:
                 if p.form == C.STRING:
                     dictionary = [L.attr_text(v) for v in g[p.name + C.DICTIONARY_SUFFIX][()]]
@@ -267,6 +341,8 @@ class NexusWriter(RunWriter):
                 names.append(p.name)
                 if p.form == C.NUMERIC and p.nullable:
                     names.append(p.name + C.VALID_SUFFIX)
+        if st.time:
+            names.append(L.TIME)
         return names
 
     # --- data ------------------------------------------------------------------------------
@@ -278,12 +354,20 @@ class NexusWriter(RunWriter):
         # Convert and check every column first, so a refused batch leaves no column longer than the others.
         writes: list[tuple[str, np.ndarray]] = []
         widths = dict(st.widths)
+        low, high = st.low, st.high
         for plan in st.plans:
             if plan.form == C.NUMERIC:
                 values, valid = C.numeric_values(C.column_of(batches, plan.name), plan)
                 writes.append((plan.name, values))
                 if valid is not None:
                     writes.append((plan.name + C.VALID_SUFFIX, valid))
+                if plan.name == "timestamp_ns" and st.time:
+                    since_start = values.astype(np.int64, copy=False) - np.int64(self.start_ns)
+                    writes.append((L.TIME, since_start / 1e9))
+                if plan.name == st.signal:  # cheap next to the write: whether it is a constant setting
+                    measured = values if valid is None else values[valid.view(bool)]
+                    if len(measured):
+                        low, high = min(low, float(measured.min())), max(high, float(measured.max()))
             elif plan.form == C.LIST:
                 values = C.list_values(C.column_of(batches, plan.name), plan, stream, widths[plan.name])
                 widths[plan.name] = values.shape[1]
@@ -299,12 +383,13 @@ class NexusWriter(RunWriter):
             for name, state in saved.items():  # a refused batch leaves the dictionaries as they were
                 st.strings[name].restore(state)
             raise
-        if "x" in st.datasets and "x" not in st.widths and st.datasets["x"].shape[0] == 0:  # uniform axis, first trace
+        if st.x_axis is not None and st.datasets[st.x_axis].shape[0] == 0:  # uniform axis, first trace
             x0, dx = batches[0].column("x0")[0].as_py(), batches[0].column("dx")[0].as_py()
-            writes.append(("x", x0 + dx * np.arange(widths["values"], dtype=np.float64)))
+            writes.append((st.x_axis, x0 + dx * np.arange(widths["values"], dtype=np.float64)))
         st.widths = widths
         written = sum(_append(st.datasets[name], values) for name, values in writes)
         st.rows += n
+        st.low, st.high = low, high
         return written
 
     @staticmethod
@@ -348,10 +433,41 @@ class NexusWriter(RunWriter):
         self._streams = {}
 
     def _finish(self, f: h5py.File) -> None:
-        """A complete file also names each constant string value in an attribute (``@channel``)."""
+        """A complete file also names each constant string value in an attribute (``@channel``),
+        labels a signal whose unit came only in the ``unit`` column, and gets its final ``@default``."""
         super()._finish(f)
+        entry = f[L.ENTRY]
         for st in self._streams.values():
-            g = f[L.ENTRY][st.key]
+            g = entry[st.key]
             for name, strings in st.strings.items():
                 if not strings.varying and strings.dictionary:
                     g.attrs[name] = strings.dictionary[0]
+            unit = st.strings.get("unit")
+            signal = g.get(st.signal) if st.signal is not None else None
+            if unit and not unit.varying and unit.dictionary and signal is not None and "units" not in signal.attrs:
+                signal.attrs["units"] = unit.dictionary[0]
+                signal.attrs["long_name"] = label(
+                    L.attr_text(signal.attrs.get("long_name", st.name)), unit.dictionary[0]
+                )
+        best = self._best_plot()
+        if best is not None:
+            entry.attrs["default"] = best
+
+    def _best_plot(self) -> str | None:
+        """The NXdata a viewer opens, now that the data is known: ``[storage] default_plot`` if given,
+        else by :func:`default_rank`, a constant (a setting such as a laser's wavelength) after anything
+        that varies, an empty stream last, then the stream with the most rows."""
+        by_name = {st.name: st for st in self._streams.values()}
+        if self.options.default_plot in by_name:
+            return by_name[self.options.default_plot].key
+        ranked = []
+        for st in self._streams.values():
+            if st.signal is None:
+                continue
+            rank = default_rank(st.schema, st.producer in self.processors)
+            if st.rows == 0:
+                rank += 100
+            elif st.rows > 1 and st.low == st.high:  # one row tells nothing yet
+                rank += CONSTANT_PENALTY
+            ranked.append((rank, -st.rows, st.key))
+        return min(ranked)[2] if ranked else None

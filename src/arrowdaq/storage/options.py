@@ -69,6 +69,9 @@ class StorageOptions:
     chunk_rows: int = 16384
     #: Seconds between flushes at most: rows older than this are on disk.
     flush_interval: float = 1.0
+    #: The stream viewers plot on opening the file (``entry/@default``), e.g. ``"pm1/power"``;
+    #: None: the most informative one (a measured quantity that varies, see ``nexus.default_rank``).
+    default_plot: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))

@@ -62,7 +62,9 @@ class RunWriter:
         self.instruments: dict[str, Mapping[str, Any]] = dict(instruments or {})
         self.file: h5py.File | None = None
         self.broken = False  # a write failed: never touch the file's structure again
-        self._start_ns = 0  # the run's start, for the event log's time column
+        #: The run start (UTC ns, to the microsecond): ``entry/start_time``, the zero of every ``time``
+        #: axis (the streams' and the event log's).
+        self.start_ns = time.time_ns() // 1000 * 1000
 
     # --- life cycle ------------------------------------------------------------------
     def open(self, streams: Sequence[StreamSpec]) -> None:
@@ -75,6 +77,7 @@ class RunWriter:
                 self.file = None
                 raise StorageError(f"{self.path}: exists and holds run {found!r}, not {self.run.run_id!r}")
             self._write_end(self.file, "", 0)  # resumed after a restart: running again
+            self.start_ns = L.iso_ns(L.attr_text(self.file[L.ENTRY]["start_time"][()]))
             if L.INSTRUMENT_LOG not in self.file[L.ENTRY][L.INSTRUMENT]:  # a file of an older version
                 L.create_instrument_log(self.file[L.ENTRY][L.INSTRUMENT])
             if eventlog.EVENTS not in self.file[L.ENTRY]:
@@ -86,8 +89,8 @@ class RunWriter:
                 self.file = h5py.File(self.path, "w-", libver=FILE_FORMAT)
             except OSError as exc:
                 raise StorageError(f"{self.path}: cannot create run file: {exc}") from exc
+            self.start_ns = time.time_ns() // 1000 * 1000
             self._write_entry()
-        self._start_ns = eventlog.start_ns(self.file[L.ENTRY])
         try:
             self._add_streams(streams)
             self._load()
@@ -118,7 +121,7 @@ class RunWriter:
         """Append to the event log (``/entry/events``, see :mod:`.eventlog`); never reopens the file."""
         if self.broken:
             raise StorageError(f"{self.path}: a write failed earlier; not changing the file")
-        eventlog.append(self.file[L.ENTRY][eventlog.EVENTS], events, self._start_ns)
+        eventlog.append(self.file[L.ENTRY][eventlog.EVENTS], events, self.start_ns)
 
     def flush(self) -> None:
         if self.file is not None:
@@ -279,7 +282,7 @@ class RunWriter:
         entry = L.set_nx(f.create_group(L.ENTRY), "NXentry")
         L.write_text(entry, "title", run.name)
         L.write_text(entry, "entry_identifier", run.run_id)
-        start_time = L.now_iso()
+        start_time = L.start_iso(self.start_ns)
         L.write_text(entry, "start_time", start_time)
         L.write_text(entry, "program_name", "arrowdaq").attrs["version"] = _version()
         L.write_text(L.set_nx(entry.create_group("user"), "NXuser"), "name", run.operator)
