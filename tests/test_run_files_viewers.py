@@ -14,6 +14,7 @@ import pytest
 
 import arrowdaq
 from arrowdaq.data import scalar_batch, scalar_schema, vector_batch
+from arrowdaq.data.validate import decode
 from arrowdaq.storage import layout as L
 
 from .test_storage_roundtrip import expected, record
@@ -129,7 +130,7 @@ async def test_a_unit_given_only_per_row_labels_the_signal(hub, tmp_path):
     with h5py.File(path, "r") as f:
         value = f["entry/dmm_voltage/value"]
         assert value.attrs["units"] == "V" and value.attrs["long_name"] == "dmm/voltage (V)"
-    assert arrowdaq.open_run(path).table("dmm/voltage").equals(expected(batches))
+    assert decode(arrowdaq.open_run(path).table("dmm/voltage")).equals(expected(batches))
 
 
 async def test_trace_axes_are_named_for_what_they_are(hub, tmp_path):
@@ -156,4 +157,4 @@ async def test_trace_axes_are_named_for_what_they_are(hub, tmp_path):
         assert list(odd.attrs["axes"]) == ["time", "x"] and "units" not in odd["x"].attrs
     run = arrowdaq.open_run(path)
     for name, batches in streams.items():
-        assert run.table(name).equals(expected(batches))
+        assert decode(run.table(name)).equals(expected(batches))
