@@ -2,14 +2,18 @@
 
 from .events import RunEvent, as_run_event
 from .manager import Alarm, InstrumentManager
+from .producer import BATCH_LATENCY, BATCH_ROWS, Producer
 from .streams import StreamSpec
 from .subscription import LOSSLESS_MAX_BYTES, Policy, Subscription, batch_memory
 
 __all__ = [
+    "BATCH_LATENCY",
+    "BATCH_ROWS",
     "LOSSLESS_MAX_BYTES",
     "Alarm",
     "InstrumentManager",
     "Policy",
+    "Producer",
     "RunEvent",
     "StreamSpec",
     "Subscription",

@@ -85,18 +85,30 @@ class InstrumentManager:
         return [n for n in self.streams if matches_any(n, [pattern])]
 
     async def publish(self, stream: str, batch: pa.RecordBatch) -> None:
-        """Check ``batch`` against the stream's schema and deliver it to every subscriber."""
+        """Check ``batch`` against the stream's schema and deliver it to every subscriber
+        (every one with room first; then wait for the full lossless ones)."""
+        waiting = self.publish_nowait(stream, batch)
+        if waiting:
+            await self.deliver(stream, batch, waiting)
+
+    def publish_nowait(self, stream: str, batch: pa.RecordBatch) -> list[Subscription]:
+        """Like :meth:`publish`, without waiting: returns the lossless subscribers that were
+        full and did not take the batch (hand it to them with :meth:`deliver`, in order)."""
         spec = self.streams.get(stream)
         if spec is None:
             self.stream(stream)  # raises with the list of known streams
-            return
+            return []
         accept_batch(batch, spec.schema, spec.required, stream=stream)
         now = time.monotonic()
         spec.meter.add(batch.num_rows, batch.get_total_buffer_size(), now)
         held = batch_memory(batch)
-        for sub in spec.subscribers:
-            if not sub.offer(stream, batch, held, now):
-                await sub.put(stream, batch, held)
+        return [sub for sub in spec.subscribers if not sub.offer(stream, batch, held, now)]
+
+    async def deliver(self, stream: str, batch: pa.RecordBatch, subscribers: Iterable[Subscription]) -> None:
+        """Hand an accepted batch to the subscribers that refused it, waiting for their space."""
+        held = batch_memory(batch)
+        for sub in subscribers:
+            await sub.put(stream, batch, held)
 
     # --- subscriptions ---------------------------------------------------------------
     def subscribe(

@@ -1,0 +1,128 @@
+"""Publishing readings one at a time: gathered into batches at the source.
+
+A batch costs the hub and storage tens of microseconds whatever its size, so a
+source that makes one reading at a time gathers them (:class:`ReadingColumns`,
+a few hundred nanoseconds a reading) and publishes a batch when ``batch_rows``
+readings have gathered or the oldest is ``batch_latency`` seconds old::
+
+    async with Producer(hub, "pm1/power", unit="W") as power:   # declares the stream
+        while measuring:
+            await power.put(read_power())        # or power.append(v) where awaiting is not possible
+    # leaving the block publishes what is gathered: nothing is lost at stop
+
+``append`` never waits; ``put`` also waits while a lossless subscriber (storage)
+is full, which is the backpressure. Use it from the event loop's thread; a worker
+thread fills its own :class:`ReadingColumns` and hands whole batches over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import pyarrow as pa
+
+from ..data.gather import ReadingColumns
+from .manager import InstrumentManager
+from .subscription import Subscription
+
+#: Readings per batch at most, and seconds a reading waits at most before it is published.
+BATCH_ROWS = 10_000
+BATCH_LATENCY = 0.02
+
+
+class Producer:
+    """A scalar stream published one reading at a time; see the module docstring."""
+
+    def __init__(
+        self,
+        hub: InstrumentManager,
+        stream: str,
+        *,
+        unit: str | None = None,
+        channel: str | None = None,
+        producer: str | None = None,
+        batch_rows: int = BATCH_ROWS,
+        batch_latency: float = BATCH_LATENCY,
+    ) -> None:
+        if not batch_latency > 0:
+            raise ValueError(f"stream {stream!r}: batch_latency must be > 0 s, got {batch_latency!r}")
+        self.hub = hub
+        self.stream = stream
+        self.batch_latency = batch_latency
+        self.columns = ReadingColumns(channel or stream.rsplit("/", 1)[-1], unit, batch_rows)
+        hub.declare(stream, self.columns.schema, producer=producer or stream.split("/", 1)[0])
+        self.published = 0  # readings handed to the hub
+        self._backlog: deque[tuple[pa.RecordBatch, list[Subscription] | None]] = deque()
+        self._draining: asyncio.Task[None] | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+
+    def __len__(self) -> int:
+        """Readings gathered and not yet published."""
+        return len(self.columns) + sum(b.num_rows for b, _ in self._backlog)
+
+    # --- gathering -----------------------------------------------------------------
+    def append(self, value: float, timestamp_ns: int | None = None) -> None:
+        """Gather one reading (timestamp default: now); never waits."""
+        if self.columns.append(value, timestamp_ns):
+            self._publish_gathered()
+        elif self.columns.n == 1:
+            self._deadline = self._loop.call_later(self.batch_latency, self._publish_gathered)
+
+    async def put(self, value: float, timestamp_ns: int | None = None) -> None:
+        """Gather one reading; waits while a full lossless subscriber holds batches back."""
+        self.append(value, timestamp_ns)
+        if self._backlog:
+            await self._wait_backlog()
+
+    async def flush(self) -> None:
+        """Publish what is gathered now, and wait until every batch is with the hub."""
+        self._publish_gathered()
+        await self._wait_backlog()
+
+    async def close(self) -> None:
+        """Publish everything gathered (nothing is lost at stop)."""
+        await self.flush()
+
+    async def __aenter__(self) -> Producer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- publishing ----------------------------------------------------------------------
+    def _publish_gathered(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        batch = self.columns.take()
+        if batch is None:
+            return
+        self.published += batch.num_rows
+        if self._backlog:  # behind earlier batches still waiting: keep the order
+            self._backlog.append((batch, None))
+            return
+        waiting = self.hub.publish_nowait(self.stream, batch)
+        if waiting:
+            self._backlog.append((batch, waiting))
+            self._start_draining()
+
+    def _start_draining(self) -> asyncio.Task[None]:
+        if self._draining is None or self._draining.done():
+            self._draining = self._loop.create_task(self._drain(), name=f"producer-{self.stream}")
+        return self._draining
+
+    async def _wait_backlog(self) -> None:
+        while self._backlog:  # one task drains; a cancelled put does not cancel it
+            await asyncio.shield(self._start_draining())
+
+    async def _drain(self) -> None:
+        """Hand the held-back batches to their subscribers, in order."""
+        while self._backlog:
+            batch, waiting = self._backlog[0]
+            if waiting is None:
+                await self.hub.publish(self.stream, batch)
+            else:
+                await self.hub.deliver(self.stream, batch, waiting)
+            self._backlog.popleft()
