@@ -78,7 +78,7 @@ def test_the_frame_stream_is_declared_with_the_shape_after_binning():
         ({"trigger": "external"}, r"cam1\.trigger: 'external' is not one of 'internal', 'software'"),
         ({"dtype": "float32"}, r"cam1\.dtype: 'float32' is not one of 'uint16'"),
         ({"fps": 0}, r"cam1\.fps: 0 is outside"),
-        ({"table": "main"}, r"cam1\.table: expected the application's OpticalTable object, got 'main'"),
+        ({"table": "main"}, r"cam1\.table: expected the application's simulated optical table, got 'main'"),
     ],
 )
 def test_bad_settings_are_config_errors_naming_the_setting(table, settings, complaint):

@@ -82,8 +82,8 @@ def test_home_jog_and_velocity(bus):
     rot = mount("0")
     rot.move_to(45)
     assert rot.home() == 0.0
-    rot.set_jog_step(5)
-    assert rot.jog_step() == pytest.approx(5, abs=1 / 398)
+    rot.jog_step = 5
+    assert rot.jog_step == pytest.approx(5, abs=1 / 398)
     assert rot.jog() == pytest.approx(5, abs=1 / 398)
     rot.velocity = 50
     assert rot.velocity == 50

@@ -44,7 +44,7 @@ def test_commands_are_axis_mnemonic_value_with_six_decimals(scripted):
     server, stage = scripted({}, axes=[1, 2])
     stage.move_to(12.5, wait=False, axis=1)
     stage.move_by(-0.25, wait=False, axis=2)
-    stage.set_velocity(2, axis=2)
+    stage.axis[2].velocity = 2
     stage.home(axis=1, wait=False)
     stage.stop(2)
     stage.stop()

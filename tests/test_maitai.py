@@ -46,11 +46,16 @@ def test_a_device_that_is_not_a_maitai_is_refused(scripted):
 @pytest.mark.parametrize(
     ("replies", "attr", "value"),
     [
-        ({"READ:WAVELENGTH?": "820nm"}, "wavelength", 820.0),
-        ({"READ:WAVELENGTH?": "820"}, "wavelength", 820.0),
+        ({"READ:WAVELENGTH?": "820nm"}, "wavelength_now", 820.0),
+        ({"READ:WAVELENGTH?": "820"}, "wavelength_now", 820.0),
+        ({"WAVELENGTH?": "790nm"}, "wavelength", 790.0),
         ({"READ:POWER?": "3.000W"}, "power", 3.0),
         ({"READ:POWER?": "0.00000W"}, "power", 0.0),
-        ({"SHUTTER?": "1"}, "shutter", 1),
+        ({"SHUTTER?": "1"}, "shutter", "open"),
+        ({"SHUTTER?": "0"}, "shutter", "closed"),
+        ({"READ:PCTWARMEDUP?": "100.00%"}, "warmed_up", 100.0),
+        ({"READ:HUM?": "7.26%"}, "humidity", 7.26),
+        ({"PLASER:POWER?": "13.43W"}, "pump_power", 13.43),
         ({"*STB?": "1"}, "status_byte", 1),
     ],
 )
@@ -63,7 +68,7 @@ def test_reply_forms(scripted, replies, attr, value):
 def test_replies_without_the_expected_number_and_unit_are_protocol_errors(scripted, reply):
     _, laser = scripted({"READ:WAVELENGTH?": reply.encode("latin-1")})
     with pytest.raises(ProtocolError, match="not a value in nm"):
-        laser.wavelength
+        laser.wavelength_now
 
 
 def test_a_set_that_is_not_executed_raises_instead_of_passing_silently(scripted):

@@ -57,7 +57,7 @@ def esp300_rig(latency_scale: float) -> Rig:
         return ESP300.open(server.address, name=name, axes=[1], timeout=1.0, motion_poll=0.005, motion_timeout=30)
 
     def fault() -> None:
-        sim.motor_on[1] = False  # a move with the motor off is refused with error 108
+        sim.motor_on[1] = False  # a move with the motor off is refused with error 113 (MOTOR NOT ENABLED)
 
     driver = open_driver()
     driver.connect()
@@ -171,7 +171,9 @@ def test_a_device_error_during_a_move_is_raised(rig_factory):
 async def test_through_the_actor_a_stop_is_not_queued_behind_a_waiting_move(rig_factory, hub):
     rig = rig_factory(latency_scale=1.0)
     rig.driver.close()  # the actor opens its own
-    ref = spawn_instrument(hub, "axis", type(rig.driver), lambda: rig.open("axis"), poll_hz={})
+    # no polling: an exchange in flight (an Elliptec command takes 200 ms) is not the move a stop must not wait for
+    streams = type(rig.driver).declare_streams({"axes": [1]})
+    ref = spawn_instrument(hub, "axis", type(rig.driver), lambda: rig.open("axis"), poll_hz=dict.fromkeys(streams, 0.0))
     await ref.wait_status(ActorStatus.RUNNING)
     if isinstance(rig.driver, ELL14):
         await hub.command("axis", "set", name="velocity", value=10)

@@ -63,15 +63,28 @@ def test_err_is_a_device_error_and_garbage_a_protocol_error(scripted):
 
 
 def test_settings_are_written_in_the_meters_format(scripted):
-    server, meter = scripted({"W?": "0800", "A?": "1", "F?": "3", "R?": "4", "U?": "1"})
+    replies = {"W?": "0800", "A?": "1", "F?": "3", "B?": "0", "G?": "1", "Z?": "1", "L?": "0", "R?": "4", "U?": "1"}
+    server, meter = scripted(replies)
     meter.wavelength = 633
     meter.attenuator = True
-    meter.filter = 3
+    meter.filter = 3.0  # a float from a JSON client still sends F3, not F3.0
     meter.go = False
-    meter.zero()
+    meter.zero = "on"
+    meter.auto_range()
+    meter.store_reference()
     meter.clear_status()
-    assert meter.settings() == {"wavelength_nm": 800, "attenuator": 1, "filter": 3, "range": 4, "units": "W"}
-    assert bytes(server.received) == b"W0633\nA1\nF3\nG0\nZ1\nCS\nW?\nA?\nF?\nR?\nU?\n"
+    assert meter.settings() == {
+        "wavelength": 800,
+        "attenuator": 1,
+        "filter": 3,
+        "beep": 0,
+        "go": 1,
+        "zero": 1,
+        "lockout": 0,
+        "range": 4,
+        "units": "W",
+    }
+    assert bytes(server.received) == b"W0633\nA1\nF3\nG0\nZ1\nR0\nS\nCS\nW?\nA?\nF?\nB?\nG?\nZ?\nL?\nR?\nU?\n"
 
 
 def test_invalid_settings_are_refused_before_anything_is_sent(scripted):

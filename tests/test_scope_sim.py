@@ -9,7 +9,8 @@ import pytest
 
 from arrowdaq.instruments.transports.visa import parse_block
 from arrowdaq.sim import OpticalTable, serve
-from arrowdaq.sim.registry import simulator_class
+from arrowdaq.app.simulators import simulator_class
+from arrowdaq.instruments import driver_class
 from arrowdaq.sim.scope import ScopeSim, normalize_header
 
 
@@ -33,7 +34,7 @@ def ask(scope: ScopeSim, line: str) -> bytes:
 
 
 def test_the_scpi_driver_is_served_by_the_scope_simulator():
-    assert simulator_class("scpi") is ScopeSim
+    assert simulator_class(driver_class("scpi")) is ScopeSim
 
 
 def test_identity_and_reply_terminator(scope):

@@ -217,7 +217,7 @@ def check_references(config: Config, source: str) -> None:
             )
         allowed = cls.setting_names()
         for key in inst.settings:
-            if key not in allowed:
+            if key not in allowed and not cls.is_channel_key(key):
                 raise ConfigError(
                     f"{where}.settings.{key}: unknown setting for {inst.driver!r} (settings: {', '.join(allowed) or 'none'})"
                 )
@@ -256,7 +256,7 @@ def check_setting_values(config: Config, index: int, cls: type, where: str) -> N
             err = exc.errors()[0]
             raise ConfigError(f"{where}.{err['loc'][0]}: {err['msg']} (got {err.get('input')!r})") from None
     try:
-        cls(None, name=inst.id, **settings)
+        cls.build(None, name=inst.id, **settings)  # declared settings are checked against their validators too
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     except (TypeError, ValueError) as exc:

@@ -165,7 +165,7 @@ class Application:
         def make_driver() -> Driver:
             if cls.needs_port:
                 return cls.open(port or "", name=inst.id, **settings)
-            return cls(None, name=inst.id, **settings)
+            return cls.build(None, name=inst.id, **settings)
 
         poll = (
             inst.poll_hz

@@ -1,25 +1,57 @@
 """Simulators for the instruments a configuration puts on ``port = "sim"``.
 
-All of them share one optical table, so the demo's readings are coherent:
-turning the half-wave plate changes the power meter, moving the stage moves
-the camera's spot. Serial instruments are served on pseudo-terminals (the real
-serial path, byte for byte); the SCPI scope on a loopback TCP port opened as a
-VISA socket resource. Elliptec mounts on "sim" share one simulated bus; the
-first one is the half-wave plate.
+The simulator of a driver is found from the driver, never by its name: the
+driver's ``simulator`` attribute (``"package.module:Class"``) or, for plugins,
+an entry point in the group ``arrowdaq.simulators`` named like the driver.
+What the simulator needs is declared on it (:class:`arrowdaq.sim.SimDevice`):
+its transport (a pseudo-terminal, or loopback TCP opened as a VISA socket), a
+bus shared by several instruments (Elliptec), settings the driver needs to
+read it. In-process simulated drivers (the camera) get the table as their
+``table`` setting when their constructor takes one.
+
+All of them share one optical table, so readings are coherent: turning the
+half-wave plate changes the power meter, moving the stage moves the camera's spot.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
-from ..instruments import driver_class
-from ..sim import OpticalTable, SimServer, serve
-from ..sim.ell14 import ELL14Sim
-from ..sim.registry import simulator_class
-from ..sim.scope import ScopeSim
-from ..sim.scope import driver_settings as scope_settings
+from ..errors import ConfigError
+from ..instruments import Driver, driver_class
+from ..sim import OpticalTable, SimDevice, SimServer, serve
 from .config import SIM_PORT, InstrumentConfig
+
+SIMULATOR_ENTRY_POINTS = "arrowdaq.simulators"
+
+
+def simulator_class(driver: type[Driver]) -> type[SimDevice]:
+    """The simulator that speaks ``driver``'s protocol; ConfigError says how to provide one."""
+    target = driver.simulator
+    if target is None:
+        for ep in entry_points(group=SIMULATOR_ENTRY_POINTS):
+            if ep.name == driver.driver_name:
+                return ep.load()
+        raise ConfigError(
+            f"driver {driver.driver_name!r} has no simulator: give the driver class a `simulator = "
+            f'"package.module:Class"` attribute or register one under the {SIMULATOR_ENTRY_POINTS!r} entry points'
+        )
+    module, _, name = target.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"driver {driver.driver_name!r}: simulator {target!r} cannot be loaded: {exc}") from None
+    if not (isinstance(found, type) and issubclass(found, SimDevice)):
+        raise ConfigError(f"driver {driver.driver_name!r}: simulator {target!r} is not a SimDevice")
+    return found
+
+
+def port_of(server: SimServer, device: SimDevice) -> str:
+    """What the driver's ``port`` setting takes to reach ``server``."""
+    return server.visa_resource if device.visa else server.address  # type: ignore[attr-defined]
 
 
 class SimulatedTable:
@@ -32,42 +64,38 @@ class SimulatedTable:
     def serve_all(self, instruments: Sequence[InstrumentConfig]) -> dict[str, str]:
         """Start a simulator for every ``port = "sim"`` instrument; id → port to open."""
         ports: dict[str, str] = {}
-        mounts = [i for i in instruments if i.port == SIM_PORT and i.driver == "ell14"]
-        if mounts:
-            addresses = [str(m.settings.get("address", "0")).upper() for m in mounts]
-            bus = self._serve(
-                ELL14Sim(self.table, addresses="".join(dict.fromkeys(addresses)), hwp_address=addresses[0]), "pty"
-            )
-            ports.update({m.id: bus.address for m in mounts})
+        buses: dict[type[SimDevice], list[InstrumentConfig]] = {}
         for inst in instruments:
-            if inst.port != SIM_PORT or inst.driver == "ell14" or not driver_class(inst.driver).needs_port:
+            if inst.port != SIM_PORT or not driver_class(inst.driver).needs_port:
                 continue
-            if inst.driver == "scpi":
-                server = self._serve(ScopeSim(self.table), "tcp")
-                ports[inst.id] = server.visa_resource  # type: ignore[attr-defined]
-            else:
-                ports[inst.id] = self._serve(simulator_class(inst.driver)(self.table), "pty").address
+            sim = simulator_class(driver_class(inst.driver))
+            if sim.shared_bus:
+                buses.setdefault(sim, []).append(inst)
+                continue
+            device = sim.for_instruments(self.table, [inst.settings])
+            ports[inst.id] = port_of(self._serve(device), device)
+        for sim, members in buses.items():  # one simulated bus per simulator class, its instruments on it
+            device = sim.for_instruments(self.table, [m.settings for m in members])
+            address = port_of(self._serve(device), device)
+            ports.update({m.id: address for m in members})
         return ports
 
-    def _serve(self, device: Any, transport: str) -> SimServer:
-        server = serve(device, transport)
+    def _serve(self, device: SimDevice) -> SimServer:
+        server = serve(device, device.transport)
         self.servers.append(server)
         return server
 
     def driver_settings(self, inst: InstrumentConfig) -> dict[str, Any]:
         """The instrument's settings, completed where the simulator needs it."""
         settings = dict(inst.settings)
-        if inst.port == SIM_PORT:
-            # the driver's waits between commands scale with the simulated latencies
-            defaults = driver_class(inst.driver).port_settings
-            for key in ("delay", "min_interval"):
-                settings.setdefault(key, getattr(defaults, key) * self.table.latency_scale)
-        if inst.driver == "sim_camera":
+        cls = driver_class(inst.driver)
+        if "table" in cls.constructor_settings():  # an in-process simulated device images this table
             settings.setdefault("table", self.table)
-        elif (
-            inst.port == SIM_PORT and inst.driver == "scpi" and not (settings.get("queries") or settings.get("traces"))
-        ):
-            settings = scope_settings() | settings
+        if inst.port == SIM_PORT and cls.needs_port:
+            # the driver's waits between commands scale with the simulated latencies
+            for key in ("delay", "min_interval"):
+                settings.setdefault(key, getattr(cls.port_settings, key) * self.table.latency_scale)
+            settings = simulator_class(cls).driver_settings(settings) | settings
         return settings
 
     def stop(self) -> None:

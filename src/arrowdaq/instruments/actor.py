@@ -89,6 +89,7 @@ class InstrumentActor(Actor):
         self._garbage = 0
         self.errors = 0
         self._motion_executor: ThreadPoolExecutor | None = None
+        self._settings: dict[str, Any] = {}  # re-read after every command that changes the instrument
 
     async def on_start(self) -> None:
         self.driver = await self.blocking(self.make_driver)
@@ -100,7 +101,8 @@ class InstrumentActor(Actor):
                 f"{self.name}: poll_hz names unknown stream {unknown[0]!r} (streams: {', '.join(self._streams)})"
             )
         self.poll_hz = {name: s.poll_hz for name, s in self._streams.items()} | self._poll_overrides
-        await self.blocking(self.driver.connect)
+        await self.blocking(self.driver.connect_configured)  # connect, then the configured settings, read back
+        await self._reread_settings()
         for stream, hz in self.poll_hz.items():
             if hz > 0:
                 self.every(1.0 / hz, Poll(stream))
@@ -183,19 +185,30 @@ class InstrumentActor(Actor):
             return await self._device_call(self.driver.read, stream)
         if cmd.action in ("get", "set"):
             name = str(cmd.args.get("name", ""))
-            controls = self.driver_class.controls()
-            if name not in controls:
-                raise CommandError(f"{self.name}: no setting {name!r} (settings: {', '.join(sorted(controls))})")
             if cmd.action == "get":
-                return await self._device_call(getattr, self.driver, name)
-            return await self._device_call(setattr, self.driver, name, cmd.args.get("value"))
+                return await self._device_call(self.driver.get_setting, name)
+            reply = await self._device_call(self.driver.set_setting, name, cmd.args.get("value"))
+            await self._reread_settings()
+            return reply
         commands = self.driver.commands()
         if cmd.action not in commands:
             known = ", ".join(sorted([*commands, "describe", "read", "get", "set"]))
             raise CommandError(f"{self.name}: unknown command {cmd.action!r} (commands: {known})")
         if cmd.action in MOTION_WAITS and isinstance(self.driver, Movable):
             return await self._motion(commands[cmd.action], cmd)
-        return await self._device_call(commands[cmd.action], **cmd.args)
+        reply = await self._device_call(commands[cmd.action], **cmd.args)
+        if getattr(commands[cmd.action], "__arrowdaq_changes__", True):
+            await self._reread_settings()
+        return reply
+
+    async def _reread_settings(self) -> None:
+        """Keep the settings snapshot true after a command changed the instrument (a device that cannot
+        tell them now shows in the status; the snapshot keeps what was last read)."""
+        assert self.driver is not None
+        try:
+            self._settings = await self.blocking(self.driver.settings)
+        except (DeviceErrorReply, ProtocolError, DeviceTimeout) as exc:
+            self.report(f"reading the settings: {describe(exc)}")
 
     # --- motion: waits run beside the mailbox, so `stop` is never queued behind a move --------------
     async def _motion(self, start: Callable[..., Any], cmd: Command) -> Any:
@@ -248,12 +261,13 @@ class InstrumentActor(Actor):
             "driver": self.driver_class.driver_name,
             "port": self.port,
             "identity": self.driver.identity(),
-            "settings": self.driver.settings(),
+            "settings": self._settings,
             "capabilities": capabilities_of(self.driver),
             "streams": {
                 s.name: {"unit": s.unit, "poll_hz": self.poll_hz.get(s.name, 0.0)} for s in self._streams.values()
             },
             "commands": sorted(self.driver.commands()),
+            "declaration": self.driver_class.describe(),
         }
 
 

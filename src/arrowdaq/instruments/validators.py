@@ -1,8 +1,13 @@
-"""Validators for declared controls: they raise CommandError naming the value and the limit."""
+"""Validators for declared controls: they raise CommandError naming the value and the limit.
+
+Each validator is a small callable object that also says what it allows
+(``describe()``: limits or choices), so the GUI can build a control from it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CommandError
@@ -10,53 +15,85 @@ from ..errors import CommandError
 Validator = Callable[[Any, str], Any]
 
 
-def in_range(low: float, high: float) -> Validator:
-    """Accept numbers in [low, high]."""
+@dataclass(frozen=True)
+class InRange:
+    """Numbers in [low, high]; ``integer`` also requires a whole number (returned as int)."""
 
-    def check(value: Any, what: str) -> float:
+    low: float
+    high: float
+    integer: bool = False
+
+    def __call__(self, value: Any, what: str) -> float | int:
+        if isinstance(value, bool):
+            raise CommandError(f"{what}: {value!r} is not a number")
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise CommandError(f"{what}: {value!r} is not a number") from None
-        if not low <= number <= high:
-            raise CommandError(f"{what}: {value!r} is outside {low:g}..{high:g}")
+        if not self.low <= number <= self.high:
+            raise CommandError(f"{what}: {value!r} is outside {self.low:g}..{self.high:g}")
+        if self.integer:
+            if number != int(number):
+                raise CommandError(f"{what}: {value!r} is not a whole number")
+            return int(number)
         return number
 
-    return check
+    def describe(self) -> dict[str, Any]:
+        return {"limits": [self.low, self.high], "type": "int" if self.integer else "float"}
 
 
-def one_of(choices: Iterable[Any]) -> Validator:
-    """Accept one of a fixed set of values."""
-    allowed = list(choices)
+@dataclass(frozen=True)
+class OneOf:
+    """One of a fixed set of values (3.0 from a JSON client is taken as the declared 3)."""
 
-    def check(value: Any, what: str) -> Any:
-        if value not in allowed:
-            raise CommandError(f"{what}: {value!r} is not one of {', '.join(map(repr, allowed))}")
-        return allowed[allowed.index(value)]  # the declared form: 3.0 from a JSON client becomes 3
+    choices: tuple[Any, ...]
 
-    return check
+    def __call__(self, value: Any, what: str) -> Any:
+        if value not in self.choices:
+            raise CommandError(f"{what}: {value!r} is not one of {', '.join(map(repr, self.choices))}")
+        return self.choices[self.choices.index(value)]
 
-
-def boolean(value: Any, what: str) -> bool:
-    """Accept True/False, 1/0, 'on'/'off'."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "on", "open", "yes"):
-        return True
-    if text in ("0", "false", "off", "closed", "no"):
-        return False
-    raise CommandError(f"{what}: {value!r} is not on/off")
+    def describe(self) -> dict[str, Any]:
+        return {"choices": list(self.choices)}
 
 
-def int_in_range(low: int, high: int) -> Validator:
+@dataclass(frozen=True)
+class Boolean:
+    """True/False, 1/0, 'on'/'off', 'open'/'closed'."""
+
+    def __call__(self, value: Any, what: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "on", "open", "yes"):
+            return True
+        if text in ("0", "false", "off", "closed", "no"):
+            return False
+        raise CommandError(f"{what}: {value!r} is not on/off")
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "bool"}
+
+
+def in_range(low: float, high: float) -> InRange:
+    """Accept numbers in [low, high]."""
+    return InRange(low, high)
+
+
+def int_in_range(low: int, high: int) -> InRange:
     """Accept whole numbers in [low, high] (for commands that take an integer field)."""
-    as_number = in_range(low, high)
+    return InRange(low, high, integer=True)
 
-    def check(value: Any, what: str) -> int:
-        number = as_number(value, what)
-        if number != int(number):
-            raise CommandError(f"{what}: {value!r} is not a whole number")
-        return int(number)
 
-    return check
+def one_of(choices: Iterable[Any]) -> OneOf:
+    """Accept one of a fixed set of values."""
+    return OneOf(tuple(choices))
+
+
+boolean = Boolean()
+
+
+def describe_validator(validator: Validator | None) -> dict[str, Any]:
+    """What a validator allows, for ``describe`` (empty when it does not say)."""
+    describe = getattr(validator, "describe", None)
+    return describe() if callable(describe) else {}

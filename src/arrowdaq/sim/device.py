@@ -10,6 +10,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from .table import OpticalTable
 
@@ -27,6 +29,26 @@ class SimDevice:
     #: Seconds a real device takes to answer (scaled by the table's latency_scale).
     latency: float = 0.0
     encoding = "ascii"
+    #: How drivers reach it: ``"pty"`` (a serial device path) or ``"tcp"`` (loopback).
+    transport: ClassVar[str] = "pty"
+    #: A TCP simulator whose driver opens a VISA socket resource (``TCPIP0::127.0.0.1::PORT::SOCKET``).
+    visa: ClassVar[bool] = False
+    #: Several instruments share one simulated port (a multidrop bus): one device serves them all.
+    shared_bus: ClassVar[bool] = False
+
+    @classmethod
+    def for_instruments(cls, table: OpticalTable, settings: Sequence[dict[str, Any]]) -> SimDevice:
+        """The device serving instruments with these settings (one, unless ``shared_bus``)."""
+        return cls(table)
+
+    @classmethod
+    def driver_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """Settings a driver needs to read this simulator, under the configured ones (none by default)."""
+        return {}
+
+    def inject_error(self) -> None:
+        """Answer the next command with the device's own error form (``arrowdaq sim --fault error``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no error reply to inject")
 
     def __init__(self, table: OpticalTable) -> None:
         self.table = table

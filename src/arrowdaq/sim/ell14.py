@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from .device import SimDevice
 from .table import Motion, OpticalTable
@@ -32,7 +34,27 @@ PACKET_GAP = 2.0  # seconds of silence that discard a half-received packet
 
 #: Length of the data field per command mnemonic (the rest take none).
 DATA_LENGTH = {"ma": 8, "mr": 8, "sj": 8, "so": 8, "sv": 2, "ca": 1, "ho": 1}
-KNOWN = {"in", "gp", "gs", "ma", "mr", "ho", "st", "fw", "bw", "sj", "gj", "sv", "gv", "so", "go", "ca", "us"}
+KNOWN = {
+    "in",
+    "gp",
+    "gs",
+    "ma",
+    "mr",
+    "ho",
+    "st",
+    "fw",
+    "bw",
+    "sj",
+    "gj",
+    "sv",
+    "gv",
+    "so",
+    "go",
+    "ca",
+    "us",
+    "i1",
+    "i2",
+}
 HEX = "0123456789ABCDEF"
 
 
@@ -67,6 +89,18 @@ class ELL14Sim(SimDevice):
     command_terminator = b""  # none: see feed
     reply_terminator = b"\r\n"
     latency = COMMAND_LATENCY
+    shared_bus = True
+
+    @classmethod
+    def for_instruments(cls, table: OpticalTable, settings: Sequence[dict[str, Any]]) -> ELL14Sim:
+        """One bus with a mount per configured address; the first is the half-wave plate."""
+        addresses = [str(s.get("address", "0")).upper() for s in settings] or ["0"]
+        return cls(table, addresses="".join(dict.fromkeys(addresses)), hwp_address=addresses[0])
+
+    def inject_error(self) -> None:
+        """Every mount answers its next packet with status 0B (motor error)."""
+        for address in self.mounts:
+            self.inject_status(address, 0x0B)
 
     def __init__(self, table: OpticalTable, addresses: str = "0", hwp_address: str = "0") -> None:
         super().__init__(table)
@@ -174,6 +208,8 @@ class ELL14Sim(SimDevice):
             return f"IN0E{mount.serial:08d}20231701{360:04X}{PULSES_PER_REV:08X}"
         if mnemonic == "gp":
             return self._position(mount)
+        if mnemonic in ("i1", "i2"):  # motor info: loop on, motor on, current, ramps, periods (hex)
+            return f"{mnemonic.upper()}11{1866:04X}FFFF{0:04X}{0x0138:04X}{0x0138:04X}"
         if mnemonic == "gs":
             return "GS09" if mount.motion.moving(time.monotonic()) else "GS00"
         if mnemonic in ("ma", "mr", "sj", "so"):

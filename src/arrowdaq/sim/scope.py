@@ -94,6 +94,17 @@ def driver_settings(points: int = 2_000, sample_rate: float = 100_000.0, trace_h
 class ScopeSim(SimDevice):
     """See the module docstring."""
 
+    transport = "tcp"
+    visa = True
+
+    @classmethod
+    def driver_settings(cls, settings: dict) -> dict:
+        """Without configured queries or traces the ``scpi`` driver reads ``voltage`` and ``trace``."""
+        return {} if settings.get("queries") or settings.get("traces") else driver_settings()
+
+    def inject_error(self) -> None:
+        self.push_error(-350, "Queue overflow")
+
     latency = 0.002  # seconds per reply on a LAN scope
     transfer_s_per_byte = 1e-7  # ~10 MB/s readout
     reset_s = 1.0  # *RST takes about a second

@@ -169,3 +169,67 @@ class OpticalTable:
         frame = self.rng.poisson(expected)
         top = np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else None
         return np.clip(frame, 0, top).astype(dtype) if top else frame.astype(dtype)
+
+
+class SharedMotion(Motion):
+    """A Motion whose four numbers live in shared memory (see :class:`SharedOpticalTable`)."""
+
+    def __init__(self, slots: np.ndarray) -> None:  # position, target, speed, started
+        object.__setattr__(self, "_slots", slots)
+
+    def _get(index: int):
+        return property(lambda self: float(self._slots[index]), lambda self, v: self._slots.__setitem__(index, v))
+
+    position = _get(0)  # type: ignore[assignment]
+    target = _get(1)  # type: ignore[assignment]
+    speed = _get(2)  # type: ignore[assignment]
+    started = _get(3)  # type: ignore[assignment]
+    del _get
+
+    def __repr__(self) -> str:
+        return f"SharedMotion(position={self.position}, target={self.target}, speed={self.speed})"
+
+
+class SharedOpticalTable(OpticalTable):
+    """An optical table whose state lives in a memory-mapped file, so several processes share it.
+
+    ``arrowdaq sim --table FILE`` uses it: simulators started by separate commands
+    then see each other's effects (the laser's shutter, the half-wave plate's angle,
+    the stage). The first process creates the file with the table's starting state;
+    the others attach to it. Motion times are ``time.monotonic()``, one clock for
+    every process on the machine. Each number is written whole; a lock per process
+    keeps a process's own updates consistent.
+    """
+
+    SLOTS = 3 + 4 * 4  # wavelength, emission, shutter; hwp and three stage axes (4 numbers each)
+
+    def __init__(
+        self, path: str, settings: TableSettings | None = None, *, latency_scale: float = 1.0, seed: int | None = None
+    ) -> None:
+        import os
+
+        self.settings = settings or TableSettings()
+        self.latency_scale = latency_scale
+        self.lock = threading.RLock()
+        self.rng = np.random.default_rng(seed)
+        self.path = path
+        fresh = not os.path.exists(path) or os.path.getsize(path) != self.SLOTS * 8
+        self._state = np.memmap(path, dtype=np.float64, mode="w+" if fresh else "r+", shape=(self.SLOTS,))
+        if fresh:
+            now = time.monotonic()
+            self._state[:3] = (800.0, 0.0, 0.0)
+            for i, speed in enumerate((430.0, 5.0, 5.0, 5.0)):
+                self._state[3 + 4 * i : 7 + 4 * i] = (0.0, 0.0, speed, now)
+            self._state.flush()
+        self.hwp = SharedMotion(self._state[3:7])
+        self.stage = {axis: SharedMotion(self._state[3 + 4 * axis : 7 + 4 * axis]) for axis in (1, 2, 3)}
+
+    wavelength_nm = property(  # type: ignore[assignment]
+        lambda self: float(self._state[0]), lambda self, v: self._state.__setitem__(0, v)
+    )
+    emission = property(  # type: ignore[assignment]
+        lambda self: bool(self._state[1]), lambda self, v: self._state.__setitem__(1, float(bool(v)))
+    )
+    shutter_open = property(  # type: ignore[assignment]
+        lambda self: bool(self._state[2]), lambda self, v: self._state.__setitem__(2, float(bool(v)))
+    )

@@ -113,8 +113,25 @@ def hex_field(mnemonic: str, digits: int = 2):
     return parse
 
 
+def degrees_field(mnemonic: str):
+    """Parser for ``GJ00000E38``-style replies: 8 hex pulses after the mnemonic, in degrees."""
+
+    def parse(body: str) -> float:
+        if not body.startswith(mnemonic):
+            raise ProtocolError(f"Elliptec reply {body!r} is not {mnemonic}")
+        return from_hex32(body[len(mnemonic) :]) * 360.0 / PULSES_PER_REV
+
+    return parse
+
+
+def degrees_to_hex(degrees: float) -> str:
+    """Degrees as the 8 hex digits of pulses the mount takes (``sj``, ``so``, ``ma``)."""
+    return to_hex32(round(degrees * PULSES_PER_REV / 360.0))
+
+
 class ELL14(Driver):
     driver_name = "ell14"
+    simulator = "arrowdaq.sim.ell14:ELL14Sim"
     port_settings = PortSettings(baudrate=9600, write_termination="", read_termination="\r\n", timeout=1.0, bus=True)
     streams = (Stream("position", unit="deg", poll_hz=2.0, long_name="Rotation angle"),)
 
@@ -125,6 +142,26 @@ class ELL14(Driver):
         validator=int_in_range(0, 100),
         unit="%",
         doc="Speed, percent of maximum",
+    )
+    jog_step = Control(
+        "gj",
+        "sj{}",
+        parse=degrees_field("GJ"),
+        validator=in_range(-360, 360),
+        encode=degrees_to_hex,
+        unit="deg",
+        tolerance=360 / PULSES_PER_REV,
+        doc="Step of one jog (fw/bw)",
+    )
+    home_offset = Control(
+        "go",
+        "so{}",
+        parse=degrees_field("HO"),
+        validator=in_range(0, 360),
+        encode=degrees_to_hex,
+        unit="deg",
+        tolerance=360 / PULSES_PER_REV,
+        doc="Where homing ends",
     )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -329,12 +366,7 @@ class ELL14(Driver):
         }
 
     def settings(self) -> dict[str, Any]:
-        return {
-            "address": self.address,
-            "velocity_percent": self.velocity,
-            "jog_step_deg": self.jog_step(),
-            "pulses_per_rev": self.pulses_per_rev,
-        }
+        return {"address": self.address} | super().settings() | {"pulses_per_rev": self.pulses_per_rev}
 
     # --- Movable: the motion contract (one axis; ``axis`` is accepted for the common interface) ----------
     def _move_timeout(self, degrees: float) -> float:
@@ -359,14 +391,14 @@ class ELL14(Driver):
             raise CommandError(f"{self.name}: target {target:g} deg is outside the limits {low:g}..{high:g} deg")
         return target
 
-    @command
+    @command(changes=False)
     def move_to(self, target: float, wait: bool = True, axis: int | None = None) -> float | None:
         """Rotate to ``target`` degrees; with ``wait`` (default) return the position on arrival."""
         target = self._check_target(in_range(-1e6, 1e6)(target, f"{self.name}.target"))
         travel = target - self._last_position if self._last_position is not None else 360.0
         return self._start(f"ma{self._pulses(target, 'target')}", travel, wait, target)
 
-    @command
+    @command(changes=False)
     def move_by(self, degrees: float, wait: bool = True, axis: int | None = None) -> float | None:
         """Rotate by ``degrees``; with ``wait`` (default) return the position on arrival."""
         step = in_range(-1e6, 1e6)(degrees, f"{self.name}.step")
@@ -374,7 +406,7 @@ class ELL14(Driver):
         target = self._check_target(start + step)
         return self._start(f"mr{self._pulses(step, 'step')}", step, wait, target)
 
-    @command
+    @command(changes=False)
     def wait_motion(self, max_wait: float | None = None, axis: int | None = None) -> float:
         """Wait for the running move to end; its arrival position. MotionStopped if ``stop()`` cut it short."""
         deadline = self._move_deadline if max_wait is None else time.monotonic() + float(max_wait)
@@ -404,26 +436,26 @@ class ELL14(Driver):
         assert self._last_position is not None
         return self._last_position
 
-    @command
+    @command(changes=False)
     def position(self, axis: int | None = None) -> float:
         position = self._degrees(self.query("gp"))
         if not self._moving:
             self._last_position = position
         return position
 
-    @command
+    @command(changes=False)
     def status(self) -> int:
         """The mount's status code (0 OK, 9 busy...)."""
         return hex_field("GS")(self.query("gs"))
 
-    @command
+    @command(changes=False)
     def is_moving(self, axis: int | None = None) -> bool:
         code = self.status()
         if code not in (0, BUSY):
             raise self._status_error(code, f"{self.address}gs")
         return self._moving or code == BUSY
 
-    @command
+    @command(changes=False)
     def stop(self, axis: int | None = None) -> None:
         """Stop at once: ``st`` goes out ahead of the move's reply; a waiting ``move_to`` raises MotionStopped."""
         with self._bus_lock():
@@ -434,26 +466,17 @@ class ELL14(Driver):
                 self._stopping = False
             self._moving = False  # stopped, whether or not the mount answered the move
 
-    @command
+    @command(changes=False)
     def home(self, clockwise: bool = True, wait: bool = True, axis: int | None = None) -> float | None:
         """Search for home; with ``wait`` (default) return the position once there."""
         return self._start("ho0" if clockwise else "ho1", 360.0, wait, None)
 
-    @command
+    @command(changes=False)
     def jog(self, forward: bool = True, wait: bool = True) -> float | None:
         """One jog step forward (``fw``) or backward (``bw``)."""
-        step = self.jog_step() * (1 if forward else -1)
+        step = self.jog_step * (1 if forward else -1)
         start = self._last_position if self._last_position is not None else self.position()
         return self._start("fw" if forward else "bw", step, wait, start + step)
-
-    @command
-    def jog_step(self) -> float:
-        body = self.query("gj")
-        return from_hex32(body[2:]) * 360.0 / self.pulses_per_rev
-
-    @command
-    def set_jog_step(self, degrees: float) -> None:
-        self.write(f"sj{self._pulses(degrees, 'jog_step')}")
 
     def read(self, stream: str) -> float:
         if stream == "position":

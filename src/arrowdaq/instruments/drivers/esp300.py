@@ -28,15 +28,17 @@ from ...errors import (
     MotionStopped,
     ProtocolError,
 )
-from ..driver import Driver, Stream, command
+from ..driver import Channel, Channels, Control, Driver, Measurement, Stream, command
 from ..transports.base import PortSettings, Transport
-from ..validators import in_range
+from ..validators import boolean, in_range, int_in_range
 
 AXES = (1, 2, 3)
 
 _ERROR_REPLY = re.compile(r"^\s*(\d+)\s*,\s*(\d+)\s*,\s*(.*?)\s*$")
 
-check_velocity = in_range(0.0, 1000.0)
+#: ``SN`` units (instruments.md): 0 encoder count, 1 motor step, 2 mm, 3 µm, 4 in, 5 milli-in, 6 micro-in,
+#: 7 deg, 8 grad, 9 rad, 10 mrad, 11 µrad.
+UNIT_CODES = ("counts", "steps", "mm", "um", "in", "mil", "uin", "deg", "grad", "rad", "mrad", "urad")
 
 
 def parse_float(reply: str) -> float:
@@ -61,6 +63,47 @@ def parse_motion_done(reply: str) -> bool:
     return text == "1"
 
 
+def parse_int(reply: str) -> int:
+    try:
+        return int(reply.strip())
+    except ValueError:
+        raise ProtocolError(f"motion controller reply {reply!r} is not a whole number") from None
+
+
+class Axis(Channel):
+    """One axis: ``{ch}`` is its number. Every set is followed by ``TB?`` (the controller's error buffer)."""
+
+    position = Measurement("{ch}TP?", parse=parse_float, unit="mm", doc="Actual position")
+    motion_done = Measurement("{ch}MD?", parse=parse_motion_done, doc="True when the axis stands still")
+    stage = Measurement("{ch}ID?", parse=str, doc="Stage model")
+    motor = Control(
+        "{ch}MO?",
+        {True: "{ch}MO", False: "{ch}MF"},
+        parse=parse_int,
+        validator=boolean,
+        check="check_errors",
+        doc="Motor power",
+    )
+    units = Control(
+        "{ch}SN?", "{ch}SN{:d}", parse=parse_int, validator=int_in_range(0, 11), check="check_errors", doc="2 = mm"
+    )
+    velocity = Control(
+        "{ch}VA?", "{ch}VA{:.6f}", parse=parse_float, validator=in_range(0, 1000), unit="mm/s", check="check_errors"
+    )
+    acceleration = Control(
+        "{ch}AC?", "{ch}AC{:.6f}", parse=parse_float, validator=in_range(0, 1e5), unit="mm/s2", check="check_errors"
+    )
+    deceleration = Control(
+        "{ch}AG?", "{ch}AG{:.6f}", parse=parse_float, validator=in_range(0, 1e5), unit="mm/s2", check="check_errors"
+    )
+    left_limit = Control(
+        "{ch}SL?", "{ch}SL{:.6f}", parse=parse_float, validator=in_range(-1e4, 1e4), unit="mm", check="check_errors"
+    )
+    right_limit = Control(
+        "{ch}SR?", "{ch}SR{:.6f}", parse=parse_float, validator=in_range(-1e4, 1e4), unit="mm", check="check_errors"
+    )
+
+
 def axis_streams(axis: int) -> tuple[Stream, Stream]:
     """The channels of one axis: its position, and its velocity setting (``VA?``)."""
     return (
@@ -71,6 +114,7 @@ def axis_streams(axis: int) -> tuple[Stream, Stream]:
 
 class ESP300(Driver):
     driver_name = "esp300"
+    simulator = "arrowdaq.sim.esp300:ESP300Sim"
     port_settings = PortSettings(
         baudrate=19200,
         write_termination="\r\n",
@@ -80,6 +124,8 @@ class ESP300(Driver):
         rtscts=True,
     )
     streams = ()  # one per configured axis: see active_streams
+    #: ``stage.axis[2].velocity = 1.5``; the config sets them as ``[instruments.settings.axis2]``.
+    axis = Channels(Axis, ids="axes", prefix="axis")
 
     def __init__(
         self,
@@ -124,11 +170,11 @@ class ESP300(Driver):
         return tuple(s for a in self.axes for s in axis_streams(a))
 
     def read(self, stream: str) -> float:
-        for axis in self.axes:
-            if stream == f"axis{axis}_position":
-                return self.position(axis)
-            if stream == f"axis{axis}_velocity":
-                return self.velocity(axis)
+        for number, axis in self.axis.items():
+            if stream == f"axis{number}_position":
+                return axis.position
+            if stream == f"axis{number}_velocity":
+                return axis.velocity
         return super().read(stream)  # raises, listing the streams
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -137,21 +183,17 @@ class ESP300(Driver):
         if "ESP" not in self._version.upper():
             raise ProtocolError(f"{self.name}: VE? answered {self._version!r}, not an ESP300")
         self.clear_errors()
-        if self.motor_on:
+        if self.motor_on:  # before the configured settings, which may turn a motor off again
             for axis in self.axes:
                 self.write(f"{axis}MO")
             self.check_errors("motor on")
 
     def identity(self) -> dict[str, str]:
-        ids = {f"axis{a}_stage": self.query(f"{a}ID?") for a in self.axes}
+        ids = {f"axis{n}_stage": axis.stage for n, axis in self.axis.items()}
         return {"driver": self.driver_name, "model": "Newport ESP300", "version": self._version, **ids}
 
     def settings(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"axes": list(self.axes)}
-        for a in self.axes:
-            out[f"axis{a}_velocity_mm_s"] = self.velocity(a)
-            out[f"axis{a}_acceleration_mm_s2"] = parse_float(self.query(f"{a}AC?"))
-        return out
+        return {"axes": list(self.axes)} | super().settings()
 
     # --- the error buffer --------------------------------------------------------------
     def check_errors(self, after: str) -> None:
@@ -181,12 +223,12 @@ class ESP300(Driver):
         return number
 
     # --- Movable: the motion contract (DESIGN section 9) ------------------------------------
-    @command
+    @command(changes=False)
     def move_to(self, target: float, wait: bool = True, axis: int | None = None) -> float | None:
         """Move to ``target`` mm; with ``wait`` (default) return the position on arrival."""
         return self._move("PA", "target", "to", target, axis, wait)
 
-    @command
+    @command(changes=False)
     def move_by(self, distance: float, wait: bool = True, axis: int | None = None) -> float | None:
         """Move by ``distance`` mm; with ``wait`` (default) return the position on arrival."""
         return self._move("PR", "distance", "by", distance, axis, wait)
@@ -205,15 +247,15 @@ class ESP300(Driver):
             raise
         return self.wait_motion(axis=number) if wait else None
 
-    @command
+    @command(changes=False)
     def position(self, axis: int | None = None) -> float:
-        return parse_float(self.query(f"{self._axis(axis)}TP?"))
+        return self.axis[self._axis(axis)].position
 
-    @command
+    @command(changes=False)
     def is_moving(self, axis: int | None = None) -> bool:
-        return not parse_motion_done(self.query(f"{self._axis(axis)}MD?"))
+        return not self.axis[self._axis(axis)].motion_done
 
-    @command
+    @command(changes=False)
     def stop(self, axis: int | None = None) -> None:
         """Stop one axis at once, or every axis when ``axis`` is None; a waiting move raises MotionStopped.
 
@@ -229,7 +271,7 @@ class ESP300(Driver):
         for number in stopped:
             self._stopped[number] = self._moving[number]
 
-    @command
+    @command(changes=False)
     def home(self, axis: int | None = None, wait: bool = True) -> float | None:
         """Search for the origin (``OR``); with ``wait`` (default) return the position once there."""
         number = self._axis(axis)
@@ -238,7 +280,7 @@ class ESP300(Driver):
         self.check_errors(f"home axis {number}")
         return self.wait_motion(axis=number) if wait else None
 
-    @command
+    @command(changes=False)
     def wait_motion(self, max_wait: float | None = None, axis: int | None = None) -> float:
         """Poll ``MD?`` until the axis stops, then the error buffer; the position. DeviceTimeout if it keeps
         moving, MotionStopped if ``stop()`` cut the move short, DeviceStatusError if the controller filed one."""
@@ -256,15 +298,3 @@ class ESP300(Driver):
             self._stopped[number] = False
             raise MotionStopped(f"{self.name}: the move of axis {number} was stopped at {self.position(number):g} mm")
         return self.position(number)
-
-    # --- settings per axis -----------------------------------------------------------------
-    @command
-    def velocity(self, axis: int = 1) -> float:
-        return parse_float(self.query(f"{self._axis(axis)}VA?"))
-
-    @command
-    def set_velocity(self, mm_per_s: float, axis: int = 1) -> None:
-        axis = self._axis(axis)
-        value = check_velocity(mm_per_s, f"{self.name}.axis{axis}.velocity")
-        self.write(f"{axis}VA{value:.6f}")
-        self.check_errors(f"set axis {axis} velocity to {value:g} mm/s")

@@ -2,8 +2,9 @@
 
 Replies carry their unit (``820nm``, ``3.000W``): the parsers accept it.
 In front-panel LOCAL mode the laser accepts commands without executing them,
-so every set is verified by reading the value back (a DeviceErrorReply says it
-was not executed). Safety: emission is never switched on with the shutter open,
+so every declared setting verifies its set by reading the value back (a
+DeviceErrorReply says it was not executed). Settable from the configuration:
+``wavelength`` (nm) and ``shutter`` (``"open"``/``"closed"``). Safety: emission is never switched on with the shutter open,
 and ``close()`` closes the shutter before the port is released.
 """
 
@@ -16,15 +17,13 @@ from typing import Any
 
 from ...errors import CommandError, DeviceErrorReply, InstrumentError, ProtocolError
 from ...log import get_logger
-from ..driver import Driver, Measurement, Stream, command
+from ..driver import Control, Driver, Measurement, Stream, command
 from ..transports.base import PortSettings, Transport
 from ..validators import in_range
 
 log = get_logger("arrowdaq.instruments.maitai")
 
 _NUMBER_WITH_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%]*)\s*$")
-
-check_wavelength = in_range(690, 1040)
 
 
 def number_with_unit(unit: str):
@@ -59,20 +58,37 @@ def parse_status_byte(reply: str) -> int:
 
 class MaiTai(Driver):
     driver_name = "maitai"
+    simulator = "arrowdaq.sim.maitai:MaiTaiSim"
     port_settings = PortSettings(
         baudrate=9600, write_termination="\r", read_termination="\n", timeout=3.0, min_interval=0.5, xonxoff=True
     )
     close_timeout = 15.0  # closing the shutter and reading it back: replies take 2-3 s on real hardware
     streams = (
-        Stream("wavelength", unit="nm", poll_hz=1.0, long_name="Laser wavelength"),
+        Stream("wavelength", unit="nm", poll_hz=1.0, read="wavelength_now", long_name="Laser wavelength"),
         Stream("power", unit="W", poll_hz=1.0, long_name="Laser output power"),
         Stream("shutter", unit=None, poll_hz=1.0, long_name="Shutter open (1) or closed (0)"),
     )
 
-    wavelength = Measurement("READ:WAVELENGTH?", parse=number_with_unit("nm"), unit="nm", doc="Wavelength now")
-    wavelength_setpoint = Measurement("WAVELENGTH?", parse=number_with_unit("nm"), unit="nm")
+    # settings: each set is read back until it shows (LOCAL mode ignores commands), see verify_timeout
+    wavelength = Control(
+        "WAVELENGTH?",
+        "WAVELENGTH:{:g}",
+        parse=number_with_unit("nm"),
+        validator=in_range(690, 1040),
+        unit="nm",
+        verify=True,
+        tolerance=0.5,
+        doc="Wavelength setpoint",
+    )
+    shutter = Control(
+        "SHUTTER?", "SHUTTER:{:d}", parse=parse_flag, values={"closed": 0, "open": 1}, verify=True, doc="Shutter"
+    )
+    # readings
+    wavelength_now = Measurement("READ:WAVELENGTH?", parse=number_with_unit("nm"), unit="nm", doc="Wavelength now")
     power = Measurement("READ:POWER?", parse=number_with_unit("W"), unit="W", doc="Output power")
-    shutter = Measurement("SHUTTER?", parse=parse_flag, doc="1 open, 0 closed")
+    pump_power = Measurement("PLASER:POWER?", parse=number_with_unit("W"), unit="W", doc="Pump laser power")
+    warmed_up = Measurement("READ:PCTWARMEDUP?", parse=number_with_unit("%"), unit="%", doc="Warm-up, percent")
+    humidity = Measurement("READ:HUM?", parse=number_with_unit("%"), unit="%", doc="Relative humidity in the head")
     status_byte = Measurement("*STB?", parse=parse_status_byte, doc="Bit 0: emission on")
 
     def __init__(
@@ -111,37 +127,30 @@ class MaiTai(Driver):
         }
 
     def settings(self) -> dict[str, Any]:
-        return {
-            "wavelength_setpoint_nm": self.wavelength_setpoint,
-            "shutter": self.shutter,
-            "emission": self.emission_is_on(),
-        }
+        return super().settings() | {"emission": self.emission_is_on()}
 
     # --- capabilities: WavelengthTunable, ShutterControl, EmissionControl -------------------
     @command
     def set_wavelength(self, nm: float) -> None:
-        nm = check_wavelength(nm, f"{self.name}.wavelength")
-        self.write(f"WAVELENGTH:{nm:g}")
-        self._verify(f"WAVELENGTH:{nm:g}", lambda: abs(self.wavelength_setpoint - nm) < 0.5)
+        self.wavelength = nm
 
-    @command
+    @command(changes=False)
     def get_wavelength(self) -> float:
-        return self.wavelength
+        return self.wavelength_now
 
     @command
     def open_shutter(self) -> None:
-        self.write("SHUTTER:1")
-        self._verify("SHUTTER:1", lambda: self.shutter == 1)
+        self.shutter = "open"
 
     @command
     def close_shutter(self) -> None:
-        self.write("SHUTTER:0")
-        self._verify("SHUTTER:0", lambda: self.shutter == 0)
+        self.shutter = "closed"
 
-    @command
+    @command(changes=False)
     def shutter_is_open(self) -> bool:
-        return self.shutter == 1
+        return self.shutter == "open"
 
+    # emission is a sequence, not a declaration: never on with the shutter open
     @command
     def emission_on(self) -> None:
         if self.shutter_is_open():
@@ -154,7 +163,7 @@ class MaiTai(Driver):
         self.write("OFF")
         self._verify("OFF", lambda: not self.emission_is_on())
 
-    @command
+    @command(changes=False)
     def emission_is_on(self) -> bool:
         return bool(self.status_byte & 0x01)
 

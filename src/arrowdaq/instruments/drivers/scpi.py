@@ -268,6 +268,7 @@ class SCPIInstrument(Driver):
     """A SCPI instrument whose streams are its configured queries and traces."""
 
     driver_name = "scpi"
+    simulator = "arrowdaq.sim.scope:ScopeSim"
     port_settings = PortSettings(write_termination="\n", read_termination="\n", timeout=2.0)
 
     def __init__(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +30,6 @@ import pyarrow as pa
 from ...data import image_batch, schemas
 from ...errors import CommandError, ConfigError
 from ...log import get_logger
-from ...sim.table import OpticalTable
 from ..driver import Driver, Stream, command
 from ..transports.base import Transport
 from ..validators import in_range, one_of
@@ -73,8 +72,17 @@ def bin_frame(frame: np.ndarray, binning: int) -> np.ndarray:
     return frame.reshape(h // binning, binning, w // binning, binning).sum(axis=(1, 3))
 
 
+@runtime_checkable
+class BeamScene(Protocol):
+    """What the camera images: the simulated optical table (``arrowdaq.sim``, given by the application:
+    a driver never imports the simulators)."""
+
+    def camera_frame(self, exposure_s: float, shape: tuple[int, int] | None = None, dtype: Any = ...) -> np.ndarray: ...
+
+
 class SimCamera(Driver):
-    """See the module docstring. Settings are the constructor's keyword arguments."""
+    """See the module docstring. Settings are the constructor's keyword arguments; the application gives
+    ``table`` (the simulated optical table) to every driver whose constructor takes one."""
 
     driver_name = "sim_camera"
     needs_port = False
@@ -85,7 +93,7 @@ class SimCamera(Driver):
         transport: Transport | None = None,
         *,
         name: str = "",
-        table: OpticalTable | None = None,
+        table: BeamScene | None = None,
         shape: Sequence[int] = (256, 256),
         exposure_s: float = 0.01,
         binning: int = 1,
@@ -106,11 +114,13 @@ class SimCamera(Driver):
         if int(buffer_frames) < 1:
             raise ConfigError(f"{where}.buffer_frames: must be at least 1, got {buffer_frames!r}")
         self.buffer_frames = int(buffer_frames)
-        if table is None:  # standalone: a table of its own, beam on, so there is a spot to see
-            table = OpticalTable()
-            table.emission = table.shutter_open = True
-        elif not isinstance(table, OpticalTable):
-            raise ConfigError(f"{where}.table: expected the application's OpticalTable object, got {table!r}")
+        if table is None:
+            raise ConfigError(
+                f"{where}.table: the simulated camera images the simulated optical table, which the application "
+                "gives it (use the driver in a configuration, or pass arrowdaq.sim.OpticalTable())"
+            )
+        if not isinstance(table, BeamScene):
+            raise ConfigError(f"{where}.table: expected the application's simulated optical table, got {table!r}")
         self.table = table
         self.log = get_logger("arrowdaq.instruments.sim_camera", actor=self.name)
         self.dropped_frames = 0
