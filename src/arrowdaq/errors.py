@@ -90,6 +90,12 @@ class ConnectionLost(InstrumentError, ConnectionError):
     """The link to the device closed or could not be opened."""
 
 
+class InstrumentStartError(InstrumentError):
+    """A required instrument could not start, so the run was stopped (``arrowdaq run`` exits 3)."""
+
+    exit_status = 3
+
+
 class ReadingOutOfRange(DeviceErrorReply):
     """The device flagged a reading instead of giving a number (OVER, UNDER, SAT): ``condition`` names it."""
 

@@ -99,6 +99,10 @@ class Actor:
     mailbox_size: int = 1000
     #: Seconds ``on_stop`` may take (closing hardware safely can be slow: a laser's shutter).
     close_timeout: float = 5.0
+    #: Exceptions that mean the outside world went away (a device link dropped, went silent or
+    #: sent garbage), not a fault in the code or the configuration: the supervisor retries them
+    #: for as long as the actor lives (backoff capped, status Reconnecting); they never make it Failed.
+    link_errors: tuple[type[BaseException], ...] = ()
 
     name: str
     log: ContextAdapter

@@ -78,6 +78,10 @@ class ActorRef:
         self.status = ActorStatus.STARTING
         self.last_error: str | None = None
         self.restarts = 0
+        #: Times the actor lost its link (each outage counted once, however many attempts it took).
+        self.outages = 0
+        self._in_outage = False
+        self._backoff = policy.initial_backoff
         self._task: asyncio.Task[None] | None = None
         self._serving: asyncio.Task[None] | None = None
         self._drained = asyncio.Event()
@@ -182,15 +186,19 @@ class ActorRef:
             self._on_status(StatusEvent(self.name, status, self.last_error, self.restarts))
 
     async def _supervise(self) -> None:
-        failures: deque[float] = deque()
-        backoff = self.policy.initial_backoff
+        failures: deque[float] = deque()  # code or configuration faults only: a lost link never counts
+        self._backoff = self.policy.initial_backoff
         while True:
             actor = self._factory()
             actor._bind(self)
             self._close_timeout = actor.close_timeout
             started: float | None = None
             try:
+                if self.status is ActorStatus.RESTARTING:  # attempts during an outage stay Reconnecting
+                    self._set_status(ActorStatus.STARTING)
                 await actor.on_start()
+                if self.status is ActorStatus.RECONNECTING:
+                    log.info(f"actor {self.name!r} reconnected")
                 self._set_status(ActorStatus.RUNNING)
                 started = time.monotonic()
                 await self._serve_until_stopped(actor)
@@ -205,31 +213,61 @@ class ActorRef:
                 raise
             except Exception as exc:
                 error = describe(exc)
-                log.error(f"actor {self.name!r} failed: {error}", exc_info=not isinstance(exc, _QUIET_ERRORS))
                 await self._close(actor)
                 now = time.monotonic()
-                if started is not None and now - started > self.policy.max_backoff:
-                    backoff = self.policy.initial_backoff  # it had been running well
-                failures.append(now)
-                while failures and now - failures[0] > self.policy.window:
-                    failures.popleft()
-                hopeless = isinstance(exc, Unrecoverable)  # a restart would fail the same way
-                if hopeless or len(failures) >= self.policy.max_failures or self._stop_requested.is_set():
-                    final = ActorStatus.STOPPED if self._stop_requested.is_set() else ActorStatus.FAILED
-                    self._set_status(final, error)
-                    self._fail_pending(f"actor {self.name!r} is {final.value}: {error}")
+                ran_well = started is not None and now - started > self.policy.max_backoff
+                if ran_well:
+                    self._backoff = self.policy.initial_backoff
+                if self._stop_requested.is_set():
+                    log.warning(f"actor {self.name!r} failed while stopping: {error}")
+                    self._set_status(ActorStatus.STOPPED, error)
+                    self._fail_pending(f"actor {self.name!r} stopped: {error}")
                     return
-                self.restarts += 1
-                self._set_status(ActorStatus.RESTARTING, error)
+                if self._is_link_fault(actor, exc):
+                    self._lost_link(error, new_outage=ran_well)
+                else:
+                    log.error(f"actor {self.name!r} failed: {error}", exc_info=not isinstance(exc, _QUIET_ERRORS))
+                    failures.append(now)
+                    while failures and now - failures[0] > self.policy.window:
+                        failures.popleft()
+                    if isinstance(exc, Unrecoverable) or len(failures) >= self.policy.max_failures:
+                        self._set_status(ActorStatus.FAILED, error)  # a restart would fail the same way
+                        self._fail_pending(f"actor {self.name!r} is Failed: {error}")
+                        return
+                    self.restarts += 1
+                    self._set_status(ActorStatus.RESTARTING, error)
                 try:
-                    await asyncio.wait_for(self._stop_requested.wait(), backoff)
+                    await asyncio.wait_for(self._stop_requested.wait(), self._backoff)
                     self._set_status(ActorStatus.STOPPED)
                     self._fail_pending(f"actor {self.name!r} stopped")
                     return
                 except TimeoutError:
                     pass
-                backoff = min(backoff * 2, self.policy.max_backoff)
-                self._set_status(ActorStatus.STARTING)
+                self._backoff = min(self._backoff * 2, self.policy.max_backoff)
+
+    @staticmethod
+    def _is_link_fault(actor: Actor, exc: Exception) -> bool:
+        return isinstance(exc, actor.link_errors) and not isinstance(exc, Unrecoverable)
+
+    def link_up(self) -> None:
+        """The actor's link demonstrably works (a device answered): an outage is over, and the next
+        one starts again from the shortest backoff."""
+        if self._in_outage:
+            self._in_outage = False
+            self._backoff = self.policy.initial_backoff
+
+    def _lost_link(self, error: str, *, new_outage: bool) -> None:
+        """Status Reconnecting with the reason; never Failed. An outage ends once the actor ran well
+        again or said its link is up (:meth:`link_up`): a device that accepts the connection and then
+        stays silent is still the same outage."""
+        if new_outage or not self._in_outage:
+            self._in_outage = True
+            self.outages += 1
+            log.warning(f"actor {self.name!r} lost its link, reconnecting: {error}")
+        elif self.status is ActorStatus.RECONNECTING and error == self.last_error:
+            log.debug(f"actor {self.name!r} still cannot reconnect: {error}")
+            return
+        self._set_status(ActorStatus.RECONNECTING, error)
 
     async def _serve_until_stopped(self, actor: Actor) -> None:
         """Serve; ``stop()`` may cut a slow drain short, after which the actor still closes."""

@@ -11,6 +11,8 @@ class ActorStatus(str, Enum):
     STARTING = "Starting"
     RUNNING = "Running"
     RESTARTING = "Restarting"
+    #: The outside world went away (a device link): retried for as long as the actor lives.
+    RECONNECTING = "Reconnecting"
     FAILED = "Failed"
     STOPPED = "Stopped"
 

@@ -50,6 +50,8 @@ class InstrumentConfig(Section):
     driver: str
     port: str | None = None
     poll_hz: float | dict[str, float] | None = None
+    #: A required instrument that cannot start stops the run; one that fails during it makes the run exit non-zero.
+    required: bool = True
     settings: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("poll_hz")
@@ -229,11 +231,36 @@ def check_references(config: Config, source: str) -> None:
                     raise ConfigError(
                         f"{where}.poll_hz.{stream}: {inst.driver!r} has no stream {stream!r} (streams: {', '.join(names)})"
                     )
+    check_shared_ports(config, source)
     for i, proc in enumerate(config.processors):
         if proc.kind not in PROCESSORS:
             raise ConfigError(
                 f"{source}: processors[{i}].kind: unknown processor kind {proc.kind!r} (kinds: {', '.join(sorted(PROCESSORS))})"
             )
+
+
+def check_shared_ports(config: Config, source: str) -> None:
+    """Two instruments share a port only on a multidrop bus (Elliptec), each with its own address."""
+    from ..instruments.registry import driver_class
+
+    users: dict[str, list[tuple[int, InstrumentConfig, str | None]]] = {}
+    for i, inst in enumerate(config.instruments):
+        bus = driver_class(inst.driver).port_settings.bus
+        if inst.port is None or (inst.port == SIM_PORT and not bus):
+            continue  # each non-bus "sim" instrument gets its own simulator
+        address = str(inst.settings.get("address", "0")).upper() if bus else None
+        for j, other, other_address in users.get(inst.port, []):
+            if address is None or other_address is None:
+                raise ConfigError(
+                    f"{source}: instruments[{i}].port: {inst.port!r} is already used by instruments[{j}] "
+                    f"({other.id!r}); only devices on a multidrop bus (Elliptec) share a port"
+                )
+            if address == other_address:
+                raise ConfigError(
+                    f"{source}: instruments[{i}].settings.address: {address!r} is already used by "
+                    f"instruments[{j}] ({other.id!r}) on port {inst.port!r}; each mount on a bus needs its own address"
+                )
+        users.setdefault(inst.port, []).append((i, inst, address))
 
 
 def check_setting_values(config: Config, index: int, cls: type, where: str) -> None:

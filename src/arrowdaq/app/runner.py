@@ -9,7 +9,15 @@ before it creates the file:
    declare their outputs);
 3. start storage (a lossless subscriber of the configured streams), then the
    processors, then the instruments;
-4. ask each instrument to describe itself (identity, settings) for the run file.
+4. wait until every instrument runs and ask it to describe itself (identity,
+   settings) for the run file. A *required* instrument (the default) that cannot
+   start stops the run (:class:`InstrumentStartError`, exit status 3); an
+   optional one is reported and keeps trying to connect.
+
+During the run a lost device link is retried for as long as the run lasts
+(status Reconnecting); an instrument that fails for good raises an alarm. The
+run's :attr:`RunSummary.exit_status` says whether every required instrument
+was working at the end (:class:`ExitStatus`).
 
 Stop (Ctrl-C, SIGTERM, the duration): instruments first, processors drained,
 storage flushed and closed, simulators last. The run file is complete after any
@@ -19,6 +27,7 @@ of these.
 from __future__ import annotations
 
 import asyncio
+import enum
 import signal
 import tempfile
 import time
@@ -27,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..actors import ActorRef, ActorStatus, Command, RestartPolicy
+from ..actors import ActorRef, ActorStatus, Command, RestartPolicy, StatusEvent
 from ..data import unit_of
-from ..errors import ArrowDAQError, ConfigError, describe
-from ..hub import InstrumentManager
+from ..errors import ArrowDAQError, ConfigError, InstrumentStartError, describe
+from ..hub import Alarm, InstrumentManager
 from ..instruments import driver_class, spawn_instrument
 from ..instruments.driver import Driver
 from ..log import get_logger
@@ -41,6 +50,16 @@ from .config import Config, InstrumentConfig, ProcessorConfig
 from .simulators import SimulatedTable
 
 log = get_logger("arrowdaq.app")
+
+
+class ExitStatus(enum.IntEnum):
+    """The exit status of ``arrowdaq run`` and ``arrowdaq demo`` (documented in the README)."""
+
+    OK = 0  #: complete; every required instrument worked at the end (devices that recovered included)
+    ERROR = 1  #: a configuration error (nothing started) or recording failed (the file keeps what was written)
+    USAGE = 2  #: a command-line mistake
+    INSTRUMENT_START = 3  #: a required instrument could not start; the run was stopped
+    INSTRUMENT_LOST = 4  #: a required instrument failed, or its link was still lost, at the end of the run
 
 
 @dataclass
@@ -58,11 +77,30 @@ class RunSummary:
     run_file: Path | None
     duration_s: float
     streams: dict[str, StreamSummary] = field(default_factory=dict)
+    #: Batches a live view skipped (latest policy: by design, counted).
     drops: dict[str, int] = field(default_factory=dict)
+    #: Batches a lossless subscriber (storage, a processor) never got because it had stopped.
+    undelivered: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
     #: Why recording stopped early (disk full, file gone...); None when the file is complete.
     recording_error: str | None = None
+    #: Instruments not working at the end of the run: id → "Failed: why" or "Reconnecting: why".
+    instruments_down: dict[str, str] = field(default_factory=dict)
+    #: Ids of the instruments the run needs (``required = true``).
+    required: set[str] = field(default_factory=set)
+
+    @property
+    def required_down(self) -> list[str]:
+        return [name for name in self.instruments_down if name in self.required]
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        if self.recording_error:
+            return ExitStatus.ERROR
+        if self.required_down:
+            return ExitStatus.INSTRUMENT_LOST
+        return ExitStatus.OK
 
 
 class Application:
@@ -87,6 +125,10 @@ class Application:
         self.storage: ActorRef | None = None
         self.instruments: dict[str, Any] = {}
         self._stop = asyncio.Event()
+        #: Each instrument's last status that says whether it works (Starting and Stopped left out).
+        self._health: dict[str, StatusEvent] = {}
+        self._up = False  # every required instrument came up
+        self.hub.add_listener(self._on_event)
         self._started = 0.0
         self._acquiring = 0.0  # when the instruments were started
 
@@ -193,18 +235,28 @@ class Application:
         self.storage, self.run_file = spawn_storage(self.hub, cfg.streams, options, info)
 
     async def _describe_instruments(self, timeout: float = 5.0) -> None:
-        """Identity and settings of every instrument that came up (all at once), for the run file."""
+        """Wait for every instrument to come up (all at once); record identity and settings in the run file.
+
+        A required instrument that does not come up stops the run here.
+        """
+        cannot_start: list[tuple[str, str]] = []
 
         async def describe_one(inst: InstrumentConfig) -> None:
             ref = self.hub.actor(inst.id)
             try:
-                await ref.wait_status(ActorStatus.RUNNING, ActorStatus.FAILED, timeout=timeout)
+                await ref.wait_status(
+                    ActorStatus.RUNNING, ActorStatus.FAILED, ActorStatus.RECONNECTING, timeout=timeout
+                )
             except TimeoutError:
                 pass
             if ref.status is not ActorStatus.RUNNING:
-                log.warning(
-                    f"instrument {inst.id!r} ({inst.driver} on {inst.port}) is {ref.status.value}: {ref.last_error}"
-                )
+                where = f"instrument {inst.id!r} ({inst.driver} on {inst.port})"
+                why = ref.last_error or f"still {ref.status.value} after {timeout:g} s"
+                if inst.required:
+                    cannot_start.append((inst.id, f"required {where} cannot start: {why}"))
+                else:
+                    keeps = "; it keeps trying to connect" if ref.status.alive else ""
+                    self.hub.alarm(inst.id, f"optional {where} is {ref.status.value}: {why}{keeps}")
                 return
             try:
                 self.instruments[inst.id] = await self.hub.command(inst.id, "describe", timeout=timeout)
@@ -212,11 +264,32 @@ class Application:
                 log.warning(f"instrument {inst.id!r}: cannot describe: {describe(exc)}")
 
         await asyncio.gather(*(describe_one(inst) for inst in self.config.instruments))
+        if cannot_start:
+            where = f" (run file: {self.run_file})" if self.run_file is not None else ""
+            for name, line in cannot_start:
+                self.hub.alarm(name, line, level="error")
+            raise InstrumentStartError(
+                "; ".join(line for _, line in cannot_start) + f"; the run was stopped{where}. "
+                "Set required = false in an instrument's entry to run without it."
+            )
+        self._up = True
         if self.storage is not None and self.instruments:
             try:  # instrument ids are data here, never keyword arguments
                 await self.hub.command("storage", Command("instrument_info", dict(self.instruments)), timeout=10.0)
             except ArrowDAQError as exc:
                 log.warning(f"the run file lacks the instruments' identities: {describe(exc)}")
+
+    def _on_event(self, event: StatusEvent | Alarm) -> None:
+        """Follow each instrument's health; an instrument that fails for good raises an alarm."""
+        if not isinstance(event, StatusEvent) or event.status in (ActorStatus.STARTING, ActorStatus.STOPPED):
+            return
+        inst = next((i for i in self.config.instruments if i.id == event.actor), None)
+        if inst is None:
+            return
+        self._health[inst.id] = event
+        if event.status is ActorStatus.FAILED and self._up and not self._stop.is_set():
+            needed = "required: the run will end with exit status 4" if inst.required else "optional: the run goes on"
+            self.hub.alarm(inst.id, f"instrument {inst.id!r} failed ({needed}): {event.error}", level="error")
 
     # --- running ----------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -291,11 +364,16 @@ class Application:
             summary.streams[name] = StreamSummary(s["rows"], s["batches"], s["rows"] / max(acquired, 1e-9), unit)
         for name, s in status["subscribers"].items():
             if s["drops"]:
-                summary.drops[name] = s["drops"]
+                (summary.drops if s["policy"] == "latest" else summary.undelivered)[name] = s["drops"]
         for name, a in status["actors"].items():
             summary.statuses[name] = a["status"]
             if a["error"]:
                 summary.errors[name] = a["error"]
         if self.storage is not None and self.storage.status is ActorStatus.FAILED:
             summary.recording_error = self.storage.last_error
+        summary.required = {i.id for i in self.config.instruments if i.required}
+        for inst in self.config.instruments:
+            health = self._health.get(inst.id)
+            if health is not None and health.status in (ActorStatus.FAILED, ActorStatus.RECONNECTING):
+                summary.instruments_down[inst.id] = f"{health.status.value}: {health.error}"
         return summary

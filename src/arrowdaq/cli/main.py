@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ArrowDAQError as exc:
         print(f"arrowdaq {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return int(getattr(exc, "exit_status", 1))
     except KeyboardInterrupt:
         return 130
 

@@ -75,6 +75,7 @@ def execute(
 
 def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     from ..app.liveview import human_bytes
+    from ..app.runner import ExitStatus
 
     console = console or Console()
     table = Table(title=f"Run summary ({summary.duration_s:.1f} s)")
@@ -84,15 +85,30 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         table.add_row(name, f"{s.rows:,}", f"{s.batches:,}", f"{s.rows_per_s:,.1f}", s.unit or "")
     console.print(table)
     for name, drops in summary.drops.items():
-        console.print(f"drops: {name}: {drops} batches (latest-policy subscriber)")
+        console.print(f"{name}: skipped {drops} batches (a live view shows only the newest)")
+    for name, lost in summary.undelivered.items():
+        console.print(f"[red]{name}: {lost} batches published after it stopped were not taken[/]")
     for name, error in summary.errors.items():
-        console.print(f"[yellow]{name} ({summary.statuses.get(name, '?')}): {error}[/]")
+        if name not in summary.instruments_down:
+            console.print(f"[yellow]{name} ({summary.statuses.get(name, '?')}): {error}[/]")
+    for name, why in summary.instruments_down.items():
+        needed = "required" if name in summary.required else "optional"
+        console.print(f"[bold red]{name} ({needed}) was not working at the end: {why}[/]")
     if summary.run_file is not None:
         size = summary.run_file.stat().st_size if summary.run_file.exists() else 0
         failed = f"; recording stopped early: {summary.recording_error}" if summary.recording_error else ""
         print(f"run file: {summary.run_file} ({human_bytes(size)}{failed})", flush=True)
     else:
         print("run file: none (recording is off)", flush=True)
+    if summary.exit_status is not ExitStatus.OK:
+        print(f"exit status {int(summary.exit_status)}: {exit_reason(summary)}", flush=True)
+
+
+def exit_reason(summary: RunSummary) -> str:
+    """Why the run ends with a non-zero exit status, in one line."""
+    if summary.recording_error:
+        return f"recording stopped early: {summary.recording_error}"
+    return f"required instrument(s) not working at the end: {', '.join(summary.required_down)}"
 
 
 def run_and_report(
@@ -102,7 +118,7 @@ def run_and_report(
     extra: Callable[[InstrumentManager], Awaitable[None]] | None = None,
     source: str = "<config>",
 ) -> int:
-    """Apply ``--data-dir``, run with the terminal view, print the summary (exit 1 if recording failed)."""
+    """Apply ``--data-dir``, run with the terminal view, print the summary; the run's exit status."""
     if args.data_dir is not None:
         config.run.data_dir = Path(args.data_dir)
     summary = execute(config, config_text, args.duration, extra, source)
@@ -112,7 +128,7 @@ def run_and_report(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 1 if summary.recording_error else 0
+    return int(summary.exit_status)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ a subscriber's processing: only a full *lossless* buffer makes a producer wait.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -28,15 +29,17 @@ log = get_logger("arrowdaq.hub")
 
 
 class Alarm:
-    """A condition an operator should see: a stalled lossless subscriber, a failed actor."""
+    """A condition an operator should see: a stalled lossless subscriber, a failed instrument, a rate
+    below its request. ``level`` is a logging level name ("warning", "error")."""
 
-    def __init__(self, source: str, message: str) -> None:
+    def __init__(self, source: str, message: str, level: str = "warning") -> None:
         self.source = source
         self.message = message
+        self.level = level
         self.time_ns = time.time_ns()
 
     def __repr__(self) -> str:
-        return f"Alarm({self.source!r}, {self.message!r})"
+        return f"Alarm({self.source!r}, {self.message!r}, {self.level!r})"
 
 
 EventListener = Callable[[StatusEvent | Alarm | RunEvent], None]
@@ -199,6 +202,13 @@ class InstrumentManager:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
+    def alarm(self, source: str, message: str, level: str = "warning") -> Alarm:
+        """Raise an alarm: logged, and given to every listener (the terminal, the run file's event log)."""
+        alarm = Alarm(source, message, level)
+        log.log(logging.ERROR if level == "error" else logging.WARNING, f"{source}: {message}")
+        self._emit(alarm)
+        return alarm
+
     def record_event(self, source: str, kind: str, message: str, level: str = "info", **details: Any) -> RunEvent:
         """Report an event for the run's event log (and every other listener): a storage
         problem, a lost batch, a command. ``details`` must be JSON-able; see :mod:`.events`."""
@@ -232,6 +242,7 @@ class InstrumentManager:
                     "role": ref.role.value,
                     "error": ref.last_error,
                     "restarts": ref.restarts,
+                    "reconnects": ref.outages,
                     "queued": ref.queued,
                 }
                 for name, ref in self.supervisor.actors.items()

@@ -10,8 +10,11 @@ Errors while polling:
 * the device answered with an error or limit (OVER, ERR, a status code) or with
   garbage: the error shows in the status and the log; no restart. Many garbage
   replies in a row count as a lost link;
-* the device timed out or the link dropped while polling: the actor raises, its
-  supervisor restarts it with backoff, and it reconnects when the device is back.
+* the device timed out, the link dropped or could not be opened: a lost link,
+  not a bug. The actor raises, its supervisor shows it as Reconnecting (with the
+  reason) and tries again with backoff (capped at 5 s) for as long as the run
+  lasts; it records again when the device is back. Lost links never use up the
+  failure limit: only faults in the code or the configuration make it Failed.
 
 A command that is refused, garbled or not answered in time goes back to its
 caller as a CommandError (and shows in the status); it does not restart the
@@ -63,6 +66,8 @@ MAX_GARBAGE_IN_A_ROW = 5
 
 class InstrumentActor(Actor):
     role = Role.SOURCE
+    #: A device that is away (unplugged, switched off, silent, sending noise) is waited for, never Failed.
+    link_errors = (ConnectionLost, DeviceTimeout, ProtocolError, ConnectionError, TimeoutError)
 
     def __init__(
         self,
@@ -87,6 +92,7 @@ class InstrumentActor(Actor):
         self._pending: dict[str, tuple[list[float], list[int]]] = {}
         self._first_pending: float | None = None
         self._garbage = 0
+        self._answered = False
         self.errors = 0
         self._motion_executor: ThreadPoolExecutor | None = None
         self._settings: dict[str, Any] = {}  # re-read after every command that changes the instrument
@@ -150,6 +156,9 @@ class InstrumentActor(Actor):
                 raise ConnectionLost(f"{self.name}: {self._garbage} garbled replies in a row; reconnecting") from exc
             return
         self._garbage = 0
+        if not self._answered:  # once per connection: the device answers, an outage (if any) is over
+            self._answered = True
+            self.ref.link_up()
         if reading is None:  # a block device (camera) with nothing new since the last poll
             return
         if isinstance(reading, pa.RecordBatch):
