@@ -34,13 +34,15 @@ class ReadingColumns:
 
     __slots__ = ("channel", "unit", "capacity", "schema", "n", "first_at", "_values", "_stamps", "_strings")
 
-    def __init__(self, channel: str, unit: str | None = None, capacity: int = 10_000) -> None:
+    def __init__(
+        self, channel: str, unit: str | None = None, capacity: int = 10_000, schema: pa.Schema | None = None
+    ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1 reading, got {capacity}")
         self.channel = channel
         self.unit = unit
         self.capacity = capacity
-        self.schema = scalar_schema(unit)
+        self.schema = schema or scalar_schema(unit)  # a declared scalar schema (with its long_name, say)
         self.n = 0
         self.first_at = 0.0  # time.monotonic() of the first reading gathered (0 when empty)
         # channel and unit are constant: one dictionary column of full length, sliced per batch
@@ -50,6 +52,10 @@ class ReadingColumns:
 
     def __len__(self) -> int:
         return self.n
+
+    @property
+    def full(self) -> bool:
+        return self.n >= self.capacity
 
     def append(self, value: float, timestamp_ns: int | None = None) -> bool:
         """Store one reading (timestamp default: now); True when the columns are full."""

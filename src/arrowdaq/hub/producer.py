@@ -73,6 +73,8 @@ class Producer:
     async def put(self, value: float, timestamp_ns: int | None = None) -> None:
         """Gather one reading; waits while a full lossless subscriber holds batches back."""
         self.append(value, timestamp_ns)
+        if self.columns.n == 0:  # a batch just left: let its subscribers (storage) run
+            await asyncio.sleep(0)
         if self._backlog:
             await self._wait_backlog()
 

@@ -139,10 +139,15 @@ class StorageActor(Actor):
             return
         if stream not in self.rows_written and not await self._add_late(stream):
             return
-        self._pending.setdefault(stream, []).append(batch)
+        pending = self._pending.setdefault(stream, [])
+        pending.append(batch)
         rows = self._pending_rows[stream] = self._pending_rows.get(stream, 0) + batch.num_rows
         nbytes = self._pending_bytes[stream] = self._pending_bytes.get(stream, 0) + batch.get_total_buffer_size()
-        if nbytes >= WRITE_BYTES:  # few, large writes: each h5py call and thread hand-off costs ~50 µs
+        if len(pending) == 1 and rows >= self.options.chunk_rows:
+            # a large batch alone is written as it comes: no copy into a coalesced array (a chunk it
+            # leaves partial waits in HDF5's chunk cache for the next batch, not written twice)
+            await self._write(stream, rows)
+        elif nbytes >= WRITE_BYTES:  # few, large writes: each h5py call and thread hand-off costs ~50 µs
             whole_chunks = rows - rows % self.options.chunk_rows  # no compressed chunk written twice
             await self._write(stream, whole_chunks or rows)
 

@@ -237,11 +237,11 @@ def string_array(codes: np.ndarray, dictionary: list[str]) -> pa.DictionaryArray
         indices = pa.array(np.where(unknown, 0, codes).astype(np.int32), mask=unknown)
     else:
         indices = pa.array(codes.astype(np.int32, copy=False))
-    return pa.DictionaryArray.from_arrays(indices, pa.array(dictionary or [""], pa.utf8()))
+    return pa.DictionaryArray.from_arrays(indices, pa.array(dictionary or [""], pa.utf8()), safe=False)  # in range
 
 
 def constant_string_array(value: str | None, n: int) -> pa.DictionaryArray:
     """``n`` rows of one value (or null) as a dictionary column: what a column stored once reads back as."""
     if value is None:
         return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()), pa.array([""], pa.utf8()))
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value], pa.utf8()))
+    return pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), pa.array([value], pa.utf8()), safe=False)

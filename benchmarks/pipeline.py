@@ -1,0 +1,285 @@
+"""The whole pipeline, beside raw h5py with the same settings, in the same run.
+
+Four workloads go through the public API — producer → hub → storage actor →
+closed run file → read back with ``open_run`` and counted — and the same data
+is appended with h5py alone (same chunking, filter, SWMR, flush every second),
+closed, read back and counted:
+
+* scalar readings one at a time (``Producer.put``; raw: one resize and write per reading);
+* scalar batches of 1,000 and of 100,000 rows (``scalar_batch`` + ``hub.publish``);
+* camera frames of 8 MiB (2048 × 2048 uint16, ``image_batch``).
+
+The data is the simulators': the 1830-C power meter's noisy readings and the
+camera's beam-spot frames with shot noise (``arrowdaq.sim.table``), not random numbers.
+Each workload runs with the default storage options and with no filter. Rounds
+are interleaved (arrowdaq and raw alternate, in alternating order) because the
+machine is shared; each line gives the median and the min–max over the rounds,
+and the ratio of the medians. Last, an instrument actor polls a driver whose
+reads cost nothing at ``poll_hz = 100000`` and the rows stored per second are reported.
+
+    .venv/bin/python benchmarks/pipeline.py [--quick] [--rounds N] [--only one,1k,100k,frames,poll]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from arrowdaq.actors import ActorStatus
+from arrowdaq.data import image_batch, scalar_batch
+from arrowdaq.hub import InstrumentManager, Producer
+from arrowdaq.instruments.actor import spawn_instrument
+from arrowdaq.instruments.driver import Driver, Stream
+from arrowdaq.sim.table import OpticalTable
+from arrowdaq.storage import RunInfo, StorageOptions, open_run, spawn_storage
+from arrowdaq.storage.writer import FILE_FORMAT
+
+FRAME_SHAPE = (2048, 2048)  # uint16: 8 MiB
+T0 = 1_700_000_000_000_000_000
+
+
+# --- realistic data ------------------------------------------------------------------------
+def lit_table() -> OpticalTable:
+    table = OpticalTable(seed=1, latency_scale=0.0)
+    table.emission = True
+    table.shutter_open = True
+    return table
+
+
+def power_readings(n: int) -> np.ndarray:
+    """The 1830-C simulator's readings (W): the beam through the optics, detector noise, a dark floor."""
+    table = lit_table()
+    distinct = np.array([table.power_meter_w() for _ in range(min(n, 100_000))])
+    return np.resize(distinct, n)
+
+
+def camera_frames(count: int) -> list[np.ndarray]:
+    """The simulated camera's frames: a Gaussian beam spot with shot noise and dark counts."""
+    table = lit_table()
+    return [table.camera_frame(0.005, FRAME_SHAPE) for _ in range(count)]
+
+
+# --- one workload ------------------------------------------------------------------------------
+@dataclass
+class Workload:
+    name: str
+    unit: str
+    stream: str
+    items: int  # readings, rows or frames per arrowdaq run
+    raw_items: int  # per raw run (one reading per h5py call is slow)
+    feed: Callable  # async (hub, options-independent) feed through the public API
+    raw: Callable  # (h5py.File, options) -> None: create and append
+
+
+async def through_arrowdaq(work: Workload, options: StorageOptions) -> float:
+    """Seconds from the first reading to the run file read back and counted."""
+    hub = InstrumentManager()
+    ref, path = spawn_storage(hub, work.stream.split("/")[0] + "/*", options, RunInfo(name="bench"))
+    t0 = time.perf_counter()
+    await work.feed(hub, ref)
+    await hub.stop(timeout=600)
+    table = open_run(path).table(work.stream)
+    elapsed = time.perf_counter() - t0
+    if ref.last_error or table.num_rows != work.items:
+        raise RuntimeError(f"{work.name}: {table.num_rows} of {work.items} read back ({ref.last_error})")
+    return elapsed
+
+
+def through_raw(work: Workload, options: StorageOptions, path: Path) -> float:
+    t0 = time.perf_counter()
+    with h5py.File(path, "w", libver=FILE_FORMAT) as f:
+        work.raw(f, options)
+    with h5py.File(path, "r") as f:
+        rows = {name: ds[...].shape[0] for name, ds in f.items() if isinstance(ds, h5py.Dataset) and ds.ndim}
+    elapsed = time.perf_counter() - t0
+    if set(rows.values()) != {work.raw_items}:
+        raise RuntimeError(f"raw {work.name}: {rows} rows, expected {work.raw_items}")
+    return elapsed
+
+
+def raw_datasets(f: h5py.File, options: StorageOptions, columns: dict[str, np.ndarray]) -> list[h5py.Dataset]:
+    """Datasets as arrowdaq makes them: chunks of ``chunk_rows`` rows (frames: one per chunk)."""
+    out = []
+    for name, sample in columns.items():
+        row = sample.shape[1:]
+        chunks = (1, *row) if row else (options.chunk_rows,)
+        out.append(
+            f.create_dataset(
+                name, (0, *row), sample.dtype, maxshape=(None, *row), chunks=chunks, **options.filter_args(bool(row))
+            )
+        )
+    f.create_dataset("channel", data="pm1")
+    f.swmr_mode = True
+    return out
+
+
+def append_all(f: h5py.File, options: StorageOptions, datasets: list, blocks) -> None:
+    """One resize and write per block and column, a flush every ``flush_interval``: a hand-written logger."""
+    last_flush = time.monotonic()
+    for block in blocks:
+        for ds, a in zip(datasets, block, strict=True):
+            n = ds.shape[0]
+            ds.resize(n + len(a), axis=0)
+            ds[n:] = a
+        if time.monotonic() - last_flush >= options.flush_interval:
+            f.flush()
+            last_flush = time.monotonic()
+
+
+def workloads(scale: int) -> list[Workload]:
+    one_n = 1_000_000 // scale
+    one_values = power_readings(one_n).tolist()  # Python floats, as a driver's parse() returns them
+    raw_one = 3_000 // min(scale, 3)
+
+    async def feed_one(hub: InstrumentManager, ref) -> None:
+        async with Producer(hub, "pm1/power", unit="W") as power:
+            for v in one_values:
+                await power.put(v)
+
+    def raw_one_fn(f: h5py.File, options: StorageOptions) -> None:
+        values = np.asarray(one_values[:raw_one])
+        ds = raw_datasets(f, options, {"timestamp_ns": np.zeros(1, np.uint64), "value": values})
+        blocks = ((np.array([time.time_ns()], np.uint64), values[i : i + 1]) for i in range(raw_one))
+        append_all(f, options, ds, blocks)
+
+    def batched(rows: int, count: int) -> Workload:
+        values = power_readings(rows * count).reshape(count, rows)
+        stamps = (T0 + np.arange(rows * count, dtype=np.uint64) * 1000).reshape(count, rows)
+
+        async def feed(hub: InstrumentManager, ref) -> None:
+            hub.declare("pm1/power", scalar_batch([0.0], channel="power", unit="W").schema, producer="pm1")
+            await ref.wait_status(ActorStatus.RUNNING)
+            for k in range(count):
+                await hub.publish(
+                    "pm1/power", scalar_batch(values[k], channel="power", unit="W", timestamps_ns=stamps[k])
+                )
+
+        def raw(f: h5py.File, options: StorageOptions) -> None:
+            ds = raw_datasets(f, options, {"timestamp_ns": stamps[0], "value": values[0]})
+            append_all(f, options, ds, zip(stamps, values, strict=True))
+
+        label = f"scalar, {rows:,}-row batches"
+        return Workload(label, "rows/s", "pm1/power", rows * count, rows * count, feed, raw)
+
+    n_frames = max(4, 40 // scale)
+    distinct = camera_frames(4)
+    frames = [distinct[k % 4] for k in range(n_frames)]
+
+    async def feed_frames(hub: InstrumentManager, ref) -> None:
+        first = image_batch(frames[0], channel="frames", frame_numbers=0, timestamps_ns=T0)
+        hub.declare("cam1/frames", first.schema, producer="cam1")
+        await ref.wait_status(ActorStatus.RUNNING)
+        for k, frame in enumerate(frames):
+            await hub.publish(
+                "cam1/frames", image_batch(frame, channel="frames", frame_numbers=k, timestamps_ns=T0 + k)
+            )
+
+    def raw_frames(f: h5py.File, options: StorageOptions) -> None:
+        numbers = np.arange(n_frames, dtype=np.uint64)
+        columns = {"timestamp_ns": numbers, "frame_number": numbers, "pixels": np.stack(frames[:1])}
+        ds = raw_datasets(f, options, columns)
+        blocks = ((T0 + numbers[k : k + 1], numbers[k : k + 1], frame[np.newaxis]) for k, frame in enumerate(frames))
+        append_all(f, options, ds, blocks)
+
+    return [
+        Workload("scalar, one reading at a time", "readings/s", "pm1/power", one_n, raw_one, feed_one, raw_one_fn),
+        batched(1_000, max(2, 2_000 // scale)),
+        batched(100_000, max(2, 40 // scale)),
+        Workload("frames, 8 MiB each", "frames/s", "cam1/frames", n_frames, n_frames, feed_frames, raw_frames),
+    ]
+
+
+# --- the instrument actor polling a free driver ----------------------------------------------
+class Instant(Driver):
+    """A driver whose reads cost nothing: what the actor itself costs per reading."""
+
+    driver_name = "instant"
+    streams = (Stream("value", unit="V", poll_hz=100_000),)
+
+    def read(self, stream: str) -> float:
+        return 1.0
+
+
+async def poll_rate(options: StorageOptions, seconds: float) -> tuple[float, float]:
+    """Rows stored per second, and the rate the actor reports having polled."""
+    hub = InstrumentManager()
+    ref, path = spawn_storage(hub, "fast/*", options, RunInfo(name="poll"))
+    inst = spawn_instrument(hub, "fast", Instant, lambda: Instant(None, name="fast"), poll_hz={"value": 100_000})
+    await inst.wait_status(ActorStatus.RUNNING)
+    t0 = time.perf_counter()
+    await asyncio.sleep(seconds)
+    await hub.stop(timeout=60)
+    elapsed = time.perf_counter() - t0
+    rows = open_run(path).num_rows("fast/value")
+    return rows / elapsed, elapsed
+
+
+# --- report ------------------------------------------------------------------------------------
+def spread(rates: list[float]) -> str:
+    return f"{statistics.median(rates):>12,.0f} [{min(rates):,.0f}–{max(rates):,.0f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a tenth of the data, one round (a smoke run)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--only", default="one,1k,100k,frames,poll", help="workloads, comma-separated")
+    args = parser.parse_args()
+    logging.getLogger("arrowdaq").setLevel(logging.ERROR)  # backpressure alarms are expected here
+    scale, rounds = (10, 1) if args.quick else (1, args.rounds)
+    keys = dict(zip(("one", "1k", "100k", "frames"), workloads(scale), strict=True))
+    chosen = [keys[k] for k in args.only.split(",") if k in keys]
+    tmp = Path(tempfile.mkdtemp(prefix="arrowdaq-pipeline-"))
+    settings = {
+        "default": StorageOptions(data_dir=tmp),
+        "no filter": StorageOptions(data_dir=tmp, compression=None, image_compression=None),
+    }
+    print(
+        f"pipeline benchmark: producer → hub → storage → closed file → read back, beside raw h5py with the same"
+        f" settings; {rounds} interleaved round(s), median [min–max]; shared 2-core machine: expect noise"
+    )
+    try:
+        results: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+        for r in range(rounds):
+            for work in chosen:
+                for label, options in settings.items():
+                    ours, raw = results.setdefault((work.name, label), ([], []))
+                    for which in (0, 1) if r % 2 == 0 else (1, 0):
+                        for f in tmp.glob("*.h5"):
+                            f.unlink()
+                        if which == 0:
+                            ours.append(work.items / asyncio.run(through_arrowdaq(work, options)))
+                        else:
+                            raw.append(work.raw_items / through_raw(work, options, tmp / "raw.h5"))
+        print(f"{'workload':<32} {'settings':<10} {'arrowdaq':>32} {'raw h5py':>32} {'ratio':>6}")
+        for work in chosen:
+            for label in settings:
+                ours, raw = results[(work.name, label)]
+                ratio = statistics.median(ours) / statistics.median(raw)
+                print(f"{work.name:<32} {label:<10} {spread(ours):>32} {spread(raw):>32} {ratio:>6.2f}  {work.unit}")
+        frames = next((w for w in chosen if w.unit == "frames/s"), None)
+        if frames is not None:
+            ours = statistics.median(results[(frames.name, "default")][0])
+            raw = statistics.median(results[(frames.name, "no filter")][1])
+            print(f"frames with the default settings vs raw h5py without a filter: {ours / raw:.2f}")
+        if "poll" in args.only.split(","):
+            polled = [asyncio.run(poll_rate(settings["default"], 2.0 / scale)) for _ in range(rounds)]
+            rates = [p[0] for p in polled]
+            print(f"instrument actor, zero-latency driver at poll_hz=100000: {spread(rates)} readings/s stored")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
