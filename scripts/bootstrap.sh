@@ -30,6 +30,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && command -v dpkg-query 
     fi
 fi
 
+# Stock HDF5 tools (h5dump, h5ls, h5clear): the tests check that run files open in them.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v h5dump >/dev/null; then
+    echo "bootstrap: installing hdf5-tools (Debian)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hdf5-tools >/dev/null \
+        || echo "bootstrap: could not install hdf5-tools; tests that run h5dump will fail" >&2
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     echo "bootstrap: creating $VENV"
     "$PYTHON" -m venv "$VENV"

@@ -8,6 +8,8 @@ being changed: see :mod:`.unclosed` for the ``arrow_ipc`` layout).
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,6 +76,11 @@ class RunFile:
                 break
             except OSError as exc:
                 errors.append(exc)
+        if f is None and _held_by_writer(self.path):
+            raise StorageError(
+                f"{self.path}: a writer holds the run file outside SWMR mode (it is laying the file out, adding"
+                " a stream, or writing the arrow_ipc layout); readable once it is in SWMR mode or closed"
+            )
         if f is None:  # not closed by its writer, and not written in SWMR mode (the arrow_ipc layout)
             try:
                 f, raw = open_unclosed(self.path) or (None, None)
@@ -260,6 +267,23 @@ class RunFile:
         return out
 
 
+def _held_by_writer(path: Path) -> bool:
+    """True while another process holds HDF5's exclusive lock: a live writer not in SWMR mode. Its
+    file changes under us, so it must not be read as if a crash had left it (``open_unclosed``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def _schema_of(g: h5py.Group, path: Path, stream: str) -> pa.Schema:
     if L.SCHEMA_ATTR not in g.attrs:
         raise StorageError(f"{path}: stream {stream!r} has no stored Arrow schema ({L.SCHEMA_ATTR})")
@@ -296,7 +320,7 @@ def _read_nexus(g: h5py.Group, path: Path, stream: str, start: int = 0, stop: in
     stop = rows if stop is None else min(stop, rows)
     part = slice(start, stop)
     arrays = []
-    for plan, fl in zip(C.plan_columns(schema, stream), schema):
+    for plan, fl in zip(C.plan_columns(schema, stream), schema, strict=True):
         if plan.form == C.NUMERIC:
             valid = g[plan.name + C.VALID_SUFFIX][part] if plan.nullable else None
             arrays.append(C.numeric_array(g[plan.name][part], valid, fl.type))
