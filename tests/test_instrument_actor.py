@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from arrowdaq.actors import ActorStatus
-from arrowdaq.errors import ConfigError
+from arrowdaq.errors import ConfigError, DeviceErrorReply
 from arrowdaq.instruments import Driver, Measurement, Stream, spawn_instrument
 from arrowdaq.instruments.transports import PortSettings
 from arrowdaq.sim import serve
@@ -85,3 +85,46 @@ async def test_poll_rates_for_unknown_streams_fail_the_actor_at_once(hub, device
     await ref.wait_status(ActorStatus.FAILED)  # at once: a restart cannot fix a configuration
     assert ref.restarts == 0
     assert "InstrumentConfigError: m: poll_hz names unknown stream 'volt'" in ref.last_error
+
+
+class Counter(Driver):
+    """Reads cost nothing (a DAQ card's buffer, say); every 997th read is refused by the device."""
+
+    driver_name = "counter"
+    streams = (Stream("n", unit="1", poll_hz=5000),)
+
+    def __init__(self, transport=None, *, name: str = "") -> None:
+        super().__init__(transport, name=name)
+        self.count = 0
+
+    def read(self, stream: str) -> float:
+        self.count += 1
+        if self.count % 997 == 0:
+            raise DeviceErrorReply(f"{self.name}: E-997")
+        return float(self.count)
+
+
+async def test_a_fast_driver_is_read_in_bursts_and_every_reading_is_published_in_order(hub):
+    """5 kHz: the worker thread reads many values per hop to the event loop; none is lost,
+    not at a batch boundary, not at an error reply, not at stop; timestamps keep their order."""
+    sub = hub.subscribe("fast/*", name="recorder")
+    driver = Counter(name="fast")
+    ref = spawn_instrument(hub, "fast", Counter, lambda: driver)
+    await ref.wait_status(ActorStatus.RUNNING)
+    values: list[float] = []
+    stamps: list[int] = []
+    while len(values) < 3000:
+        _, batch = await sub.get()
+        values += batch.column("value").to_pylist()
+        stamps += batch.column("timestamp_ns").to_pylist()
+    await hub.stop()
+    while (item := sub.pop()) is not None:  # what was gathered at the stop was published too
+        values += item[1].column("value").to_pylist()
+        stamps += item[1].column("timestamp_ns").to_pylist()
+    last = int(values[-1])
+    assert values == [float(k) for k in range(1, last + 1) if k % 997]
+    assert driver.count == last  # nothing read was left unpublished
+    assert stamps == sorted(stamps)
+    batches = hub.streams["fast/n"].meter.batches
+    assert batches * 10 < len(values)  # one hop per burst, not per reading
+    assert "E-997" in (ref.last_error or "")

@@ -1,10 +1,15 @@
 """The instrument actor: one per device. Opens it, polls it, publishes, obeys commands.
 
-Readings of a scalar stream are gathered and published together once
-``batch_latency`` has passed (a 1 kHz poll publishes ~100-row batches, a 2 Hz
-poll publishes each reading at once). Drivers that deliver blocks (traces,
-frames) return ready batches, published as they come, or None when nothing new
-has arrived since the last poll.
+Readings of a scalar stream are gathered into preallocated columns
+(:class:`~arrowdaq.data.gather.ReadingColumns`) and published as one batch once
+``batch_latency`` has passed since the first (20 ms by default) or 10,000 have
+gathered. A stream polled faster than a couple of readings per ``batch_latency``
+(a fast driver: a DAQ card, a TCP instrument) is read in bursts in the worker
+thread, paced to the requested rate, with one hop to the event loop per burst,
+not per reading; a slower one (a serial power meter at a few Hz) is read once
+per timer tick, as it answers. Drivers that deliver blocks (traces, frames)
+return ready batches, published as they come, or None when nothing new has
+arrived since the last poll.
 
 Errors while polling:
 * the device answered with an error or limit (OVER, ERR, a status code) or with
@@ -31,11 +36,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-from ..actors import Actor, ActorRef, Command, Role
-from ..data import scalar_batch
+from ..actors import Actor, ActorRef, Command, Role, Timer
+from ..data.gather import ReadingColumns
+from ..data.schemas import SCALAR
 from ..errors import (
     CommandError,
     ConnectionLost,
@@ -45,7 +50,7 @@ from ..errors import (
     ProtocolError,
     describe,
 )
-from ..hub import InstrumentManager
+from ..hub import BATCH_LATENCY, BATCH_ROWS, InstrumentManager
 from .capabilities import MOTION_WAITS, Movable, capabilities_of
 from .driver import Driver, Stream
 
@@ -62,6 +67,10 @@ class Flush:
 
 #: Garbage replies in a row after which the link is treated as lost (restart, reconnect).
 MAX_GARBAGE_IN_A_ROW = 5
+#: A scalar stream polled at more than this many readings per ``batch_latency`` is read in bursts.
+BURST_READINGS = 2
+#: Seconds a bursting stream may fall behind its rate before the readings owed are given up (and logged).
+MAX_BEHIND = 1.0
 
 
 class InstrumentActor(Actor):
@@ -76,7 +85,7 @@ class InstrumentActor(Actor):
         driver_class: type[Driver],
         *,
         poll_hz: dict[str, float] | None = None,
-        batch_latency: float = 0.1,
+        batch_latency: float = BATCH_LATENCY,
         port: str | None = None,
     ) -> None:
         self.hub = hub
@@ -89,8 +98,11 @@ class InstrumentActor(Actor):
         self.batch_latency = batch_latency
         self.port = port
         self.driver: Driver | None = None
-        self._pending: dict[str, tuple[list[float], list[int]]] = {}
-        self._first_pending: float | None = None
+        self._columns: dict[str, ReadingColumns] = {}  # per scalar stream
+        self._poll_timers: dict[str, Timer] = {}
+        self.readings: dict[str, int] = {}  # readings gathered per stream since the start
+        self.missed: dict[str, int] = {}  # readings a burst could not take at the requested rate
+        self._next_at: dict[str, float] = {}  # when a bursting stream's next reading is due (monotonic)
         self._garbage = 0
         self._answered = False
         self.errors = 0
@@ -109,9 +121,14 @@ class InstrumentActor(Actor):
         self.poll_hz = {name: s.poll_hz for name, s in self._streams.items()} | self._poll_overrides
         await self.blocking(self.driver.connect_configured)  # connect, then the configured settings, read back
         await self._reread_settings()
+        for name, s in self._streams.items():
+            if s.kind == SCALAR:
+                spec = self.hub.streams.get(self.stream_name(name))
+                schema = spec.schema if spec is not None and spec.kind == SCALAR else None
+                self._columns[name] = ReadingColumns(name, s.unit, BATCH_ROWS, schema)
         for stream, hz in self.poll_hz.items():
             if hz > 0:
-                self.every(1.0 / hz, Poll(stream))
+                self._poll_timers[stream] = self.every(1.0 / hz, Poll(stream))
         self.every(self.batch_latency, Flush())
 
     async def on_stop(self) -> None:
@@ -128,8 +145,10 @@ class InstrumentActor(Actor):
         if isinstance(message, Poll):
             await self._poll(message.stream)
         elif isinstance(message, Flush):
-            if self._first_pending is not None and time.monotonic() - self._first_pending >= self.batch_latency:
-                await self._flush()
+            now = time.monotonic()
+            for stream, cols in self._columns.items():
+                if cols.n and now - cols.first_at >= self.batch_latency:
+                    await self._publish(stream)
         elif isinstance(message, Command):
             return await self._command(message)
         else:
@@ -139,48 +158,102 @@ class InstrumentActor(Actor):
     def stream_name(self, stream: str) -> str:
         return f"{self.name}/{stream}"
 
+    def _bursts(self, stream: str) -> bool:
+        return stream in self._columns and self.poll_hz.get(stream, 0.0) * self.batch_latency > BURST_READINGS
+
     async def _poll(self, stream: str) -> None:
         assert self.driver is not None
+        cols = self._columns.get(stream)
+        if cols is not None and self._bursts(stream):
+            before = cols.n
+            try:
+                await self._guarded(stream, self._burst, stream, cols)
+            finally:
+                self.readings[stream] = self.readings.get(stream, 0) + cols.n - before
+                if stream in self._poll_timers:  # the ticks that fell due meanwhile: the burst keeps its own pace
+                    self._poll_timers[stream].take_owed()
+            if cols.full or (cols.n and time.monotonic() - cols.first_at >= self.batch_latency):
+                await self._publish(stream)
+            return
         t_before = time.time_ns()
+        ok, reading = await self._guarded(stream, self.driver.read, stream)
+        if not ok or reading is None:  # an error reply, or a block device with nothing new since the last poll
+            return
+        if isinstance(reading, pa.RecordBatch):
+            await self.hub.publish(self.stream_name(stream), reading)
+            return
+        if cols is None:
+            raise ProtocolError(f"{self.name}: stream {stream!r} gave {type(reading).__name__}, not a batch")
+        self.readings[stream] = self.readings.get(stream, 0) + 1
+        if cols.append(float(reading), (t_before + time.time_ns()) // 2) or (
+            time.monotonic() - cols.first_at >= self.batch_latency
+        ):
+            await self._publish(stream)
+
+    async def _guarded(self, stream: str, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+        """Run a read in the worker thread; an error reply or garbage shows in the status (no restart)."""
         try:
-            reading = await self.blocking(self.driver.read, stream)
+            result = await self.blocking(fn, *args)
         except DeviceErrorReply as exc:
             self.errors += 1
             self.report(f"{stream}: {describe(exc)}")
-            return
+            return False, None
         except ProtocolError as exc:
             self.errors += 1
             self._garbage += 1
             self.report(f"{stream}: {describe(exc)}")
             if self._garbage >= MAX_GARBAGE_IN_A_ROW:
                 raise ConnectionLost(f"{self.name}: {self._garbage} garbled replies in a row; reconnecting") from exc
-            return
+            return False, None
         self._garbage = 0
         if not self._answered:  # once per connection: the device answers, an outage (if any) is over
             self._answered = True
             self.ref.link_up()
-        if reading is None:  # a block device (camera) with nothing new since the last poll
-            return
-        if isinstance(reading, pa.RecordBatch):
-            await self.hub.publish(self.stream_name(stream), reading)
-            return
-        t_mid = (t_before + time.time_ns()) // 2
-        values, stamps = self._pending.setdefault(stream, ([], []))
-        values.append(float(reading))
-        stamps.append(t_mid)
-        if self._first_pending is None:
-            self._first_pending = time.monotonic()
-        if time.monotonic() - self._first_pending >= self.batch_latency:
-            await self._flush()
+        return True, result
+
+    def _burst(self, stream: str, cols: ReadingColumns) -> None:
+        """In the worker thread: read every reading due by the requested rate (one every
+        ``1/poll_hz`` s since the stream started), for up to ``batch_latency`` or until the
+        columns are full. A driver or machine too slow to keep up is reported, not hidden."""
+        read = self.driver.read  # type: ignore[union-attr]
+        period = 1.0 / self.poll_hz[stream]
+        now = time.monotonic()
+        end = now + self.batch_latency
+        next_at = self._next_at.get(stream, now)
+        try:
+            while True:
+                behind = now - next_at
+                if behind > MAX_BEHIND:  # give up on readings owed for longer than that, and say so
+                    skipped = int(behind / period)
+                    next_at += skipped * period
+                    self.missed[stream] = self.missed.get(stream, 0) + skipped
+                    self.log.warning(
+                        f"{stream}: {skipped} readings behind poll_hz={1 / period:g}; the driver or the machine"
+                        " is too slow for that rate"
+                    )
+                for _ in range(min(int((now - next_at) / period) + 1, cols.capacity - cols.n)):
+                    t_before = time.time_ns()
+                    value = float(read(stream))
+                    next_at += period
+                    if cols.append(value, (t_before + time.time_ns()) // 2):
+                        return
+                now = time.monotonic()
+                if now >= end:
+                    return
+                if next_at > now:  # ahead of the rate: wait for the next reading's time
+                    time.sleep(min(end, next_at) - now)
+                    now = time.monotonic()
+        finally:
+            self._next_at[stream] = next_at
+
+    async def _publish(self, stream: str) -> None:
+        batch = self._columns[stream].take()
+        if batch is not None:
+            await self.hub.publish(self.stream_name(stream), batch)
 
     async def _flush(self) -> None:
-        pending, self._pending, self._first_pending = self._pending, {}, None
-        for stream, (values, stamps) in pending.items():
-            decl = self._streams[stream]
-            batch = scalar_batch(
-                np.asarray(values), channel=stream, unit=decl.unit, timestamps_ns=np.asarray(stamps, np.uint64)
-            )
-            await self.hub.publish(self.stream_name(stream), batch)
+        for stream in self._columns:
+            await self._publish(stream)
 
     # --- commands ----------------------------------------------------------------------
     async def _command(self, cmd: Command) -> Any:
@@ -289,7 +362,7 @@ def spawn_instrument(
     settings: dict[str, Any] | None = None,
     poll_hz: dict[str, float] | None = None,
     port: str | None = None,
-    batch_latency: float = 0.1,
+    batch_latency: float = BATCH_LATENCY,
 ) -> ActorRef:
     """Declare the instrument's streams on the hub, then start its actor."""
     for stream, schema in driver_class.declare_streams(settings or {}).items():
