@@ -23,7 +23,8 @@ def live_connector(address: str | None, token: str | None = None) -> Connector:
     """Connect through the live-service client (the GUI's only import from arrowdaq)."""
     from ..live.client import connect
 
-    return lambda: connect(address, token=token)
+    name = f"arrowdaq gui pid {os.getpid()}"  # how the daemon's command log names this window
+    return lambda: connect(address, token=token, name=name)
 
 
 def run_gui(address: str | None = None, token: str | None = None, settings: Path | None = None) -> int:

@@ -52,6 +52,7 @@ class CommandInfo:
     name: str
     params: list[str] = field(default_factory=list)
     doc: str = ""
+    query: bool = False  # only reads: shown apart from the commands that change the instrument
 
 
 @dataclass
@@ -75,6 +76,7 @@ class InstrumentInfo:
     streams: list[str] = field(default_factory=list)
     axes: list[int] = field(default_factory=list)
     position_unit: str = ""
+    describe_error: str = ""  # the instrument could not be asked yet (busy, starting): ask again later
 
     @property
     def movable(self) -> bool:
@@ -86,6 +88,7 @@ class Description:
     instruments: list[InstrumentInfo] = field(default_factory=list)
     streams: dict[str, StreamInfo] = field(default_factory=dict)
     plans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    actions: list[str] = field(default_factory=list)
 
     def streams_of_kind(self, kind: str) -> list[str]:
         return sorted(n for n, s in self.streams.items() if s.kind == kind and not n.startswith("_"))
@@ -126,7 +129,7 @@ def _control(d: dict[str, Any], settings: dict[str, Any]) -> ControlInfo:
 def _command(d: dict[str, Any]) -> CommandInfo:
     params = d.get("params", d.get("args", d.get("parameters", [])))
     names = [p["name"] if isinstance(p, dict) else str(p) for p in _items(params)] if params else []
-    return CommandInfo(d["name"], [n if isinstance(n, str) else n["name"] for n in names], d.get("doc") or "")
+    return CommandInfo(d["name"], names, d.get("doc") or "", bool(d.get("query")))
 
 
 def _axis_number(stream: str) -> int | None:
@@ -161,14 +164,17 @@ def parse_description(raw: dict[str, Any]) -> Description:
                 name=d["name"],
                 driver=d.get("driver") or "",
                 capabilities=list(d.get("capabilities") or []),
-                status=d.get("status") or "",
+                status=(d.get("status") or "").lower(),
                 error=d.get("error") or d.get("last_error") or "",
                 controls=[_control(c, settings) for c in _items(d.get("controls"))],
                 commands=[_command(c) for c in _items(d.get("commands"))],
                 streams=own,
                 axes=[int(a) for a in axes] if isinstance(axes, list | tuple) else [],
                 position_unit=d.get("position_unit") or (streams[positions[0]].unit if positions else ""),
+                describe_error=str(
+                    d.get("describe_error") or ("" if "driver" in d else f"{d.get('status') or 'starting'}")
+                ),
             )
         )
     plans = {p["name"]: list(p.get("params") or p.get("parameters") or []) for p in _items(raw.get("plans"))}
-    return Description(instruments, streams, plans)
+    return Description(instruments, streams, plans, [str(a) for a in raw.get("actions") or []])

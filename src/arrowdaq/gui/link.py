@@ -89,6 +89,7 @@ class StreamFeed(QtCore.QObject):
         self._thread: threading.Thread | None = None
         self._iterator: Any = None
         self.users = 0  # panels showing this stream
+        self.failures = 0  # subscriptions that ended in an error in a row (retries back off)
         self.ready.connect(self._deliver, QtCore.Qt.ConnectionType.QueuedConnection)
 
     @QtCore.Slot()
@@ -143,6 +144,7 @@ class StreamFeed(QtCore.QObject):
                 if batch.num_rows == 0:
                     continue  # heartbeat: the loop wakes at least once a second to see ``stop``
                 dropped = int(getattr(iterator, "dropped", 0) or 0)  # by the service's latest buffer
+                self.failures = 0
                 with self._lock:
                     self.received += 1
                     self.dropped += dropped - service_drops
@@ -234,10 +236,13 @@ class Link(QtCore.QObject):
             return
 
         def retry_feed(_: Any) -> None:
-            self.error.emit(message)
+            if feed.failures == 0:
+                self.error.emit(message)  # once: retries of the same stream do not flood the log
+            feed.failures += 1
             client = self.client
             if client is not None and self._feeds.get(feed.stream) is feed:
-                QtCore.QTimer.singleShot(int(self.retry_s * 1000), lambda: feed.running or feed.start(client))
+                delay = min(self.retry_s * 2 ** min(feed.failures, 5), 30.0)
+                QtCore.QTimer.singleShot(int(delay * 1000), lambda: feed.running or feed.start(client))
 
         def lost(_: str) -> None:
             if self.state != "connected":

@@ -58,6 +58,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.splitDockWidget(self.docks["Live plots"], self.docks["Camera"], QtCore.Qt.Orientation.Horizontal)
         self.splitDockWidget(self.docks["Live plots"], self.docks["Spectrum"], QtCore.Qt.Orientation.Vertical)
         self.splitDockWidget(self.docks["Camera"], self.docks["Scans"], QtCore.Qt.Orientation.Vertical)
+        horizontal, vertical = QtCore.Qt.Orientation.Horizontal, QtCore.Qt.Orientation.Vertical
+        d = self.docks
+        self.resizeDocks([d["Instruments"], d["Live plots"], d["Camera"]], [480, 640, 480], horizontal)
+        self.resizeDocks([d["Instruments"], d["Recording"]], [700, 260], vertical)
+        self.resizeDocks([d["Live plots"], d["Spectrum"]], [500, 400], vertical)
+        self.resizeDocks([d["Log / events"]], [170], vertical)
         self._default_state = self.saveState(LAYOUT_VERSION)
 
         toolbar = self.addToolBar("Main")
@@ -113,6 +119,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scans.set_description(d)
         self.events.start()
         self.poll_status()
+        if self.instruments.incomplete:  # an instrument was busy: describe again shortly
+            QtCore.QTimer.singleShot(3000, self.describe_again)
+
+    def describe_again(self) -> None:
+        if self.link.state == "connected":
+            self.link.call("describe", on_done=self.on_connected, on_error=lambda _: None)
 
     def on_state(self, state: str) -> None:
         colour = "#2ca02c" if state == "connected" else "#c62828" if state.startswith("lost") else "#b26a00"

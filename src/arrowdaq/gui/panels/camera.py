@@ -100,6 +100,7 @@ class CameraPanel(QtWidgets.QWidget):
     def _set_cmap(self, name: str) -> None:
         cmap = pg.colormap.get(name)
         self.hist.gradient.setColorMap(cmap)  # the histogram hands the image its 256-entry table
+        self.hist.gradient.showTicks(False)  # 256 colour stops as ticks cost ~30 ms a frame to paint
 
     def set_description(self, description: Description) -> None:
         current = self.picker.currentText()
@@ -152,6 +153,9 @@ class CameraPanel(QtWidgets.QWidget):
             self.image.setImage(self.frame, autoLevels=False, levels=(0, 1))
             self.fit_levels()
             self.hist.setHistogramRange(*self.hist.getLevels())
+            h, w = self.frame.shape[:2]
+            self.roi.setPos((w / 4, h / 4))
+            self.roi.setSize((w / 2, h / 2))
             self._levels_set = True
         else:
             self.image.setImage(self.frame, autoLevels=False, levels=self.hist.getLevels())

@@ -12,6 +12,7 @@ from ..qt import QtCore, QtGui, QtWidgets
 MAX_ROWS = 2000
 LEVEL_COLOURS = {"warning": "#b26a00", "alarm": "#c62828", "error": "#c62828", "failed": "#c62828"}
 TIME_COLUMNS = ("timestamp_ns", "time_ns")
+COLUMN_WIDTHS = {"time": 95, "source": 90, "kind": 80, "level": 65, "message": 520}
 
 
 class EventsPanel(QtWidgets.QWidget):
@@ -43,6 +44,8 @@ class EventsPanel(QtWidgets.QWidget):
                 self.columns = ["time"] + [n for n in batch.schema.names if n not in TIME_COLUMNS]
                 self.table.setColumnCount(len(self.columns))
                 self.table.setHorizontalHeaderLabels(self.columns)
+                for col, name in enumerate(self.columns):
+                    self.table.setColumnWidth(col, COLUMN_WIDTHS.get(name, 90))
             for row in rows:  # events are few (a handful a second): per-row display is fine here
                 self.add_row(row)
         self.table.scrollToBottom()
@@ -54,7 +57,8 @@ class EventsPanel(QtWidgets.QWidget):
         r = self.table.rowCount()
         self.table.insertRow(r)
         text = " ".join(values).lower()
-        colour = next((c for k, c in LEVEL_COLOURS.items() if k in text), None)
+        level = str(row.get("level") or row.get("kind") or "").lower()
+        colour = LEVEL_COLOURS.get(level)
         for col, value in enumerate(values):
             item = QtWidgets.QTableWidgetItem(value)
             if colour:

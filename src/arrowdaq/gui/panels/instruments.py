@@ -138,13 +138,12 @@ class InstrumentCard(QtWidgets.QGroupBox):
         self.light = QtWidgets.QLabel("●")
         self.status = QtWidgets.QLabel(info.status or "?")
         title = QtWidgets.QLabel(f"<b>{info.name}</b>  <span style='color:#777'>{info.driver}</span>")
-        caps = QtWidgets.QLabel(", ".join(c for c in info.capabilities if c != "Readable"))
-        caps.setStyleSheet("color:#777")
         head = QtWidgets.QHBoxLayout()
         for w in (self.light, title, self.status):
             head.addWidget(w)
         head.addStretch(1)
-        head.addWidget(caps)
+        capabilities = [c for c in info.capabilities if c != "Readable"]
+        self.setToolTip(f"{info.name} ({info.driver}): {', '.join(capabilities) or 'readings only'}")
         self.error = QtWidgets.QLabel("")
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color:#c62828")
@@ -169,6 +168,8 @@ class InstrumentCard(QtWidgets.QGroupBox):
             editor = ControlEditor(control, self.set_control)
             self.editors[control.name] = editor
             form.addRow(f"{control.name}", editor)
+            if control.value is None and not info.describe_error:  # show what the device has now
+                link.call("get", info.name, control.name, on_done=lambda r, e=editor: e.show_value(unwrap(r)))
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(head)
@@ -188,48 +189,58 @@ class InstrumentCard(QtWidgets.QGroupBox):
         grid = QtWidgets.QGridLayout(box)
         grid.setContentsMargins(0, 0, 0, 0)
         unit = self.info.position_unit
-        for row, axis in enumerate(self.info.axes or [1]):
+        for i, axis in enumerate(self.info.axes or [1]):
+            row = 2 * i
             target = QtWidgets.QDoubleSpinBox()
             target.setRange(-1e6, 1e6)
             target.setDecimals(3)
             target.setSuffix(f" {unit}" if unit else "")
+            target.setToolTip("Target position")
             step = QtWidgets.QDoubleSpinBox()
             step.setRange(0.001, 1e5)
             step.setValue(1.0)
             step.setDecimals(3)
-            step.setPrefix("step ")
-            move = QtWidgets.QPushButton("Move")
-            move.clicked.connect(lambda _=False, a=axis, t=target: self.command("move_to", position=t.value(), axis=a))
-            back = QtWidgets.QPushButton("◀")
-            back.setToolTip("Jog back by the step")
+            step.setSuffix(f" {unit}" if unit else "")
+            step.setToolTip("Jog step")
+            move = QtWidgets.QPushButton("Move to")
+            move.clicked.connect(lambda _=False, a=axis, t=target: self.move(a, t.value()))
+            back = QtWidgets.QPushButton("◀ jog")
+            back.setToolTip("Move back by the step")
             back.clicked.connect(lambda _=False, a=axis, s=step: self.jog(a, -s.value()))
-            forward = QtWidgets.QPushButton("▶")
-            forward.setToolTip("Jog forward by the step")
+            forward = QtWidgets.QPushButton("jog ▶")
+            forward.setToolTip("Move forward by the step")
             forward.clicked.connect(lambda _=False, a=axis, s=step: self.jog(a, s.value()))
             home = QtWidgets.QPushButton("Home")
-            home.clicked.connect(lambda _=False, a=axis: self.command("home", axis=a))
+            home.clicked.connect(lambda _=False, a=axis: self.command("home", **self._axis_arg("home", a)))
             stop = QtWidgets.QPushButton("STOP")
             stop.setStyleSheet(STOP_STYLE)
             stop.setToolTip("Stop this axis now")
             stop.clicked.connect(lambda _=False, a=axis: self.stop(a))
-            grid.addWidget(QtWidgets.QLabel(f"axis {axis}"), row, 0)
-            for col, w in enumerate((target, move, back, step, forward, home, stop), start=1):
-                grid.addWidget(w, row, col)
+            grid.addWidget(QtWidgets.QLabel(f"axis {axis}" if self.info.axes else "move"), row, 0)
+            grid.addWidget(target, row, 1)
+            grid.addWidget(move, row, 2)
+            grid.addWidget(home, row, 3)
+            grid.addWidget(stop, row, 4, 2, 1)
+            grid.addWidget(back, row + 1, 1)
+            grid.addWidget(step, row + 1, 2)
+            grid.addWidget(forward, row + 1, 3)
             self.command_buttons[f"stop{axis}"] = stop
         return box
 
     def _command_box(self) -> QtWidgets.QWidget | None:
         motion = {"move_to", "move_by", "home", "stop_motion", "position", "is_moving", "wait_motion"}
-        commands = [c for c in self.info.commands if not (self.info.movable and c.name in motion)]
+        commands = [c for c in self.info.commands if not (self.info.movable and c.name in motion | {"stop"})]
         if not commands:
             return None
         box = QtWidgets.QWidget()
         flow = QtWidgets.QGridLayout(box)
         flow.setContentsMargins(0, 0, 0, 0)
         col = row = 0
-        for c in commands:
-            button = QtWidgets.QPushButton(c.name.replace("_", " "))
-            button.setToolTip(c.doc or c.name)
+        for c in sorted(commands, key=lambda c: c.query):  # commands that change something first, then reads
+            button = QtWidgets.QPushButton(c.name.replace("_", " ") + ("?" if c.query else ""))
+            button.setToolTip((c.doc or c.name) + (" (reads only)" if c.query else ""))
+            if c.query:
+                button.setFlat(True)
             self.command_buttons[c.name] = button
             if c.params:
                 args = QtWidgets.QLineEdit()
@@ -240,13 +251,13 @@ class InstrumentCard(QtWidgets.QGroupBox):
                 if col:
                     row, col = row + 1, 0
                 flow.addWidget(button, row, 0)
-                flow.addWidget(args, row, 1, 1, 3)
+                flow.addWidget(args, row, 1, 1, 2)
                 row += 1
             else:
                 button.clicked.connect(lambda _=False, c=c: self.command(c.name))
                 flow.addWidget(button, row, col)
                 col += 1
-                if col == 4:
+                if col == 3:
                     row, col = row + 1, 0
         return box
 
@@ -294,20 +305,33 @@ class InstrumentCard(QtWidgets.QGroupBox):
             args[key] = parse_value(value)
         self.command(command.name, **args)
 
+    def _command_info(self, name: str) -> CommandInfo | None:
+        return next((c for c in self.info.commands if c.name == name), None)
+
+    def _axis_arg(self, command: str, axis: int | None) -> dict[str, Any]:
+        """``{"axis": n}`` for a multi-axis device whose command takes one; {} otherwise."""
+        c = self._command_info(command)
+        return {"axis": axis} if axis is not None and self.info.axes and c is not None and "axis" in c.params else {}
+
+    def move(self, axis: int, target: float) -> None:
+        """``move_to`` with the target under the name the driver declares (``target``, ``position``...)."""
+        c = self._command_info("move_to")
+        name = c.params[0] if c is not None and c.params else "target"
+        self.command("move_to", **{name: target}, **self._axis_arg("move_to", axis))
+
     def jog(self, axis: int, step: float) -> None:
-        if any(c.name == "move_by" for c in self.info.commands):
-            self.command("move_by", **{self._move_by_param(): step, "axis": axis})
+        c = self._command_info("move_by")
+        if c is not None:
+            self.command(
+                "move_by", **{c.params[0] if c.params else "distance": step}, **self._axis_arg("move_by", axis)
+            )
         elif axis in self.positions:
-            self.command("move_to", position=self.positions[axis] + step, axis=axis)
+            self.move(axis, self.positions[axis] + step)
         else:
             self.show_reply("not sent: position unknown yet", error=True)
 
-    def _move_by_param(self) -> str:
-        c = next(c for c in self.info.commands if c.name == "move_by")
-        return c.params[0] if c.params else "distance"
-
     def stop(self, axis: int | None = None) -> None:
-        self.command("stop_motion", **({} if axis is None else {"axis": axis}))
+        self.command("stop_motion", **self._axis_arg("stop_motion", axis))
 
     # --- display -------------------------------------------------------------------
     def _on_value(self, stream: str, batches: list[pa.RecordBatch]) -> None:
@@ -330,7 +354,11 @@ class InstrumentCard(QtWidgets.QGroupBox):
         self.light.setStyleSheet(f"color:{colour}; font-size:16px")
         self.light.setToolTip(status)
         self.status.setText(status or "?")
-        self.error.setText(f"last error: {error}" if error else "")
+        if self.info.describe_error:
+            error = f"not described yet ({self.info.describe_error}); asking again"
+        elif error:
+            error = f"last error: {error}"
+        self.error.setText(error or "")
         self.error.setVisible(bool(error))
 
     def show_reply(self, text: str, error: bool = False) -> None:
@@ -351,6 +379,7 @@ class InstrumentsPanel(QtWidgets.QScrollArea):
         self.link = link
         self.cards: dict[str, InstrumentCard] = {}
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._body = QtWidgets.QWidget()
         self._layout = QtWidgets.QVBoxLayout(self._body)
         self._layout.addStretch(1)
@@ -362,13 +391,20 @@ class InstrumentsPanel(QtWidgets.QScrollArea):
             card = InstrumentCard(info, self.link, description)
             self.cards[info.name] = card
             self._layout.insertWidget(self._layout.count() - 1, card)
+        # as wide as the widest card: nothing is cut off, and there is no sideways scrolling
+        self.setMinimumWidth(self._body.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 4)
+
+    @property
+    def incomplete(self) -> bool:
+        """Some instrument could not be described yet (the window asks again)."""
+        return any(card.info.describe_error for card in self.cards.values())
 
     def update_status(self, status: dict[str, Any]) -> None:
         actors = status.get("actors") or status.get("instruments") or {}
         for name, card in self.cards.items():
             a = actors.get(name)
             if isinstance(a, dict):
-                card.set_status(str(a.get("status", "")), a.get("error") or a.get("last_error"))
+                card.set_status(str(a.get("status", "")).lower(), a.get("error") or a.get("last_error"))
 
     def stop_all_motion(self) -> None:
         for card in self.cards.values():

@@ -58,7 +58,8 @@ class PlotPanel(QtWidgets.QWidget):
 
         self.picker = QtWidgets.QListWidget()
         self.picker.setToolTip("Tick the streams to plot")
-        self.picker.setMaximumWidth(220)
+        self.picker.setMinimumWidth(215)
+        self.picker.setMaximumWidth(260)
         self.picker.itemChanged.connect(self._on_pick)
 
         self.window_s = QtWidgets.QDoubleSpinBox()
@@ -69,6 +70,8 @@ class PlotPanel(QtWidgets.QWidget):
         self.autoscale = QtWidgets.QCheckBox("Autoscale Y")
         self.autoscale.setChecked(True)
         self.log_y = QtWidgets.QCheckBox("Log Y")
+        self.grid = QtWidgets.QCheckBox("Grid")
+        self.grid.setToolTip("Grid lines (they halve the frame rate of a scrolling plot: the axes repaint every frame)")
         self.pause = QtWidgets.QPushButton("Pause")
         self.pause.setCheckable(True)
         self.pause.setToolTip("Freeze the plot; data keeps arriving and shows when you resume")
@@ -77,8 +80,8 @@ class PlotPanel(QtWidgets.QWidget):
         self.readout.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
-        self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setLabel("bottom", "time")
+        self.grid.toggled.connect(lambda on: self.plot.showGrid(x=on, y=on, alpha=0.3))
         self.legend = self.plot.addLegend(offset=(10, 10))
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888", width=1))
         self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#888", width=1))
@@ -89,7 +92,7 @@ class PlotPanel(QtWidgets.QWidget):
 
         controls = QtWidgets.QHBoxLayout()
         controls.addWidget(QtWidgets.QLabel("Window"))
-        for w in (self.window_s, self.autoscale, self.log_y, self.pause):
+        for w in (self.window_s, self.autoscale, self.log_y, self.grid, self.pause):
             controls.addWidget(w)
         controls.addStretch(1)
         right = QtWidgets.QVBoxLayout()

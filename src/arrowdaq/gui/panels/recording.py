@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..link import Link
@@ -94,7 +95,12 @@ class RecordingPanel(QtWidgets.QWidget):
         path = rec.get("path") or rec.get("file")
         self.path.setText(str(path) if path else "–")
         size = rec.get("size_bytes", rec.get("bytes"))
-        self.size.setText(human_bytes(float(size)) if size is not None else "–")
+        if size is None and path:
+            try:  # a daemon on this machine: the file is here too
+                size = Path(str(path)).stat().st_size
+            except OSError:
+                size = None
+        self.size.setText(human_bytes(float(size)) if size is not None else "– (file on another machine)")
         if rec.get("error"):
             self._failed(f"recording stopped: {rec['error']}")
 

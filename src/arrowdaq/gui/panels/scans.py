@@ -54,6 +54,7 @@ class ScanPanel(QtWidgets.QWidget):
         self.plans: dict[str, list[dict[str, Any]]] = {}
         self.fields: dict[str, QtWidgets.QLineEdit] = {}
         self.state = "idle"
+        self.available = False
         self.total = 0
         self.started = 0.0
         self.x = np.empty(0)
@@ -109,8 +110,19 @@ class ScanPanel(QtWidgets.QWidget):
 
     # --- plans and the form ---------------------------------------------------------------
     def set_description(self, description: Description) -> None:
+        self.available = "scan" in description.actions or bool(description.plans)
         if description.plans:
             self.set_plans(description.plans)
+        elif self.available:
+            self.link.call("scan", "plans", on_done=self._answered, on_error=lambda _: None)
+        if not self.available:
+            self.show_state("unavailable")
+            self.show_reply("This daemon runs no scan engine (its live service has no 'scan' action).", error=True)
+        if self.watch is None and POINTS_STREAM in description.streams:
+            self.watch = self.link.watch(POINTS_STREAM, self.add_batches)
+
+    def ensure_points(self) -> None:
+        """Watch ``scan/points`` once the engine has declared it (it may come with the first scan)."""
         if self.watch is None:
             self.watch = self.link.watch(POINTS_STREAM, self.add_batches)
 
@@ -163,13 +175,14 @@ class ScanPanel(QtWidgets.QWidget):
         self.total = int(args.get("num") or args.get("points") or 0)
         self.started = time.monotonic()
         self.show_reply(f"submitting {plan} …")
+        self.ensure_points()
         self.link.call("scan", "submit", plan=plan, args=args, on_done=self._answered, on_error=self._failed)
 
     def control(self, action: str) -> None:
         self.link.call("scan", action, on_done=self._answered, on_error=self._failed)
 
     def poll(self) -> None:
-        if self.link.state == "connected":
+        if self.link.state == "connected" and self.available:
             self.link.call("scan", "state", on_done=self._answered, on_error=lambda _: None)
 
     def _answered(self, reply: Any) -> None:
@@ -194,6 +207,7 @@ class ScanPanel(QtWidgets.QWidget):
             self.show_statistics()
         if new != "idle" and self.state == "idle":
             self.started = self.started or time.monotonic()
+            self.ensure_points()
         self.show_state(new)
 
     def show_state(self, state: str) -> None:
