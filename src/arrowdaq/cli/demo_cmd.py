@@ -38,4 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop after S seconds (default: until Ctrl-C)",
     )
     p.add_argument("--data-dir", metavar="DIR", help="where the run file goes (default: ./data)")
+    p.add_argument(
+        "--gui",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="open the window (default: when a display exists)",
+    )
     p.set_defaults(func=run)

@@ -36,10 +36,18 @@ def execute(
     duration: float | None,
     extra: Callable[[InstrumentManager], Awaitable[None]] | None = None,
     source: str = "<config>",
+    gui: bool = False,
 ) -> RunSummary:
-    """Run ``config`` with the terminal view; ``extra`` runs beside it (the demo's sequence)."""
+    """Run ``config`` with the terminal view; ``extra`` runs beside it (the demo's sequence).
+
+    With ``gui`` the window opens (its own process, a client of the live service) once the service is up.
+    """
     from ..app.liveview import TerminalView
     from ..app.runner import Application
+    from .gui_cmd import WindowProcess
+
+    window = WindowProcess()
+    window_started = not gui
 
     app = Application(config, config_text=config_text, source=source)
     view = TerminalView(app.hub.status, lambda: app.run_file, duration)
@@ -49,12 +57,17 @@ def execute(
         task: asyncio.Task[None] | None = None
 
         def tick() -> None:
-            nonlocal task
+            nonlocal task, window_started
+            live = getattr(app, "live", None)
+            if not window_started and live is not None and live.address:
+                window_started = True
+                view.console.print(window.start(live.address, live.token), highlight=False)
             if extra is not None and task is None and app.hub.supervisor.actors:
                 task = asyncio.create_task(extra(app.hub))
             view.update()
 
         async def stopping() -> None:  # the sequence ends before the instruments it drives
+            window.close()  # the window goes first: it would only report the daemon gone
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -70,6 +83,8 @@ def execute(
             if not done:
                 raise
             summary = done[0]  # an impatient Ctrl-C after the run file was closed: it is complete
+        finally:
+            window.wait()
     return summary
 
 
@@ -121,7 +136,7 @@ def run_and_report(
     """Apply ``--data-dir``, run with the terminal view, print the summary; the run's exit status."""
     if args.data_dir is not None:
         config.run.data_dir = Path(args.data_dir)
-    summary = execute(config, config_text, args.duration, extra, source)
+    summary = execute(config, config_text, args.duration, extra, source, gui=wants_window(args))
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:  # the run is over: a late Ctrl-C must not hide where the file is
         print_summary(summary)
@@ -129,6 +144,16 @@ def run_and_report(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return int(summary.exit_status)
+
+
+def wants_window(args: argparse.Namespace) -> bool:
+    """--gui / --no-gui; without either (``gui`` None): a window where there is a display."""
+    choice = getattr(args, "gui", False)
+    if choice is None:
+        from ..gui.app import has_display
+
+        return has_display()
+    return bool(choice)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,4 +171,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="TOML configuration file")
     p.add_argument("--duration", type=positive_seconds, metavar="S", help="stop after S seconds")
     p.add_argument("--data-dir", metavar="DIR", help="where run files go (overrides [run] data_dir)")
+    p.add_argument(
+        "--gui",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="open the window (arrowdaq gui) when a display exists; it needs [server] enabled",
+    )
     p.set_defaults(func=run)

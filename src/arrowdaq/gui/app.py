@@ -6,8 +6,10 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .link import Connector, Link
+if TYPE_CHECKING:  # Qt loads only when a window opens: has_display() is asked by `arrowdaq demo` too
+    from .link import Connector
 
 
 def has_display() -> bool:
@@ -29,6 +31,7 @@ def live_connector(address: str | None, token: str | None = None) -> Connector:
 
 def run_gui(address: str | None = None, token: str | None = None, settings: Path | None = None) -> int:
     """Open the window and run until it is closed; 0 on a normal close."""
+    from .link import Link
     from .qt import QtCore, application
     from .window import MainWindow
 
@@ -37,8 +40,9 @@ def run_gui(address: str | None = None, token: str | None = None, settings: Path
     window = MainWindow(link, settings)
     window.show()
     link.open()
-    # Ctrl-C in the terminal closes the window cleanly (Qt's loop would otherwise not see the signal)
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    # Ctrl-C or SIGTERM (the daemon that opened the window is ending) closes it cleanly, layout saved
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: window.close())
     wake = QtCore.QTimer()
     wake.timeout.connect(lambda: None)
     wake.start(200)
