@@ -104,8 +104,8 @@ async def test_every_canonical_schema_reads_back_identical(hub, tmp_path, layout
         assert decode(table).equals(expected(batches)), name
     assert run.complete
     meta = run.metadata
-    assert meta["title"] == "round trip" and meta["operator"] == "Zoë" and meta["sample"]["name"] == "BBO"
-    assert meta["arrowdaq"]["layout"] == layout
+    assert meta["name"] == "round trip" and meta["operator"] == "Zoë" and meta["sample"] == "BBO"
+    assert meta["layout"] == layout and meta["complete"] is True
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

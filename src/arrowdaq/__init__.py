@@ -2,22 +2,48 @@
 
 Every measurement is an Arrow RecordBatch; batches flow between supervised
 asyncio actors through a hub to processors, HDF5 storage and live clients.
+
+For analysis::
+
+    import arrowdaq
+    with arrowdaq.open_run("data/run.h5") as run:
+        run.lazy("pm1/power", time="seconds").collect()
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib as _importlib
+import importlib.metadata as _metadata
+import pkgutil as _pkgutil
 
 try:
-    __version__ = version("arrowdaq")
-except PackageNotFoundError:  # running from a source tree
+    __version__ = _metadata.version("arrowdaq")
+except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+source"
 
-__all__ = ["__version__", "open_run"]
+#: Names loaded on first use, so ``import arrowdaq`` stays light (no h5py, pyarrow, polars): name → module.
+_LAZY = {
+    "open_run": "storage.reader",
+    "RunFile": "storage.reader",
+}
+
+__all__ = ["RunFile", "__version__", "open_run"]
 
 
 def __getattr__(name: str):
-    """Lazy attributes, so ``import arrowdaq`` stays light (no h5py, pyarrow, polars)."""
-    if name == "open_run":
-        from .storage.reader import open_run
-
-        return open_run
+    """Lazy attributes and subpackages (``arrowdaq.open_run``, ``arrowdaq.data``)."""
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _subpackages():
+        return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'arrowdaq' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """What ``dir(arrowdaq)`` and tab completion show: the lazy attributes and the subpackages too."""
+    public = {name for name in globals() if not name.startswith("_")} | {"__version__"}
+    return sorted(public | set(_LAZY) | _subpackages())
+
+
+def _subpackages() -> set[str]:
+    return {m.name for m in _pkgutil.iter_modules(__path__) if not m.name.startswith("_")}

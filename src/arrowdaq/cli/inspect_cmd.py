@@ -27,23 +27,24 @@ def describe_run(path: str) -> str:
     meta = run.metadata
     events = run.events
     problems = eventlog.problems(events)
-    state = (
-        ("complete" + (f", with {problems} problem{'s' * (problems != 1)}" if problems else ""))
-        if meta.get("complete")
-        else (
+    if not run.written_by_arrowdaq:
+        state = "not written by arrowdaq (Arrow IPC data under /arrow_data; no record of completion)"
+    elif meta.get("complete"):
+        state = "complete" + (f", with {problems} problem{'s' * (problems != 1)}" if problems else "")
+    else:
+        state = (
             "INCOMPLETE (still being written, or the writer stopped abnormally: then"
             f" `h5clear -s {run.path}` lets stock HDF5 tools open it)"
         )
-    )
     lines = [
         f"{run.path}",
-        f"  run      {meta.get('title', '?')}  id {meta.get('entry_identifier', '?')}  layout {run.layout}",
+        f"  run      {meta.get('name') or '?'}  id {meta.get('run_id') or '?'}  layout {run.layout}",
         f"  status   {state}",
-        f"  start    {meta.get('start_time', '-')}",
-        f"  end      {meta.get('end_time', '-')}",
+        f"  start    {meta.get('start_time') or '-'}",
+        f"  end      {meta.get('end_time') or '-'}",
     ]
-    if meta.get("operator") or meta.get("sample", {}).get("name"):
-        lines.append(f"  operator {meta.get('operator') or '-'}  sample {meta.get('sample', {}).get('name') or '-'}")
+    if meta.get("operator") or meta.get("sample"):
+        lines.append(f"  operator {meta.get('operator') or '-'}  sample {meta.get('sample') or '-'}")
     instruments = meta.get("instrument", {})
     if instruments:
         lines.append(f"  instruments: {', '.join(instruments)}")

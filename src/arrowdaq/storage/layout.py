@@ -145,8 +145,13 @@ def write_text(group: h5py.Group, name: str, text: str) -> h5py.Dataset:
     return group.create_dataset(name, data=text, dtype=h5py.string_dtype("utf-8"))
 
 
+#: Attribute of a dataset holding a value as JSON text (one HDF5 has no form for, e.g. a list of dicts).
+JSON_ATTR = "arrowdaq_json"
+
+
 def write_mapping(group: h5py.Group, values: Mapping[str, Any]) -> None:
-    """A nested dict as groups (NXcollection) and datasets: identities, settings."""
+    """A nested dict as groups (NXcollection) and datasets: identities, settings.
+    Lists of strings become string arrays; what HDF5 cannot hold is JSON text marked ``@arrowdaq_json``."""
     for key, value in values.items():
         name = str(key).replace("/", "_")
         if name in group:
@@ -157,18 +162,25 @@ def write_mapping(group: h5py.Group, values: Mapping[str, Any]) -> None:
             continue
         elif isinstance(value, str):
             write_text(group, name, value)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            group.create_dataset(name, data=list(value), dtype=h5py.string_dtype("utf-8"))
         else:
             try:
                 group.create_dataset(name, data=np.asarray(value))
             except (TypeError, ValueError):
-                write_text(group, name, json.dumps(value, default=str))
+                write_text(group, name, json.dumps(value, default=str)).attrs[JSON_ATTR] = 1
 
 
 def read_value(ds: h5py.Dataset) -> Any:
-    """A small dataset as a Python value (strings decoded, arrays as lists)."""
-    value = ds[()]
-    if isinstance(value, bytes):
-        return value.decode()
+    """A small dataset as a plain Python value: str, int, float, bool, or lists of them."""
+    if h5py.check_string_dtype(ds.dtype) is not None:
+        value = ds.asstr()[()]
+        if JSON_ATTR in ds.attrs:
+            return json.loads(value)
+    else:
+        value = ds[()]
+        if isinstance(value, bytes):  # opaque or old-style byte strings
+            return value.decode(errors="replace")
     return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
 
 

@@ -1,14 +1,26 @@
 """Reading run files: ``arrowdaq.open_run(path)``.
 
-Each call opens the file briefly (SWMR read), so a run can be read while it is
-being written: every call sees the rows flushed so far, and streams added
-later. Files left by a crash or ``kill -9`` open without repair (and without
-being changed: see :mod:`.unclosed` for the ``arrow_ipc`` layout).
+::
+
+    with arrowdaq.open_run("data/alignment_20261124T101500Z-3f2a1c.h5") as run:
+        run.streams                          # ['pm1/power', 'cam1/frames']
+        run.table("pm1/power")               # pyarrow.Table, the batches as recorded
+        run.lazy("pm1/power", time="datetime").filter(pl.col("value") > 0.1).collect()
+        run.metadata["sample"], run.events, run.scans
+
+Each call opens the file briefly (as an SWMR reader), so a run can be read
+while it is being written: every call sees the rows flushed so far, and streams
+added later; between calls nothing holds the file, so a recording is never
+blocked. Files left by a crash or ``kill -9`` open without repair (and without
+being changed: see :mod:`.unclosed` for the ``arrow_ipc`` layout). Files in the
+original ``arrow_ipc`` form written by other programs (Arrow IPC bytes as u8
+datasets under ``/arrow_data``, flat or in groups) read as they were written.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,19 +65,42 @@ class StreamSummary:
 
 
 class RunFile:
-    """A run file's streams, metadata and scans; see the module docstring."""
+    """A run file's streams (Arrow tables, Polars LazyFrames), metadata, event log and scans.
+
+    Use it as a context manager or call :meth:`close` when done: closing ends
+    :meth:`iter_batches` iterators still reading and makes further use an error.
+    Raises :class:`~arrowdaq.errors.StorageError` (one line naming the file) for
+    a missing file, a file that is not a run file, or a layout it cannot read.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._held: list[h5py.File] = []  # files open in iterators, closed by close()
+        self._closed = False
         with self._open() as f:
-            if L.ENTRY not in f and L.ARROW_DATA not in f:
-                raise StorageError(f"{self.path}: not an arrowdaq run file (no /{L.ENTRY} or /{L.ARROW_DATA})")
+            self._check_layout(f)
 
     def __repr__(self) -> str:
-        return f"<RunFile {self.path} streams={self.streams}>"
+        return f"<RunFile {self.path}{' closed' if self._closed else ''}>"
+
+    def __enter__(self) -> RunFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file (iterators still reading end); later calls raise StorageError."""
+        self._closed = True
+        for f in self._held:
+            if f.id.valid:
+                f.close()
+        self._held.clear()
 
     @contextmanager
     def _open(self) -> Iterator[h5py.File]:
+        if self._closed:
+            raise StorageError(f"{self.path}: the run file was closed (open_run it again)")
         if not self.path.exists():
             raise StorageError(f"{self.path}: no such run file")
         f = raw = None
@@ -102,6 +137,22 @@ class RunFile:
             if raw is not None:
                 raw.close()
 
+    def _check_layout(self, f: h5py.File) -> None:
+        """A file this reader cannot read is an error here, never a run of no streams."""
+        if L.ENTRY not in f and L.ARROW_DATA not in f:
+            raise StorageError(f"{self.path}: not an arrowdaq run file (no /{L.ENTRY} or /{L.ARROW_DATA})")
+        if self._groups(f) or _written_by_arrowdaq(f):
+            return  # an arrowdaq run may have recorded no stream
+        if L.ARROW_DATA in f:
+            raise StorageError(
+                f"{self.path}: /{L.ARROW_DATA} holds no Arrow IPC data (expected u8 datasets of Arrow IPC bytes,"
+                " directly under it or in groups)"
+            )
+        raise StorageError(
+            f"{self.path}: not an arrowdaq run file (/{L.ENTRY} has no arrowdaq streams and no"
+            f" /{L.ENTRY}/{L.ARROWDAQ} record)"
+        )
+
     # --- what is there ------------------------------------------------------------------
     @property
     def layout(self) -> str:
@@ -114,9 +165,10 @@ class RunFile:
             return L.attr_text(f[L.ENTRY][L.ARROWDAQ]["layout"][()])
         return "arrow_ipc" if L.ARROW_DATA in f else "nexus"
 
-    def _groups(self, f: h5py.File) -> dict[str, h5py.Group]:
-        """Stream name → the group holding it, in either layout."""
-        found: dict[str, h5py.Group] = {}
+    def _groups(self, f: h5py.File) -> dict[str, h5py.Group | h5py.Dataset]:
+        """Stream name → where it is: an NXdata group, or in the ``arrow_ipc`` form a group of
+        u8 datasets (one Arrow IPC file or stream each) or one u8 dataset directly under ``/arrow_data``."""
+        found: dict[str, h5py.Group | h5py.Dataset] = {}
         if L.ENTRY in f:
             for g in f[L.ENTRY].values():
                 if isinstance(g, h5py.Group) and L.STREAM_ATTR in g.attrs:
@@ -126,10 +178,13 @@ class RunFile:
 
             def visit(name: str, item: Any) -> None:
                 if isinstance(item, h5py.Group) and (
-                    L.STREAM_ATTR in item.attrs or any(isinstance(v, h5py.Dataset) for v in item.values())
+                    L.STREAM_ATTR in item.attrs or any(_ipc_bytes(v) for v in item.values())
                 ):
                     found[L.attr_text(item.attrs.get(L.STREAM_ATTR, name))] = item
 
+            for name, item in root.items():  # flat: each dataset is a stream
+                if _ipc_bytes(item):
+                    found[L.attr_text(item.attrs.get(L.STREAM_ATTR, name))] = item
             root.visititems(visit)
         return found
 
@@ -140,15 +195,30 @@ class RunFile:
 
     @property
     def complete(self) -> bool:
-        """True once the writer closed the run normally (not after a crash or write error)."""
+        """True once arrowdaq closed the run normally; False while it records, after a crash or a
+        write error, and for files another program wrote (see :attr:`written_by_arrowdaq`)."""
         with self._open() as f:
             own = f.get(f"{L.ENTRY}/{L.ARROWDAQ}")
             return bool(own is not None and "complete" in own and own["complete"][()])
 
     @property
+    def written_by_arrowdaq(self) -> bool:
+        """Whether arrowdaq wrote the file (it then records whether the run completed)."""
+        with self._open() as f:
+            return _written_by_arrowdaq(f)
+
+    @property
     def metadata(self) -> dict[str, Any]:
-        """The NXentry's run information: title, run id, times, operator, sample, notes,
-        configuration, instruments (identities and settings)."""
+        """The run's information as plain values (str, int, float, bool, lists and dicts of them)::
+
+            run_id, name, operator, sample, notes  (str; "" when not given)
+            start_time, end_time                   (ISO 8601 str; end_time None until complete)
+            complete (bool), layout (str), program, version (str)
+            configuration                          (the TOML text that ran, or a dict; None if none)
+            instrument                             ({name: {"identity": {...}, "settings": {...}}})
+
+        plus any other group or dataset of the NXentry, read as plain values.
+        Empty for an ``arrow_ipc`` file another program wrote without an entry."""
         with self._open() as f:
             if L.ENTRY not in f:
                 return {}
@@ -162,11 +232,8 @@ class RunFile:
                         meta[name] = L.read_mapping(item)
                 else:
                     meta[name] = L.read_value(_refreshed(item))
-        if not meta.get("end_time"):  # empty until the run is complete
-            meta.pop("end_time", None)
-        meta["operator"] = meta.get("user", {}).get("name", "")
-        meta["complete"] = bool(meta.get(L.ARROWDAQ, {}).get("complete", 0))
-        return meta
+            version = entry["program_name"].attrs.get("version") if "program_name" in entry else None
+        return _plain_metadata(meta, version)
 
     @property
     def events(self) -> pa.Table:
@@ -212,16 +279,24 @@ class RunFile:
 
     def iter_batches(self, stream: str, max_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
         """``stream`` in slices of at most ``max_rows`` rows, reading one slice at a time
-        (for exports larger than memory). The file stays open while the iterator runs."""
+        (for exports larger than memory). The file stays open while the iterator runs;
+        :meth:`close` ends it."""
         with self._open() as f:
-            g = self._group(f, stream)
-            if g.name.startswith(f"/{L.ARROW_DATA}"):
-                yield from _read_ipc(g, self.path, stream).to_batches(max_chunksize=max_rows)
-                return
-            schema = encoded_schema(_schema_of(g, self.path, stream))
-            rows = _nexus_rows(g, schema, stream)
-            for start in range(0, rows, max_rows):
-                yield from _read_nexus(g, self.path, stream, start, min(rows, start + max_rows)).to_batches()
+            self._held.append(f)
+            try:
+                g = self._group(f, stream)
+                if g.name.startswith(f"/{L.ARROW_DATA}"):
+                    yield from _read_ipc(g, self.path, stream).to_batches(max_chunksize=max_rows)
+                    return
+                schema = encoded_schema(_schema_of(g, self.path, stream))
+                rows = _nexus_rows(g, schema, stream)
+                for start in range(0, rows, max_rows):
+                    if self._closed:
+                        return
+                    yield from _read_nexus(g, self.path, stream, start, min(rows, start + max_rows)).to_batches()
+            finally:
+                if f in self._held:
+                    self._held.remove(f)
 
     def num_rows(self, stream: str) -> int:
         """Rows of ``stream`` flushed so far (reads no data in the ``nexus`` layout)."""
@@ -231,9 +306,32 @@ class RunFile:
                 return _read_ipc(g, self.path, stream).num_rows
             return _nexus_rows(g, encoded_schema(_schema_of(g, self.path, stream)), stream)
 
-    def lazy(self, stream: str) -> pl.LazyFrame:
-        """``stream`` as a Polars LazyFrame (frames as Array columns)."""
-        return to_polars(self.table(stream)).lazy()
+    def lazy(self, stream: str, time: str | None = None) -> pl.LazyFrame:
+        """``stream`` as a Polars LazyFrame (frames as Array columns, constant strings Categorical).
+
+        ``time="datetime"`` adds a first column ``time``, the timestamps as UTC datetimes;
+        ``time="seconds"`` adds it as seconds since the run start (float). ``timestamp_ns`` stays."""
+        if time not in (None, "datetime", "seconds"):
+            raise StorageError(f"lazy({stream!r}, time={time!r}): time is 'datetime', 'seconds' or None")
+        df = to_polars(self.table(stream)).lazy()
+        if time is None:
+            return df
+        if "timestamp_ns" not in self.schema(stream).names:
+            raise StorageError(f"{self.path}: stream {stream!r} has no timestamp_ns column to give a time")
+        ns = pl.col("timestamp_ns").cast(pl.Int64)
+        if time == "datetime":
+            column = ns.cast(pl.Datetime("ns", "UTC"))
+        else:
+            column = (ns - self.start_ns) / 1e9
+        return df.select(column.alias("time"), pl.all())
+
+    @property
+    def start_ns(self) -> int:
+        """The run start (``start_time``) in ns since the epoch: the zero of ``time`` axes."""
+        start = self.metadata.get("start_time")
+        if not start:
+            raise StorageError(f"{self.path}: the file records no start_time")
+        return L.iso_ns(start)
 
     def summary(self) -> list[StreamSummary]:
         """Rows, time span and units of each stream (reads only the timestamps)."""
@@ -338,19 +436,44 @@ def _read_nexus(g: h5py.Group, path: Path, stream: str, start: int = 0, stop: in
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _read_ipc(g: h5py.Group, path: Path, stream: str) -> pa.Table:
-    """The original layout: one Arrow IPC file per dataset, in name order."""
+def _written_by_arrowdaq(f: h5py.File) -> bool:
+    return f.get(f"{L.ENTRY}/{L.ARROWDAQ}") is not None
+
+
+def _ipc_bytes(item: Any) -> bool:
+    """A 1-D dataset of bytes (u8/i8): what the original design stores Arrow IPC data in."""
+    return isinstance(item, h5py.Dataset) and item.ndim == 1 and item.dtype.kind in "ui" and item.dtype.itemsize == 1
+
+
+def _ipc_table(raw: np.ndarray) -> pa.Table:
+    """Arrow IPC bytes in the file format (``pyarrow.ipc.new_file``) or the stream format."""
+    buffer = pa.py_buffer(np.ascontiguousarray(raw).tobytes())
+    try:
+        return pa.ipc.open_file(buffer).read_all()
+    except pa.ArrowInvalid:
+        return pa.ipc.open_stream(buffer).read_all()
+
+
+def _read_ipc(g: h5py.Group | h5py.Dataset, path: Path, stream: str) -> pa.Table:
+    """The original layout: Arrow IPC data in u8 datasets (a group's in name order). arrowdaq's
+    own streams come back with the declared schema; another program's exactly as it wrote them."""
+    datasets = [g] if isinstance(g, h5py.Dataset) else [g[k] for k in sorted(g) if _ipc_bytes(g[k])]
     tables = []
-    for name in sorted(k for k, v in g.items() if isinstance(v, h5py.Dataset)):
-        raw = _refreshed(g[name])[()]
+    for ds in datasets:
         try:
-            tables.append(pa.ipc.open_file(pa.py_buffer(np.ascontiguousarray(raw).tobytes())).read_all())
+            tables.append(_ipc_table(_refreshed(ds)[()]))
         except pa.ArrowInvalid as exc:
-            raise StorageError(f"{path}: stream {stream!r}: {g.name}/{name} is not Arrow IPC data: {exc}") from exc
+            raise StorageError(f"{path}: stream {stream!r}: {ds.name} is not Arrow IPC data: {exc}") from exc
     if L.SCHEMA_ATTR in g.attrs:
         schema = encoded_schema(_schema_of(g, path, stream))
     elif tables:
-        schema = encoded_schema(tables[0].schema)
+        schema = tables[0].schema
+        for ds, t in zip(datasets, tables, strict=True):
+            if not t.schema.equals(schema):
+                raise StorageError(
+                    f"{path}: stream {stream!r}: {ds.name} has another schema than {datasets[0].name}:"
+                    f" {t.schema.to_string(show_schema_metadata=False)!r}"
+                )
     else:
         raise StorageError(f"{path}: stream {stream!r} has no batches and no stored schema")
     if not tables:
@@ -358,6 +481,45 @@ def _read_ipc(g: h5py.Group, path: Path, stream: str) -> pa.Table:
     return pa.concat_tables([t.cast(schema) for t in tables])
 
 
+def _plain_metadata(meta: dict[str, Any], version: Any) -> dict[str, Any]:
+    """The NXentry as read (NeXus wrappers: ``sample/name``, ``notes/data``...) as plain values."""
+
+    def text(name: str, field: str) -> Any:
+        item = meta.pop(name, None)
+        return item.get(field) if isinstance(item, dict) else item
+
+    own = meta.pop(L.ARROWDAQ, {}) or {}
+    configuration = meta.pop("configuration", None)
+    if isinstance(configuration, dict):
+        data = configuration.get("data")
+        if configuration.get("type") == "application/json" and isinstance(data, str):
+            data = json.loads(data)
+        configuration = data
+    plain: dict[str, Any] = {
+        "run_id": meta.pop("entry_identifier", ""),
+        "name": meta.pop("title", ""),
+        "operator": text("user", "name") or "",
+        "sample": text("sample", "name") or "",
+        "notes": text("notes", "data") or "",
+        "start_time": meta.pop("start_time", None),
+        "end_time": meta.pop("end_time", None) or None,  # empty until the run is complete
+        "complete": bool(own.get("complete", 0)),
+        "layout": own.get("layout", ""),
+        "program": meta.pop("program_name", ""),
+        "version": L.attr_text(version) if version is not None else "",
+        "configuration": configuration,
+        "instrument": meta.pop(L.INSTRUMENT, {}),
+    }
+    plain.update(meta)  # anything else in the entry, as read
+    return plain
+
+
 def open_run(path: str | Path) -> RunFile:
-    """Open a run file (complete, still being written, or left by a crash)."""
+    """Open a run file: complete, still being written, or left by a crash.
+
+    ``with open_run(path) as run:`` ... ``run.streams``, ``run.table(stream)``,
+    ``run.lazy(stream, time="datetime")``, ``run.metadata``, ``run.events``,
+    ``run.scans``, ``run.summary()``. See :class:`RunFile`. Raises
+    :class:`~arrowdaq.errors.StorageError` if the file is missing, is not a run
+    file, or holds Arrow data in a layout it cannot read."""
     return RunFile(path)
