@@ -213,9 +213,28 @@ def test_filters_this_hdf5_build_has_are_accepted(tmp_path):
     }
 
 
+def test_compression_is_off_by_default_and_can_spare_the_floats(tmp_path):
+    assert StorageOptions(data_dir=tmp_path).filter_args() == {}
+    ints_only = StorageOptions(data_dir=tmp_path, compression="gzip", compress_floats=False)
+    assert ints_only.filter_args(floating=True) == {}
+    assert ints_only.filter_args() == {"compression": "gzip", "shuffle": True, "compression_opts": 1}
+
+
+async def test_integer_columns_alone_are_compressed_when_floats_are_spared(hub, tmp_path):
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    options = {"compression": "gzip", "compress_floats": False}
+    ref, path = await start(hub, tmp_path, "pm1/*", options=options)
+    await hub.publish("pm1/power", scalar_batch(np.ones(10), channel="pm1", unit="W", timestamps_ns=np.arange(10)))
+    await hub.stop()
+    with h5py.File(path, "r") as f:
+        g = f["entry/pm1_power"]
+        assert g["timestamp_ns"].compression == "gzip" and g["value"].compression is None
+        assert g["value"][:].tolist() == [1.0] * 10
+
+
 async def test_a_stream_whose_datasets_cannot_be_created_fails_the_start_once_and_clearly(hub, tmp_path):
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
-    options = StorageOptions(data_dir=tmp_path)
+    options = StorageOptions(data_dir=tmp_path, compression="gzip")
     object.__setattr__(options, "compression_level", 15)  # what HDF5 refuses at dataset creation, past validation
     ref, path = spawn_storage(hub, "pm1/*", options, RunInfo(name="bad"))
     await ref.wait_status(ActorStatus.FAILED)

@@ -216,7 +216,9 @@ class NexusWriter(RunWriter):
         g.create_dataset(L.FLUSHED_ROWS, data=0, dtype="i8")
         rows = self.options.chunk_rows
         if timed:
-            t = g.create_dataset(L.TIME, (0,), "f8", maxshape=(None,), chunks=(rows,), **self.options.filter_args())
+            t = g.create_dataset(
+                L.TIME, (0,), "f8", maxshape=(None,), chunks=(rows,), **self.options.filter_args(floating=True)
+            )
             t.attrs["units"] = "s"
             t.attrs["long_name"] = "Time since run start (s)"
             t.attrs["start"] = L.start_iso(self.start_ns)
@@ -225,8 +227,14 @@ class NexusWriter(RunWriter):
             if plan.name == x_axis:  # an explicit x axis: one per trace
                 attrs["long_name"] = x_quantity(schema, "x")[1]
             if plan.form == C.NUMERIC:
+                floating = plan.dtype.kind == "f"
                 ds = g.create_dataset(
-                    plan.name, (0,), plan.dtype, maxshape=(None,), chunks=(rows,), **self.options.filter_args()
+                    plan.name,
+                    (0,),
+                    plan.dtype,
+                    maxshape=(None,),
+                    chunks=(rows,),
+                    **self.options.filter_args(floating=floating),
                 )
                 if plan.nullable:
                     g.create_dataset(
@@ -245,7 +253,7 @@ class NexusWriter(RunWriter):
                     plan.dtype,
                     maxshape=(None, None),
                     chunks=(trace_rows, TRACE_CHUNK_POINTS),
-                    **self.options.filter_args(),
+                    **self.options.filter_args(floating=plan.dtype.kind == "f"),
                 )
             elif plan.form == C.TENSOR:
                 frame = int(np.prod(plan.row_shape)) * plan.dtype.itemsize

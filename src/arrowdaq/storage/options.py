@@ -55,14 +55,18 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class StorageOptions:
-    """How run files are written. Defaults are chosen from ``benchmarks/storage.py``
-    (see docs/decisions/0032-storage-defaults.md)."""
+    """How run files are written. Defaults are chosen from ``benchmarks/pipeline.py`` and
+    ``benchmarks/compression.py`` (see docs/decisions/0021-storage-defaults-by-column.md)."""
 
     data_dir: Path = Path("data")
     layout: Layout = NEXUS
-    #: Filter of table-like columns (scalars, traces); ``"gzip"`` or None open everywhere.
-    compression: str | int | None = "gzip"
+    #: Filter of table-like columns (scalars, traces); ``"gzip"`` or None open everywhere. None by
+    #: default: gzip-1 writes noisy readings ~7x slower and saves only ~24 % of their size.
+    compression: str | int | None = None
     compression_level: int | None = 1
+    #: With ``compression`` set: False compresses only the integer columns (timestamps shrink to
+    #: ~30 %), not the floating-point ones (measured values, trace points: noise does not compress).
+    compress_floats: bool = True
     #: Filter of camera frames: off by default, frames are large and compress poorly.
     image_compression: str | int | None = None
     #: Rows per HDF5 chunk of a per-row column; the actor writes whole chunks.
@@ -87,10 +91,11 @@ class StorageOptions:
         if not self.flush_interval > 0:
             raise ConfigError(f"storage.flush_interval: expected seconds > 0, got {self.flush_interval!r}")
 
-    def filter_args(self, images: bool = False) -> dict[str, Any]:
-        """Keyword arguments for ``h5py.create_dataset`` (shuffle helps gzip on numbers)."""
+    def filter_args(self, images: bool = False, floating: bool = False) -> dict[str, Any]:
+        """Keyword arguments for ``h5py.create_dataset`` of frames, floating-point or other
+        columns (shuffle helps gzip on numbers)."""
         name = self.image_compression if images else self.compression
-        if name is None:
+        if name is None or (floating and not images and not self.compress_floats):
             return {}
         args: dict[str, Any] = {"compression": name, "shuffle": True}
         if name == "gzip" and self.compression_level is not None:
