@@ -21,12 +21,14 @@ def batch(i: int, rows: int = 10) -> pa.RecordBatch:
 class Producer(Actor):
     role = Role.SOURCE
 
-    def __init__(self, hub, stream, n):
-        self.hub, self.stream, self.n = hub, stream, n
+    def __init__(self, hub, stream, n, finished: asyncio.Event | None = None):
+        self.hub, self.stream, self.n, self.finished = hub, stream, n, finished
 
     async def handle(self, message):
         for i in range(self.n):
             await self.hub.publish(self.stream, batch(i))
+        if self.finished is not None:
+            self.finished.set()
 
 
 class Recorder(Actor):
@@ -69,10 +71,12 @@ async def test_lossless_subscriber_gets_every_batch_in_order_across_a_stop(hub):
         r.received = received
         return r
 
-    hub.spawn("pm1", lambda: Producer(hub, "pm1/power", 200), role=Role.SOURCE)
+    finished = asyncio.Event()
+    hub.spawn("pm1", lambda: Producer(hub, "pm1/power", 200, finished), role=Role.SOURCE)
     hub.spawn("storage", recorder, role=Role.SINK, inputs="pm1/*", max_bytes=20_000)
     await hub.actor("pm1").tell("go")
-    await asyncio.sleep(0.05)  # stop while the sink is still behind
+    await asyncio.wait_for(finished.wait(), 60)  # the producer waited for space on the way: a loaded machine is slow
+    assert len(received) < 200  # stop while the sink is still behind
     await hub.stop()
     assert len(received) == 200
     values = np.concatenate([b.column("value").to_numpy() for _, b in received])
