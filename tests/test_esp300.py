@@ -138,9 +138,11 @@ async def test_end_to_end_moves_the_table_stage_and_publishes_positions(hub):
         with pytest.raises(CommandError, match=r"axis 1.7 is not configured"):
             await hub.command("stage", "move_to", target=1.0, axis=1.7)
         # a move that outlasts its wait is the caller's answer, not a reason to restart the controller
+        table.latency_scale = 1.0  # 10 mm at the real 5 mm/s: 2 s, longer than a loaded machine's pause
         with pytest.raises(CommandError, match="DeviceTimeout: stage: axis 1 still moving after 0.01 s"):
             await hub.command("stage", "move_to", target=0.0, axis=1, wait=False)
             await hub.command("stage", "wait_motion", axis=1, max_wait=0.01)
+        table.latency_scale = 0.05
         assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
         await hub.command("stage", "home", axis=1)
         assert await hub.command("stage", "position", axis=1) == 0.0
