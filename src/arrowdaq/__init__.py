@@ -6,6 +6,7 @@ asyncio actors through a hub to processors, HDF5 storage and live clients.
 For analysis::
 
     import arrowdaq
+    arrowdaq.runs("data")                       # the catalogue of runs (Polars DataFrame)
     with arrowdaq.open_run("data/run.h5") as run:
         run.lazy("pm1/power", time="seconds").collect()
 """
@@ -23,9 +24,10 @@ except _metadata.PackageNotFoundError:  # running from a source tree
 _LAZY = {
     "open_run": "storage.reader",
     "RunFile": "storage.reader",
+    "runs": "storage.catalogue",
 }
 
-__all__ = ["RunFile", "__version__", "open_run"]
+__all__ = ["RunFile", "__version__", "open_run", "runs"]
 
 
 def __getattr__(name: str):

@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     "arrowdaq.cli.gui_cmd",
     "arrowdaq.cli.sim_cmd",
     "arrowdaq.cli.inspect_cmd",
+    "arrowdaq.cli.runs_cmd",
     "arrowdaq.cli.export_cmd",
     "arrowdaq.cli.bench_cmd",
 ]

@@ -11,13 +11,14 @@ The file layout is described in :mod:`arrowdaq.storage.layout`.
 
 from .actor import StorageActor, spawn_storage
 from .options import ARROW_IPC, NEXUS, RunInfo, StorageOptions, new_run_id, run_path
-from .reader import RunFile, StreamSummary, open_run
+from .reader import RunFile, RunOverview, StreamSummary, open_run
 
 __all__ = [
     "ARROW_IPC",
     "NEXUS",
     "RunFile",
     "RunInfo",
+    "RunOverview",
     "StorageActor",
     "StorageOptions",
     "StreamSummary",

@@ -64,6 +64,21 @@ class StreamSummary:
         return (self.rows - 1) / self.span_s if self.rows > 1 and self.span_s > 0 else None
 
 
+@dataclass(frozen=True)
+class RunOverview:
+    """:meth:`RunFile.overview`: what a run is, at a glance."""
+
+    metadata: dict[str, Any]
+    streams: list[StreamSummary]
+    events: pa.Table
+    written_by_arrowdaq: bool
+
+    @property
+    def problems(self) -> int:
+        """Events that are warnings or errors."""
+        return eventlog.problems(self.events)
+
+
 class RunFile:
     """A run file's streams (Arrow tables, Polars LazyFrames), metadata, event log and scans.
 
@@ -220,19 +235,22 @@ class RunFile:
         plus any other group or dataset of the NXentry, read as plain values.
         Empty for an ``arrow_ipc`` file another program wrote without an entry."""
         with self._open() as f:
-            if L.ENTRY not in f:
-                return {}
-            entry = f[L.ENTRY]
-            meta: dict[str, Any] = {}
-            for name, item in entry.items():
-                if name == L.INSTRUMENT and isinstance(item, h5py.Group):
-                    meta[name] = L.read_instruments(item)
-                elif isinstance(item, h5py.Group):
-                    if L.STREAM_ATTR not in item.attrs and name not in (L.SCANS, eventlog.EVENTS):
-                        meta[name] = L.read_mapping(item)
-                else:
-                    meta[name] = L.read_value(_refreshed(item))
-            version = entry["program_name"].attrs.get("version") if "program_name" in entry else None
+            return self._metadata(f)
+
+    def _metadata(self, f: h5py.File) -> dict[str, Any]:
+        if L.ENTRY not in f:
+            return {}
+        entry = f[L.ENTRY]
+        meta: dict[str, Any] = {}
+        for name, item in entry.items():
+            if name == L.INSTRUMENT and isinstance(item, h5py.Group):
+                meta[name] = L.read_instruments(item)
+            elif isinstance(item, h5py.Group):
+                if L.STREAM_ATTR not in item.attrs and name not in (L.SCANS, eventlog.EVENTS):
+                    meta[name] = L.read_mapping(item)
+            else:
+                meta[name] = L.read_value(_refreshed(item))
+        version = entry["program_name"].attrs.get("version") if "program_name" in entry else None
         return _plain_metadata(meta, version)
 
     @property
@@ -240,8 +258,12 @@ class RunFile:
         """The event log: time (s since the start), timestamp_ns, source, kind, level, message,
         details (JSON). Empty for files written before arrowdaq kept one."""
         with self._open() as f:
-            g = f.get(f"{L.ENTRY}/{eventlog.EVENTS}")
-            return eventlog.read(g) if g is not None else eventlog.SCHEMA.empty_table()
+            return self._events(f)
+
+    @staticmethod
+    def _events(f: h5py.File) -> pa.Table:
+        g = f.get(f"{L.ENTRY}/{eventlog.EVENTS}")
+        return eventlog.read(g) if g is not None else eventlog.SCHEMA.empty_table()
 
     @property
     def problems(self) -> int:
@@ -333,35 +355,44 @@ class RunFile:
             raise StorageError(f"{self.path}: the file records no start_time")
         return L.iso_ns(start)
 
+    def overview(self) -> RunOverview:
+        """Metadata, stream summaries and event log, read in one opening of the file
+        (what ``arrowdaq inspect`` and the catalogue of runs show)."""
+        with self._open() as f:
+            return RunOverview(self._metadata(f), self._summary(f), self._events(f), _written_by_arrowdaq(f))
+
     def summary(self) -> list[StreamSummary]:
         """Rows, time span and units of each stream (reads only the timestamps)."""
-        out = []
         with self._open() as f:
-            for name, g in self._groups(f).items():
-                if g.name.startswith(f"/{L.ARROW_DATA}"):
-                    table = _read_ipc(g, self.path, name)
-                    schema, rows = table.schema, table.num_rows
-                    ts = table.column("timestamp_ns").to_numpy() if "timestamp_ns" in schema.names else None
-                else:
-                    schema = _schema_of(g, self.path, name)
-                    rows = _nexus_rows(g, schema, name)
-                    ts = g["timestamp_ns"][:rows] if "timestamp_ns" in g else None
-                units = {
-                    fl.name: fl.metadata[UNIT_KEY].decode() for fl in schema if fl.metadata and UNIT_KEY in fl.metadata
-                }
-                first = int(ts.min()) if ts is not None and len(ts) else None
-                last = int(ts.max()) if ts is not None and len(ts) else None
-                out.append(
-                    StreamSummary(
-                        name,
-                        L.attr_text(g.attrs.get(L.KIND_ATTR, "")) or "extension",
-                        L.attr_text(g.attrs.get(L.PRODUCER_ATTR, "")),
-                        rows,
-                        first,
-                        last,
-                        units,
-                    )
+            return self._summary(f)
+
+    def _summary(self, f: h5py.File) -> list[StreamSummary]:
+        out = []
+        for name, g in self._groups(f).items():
+            if g.name.startswith(f"/{L.ARROW_DATA}"):
+                table = _read_ipc(g, self.path, name)
+                schema, rows = table.schema, table.num_rows
+                ts = table.column("timestamp_ns").to_numpy() if "timestamp_ns" in schema.names else None
+            else:
+                schema = _schema_of(g, self.path, name)
+                rows = _nexus_rows(g, schema, name)
+                ts = g["timestamp_ns"][:rows] if "timestamp_ns" in g else None
+            units = {
+                fl.name: fl.metadata[UNIT_KEY].decode() for fl in schema if fl.metadata and UNIT_KEY in fl.metadata
+            }
+            first = int(ts.min()) if ts is not None and len(ts) else None
+            last = int(ts.max()) if ts is not None and len(ts) else None
+            out.append(
+                StreamSummary(
+                    name,
+                    L.attr_text(g.attrs.get(L.KIND_ATTR, "")) or "extension",
+                    L.attr_text(g.attrs.get(L.PRODUCER_ATTR, "")),
+                    rows,
+                    first,
+                    last,
+                    units,
                 )
+            )
         return out
 
 
