@@ -139,12 +139,13 @@ class _Stream:
 
 
 def _append(ds: h5py.Dataset, values: np.ndarray) -> int:
-    n0 = ds.shape[0]
-    if ds.shape[1:] != values.shape[1:]:  # the first trace fixes the points per row
-        ds.resize((n0 + len(values), *values.shape[1:]))
+    shape = ds.shape  # asks HDF5 each time: once per append
+    n0, n1 = shape[0], shape[0] + len(values)
+    if shape[1:] != values.shape[1:]:  # the first trace fixes the points per row
+        ds.resize((n1, *values.shape[1:]))
     else:
-        ds.resize(n0 + len(values), axis=0)
-    ds[n0:] = values
+        ds.resize(n1, axis=0)
+    ds[n0:n1] = values
     return values.nbytes
 
 
