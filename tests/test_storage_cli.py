@@ -47,6 +47,10 @@ def test_export_round_trips_a_stream(run_file, tmp_path, fmt, capsys):
         back = pq.read_table(out)
     elif fmt == "csv":
         back = pcsv.read_csv(out, convert_options=pcsv.ConvertOptions(column_types=original.schema))
+        assert out.read_text().splitlines()[1].startswith('"2023-11-14T22:13:20.000000000Z",1700000000000000000,')
+        iso = back.column("time").cast(pa.timestamp("ns", "UTC")).cast(pa.int64()).to_pylist()
+        assert iso == back.column("timestamp_ns").cast(pa.int64()).to_pylist()  # ISO time, exact to the ns
+        back = back.drop_columns(["time"])
     else:
         back = pa.ipc.open_file(pa.memory_map(str(out))).read_all()
     assert back.to_pydict() == original.to_pydict()
