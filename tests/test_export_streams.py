@@ -7,7 +7,6 @@ import stat
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
