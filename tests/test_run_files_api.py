@@ -14,7 +14,6 @@ import pytest
 import arrowdaq
 from arrowdaq.cli.main import main
 from arrowdaq.data import scalar_batch
-from arrowdaq.data.validate import decode
 from arrowdaq.errors import StorageError
 from arrowdaq.storage import open_run
 
@@ -104,7 +103,9 @@ def test_the_package_shows_what_it_offers():
     assert "_LAZY" not in names and "import_module" not in names
     doc = arrowdaq.open_run.__doc__
     assert "with open_run(path) as run" in doc and "StorageError" in doc
-    for name in ("table", "lazy", "iter_batches", "metadata", "events", "scans", "close", "summary", "schema"):
+    public = [name for name in dir(arrowdaq.RunFile) if not name.startswith("_")]
+    assert {"table", "lazy", "iter_batches", "metadata", "events", "scans", "close", "summary"} <= set(public)
+    for name in public:
         assert getattr(arrowdaq.RunFile, name).__doc__, f"RunFile.{name} has no docstring"
 
 
@@ -168,3 +169,5 @@ async def test_metadata_is_plain_strings_and_numbers(hub, tmp_path):
     assert meta["instrument"]["pm1"] == info  # lists of strings stay lists, not JSON text
     assert datetime.fromisoformat(meta["start_time"]) <= datetime.fromisoformat(meta["end_time"])
     assert json.dumps(meta)  # nothing a JSON encoder refuses
+    events = open_run(path).events  # the run's event log, as a table
+    assert {"time", "source", "kind", "level", "message"} <= set(events.column_names)

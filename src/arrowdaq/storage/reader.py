@@ -171,6 +171,7 @@ class RunFile:
     # --- what is there ------------------------------------------------------------------
     @property
     def layout(self) -> str:
+        """``"nexus"`` (one NXdata group per stream) or ``"arrow_ipc"`` (Arrow IPC bytes under /arrow_data)."""
         with self._open() as f:
             return self._layout(f)
 
@@ -205,6 +206,7 @@ class RunFile:
 
     @property
     def streams(self) -> list[str]:
+        """The streams recorded so far, e.g. ``['pm1/power', 'cam1/frames']``."""
         with self._open() as f:
             return list(self._groups(f))
 
