@@ -21,13 +21,13 @@ def _time(ns: int | None) -> str:
 
 def describe_run(path: str) -> str:
     """The tree ``arrowdaq inspect`` prints."""
-    from ..storage import eventlog, open_run  # loaded when a file is inspected, not for --help
+    from ..storage import open_run  # loaded when a file is inspected, not for --help
 
-    run = open_run(path)
-    meta = run.metadata
-    events = run.events
-    problems = eventlog.problems(events)
-    if not run.written_by_arrowdaq:
+    with open_run(path) as run:
+        overview = run.overview()  # one opening: a consistent picture of a file still being written
+        layout = run.layout
+    meta, events, problems = overview.metadata, overview.events, overview.problems
+    if not overview.written_by_arrowdaq:
         state = "not written by arrowdaq (Arrow IPC data under /arrow_data; no record of completion)"
     elif meta.get("complete"):
         state = "complete" + (f", with {problems} problem{'s' * (problems != 1)}" if problems else "")
@@ -38,7 +38,7 @@ def describe_run(path: str) -> str:
         )
     lines = [
         f"{run.path}",
-        f"  run      {meta.get('name') or '?'}  id {meta.get('run_id') or '?'}  layout {run.layout}",
+        f"  run      {meta.get('name') or '?'}  id {meta.get('run_id') or '?'}  layout {layout}",
         f"  status   {state}",
         f"  start    {meta.get('start_time') or '-'}",
         f"  end      {meta.get('end_time') or '-'}",
@@ -48,7 +48,7 @@ def describe_run(path: str) -> str:
     instruments = meta.get("instrument", {})
     if instruments:
         lines.append(f"  instruments: {', '.join(instruments)}")
-    summaries = run.summary()
+    summaries = overview.streams
     lines.append(f"  streams ({len(summaries)}):")
     for s in summaries:
         rate = f"{s.rate:.4g} rows/s" if s.rate is not None else "- rows/s"
