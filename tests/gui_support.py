@@ -26,6 +26,7 @@ class BatchSource:
     def __init__(self, description: dict[str, Any]) -> None:
         self.description = description
         self.calls: list[tuple[str, tuple, dict]] = []
+        self.values: dict[tuple[str, str], Any] = {}  # what ``get`` answers
         self.status_reply: dict[str, Any] = {"streams": {}, "subscribers": {}, "actors": {}}
         self.down = threading.Event()
         self._cond = threading.Condition()
@@ -54,6 +55,11 @@ class BatchSource:
 
     def command(self, instrument: str, command: str, **args: Any) -> Any:
         return self._call("command", instrument, command, **args)
+
+    def get(self, instrument: str, name: str) -> Any:
+        if self.down.is_set():
+            raise ConnectionError("daemon unavailable")
+        return {"value": self.values.get((instrument, name))}
 
     def set(self, instrument: str, name: str, value: Any) -> Any:
         self._call("set", instrument, name, value)

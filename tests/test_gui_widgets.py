@@ -173,6 +173,13 @@ def test_camera_panel_levels_roi_and_dropped_frames(qtbot, link, source):
     assert panel.dropped == 3
     panel.redraw(force=True)
     assert "dropped 3" in panel.info.text()
+    source.push("cam1/frames", image_batch(frame // 10, channel="frames", frame_numbers=6))  # a dimmer frame
+    qtbot.waitUntil(lambda: panel.last_number == 6, timeout=5000)
+    panel.redraw(force=True)
+    assert panel.auto_levels.isChecked() and panel.hist.getLevels() == (0.0, 100.0)  # levels follow the frames
+    panel.hist.setLevels(0, 50)  # as a drag of the histogram's levels ends
+    panel.hist.sigLevelChangeFinished.emit(panel.hist)
+    assert not panel.auto_levels.isChecked()
     panel.close_feeds()
 
 
@@ -191,7 +198,7 @@ def test_card_refuses_a_value_outside_the_limits_without_sending(qtbot, link, so
     assert not [c for c in source.calls if c[0] == "set"]
     editor.set_text(780)
     editor.button.click()
-    qtbot.waitUntil(lambda: "wavelength = 780" in card.reply.text(), timeout=5000)
+    qtbot.waitUntil(lambda: card.reply.text() == "wavelength = 780.0", timeout=5000)  # the daemon's answer
     assert ("set", ("laser", "wavelength", 780.0), {}) in source.calls
     card.command_with_text(card.info.commands[1], "nm=750")
     qtbot.waitUntil(lambda: ("command", ("laser", "set_wavelength"), {"nm": 750}) in source.calls, timeout=5000)

@@ -129,7 +129,8 @@ def _control(d: dict[str, Any], settings: dict[str, Any]) -> ControlInfo:
 def _command(d: dict[str, Any]) -> CommandInfo:
     params = d.get("params", d.get("args", d.get("parameters", [])))
     names = [p["name"] if isinstance(p, dict) else str(p) for p in _items(params)] if params else []
-    return CommandInfo(d["name"], names, d.get("doc") or "", bool(d.get("query")))
+    query = bool(d.get("query")) or d.get("changes_settings") is False
+    return CommandInfo(d["name"], names, d.get("doc") or "", query)
 
 
 def _axis_number(stream: str) -> int | None:

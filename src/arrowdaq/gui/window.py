@@ -92,6 +92,7 @@ class MainWindow(QtWidgets.QMainWindow):
         link.connected.connect(self.on_connected)
         link.state_changed.connect(self.on_state)
         link.error.connect(lambda message: self.events.add_message("gui", message))
+        self.events.command_logged.connect(self.instruments.apply_command_record)
         self.status_timer = QtCore.QTimer(self)
         self.status_timer.timeout.connect(self.poll_status)
         self.status_timer.start(STATUS_PERIOD_MS)
@@ -112,6 +113,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.description = parse_description(raw)
         d = self.description
         self.instruments.set_description(d)
+        self.docks["Instruments"].setMinimumWidth(self.instruments.minimumWidth() + 8)  # no card cut off
         defaults = [n for n in d.streams_of_kind("scalar") if n.endswith("/power")][:2]
         self.plots.set_description(d, default=defaults)
         self.spectrum.set_description(d)

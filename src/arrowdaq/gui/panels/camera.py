@@ -54,9 +54,12 @@ class CameraPanel(QtWidgets.QWidget):
         self.cmap.addItems(COLOUR_MAPS)
         self.cmap.setToolTip("Colour map")
         self.cmap.currentTextChanged.connect(self._set_cmap)
-        self.auto_levels = QtWidgets.QPushButton("Auto levels")
-        self.auto_levels.setToolTip("Set the levels to the current frame's min and max")
-        self.auto_levels.clicked.connect(self.fit_levels)
+        self.auto_levels = QtWidgets.QCheckBox("Auto levels")
+        self.auto_levels.setChecked(True)
+        self.auto_levels.setToolTip(
+            "Levels follow each frame's min and max; dragging the histogram's levels turns this off"
+        )
+        self.auto_levels.toggled.connect(lambda on: on and self.redraw(force=True))
         self.pause = QtWidgets.QPushButton("Pause")
         self.pause.setCheckable(True)
         self.pause.toggled.connect(lambda on: self.pause.setText("Resume" if on else "Pause"))
@@ -72,6 +75,8 @@ class CameraPanel(QtWidgets.QWidget):
         self.vb.addItem(self.image)
         self.hist = Histogram(image=self.image)
         self.hist.setToolTip("Histogram of the frame: drag the lines to set the display levels")
+        self._drawing = False  # levels set by the panel itself, not dragged by the user
+        self.hist.sigLevelChangeFinished.connect(self._levels_dragged)
         self.view.addItem(self.hist)
         self.roi = pg.RectROI([10, 10], [50, 50], pen=pg.mkPen("y", width=1))
         self.vb.addItem(self.roi)
@@ -140,6 +145,10 @@ class CameraPanel(QtWidgets.QWidget):
         self.frame = frame
         self._dirty = True
 
+    def _levels_dragged(self, *_: object) -> None:
+        if not self._drawing:
+            self.auto_levels.setChecked(False)  # the user chose levels: keep them
+
     def fit_levels(self) -> None:
         if self.frame is not None:
             lo, hi = float(self.frame.min()), float(self.frame.max())
@@ -149,15 +158,24 @@ class CameraPanel(QtWidgets.QWidget):
         if self.frame is None or (not self._dirty and not force) or self.pause.isChecked():
             return
         self._dirty = False
+        self._drawing = True
+        try:
+            self._draw()
+        finally:
+            self._drawing = False
+
+    def _draw(self) -> None:
+        assert self.frame is not None
         if not self._levels_set:
             self.image.setImage(self.frame, autoLevels=False, levels=(0, 1))
             self.fit_levels()
-            self.hist.setHistogramRange(*self.hist.getLevels())
             h, w = self.frame.shape[:2]
             self.roi.setPos((w / 4, h / 4))
             self.roi.setSize((w / 2, h / 2))
             self._levels_set = True
         else:
+            if self.auto_levels.isChecked():
+                self.fit_levels()
             self.image.setImage(self.frame, autoLevels=False, levels=self.hist.getLevels())
         self.frames_drawn += 1
         self.shown += 1

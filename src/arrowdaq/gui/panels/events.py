@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pyarrow as pa
 
@@ -16,6 +17,9 @@ COLUMN_WIDTHS = {"time": 95, "source": 90, "kind": 80, "level": 65, "message": 5
 
 
 class EventsPanel(QtWidgets.QWidget):
+    #: A command from any client, with the instrument's settings read back after it (the command log).
+    command_logged = QtCore.Signal(dict)
+
     def __init__(self, link: Link, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.link = link
@@ -48,6 +52,13 @@ class EventsPanel(QtWidgets.QWidget):
                     self.table.setColumnWidth(col, COLUMN_WIDTHS.get(name, 90))
             for row in rows:  # events are few (a handful a second): per-row display is fine here
                 self.add_row(row)
+                if row.get("kind") == "command" and row.get("detail"):
+                    try:
+                        detail = json.loads(row["detail"])
+                    except ValueError:
+                        continue
+                    if isinstance(detail, dict):
+                        self.command_logged.emit(detail)
         self.table.scrollToBottom()
 
     def add_row(self, row: dict) -> None:

@@ -26,6 +26,8 @@ STATUS_COLOURS = {
     "stopped": "#888888",
     "failed": "#d62728",
 }
+#: More writable settings than this are folded under a "Settings (N)" button.
+SHOWN_SETTINGS = 6
 STOP_STYLE = "QPushButton { background: #c62828; color: white; font-weight: bold; padding: 4px 12px; }"
 
 
@@ -162,19 +164,40 @@ class InstrumentCard(QtWidgets.QGroupBox):
             self.value_labels[stream] = label
             form.addRow(stream.split("/", 1)[-1], label)
             self.watches.append(link.watch(stream, lambda b, stream=stream: self._on_value(stream, b)))
-        for control in info.controls:
-            if control.read_only:
-                continue
+        writable = [c for c in info.controls if not c.read_only]
+        settings_form = form
+        if len(writable) > SHOWN_SETTINGS:  # many settings (a controller's axes): folded, values stay in sight
+            self.settings_toggle = QtWidgets.QToolButton()
+            self.settings_toggle.setText(f"Settings ({len(writable)})")
+            self.settings_toggle.setCheckable(True)
+            self.settings_toggle.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            self.settings_toggle.setArrowType(QtCore.Qt.ArrowType.RightArrow)
+            self.settings_box = QtWidgets.QWidget()
+            self.settings_box.setVisible(False)
+            settings_form = QtWidgets.QFormLayout(self.settings_box)
+            settings_form.setContentsMargins(0, 0, 0, 0)
+
+            def unfold(on: bool) -> None:
+                self.settings_box.setVisible(on)
+                self.settings_toggle.setArrowType(
+                    QtCore.Qt.ArrowType.DownArrow if on else QtCore.Qt.ArrowType.RightArrow
+                )
+
+            self.settings_toggle.toggled.connect(unfold)
+        for control in writable:
             editor = ControlEditor(control, self.set_control)
             self.editors[control.name] = editor
-            form.addRow(f"{control.name}", editor)
-            if control.value is None and not info.describe_error:  # show what the device has now
+            settings_form.addRow(f"{control.name}", editor)
+            if not info.describe_error:  # what the device has now (describe's settings may be seconds old)
                 link.call("get", info.name, control.name, on_done=lambda r, e=editor: e.show_value(unwrap(r)))
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(head)
         layout.addWidget(self.error)
         layout.addLayout(form)
+        if settings_form is not form:
+            layout.addWidget(self.settings_toggle)
+            layout.addWidget(self.settings_box)
         if info.movable:
             layout.addWidget(self._motion_box())
         buttons = self._command_box()
@@ -190,7 +213,7 @@ class InstrumentCard(QtWidgets.QGroupBox):
         grid.setContentsMargins(0, 0, 0, 0)
         unit = self.info.position_unit
         for i, axis in enumerate(self.info.axes or [1]):
-            row = 2 * i
+            row = 3 * i
             target = QtWidgets.QDoubleSpinBox()
             target.setRange(-1e6, 1e6)
             target.setDecimals(3)
@@ -219,11 +242,11 @@ class InstrumentCard(QtWidgets.QGroupBox):
             grid.addWidget(QtWidgets.QLabel(f"axis {axis}" if self.info.axes else "move"), row, 0)
             grid.addWidget(target, row, 1)
             grid.addWidget(move, row, 2)
-            grid.addWidget(home, row, 3)
-            grid.addWidget(stop, row, 4, 2, 1)
-            grid.addWidget(back, row + 1, 1)
-            grid.addWidget(step, row + 1, 2)
-            grid.addWidget(forward, row + 1, 3)
+            grid.addWidget(back, row + 1, 0)
+            grid.addWidget(step, row + 1, 1)
+            grid.addWidget(forward, row + 1, 2)
+            grid.addWidget(home, row + 2, 0)
+            grid.addWidget(stop, row + 2, 1, 1, 2)
             self.command_buttons[f"stop{axis}"] = stop
         return box
 
@@ -251,13 +274,13 @@ class InstrumentCard(QtWidgets.QGroupBox):
                 if col:
                     row, col = row + 1, 0
                 flow.addWidget(button, row, 0)
-                flow.addWidget(args, row, 1, 1, 2)
+                flow.addWidget(args, row, 1)
                 row += 1
             else:
                 button.clicked.connect(lambda _=False, c=c: self.command(c.name))
                 flow.addWidget(button, row, col)
                 col += 1
-                if col == 3:
+                if col == 2:
                     row, col = row + 1, 0
         return box
 
@@ -361,6 +384,12 @@ class InstrumentCard(QtWidgets.QGroupBox):
         self.error.setText(error or "")
         self.error.setVisible(bool(error))
 
+    def show_settings(self, settings: dict[str, Any]) -> None:
+        """Show the device's values in the editors (not in one the user is typing in)."""
+        for name, editor in self.editors.items():
+            if name in settings and not editor.editor.hasFocus():
+                editor.show_value(settings[name])
+
     def show_reply(self, text: str, error: bool = False) -> None:
         self.reply.setStyleSheet("color:#c62828" if error else "color:#555")
         self.reply.setText(text)
@@ -405,6 +434,13 @@ class InstrumentsPanel(QtWidgets.QScrollArea):
             a = actors.get(name)
             if isinstance(a, dict):
                 card.set_status(str(a.get("status", "")).lower(), a.get("error") or a.get("last_error"))
+
+    def apply_command_record(self, record: dict[str, Any]) -> None:
+        """A command's log entry: show the settings the instrument reported after it."""
+        card = self.cards.get(str(record.get("instrument")))
+        settings = record.get("settings")
+        if card is not None and isinstance(settings, dict):
+            card.show_settings(settings)
 
     def stop_all_motion(self) -> None:
         for card in self.cards.values():

@@ -8,12 +8,14 @@ row per point); at the end the panel shows peak statistics of the signal.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from ..batches import unit_of
 from ..describe import Description
 from ..link import Link, Watch
 from ..qt import QtWidgets, pg
@@ -28,7 +30,7 @@ ENABLED = {
     "stopping": {"abort"},
     "aborting": set(),
 }
-NOT_AXES = ("index", "point", "time", "timestamp", "seq", "t_")
+NOT_AXES = ("index", "point", "time", "timestamp", "seq", "t_", "elapsed")
 
 
 def peak_statistics(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -203,6 +205,14 @@ class ScanPanel(QtWidgets.QWidget):
         total = state.get("total") or state.get("num_points")
         if total:
             self.total = int(total)
+        if state.get("done") is not None and self.total:
+            self.progress.setMaximum(self.total)
+            self.progress.setValue(int(state["done"]))
+            if state.get("eta_s") is not None:
+                self.eta.setText(f"{state.get('elapsed_s', 0):.0f} s elapsed, about {state['eta_s']:.0f} s left")
+        last = state.get("last")
+        if isinstance(last, dict) and last.get("statistics") and new == "idle":
+            self.engine_statistics(last)
         if new != self.state and self.state != "idle" and new == "idle" and len(self.y):
             self.show_statistics()
         if new != "idle" and self.state == "idle":
@@ -229,6 +239,17 @@ class ScanPanel(QtWidgets.QWidget):
         self.stats.setText("")
 
     def _pick_columns(self, schema: pa.Schema) -> None:
+        """The first scanned axis against the first detector, as the scan table's metadata names them."""
+        try:
+            info = json.loads((schema.metadata or {}).get(b"arrowdaq.scan", b"{}"))
+        except ValueError:
+            info = {}
+        axes, detectors = info.get("axes") or [], info.get("detectors") or []
+        if axes and detectors and axes[0] in schema.names and detectors[0] in schema.names:
+            self.x_name, self.y_name = axes[0], detectors[0]
+            self.plot.setLabel("bottom", self.x_name, units=unit_of(schema, self.x_name) or None)
+            self.plot.setLabel("left", self.y_name, units=unit_of(schema, self.y_name) or None)
+            return
         numeric = [f.name for f in schema if pa.types.is_floating(f.type) or pa.types.is_integer(f.type)]
         signal = [n for n in numeric if n.endswith("_mean")] or [n for n in numeric if n.endswith("mean")]
         axes = [n for n in numeric if not n.endswith(("_mean", "_std")) and not n.startswith(NOT_AXES)]
@@ -256,6 +277,17 @@ class ScanPanel(QtWidgets.QWidget):
             self.eta.setText(f"{elapsed:.0f} s elapsed, about {remaining:.0f} s left")
         if self.total and n >= self.total:
             self.show_statistics()
+
+    def engine_statistics(self, last: dict[str, Any]) -> None:
+        """The engine's own peak statistics of the last scan (what its file stores)."""
+        stats = last["statistics"]
+        if isinstance(stats, dict):
+            first = next(iter(stats.values())) if stats and isinstance(next(iter(stats.values())), dict) else stats
+            parts = [f"{k} {v:.4g}" if isinstance(v, int | float) else f"{k} {v}" for k, v in first.items()]
+            self.stats.setText(
+                f"{last.get('plan', 'scan')}: {last.get('exit_status', '')}, {last.get('points', '?')} points; "
+                + ";  ".join(parts)
+            )
 
     def show_statistics(self) -> None:
         if len(self.y) < 2:
