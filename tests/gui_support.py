@@ -27,6 +27,7 @@ class BatchSource:
         self.description = description
         self.calls: list[tuple[str, tuple, dict]] = []
         self.values: dict[tuple[str, str], Any] = {}  # what ``get`` answers
+        self.action_replies: dict[tuple[str, str | None], Any] = {}  # (kind, body's action) -> reply
         self.status_reply: dict[str, Any] = {"streams": {}, "subscribers": {}, "actors": {}}
         self.down = threading.Event()
         self._cond = threading.Condition()
@@ -68,8 +69,9 @@ class BatchSource:
     def record(self, action: str = "state", **meta: Any) -> Any:
         return self._call("record", action, **meta)
 
-    def scan(self, action: str, **body: Any) -> Any:
-        return self._call("scan", action, **body)
+    def action(self, kind: str, body: dict[str, Any]) -> Any:
+        self._call("action", kind, body)
+        return self.action_replies.get((kind, body.get("action")), {})
 
     def close(self) -> None:
         pass

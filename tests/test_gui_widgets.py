@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from arrowdaq.data import image_batch, scalar_batch, vector_batch
@@ -207,6 +209,53 @@ def test_card_refuses_a_value_outside_the_limits_without_sending(qtbot, link, so
     panel.stop_all_motion()
     qtbot.waitUntil(lambda: ("command", ("stage", "stop_motion"), {}) in source.calls, timeout=5000)
     panel.close_feeds()
+
+
+def scan_points(angles, power):
+    """scan/points rows as the engine publishes them (axes and detectors named in the schema metadata)."""
+    schema = pa.schema(
+        [
+            pa.field("timestamp_ns", pa.uint64()),
+            pa.field("index", pa.int64()),
+            pa.field("elapsed", pa.float64()),
+            pa.field("hwp", pa.float64(), metadata={b"unit": b"deg"}),
+            pa.field("hwp_readback", pa.float64(), metadata={b"unit": b"deg"}),
+            pa.field("pm1", pa.float64(), metadata={b"unit": b"W"}),
+            pa.field("pm1_std", pa.float64(), metadata={b"unit": b"W"}),
+        ],
+        metadata={b"arrowdaq.kind": b"scan", b"arrowdaq.scan": json.dumps({"axes": ["hwp"], "detectors": ["pm1"]})},
+    )
+    n = len(angles)
+    cols = [np.zeros(n, np.uint64), np.arange(n), np.arange(n) * 0.1, angles, angles, power, power * 0.01]
+    return pa.RecordBatch.from_arrays([pa.array(c) for c in cols], schema=schema)
+
+
+def test_scan_panel_buttons_follow_the_engine_and_points_are_plotted(qtbot, link, source):
+    from arrowdaq.gui.panels.scans import ScanPanel
+
+    description = dict(
+        DESCRIPTION, actions=["scan"], streams={**DESCRIPTION["streams"], "scan/points": {"kind": "scan"}}
+    )
+    description["plans"] = {"scan": {"params": [{"name": "axis", "default": "hwp"}, {"name": "num", "default": 5}]}}
+    panel = ScanPanel(link)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_description(parse_description(description))
+    assert list(panel.fields) == ["axis", "num"] and panel.fields["num"].text() == "5"
+    enabled = lambda: {n for n, b in panel.buttons.items() if b.isEnabled()}  # noqa: E731
+    for state, buttons in (("idle", {"start"}), ("running", {"pause", "abort"}), ("paused", {"resume", "abort"})):
+        source.action_replies[("scan", "state")] = {"state": state, "done": 2, "total": 5}
+        panel.poll()
+        qtbot.waitUntil(lambda state=state: panel.state == state, timeout=5000)
+        assert enabled() == buttons, state
+    panel.buttons["abort"].click()
+    qtbot.waitUntil(lambda: ("action", ("scan", {"action": "abort"}), {}) in source.calls, timeout=5000)
+    source.wait_subscribed("scan/points")
+    angles = np.linspace(0, 90, 5)
+    source.push("scan/points", scan_points(angles, np.cos(np.radians(2 * angles)) ** 2))
+    qtbot.waitUntil(lambda: len(panel.x) == 5, timeout=5000)
+    assert (panel.x_name, panel.y_name) == ("hwp", "pm1")
+    assert panel.progress.value() == 5 and "max 1 at hwp = 0" in panel.stats.text()
 
 
 # --- the link --------------------------------------------------------------------------------------

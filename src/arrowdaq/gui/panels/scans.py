@@ -76,6 +76,7 @@ class ScanPanel(QtWidgets.QWidget):
         self.state_label = QtWidgets.QLabel("engine: idle")
         self.progress = QtWidgets.QProgressBar()
         self.progress.setFormat("%v / %m points")
+        self.progress.setTextVisible(False)  # until a scan runs
         self.eta = QtWidgets.QLabel("")
         self.stats = QtWidgets.QLabel("")
         self.stats.setWordWrap(True)
@@ -116,7 +117,7 @@ class ScanPanel(QtWidgets.QWidget):
         if description.plans:
             self.set_plans(description.plans)
         elif self.available:
-            self.link.call("scan", "plans", on_done=self._answered, on_error=lambda _: None)
+            self.scan_action("plans", on_done=self._answered, on_error=lambda _: None)
         if not self.available:
             self.show_state("unavailable")
             self.show_reply("This daemon runs no scan engine (its live service has no 'scan' action).", error=True)
@@ -178,14 +179,18 @@ class ScanPanel(QtWidgets.QWidget):
         self.started = time.monotonic()
         self.show_reply(f"submitting {plan} …")
         self.ensure_points()
-        self.link.call("scan", "submit", plan=plan, args=args, on_done=self._answered, on_error=self._failed)
+        self.scan_action("submit", plan=plan, kwargs=args, on_done=self._answered, on_error=self._failed)
 
     def control(self, action: str) -> None:
-        self.link.call("scan", action, on_done=self._answered, on_error=self._failed)
+        self.scan_action(action, on_done=self._answered, on_error=self._failed)
+
+    def scan_action(self, action: str, *, on_done: Any, on_error: Any, **body: Any) -> None:
+        """The live service's ``scan`` action (DESIGN section 8): ``{"action": ..., ...}`` in, JSON out."""
+        self.link.call("action", "scan", {"action": action, **body}, on_done=on_done, on_error=on_error)
 
     def poll(self) -> None:
         if self.link.state == "connected" and self.available:
-            self.link.call("scan", "state", on_done=self._answered, on_error=lambda _: None)
+            self.scan_action("state", on_done=self._answered, on_error=lambda _: None)
 
     def _answered(self, reply: Any) -> None:
         if isinstance(reply, dict):
@@ -269,6 +274,7 @@ class ScanPanel(QtWidgets.QWidget):
         self.curve.setData(self.x, self.y)
         self.current.setData(self.x[-1:], self.y[-1:])
         n = len(self.x)
+        self.progress.setTextVisible(True)
         self.progress.setMaximum(max(self.total, n))
         self.progress.setValue(n)
         if self.total and n and self.started:
