@@ -1,4 +1,8 @@
-"""``arrowdaq gui [ADDRESS]``: the window, attached to a running daemon through its live service."""
+"""``arrowdaq gui [ADDRESS]``: the window, attached to a running daemon through its live service.
+
+The CLI and the GUI are separate layers (neither imports the other): this
+command checks that a window can open, then becomes ``python -m arrowdaq.gui``.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +17,38 @@ from pathlib import Path
 from ..errors import ArrowDAQError
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..gui.app import has_display
+def has_display() -> bool:
+    """True where a window can open (an X11 or Wayland display, a non-Linux desktop, or offscreen Qt)."""
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
 
+
+def gui_missing() -> str | None:
+    """What the window needs and is not installed, or None."""
+    missing = [m for m in ("PySide6", "pyqtgraph") if importlib.util.find_spec(m) is None]
+    return f"{' and '.join(missing)} missing: pip install 'arrowdaq[gui]'" if missing else None
+
+
+def gui_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "arrowdaq.gui", *args]
+
+
+def run(args: argparse.Namespace) -> int:
     if not has_display():
         raise ArrowDAQError(
             "no display (DISPLAY and WAYLAND_DISPLAY are unset); set QT_QPA_PLATFORM=offscreen to run without one"
         )
-    try:
-        from ..gui.app import run_gui
-    except ImportError as exc:
-        raise ArrowDAQError(f"the GUI needs PySide6 and pyqtgraph: pip install 'arrowdaq[gui]' ({exc})") from None
-    return run_gui(args.address, token=args.token, settings=Path(args.layout) if args.layout else None)
+    if (missing := gui_missing()) is not None:
+        raise ArrowDAQError(f"the window needs {missing}")
+    argv = gui_command(*([args.address] if args.address else []))
+    argv += [*(["--token", args.token] if args.token else []), *(["--layout", args.layout] if args.layout else [])]
+    if os.name == "posix":
+        sys.stdout.flush()
+        os.execv(sys.executable, argv)  # this process becomes the window: its signals and exit status
+    return subprocess.call(argv)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,17 +83,15 @@ class WindowProcess:
 
     def start(self, address: str, token: str) -> str:
         """Start the window; returns one line saying where it is (or why it is not)."""
-        from ..gui.app import has_display
-
         if not has_display():
             return "window: none (no display); the terminal shows the run"
-        if importlib.util.find_spec("PySide6") is None or importlib.util.find_spec("pyqtgraph") is None:
-            return "window: none (PySide6/pyqtgraph missing: pip install 'arrowdaq[gui]')"
+        if (missing := gui_missing()) is not None:
+            return f"window: none ({missing})"
         env = {**os.environ, "ARROWDAQ_ADDRESS": address, "ARROWDAQ_TOKEN": token}
         self.log = Path(tempfile.gettempdir()) / f"arrowdaq-gui-{os.getpid()}.log"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "arrowdaq.cli.main", "gui"],
+                gui_command(),
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -150,7 +150,7 @@ def wants_window(args: argparse.Namespace) -> bool:
     """--gui / --no-gui; without either (``gui`` None): a window where there is a display."""
     choice = getattr(args, "gui", False)
     if choice is None:
-        from ..gui.app import has_display
+        from .gui_cmd import has_display
 
         return has_display()
     return bool(choice)

@@ -8,17 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # Qt loads only when a window opens: has_display() is asked by `arrowdaq demo` too
+if TYPE_CHECKING:  # Qt loads only when a window opens
     from .link import Connector
-
-
-def has_display() -> bool:
-    """True where a window can open (an X11 or Wayland display, or a non-Linux desktop, or offscreen Qt)."""
-    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
-        return True
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
 
 
 def live_connector(address: str | None, token: str | None = None) -> Connector:
