@@ -1,7 +1,8 @@
 """Camera frames: the newest image with its histogram and levels, a colour map, an ROI, fps and drops.
 
-Only the newest frame is drawn; ImageItem gets explicit levels and a 256-entry
-lookup table (auto-levels on every frame would rescan 4 M pixels each time).
+Only the newest frame is drawn, and no finer than the screen shows it (every
+k-th pixel when k image pixels fall on one screen pixel; the ROI statistics use
+every pixel). ImageItem gets explicit levels and a 256-entry lookup table.
 Dropped frames are the gaps in ``frame_number``: frames the camera made that
 this window never showed.
 """
@@ -164,10 +165,28 @@ class CameraPanel(QtWidgets.QWidget):
         finally:
             self._drawing = False
 
+    def display_step(self) -> int:
+        """Image pixels per screen pixel (1 when zoomed in): a 2048-px frame in a 400-px view draws every 5th."""
+        assert self.frame is not None
+        h, w = self.frame.shape[:2]
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        span_x, span_y = min(x1 - x0, w), min(y1 - y0, h)
+        width, height = max(self.vb.width(), 1.0), max(self.vb.height(), 1.0)
+        return max(int(min(span_x / width, span_y / height)), 1)
+
+    def _show(self, levels: tuple[float, float]) -> None:
+        """Draw the frame, every ``display_step``-th pixel, stretched over the frame's full size."""
+        assert self.frame is not None
+        h, w = self.frame.shape[:2]
+        step = self.display_step() if self._levels_set else 1
+        shown = self.frame[::step, ::step] if step > 1 else self.frame
+        self.image.setImage(shown, autoLevels=False, levels=levels)
+        self.image.setRect(QtCore.QRectF(0, 0, w, h))  # image coordinates stay the frame's pixels (the ROI's)
+
     def _draw(self) -> None:
         assert self.frame is not None
         if not self._levels_set:
-            self.image.setImage(self.frame, autoLevels=False, levels=(0, 1))
+            self._show((0, 1))
             self.fit_levels()
             h, w = self.frame.shape[:2]
             self.roi.setPos((w / 4, h / 4))
@@ -176,7 +195,7 @@ class CameraPanel(QtWidgets.QWidget):
         else:
             if self.auto_levels.isChecked():
                 self.fit_levels()
-            self.image.setImage(self.frame, autoLevels=False, levels=self.hist.getLevels())
+            self._show(self.hist.getLevels())
         self.frames_drawn += 1
         self.shown += 1
         now = time.monotonic()
