@@ -117,4 +117,5 @@ def test_join_refuses_what_it_cannot_join(run_file, tmp_path, capsys):
     assert not out.exists()
     assert cli(["export", str(run_file), "--join", "-o", str(out)]) == 0  # every scalar stream
     joined = pq.read_table(out)
-    assert "pm1/power (W)" in joined.column_names and "hwp/position (deg)" in joined.column_names
+    assert joined.column_names[:2] == ["timestamp_ns", "pm1/power (W)"]  # the densest stream gives the rows
+    assert joined.num_rows == 10 and "hwp/position (deg)" in joined.column_names

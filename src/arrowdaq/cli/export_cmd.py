@@ -256,7 +256,8 @@ def run(args: argparse.Namespace) -> int:
         from ..storage import open_run
 
         with open_run(args.file) as run_file:
-            chosen = streams or [s.name for s in run_file.summary() if s.kind == "scalar"]
+            scalars = sorted((s for s in run_file.summary() if s.kind == "scalar"), key=lambda s: -s.rows)
+            chosen = streams or [s.name for s in scalars]  # the densest stream gives the rows
         rows = export_joined(args.file, chosen, args.format, args.output, args.tolerance, force=args.force)
         print(f"{args.output}: {rows} rows, {len(chosen)} streams joined on time ({args.format})")
         return 0
@@ -326,7 +327,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--join",
         action="store_true",
-        help="join scalar streams on time into one file (the first stream's rows; default: every scalar stream)",
+        help="join scalar streams on time into one file, on the first stream's rows (default: every scalar"
+        " stream, the one with most rows first)",
     )
     p.add_argument(
         "--tolerance",
