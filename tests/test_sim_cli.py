@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import serial
 
@@ -114,3 +115,99 @@ def test_bad_arguments_are_refused_before_anything_is_served(args, message, caps
         main(["sim", *args])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def start_many(*args: str) -> tuple[subprocess.Popen, dict[str, str]]:
+    """``arrowdaq sim`` serving several devices: the process and driver → address, as printed."""
+    proc = subprocess.Popen([*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    addresses: dict[str, str] = {}
+    options = {i + 1 for i, a in enumerate(args) if a.startswith("--")}  # option values are not devices
+    wanted = [a.split("=")[0] for i, a in enumerate(args) if "=" in a and i not in options]
+    while len(addresses) < len(wanted):
+        line = proc.stdout.readline().strip()
+        assert " simulator listening on " in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        addresses[line.split(" ", 1)[0]] = line.rsplit(" ", 1)[1]
+    return proc, addresses
+
+
+@pytest.fixture
+def sims():
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> tuple[dict[str, str], subprocess.Popen]:
+        proc, addresses = start_many(*args)
+        procs.append(proc)
+        return addresses, proc
+
+    yield start
+    for proc in procs:
+        assert stop(proc)[0] == 0
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_three_sim_processes_on_one_table_follow_malus_law(sims, tmp_path):
+    table = str(tmp_path / "table")
+    common = ("--table", table, "--latency-scale", "0")
+    laser_at = sims("maitai=0", *common)[0]["maitai"]
+    hwp_at = sims("ell14=pty", *common)[0]["ell14"]
+    meter_at = sims("newport_1830c=0", *common)[0]["newport_1830c"]
+    from arrowdaq.instruments.drivers.maitai import MaiTai
+
+    laser = MaiTai.open(laser_at, name="laser", timeout=1.0, min_interval=0.0, verify_timeout=1.0)
+    hwp = ELL14.open(hwp_at, name="hwp", timeout=1.0)
+    meter = Newport1830C.open(meter_at, name="pm", timeout=1.0, delay=0.0)
+    for driver in (laser, hwp, meter):
+        driver.connect()
+    laser.emission_on()  # with the shutter closed, as the driver insists
+    laser.open_shutter()
+    try:
+        readings = {}
+        for angle in (0.0, 22.5, 45.0):
+            hwp.move_to(angle)
+            readings[angle] = meter.power
+        full = readings[0.0]
+        assert full > 1e-3  # the laser in one process lights the meter in another
+        for angle, watts in readings.items():
+            assert watts == pytest.approx(full * np.cos(np.radians(2 * angle)) ** 2, rel=0.02, abs=1e-6)
+    finally:
+        for driver in (laser, hwp, meter):
+            driver.close()
+
+
+def test_faults_are_injected_from_the_command_line(sims):
+    from arrowdaq.errors import DeviceTimeout, ProtocolError
+
+    addresses, proc = sims(
+        "newport_1830c=0",
+        "esp300=0",
+        "--fault",
+        "newport_1830c=garbage",
+        "--fault",
+        "esp300=silent@2",
+        "--latency-scale",
+        "0",
+    )
+    meter = Newport1830C.open(addresses["newport_1830c"], name="pm", timeout=0.5, delay=0.0)
+    from arrowdaq.instruments.drivers.esp300 import ESP300
+
+    stage = ESP300.open(addresses["esp300"], name="stage", timeout=0.3)
+    try:
+        stage.connect()  # it answers until its fault starts
+        assert proc.stdout.readline().strip() == "newport_1830c: fault garbage injected"
+        with pytest.raises(ProtocolError):
+            meter.power
+        assert proc.stdout.readline().strip() == "esp300: fault silent injected"
+        with pytest.raises(DeviceTimeout):
+            stage.position()
+    finally:
+        meter.close()
+        stage.close()
+
+
+def test_a_fault_must_name_a_served_device_and_a_known_kind(capsys):
+    assert main(["sim", "maitai=0", "--fault", "esp300=silent"]) == 1
+    assert "--fault esp300=silent: 'esp300' is not served here (maitai)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sim", "maitai=0", "--fault", "maitai=explode"])
+    assert "KIND one of disconnect, silent, slow, garbage, error" in capsys.readouterr().err

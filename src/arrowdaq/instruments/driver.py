@@ -487,7 +487,7 @@ class Driver:
         try:
             control.to_device(value, f"{self.name}.{key}")
         except CommandError as exc:
-            raise InstrumentConfigError(f"{self.name}: setting {key} = {value!r}: {_reason(exc)}") from None
+            raise InstrumentConfigError(f"{self.name}: setting {key}: {_reason(exc)}") from None
 
     def active_streams(self) -> tuple[Stream, ...]:
         """The streams this instance produces (drivers whose streams depend on settings override it)."""

@@ -1,0 +1,177 @@
+"""Declared settings from the configuration: applied at connect, read back, recorded; bad ones named."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import arrowdaq
+from arrowdaq.actors import ActorStatus
+from arrowdaq.app.config import load_config
+from arrowdaq.app.runner import Application
+from arrowdaq.cli.main import main
+from arrowdaq.errors import CommandError, InstrumentConfigError, ProtocolError
+from arrowdaq.instruments import Control, Driver, Measurement, spawn_instrument
+from arrowdaq.instruments.drivers.esp300 import ESP300
+from arrowdaq.instruments.drivers.maitai import MaiTai
+from arrowdaq.instruments.validators import in_range, int_in_range
+from arrowdaq.sim import OpticalTable, serve
+from arrowdaq.sim.esp300 import ESP300Sim
+from arrowdaq.sim.maitai import MaiTaiSim
+
+LAB = """
+[run]
+name = "set-up"
+data_dir = "{data_dir}"
+
+[[instruments]]
+id = "laser"
+driver = "maitai"
+port = "sim"
+poll_hz = 10.0
+[instruments.settings]
+wavelength = {wavelength}
+shutter = "open"
+verify_timeout = 0.5
+
+[[instruments]]
+id = "pm1"
+driver = "newport_1830c"
+port = "sim"
+poll_hz = 10.0
+[instruments.settings]
+wavelength = 780
+attenuator = 1
+
+[[instruments]]
+id = "stage"
+driver = "esp300"
+port = "sim"
+[instruments.settings]
+axes = [1, 2]
+[instruments.settings.axis2]
+velocity = 2.5
+
+[simulation]
+latency_scale = 0.01
+"""
+
+
+def write_lab(tmp_path: Path, wavelength: object = 780) -> Path:
+    path = tmp_path / "lab.toml"
+    path.write_text(textwrap.dedent(LAB).format(data_dir=tmp_path / "data", wavelength=wavelength), encoding="utf-8")
+    return path
+
+
+async def test_configured_settings_are_in_the_run_file_and_in_the_streams_from_the_first_row(tmp_path):
+    app = Application(load_config(write_lab(tmp_path), environ={}))
+    summary = await app.run(duration=2.0)
+    assert not summary.errors, summary.errors
+    run = arrowdaq.open_run(summary.run_file)
+    instruments = run.metadata["instrument"]
+    laser, meter, stage = (instruments[i]["settings"] for i in ("laser", "pm1", "stage"))
+    assert laser["wavelength"] == 780 and laser["shutter"] == "open"
+    assert meter["wavelength"] == 780 and meter["attenuator"] == 1
+    assert stage["axis2"]["velocity"] == 2.5 and stage["axis1"]["velocity"] == 5.0
+    wavelength = run.table("laser/wavelength").column("value").to_numpy()
+    shutter = run.table("laser/shutter").column("value").to_numpy()
+    assert len(wavelength) and np.all(wavelength == 780.0)  # from the first row on
+    assert len(shutter) and np.all(shutter == 1.0)
+
+
+def test_a_bad_value_fails_at_start_naming_the_key(tmp_path, capsys):
+    status = main(["run", str(write_lab(tmp_path, wavelength=2000)), "--duration", "1"])
+    err = capsys.readouterr().err
+    assert status != 0
+    assert "lab.toml: instruments[0].settings: laser: setting wavelength: 2000 is outside 690..1040" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "data").exists()  # nothing was started
+
+
+def test_unknown_channel_settings_are_named(tmp_path, capsys):
+    text = write_lab(tmp_path).read_text().replace("velocity = 2.5", "speed = 2.5")
+    (tmp_path / "lab.toml").write_text(text)
+    assert main(["run", str(tmp_path / "lab.toml"), "--duration", "1"]) != 0
+    err = capsys.readouterr().err
+    assert "stage: setting axis2.speed: unknown (settings of axis2: motor, units, velocity" in err
+
+
+def test_a_setting_the_device_does_not_take_is_an_error_naming_instrument_setting_and_value():
+    table = OpticalTable(latency_scale=0.0)
+    sim = MaiTaiSim(table)
+    sim.local_mode = True  # the front panel has the laser: sets are not executed
+    with serve(sim, "pty") as server:
+        laser = MaiTai.open(server.address, name="laser", wavelength=850, verify_timeout=0.05, verify_interval=0.01)
+        try:
+            with pytest.raises(InstrumentConfigError, match=r"laser: setting wavelength = 850 refused: .*not executed"):
+                laser.connect_configured()
+        finally:
+            sim.local_mode = False
+            laser.close()
+
+
+class Oven(Driver):
+    """A small driver with two declared settings, to check the declarations themselves."""
+
+    driver_name = "oven"
+    port_settings = Driver.port_settings
+    setpoint = Control("S?", "S{:d}", parse=int, validator=int_in_range(0, 300), unit="C")
+    ramp = Control("R?", "R{:.1f}", parse=float, validator=in_range(0, 10), unit="C/min")
+    temperature = Measurement("T?", unit="C")
+
+
+def test_formats_cannot_be_broken_by_validators_and_bad_replies_are_protocol_errors(scripted_driver):
+    server, oven = scripted_driver(Oven, {"S?": "12x", "R?": "2.5", "T?": "hot"}, name="oven", timeout=0.3)
+    oven.setpoint = 120.0  # a float from a JSON client: the {:d} field gets 120
+    oven.ramp = 2  # an int: the {:.1f} field gets 2.0
+    with pytest.raises(CommandError, match="oven.setpoint: 12.5 is not a whole number"):
+        oven.setpoint = 12.5
+    assert oven.ramp == 2.5  # a reply: what was written before it has arrived
+    assert bytes(server.received) == b"S120\nR2.0\nR?\n"
+    with pytest.raises(ProtocolError, match=r"oven.setpoint: reply '12x' to 'S\?' cannot be read"):
+        oven.setpoint
+    with pytest.raises(ProtocolError, match="oven.temperature"):
+        oven.temperature
+
+
+def test_describe_comes_from_the_declarations():
+    described = ESP300.describe()
+    axis = {c["name"]: c for c in described["channels"]["axis"]}
+    assert axis["velocity"] == {
+        "name": "velocity",
+        "unit": "mm/s",
+        "doc": "",
+        "read_only": False,
+        "settable_from_config": True,
+        "limits": [0, 1000],
+        "type": "float",
+    }
+    assert axis["position"]["read_only"] is True
+    commands = {c["name"]: c for c in described["commands"]}
+    assert [p["name"] for p in commands["move_to"]["params"]] == ["target", "wait", "axis"]
+    assert commands["move_to"]["changes_settings"] is False
+    laser = {c["name"]: c for c in MaiTai.describe()["controls"]}
+    assert laser["shutter"]["choices"] == ["closed", "open"]
+    assert laser["wavelength"]["limits"] == [690, 1040]
+
+
+async def test_the_settings_snapshot_is_read_again_after_a_command_that_changes_the_instrument(hub):
+    table = OpticalTable(latency_scale=0.0, seed=2)
+    with serve(ESP300Sim(table), "pty") as server:
+        ref = spawn_instrument(
+            hub,
+            "stage",
+            ESP300,
+            lambda: ESP300.open(server.address, name="stage", axes=[1], timeout=0.5, motion_poll=0.005),
+            settings={"axes": [1]},
+        )
+        await ref.wait_status(ActorStatus.RUNNING)
+        assert (await hub.command("stage", "describe"))["settings"]["axis1"]["velocity"] == 5.0
+        await hub.command("stage", "set", name="axis1.velocity", value=7.5)
+        assert (await hub.command("stage", "describe"))["settings"]["axis1"]["velocity"] == 7.5
+        assert await hub.command("stage", "get", name="axis1.velocity") == 7.5
+        with pytest.raises(CommandError, match=r"no setting 'axis3.velocity' \(settings: .*axis1.velocity"):
+            await hub.command("stage", "get", name="axis3.velocity")

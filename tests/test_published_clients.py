@@ -1,0 +1,147 @@
+"""Published third-party clients, as they are, against arrowdaq's simulators.
+
+PyMeasure's ``ESP300`` (pymeasure.instruments.newport.esp300) and the PyPI
+``elliptec`` package talk to the simulators over a pseudo-terminal, the way
+they would talk to the real controllers over a serial port. What they read
+back is checked against the simulated optical table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import elliptec
+import pytest
+from pymeasure.adapters import SerialAdapter
+from pymeasure.instruments.newport.esp300 import ESP300 as PyMeasureESP300
+from pymeasure.instruments.newport.esp300 import AxisError, GeneralError
+
+from arrowdaq.sim import OpticalTable, serve
+from arrowdaq.sim.ell14 import ELL14Sim
+from arrowdaq.sim.esp300 import ESP300Sim
+
+
+@pytest.fixture
+def esp300():
+    """PyMeasure's ESP300 on the simulator's pty (19200 baud, CR LF both ways)."""
+    table = OpticalTable(latency_scale=0.02, seed=5)  # 5 mm/s runs at 250 mm/s
+    sim = ESP300Sim(table)
+    server = serve(sim, "pty")
+    # a short timeout: PyMeasure's `axes` reads SCPI properties (*OPC?, *STB?...) that the ESP300 does not answer
+    adapter = SerialAdapter(
+        server.address, baudrate=19200, timeout=0.3, write_termination="\r\n", read_termination="\r\n"
+    )
+    controller = PyMeasureESP300(adapter)
+    yield controller, sim, table
+    adapter.close()
+    server.stop()
+
+
+def test_pymeasure_esp300_reads_position_enables_moves_waits_and_homes(esp300):
+    controller, sim, table = esp300
+    x = controller.x
+    assert x.position == 0.0
+    assert not x.enabled
+    x.enable()
+    assert x.enabled and sim.motor_on[1]
+    x.position = 12.5  # PA12.5
+    assert not x.motion_done  # it is on its way
+    x.wait_for_stop()  # WS0, then MD? until done
+    assert x.motion_done
+    assert x.position == pytest.approx(12.5)
+    assert table.stage[1].at(time.monotonic()) == pytest.approx(12.5)  # the knife edge moved
+    x.home()  # OR1: back to the origin
+    x.wait_for_stop()
+    assert x.position == pytest.approx(0.0)
+    x.define_position(3.0)  # DH3: the present position is called 3
+    assert x.position == pytest.approx(3.0)
+    x.zero()  # DH
+    assert x.position == pytest.approx(0.0)
+    controller.disable()  # MF on every axis (no replies)
+    assert not controller.x.enabled  # a query: every command before it has been handled
+    assert not any(sim.motor_on.values())
+
+
+def test_pymeasure_esp300_reads_and_clears_errors(esp300):
+    controller, sim, _ = esp300
+    assert controller.error == 0
+    controller.y.position = 1.0  # motor off: refused with axis error 213
+    controller.write("1XX")  # no such command: general error 6
+    errors = controller.errors  # TE? until 0
+    assert [type(e) for e in errors] == [AxisError, GeneralError]
+    assert errors[0].axis == "2" and errors[0].message == "MOTOR NOT ENABLED"
+    assert errors[1].message == "COMMAND DOES NOT EXIST"
+    sim.push_error(7, "PARAMETER OUT OF RANGE")
+    controller.clear_errors()
+    assert controller.error == 0 and not sim.errors
+
+
+def test_pymeasure_esp300_units_and_software_limits(esp300):
+    controller, sim, _ = esp300
+    x = controller.x
+    assert x.units == "millimeter"
+    x.units = "micrometer"
+    assert x.units == "micrometer" and sim.units[1] == 3
+    x.units = "millimeter"
+    assert (x.left_limit, x.right_limit) == (0.0, 25.0)
+    x.left_limit = 2.0
+    x.right_limit = 10.0
+    assert (x.left_limit, x.right_limit) == (2.0, 10.0)
+    x.enable()
+    x.position = 11.0  # beyond the right limit: refused, nothing moves
+    assert [str(e) for e in controller.errors] == [
+        "Newport ESP300 axis 1 reported the error: POSITIVE SOFTWARE LIMIT DETECTED"
+    ]
+    assert x.position == 0.0
+    x.position = 1.0
+    assert [str(e) for e in controller.errors] == [
+        "Newport ESP300 axis 1 reported the error: NEGATIVE SOFTWARE LIMIT DETECTED"
+    ]
+
+
+@pytest.fixture
+def elliptec_bus():
+    """The ``elliptec`` package's Controller on the simulated bus (mounts 0 and 2; 0 carries the half-wave plate)."""
+    table = OpticalTable(latency_scale=0.0, seed=6)
+    table.emission = table.shutter_open = True
+    sim = ELL14Sim(table, addresses="02", hwp_address="0")
+    server = serve(sim, "pty")
+    controller = elliptec.Controller(server.address, debug=False)
+    yield controller, sim, table
+    controller.close_connection()
+    server.stop()
+
+
+def test_elliptec_client_finds_turns_and_homes_a_rotator(elliptec_bus, caplog):
+    controller, sim, table = elliptec_bus
+    caplog.set_level(logging.WARNING, logger="elliptec")
+    hwp = elliptec.Rotator(controller, address="0", debug=False)
+    assert hwp.motor_type == 14 and hwp.range == 360 and hwp.pulse_per_rev == 143360
+    assert hwp.serial_no == "11400517"
+    assert hwp.set_angle(45) == pytest.approx(45, abs=0.01)
+    assert table.hwp.at(time.monotonic()) == pytest.approx(45, abs=0.01)
+    assert table.power_meter_w() < 1e-8  # crossed polarizers: Malus's law
+    assert hwp.get_angle() == pytest.approx(45, abs=0.01)
+    assert hwp.shift_angle(-15) == pytest.approx(30, abs=0.01)
+    hwp.home()
+    assert hwp.get_angle() == 0.0
+    other = elliptec.Rotator(controller, address="2", debug=False)  # the second mount on the same bus
+    assert other.set_angle(90) == pytest.approx(90, abs=0.01)
+    assert hwp.get_angle() == 0.0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_elliptec_client_reads_status_jog_step_home_offset_and_motor_info(elliptec_bus):
+    controller, sim, _ = elliptec_bus
+    hwp = elliptec.Rotator(controller, address="0", debug=False)
+    assert hwp.get("status") == ("0", "GS", "0")
+    hwp.set("stepsize", 143360 // 36)  # 10 degrees
+    assert hwp.get("stepsize") == ("0", "GJ", 143360 // 36)
+    hwp.move("forward")
+    assert hwp.get_angle() == pytest.approx(10, abs=0.01)
+    assert hwp.get("home_offset") == ("0", "HO", 0)
+    info = hwp.get("motor_1_info")
+    assert info["Motor"] == "1" and info["Current"] == pytest.approx(1.0)
+    sim.inject_status("0", 0x0B)
+    assert hwp.get("position") == ("0", "GS", "11")  # motor error, reported as the status code
