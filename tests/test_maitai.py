@@ -114,7 +114,7 @@ async def test_end_to_end_streams_commands_and_safe_stop(hub):
             hub,
             "laser",
             MaiTai,
-            lambda: MaiTai.open(server.address, name="laser", **FAST),
+            lambda: MaiTai.open(server.address, name="laser", **(FAST | {"timeout": 2.0})),  # a loaded machine
             poll_hz={"wavelength": 20, "power": 20, "shutter": 20},
         )
         await ref.wait_status(ActorStatus.RUNNING)
