@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..errors import ActorError
 from .actor import Actor
@@ -64,9 +64,16 @@ class Supervisor:
             known = ", ".join(sorted(self.actors)) or "none"
             raise ActorError(f"no actor named {name!r} (known: {known})") from None
 
-    async def stop_all(self, timeout: float | None = None) -> None:
-        """Stop sources first, then processors (drained), then sinks (drained, closed)."""
+    async def stop_all(
+        self, timeout: float | None = None, after: Callable[[Role], Awaitable[None]] | None = None
+    ) -> None:
+        """Stop sources first, then processors (drained), then sinks (drained, closed).
+
+        ``after(role)`` runs once each role's actors have stopped (e.g. to record final counts
+        while the sinks still run)."""
         for role in STOP_ORDER:
             group = [ref for ref in self.actors.values() if ref.role == role]
             if group:
                 await asyncio.gather(*(ref.stop(timeout) for ref in group))
+            if after is not None:
+                await after(role)

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..actors import ActorRef, ActorStatus, Command, RestartPolicy, StatusEvent
+from ..actors import ActorRef, ActorStatus, Command, RestartPolicy, Role, StatusEvent
 from ..data import unit_of
 from ..errors import ArrowDAQError, ConfigError, InstrumentStartError, describe
-from ..hub import Alarm, InstrumentManager
+from ..hub import Alarm, InstrumentManager, RateWatch
 from ..instruments import driver_class, spawn_instrument
 from ..instruments.driver import Driver
 from ..log import get_logger
@@ -66,8 +66,13 @@ class ExitStatus(enum.IntEnum):
 class StreamSummary:
     rows: int
     batches: int
+    #: Achieved: rows over the time the instruments were acquiring.
     rows_per_s: float
     unit: str | None
+    #: What the producer was asked for (rows/s), when known.
+    requested_per_s: float | None = None
+    #: Rows the producer lost before publishing (camera frames).
+    dropped: int = 0
 
 
 @dataclass
@@ -89,6 +94,8 @@ class RunSummary:
     instruments_down: dict[str, str] = field(default_factory=dict)
     #: Ids of the instruments the run needs (``required = true``).
     required: set[str] = field(default_factory=set)
+    #: Streams that stayed below 80 % of their requested rate for 5 s: name → the alarm's text.
+    slow_streams: dict[str, str] = field(default_factory=dict)
 
     @property
     def required_down(self) -> list[str]:
@@ -128,6 +135,8 @@ class Application:
         #: Each instrument's last status that says whether it works (Starting and Stopped left out).
         self._health: dict[str, StatusEvent] = {}
         self._up = False  # every required instrument came up
+        self.rates = RateWatch(self.hub)
+        self._ended = 0.0  # when the stop began
         self.hub.add_listener(self._on_event)
         self._started = 0.0
         self._acquiring = 0.0  # when the instruments were started
@@ -323,12 +332,16 @@ class Application:
                         await asyncio.wait_for(self._stop.wait(), left)
                     except TimeoutError:
                         pass
+                    self.rates.check()
                     if on_tick is not None:
                         on_tick()
         finally:
+            self._ended = time.monotonic()
             try:
                 if on_stopping is not None:
                     await on_stopping()
+                if self._up:
+                    await self._describe_final()
                 await self.stop()
             finally:
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -352,16 +365,68 @@ class Application:
         return True
 
     async def stop(self) -> None:
-        await self.hub.stop()
+        async def after(role: Role) -> None:
+            if role is Role.SOURCE and self._up:
+                await self._record_rates()  # the instruments' rows are final; storage still records
+
+        await self.hub.stop(after=after)
         self.table.stop()
+
+    def _acquired_s(self) -> float:
+        if not self._acquiring:
+            return 0.0
+        return (self._ended or time.monotonic()) - self._acquiring
+
+    def stream_rates(self) -> dict[str, dict[str, Any]]:
+        """Per stream: rows published, achieved and requested rows/s, rows the producer dropped."""
+        acquired = max(self._acquired_s(), 1e-9)
+        return {
+            name: {
+                "rows": spec.meter.rows,
+                "achieved_per_s": spec.meter.rows / acquired,
+                "requested_per_s": spec.requested_rate,
+                "dropped": spec.dropped,
+            }
+            for name, spec in self.hub.streams.items()
+        }
+
+    async def _describe_final(self, timeout: float = 2.0) -> None:
+        """Before the ordered stop: each running instrument's settings as they are now (a camera's
+        dropped frames), for the run file. One that does not answer keeps its start-up description."""
+
+        async def final(name: str) -> None:
+            try:
+                self.instruments[name] = await self.hub.command(name, "describe", timeout=timeout, fresh=True)
+            except ArrowDAQError:
+                pass
+
+        await asyncio.gather(*(final(name) for name in list(self.instruments)))
+
+    async def _record_rates(self) -> None:
+        """Once the instruments stopped: their streams' rows, achieved vs requested rates and dropped
+        rows go into the run file with the instruments' descriptions."""
+        if self.storage is None or not self.storage.status.alive or not self.instruments:
+            return
+        rates = self.stream_rates()
+        for name, info in self.instruments.items():
+            for stream, numbers in info.setdefault("streams", {}).items():
+                numbers.update(rates.get(f"{name}/{stream}", {}))
+        try:
+            await self.hub.command("storage", Command("instrument_info", dict(self.instruments)), timeout=10.0)
+        except ArrowDAQError as exc:
+            log.warning(f"the run file lacks the achieved rates: {describe(exc)}")
 
     def summary(self) -> RunSummary:
         status = self.hub.status()
         summary = RunSummary(self.run_file, time.monotonic() - self._started if self._started else 0.0)
-        acquired = time.monotonic() - self._acquiring if self._acquiring else 0.0
+        rates = self.stream_rates()
         for name, s in status["streams"].items():
             unit = unit_of(self.hub.streams[name].schema)
-            summary.streams[name] = StreamSummary(s["rows"], s["batches"], s["rows"] / max(acquired, 1e-9), unit)
+            r = rates[name]
+            summary.streams[name] = StreamSummary(
+                s["rows"], s["batches"], r["achieved_per_s"], unit, r["requested_per_s"], r["dropped"]
+            )
+        summary.slow_streams = dict(self.rates.slow)
         for name, s in status["subscribers"].items():
             if s["drops"]:
                 (summary.drops if s["policy"] == "latest" else summary.undelivered)[name] = s["drops"]

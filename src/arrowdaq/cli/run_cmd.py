@@ -94,11 +94,18 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
 
     console = console or Console()
     table = Table(title=f"Run summary ({summary.duration_s:.1f} s)")
-    for col in ("stream", "rows", "batches", "rows/s", "unit"):
-        table.add_column(col, justify="right" if col in ("rows", "batches", "rows/s") else "left")
+    for col in ("stream", "rows", "rows/s", "requested/s", "dropped", "unit"):
+        table.add_column(col, justify="left" if col in ("stream", "unit") else "right")
     for name, s in summary.streams.items():
-        table.add_row(name, f"{s.rows:,}", f"{s.batches:,}", f"{s.rows_per_s:,.1f}", s.unit or "")
+        achieved = f"{s.rows_per_s:,.1f}"
+        if name in summary.slow_streams:
+            achieved = f"[bold red]{achieved}[/]"
+        requested = f"{s.requested_per_s:,.1f}" if s.requested_per_s else ""
+        dropped = f"[bold red]{s.dropped:,}[/]" if s.dropped else "0"
+        table.add_row(name, f"{s.rows:,}", achieved, requested, dropped, s.unit or "")
     console.print(table)
+    for why in summary.slow_streams.values():
+        console.print(f"[yellow]slow: {why}[/]")
     for name, drops in summary.drops.items():
         console.print(f"{name}: skipped {drops} batches (a live view shows only the newest)")
     for name, lost in summary.undelivered.items():

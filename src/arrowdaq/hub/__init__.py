@@ -3,6 +3,7 @@
 from .events import RunEvent, as_run_event
 from .manager import Alarm, InstrumentManager
 from .producer import BATCH_LATENCY, BATCH_ROWS, Producer
+from .rates import RateWatch
 from .streams import StreamSpec
 from .subscription import LOSSLESS_MAX_BYTES, Policy, Subscription, batch_memory
 
@@ -14,6 +15,7 @@ __all__ = [
     "InstrumentManager",
     "Policy",
     "Producer",
+    "RateWatch",
     "RunEvent",
     "StreamSpec",
     "Subscription",

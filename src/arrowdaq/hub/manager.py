@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -113,6 +113,16 @@ class InstrumentManager:
         for sub in subscribers:
             await sub.put(stream, batch, held)
 
+    def request_rate(self, stream: str, rows_per_s: float | None) -> None:
+        """Say how many rows per second ``stream`` should carry; status and the rate watch compare."""
+        self.stream(stream).requested_rate = rows_per_s if rows_per_s and rows_per_s > 0 else None
+
+    def count_dropped(self, stream: str, rows: int) -> int:
+        """Count rows the producer lost before publishing (status ``dropped``); returns the total."""
+        spec = self.stream(stream)
+        spec.dropped += rows
+        return spec.dropped
+
     # --- subscriptions ---------------------------------------------------------------
     def subscribe(
         self,
@@ -187,9 +197,10 @@ class InstrumentManager:
             return await reply
         return reply
 
-    async def stop(self, timeout: float | None = None) -> None:
-        """Ordered stop: sources, then processors (drained), then sinks (drained, closed)."""
-        await self.supervisor.stop_all(timeout)
+    async def stop(self, timeout: float | None = None, after: Callable[[Role], Awaitable[None]] | None = None) -> None:
+        """Ordered stop: sources, then processors (drained), then sinks (drained, closed);
+        ``after(role)`` runs when a role's actors have stopped."""
+        await self.supervisor.stop_all(timeout, after)
         for sub in list(self.subscriptions):
             sub.close()
 
@@ -248,7 +259,13 @@ class InstrumentManager:
                 for name, ref in self.supervisor.actors.items()
             },
             "streams": {
-                name: {"producer": spec.producer, "kind": spec.kind, **spec.meter.snapshot()}
+                name: {
+                    "producer": spec.producer,
+                    "kind": spec.kind,
+                    **spec.meter.snapshot(),
+                    "requested_per_s": spec.requested_rate,
+                    "dropped": spec.dropped,
+                }
                 for name, spec in self.streams.items()
             },
             "subscribers": {sub.name: sub.snapshot() for sub in self.subscriptions},

@@ -31,6 +31,10 @@ class StreamSpec:
     meter: FlowMeter = field(default_factory=FlowMeter, repr=False, compare=False)
     subscribers: list = field(default_factory=list, repr=False, compare=False)
     required: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    #: Rows per second the producer was asked for (a polling rate, a camera's frame rate); None: not known.
+    requested_rate: float | None = field(default=None, compare=False)
+    #: Rows the producer lost before publishing them (camera frames overwritten in its buffer).
+    dropped: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         self.required = required_columns(self.schema)

@@ -65,6 +65,9 @@ class Flush:
     pass
 
 
+#: Seconds between event-log lines about frames a device dropped (the count is always exact).
+DROP_REPORT_EVERY = 5.0
+
 #: Garbage replies in a row after which the link is treated as lost (restart, reconnect).
 MAX_GARBAGE_IN_A_ROW = 5
 #: A scalar stream polled at more than this many readings per ``batch_latency`` is read in bursts.
@@ -106,6 +109,10 @@ class InstrumentActor(Actor):
         self._garbage = 0
         self._answered = False
         self.errors = 0
+        self._drops_seen = 0  # the driver's dropped_frames already counted (a fresh driver starts at 0)
+        self._drops_unreported = 0
+        self._drops_reported_at = -float("inf")
+        self._drops_stream: str | None = None
         self._motion_executor: ThreadPoolExecutor | None = None
         self._settings: dict[str, Any] = {}  # re-read after every command that changes the instrument
 
@@ -127,11 +134,14 @@ class InstrumentActor(Actor):
                 schema = spec.schema if spec is not None and spec.kind == SCALAR else None
                 self._columns[name] = ReadingColumns(name, s.unit, BATCH_ROWS, schema)
         for stream, hz in self.poll_hz.items():
+            self.hub.request_rate(self.stream_name(stream), self._requested_rate(stream, hz))
             if hz > 0:
                 self._poll_timers[stream] = self.every(1.0 / hz, Poll(stream))
         self.every(self.batch_latency, Flush())
 
     async def on_stop(self) -> None:
+        if self._drops_stream is not None:  # drops counted since the last event-log line
+            self._report_drops(self._drops_stream, time.monotonic())
         if self._motion_executor is not None:
             self._motion_executor.shutdown(wait=False, cancel_futures=True)
         if self.driver is None:
@@ -180,6 +190,7 @@ class InstrumentActor(Actor):
         if not ok or reading is None:  # an error reply, or a block device with nothing new since the last poll
             return
         if isinstance(reading, pa.RecordBatch):
+            self._count_drops(stream)
             await self.hub.publish(self.stream_name(stream), reading)
             return
         if cols is None:
@@ -251,6 +262,39 @@ class InstrumentActor(Actor):
         if batch is not None:
             await self.hub.publish(self.stream_name(stream), batch)
 
+    def _requested_rate(self, stream: str, poll_hz: float) -> float | None:
+        """Rows per second asked of ``stream``: one per poll, unless the driver says otherwise
+        (``rows_per_s(stream)``: a camera's frame rate; None when nothing sets it, e.g. a software trigger)."""
+        rows_per_s = getattr(self.driver, "rows_per_s", None)
+        if callable(rows_per_s):
+            return rows_per_s(stream)
+        return poll_hz if poll_hz > 0 else None
+
+    def _count_drops(self, stream: str) -> None:
+        """Frames the device lost before we read them (its ``dropped_frames``): counted on the stream,
+        and in the event log at most every :data:`DROP_REPORT_EVERY` seconds."""
+        total = getattr(self.driver, "dropped_frames", None)
+        if not isinstance(total, int) or total <= self._drops_seen:
+            return
+        new, self._drops_seen = total - self._drops_seen, total
+        name = self._drops_stream = self.stream_name(stream)
+        self.hub.count_dropped(name, new)
+        self._drops_unreported += new
+        now = time.monotonic()
+        if now - self._drops_reported_at >= DROP_REPORT_EVERY:
+            self._report_drops(name, now)
+
+    def _report_drops(self, name: str, now: float) -> None:
+        if not self._drops_unreported:
+            return
+        total = self.hub.streams[name].dropped
+        message = (
+            f"{name}: {self._drops_unreported} frame(s) dropped by the device ({total} in this run): "
+            "the reader is slower than the camera"
+        )
+        self.hub.record_event(self.name, "lost", message, "warning", stream=name, rows=self._drops_unreported)
+        self._drops_unreported, self._drops_reported_at = 0, now
+
     async def _flush(self) -> None:
         for stream in self._columns:
             await self._publish(stream)
@@ -259,6 +303,8 @@ class InstrumentActor(Actor):
     async def _command(self, cmd: Command) -> Any:
         assert self.driver is not None
         if cmd.action == "describe":
+            if cmd.args.get("fresh"):  # settings that move by themselves (a camera's frame counters), read now
+                await self._reread_settings()
             return await self.blocking(self.describe)
         if cmd.action == "read":
             stream = str(cmd.args.get("stream", ""))

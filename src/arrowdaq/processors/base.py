@@ -55,6 +55,9 @@ Outputs = list[tuple[str, pa.RecordBatch]]
 #: the work (decision 0012). About half a millisecond here.
 OFFLOAD_WORK = 500_000
 
+#: Seconds of timestamps over which a configured sample_rate is compared with the data's own rate.
+RATE_CHECK_S = 5.0
+
 
 class ProcessorParams(BaseModel):
     """Parameters of a processor kind; unknown names are refused (a typo is an error)."""
@@ -265,6 +268,8 @@ class SignalProcessor(Processor):
         self._broken = False
         self._started = False
         self.channel = ""
+        self._rate_window: tuple[int, int] | None = None  # (first timestamp, samples after it)
+        self._rate_mismatch = False
         return self.output_schemas(input_schema)
 
     def output_schemas(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
@@ -308,6 +313,43 @@ class SignalProcessor(Processor):
             )
         else:
             self.problem(f"{self.where}: {reason}; the signal restarts", "rate")
+
+    async def on_batch(self, stream: str, batch: Any) -> None:
+        clock = getattr(self, "clock", None)  # None: a subclass reads blocks (an FFT of traces), not samples
+        if clock is not None and clock.configured and stream == self.input and isinstance(batch, pa.RecordBatch):
+            self._check_configured_rate(batch.column("timestamp_ns").to_numpy())  # on the loop: it may alarm
+        await super().on_batch(stream, batch)
+
+    def _check_configured_rate(self, ts: np.ndarray) -> None:
+        """A configured ``sample_rate`` is trusted for the algorithm, but compared with the rate the
+        timestamps show over every :data:`RATE_CHECK_S` s: beyond the tolerance, an alarm."""
+        if self._rate_window is None:
+            self._rate_window = (int(ts[0]), len(ts) - 1)
+            return
+        first, count = self._rate_window
+        count += len(ts)
+        span_ns = int(ts[-1]) - first
+        if span_ns < RATE_CHECK_S * 1e9:
+            self._rate_window = (first, count)
+            return
+        self._rate_window = (int(ts[-1]), 0)
+        measured, configured = count * 1e9 / span_ns, self.clock.sample_rate or 0.0
+        tolerance = self.clock.tolerance
+        mismatch = abs(measured / configured - 1.0) > tolerance
+        if mismatch and not self._rate_mismatch:
+            text = (
+                f"{self.where}: {self.input!r} arrives at {measured:.4g} samples/s, not the configured "
+                f"sample_rate {configured:.4g} (beyond the {tolerance:.0%} tolerance): its frequencies are off"
+            )
+            self.hub.alarm(self.id or self.name, text)
+            self.ref.report_error(text)
+        elif self._rate_mismatch and not mismatch:
+            self.hub.record_event(
+                self.id or self.name,
+                "rate",
+                f"{self.where}: {self.input!r} arrives at the configured sample_rate again ({measured:.4g}/s)",
+            )
+        self._rate_mismatch = mismatch
 
     def transform(self, batch: pa.RecordBatch) -> Outputs:
         if batch.num_rows == 0:

@@ -144,6 +144,10 @@ class SimCamera(Driver):
         """Polled at twice the frame rate (at most 100 Hz): each poll takes what the camera buffered."""
         return (Stream("frames", kind=schemas.IMAGE, unit="counts", poll_hz=min(2 * self.fps, 100.0)),)
 
+    def rows_per_s(self, stream: str) -> float | None:
+        """Frames per second asked for: the internal clock's rate; a software trigger sets none."""
+        return 1.0 / self.frame_period_s if self.trigger_mode == "internal" else None
+
     # --- lifecycle ----------------------------------------------------------------------
     def connect(self) -> None:
         """Start acquiring (the internal clock runs from now)."""
