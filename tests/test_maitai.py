@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -124,6 +125,7 @@ async def test_end_to_end_streams_commands_and_safe_stop(hub):
         await hub.command("laser", "emission_on")
         await hub.command("laser", "open_shutter")
         await hub.command("laser", "set_wavelength", nm=900)
+        tuned_at = time.time_ns()  # readings gathered before may still be published after this
         assert table.emission and table.shutter_open and table.wavelength_nm == 900
         with pytest.raises(CommandError, match="shutter open"):
             await hub.command("laser", "emission_on")
@@ -137,7 +139,8 @@ async def test_end_to_end_streams_commands_and_safe_stop(hub):
                 or latest.get("laser/shutter") != 1
             ):
                 stream, batch = await sub.get()
-                latest[stream] = batch.column("value")[-1].as_py()
+                if batch.column("timestamp_ns")[-1].as_py() > tuned_at:
+                    latest[stream] = batch.column("value")[-1].as_py()
                 units[stream] = batch.column("unit")[0].as_py()
         assert units == {"laser/wavelength": "nm", "laser/power": "W", "laser/shutter": None}
         assert 0 < latest["laser/power"] < 3.0  # below peak: 900 nm is off the tuning curve's centre
