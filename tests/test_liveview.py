@@ -1,14 +1,15 @@
-"""The terminal view shows what an operator looks for: status, last error, rates, drops, the file."""
+"""The terminal view shows what an operator looks for: values with units, statuses, folded warnings."""
 
 from __future__ import annotations
 
 import io
+import logging
 
 import numpy as np
 from rich.console import Console
 
 from arrowdaq.actors import Actor, Role
-from arrowdaq.app.liveview import TerminalView, render
+from arrowdaq.app.liveview import LogPane, TerminalView, render_values, stop_progress
 from arrowdaq.data import scalar_batch, scalar_schema
 
 
@@ -19,35 +20,62 @@ class Broken(Actor):
         raise ConnectionError("cannot open /dev/ttyUSB7")
 
 
-async def test_panel_shows_instruments_errors_streams_drops_and_file(hub, tmp_path):
+def text_of(renderable, width: int = 160) -> str:
+    console = Console(file=io.StringIO(), width=width, record=True)
+    console.print(renderable)
+    return console.export_text()
+
+
+async def test_values_show_the_last_reading_with_its_unit_rates_and_the_producers_status(hub):
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
-    gui = hub.subscribe("pm1/*", policy="latest", max_batches=2, name="gui")
+    hub.request_rate("pm1/power", 20.0)
     for i in range(5):
-        await hub.publish(
-            "pm1/power", scalar_batch(np.ones(10), channel="power", unit="W", timestamps_ns=np.arange(10))
-        )
+        values = np.full(10, 1.5e-3 * (i + 1))
+        await hub.publish("pm1/power", scalar_batch(values, channel="power", unit="W", timestamps_ns=np.arange(10)))
+    ref = hub.spawn("pm1", Broken)
+    await ref.wait_status(ref.status.FAILED, timeout=5)
+    text = text_of(render_values(hub, hub.status()))
+    row = next(line for line in text.splitlines() if "pm1/power" in line)
+    assert "0.0075 W" in row and "20.0" in row and "Failed" in row
+
+
+def test_a_repeated_warning_is_folded_into_one_line_with_a_count():
+    pane = LogPane()
+    log = logging.getLogger("arrowdaq.test.liveview")
+    log.addHandler(pane)
+    try:
+        for n in range(1, 31):
+            log.warning(f"[cam1] dropped {n} frame(s): the reader is slower than the camera")
+        log.error("[pm2] failed: ConnectionLost")
+        log.info("not shown: below warning")
+    finally:
+        log.removeHandler(pane)
+    text = text_of(pane.render(8))
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 2
+    assert "dropped 30 frame(s)" in lines[0] and "(×30, first" in lines[0]  # the newest numbers, the count
+    assert "[pm2] failed: ConnectionLost" in lines[1]
+
+
+async def test_stop_progress_counts_each_role(hub):
     ref = hub.spawn("pm2", Broken)
     await ref.wait_status(ref.status.FAILED, timeout=5)
-    run_file = tmp_path / "run.h5"
-    run_file.write_bytes(b"x" * 2048)
-    console = Console(file=io.StringIO(), width=160, record=True)
-    console.print(render(hub.status(), run_file))
-    text = console.export_text()
-    assert "pm2" in text and "Failed" in text and "cannot open /dev/ttyUSB7" in text
-    assert "pm1/power" in text and "50" in text  # rows
-    assert "gui" in text and "latest" in text and gui.drops == 3 and " 3 " in text
-    assert f"run file: {run_file} (2.0 KiB)" in text
+    assert stop_progress(hub.status()) == "instruments 1/1"
 
 
 async def test_plain_lines_when_not_a_terminal(hub, capsys):
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
-    view = TerminalView(hub.status, lambda: None, duration=None, console=Console(file=io.StringIO()))
+    view = TerminalView(hub, lambda: None, duration=None, console=Console(file=io.StringIO()))
     hub.add_listener(view.event)
     ref = hub.spawn("pm2", Broken)
     await ref.wait_status(ref.status.FAILED, timeout=5)
+    hub.alarm("pm1", "pm1/power has carried 2 rows/s")
     with view:
         view.update()
+        view.stopping()
     out = capsys.readouterr().out
     assert "pm2 Restarting: ConnectionError: cannot open /dev/ttyUSB7" in out
     assert "pm2 Failed: ConnectionError: cannot open /dev/ttyUSB7" in out
+    assert "ALARM warning pm1: pm1/power has carried 2 rows/s" in out
     assert "pm1/power 0.0/s" in out
+    assert "stopping: instruments first" in out

@@ -9,6 +9,7 @@ override keys of the ``[run]``, ``[storage]`` and ``[server]`` tables, e.g.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -19,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import ConfigError
 
 SIM_PORT = "sim"
+#: Highest polling rate accepted (the instrument actor reads ~100,000 readings/s from a zero-latency driver).
+MAX_POLL_HZ = 1_000_000.0
 #: Actor names the application uses itself: an instrument or processor may not take them.
 RESERVED_IDS = ("storage",)
 
@@ -61,6 +64,8 @@ class InstrumentConfig(Section):
         for rate in rates:
             if rate < 0:
                 raise ValueError(f"polling rates must be >= 0 Hz (0 = not polled), got {rate}")
+            if rate > MAX_POLL_HZ:
+                raise ValueError(f"polling rates above {MAX_POLL_HZ:,.0f} Hz are beyond any device, got {rate:g}")
         return value
 
 
@@ -177,6 +182,11 @@ def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[tuple[
 def parse_config(data: dict[str, Any], source: str = "<config>", environ: dict[str, str] | None = None) -> Config:
     """Validate a configuration mapping; ConfigError lists every problem with its key path."""
     data = dict(data)
+    bad = non_finite_numbers(data)
+    if bad:
+        raise ConfigError(
+            "\n".join(f"{source}: {where}: expected a finite number, got {value!r}" for where, value in bad)
+        )
     from_env = _env_overrides(data, dict(os.environ) if environ is None else environ)
     try:
         config = Config.model_validate(data)
@@ -186,15 +196,41 @@ def parse_config(data: dict[str, Any], source: str = "<config>", environ: dict[s
     return config
 
 
-def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
-    """Read and validate a TOML configuration file."""
-    path = Path(path)
+def read_config_text(path: Path) -> str:
+    """The file's text; ConfigError (one line, naming the file) when it is missing, unreadable or not UTF-8."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def non_finite_numbers(data: Any, where: str = "") -> list[tuple[str, float]]:
+    """Key paths of NaN and infinite numbers (TOML allows ``nan`` and ``inf``; no setting of a run does)."""
+    found: list[tuple[str, float]] = []
+    if isinstance(data, float) and not math.isfinite(data):
+        found.append((where, data))
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            found += non_finite_numbers(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found += non_finite_numbers(value, f"{where}[{i}]")
+    return found
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    """Read and validate a TOML configuration file."""
+    path = Path(path)
+    text = read_config_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

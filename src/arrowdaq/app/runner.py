@@ -162,7 +162,12 @@ class Application:
         await self._describe_instruments()
 
     def _check_recording(self) -> None:
-        """Before anything is opened: the streams to record exist and the data directory is writable."""
+        """Before anything is opened: the storage options are valid (the error names the file), the
+        streams to record exist and the data directory is writable."""
+        try:
+            self._storage_options()
+        except ConfigError as exc:
+            raise ConfigError(f"{self.source}: {exc}") from None
         for i, pattern in enumerate(self.config.storage.streams):
             if not self.hub.match(pattern):
                 raise ConfigError(
@@ -225,15 +230,19 @@ class Application:
         )
         spawn_instrument(self.hub, inst.id, cls, make_driver, settings=settings, poll_hz=poll, port=port)
 
-    def _start_storage(self) -> None:
+    def _storage_options(self) -> StorageOptions:
         cfg, run = self.config.storage, self.config.run
-        options = StorageOptions(
+        return StorageOptions(
             data_dir=run.data_dir,
             layout=cfg.layout,
             flush_interval=cfg.flush_interval_s,
             default_plot=cfg.default_plot,
             **({"compression": cfg.compression} if cfg.compression is not None else {}),
         )
+
+    def _start_storage(self) -> None:
+        cfg, run = self.config.storage, self.config.run
+        options = self._storage_options()
         info = RunInfo(
             name=run.name,
             operator=run.operator,

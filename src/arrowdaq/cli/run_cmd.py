@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from ..app.config import Config, load_config
+from ..app.config import Config, load_config, read_config_text
 
 if TYPE_CHECKING:  # the runner pulls in scipy and h5py: imported when a run starts, not for --help
     from ..app.runner import RunSummary
@@ -50,7 +50,7 @@ def execute(
     window_started = not gui
 
     app = Application(config, config_text=config_text, source=source)
-    view = TerminalView(app.hub.status, lambda: app.run_file, duration)
+    view = TerminalView(app.hub, lambda: app.run_file, duration)
     app.hub.add_listener(view.event)
 
     async def main() -> RunSummary:
@@ -66,13 +66,26 @@ def execute(
                 task = asyncio.create_task(extra(app.hub))
             view.update()
 
+        async def follow_the_stop() -> None:
+            while True:
+                await asyncio.sleep(0.25)
+                view.update()
+
         async def stopping() -> None:  # the sequence ends before the instruments it drives
+            nonlocal refresher
+            view.stopping()
+            refresher = asyncio.create_task(follow_the_stop())
             window.close()  # the window goes first: it would only report the daemon gone
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
-        done.append(await app.run(duration, on_tick=tick, on_stopping=stopping))
+        refresher: asyncio.Task[None] | None = None
+        try:
+            done.append(await app.run(duration, on_tick=tick, on_stopping=stopping))
+        finally:
+            if refresher is not None:
+                refresher.cancel()
         return done[0]
 
     done: list[RunSummary] = []
@@ -165,7 +178,7 @@ def wants_window(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     path = Path(args.config)
-    return run_and_report(load_config(path), path.read_text(encoding="utf-8"), args, source=str(path))
+    return run_and_report(load_config(path), read_config_text(path), args, source=str(path))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -104,6 +104,7 @@ class InstrumentManager:
         accept_batch(batch, spec.schema, spec.required, stream=stream)
         now = time.monotonic()
         spec.meter.add(batch.num_rows, batch.get_total_buffer_size(), now)
+        spec.last = batch
         held = batch_memory(batch)
         return [sub for sub in spec.subscribers if not sub.offer(stream, batch, held, now)]
 

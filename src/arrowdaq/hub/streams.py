@@ -35,6 +35,8 @@ class StreamSpec:
     requested_rate: float | None = field(default=None, compare=False)
     #: Rows the producer lost before publishing them (camera frames overwritten in its buffer).
     dropped: int = field(default=0, compare=False)
+    #: The newest batch published (what a live view shows as the last value).
+    last: pa.RecordBatch | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.required = required_columns(self.schema)

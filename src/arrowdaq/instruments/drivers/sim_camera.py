@@ -54,11 +54,20 @@ def _config(check: Any, value: Any, what: str) -> Any:
         raise ConfigError(str(exc)) from None
 
 
+#: Pixels of the largest sensor accepted (a 16-bit frame of 8192×8192 is 128 MiB).
+MAX_SENSOR_PIXELS = 8192 * 8192
+
+
 def frame_shape(shape: Sequence[int], binning: int, what: str = "sim_camera") -> tuple[int, int]:
     """The frame shape after binning; ConfigError when the sensor does not divide evenly."""
     if len(shape) != 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape):
         raise ConfigError(f"{what}.shape: expected [height, width] in pixels, got {list(shape)!r}")
     h, w = int(shape[0]), int(shape[1])
+    if h * w > MAX_SENSOR_PIXELS:
+        raise ConfigError(
+            f"{what}.shape: {h}×{w} is {h * w:,} pixels; a frame has at most {MAX_SENSOR_PIXELS:,} "
+            "(8192×8192: larger than any sensor, and each buffered frame is held in memory)"
+        )
     if h % binning or w % binning:
         raise ConfigError(f"{what}.shape: {h}×{w} is not divisible by binning {binning}")
     return h // binning, w // binning
