@@ -197,3 +197,21 @@ def test_sql_output_units_follow_the_query_in_the_stream_file_inspect_and_summar
     shown = capsys.readouterr().out
     for stream, unit in expected.items():
         assert re.search(rf"^\s+{stream} .*\n(.*\n){{2}}\s+units value \[{unit}\]$", shown, re.M), shown
+
+
+def test_the_summary_shows_rows_published_and_stored_and_says_when_they_differ(tmp_path):
+    from arrowdaq.app.runner import RunSummary, StreamSummary
+
+    summary = RunSummary(tmp_path / "run.h5", 12.0)
+    summary.streams = {
+        "pm1/power": StreamSummary(120, 12, 10.0, "W", 10.0),
+        "scope1/trace": StreamSummary(124, 124, 10.3, "V", 10.0),
+    }
+    summary.stored = {"pm1/power": 120, "scope1/trace": 31}
+    console = Console(file=io.StringIO(), width=200, record=True)
+    print_summary(summary, console)
+    text = console.export_text()
+    assert re.search(r"│ pm1/power\s+│\s+120 │\s+120 │", text)
+    assert re.search(r"│ scope1/trace\s+│\s+124 │\s+31 │", text)
+    assert "not all recorded: scope1/trace: 124 rows published, 31 in the run file" in text
+    assert "pm1/power: 120 rows published" not in text

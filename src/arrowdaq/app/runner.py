@@ -96,6 +96,10 @@ class RunSummary:
     required: set[str] = field(default_factory=set)
     #: Streams that stayed below 80 % of their requested rate for 5 s: name → the alarm's text.
     slow_streams: dict[str, str] = field(default_factory=dict)
+    #: Rows of each stream in the run file, read back after it closed (None: not read back).
+    stored: dict[str, int] | None = None
+    #: Why the run file could not be read back, if it could not.
+    unreadable: str | None = None
 
     @property
     def required_down(self) -> list[str]:
@@ -108,6 +112,17 @@ class RunSummary:
         if self.required_down:
             return ExitStatus.INSTRUMENT_LOST
         return ExitStatus.OK
+
+
+def stored_rows(path: Path) -> tuple[dict[str, int] | None, str | None]:
+    """Rows per stream in a closed run file (reads only timestamps), or why it cannot be read."""
+    from ..storage import open_run
+
+    try:
+        with open_run(path) as run:
+            return {s.name: s.rows for s in run.summary()}, None
+    except (ArrowDAQError, OSError) as exc:
+        return None, describe(exc)
 
 
 class Application:
@@ -436,6 +451,8 @@ class Application:
                 s["rows"], s["batches"], r["achieved_per_s"], unit, r["requested_per_s"], r["dropped"]
             )
         summary.slow_streams = dict(self.rates.slow)
+        if self.run_file is not None and self.storage is not None and not self.storage.status.alive:
+            summary.stored, summary.unreadable = stored_rows(self.run_file)
         for name, s in status["subscribers"].items():
             if s["drops"]:
                 (summary.drops if s["policy"] == "latest" else summary.undelivered)[name] = s["drops"]

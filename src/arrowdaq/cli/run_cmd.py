@@ -107,18 +107,28 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
 
     console = console or Console()
     table = Table(title=f"Run summary ({summary.duration_s:.1f} s)")
-    for col in ("stream", "rows", "rows/s", "requested/s", "dropped", "unit"):
+    stored = summary.stored or {}
+    for col in ("stream", "published", "stored", "rows/s", "requested/s", "dropped", "unit"):
         table.add_column(col, justify="left" if col in ("stream", "unit") else "right")
+    short: list[str] = []
     for name, s in summary.streams.items():
         achieved = f"{s.rows_per_s:,.1f}"
         if name in summary.slow_streams:
             achieved = f"[bold red]{achieved}[/]"
         requested = f"{s.requested_per_s:,.1f}" if s.requested_per_s else ""
         dropped = f"[bold red]{s.dropped:,}[/]" if s.dropped else "0"
-        table.add_row(name, f"{s.rows:,}", achieved, requested, dropped, s.unit or "")
+        in_file = "" if name not in stored else f"{stored[name]:,}"
+        if name in stored and stored[name] != s.rows:
+            in_file = f"[bold red]{in_file}[/]"
+            short.append(f"{name}: {s.rows:,} rows published, {stored[name]:,} in the run file")
+        table.add_row(name, f"{s.rows:,}", in_file, achieved, requested, dropped, s.unit or "")
     console.print(table)
     for why in summary.slow_streams.values():
         console.print(f"[yellow]slow: {why}[/]")
+    for line in short:
+        console.print(f"[bold red]not all recorded: {line} (see the run file's event log)[/]")
+    if summary.unreadable:
+        console.print(f"[bold red]the run file cannot be read back: {summary.unreadable}[/]")
     for name, drops in summary.drops.items():
         console.print(f"{name}: skipped {drops} batches (a live view shows only the newest)")
     for name, lost in summary.undelivered.items():
