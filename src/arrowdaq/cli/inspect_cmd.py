@@ -26,8 +26,11 @@ def describe_run(path: str) -> str:
     with open_run(path) as run:
         overview = run.overview()  # one opening: a consistent picture of a file still being written
         layout = run.layout
+        damage = run.damage
     meta, events, problems = overview.metadata, overview.events, overview.problems
-    if not overview.written_by_arrowdaq:
+    if damage:
+        state = f"DAMAGED: {damage}; what could be read is shown"
+    elif not overview.written_by_arrowdaq:
         state = "not written by arrowdaq (Arrow IPC data under /arrow_data; no record of completion)"
     elif meta.get("complete"):
         state = "complete" + (f", with {problems} problem{'s' * (problems != 1)}" if problems else "")
@@ -82,8 +85,10 @@ def describe_events(events: pa.Table, limit: int = MAX_EVENTS) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..storage import open_run
+
     print(describe_run(args.file))
-    return 0
+    return 1 if open_run(args.file).damage else 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -39,6 +39,7 @@ from ..errors import StorageError
 from . import columns as C
 from . import eventlog
 from . import layout as L
+from . import safeopen
 from .unclosed import open_unclosed
 
 
@@ -114,18 +115,33 @@ class RunFile:
 
     @contextmanager
     def _open(self) -> Iterator[h5py.File]:
+        """The file, read-only; a damaged file gives one StorageError naming it and what is wrong,
+        at once (never a hang: see :mod:`.safeopen`), also when a read fails later."""
         if self._closed:
             raise StorageError(f"{self.path}: the run file was closed (open_run it again)")
         if not self.path.exists():
             raise StorageError(f"{self.path}: no such run file")
+        try:
+            sb = safeopen.superblock(self.path)
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot read run file: {exc.strerror or exc}") from exc
+        if sb is None:
+            raise StorageError(f"{self.path}: cannot open run file: {safeopen.damage(self.path)}")
+        plain = lambda: h5py.File(self.path, "r")  # noqa: E731
+        unlocked = lambda: h5py.File(self.path, "r", locking=False)  # noqa: E731
+        swmr = lambda: safeopen.open_swmr(self.path)  # noqa: E731
+        swmr_closed = lambda: safeopen.open_swmr(self.path, attempts=1)  # noqa: E731
+        # A closed file opens plainly (HDF5 then checks that it is whole); one still written, or left
+        # by a crash, as a SWMR reader; a cut file after all as a SWMR reader, to read what is there.
+        tries = (plain, swmr_closed, unlocked) if sb.flags == 0 else (swmr, plain, unlocked)
         f = raw = None
-        errors = []
-        for kwargs in ({"swmr": True}, {}, {"locking": False}):  # SWMR first: the run may still be written
+        errors: dict[object, OSError] = {}
+        for attempt in tries:
             try:
-                f = h5py.File(self.path, "r", **kwargs)
+                f = attempt()
                 break
             except OSError as exc:
-                errors.append(exc)
+                errors[attempt] = exc
         if f is None and _held_by_writer(self.path):
             raise StorageError(
                 f"{self.path}: a writer holds the run file outside SWMR mode (it is laying the file out, adding"
@@ -137,16 +153,20 @@ class RunFile:
             except (OSError, ValueError):
                 pass
         if f is None:
-            error = errors[1]  # the plain read's reason: the SWMR attempt's hides it
+            error = errors[plain]  # the plain read's reason: the SWMR attempt's hides it
             hint = (
                 f"; the writer did not close this file (a crash?); `h5clear -s {self.path}` lets stock HDF5 tools"
                 " open it"
                 if "h5clear" in str(error)
                 else ""
             )
-            raise StorageError(f"{self.path}: cannot open run file: {error}{hint}") from error
+            reason = safeopen.damage(self.path) or _first_line(error)
+            raise StorageError(f"{self.path}: cannot open run file: {reason}{hint}") from error
         try:
             yield f
+        except (OSError, RuntimeError, KeyError) as exc:  # h5py's errors on a damaged file
+            reason = safeopen.damage(self.path) or "damaged"
+            raise StorageError(f"{self.path}: cannot read run file: {reason} ({_first_line(exc)})") from exc
         finally:
             f.close()
             if raw is not None:
@@ -209,6 +229,16 @@ class RunFile:
         """The streams recorded so far, e.g. ``['pm1/power', 'cam1/frames']``."""
         with self._open() as f:
             return list(self._groups(f))
+
+    @property
+    def damage(self) -> str | None:
+        """What is wrong with a file its writer closed but that is not whole (cut short by a copy,
+        a download, a full disk), or None. What can be read is still read."""
+        try:
+            sb = safeopen.superblock(self.path)
+        except OSError as exc:
+            return f"cannot read it: {exc.strerror or exc}"
+        return safeopen.damage(self.path) if sb is not None and sb.flags == 0 else None
 
     @property
     def complete(self) -> bool:
@@ -413,6 +443,11 @@ def _held_by_writer(path: Path) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _schema_of(g: h5py.Group, path: Path, stream: str) -> pa.Schema:

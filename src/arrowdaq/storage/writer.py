@@ -68,7 +68,12 @@ class RunWriter:
 
     # --- life cycle ------------------------------------------------------------------
     def open(self, streams: Sequence[StreamSpec]) -> None:
-        """Create the file (or resume it after an actor restart), add ``streams``, start SWMR."""
+        """Create the file (or resume it after an actor restart), add ``streams``, start SWMR.
+
+        A new file is laid out under a hidden name (``.NAME.creating``) and renamed once SWMR
+        runs: until then HDF5 has written only part of its metadata, and a process killed
+        then would leave a file nobody can read. So the run file appears readable."""
+        creating: Path | None = None
         if self.path.exists():
             self.file = self._reopen()
             found = L.attr_text(self.file[L.ENTRY]["entry_identifier"][()]) if L.ENTRY in self.file else None
@@ -86,7 +91,8 @@ class RunWriter:
         else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.file = h5py.File(self.path, "w-", libver=FILE_FORMAT)
+                creating = self.path.with_name(f".{self.path.name}.creating")
+                self.file = h5py.File(creating, "w", libver=FILE_FORMAT)
             except OSError as exc:
                 raise StorageError(f"{self.path}: cannot create run file: {exc}") from exc
             self.start_ns = time.time_ns() // 1000 * 1000
@@ -98,7 +104,11 @@ class RunWriter:
         except Exception:
             self.file.close()  # the file keeps its run metadata and the streams created completely
             self.file = None
+            if creating is not None:
+                os.rename(creating, self.path)
             raise
+        if creating is not None:
+            os.rename(creating, self.path)
 
     def add_streams(self, streams: Sequence[StreamSpec], wait: float = BUSY_WAIT) -> None:
         """Add streams declared after recording started.

@@ -1,0 +1,176 @@
+"""Readers never hang: a run file cut short, or left by a writer killed as it was being created,
+opens or gives one clear line naming the file, in real reader processes."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arrowdaq.actors import ActorStatus
+from arrowdaq.cli.main import main
+from arrowdaq.data import scalar_batch, scalar_schema, vector_batch, vector_schema
+from arrowdaq.errors import StorageError
+from arrowdaq.hub import InstrumentManager
+from arrowdaq.storage import RunInfo, StorageOptions, open_run, spawn_storage
+
+from .test_storage_durability import run_child, stop_child
+
+#: A guard against a hang, far above the ~1 s a reader process takes: a hang fails the test.
+HANG = 60
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "arrowdaq.cli.main", *args], capture_output=True, text=True, timeout=HANG
+    )
+
+
+def read_everything(path: Path) -> dict:
+    run = open_run(path)
+    return {"meta": run.metadata, "events": run.events, **{s: run.table(s) for s in run.streams}}
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory) -> Path:
+    """A complete run written over many flushes: its metadata is spread over the whole file."""
+
+    async def record(data_dir: Path) -> Path:
+        hub = InstrumentManager()
+        hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+        hub.declare("scope1/trace", vector_schema("V"), producer="scope1")
+        options = StorageOptions(data_dir=data_dir, chunk_rows=256, flush_interval=3600)
+        ref, path = spawn_storage(hub, "*/*", options, RunInfo(name="whole", run_id="W1"))
+        await ref.wait_status(ActorStatus.RUNNING)
+        rng = np.random.default_rng(1)
+        for _ in range(60):
+            await hub.publish("pm1/power", scalar_batch(rng.random(500), channel="pm1", unit="W"))
+            await hub.publish(
+                "scope1/trace", vector_batch(rng.random((2, 300)), channel="ch1", unit="V", x0=0.0, dx=1e-6)
+            )
+            await hub.command("storage", "flush")
+        await hub.stop()
+        return path
+
+    return asyncio.run(record(tmp_path_factory.mktemp("whole")))
+
+
+@pytest.mark.parametrize("fraction", [0.99, 0.5, 0.002])
+def test_a_file_cut_short_gives_one_clear_line_from_every_reader(whole_run, tmp_path, fraction):
+    cut = tmp_path / "cut.h5"
+    shutil.copy(whole_run, cut)
+    size = cut.stat().st_size
+    with open(cut, "r+b") as f:
+        f.truncate(int(size * fraction))
+
+    inspect = cli("inspect", str(cut))
+    assert inspect.returncode == 1 and "Traceback" not in inspect.stderr
+    said = inspect.stdout + inspect.stderr
+    assert f"cut short: {int(size * fraction)} bytes on disk, its superblock records {size}" in said
+    if inspect.stderr:  # nothing readable: one line, naming the file
+        assert inspect.stderr.count("\n") == 1 and f"error: {cut}: cannot" in inspect.stderr
+    else:  # what could be read is shown, flagged
+        assert "status   DAMAGED: cut short" in inspect.stdout
+
+    export = cli("export", str(cut), "--stream", "scope1/trace", "--format", "csv", "-o", str(tmp_path / "out.csv"))
+    if export.returncode:
+        assert export.stderr.count("\n") == 1 and str(cut) in export.stderr and "Traceback" not in export.stderr
+
+    reader = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import arrowdaq; r = arrowdaq.open_run({str(cut)!r}); [r.table(s) for s in r.streams]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
+    if reader.returncode:
+        last = reader.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"arrowdaq.errors.StorageError: {cut}: cannot") and "cut short" in last
+
+
+def test_empty_and_foreign_files_are_named_not_opened(tmp_path):
+    empty, text = tmp_path / "empty.h5", tmp_path / "notes.h5"
+    empty.touch()
+    text.write_text("not a run\n" * 100)
+    with pytest.raises(
+        StorageError, match=f"{empty}: cannot open run file: empty: its writer stopped as it created it"
+    ):
+        open_run(empty)
+    with pytest.raises(StorageError, match=r"notes.h5: cannot open run file: not an HDF5 file \(1000 bytes"):
+        open_run(text)
+
+
+KEEP_WRITING = """
+async def main(data_dir):
+    hub = InstrumentManager()
+    for i in range(4):
+        hub.declare(f"pm{i}/power", scalar_schema("W"), producer=f"pm{i}")
+    ref, path = spawn_storage(hub, "*/*", StorageOptions(data_dir=data_dir, flush_interval=0.02),
+                              RunInfo(name="killed", run_id="K1"))
+    n = 0
+    while True:
+        if ref.status is ActorStatus.RUNNING:
+            for i in range(4):
+                await hub.publish(f"pm{i}/power", readings(n, 50))
+            n += 50
+        await asyncio.sleep(0.001)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("delay_ms", [0, 30, 100, 300])
+def test_a_writer_killed_any_time_after_the_file_appears_leaves_a_readable_file(tmp_path, delay_ms, capsys):
+    path = tmp_path / "killed_K1.h5"
+    proc = run_child(KEEP_WRITING, str(tmp_path))
+    try:
+        deadline = time.monotonic() + HANG
+        while not path.exists():  # the moment the run file appears is what this test is about
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the run file never appeared"
+            time.sleep(0.0005)
+        time.sleep(delay_ms / 1000)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        stop_child(proc)
+    everything = read_everything(path)
+    assert everything["meta"]["entry_identifier"] == "K1" and not everything["meta"]["complete"]
+    for i in range(4):
+        values = everything[f"pm{i}/power"].column("value").to_numpy()
+        assert np.array_equal(values, np.arange(len(values), dtype=float))  # every row read is a row written
+    assert main(["inspect", str(path)]) == 0 and "INCOMPLETE" in capsys.readouterr().out
+
+
+def test_a_crashed_run_copied_incompletely_fails_at_once(whole_run, tmp_path):
+    """With a writer's flags set the reader must use SWMR, which skips HDF5's size check and
+    retried each bad metadata read forever: now the retries are bounded."""
+    from arrowdaq.storage.unclosed import FLAGS_AT, lookup3
+
+    cut = tmp_path / "crashed_cut.h5"
+    raw = bytearray(whole_run.read_bytes())
+    raw[FLAGS_AT] = 0x05  # what a killed SWMR writer leaves
+    end = 12 + 4 * 8 + 4  # superblock version 3, 8-byte addresses, checksum last
+    raw[end - 4 : end] = lookup3(bytes(raw[: end - 4])).to_bytes(4, "little")
+    cut.write_bytes(bytes(raw[: int(len(raw) * 0.9)]))
+    reader = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import arrowdaq; r = arrowdaq.open_run({str(cut)!r}); [r.table(s) for s in r.streams]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
+    assert reader.returncode == 1
+    assert reader.stderr.strip().splitlines()[-1].startswith(f"arrowdaq.errors.StorageError: {cut}: cannot read")
