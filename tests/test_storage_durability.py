@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -172,6 +173,12 @@ def test_disk_full_stops_recording_cleanly_and_keeps_what_was_flushed(tmp_path):
     assert status["status"] == "Failed" and status["restarts"] == 0
     assert "StorageWriteError" in status["error"] and result["path"] in status["error"]
     assert "recording stopped" in status["error"] and "recording stopped" in err  # status and log
+    # one clear line, logged once (HDF5's report is several lines of buffer addresses)
+    path = re.escape(result["path"])
+    assert re.search(
+        f"failed: {path}: File too large \\(the file size limit is reached\\); recording stopped$", status["error"]
+    )
+    assert "\n" not in status["error"] and err.count("File too large") == 1
     assert result["gui_after"] == 20  # the other subscriber goes on
     assert result["flushed"] > 0
     table = open_run(result["path"]).table("cam1/frames")

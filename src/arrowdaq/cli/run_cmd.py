@@ -134,6 +134,8 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     for name, lost in summary.undelivered.items():
         console.print(f"[red]{name}: {lost} batches published after it stopped were not taken[/]")
     for name, error in summary.errors.items():
+        if summary.recording_error and error == summary.recording_error:
+            continue  # said once, on the run file's line
         if name not in summary.instruments_down:
             console.print(f"[yellow]{name} ({summary.statuses.get(name, '?')}): {error}[/]")
     for name, why in summary.instruments_down.items():

@@ -20,7 +20,9 @@ producers and acquisition goes on.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -122,7 +124,7 @@ class StorageActor(Actor):
                 await self._write_all()
                 await self._write_events()
         except StorageWriteError:
-            pass  # already recorded and logged; close what we can
+            self.log.error(self.error)  # nobody else will: the actor is stopping anyway
         finally:
             self.hub.remove_listener(self._on_event)
             try:
@@ -325,15 +327,34 @@ class StorageActor(Actor):
         return True
 
     def _fail_text(self, exc: BaseException, what: str) -> None:
+        """Record why recording stops, in one line (the caller raises it: the supervisor logs it)."""
         if self.writer is not None:
             self.writer.broken = True
         text = (
             str(exc)
             if isinstance(exc, StorageError) and str(self.path) in str(exc)
-            else f"{self.path}: {describe(exc)}"
+            else f"{self.path}: {io_reason(exc)}"
         )
         self.error = f"{what}: {text}; recording stopped"
-        self.log.error(self.error)
+
+
+#: What a write error means for the user, by errno.
+IO_HINTS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EFBIG: "the file size limit is reached",
+    errno.EDQUOT: "the disk quota is used up",
+}
+
+
+def io_reason(exc: BaseException) -> str:
+    """A write error in one line: HDF5's multi-line report reduced to its errno, e.g.
+    "No space left on device (the disk is full)"."""
+    found = re.search(r"errno = (\d+)", str(exc))
+    code = int(found.group(1)) if found else getattr(exc, "errno", None)
+    if isinstance(code, int) and code > 0:
+        hint = IO_HINTS.get(code)
+        return os.strerror(code) + (f" ({hint})" if hint else "")
+    return " ".join(describe(exc).split())
 
 
 def spawn_storage(
