@@ -144,7 +144,7 @@ def test_a_writer_killed_any_time_after_the_file_appears_leaves_a_readable_file(
     finally:
         stop_child(proc)
     everything = read_everything(path)
-    assert everything["meta"]["entry_identifier"] == "K1" and not everything["meta"]["complete"]
+    assert everything["meta"]["run_id"] == "K1" and not everything["meta"]["complete"]
     for i in range(4):
         values = everything[f"pm{i}/power"].column("value").to_numpy()
         assert np.array_equal(values, np.arange(len(values), dtype=float))  # every row read is a row written
