@@ -57,11 +57,19 @@ def describe_run(path: str) -> str:
         rate = f"{s.rate:.4g} rows/s" if s.rate is not None else "- rows/s"
         units = ", ".join(f"{k} [{v}]" for k, v in s.units.items()) or "no units"
         lines.append(f"    {s.name}  ({s.kind}, from {s.producer or '?'})")
-        lines.append(f"      rows {s.rows}  span {s.span_s:.6g} s  {rate}")
+        lines.append(f"      rows {s.rows}{_not_stored(s)}  span {s.span_s:.6g} s  {rate}")
         lines.append(f"      from {_time(s.first_ns)} to {_time(s.last_ns)}")
         lines.append(f"      units {units}")
     lines += describe_events(events)
     return "\n".join(lines)
+
+
+def _not_stored(s) -> str:
+    """`` of N published (M lost: see the events)`` when rows published were not all stored."""
+    if s.published is None or s.published == s.rows:
+        return ""
+    lost = f"; {s.lost} lost: see the events" if s.lost else ""
+    return f" stored of {s.published} published{lost}"
 
 
 def describe_events(events: pa.Table, limit: int = MAX_EVENTS) -> list[str]:

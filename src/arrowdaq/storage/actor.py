@@ -33,7 +33,7 @@ import pyarrow as pa
 from ..actors import Actor, ActorRef, Command, Role
 from ..errors import CommandError, RunFileBusy, StorageError, StorageWriteError, describe
 from ..hub import InstrumentManager
-from ..hub.events import ERROR, STORAGE, WARNING, RunEvent, as_run_event
+from ..hub.events import ERROR, LOST, STORAGE, WARNING, RunEvent, as_run_event
 from ..hub.streams import StreamSpec
 from ..hub.subscription import LOSSLESS_MAX_BYTES
 from . import columns as C
@@ -89,7 +89,10 @@ class StorageActor(Actor):
         self.rows_written: dict[str, int] = {}
         self.bytes_written = 0
         self.last_flush: float | None = None  # time.time() of the last flush
-        self.skipped: dict[str, str] = {}  # streams that cannot be stored, and why
+        self.skipped: dict[str, str] = {}  # streams that cannot be stored, and why (their batches count as lost)
+        self.received: dict[str, int] = {}  # rows the hub published to storage, per stream
+        self.lost: dict[str, int] = {}  # of those, rows that could not be stored
+        self._unreported: dict[str, list] = {}  # losses not yet in the event log: [rows, batches, reason]
         self.warnings: list[str] = []  # metadata that could not be recorded (data recording went on)
         self._pending: dict[str, list[pa.RecordBatch]] = {}
         self._pending_rows: dict[str, int] = {}
@@ -112,6 +115,7 @@ class StorageActor(Actor):
             raise StorageWriteError(self.error) from exc
         for name in self.writer.streams:
             self.rows_written[name] = self.writer.rows(name)
+            self.received[name], self.lost[name] = self.writer.counts(name)
         self.last_flush = time.time()
         self.every(self.options.flush_interval, FLUSH)
         self.log.info(f"recording {len(specs)} stream(s) to {self.path}")
@@ -122,6 +126,8 @@ class StorageActor(Actor):
         try:
             if self.error is None:
                 await self._write_all()
+                self._report_losses()
+                self._set_counts()
                 await self._write_events()
         except StorageWriteError:
             self.log.error(self.error)  # nobody else will: the actor is stopping anyway
@@ -137,9 +143,13 @@ class StorageActor(Actor):
 
     # --- data ----------------------------------------------------------------------------------
     async def on_batch(self, stream: str, batch: pa.RecordBatch) -> None:
-        if stream in self.skipped or batch.num_rows == 0:
+        if batch.num_rows == 0:
             return
-        if stream not in self.rows_written and not await self._add_late(stream):
+        self.received[stream] = self.received.get(stream, 0) + batch.num_rows
+        if stream not in self.skipped and stream not in self.rows_written:
+            await self._add_late(stream)
+        if stream in self.skipped:
+            self._lose(stream, [batch], self.skipped[stream])
             return
         pending = self._pending.setdefault(stream, [])
         pending.append(batch)
@@ -162,13 +172,13 @@ class StorageActor(Actor):
         try:
             try:
                 self.bytes_written += await self.blocking(self.writer.append, stream, head)
-            except StorageError:  # this stream's data cannot be stored: keep the batches before the bad one
+            except StorageError:  # a batch that cannot be stored: store the others, count it lost
                 for batch in head:
                     try:
                         self.bytes_written += await self.blocking(self.writer.append, stream, [batch])
                     except StorageError as exc:
-                        self._skip(stream, exc)
-                        return
+                        self._lose(stream, [batch], str(exc))
+                        continue
                     self.rows_written[stream] = self.rows_written.get(stream, 0) + batch.num_rows
                 return
         except Exception as exc:
@@ -177,11 +187,39 @@ class StorageActor(Actor):
         self.rows_written[stream] = self.rows_written.get(stream, 0) + rows
 
     def _skip(self, stream: str, exc: Exception) -> None:
-        """Stop recording one stream whose data cannot be stored (e.g. its trace length changed)."""
+        """Stop recording a stream that cannot be stored at all; its batches are counted as lost."""
         self.skipped[stream] = str(exc)
-        self._pending.pop(stream, None)
+        self._report(ERROR, f"not recording {stream!r}: {exc}; its batches are counted as lost", stream=stream)
+        pending = self._pending.pop(stream, [])
         self._pending_rows[stream] = self._pending_bytes[stream] = 0
-        self._report(ERROR, f"not recording {stream!r} any more: {exc}", stream=stream)
+        if pending:
+            self._lose(stream, pending, str(exc))
+
+    def _lose(self, stream: str, batches: list[pa.RecordBatch], reason: str) -> None:
+        """Count batches that cannot be stored. The first loss of a stream is reported at once,
+        later ones summed per flush: the ``lost`` events' ``rows`` add up to every row lost."""
+        rows = sum(b.num_rows for b in batches)
+        first = not self.lost.get(stream)
+        self.lost[stream] = self.lost.get(stream, 0) + rows
+        pending = self._unreported.setdefault(stream, [0, 0, reason])
+        pending[0] += rows
+        pending[1] += len(batches)
+        pending[2] = reason
+        if first:
+            self._report_losses(stream)
+
+    def _report_losses(self, only: str | None = None) -> None:
+        for stream in [only] if only is not None else list(self._unreported):
+            rows, batches, reason = self._unreported.pop(stream)
+            message = f"{stream}: {rows} row(s) in {batches} batch(es) not stored: {reason}"
+            log = self.log.error
+            log(message, extra={"stream": stream})
+            self.hub.record_event(self.name, LOST, message, ERROR, stream=stream, rows=rows, batches=batches)
+
+    def _set_counts(self) -> None:
+        """Rows published and lost per stream, for the file (written with the next flush)."""
+        for stream in self.writer.streams:
+            self.writer.set_counts(stream, self.received.get(stream, 0), self.lost.get(stream, 0))
 
     async def _write_all(self) -> None:
         for stream in list(self._pending):
@@ -197,6 +235,8 @@ class StorageActor(Actor):
                     break
                 await self.on_batch(*item)
         await self._write_all()
+        self._report_losses()
+        self._set_counts()
         await self._write_events()
         try:
             await self.blocking(self.writer.flush)
@@ -233,6 +273,7 @@ class StorageActor(Actor):
             "run_id": self.run.run_id,
             "recording": self.writer is not None and self.error is None,
             "rows": dict(self.rows_written),
+            "streams": self._stream_counts(),
             "pending_rows": sum(self._pending_rows.values()),
             "bytes": self.bytes_written,
             "file_bytes": file_bytes,
@@ -258,6 +299,20 @@ class StorageActor(Actor):
             except Exception as exc:
                 self.warnings.append(f"instrument info of {name!r} not recorded: {describe(exc)}")
                 self._report(WARNING, f"{self.path}: {self.warnings[-1]}")
+
+    def _stream_counts(self) -> dict[str, dict[str, int]]:
+        """Per stream: rows the hub published, rows storage received, stored, pending, lost."""
+        out = {}
+        for name in sorted(set(self.received) | set(self.rows_written) | set(self.skipped)):
+            spec = self.hub.streams.get(name)
+            out[name] = {
+                "published": spec.meter.rows if spec is not None else self.received.get(name, 0),
+                "received": self.received.get(name, 0),
+                "stored": self.rows_written.get(name, 0),
+                "pending": self._pending_rows.get(name, 0),
+                "lost": self.lost.get(name, 0),
+            }
+        return out
 
     # --- the event log ---------------------------------------------------------------------------
     def _on_event(self, event: Any) -> None:

@@ -4,12 +4,16 @@ One form per Arrow type, so MATLAB's ``h5read`` and plain h5py see ordinary arra
 
 * numeric/bool  → 1-D dataset, one value per row (plus ``<name>_valid`` uint8
   when the field is nullable: HDF5 has no nulls);
-* list<number>  → 2-D dataset ``(rows, points)``; every row of a stream has one
-  length (a trace length change is refused with a clear error);
+* list<number>  → 2-D dataset ``(rows, points)``, as wide as the longest trace so
+  far; while every row has that length (the usual case) nothing else is stored,
+  once lengths vary (a scope's record length changed) or a row is null,
+  ``<name>_lengths`` holds each row's length (-1 = null) and shorter rows are
+  padded (NaN for floats);
 * fixed-shape tensor (camera frames) → ``(rows, *shape)`` dataset;
 * string (``channel``, ``unit``, dictionary-encoded or not) → written once per
   stream while it is constant, as per-row codes only once it varies
-  (see :class:`StringColumn`).
+  (see :class:`StringColumn`); a value longer than one fixed-length dictionary
+  entry continues in the next ones (see :func:`pieces`).
 
 Whole columns move as NumPy arrays; nothing here loops over rows.
 """
@@ -32,6 +36,10 @@ NUMERIC, LIST, TENSOR, STRING = "numeric", "list", "tensor", "string"
 VALID_SUFFIX = "_valid"
 CODES_SUFFIX = "_codes"
 DICTIONARY_SUFFIX = "_dictionary"
+LENGTHS_SUFFIX = "_lengths"
+
+#: Bytes of one dictionary entry (fixed length: SWMR writers cannot append variable-length strings).
+PIECE_BYTES = 256
 
 
 @dataclass(frozen=True)
@@ -102,22 +110,22 @@ def numeric_values(col: pa.Array, plan: ColumnPlan) -> tuple[np.ndarray, np.ndar
     return col.to_numpy(zero_copy_only=False).astype(plan.dtype, copy=False), valid
 
 
-def list_values(col: pa.Array, plan: ColumnPlan, stream: str, width: int | None) -> np.ndarray:
-    """A list column as ``(rows, width)``; refuses nulls and rows of another length."""
-    if col.null_count:
-        raise StorageError(f"stream {stream!r}: field {plan.name!r} has {col.null_count} null row(s); cannot store")
-    lengths = col.value_lengths().to_numpy(zero_copy_only=False)
+def list_rows(col: pa.Array, plan: ColumnPlan, width: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as ``(rows, points)`` and each row's length (-1 = null).
+
+    ``points`` is the longest of ``width`` (the stream's so far) and these rows;
+    shorter rows are padded with NaN (floats) or 0. Vectorised: no loop over rows."""
     n = len(col)
-    if width is None:
-        width = int(lengths[0]) if n else 0
-    if n and not (lengths == width).all():
-        other = int(lengths[lengths != width][0])
-        raise StorageError(
-            f"stream {stream!r}: field {plan.name!r} has a row of {other} points; this stream stores rows of {width}"
-            " (declare a new stream for another trace length)"
-        )
-    flat = col.flatten().to_numpy(zero_copy_only=False)
-    return flat.astype(plan.dtype, copy=False).reshape(n, width)
+    lengths = col.value_lengths().fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    points = max(width or 0, int(lengths.max()) if n else 0)
+    flat = col.flatten().to_numpy(zero_copy_only=False).astype(plan.dtype, copy=False)  # null rows add nothing
+    if n and (lengths == points).all():
+        return flat.reshape(n, points), lengths
+    out = np.full((n, points), np.nan if plan.dtype.kind == "f" else 0, plan.dtype)
+    kept = np.maximum(lengths, 0)
+    starts = np.cumsum(kept) - kept
+    out[np.repeat(np.arange(n), kept), np.arange(len(flat)) - np.repeat(starts, kept)] = flat
+    return out, lengths
 
 
 def tensor_values(batches: Sequence[pa.RecordBatch], plan: ColumnPlan) -> np.ndarray:
@@ -125,20 +133,51 @@ def tensor_values(batches: Sequence[pa.RecordBatch], plan: ColumnPlan) -> np.nda
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
+def pieces(value: str) -> list[bytes]:
+    """A dictionary value as fixed-length entries: a full entry (``PIECE_BYTES``) continues
+    in the next; the value ends at the first shorter one (empty if the value fills its last)."""
+    raw = value.encode()
+    return [raw[i : i + PIECE_BYTES] for i in range(0, len(raw) - len(raw) % PIECE_BYTES, PIECE_BYTES)] + [
+        raw[len(raw) - len(raw) % PIECE_BYTES :]
+    ]
+
+
+def join_pieces(entries: Sequence[bytes], continued: bool = True) -> list[str | None]:
+    """The inverse of :func:`pieces`, aligned with the entries: each value at its first entry,
+    None at its continuations (and for a value a crash cut short). ``continued=False`` reads
+    files of format version 1, where every entry is one value."""
+    if not continued:
+        return [e.decode(errors="replace") for e in entries]
+    out: list[str | None] = []
+    run: list[bytes] = []
+    for entry in entries:  # one per distinct value: a short loop
+        run.append(entry)
+        if len(entry) < PIECE_BYTES:
+            out += [b"".join(run).decode(errors="replace")] + [None] * (len(run) - 1)
+            run = []
+    return out + [None] * len(run)
+
+
 class StringColumn:
     """A string column stored once per stream while constant, as codes once it varies.
 
-    On disk: ``<name>_dictionary`` (the distinct values, in order of first use)
-    and ``<name>_codes`` (int32 per row, -1 = null). While every row carries
-    the same value the codes stay empty: the dictionary's only entry (or, with
-    an empty dictionary, null) holds for every row. The first batch with
+    On disk: ``<name>_dictionary`` (the distinct values, in order of first use,
+    each in one or more entries: see :func:`pieces`) and ``<name>_codes`` (int32
+    per row: the index of the value's first entry, -1 = null). While every row
+    carries the same value the codes stay empty: the dictionary's first value (or,
+    with an empty dictionary, null) holds for every row. The first batch with
     another value back-fills the codes of the rows before it.
+
+    ``dictionary`` mirrors the entries on disk: a value at its first entry, None at
+    its continuations.
     """
 
-    def __init__(self, name: str, dictionary: list[str] | None = None, varying: bool = False, constant: int = -1):
+    def __init__(
+        self, name: str, dictionary: list[str | None] | None = None, varying: bool = False, constant: int = -1
+    ):
         self.name = name
-        self.dictionary: list[str] = list(dictionary or [])
-        self.index = {v: i for i, v in enumerate(self.dictionary)}
+        self.dictionary: list[str | None] = list(dictionary or [])
+        self.index = {v: i for i, v in enumerate(self.dictionary) if v is not None}
         self.varying = varying
         self.constant = constant  # the code every row has while not varying (-1 = null)
         self.rows = 0  # rows accounted for (set by the writer on resume)
@@ -150,14 +189,15 @@ class StringColumn:
     def restore(self, state: tuple[int, bool, int]) -> None:
         known, self.varying, self.constant = state
         for value in self.dictionary[known:]:
-            del self.index[value]
+            if value is not None:
+                del self.index[value]
         del self.dictionary[known:]
 
     def _code(self, value: str) -> int:
         code = self.index.get(value)
         if code is None:
             code = self.index[value] = len(self.dictionary)
-            self.dictionary.append(value)
+            self.dictionary += [value] + [None] * (len(value.encode()) // PIECE_BYTES)
         return code
 
     def codes(self, col: pa.Array) -> np.ndarray:
@@ -183,8 +223,9 @@ class StringColumn:
         first = col[0].as_py()
         return self._code(first) if pc.all(pc.equal(col, first)).as_py() else None
 
-    def encode(self, chunks: Sequence[pa.Array], rows_before: int) -> tuple[np.ndarray | None, list[str]]:
-        """The codes to append (None while constant) and the dictionary entries new since last time.
+    def encode(self, chunks: Sequence[pa.Array], rows_before: int) -> tuple[np.ndarray | None, list[str | None]]:
+        """The codes to append (None while constant) and the dictionary entries new since last time
+        (None for continuations: :func:`pieces` of the value before them fill those).
 
         Takes the column of each batch separately: while constant, each is checked
         by its dictionary alone, and nothing is concatenated.
@@ -214,14 +255,21 @@ def numeric_array(values: np.ndarray, valid: np.ndarray | None, t: pa.DataType) 
     return pa.array(values, type=t, mask=mask)
 
 
-def list_array(values: np.ndarray, t: pa.DataType) -> pa.Array:
+def list_array(values: np.ndarray, t: pa.DataType, lengths: np.ndarray | None = None) -> pa.Array:
+    """``(rows, points)`` back to lists; with ``lengths`` (-1 = null) rows are cut to their length."""
     n = values.shape[0]
     width = values.shape[1] if values.ndim == 2 else 0
     offset_type = np.int64 if pa.types.is_large_list(t) else np.int32
-    offsets = pa.array(np.arange(n + 1, dtype=offset_type) * width)
-    flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=t.value_type)
     cls = pa.LargeListArray if pa.types.is_large_list(t) else pa.ListArray
-    return cls.from_arrays(offsets, flat).cast(t)
+    if lengths is None:
+        offsets = pa.array(np.arange(n + 1, dtype=offset_type) * width)
+        flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=t.value_type)
+        return cls.from_arrays(offsets, flat).cast(t)
+    kept = np.clip(lengths, 0, width)
+    flat = pa.array(values[np.arange(width)[None, :] < kept[:, None]], type=t.value_type)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(kept)]).astype(offset_type))
+    null = lengths < 0
+    return cls.from_arrays(offsets, flat, mask=pa.array(null) if null.any() else None).cast(t)
 
 
 def tensor_array(values: np.ndarray, t: pa.FixedShapeTensorType) -> pa.Array:
@@ -233,6 +281,9 @@ def tensor_array(values: np.ndarray, t: pa.FixedShapeTensorType) -> pa.Array:
 def string_array(codes: np.ndarray, dictionary: list[str]) -> pa.DictionaryArray:
     """Per-row codes as a dictionary column (no string copied per row)."""
     unknown = (codes < 0) | (codes >= len(dictionary))  # null, or past a dictionary a crash cut short
+    cut = np.array([v is None for v in dictionary] + [True])  # continuations, a value a crash cut short
+    unknown |= cut[np.clip(codes, 0, len(dictionary))]
+    dictionary = [v if v is not None else "" for v in dictionary]
     if unknown.any():
         indices = pa.array(np.where(unknown, 0, codes).astype(np.int32), mask=unknown)
     else:

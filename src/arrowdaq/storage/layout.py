@@ -36,7 +36,8 @@ ARROWDAQ = "arrowdaq"  # the NXcollection with arrowdaq's own bookkeeping
 INSTRUMENT = "instrument"
 ARROW_DATA = "arrow_data"
 SCANS = "scans"
-FORMAT_VERSION = 1
+#: 2: dictionary values may continue over several entries; trace lengths may vary (``_lengths``).
+FORMAT_VERSION = 2
 
 STREAM_ATTR = "arrowdaq_stream"
 SCHEMA_ATTR = "arrowdaq_schema"
@@ -45,6 +46,10 @@ KIND_ATTR = "arrowdaq_kind"
 #: Per stream: the rows known to be on disk, written after each flush. Rows past it
 #: (a crash or a write error mid-append) may hold fill values, so readers stop there.
 FLUSHED_ROWS = "arrowdaq_flushed_rows"
+#: Per stream: rows published to it while recording, and of those the rows that could not be
+#: stored (each loss is also an event of kind "lost"); as of the last flush.
+PUBLISHED_ROWS = "arrowdaq_published_rows"
+LOST_ROWS = "arrowdaq_lost_rows"
 
 #: Fixed-length UTF-8 width of dictionary entries (channel names, units). Fixed length
 #: because SWMR writers cannot safely append variable-length strings.

@@ -128,6 +128,12 @@ class _Stream:
     #: Open handles of every dataset, kept so HDF5 never closes one (and flushes its chunks) mid-write.
     datasets: dict[str, h5py.Dataset] = field(default_factory=dict)
     widths: dict[str, int | None] = field(default_factory=dict)
+    #: List columns whose per-row lengths are stored (``<name>_lengths``): lengths vary, or a row is null.
+    varying_lengths: set[str] = field(default_factory=set)
+    #: Rows the hub published to storage and rows it could not store (set by the storage actor).
+    published: int = 0
+    lost: int = 0
+    counted: tuple[int, int] = (0, 0)  # what the file holds
     schema: pa.Schema = field(default_factory=pa.schema)
     producer: str = ""
     #: The NXdata signal, and the range of its values so far (a constant makes a poor first plot).
@@ -215,6 +221,7 @@ class NexusWriter(RunWriter):
         if timed:
             g.attrs[f"{L.TIME}_indices"] = 0
         g.create_dataset(L.FLUSHED_ROWS, data=0, dtype="i8")
+        self._create_counts(g)
         rows = self.options.chunk_rows
         if timed:
             t = g.create_dataset(
@@ -254,8 +261,10 @@ class NexusWriter(RunWriter):
                     plan.dtype,
                     maxshape=(None, None),
                     chunks=(trace_rows, TRACE_CHUNK_POINTS),
+                    fillvalue=np.nan if plan.dtype.kind == "f" else 0,
                     **self.options.filter_args(floating=plan.dtype.kind == "f"),
                 )
+                self._create_lengths(g, plan)
             elif plan.form == C.TENSOR:
                 frame = int(np.prod(plan.row_shape)) * plan.dtype.itemsize
                 ds = g.create_dataset(
@@ -324,12 +333,21 @@ class NexusWriter(RunWriter):
                 st.x_axis = x_axis if x_axis in g else None
             for p in st.plans:
                 if p.form == C.STRING:
-                    dictionary = [L.attr_text(v) for v in g[p.name + C.DICTIONARY_SUFFIX][()]]
+                    dictionary = C.join_pieces(g[p.name + C.DICTIONARY_SUFFIX][()].tolist())
                     varying = g[p.name + C.CODES_SUFFIX].shape[0] > 0
                     st.strings[p.name] = C.StringColumn(p.name, dictionary, varying, 0 if dictionary else -1)
                 elif p.form == C.LIST:
                     ds = g[p.name]
                     st.widths[p.name] = ds.shape[1] if ds.shape[0] else None
+                    lengths = g.get(p.name + C.LENGTHS_SUFFIX)
+                    if lengths is None:  # a file from before: added while SWMR has not started
+                        lengths = self._create_lengths(g, p)
+                    if lengths.shape[0]:
+                        st.varying_lengths.add(p.name)
+            if L.PUBLISHED_ROWS not in g:
+                self._create_counts(g)
+            st.published, st.lost = int(g[L.PUBLISHED_ROWS][()]), int(g[L.LOST_ROWS][()])
+            st.counted = (st.published, st.lost)
             st.datasets = {n: ds for n, ds in g.items() if isinstance(ds, h5py.Dataset)}
             row_datasets = self._row_datasets(st)
             st.rows = min([g[n].shape[0] for n in row_datasets] + [int(g[L.FLUSHED_ROWS][()])])
@@ -350,6 +368,8 @@ class NexusWriter(RunWriter):
                 names.append(p.name)
                 if p.form == C.NUMERIC and p.nullable:
                     names.append(p.name + C.VALID_SUFFIX)
+                if p.name in st.varying_lengths:
+                    names.append(p.name + C.LENGTHS_SUFFIX)
         if st.time:
             names.append(L.TIME)
         return names
@@ -363,6 +383,7 @@ class NexusWriter(RunWriter):
         # Convert and check every column first, so a refused batch leaves no column longer than the others.
         writes: list[tuple[str, np.ndarray]] = []
         widths = dict(st.widths)
+        varying = set(st.varying_lengths)
         low, high = st.low, st.high
         for plan in st.plans:
             if plan.form == C.NUMERIC:
@@ -378,8 +399,15 @@ class NexusWriter(RunWriter):
                     if len(measured):
                         low, high = min(low, float(measured.min())), max(high, float(measured.max()))
             elif plan.form == C.LIST:
-                values = C.list_values(C.column_of(batches, plan.name), plan, stream, widths[plan.name])
+                before = widths[plan.name]
+                values, lengths = C.list_rows(C.column_of(batches, plan.name), plan, before)
                 widths[plan.name] = values.shape[1]
+                if plan.name in varying:  # lengths before values: a crash between them leaves no row unexplained
+                    writes.append((plan.name + C.LENGTHS_SUFFIX, lengths))
+                elif (lengths != values.shape[1]).any() or (before is not None and values.shape[1] != before):
+                    varying.add(plan.name)  # the rows before all had the old width
+                    backfill = np.full(st.rows, before or 0, np.int32)
+                    writes.append((plan.name + C.LENGTHS_SUFFIX, np.concatenate([backfill, lengths])))
                 writes.append((plan.name, values))
             elif plan.form == C.TENSOR:
                 writes.append((plan.name, C.tensor_values(batches, plan)))
@@ -392,14 +420,26 @@ class NexusWriter(RunWriter):
             for name, state in saved.items():  # a refused batch leaves the dictionaries as they were
                 st.strings[name].restore(state)
             raise
-        if st.x_axis is not None and st.datasets[st.x_axis].shape[0] == 0:  # uniform axis, first trace
-            x0, dx = batches[0].column("x0")[0].as_py(), batches[0].column("dx")[0].as_py()
-            writes.append((st.x_axis, x0 + dx * np.arange(widths["values"], dtype=np.float64)))
-        st.widths = widths
+        if st.x_axis is not None:  # the uniform axis of the first trace, grown with the widest trace
+            writes += self._x_writes(st, batches, widths["values"])
+        st.widths, st.varying_lengths = widths, varying
         written = sum(_append(st.datasets[name], values) for name, values in writes)
         st.rows += n
         st.low, st.high = low, high
         return written
+
+    @staticmethod
+    def _x_writes(st: _Stream, batches: Sequence[pa.RecordBatch], points: int | None) -> list[tuple[str, np.ndarray]]:
+        x = st.datasets[st.x_axis]
+        have = x.shape[0]
+        if points is None or points <= have:
+            return []
+        if have >= 2:
+            x0, dx = float(x[0]), float(x[1] - x[0])
+        else:
+            x0, dx = batches[0].column("x0")[0].as_py(), batches[0].column("dx")[0].as_py()
+            x0 = float(x[0]) if have else x0
+        return [(st.x_axis, x0 + dx * np.arange(have, points, dtype=np.float64))]
 
     @staticmethod
     def _string_writes(
@@ -407,19 +447,14 @@ class NexusWriter(RunWriter):
     ) -> list[tuple[str, np.ndarray]]:
         name = strings.name
         codes, new = strings.encode([b.column(name) for b in batches], rows_before)
-        too_long = [v for v in new if len(v.encode()) > L.DICTIONARY_BYTES]
-        if too_long:
-            raise StorageError(
-                f"stream {stream!r}: field {name!r}: value {too_long[0][:40]!r}... is longer"
-                f" than {L.DICTIONARY_BYTES} bytes"
-            )
         writes = []
         # Codes before new dictionary entries: if a crash falls between the two, the codes on disk
         # already say "varying", so rows from before a null unit got a value still read as null.
         if codes is not None:
             writes.append((name + C.CODES_SUFFIX, codes))
         if new:
-            writes.append((name + C.DICTIONARY_SUFFIX, np.array([v.encode() for v in new], L.DICTIONARY_DTYPE)))
+            entries = [piece for v in new if v is not None for piece in C.pieces(v)]
+            writes.append((name + C.DICTIONARY_SUFFIX, np.array(entries, L.DICTIONARY_DTYPE)))
         return writes
 
     def flush(self) -> None:
@@ -431,12 +466,50 @@ class NexusWriter(RunWriter):
             if st.flushed != st.rows:
                 st.datasets[L.FLUSHED_ROWS][()] = st.rows
                 st.flushed = st.rows
+            if st.counted != (st.published, st.lost):
+                st.datasets[L.PUBLISHED_ROWS][()] = st.published
+                st.datasets[L.LOST_ROWS][()] = st.lost
+                st.counted = (st.published, st.lost)
         super().flush()
 
     def close(self, complete: bool = True) -> None:
         if self.file is not None and not self.broken:
             self.flush()
         super().close(complete)
+
+    def counts(self, stream: str) -> tuple[int, int]:
+        st = self._streams[stream]
+        return st.published, st.lost
+
+    def set_counts(self, stream: str, published: int, lost: int) -> None:
+        """Rows the hub published to storage and rows storage could not store: written at the next flush."""
+        st = self._streams.get(stream)
+        if st is not None:
+            st.published, st.lost = published, lost
+
+    @staticmethod
+    def _create_counts(g: h5py.Group) -> None:
+        g.create_dataset(L.PUBLISHED_ROWS, data=0, dtype="i8").attrs["description"] = (
+            "rows published to this stream while it was recorded (as of the last flush)"
+        )
+        g.create_dataset(L.LOST_ROWS, data=0, dtype="i8").attrs["description"] = (
+            "published rows that could not be stored (see /entry/events, kind 'lost')"
+        )
+
+    def _create_lengths(self, g: h5py.Group, plan: C.ColumnPlan) -> h5py.Dataset:
+        ds = g.create_dataset(
+            plan.name + C.LENGTHS_SUFFIX,
+            (0,),
+            "i4",
+            maxshape=(None,),
+            chunks=(self.options.chunk_rows,),
+            **self.options.filter_args(),
+        )
+        ds.attrs["description"] = (
+            f"points of each row of {plan.name} (-1 = null; shorter rows are padded); empty while"
+            f" every row has all {plan.name}.shape[1] points"
+        )
+        return ds
 
     def _forget(self) -> None:
         self._streams = {}

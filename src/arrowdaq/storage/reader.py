@@ -37,9 +37,8 @@ from ..data.polars import to_polars
 from ..data.schemas import UNIT_KEY, encoded_schema
 from ..errors import StorageError
 from . import columns as C
-from . import eventlog
+from . import eventlog, safeopen
 from . import layout as L
-from . import safeopen
 from .unclosed import open_unclosed
 
 
@@ -54,6 +53,10 @@ class StreamSummary:
     first_ns: int | None
     last_ns: int | None
     units: dict[str, str]
+    #: Rows published to the stream while it was recorded, and rows that could not be stored
+    #: (None in files written before arrowdaq counted them).
+    published: int | None = None
+    lost: int | None = None
 
     @property
     def span_s(self) -> float:
@@ -352,6 +355,18 @@ class RunFile:
                 if f in self._held:
                     self._held.remove(f)
 
+    def counts(self) -> dict[str, tuple[int, int | None, int | None]]:
+        """Per stream: rows stored, rows published while it was recorded and rows lost (None in
+        files from before arrowdaq counted them). Reads no data."""
+        out = {}
+        with self._open() as f:
+            for name, g in self._groups(f).items():
+                if g.name.startswith(f"/{L.ARROW_DATA}"):
+                    out[name] = (_read_ipc(g, self.path, name).num_rows, None, None)
+                else:
+                    out[name] = (_nexus_rows(g, _schema_of(g, self.path, name), name), *_counts(g))
+        return out
+
     def num_rows(self, stream: str) -> int:
         """Rows of ``stream`` flushed so far (reads no data in the ``nexus`` layout)."""
         with self._open() as f:
@@ -405,10 +420,12 @@ class RunFile:
                 table = _read_ipc(g, self.path, name)
                 schema, rows = table.schema, table.num_rows
                 ts = table.column("timestamp_ns").to_numpy() if "timestamp_ns" in schema.names else None
+                published = lost = None
             else:
                 schema = _schema_of(g, self.path, name)
                 rows = _nexus_rows(g, schema, name)
                 ts = g["timestamp_ns"][:rows] if "timestamp_ns" in g else None
+                published, lost = _counts(g)
             units = {
                 fl.name: fl.metadata[UNIT_KEY].decode() for fl in schema if fl.metadata and UNIT_KEY in fl.metadata
             }
@@ -423,6 +440,8 @@ class RunFile:
                     first,
                     last,
                     units,
+                    published,
+                    lost,
                 )
             )
         return out
@@ -443,6 +462,18 @@ def _held_by_writer(path: Path) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def _format_version(g: h5py.Group) -> int:
+    own = g.file.get(f"{L.ENTRY}/{L.ARROWDAQ}")
+    return int(own["format_version"][()]) if own is not None and "format_version" in own else 1
+
+
+def _counts(g: h5py.Group) -> tuple[int | None, int | None]:
+    """Rows published to a stream and rows lost, as of the last flush (None in older files)."""
+    if L.PUBLISHED_ROWS not in g:
+        return None, None
+    return int(_refreshed(g[L.PUBLISHED_ROWS])[()]), int(_refreshed(g[L.LOST_ROWS])[()])
 
 
 def _first_line(exc: BaseException) -> str:
@@ -474,6 +505,10 @@ def _nexus_rows(g: h5py.Group, schema: pa.Schema, stream: str) -> int:
             lengths.append(_refreshed(g[plan.name]).shape[0])
             if plan.form == C.NUMERIC and plan.nullable:
                 lengths.append(_refreshed(g[plan.name + C.VALID_SUFFIX]).shape[0])
+            if plan.form == C.LIST and plan.name + C.LENGTHS_SUFFIX in g:
+                n = _refreshed(g[plan.name + C.LENGTHS_SUFFIX]).shape[0]
+                if n:  # stored once the lengths vary
+                    lengths.append(n)
     if L.FLUSHED_ROWS in g:
         lengths.append(int(_refreshed(g[L.FLUSHED_ROWS])[()]))
     return min(lengths, default=0)
@@ -491,11 +526,14 @@ def _read_nexus(g: h5py.Group, path: Path, stream: str, start: int = 0, stop: in
             valid = g[plan.name + C.VALID_SUFFIX][part] if plan.nullable else None
             arrays.append(C.numeric_array(g[plan.name][part], valid, fl.type))
         elif plan.form == C.LIST:
-            arrays.append(C.list_array(g[plan.name][part], fl.type))
+            lengths = g.get(plan.name + C.LENGTHS_SUFFIX)
+            lengths = lengths[part] if lengths is not None and lengths.shape[0] else None
+            arrays.append(C.list_array(g[plan.name][part], fl.type, lengths))
         elif plan.form == C.TENSOR:
             arrays.append(C.tensor_array(g[plan.name][part], fl.type))
         else:
-            dictionary = [L.attr_text(v) for v in _refreshed(g[plan.name + C.DICTIONARY_SUFFIX])[()]]
+            entries = _refreshed(g[plan.name + C.DICTIONARY_SUFFIX])[()].tolist()
+            dictionary = C.join_pieces(entries, continued=_format_version(g) >= 2)
             codes = g[plan.name + C.CODES_SUFFIX]
             if codes.shape[0]:
                 arrays.append(C.string_array(codes[part], dictionary))

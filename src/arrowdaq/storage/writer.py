@@ -218,6 +218,16 @@ class RunWriter:
         """Store the batches of one stream; returns the bytes written."""
         raise NotImplementedError
 
+    def counts(self, stream: str) -> tuple[int, int]:
+        """Rows published to ``stream`` and rows lost, as the file records them."""
+        return self.rows(stream), 0
+
+    def set_counts(self, stream: str, published: int, lost: int) -> None:
+        """Record rows published and lost (layouts that can; written at the next flush)."""
+
+    def rows(self, stream: str) -> int:
+        raise NotImplementedError
+
     @property
     def streams(self) -> list[str]:
         raise NotImplementedError
