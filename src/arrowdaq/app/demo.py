@@ -26,11 +26,16 @@ async def _step(hub: InstrumentManager, actor: str, action: str, **args: object)
         log.warning(f"demo step {actor}.{action}{args or ''} failed: {describe(exc)}")
 
 
-async def demo_sequence(hub: InstrumentManager, period: float = 1.0) -> None:
-    """Run until cancelled."""
+async def prepare_table(hub: InstrumentManager) -> None:
+    """Light the table: the laser at 800 nm, emission on, shutter open (the demo and demo scans)."""
     await _step(hub, "laser", "set_wavelength", nm=800.0)
     await _step(hub, "laser", "emission_on")
     await _step(hub, "laser", "open_shutter")
+
+
+async def demo_sequence(hub: InstrumentManager, period: float = 1.0) -> None:
+    """Run until cancelled."""
+    await prepare_table(hub)
     step = 0
     while True:
         step += 1

@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "arrowdaq.cli.demo_cmd",
     "arrowdaq.cli.run_cmd",
     "arrowdaq.cli.gui_cmd",
+    "arrowdaq.cli.scan_cmd",
     "arrowdaq.cli.sim_cmd",
     "arrowdaq.cli.inspect_cmd",
     "arrowdaq.cli.runs_cmd",

@@ -22,6 +22,7 @@ from ..data.validate import accept_batch
 from ..errors import StreamError
 from ..log import get_logger
 from .events import RunEvent
+from .reservations import Reservations
 from .streams import StreamSpec, check_stream_name
 from .subscription import LOSSLESS_MAX_BYTES, Policy, Subscription, batch_memory, matches_any
 
@@ -57,10 +58,17 @@ class InstrumentManager:
         self.actor_status: dict[str, StatusEvent] = {}
         self.recent_events: deque[StatusEvent | Alarm | RunEvent] = deque(maxlen=500)
         self._listeners: list[EventListener] = []
+        #: Axes a running scan holds: other clients' motion commands to them are refused.
+        self.reservations = Reservations()
 
     # --- streams -------------------------------------------------------------------
-    def declare(self, name: str, schema: pa.Schema, producer: str | None = None) -> StreamSpec:
-        """Declare a stream before publishing to it. Re-declaring the same schema is a no-op."""
+    def declare(
+        self, name: str, schema: pa.Schema, producer: str | None = None, *, replace: bool = False
+    ) -> StreamSpec:
+        """Declare a stream before publishing to it. Re-declaring the same schema is a no-op.
+
+        ``replace``: the same producer changes the schema (each scan's ``scan/points`` has its own
+        columns); subscribers stay subscribed and get batches of the new schema."""
         check_stream_name(name)
         if not isinstance(schema, pa.Schema):
             raise StreamError(f"stream {name!r}: schema must be a pyarrow.Schema, got {type(schema).__name__}")
@@ -68,6 +76,11 @@ class InstrumentManager:
         if existing is not None:
             if existing.schema.equals(schema, check_metadata=True) and existing.producer == producer:
                 return existing
+            if replace and existing.producer == producer:
+                spec = StreamSpec(name, schema, producer)
+                spec.subscribers = existing.subscribers
+                self.streams[name] = spec
+                return spec
             raise StreamError(f"stream {name!r} is already declared by {existing.producer!r} with another schema")
         spec = StreamSpec(name, schema, producer)
         spec.subscribers = [s for s in self.subscriptions if s.matches(name)]
@@ -193,6 +206,7 @@ class InstrumentManager:
     async def command(self, actor: str, action: str | Command, timeout: float = 5.0, **args: Any) -> Any:
         """Send a command to an actor and return its reply: ``await hub.command('laser', 'open_shutter')``."""
         message = action if isinstance(action, Command) else Command(action, args)
+        self.reservations.check(actor, message)
         reply = await self.supervisor.get(actor).ask(message, timeout=timeout)
         if isinstance(reply, asyncio.Future):  # finishes later (a move: its arrival); ``timeout`` covered the start
             return await reply

@@ -24,7 +24,7 @@ import errno
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +77,11 @@ class StorageActor(Actor):
         options: StorageOptions = StorageOptions(),
         run: RunInfo | None = None,
         instruments: Mapping[str, Mapping[str, Any]] | None = None,
+        writer: Callable[..., RunWriter] | None = None,
     ) -> None:
+        """``writer``: builds the writer instead of the layout's (a scan's file: ``ScanWriter``)."""
         self.hub = hub
+        self.writer_class = writer
         self.options = options
         self.run = run or RunInfo()
         self.instruments: dict[str, Mapping[str, Any]] = dict(instruments or {})
@@ -104,7 +107,7 @@ class StorageActor(Actor):
     # --- life cycle ------------------------------------------------------------------------
     async def on_start(self) -> None:
         self.hub.add_listener(self._on_event)
-        cls = NexusWriter if self.options.layout == NEXUS else ArrowIpcWriter
+        cls = self.writer_class or (NexusWriter if self.options.layout == NEXUS else ArrowIpcWriter)
         self.writer = cls(self.path, self.options, self.run, self.instruments)
         specs = [spec for spec in self._subscribed() if self._storable(spec)]
         self._tell_processors()
@@ -257,6 +260,9 @@ class StorageActor(Actor):
         if message.action == "instrument_info":
             await self._instrument_info(message.args)
             return self.status()
+        if message.action in getattr(self.writer, "commands", ()):  # the writer's own (a scan's outcome)
+            await self.flush()  # every row published before the command is written first
+            return await self.blocking(getattr(self.writer, message.action), **message.args)
         raise CommandError(
             f"storage actor {self.name!r}: unknown command {message.action!r} (known: status, flush, instrument_info)"
         )
@@ -421,6 +427,7 @@ def spawn_storage(
     *,
     name: str = "storage",
     max_bytes: int = LOSSLESS_MAX_BYTES,
+    writer: Callable[..., RunWriter] | None = None,
 ) -> tuple[ActorRef, Path]:
     """Start recording ``inputs`` (stream names or globs); returns the actor and the run file's path.
 
@@ -428,7 +435,7 @@ def spawn_storage(
     run = run or RunInfo()
     ref = hub.spawn(
         name,
-        lambda: StorageActor(hub, options, run, instruments),
+        lambda: StorageActor(hub, options, run, instruments, writer),
         role=Role.SINK,
         inputs=inputs,
         policy="lossless",

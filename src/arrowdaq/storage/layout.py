@@ -15,7 +15,7 @@ A run file (NeXus, readable by silx, h5web, NeXpy, MATLAB and plain h5py)::
             time            seconds since the run start (@start: entry/start_time), the default axis
             timestamp_ns    the recorded UTC nanoseconds (an alternative axis, @timestamp_ns_indices)
             <columns>       one dataset per Arrow column, @long_name "What (unit)", @units
-        scans/              reserved for scans (NXdata with the scanned axis; not written yet)
+        scan_points/, scan_map/, scan/   a scan's file: see scan_file.py
     /arrow_data/<instrument>/<stream>/batch_NNNNNN   (layout "arrow_ipc": Arrow IPC file bytes)
 """
 

@@ -39,6 +39,7 @@ from ..errors import StorageError
 from . import columns as C
 from . import eventlog, safeopen
 from . import layout as L
+from .scan_file import SCAN_ATTR, SCAN_GROUP, read_scan_info
 from .unclosed import open_unclosed
 
 
@@ -280,6 +281,8 @@ class RunFile:
         for name, item in entry.items():
             if name == L.INSTRUMENT and isinstance(item, h5py.Group):
                 meta[name] = L.read_instruments(item)
+            elif name == SCAN_GROUP and isinstance(item, h5py.Group):
+                meta[name] = read_scan_info(entry)
             elif isinstance(item, h5py.Group):
                 if L.STREAM_ATTR not in item.attrs and name not in (L.SCANS, eventlog.EVENTS):
                     meta[name] = L.read_mapping(item)
@@ -307,8 +310,15 @@ class RunFile:
 
     @property
     def scans(self) -> dict[str, pa.Table]:
-        """Recorded scans (reserved: scans are not recorded yet, so this is empty)."""
-        return {}
+        """The scan tables in the file (a scan's file has one), by plan name: one row per point
+        (setpoints, read-backs, detector means and stds, time, index). The plan, its arguments,
+        exit status and peak statistics are in ``metadata["scan"]``."""
+        with self._open() as f:
+            return {
+                L.attr_text(g.attrs[SCAN_ATTR]): _read_nexus(g, self.path, name)
+                for name, g in self._groups(f).items()
+                if SCAN_ATTR in g.attrs
+            }
 
     # --- data -----------------------------------------------------------------------------
     def _group(self, f: h5py.File, stream: str) -> h5py.Group:

@@ -1,0 +1,327 @@
+"""The run engine in the daemon: one scan at a time, each recorded as its own run.
+
+:class:`ScanService` runs the engine in a thread of its own beside the event
+loop. For each scan it
+
+1. resolves the plan's axes and detectors to the hub's instruments;
+2. reserves the axes (other clients' moves are refused, naming the scan; released while paused);
+3. declares the ``scan/points`` stream (one row per point) and starts a storage actor
+   recording it and the monitor streams into the scan's file (:mod:`..storage.scan_file`);
+4. runs the plan; points are published as they are measured;
+5. writes the outcome (exit status, peak statistics, fit), closes the file, releases the axes.
+
+Control (``pause``, ``resume``, ``stop``, ``abort``, ``status``) is safe from the
+event loop: the CLI, the live service's ``scan`` action and the GUI call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ..actors import ActorRef, ActorStatus, Command
+from ..errors import CommandError, describe
+from ..hub import InstrumentManager
+from ..hub.reservations import Reservation
+from ..log import get_logger
+from ..storage import RunInfo, StorageOptions, spawn_storage
+from ..storage.scan_file import ScanFileInfo, ScanWriter
+from .engine import FAILED, DryRun, RunEngine, ScanObserver, ScanResult, ScanSetup, ScanState
+from .instruments import HubAxis, HubDevices
+from .plans import PLANS, Plan
+from .table import POINTS_STREAM
+
+log = get_logger("arrowdaq.scans")
+
+#: The storage actor of the running scan.
+SCAN_STORAGE = "scan_storage"
+
+
+def build_plan(name: str, *args: Any, **kwargs: Any) -> Plan:
+    """A built-in plan by name: ``build_plan("scan", "hwp", 0, 90, 46)``."""
+    if name not in PLANS:
+        raise CommandError(f"unknown plan {name!r} (plans: {', '.join(PLANS)})")
+    try:
+        return PLANS[name](*args, **kwargs)
+    except TypeError as exc:
+        raise CommandError(f"plan {name!r}: {exc}") from None
+
+
+class ScanService:
+    """See the module docstring. ``record`` are the monitor streams each scan file records
+    (glob patterns, as ``[storage] streams``)."""
+
+    def __init__(
+        self,
+        hub: InstrumentManager,
+        *,
+        options: StorageOptions = StorageOptions(),
+        record: Sequence[str] = ("*",),
+        run: RunInfo | None = None,
+        instruments: Callable[[], Mapping[str, Any]] | None = None,
+        settle: float = 0.0,
+        reads: int = 1,
+    ) -> None:
+        self.hub = hub
+        self.options = options
+        self.record = list(record)
+        self.run_template = run or RunInfo()
+        self.instruments = instruments or (lambda: {})
+        self.settle = settle
+        self.reads = reads
+        self.engine: RunEngine | None = None
+        self.task: asyncio.Future[ScanResult] | None = None
+        self.run_file: Path | None = None
+        self.last: ScanResult | None = None
+
+    # --- submitting -------------------------------------------------------------------------
+    def _engine(self, devices: HubDevices) -> RunEngine:
+        return RunEngine(devices.axis, devices.detector, settle=self.settle, reads=self.reads)
+
+    async def dry_run(self, plan: Plan | Any, detectors: Sequence[str] = (), **kw: Any) -> DryRun:
+        devices = HubDevices(self.hub, asyncio.get_running_loop())
+        engine = self._engine(devices)
+        return await asyncio.to_thread(lambda: engine.dry_run(engine.prepare(plan, detectors, **kw)))
+
+    async def submit(
+        self,
+        plan: Plan | Any,
+        detectors: Sequence[str] = (),
+        *,
+        settle: float | None = None,
+        reads: int | None = None,
+        name: str | None = None,
+        observers: Sequence[ScanObserver] = (),
+    ) -> asyncio.Future[ScanResult]:
+        """Start a scan; returns a future of its result once the file has been created."""
+        if self.task is not None and not self.task.done():
+            raise CommandError(f"scan {self.engine.name if self.engine else ''!r} is running: one scan at a time")
+        loop = asyncio.get_running_loop()
+        devices = HubDevices(self.hub, loop)
+        engine = self._engine(devices)
+        setup = await asyncio.to_thread(engine.prepare, plan, detectors, settle=settle, reads=reads)
+        recorder = _Recorder(self, setup, devices, name or setup.plan.name)
+        await recorder.open()
+        self.engine, self.run_file = engine, recorder.path
+        self.task = asyncio.ensure_future(
+            asyncio.to_thread(engine.run, None, setup=setup, observers=[recorder, *observers])
+        )
+        self.task.add_done_callback(lambda t: self._finished(t, recorder))
+        return self.task
+
+    async def run(self, plan: Plan | Any, detectors: Sequence[str] = (), **kw: Any) -> ScanResult:
+        """Submit and wait for the end."""
+        return await (await self.submit(plan, detectors, **kw))
+
+    def _finished(self, task: asyncio.Future[ScanResult], recorder: _Recorder) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self.last = task.result()
+
+    # --- control ----------------------------------------------------------------------------
+    def _running(self) -> RunEngine:
+        if self.engine is None or self.engine.state is ScanState.IDLE:
+            raise CommandError("no scan is running")
+        return self.engine
+
+    def pause(self, immediate: bool = False) -> None:
+        self._running().pause(immediate)
+
+    def resume(self) -> None:
+        self._running().resume()
+
+    def stop(self) -> None:
+        self._running().stop()
+
+    def abort(self) -> None:
+        self._running().abort()
+
+    def status(self) -> dict[str, Any]:
+        """The ``scan`` action's ``state``: engine state, progress, the scan file, the last result."""
+        out = self.engine.progress() if self.engine is not None else {"state": ScanState.IDLE.value}
+        out["run_file"] = str(self.run_file) if self.run_file else None
+        if self.last is not None:
+            out["last"] = {
+                "plan": self.last.plan,
+                "exit_status": self.last.exit_status,
+                "reason": self.last.reason,
+                "points": self.last.num_points,
+                "statistics": self.last.statistics,
+                "fit": self.last.fit,
+                "run_file": str(self.last.run_file) if self.last.run_file else None,
+            }
+        return out
+
+    async def close(self) -> None:
+        """Abort a running scan and wait for its file to be closed (the daemon is stopping)."""
+        if self.task is not None and not self.task.done():
+            with contextlib.suppress(CommandError):
+                self.abort()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+class _Recorder:
+    """The engine's observer in the daemon: reservations, the points stream, the scan file."""
+
+    def __init__(self, service: ScanService, setup: ScanSetup, devices: HubDevices, name: str) -> None:
+        self.service = service
+        self.hub = service.hub
+        self.setup = setup
+        self.devices = devices
+        self.loop = asyncio.get_running_loop()
+        self.run = RunInfo(
+            name=name,
+            operator=service.run_template.operator,
+            sample=service.run_template.sample,
+            notes=service.run_template.notes,
+            config=service.run_template.config,
+        )
+        self.holder = f"scan {name!r} (run {self.run.run_id})"
+        self.reservations: list[Reservation] = []
+        self.storage: ActorRef | None = None
+        self.path: Path | None = None
+        self.queue: asyncio.Queue[pa.RecordBatch | None] = asyncio.Queue()
+        self.publisher: asyncio.Task[None] | None = None
+
+    # --- on the event loop ------------------------------------------------------------------
+    async def open(self) -> None:
+        """Reserve the axes, declare the stream, start recording (before the engine starts)."""
+        self._reserve()
+        try:
+            self.hub.declare(POINTS_STREAM, self.setup.schema, producer="scan", replace=True)
+            plan = self.setup.plan
+            units = {ax.name: ax.unit for ax in self.setup.axes} | {d.name: d.unit for d in self.setup.detectors}
+            info = ScanFileInfo(
+                plan=plan.name,
+                args=plan.args,
+                axes=[ax.name for ax in self.setup.axes],
+                detectors=[d.name for d in self.setup.detectors],
+                points_planned=plan.num,
+                grid=plan.grid,
+                grid_axes=[list(map(float, a)) for a in plan.grid_axes],
+                units=units,
+                fit=plan.analysis == "malus",
+            )
+            patterns = self.service.record + ([POINTS_STREAM] if POINTS_STREAM not in self.service.record else [])
+            self.storage, self.path = spawn_storage(
+                self.hub,
+                patterns,
+                self.service.options,
+                self.run,
+                dict(self.service.instruments()),
+                name=SCAN_STORAGE,
+                writer=lambda *a, **k: ScanWriter(*a, scan=info, **k),
+            )
+            status = await self.storage.wait_status(ActorStatus.RUNNING, ActorStatus.FAILED, timeout=30.0)
+            if status is not ActorStatus.RUNNING:
+                raise CommandError(f"scan file {self.path}: {self.storage.last_error}")
+        except BaseException:
+            self._release()
+            if self.storage is not None:
+                await self._stop_storage()
+            raise
+        self.publisher = asyncio.ensure_future(self._publish())
+
+    def _reserve(self) -> None:
+        for ax in self.setup.axes:
+            if isinstance(ax, HubAxis):
+                configured = self.devices.info(ax.instrument).get("settings", {}).get("axes") or [None]
+                number = ax.axis if ax.axis is not None else configured[0]
+                self.reservations.append(
+                    self.hub.reservations.reserve(
+                        ax.instrument,
+                        number,
+                        self.holder,
+                        default_axis=number == configured[0],
+                        token=self.devices.token,
+                    )
+                )
+
+    def _release(self) -> None:
+        for res in self.reservations:
+            self.hub.reservations.release(res)
+        self.reservations = []
+
+    async def _publish(self) -> None:
+        while (batch := await self.queue.get()) is not None:
+            try:
+                await self.hub.publish(POINTS_STREAM, batch)
+            except Exception as exc:  # not in the file either: say so loudly (the engine's result keeps it)
+                log.error(f"{self.holder}: point not published: {describe(exc)}")
+
+    async def _stop_storage(self) -> None:
+        ref = self.storage
+        if ref is None:
+            return
+        await ref.stop()
+        for inbox in ref.inboxes:
+            self.hub.unsubscribe(inbox)  # type: ignore[arg-type]
+
+    async def _end(self, result: ScanResult) -> None:
+        if self.publisher is not None:
+            self.queue.put_nowait(None)
+            await self.publisher
+        try:
+            if self.storage is not None and self.storage.status is ActorStatus.RUNNING:
+                await self.hub.command(
+                    SCAN_STORAGE,
+                    Command(
+                        "scan_end",
+                        {
+                            "exit_status": result.exit_status,
+                            "reason": result.reason,
+                            "statistics": result.statistics,
+                            "fit": result.fit,
+                        },
+                    ),
+                    timeout=30.0,
+                )
+            elif self.storage is not None:
+                raise CommandError(f"scan file {self.path}: recording stopped: {self.storage.last_error}")
+        finally:
+            await self._stop_storage()
+            self._release()
+        result.run_file = self.path
+
+    # --- ScanObserver (the engine's thread) ---------------------------------------------------
+    def start(self, setup: ScanSetup) -> None:
+        pass  # everything was opened before the engine started
+
+    def point(self, batch: pa.RecordBatch, row: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, batch)
+
+    def state(self, state: ScanState) -> None:
+        def apply() -> None:
+            if state is ScanState.PAUSED:
+                self._release()
+            elif state is ScanState.RUNNING and not self.reservations:
+                self._reserve()
+
+        if _on_loop(self.loop):
+            apply()
+        else:
+            asyncio.run_coroutine_threadsafe(_call(apply), self.loop).result()
+
+    def end(self, result: ScanResult) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self._end(result), self.loop).result()
+        except Exception as exc:
+            result.run_file = self.path
+            if result.exit_status != FAILED:
+                result.exit_status, result.reason = FAILED, f"the scan file was not completed: {describe(exc)}"
+            raise
+
+
+async def _call(fn: Callable[[], None]) -> None:
+    fn()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -1,0 +1,276 @@
+"""The run engine with in-process devices: plans, pause/resume/stop/abort, dry run, statistics."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from arrowdaq.errors import CommandError
+from arrowdaq.scans import (
+    ABORTED,
+    FAILED,
+    SUCCESS,
+    RunEngine,
+    ScanState,
+    SoftAxis,
+    SoftDetector,
+    count,
+    derivative_stats,
+    grid_scan,
+    list_scan,
+    log_scan,
+    malus_fit,
+    peak_stats,
+    rel_scan,
+    scan,
+)
+
+
+class Recorder:
+    """A ScanObserver keeping what it is told; ``on_point(index)`` may act from the engine's thread."""
+
+    def __init__(self, on_point=None):
+        self.rows, self.states, self.on_point = [], [], on_point
+
+    def start(self, setup):
+        self.setup = setup
+
+    def point(self, batch, row):
+        self.rows.append(row)
+        if self.on_point:
+            self.on_point(row["index"])
+
+    def state(self, state):
+        self.states.append(state)
+
+    def end(self, result):
+        self.result = result
+
+
+class TrackedAxis(SoftAxis):
+    """Remembers every target it was sent to."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.targets = []
+
+    def move_to(self, target, wait=True):
+        self.targets.append(float(target))
+        return super().move_to(target, wait)
+
+
+class SlowAxis(SoftAxis):
+    """Moves until released or stopped: ``wait_motion`` blocks; ``stop()`` ends it with an error."""
+
+    def __init__(self, *a, stall_at=None, **k):
+        super().__init__(*a, **k)
+        self.stall_at = stall_at
+        self.moving = threading.Event()
+        self.stopped = threading.Event()
+        self.stalled_once = False
+
+    def move_to(self, target, wait=True):
+        super().move_to(target, wait=False)
+        return self.wait_motion() if wait else None
+
+    def wait_motion(self):
+        if self.value == self.stall_at and not self.stalled_once:
+            self.stalled_once = True
+            self.moving.set()
+            assert self.stopped.wait(10), "never stopped"
+            raise CommandError(f"{self.name}: move stopped")
+        return self.value
+
+    def stop(self):
+        self.stopped.set()
+
+
+def line(n=10):
+    x = TrackedAxis("x", "mm")
+    det = SoftDetector("d", lambda: 2 * x.value + 1, "V")
+    return x, det
+
+
+def test_a_linear_scan_measures_each_point_with_setpoints_readbacks_and_detector_mean():
+    x, det = line()
+    result = RunEngine().run(scan(x, 0, 9, 10), [det])
+    t = result.table.to_pydict()
+    assert result.exit_status == SUCCESS and result.num_points == 10
+    assert t["index"] == list(range(10))
+    assert t["x"] == pytest.approx(np.linspace(0, 9, 10)) and t["x_readback"] == t["x"]
+    assert t["d"] == pytest.approx(2 * np.linspace(0, 9, 10) + 1) and t["d_std"] == [0.0] * 10
+    assert all(b >= a for a, b in zip(t["elapsed"], t["elapsed"][1:], strict=False))
+    assert result.table.schema.field("x").metadata[b"unit"] == b"mm"
+
+
+def test_several_reads_per_point_give_mean_and_std():
+    values = iter([1.0, 3.0, 2.0, 4.0] * 3)
+    det = SoftDetector("d", lambda: next(values))
+    result = RunEngine().run(count(3), [det], reads=4)
+    assert result.table.column("d").to_pylist() == [2.5] * 3
+    assert result.table.column("d_std").to_pylist() == pytest.approx([np.std([1, 3, 2, 4], ddof=1)] * 3)
+
+
+def test_plans_points():
+    x, det = line()
+    engine = RunEngine()
+    assert engine.run(list_scan(x, [3, 1, 2]), [det]).table.column("x").to_pylist() == [3, 1, 2]
+    assert engine.run(log_scan(x, 1, 100, 3), [det]).table.column("x").to_pylist() == pytest.approx([1, 10, 100])
+    x.value = 5.0
+    rel = engine.run(rel_scan(x, -1, 1, 3), [det])
+    assert rel.table.column("x").to_pylist() == [4, 5, 6] and x.value == 5.0  # back where it started
+    with pytest.raises(CommandError, match="log_scan: start 0 and stop 10 must have the same sign"):
+        log_scan(x, 0, 10, 3)
+    with pytest.raises(CommandError, match="scan: num: expected a whole number >= 1"):
+        scan(x, 0, 1, 2.5)
+
+
+def test_grid_scan_snakes_and_records_grid_indices():
+    y, x = SoftAxis("y"), SoftAxis("x")
+    det = SoftDetector("d", lambda: 10 * y.value + x.value)
+    result = RunEngine().run(grid_scan(y, 0, 1, 2, x, 0, 2, 3, snake=True), [det])
+    t = result.table.to_pydict()
+    assert t["x"] == [0, 1, 2, 2, 1, 0] and t["y"] == [0, 0, 0, 1, 1, 1]
+    assert t["x_index"] == [0, 1, 2, 2, 1, 0] and t["y_index"] == [0, 0, 0, 1, 1, 1]
+    assert t["d"] == [0, 1, 2, 12, 11, 10]
+
+
+def test_a_user_plan_is_a_generator_that_sees_each_points_readings():
+    x, det = line()
+
+    def until_bright(axis, limit):
+        position = 0.0
+        while True:
+            row = yield {axis: position}
+            if row["d"] > limit:
+                return
+            position += 1.0
+
+    result = RunEngine().run(until_bright(x, 6.0), [det])
+    assert result.plan == "until_bright" and result.args == {"axis": "x", "limit": 6.0}
+    assert result.table.column("x").to_pylist() == [0, 1, 2, 3]
+
+
+def test_deferred_pause_then_resume_measures_every_point_once_in_order_and_returns_the_axes():
+    x, det = line()
+    engine = RunEngine()
+    engine_thread_pauses = Recorder(on_point=lambda i: engine.pause() if i == 3 else None)
+    results = []
+    worker = threading.Thread(
+        target=lambda: results.append(engine.run(scan(x, 0, 9, 10), [det], observers=[engine_thread_pauses]))
+    )
+    worker.start()
+    try:
+        engine.wait_state(ScanState.PAUSED, timeout=10)
+        assert len(engine_thread_pauses.rows) == 4
+        x.move_to(42.0)  # someone moves the axis while the scan is paused
+        engine.resume()
+    finally:
+        worker.join(10)
+    result = results[0]
+    assert result.exit_status == SUCCESS
+    assert result.table.column("index").to_pylist() == list(range(10))
+    assert result.table.column("x").to_pylist() == pytest.approx(np.linspace(0, 9, 10))
+    assert x.targets[x.targets.index(42.0) + 1] == 3.0  # resume went back to the paused point first
+    assert ScanState.PAUSED in engine_thread_pauses.states and engine.state is ScanState.IDLE
+
+
+def test_immediate_pause_stops_motion_and_measures_the_interrupted_point_after_resume():
+    x = SlowAxis("x", stall_at=5.0)
+    det = SoftDetector("d", lambda: x.value)
+    engine = RunEngine()
+    results = []
+    worker = threading.Thread(target=lambda: results.append(engine.run(scan(x, 0, 9, 10), [det])))
+    worker.start()
+    try:
+        assert x.moving.wait(10)
+        engine.pause(immediate=True)
+        engine.wait_state(ScanState.PAUSED, timeout=10)
+        assert x.stopped.is_set()
+        engine.resume()
+    finally:
+        worker.join(10)
+    t = results[0].table.to_pydict()
+    assert results[0].exit_status == SUCCESS
+    assert t["index"] == list(range(10)) and t["d"] == pytest.approx(np.linspace(0, 9, 10))
+
+
+def test_abort_stops_motion_and_keeps_only_the_measured_points():
+    x = SlowAxis("x", stall_at=4.0)
+    det = SoftDetector("d", lambda: x.value)
+    engine = RunEngine()
+    results = []
+    worker = threading.Thread(target=lambda: results.append(engine.run(scan(x, 0, 9, 10), [det])))
+    worker.start()
+    try:
+        assert x.moving.wait(10)
+        engine.abort()
+    finally:
+        worker.join(10)
+    result = results[0]
+    assert x.stopped.is_set()
+    assert result.exit_status == ABORTED and "after 4 of 10 points" in result.reason
+    assert result.table.column("x").to_pylist() == [0, 1, 2, 3]
+
+
+def test_stop_ends_after_the_current_point_with_success():
+    x, det = line()
+    engine = RunEngine()
+    result = engine.run(scan(x, 0, 9, 10), [det], observers=[Recorder(lambda i: engine.stop() if i == 2 else None)])
+    assert result.exit_status == SUCCESS and result.num_points == 3 and "stopped by request" in result.reason
+
+
+def test_a_device_error_fails_the_scan_with_the_reason_and_keeps_the_points():
+    x = SoftAxis("x", limits=(0, 5))
+    det = SoftDetector("d", lambda: x.value)
+    result = RunEngine().run(scan(x, 0, 9, 10), [det])
+    assert result.exit_status == FAILED
+    assert result.reason == "point 6: x 6 is outside its limits 0..5"
+    assert result.num_points == 6
+
+
+def test_pause_and_resume_are_refused_when_nothing_runs():
+    engine = RunEngine()
+    with pytest.raises(CommandError, match="cannot pause: the scan engine is idle"):
+        engine.pause()
+    with pytest.raises(CommandError, match="no scan is paused"):
+        engine.resume()
+    with pytest.raises(CommandError, match="no scan is running"):
+        engine.abort()
+
+
+def test_dry_run_checks_limits_and_estimates_time_without_moving():
+    x = TrackedAxis("x", "mm", limits=(0, 5), speed=2.0)
+    det = SoftDetector("d", lambda: 0.0)
+    engine = RunEngine(settle=0.5)
+    dry = engine.dry_run(engine.prepare(scan(x, 0, 8, 5), [det]))
+    assert dry.points == 5 and x.targets == []
+    assert dry.problems == [
+        "point 3: x 6 mm is outside its limits 0..5 mm",
+        "point 4: x 8 mm is outside its limits 0..5 mm",
+    ]
+    assert dry.estimated_s == pytest.approx(8 / 2.0 + 5 * 0.5, rel=0.01)
+
+
+def test_no_detector_is_a_clear_error():
+    with pytest.raises(CommandError, match="no detector to read"):
+        RunEngine().run(scan(SoftAxis("x"), 0, 1, 2))
+
+
+def test_malus_fit_recovers_amplitude_angle_and_offset():
+    theta = np.arange(0, 181, 3.0)
+    power = 1.5 * np.cos(2 * np.radians(theta - 7.0)) ** 2 + 0.02
+    fit = malus_fit(theta, power)
+    assert fit["A"] == pytest.approx(1.5) and fit["theta0"] == pytest.approx(7.0) and fit["B"] == pytest.approx(0.02)
+
+
+def test_peak_statistics_of_a_gaussian_and_the_edge_of_an_erfc():
+    x = np.linspace(-5, 5, 201)
+    stats = peak_stats(x, np.exp(-0.5 * ((x - 1.0) / 0.8) ** 2))
+    assert stats["max_at"] == pytest.approx(1.0) and stats["com"] == pytest.approx(1.0, abs=1e-3)
+    assert stats["fwhm"] == pytest.approx(2 * math.sqrt(2 * math.log(2)) * 0.8, rel=1e-3)
+    edge = derivative_stats(x, np.array([0.5 * math.erfc(math.sqrt(2) * (v - 0.7)) for v in x]))
+    assert edge["com"] == pytest.approx(0.7, abs=0.01)
