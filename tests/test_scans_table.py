@@ -49,10 +49,8 @@ async def demo_table(tmp_path, latency_scale=0.01):
 
 
 async def move(app, instrument, value, **args):
-    """A move from another client (the motion contract's ``move_to(target)``)."""
-    commands = (await app.hub.command(instrument, "describe"))["commands"]
-    key = "target" if "stop" in commands else "position"  # drivers from before the motion contract
-    return await app.hub.command(instrument, "move_to", **{key: value}, **args)
+    """A move from another client."""
+    return await app.hub.command(instrument, "move_to", target=value, **args)
 
 
 class OnPoint:

@@ -74,17 +74,15 @@ class HubAxis:
         self.link = link
         self.instrument = instrument
         self.axis = axis
-        commands = set(info.get("commands", ()))
-        #: Drivers from before the motion contract: ``move_to(position=...)``, ``stop_motion``.
-        self.legacy = "stop" not in commands and "stop_motion" in commands
-        self._legacy_wait = "wait_motion" in commands  # the ESP300 returned at once unless asked to wait
         self.name = instrument if axis is None else f"{instrument}_axis{axis}"
+        missing = [c for c in ("move_to", "wait_motion", "stop", "position") if c not in info.get("commands", ())]
+        if missing:
+            raise CommandError(f"{instrument}: lacks the motion contract's {', '.join(missing)}: cannot scan it")
         streams = info.get("streams", {})
         stream = streams.get("position") or streams.get(f"axis{axis or 1}_position") or {}
         self.unit = stream.get("unit") or ""
         self.limits = _limits(info.get("settings", {}), axis)
         self.speed = _speed(info.get("settings", {}), axis)
-        self._pending: float | None = None
 
     def __repr__(self) -> str:
         return f"<HubAxis {self.name}>"
@@ -93,25 +91,16 @@ class HubAxis:
         return args | ({"axis": self.axis} if self.axis is not None else {})
 
     def move_to(self, target: float, wait: bool = True) -> float | None:
-        if not self.legacy:
-            reply = self.link.call(
-                self.instrument, "move_to", MOTION_TIMEOUT, **self._args(target=float(target), wait=wait)
-            )
-            return reply if wait else None
-        self._pending = float(target)
-        return self.wait_motion() if wait else None
+        reply = self.link.call(
+            self.instrument, "move_to", MOTION_TIMEOUT, **self._args(target=float(target), wait=wait)
+        )
+        return reply if wait else None
 
     def wait_motion(self) -> float:
-        if not self.legacy:
-            return self.link.call(self.instrument, "wait_motion", MOTION_TIMEOUT, **self._args())
-        target, self._pending = self._pending, None
-        if target is not None:  # before the contract: the ELL14 moved on move_to, the ESP300 needed wait=True
-            args = self._args(position=target) | ({"wait": True} if self._legacy_wait else {})
-            self.link.call(self.instrument, "move_to", MOTION_TIMEOUT, **args)
-        return self.position()
+        return self.link.call(self.instrument, "wait_motion", MOTION_TIMEOUT, **self._args())
 
     def stop(self) -> None:
-        self.link.call_soon(self.instrument, "stop_motion" if self.legacy else "stop", **self._args())
+        self.link.call_soon(self.instrument, "stop", **self._args())
 
     def position(self) -> float:
         return float(self.link.call(self.instrument, "position", **self._args()))
@@ -181,7 +170,7 @@ class HubDevices:
             raise CommandError(f"axis {name!r}: {instrument} does not move (capabilities: {info.get('capabilities')})")
         configured = info.get("settings", {}).get("axes")
         if number is None:
-            axis = None
+            axis = configured[0] if configured else None  # a controller's first axis, named for what it is
         elif configured is None:
             raise CommandError(f"axis {name!r}: {instrument} has a single axis; name it {instrument!r}")
         elif int(number) not in configured:
