@@ -82,9 +82,19 @@ class ScanWriter(NexusWriter):
             self._describe_table(points)
         if SCAN_GROUP not in entry:
             self._create_info(entry)
-        if self.scan.grid is not None and len(self.scan.grid) == 2 and MAP_GROUP not in entry:
+        if self._has_map() and MAP_GROUP not in entry:
             self._create_map(entry)
         entry.attrs["default"] = MAP_GROUP if MAP_GROUP in entry else points.name.rsplit("/", 1)[1]
+
+    def _best_plot(self) -> str | None:
+        """A scan file opens on the scan: its map (grids) or its table."""
+        points = next((st for st in self._streams.values() if st.name == POINTS_STREAM), None)
+        if points is None:
+            return super()._best_plot()
+        return MAP_GROUP if self._has_map() else points.key
+
+    def _has_map(self) -> bool:
+        return self.scan.grid is not None and len(self.scan.grid) == 2 and bool(self.scan.detectors)
 
     def _describe_table(self, g: h5py.Group) -> None:
         scan = self.scan
