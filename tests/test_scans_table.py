@@ -195,6 +195,12 @@ async def test_a_grid_scan_opens_as_a_2d_map(tmp_path):
         assert nxdata_is_plottable(default) == (3, 4)
         assert not np.isnan(default["pm1"][()]).any()
         assert nxdata_is_plottable(entry["scan_points"]) == (12,)
+    from silx.io.nxdata import get_default
+
+    with h5py.File(result.run_file) as f:
+        nxdata = get_default(f)  # silx's NXdata rules, as its viewer applies them
+        assert nxdata is not None and nxdata.is_valid and nxdata.signal_is_2d
+        assert nxdata.axes_dataset_names == ["stage_axis3", "stage_axis2"]
     root = nxload(str(result.run_file))
     plot = root.plottable_data  # nexusformat follows @default to the NXdata it would plot
     assert plot.nxname == "scan_map"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ArrowDAQError
 
-BENCHMARKS = ("pipeline", "hub", "storage", "processors", "serial_transport", "gui")
+BENCHMARKS = ("pipeline", "hub", "storage", "processors", "serial_transport", "gui", "scans")
 
 
 def benchmarks_dir() -> Path:
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "bench",
-        help="run the benchmarks (pipeline, hub, storage, processors, serial transport, gui)",
+        help="run the benchmarks (pipeline, hub, storage, processors, serial transport, gui, scans)",
         description="Run the benchmarks; each prints ratios against a baseline measured in the same run.",
     )
     p.add_argument(
