@@ -218,3 +218,26 @@ async def test_an_unknown_axis_or_detector_is_named(tmp_path):
         with pytest.raises(CommandError, match="pm1 does not move"):
             await service.submit(scan("pm1", 0, 1, 2), ["pm1"])
     assert not list(tmp_path.glob("*.h5"))
+
+
+async def test_the_scan_action_submits_by_name_and_reports_state(tmp_path):
+    from arrowdaq.scans.actions import plan_parameters, scan_action
+
+    async with demo_table(tmp_path) as (app, service):
+        body = {"action": "submit", "plan": "scan", "args": {"axis": "hwp", "start": 0, "stop": 10, "num": 3}}
+        state = await scan_action(service, body | {"args": body["args"] | {"detectors": "pm1", "reads": 2}})
+        assert state["plan"] == "scan" and state["run_file"].endswith(".h5")
+        await service.task
+        state = await scan_action(service, {"action": "state"})
+        assert state["state"] == "idle" and state["last"]["exit_status"] == "success" and state["last"]["points"] == 3
+        assert state["last"]["statistics"]["pm1"]["fwhm"] is None  # NaN travels as null
+        with pytest.raises(CommandError, match="unknown action 'jump'"):
+            await scan_action(service, {"action": "jump"})
+        with pytest.raises(CommandError, match="no scan is running"):
+            await scan_action(service, {"action": "pause"})
+        dry = await scan_action(
+            service, {"action": "dry_run", "plan": "scan", "args": ["hwp", 0, 90, 10], "detectors": ["pm1"]}
+        )
+        assert dry["points"] == 10 and dry["ok"]
+    plans = {p["name"]: p for p in plan_parameters()}
+    assert [p["name"] for p in plans["scan"]["params"]][:4] == ["axis", "start", "stop", "num"]

@@ -145,6 +145,7 @@ class RunEngine:
         self._request: str | None = None
         self._axes: list[Axis] = []
         self._observers: list[ScanObserver] = []
+        self._begun: ScanSetup | None = None
         self.done = 0
         self.total: int | None = None
         self._t0 = 0.0
@@ -309,6 +310,18 @@ class RunEngine:
         return DryRun(n, seconds, problems, adaptive)
 
     # --- running -----------------------------------------------------------------------------
+    def begin(self, setup: ScanSetup) -> None:
+        """Claim the engine for ``setup`` (state running) before :meth:`run` starts in its thread,
+        so that the state is right from the moment a scan is submitted."""
+        with self._cond:
+            if self._state is not ScanState.IDLE:
+                raise CommandError(f"scan {self.name!r} is {self._state.value}: one scan at a time")
+            self._state, self._request = ScanState.RUNNING, None
+            self._axes = list(setup.axes)
+            self.name, self.done, self.total = setup.plan.name, 0, setup.plan.num
+            self._t0 = time.monotonic()
+            self._begun = setup
+
     def run(
         self,
         plan: Plan | Any,
@@ -323,12 +336,10 @@ class RunEngine:
         ``failed`` and the reason (they are not raised): the points measured are in the result."""
         setup = setup or self.prepare(plan, detectors, settle=settle, reads=reads)
         plan = setup.plan
-        with self._cond:
-            if self._state is not ScanState.IDLE:
-                raise CommandError(f"scan {self.name!r} is {self._state.value}: one scan at a time")
-            self._state, self._request = ScanState.RUNNING, None
-            self._axes, self._observers = list(setup.axes), list(observers)
-            self.name, self.done, self.total = plan.name, 0, plan.num
+        if self._begun is not setup:
+            self.begin(setup)
+        self._begun = None
+        self._observers = list(observers)
         table = ScanTable(setup.schema)
         self._t0 = time.monotonic()
         status, reason = SUCCESS, "completed"

@@ -108,6 +108,7 @@ class ScanService:
         recorder = _Recorder(self, setup, devices, name or setup.plan.name)
         await recorder.open()
         self.engine, self.run_file = engine, recorder.path
+        engine.begin(setup)
         self.task = asyncio.ensure_future(
             asyncio.to_thread(engine.run, None, setup=setup, observers=[recorder, *observers])
         )
@@ -150,8 +151,8 @@ class ScanService:
                 "exit_status": self.last.exit_status,
                 "reason": self.last.reason,
                 "points": self.last.num_points,
-                "statistics": self.last.statistics,
-                "fit": self.last.fit,
+                "statistics": _finite(self.last.statistics),
+                "fit": _finite(self.last.fit),
                 "run_file": str(self.last.run_file) if self.last.run_file else None,
             }
         return out
@@ -314,6 +315,15 @@ class _Recorder:
             if result.exit_status != FAILED:
                 result.exit_status, result.reason = FAILED, f"the scan file was not completed: {describe(exc)}"
             raise
+
+
+def _finite(value: Any) -> Any:
+    """NaN (a statistic that does not exist, e.g. the FWHM of an open peak) as None: JSON has no NaN."""
+    if isinstance(value, float):
+        return None if value != value else value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 async def _call(fn: Callable[[], None]) -> None:

@@ -1,0 +1,93 @@
+"""The ``scan`` action of the live service: one JSON body in, one JSON reply out.
+
+``{"action": "submit", "plan": "scan", "args": {"axis": "hwp", "start": 0, "stop": 90, "num": 46},
+"detectors": ["pm1"], "settle": 0, "reads": 1}`` (``args`` may also be a list, in the plan's order;
+``detectors``, ``settle`` and ``reads`` may also be given inside ``args``, as the GUI's forms do);
+``pause`` (``immediate``: true/false), ``resume``, ``stop``, ``abort``, ``state``, ``dry_run`` (as
+submit), ``plans``. Every reply but ``plans`` and ``dry_run`` is the engine's state (see
+:meth:`ScanService.status`). Errors are CommandErrors with the text a local caller gets.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import CommandError
+from .plans import PLANS
+from .service import ScanService, build_plan
+
+ACTIONS = ("submit", "pause", "resume", "stop", "abort", "state", "dry_run", "plans")
+#: Options of every plan, besides its own parameters.
+RUN_OPTIONS = (
+    {"name": "detectors", "type": "list[str]", "doc": "detectors read at each point, e.g. pm1", "required": False},
+    {"name": "settle", "type": "float", "default": 0.0, "unit": "s", "doc": "wait after each move"},
+    {"name": "reads", "type": "int", "default": 1, "doc": "readings of each detector per point"},
+)
+
+
+def plan_parameters() -> list[dict[str, Any]]:
+    """Each built-in plan with its parameters (name, default, required, type) and doc: for forms."""
+    out = []
+    for name, fn in PLANS.items():
+        params = []
+        for p in inspect.signature(fn).parameters.values():
+            kind = "str" if p.annotation == "AxisRef" else str(p.annotation)
+            item: dict[str, Any] = {"name": p.name, "type": kind, "required": p.default is p.empty}
+            if p.default is not p.empty:
+                item["default"] = p.default
+            params.append(item)
+        doc = (inspect.getdoc(fn) or "").split("\n")[0]
+        out.append({"name": name, "doc": doc, "params": params + [dict(o) for o in RUN_OPTIONS]})
+    return out
+
+
+def _plan_and_options(body: Mapping[str, Any]) -> tuple[Any, list[str], dict[str, Any]]:
+    name = body.get("plan")
+    if not isinstance(name, str) or not name:
+        raise CommandError(f"scan submit: give a plan name (plans: {', '.join(PLANS)})")
+    raw = body.get("args") or {}
+    options = {k: body[k] for k in ("settle", "reads", "name") if body.get(k) is not None}
+    detectors: Any = body.get("detectors") or []
+    if isinstance(raw, Mapping):
+        args = dict(raw)
+        detectors = args.pop("detectors", None) or detectors
+        options |= {k: args.pop(k) for k in ("settle", "reads") if k in args}
+        plan = build_plan(name, **args)
+    elif isinstance(raw, list):
+        plan = build_plan(name, *raw)
+    else:
+        raise CommandError(f"scan submit: args must be an object or a list, got {type(raw).__name__}")
+    if isinstance(detectors, str):
+        detectors = detectors.replace(",", " ").split()
+    return plan, [str(d) for d in detectors], options
+
+
+async def scan_action(service: ScanService, body: Mapping[str, Any] | None) -> Any:
+    """Run one ``scan`` action; see the module docstring."""
+    body = dict(body or {})
+    action = body.get("action", "state")
+    if action == "submit":
+        plan, detectors, options = _plan_and_options(body)
+        await service.submit(plan, detectors, **options)
+    elif action == "dry_run":
+        plan, detectors, options = _plan_and_options(body)
+        options.pop("name", None)
+        dry = await service.dry_run(plan, detectors, **options)
+        return {
+            "points": dry.points,
+            "estimated_s": dry.estimated_s,
+            "problems": dry.problems,
+            "ok": dry.ok,
+            "decided_as_it_goes": dry.decided_as_it_goes,
+        }
+    elif action == "pause":
+        service.pause(bool(body.get("immediate", False)))
+    elif action in ("resume", "stop", "abort"):
+        getattr(service, action)()
+    elif action == "plans":
+        return plan_parameters()
+    elif action != "state":
+        raise CommandError(f"scan: unknown action {action!r} (actions: {', '.join(ACTIONS)})")
+    return service.status()
