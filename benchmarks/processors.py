@@ -170,7 +170,7 @@ def main() -> None:
         t_whole = best_of(3, whole)
         for rows in args.rows_per_batch:
             cuts = np.arange(rows, n, rows)
-            chunks = list(zip(np.split(ts, cuts), np.split(x, cuts)))
+            chunks = list(zip(np.split(ts, cuts), np.split(x, cuts), strict=True))
 
             def stream() -> None:
                 step = make_chunked()

@@ -80,7 +80,7 @@ def raw_h5py(path: Path, batches: list, options: StorageOptions, frames: bool) -
     t0 = time.perf_counter()
     with h5py.File(path, "w", libver=FILE_FORMAT) as f:
         datasets = []
-        for name, a in zip(columns, arrays[0]):
+        for name, a in zip(columns, arrays[0], strict=True):
             row = a.shape[1:]
             chunk_rows = 1 if row else options.chunk_rows
             filters = options.filter_args(images=bool(row))
@@ -91,7 +91,7 @@ def raw_h5py(path: Path, batches: list, options: StorageOptions, frames: bool) -
         f.swmr_mode = True
         last_flush = time.monotonic()
         for cols in arrays:
-            for ds, a in zip(datasets, cols):
+            for ds, a in zip(datasets, cols, strict=True):
                 n = ds.shape[0]
                 ds.resize(n + len(a), axis=0)
                 ds[n:] = a

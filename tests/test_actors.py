@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from itertools import pairwise
 
 import pytest
 
@@ -95,7 +96,7 @@ async def test_backoff_doubles_between_restarts():
     sup = Supervisor(policy)
     ref = sup.spawn("flaky", Flaky)
     await ref.wait_status(ActorStatus.FAILED, timeout=5)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in pairwise(times)]
     assert len(gaps) == 4
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1 and gaps[2] >= 0.2 and gaps[3] >= 0.2
     assert gaps[3] < 0.4  # capped at max_backoff, not doubled again

@@ -151,7 +151,7 @@ def test_decimation_in_chunks_equals_scipy_decimate(factor, ftype, rng):
 # --- statistics ---------------------------------------------------------------------------
 def _chunked_stats(stats: WindowStatistics, ts: np.ndarray, v: np.ndarray, rng) -> pl.DataFrame:
     cuts = np.sort(rng.integers(0, len(v) + 1, 30))
-    frames = [stats.process(t, c) for t, c in zip(np.split(ts, cuts), np.split(v, cuts))]
+    frames = [stats.process(t, c) for t, c in zip(np.split(ts, cuts), np.split(v, cuts), strict=True)]
     return pl.concat([*frames, stats.flush()])
 
 
@@ -280,7 +280,7 @@ def capture(params: TriggerParams, x: np.ndarray, rng, fs: float = FS):
     trig = Trigger(params, fs)
     ts = np.arange(len(x), dtype=np.uint64) * 1000
     cuts = np.sort(rng.integers(0, len(x), 25))
-    out = [trig.process(t, c) for t, c in zip(np.split(ts, cuts), np.split(x, cuts))]
+    out = [trig.process(t, c) for t, c in zip(np.split(ts, cuts), np.split(x, cuts), strict=True)]
     segments = np.concatenate([o[0] for o in out])
     times = np.concatenate([o[1] for o in out]) // 1000
     return segments, times.astype(int)

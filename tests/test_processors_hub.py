@@ -32,7 +32,7 @@ def timestamps(n: int, start: int = 0, fs: float = FS) -> np.ndarray:
 
 async def publish_in_batches(hub, stream: str, x: np.ndarray, ts: np.ndarray, rng, unit: str = "V") -> None:
     cuts = np.sort(rng.integers(1, len(x), 30))
-    for tc, xc in zip(np.split(ts, cuts), np.split(x, cuts)):
+    for tc, xc in zip(np.split(ts, cuts), np.split(x, cuts), strict=True):
         if len(xc):
             await hub.publish(stream, scalar_batch(xc, channel="ai0", unit=unit, timestamps_ns=tc))
 

@@ -7,10 +7,10 @@ import socket
 import numpy as np
 import pytest
 
-from arrowdaq.instruments.transports.visa import parse_block
-from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.app.simulators import simulator_class
 from arrowdaq.instruments import driver_class
+from arrowdaq.instruments.transports.visa import parse_block
+from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.scope import ScopeSim, normalize_header
 
 

@@ -67,7 +67,7 @@ def test_serves_an_elliptec_bus_with_several_mounts_on_a_pty(run_sim):
     assert address.startswith("/dev/")
     mounts = [ELL14.open(address, name=f"rot{a}", address=a, timeout=1.0) for a in "03"]
     try:
-        for mount, angle in zip(mounts, (45, -30)):
+        for mount, angle in zip(mounts, (45, -30), strict=True):
             mount.connect()
             assert mount.move_to(angle) == pytest.approx(angle, abs=0.01)
     finally:

@@ -19,6 +19,7 @@ A NaN value is a missing sample too, so it breaks the signal like a gap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -152,7 +153,7 @@ def split_segments(
     bounds = [0, *[int(s) for s in starts if s > 0], len(values)]
     segments = [
         Segment(timestamps_ns[a:b], values[a:b], bool(brk_kept[a]) if b > a else False)
-        for a, b in zip(bounds[:-1], bounds[1:])
+        for a, b in pairwise(bounds)
         if b > a
     ]
     return segments, n_nan, ends_broken

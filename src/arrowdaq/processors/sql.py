@@ -93,7 +93,9 @@ def _result_schema(result: pa.Schema, input_schema: pa.Schema) -> pa.Schema:
         if t == pa.large_string():
             t = pa.string()
         fields.append(pa.field(f.name, t, nullable=True))
-    same = [f.name for f in fields] == plain_in.names and all(f.type == g.type for f, g in zip(fields, plain_in))
+    same = [f.name for f in fields] == plain_in.names and all(
+        f.type == g.type for f, g in zip(fields, plain_in, strict=True)
+    )
     return plain_in if same else pa.schema(fields)
 
 

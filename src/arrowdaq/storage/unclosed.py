@@ -31,34 +31,35 @@ def lookup3(data: bytes, init: int = 0) -> int:
     n = len(data)
     a = b = c = (0xDEADBEEF + n + init) & _M
     i = 0
-    words = (
-        lambda j: (
+
+    def words(j: int) -> tuple[int, int, int]:
+        return (
             int.from_bytes(data[j : j + 4], "little"),
-            int.from_bytes(data[j + 4 : j + 8], "little"),  # noqa: E731
+            int.from_bytes(data[j + 4 : j + 8], "little"),
             int.from_bytes(data[j + 8 : j + 12], "little"),
         )
-    )
+
     while n - i > 12:
         x, y, z = words(i)
         a, b, c = (a + x) & _M, (b + y) & _M, (c + z) & _M
         a = (a - c) & _M
         a ^= _rot(c, 4)
-        c = (c + b) & _M  # noqa: E702
+        c = (c + b) & _M
         b = (b - a) & _M
         b ^= _rot(a, 6)
-        a = (a + c) & _M  # noqa: E702
+        a = (a + c) & _M
         c = (c - b) & _M
         c ^= _rot(b, 8)
-        b = (b + a) & _M  # noqa: E702
+        b = (b + a) & _M
         a = (a - c) & _M
         a ^= _rot(c, 16)
-        c = (c + b) & _M  # noqa: E702
+        c = (c + b) & _M
         b = (b - a) & _M
         b ^= _rot(a, 19)
-        a = (a + c) & _M  # noqa: E702
+        a = (a + c) & _M
         c = (c - b) & _M
         c ^= _rot(b, 4)
-        b = (b + a) & _M  # noqa: E702
+        b = (b + a) & _M
         i += 12
     if n == i:
         return c
@@ -67,19 +68,19 @@ def lookup3(data: bytes, init: int = 0) -> int:
     x, y, z = words(0)
     a, b, c = (a + x) & _M, (b + y) & _M, (c + z) & _M
     c ^= b
-    c = (c - _rot(b, 14)) & _M  # noqa: E702
+    c = (c - _rot(b, 14)) & _M
     a ^= c
-    a = (a - _rot(c, 11)) & _M  # noqa: E702
+    a = (a - _rot(c, 11)) & _M
     b ^= a
-    b = (b - _rot(a, 25)) & _M  # noqa: E702
+    b = (b - _rot(a, 25)) & _M
     c ^= b
-    c = (c - _rot(b, 16)) & _M  # noqa: E702
+    c = (c - _rot(b, 16)) & _M
     a ^= c
-    a = (a - _rot(c, 4)) & _M  # noqa: E702
+    a = (a - _rot(c, 4)) & _M
     b ^= a
-    b = (b - _rot(a, 14)) & _M  # noqa: E702
+    b = (b - _rot(a, 14)) & _M
     c ^= b
-    c = (c - _rot(b, 24)) & _M  # noqa: E702
+    c = (c - _rot(b, 24)) & _M
     return c
 
 

@@ -378,7 +378,7 @@ class SCPIInstrument(Driver):
                 raise ProtocolError(
                     f"{self.name}: {spec.preamble} gave {len(parts)} fields, expected {len(spec.preamble_fields)}: {reply[:80]!r}"
                 )
-            for key, text in zip(spec.preamble_fields, parts):
+            for key, text in zip(spec.preamble_fields, parts, strict=False):  # fields past the named ones are ignored
                 if key in terms:
                     terms[key] = parse_number(text, f"{self.name}: {spec.preamble} field {key}")
         for key, source in spec.axis.items():
