@@ -3,14 +3,19 @@ stored; what truly cannot be stored is counted as lost, in status, file, event l
 
 from __future__ import annotations
 
+import io
 import json
+import re
 
 import h5py
 import numpy as np
 import pyarrow as pa
+from rich.console import Console
 
 from arrowdaq.actors import ActorStatus
+from arrowdaq.app.runner import ExitStatus, RunSummary, StreamSummary
 from arrowdaq.cli.main import main as cli
+from arrowdaq.cli.run_cmd import print_summary
 from arrowdaq.data import scalar_batch, scalar_schema, vector_batch
 from arrowdaq.data.schemas import plain_schema
 from arrowdaq.data.validate import decode
@@ -128,3 +133,16 @@ async def test_a_stream_that_cannot_be_stored_is_counted_as_lost_everywhere(hub,
     assert cli(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"complete, with {open_run(path).problems} problems" in out and "[lost] odd/pos: 3 row(s)" in out
+
+
+def test_rows_missing_from_the_run_file_make_the_run_exit_5_naming_the_stream(tmp_path, capsys):
+    summary = RunSummary(tmp_path / "run.h5", 10.0)
+    summary.streams["pm1/power"] = StreamSummary(100, 10, 10.0, "W", stored=100)
+    summary.streams["odd/pos"] = StreamSummary(12, 3, 1.2, None, stored=0)
+    summary.streams["gui/only"] = StreamSummary(5, 5, 0.5, None, stored=None)  # not recorded: nothing missing
+    assert summary.not_stored == {"odd/pos": 12} and summary.exit_status is ExitStatus.DATA_LOST == 5
+    console = Console(file=io.StringIO(), width=200, record=True)
+    print_summary(summary, console)
+    table = console.export_text()
+    assert re.search(r"odd/pos\s+│\s+12 │\s+0 │", table) and re.search(r"gui/only\s+│\s+5 │\s+- │", table)
+    assert "exit status 5: not in the run file: odd/pos (12 rows); its event log says why" in capsys.readouterr().out

@@ -60,6 +60,7 @@ class ExitStatus(enum.IntEnum):
     USAGE = 2  #: a command-line mistake
     INSTRUMENT_START = 3  #: a required instrument could not start; the run was stopped
     INSTRUMENT_LOST = 4  #: a required instrument failed, or its link was still lost, at the end of the run
+    DATA_LOST = 5  #: rows published to a recorded stream are not in the run file (its event log says why)
 
 
 @dataclass
@@ -106,11 +107,20 @@ class RunSummary:
         return [name for name in self.instruments_down if name in self.required]
 
     @property
+    def not_stored(self) -> dict[str, int]:
+        """Recorded streams with rows the run file lacks: stream → rows missing."""
+        return {
+            name: s.rows - s.stored for name, s in self.streams.items() if s.stored is not None and s.stored < s.rows
+        }
+
+    @property
     def exit_status(self) -> ExitStatus:
         if self.recording_error:
             return ExitStatus.ERROR
         if self.required_down:
             return ExitStatus.INSTRUMENT_LOST
+        if self.not_stored:
+            return ExitStatus.DATA_LOST
         return ExitStatus.OK
 
 

@@ -155,7 +155,10 @@ def exit_reason(summary: RunSummary) -> str:
     """Why the run ends with a non-zero exit status, in one line."""
     if summary.recording_error:
         return f"recording stopped early: {summary.recording_error}"
-    return f"required instrument(s) not working at the end: {', '.join(summary.required_down)}"
+    if summary.required_down:
+        return f"required instrument(s) not working at the end: {', '.join(summary.required_down)}"
+    missing = ", ".join(f"{name} ({rows:,} rows)" for name, rows in summary.not_stored.items())
+    return f"not in the run file: {missing}; its event log says why"
 
 
 def run_and_report(

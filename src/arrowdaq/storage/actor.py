@@ -215,8 +215,7 @@ class StorageActor(Actor):
         for stream in [only] if only is not None else list(self._unreported):
             rows, batches, reason = self._unreported.pop(stream)
             message = f"{stream}: {rows} row(s) in {batches} batch(es) not stored: {reason}"
-            log = self.log.error
-            log(message, extra={"stream": stream})
+            self.log.error(message, extra={"stream": stream})
             self.hub.record_event(self.name, LOST, message, ERROR, stream=stream, rows=rows, batches=batches)
 
     def _set_counts(self) -> None:

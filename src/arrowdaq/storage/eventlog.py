@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 
 import h5py
 import numpy as np
@@ -64,12 +63,6 @@ def create(entry: h5py.Group, start_time: str) -> h5py.Group:
             name, (0,), h5py.string_dtype("utf-8", width), maxshape=(None,), chunks=(CHUNK_ROWS,), **FILTERS
         )
     return g
-
-
-def start_ns(entry: h5py.Group) -> int:
-    """The run's start (``/entry/start_time``) in ns since the epoch."""
-    text = L.attr_text(entry["start_time"][()])
-    return int(datetime.fromisoformat(text).timestamp() * 1e9)
 
 
 def fit(text: str, width: int) -> bytes:
