@@ -137,12 +137,13 @@ async def test_a_stream_that_cannot_be_stored_is_counted_as_lost_everywhere(hub,
 
 def test_rows_missing_from_the_run_file_make_the_run_exit_5_naming_the_stream(tmp_path, capsys):
     summary = RunSummary(tmp_path / "run.h5", 10.0)
-    summary.streams["pm1/power"] = StreamSummary(100, 10, 10.0, "W", stored=100)
-    summary.streams["odd/pos"] = StreamSummary(12, 3, 1.2, None, stored=0)
-    summary.streams["gui/only"] = StreamSummary(5, 5, 0.5, None, stored=None)  # not recorded: nothing missing
+    summary.streams["pm1/power"] = StreamSummary(100, 10, 10.0, "W")
+    summary.streams["odd/pos"] = StreamSummary(12, 3, 1.2, None)
+    summary.streams["gui/only"] = StreamSummary(5, 5, 0.5, None)  # not recorded: nothing missing
+    summary.stored = {"pm1/power": 100, "odd/pos": 0}
     assert summary.not_stored == {"odd/pos": 12} and summary.exit_status is ExitStatus.DATA_LOST == 5
     console = Console(file=io.StringIO(), width=200, record=True)
     print_summary(summary, console)
     table = console.export_text()
-    assert re.search(r"odd/pos\s+│\s+12 │\s+0 │", table) and re.search(r"gui/only\s+│\s+5 │\s+- │", table)
+    assert re.search(r"odd/pos\s+│\s+12 │\s+0 │", table) and re.search(r"gui/only\s+│\s+5 │\s+│", table)
     assert "exit status 5: not in the run file: odd/pos (12 rows); its event log says why" in capsys.readouterr().out

@@ -109,9 +109,8 @@ class RunSummary:
     @property
     def not_stored(self) -> dict[str, int]:
         """Recorded streams with rows the run file lacks: stream → rows missing."""
-        return {
-            name: s.rows - s.stored for name, s in self.streams.items() if s.stored is not None and s.stored < s.rows
-        }
+        stored = self.stored or {}
+        return {name: s.rows - stored[name] for name, s in self.streams.items() if stored.get(name, s.rows) < s.rows}
 
     @property
     def exit_status(self) -> ExitStatus:
