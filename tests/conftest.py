@@ -15,6 +15,13 @@ from arrowdaq.hub import InstrumentManager
 FAST_RESTARTS = RestartPolicy(initial_backoff=0.01, max_backoff=0.08, max_failures=3, window=10.0, stop_timeout=2.0)
 
 
+@pytest.fixture(autouse=True)
+def private_runtime_dir(tmp_path_factory, monkeypatch):
+    """Daemons started by tests write their address file here, not in the user's runtime directory."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
+    monkeypatch.delenv("ARROWDAQ_LIVE_FILE", raising=False)
+
+
 @pytest.fixture
 async def hub():
     manager = InstrumentManager(FAST_RESTARTS)

@@ -113,7 +113,11 @@ BAD_CONFIGS = {
         '[storage]\ndefault_plot = "pm9/power"\n[[instruments]]\nid = "pm1"\ndriver = "newport_1830c"\nport = "sim"\n',
         r"lab.toml: storage.default_plot: 'pm9/power' names no recorded stream \(streams: pm1/power;",
     ),
-    "live service not built yet": ("[server]\nenabled = true\n", r"lab.toml: server.enabled: the live service"),
+    "live service on the network without TLS": (
+        '[server]\nhost = "0.0.0.0"\n',
+        r"lab.toml: server: host '0.0.0.0' is not a loopback address .* give server.tls_cert and server.tls_key, "
+        r"or set server.allow_insecure_remote = true",
+    ),
 }
 
 

@@ -115,9 +115,11 @@ async def test_end_to_end_moves_the_table_stage_and_publishes_positions(hub):
             poll_hz={"axis1_position": 20, "axis2_position": 20},
         )
         await ref.wait_status(ActorStatus.RUNNING)
-        await hub.command("stage", "move_to", target=10.0, axis=1, wait=False)
-        assert await hub.command("stage", "is_moving", axis=1)  # 10 mm at 100 mm/s: 0.1 s
+        await hub.command("stage", "set", name="axis1.velocity", value=1.0)  # 10 mm at 20 mm/s: 0.5 s, so that
+        await hub.command("stage", "move_to", target=10.0, axis=1, wait=False)  # a loaded machine still sees it move
+        assert await hub.command("stage", "is_moving", axis=1)
         assert await hub.command("stage", "wait_motion", axis=1) == pytest.approx(10.0)
+        await hub.command("stage", "set", name="axis1.velocity", value=5.0)
         assert table.stage[1].at(time.monotonic()) == 10.0  # the knife edge is where the controller says
 
         seen: dict[str, float] = {}

@@ -25,9 +25,10 @@ _LAZY = {
     "open_run": "storage.reader",
     "RunFile": "storage.reader",
     "runs": "storage.catalogue",
+    "connect": "live.client",
 }
 
-__all__ = ["RunFile", "__version__", "open_run", "runs"]
+__all__ = ["RunFile", "__version__", "connect", "open_run", "runs"]
 
 
 def __getattr__(name: str):

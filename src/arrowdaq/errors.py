@@ -137,3 +137,24 @@ def describe(exc: BaseException) -> str:
     """A one-line description of an error for status lines and logs: ``Type: message``."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --- the live service, as its clients see it ---------------------------------------
+class LiveServiceError(ArrowDAQError):
+    """The daemon refused or failed a request; the message is the daemon's."""
+
+
+class AuthenticationError(LiveServiceError):
+    """The daemon refused the token (or none was sent)."""
+
+
+class DaemonUnavailable(LiveServiceError, ConnectionError):
+    """No daemon answers at the address, or it stopped (no data nor heartbeat)."""
+
+
+class GapError(LiveServiceError):
+    """A lossless subscription fell too far behind: batches from ``seq`` on were not delivered."""
+
+    def __init__(self, message: str, seq: int = -1) -> None:
+        super().__init__(message)
+        self.seq = seq

@@ -171,7 +171,8 @@ class Actor:
             next_at += due * timer.interval
             timer.ticks += due
             timer.owed += due
-            if not timer.pending and self._ref._mailbox.put_nowait(timer):
+            if not timer.pending:
+                self._ref._mailbox.put_tick(timer)
                 timer.pending = True
                 timer.honoured += 1
             if timer.ticks - reported >= max(1, int(TIMER_REPORT_S / timer.interval)):  # every ~10 s

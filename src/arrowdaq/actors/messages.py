@@ -12,7 +12,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Command:
-    """Ask an actor to do something: ``Command("set_wavelength", {"nm": 800})``."""
+    """Ask an actor to do something: ``Command("set_wavelength", {"nm": 800})``.
+
+    ``client`` says who asked (a live-service client, the demo, a script): the
+    command log records it.
+    """
 
     action: str
     args: dict[str, Any] = field(default_factory=dict)
+    client: str = "local"

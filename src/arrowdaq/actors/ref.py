@@ -86,6 +86,8 @@ class ActorRef:
         self._serving: asyncio.Task[None] | None = None
         self._drained = asyncio.Event()
         self._close_timeout = policy.stop_timeout
+        #: Checks a message before it queues (an instrument refuses an unknown command at once).
+        self.precheck: Callable[[Any], None] | None = None
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.name} {self.status.value}>"
@@ -114,11 +116,15 @@ class ActorRef:
     async def tell(self, message: Any) -> None:
         """Queue a message; waits while the mailbox is full (backpressure)."""
         self._check_alive()
+        if self.precheck is not None:
+            self.precheck(message)
         await self._mailbox.put(message)
 
     async def ask(self, message: Any, timeout: float = 5.0) -> Any:
         """Send a message and wait for the reply; raises AskTimeout after ``timeout`` s."""
         self._check_alive()
+        if self.precheck is not None:
+            self.precheck(message)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         deadline = asyncio.timeout(timeout)
         try:

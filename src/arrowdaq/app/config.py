@@ -82,19 +82,29 @@ class ProcessorConfig(Section):
 
 
 class ServerConfig(Section):
-    enabled: bool = False
+    """The live service (Arrow Flight): on by default, on loopback, on any free port (docs/live-service.md)."""
 
-    @field_validator("enabled")
-    @classmethod
-    def _not_yet(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("the live service (Arrow Flight) is not part of this version yet; leave it disabled")
-        return value
-
-    # (host, port and token are kept so that configurations written for the live service stay valid)
+    enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = Field(8815, ge=0, le=65535)
-    token: str | None = None
+    port: int = Field(0, ge=0, le=65535, description="0 = any free port (clients find it in the address file)")
+    token: str | None = Field(None, min_length=16)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allow_insecure_remote: bool = False
+    max_streams: int = Field(64, ge=1, le=4096)
+
+    @model_validator(mode="after")
+    def _safe_bind(self) -> ServerConfig:
+        from ..live.server import check_bind
+
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both, or neither")
+        if self.enabled:
+            try:
+                check_bind(self.host, self.tls_cert is not None, self.allow_insecure_remote)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("server: ")) from None
+        return self
 
 
 class SimulationConfig(Section):

@@ -34,11 +34,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..actors import ActorRef, ActorStatus, Command, RestartPolicy, Role, StatusEvent
 from ..data import unit_of
-from ..errors import ArrowDAQError, ConfigError, InstrumentStartError, describe
+from ..errors import ArrowDAQError, CommandError, ConfigError, InstrumentStartError, describe
 from ..hub import Alarm, InstrumentManager, RateWatch
 from ..instruments import driver_class, spawn_instrument
 from ..instruments.driver import Driver
@@ -46,8 +46,11 @@ from ..log import get_logger
 from ..processors import build as build_processor
 from ..sim import OpticalTable
 from ..storage import RunInfo, StorageOptions, spawn_storage
-from .config import Config, InstrumentConfig, ProcessorConfig
+from .config import Config, InstrumentConfig, ProcessorConfig, RunConfig
 from .simulators import SimulatedTable
+
+if TYPE_CHECKING:
+    from ..live.server import LiveService
 
 log = get_logger("arrowdaq.app")
 
@@ -155,6 +158,7 @@ class Application:
         self.run_file: Path | None = None
         self.storage: ActorRef | None = None
         self.instruments: dict[str, Any] = {}
+        self.live: LiveService | None = None
         self._stop = asyncio.Event()
         #: Each instrument's last status that says whether it works (Starting and Stopped left out).
         self._health: dict[str, StatusEvent] = {}
@@ -178,6 +182,8 @@ class Application:
         ports = self.table.serve_all(self.config.instruments)
         if self.config.storage.record:
             self._start_storage()
+        if self.config.server.enabled:
+            self._start_live()
         for proc, factory in processors:
             self.hub.spawn(proc.id, factory, inputs=proc.inputs, policy="lossless")
         self._acquiring = time.monotonic()
@@ -254,6 +260,70 @@ class Application:
         )
         spawn_instrument(self.hub, inst.id, cls, make_driver, settings=settings, poll_hz=poll, port=port)
 
+    def _start_live(self) -> None:
+        """The live service, before the instruments: clients see them start (``_events``)."""
+        from ..live.server import LiveService, ServiceSettings
+
+        cfg = self.config.server
+        settings = ServiceSettings(
+            host=cfg.host,
+            port=cfg.port,
+            token=cfg.token,
+            tls_cert=cfg.tls_cert,
+            tls_key=cfg.tls_key,
+            allow_insecure_remote=cfg.allow_insecure_remote,
+            max_streams=cfg.max_streams,
+        )
+        self.live = LiveService(self.hub, settings, daemon=self)
+        self.live.instruments = self.instruments  # describe() of each instrument, filled below
+        try:
+            self.live.start()
+        except ConfigError as exc:
+            self.live = None
+            raise ConfigError(f"{self.source}: {exc}") from None
+
+    def recording_state(self) -> dict[str, Any]:
+        """For the live service's ``status``, ``describe`` and ``record``."""
+        storage = self.storage
+        return {
+            "recording": storage is not None and storage.status.alive,
+            "file": str(self.run_file) if self.run_file is not None else None,
+            "status": storage.status.value if storage is not None else None,
+            "error": storage.last_error if storage is not None else None,
+        }
+
+    async def start_recording(self, client: str = "local", **meta: str) -> dict[str, Any]:
+        """A new run file (the live service's ``record start``); name, operator, sample and notes default
+        to the configuration's ``[run]``."""
+        if self.storage is not None and self.storage.status.alive:
+            raise CommandError(f"already recording to {self.run_file}; stop first")
+        self._release_storage()
+        try:
+            self._check_recording()
+        except ConfigError as exc:
+            raise CommandError(f"cannot record: {exc}") from None
+        run = self.config.run.model_copy(update={k: str(v) for k, v in meta.items() if v is not None})
+        self._start_storage(run)
+        if self.instruments:
+            await self.hub.command("storage", Command("instrument_info", dict(self.instruments)), timeout=10.0)
+        self.hub.record_event("storage", "record", f"recording started by {client}: {self.run_file}", client=client)
+        return self.recording_state()
+
+    async def stop_recording(self, client: str = "local") -> dict[str, Any]:
+        """Close the run file (the live service's ``record stop``); acquisition goes on."""
+        if self.storage is None or not self.storage.status.alive:
+            raise CommandError("not recording")
+        self.hub.record_event("storage", "record", f"recording stopped by {client}: {self.run_file}", client=client)
+        await self.storage.stop()
+        self._release_storage()
+        return self.recording_state()
+
+    def _release_storage(self) -> None:
+        """The stopped storage's subscription leaves the hub (it would count every batch as dropped)."""
+        if self.storage is not None and not self.storage.status.alive:
+            for inbox in self.storage.inboxes:
+                self.hub.unsubscribe(inbox)  # type: ignore[arg-type]
+
     def _storage_options(self) -> StorageOptions:
         cfg, run = self.config.storage, self.config.run
         return StorageOptions(
@@ -264,8 +334,8 @@ class Application:
             **({"compression": cfg.compression} if cfg.compression is not None else {}),
         )
 
-    def _start_storage(self) -> None:
-        cfg, run = self.config.storage, self.config.run
+    def _start_storage(self, run: RunConfig | None = None) -> None:
+        cfg, run = self.config.storage, run or self.config.run
         options = self._storage_options()
         info = RunInfo(
             name=run.name,
@@ -398,6 +468,9 @@ class Application:
         return True
 
     async def stop(self) -> None:
+        if self.live is not None:  # first: clients' streams end, and shutdown never waits on a client
+            await self.live.stop()
+
         async def after(role: Role) -> None:
             if role is Role.SOURCE and self._up:
                 await self._record_rates()  # the instruments' rows are final; storage still records

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ArrowDAQError
 
-BENCHMARKS = ("pipeline", "hub", "storage", "processors", "serial_transport", "gui", "scans")
+BENCHMARKS = ("pipeline", "hub", "storage", "processors", "serial_transport", "gui", "scans", "live")
 
 
 def benchmarks_dir() -> Path:

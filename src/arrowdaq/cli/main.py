@@ -18,6 +18,7 @@ from ..errors import ArrowDAQError
 SUBCOMMANDS = [
     "arrowdaq.cli.demo_cmd",
     "arrowdaq.cli.run_cmd",
+    "arrowdaq.cli.live_cmd",
     "arrowdaq.cli.gui_cmd",
     "arrowdaq.cli.scan_cmd",
     "arrowdaq.cli.sim_cmd",

@@ -55,10 +55,15 @@ def execute(
 
     async def main() -> RunSummary:
         task: asyncio.Task[None] | None = None
+        announced = False
 
         def tick() -> None:
-            nonlocal task, window_started
-            live = getattr(app, "live", None)
+            nonlocal task, window_started, announced
+            live = app.live
+            if not announced and live is not None and live.address:
+                announced = True
+                where = f" (token in {live.address_file})" if live.address_file else ""
+                view.console.print(f"live service: {live.address}{where}", highlight=False)
             if not window_started and live is not None and live.address:
                 window_started = True
                 view.console.print(window.start(live.address, live.token), highlight=False)

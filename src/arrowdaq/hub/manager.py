@@ -158,6 +158,10 @@ class InstrumentManager:
             max_batches=max_batches,
             on_alarm=self._on_alarm,
         )
+        return self.add_subscription(sub, owner=owner)
+
+    def add_subscription(self, sub: Subscription, *, owner: str | None = None) -> Subscription:
+        """Deliver to a subscription built elsewhere (the live service's thread-safe client feeds)."""
         for spec in self.streams.values():
             if sub.matches(spec.name):
                 spec.subscribers.append(sub)

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -114,6 +116,8 @@ class InstrumentActor(Actor):
         self._drops_reported_at = -float("inf")
         self._drops_stream: str | None = None
         self._motion_executor: ThreadPoolExecutor | None = None
+        self._stop_executor: ThreadPoolExecutor | None = None
+        self._moving = 0  # moves under way (their waits run in the motion thread)
         self._settings: dict[str, Any] = {}  # re-read after every command that changes the instrument
 
     async def on_start(self) -> None:
@@ -142,8 +146,9 @@ class InstrumentActor(Actor):
     async def on_stop(self) -> None:
         if self._drops_stream is not None:  # drops counted since the last event-log line
             self._report_drops(self._drops_stream, time.monotonic())
-        if self._motion_executor is not None:
-            self._motion_executor.shutdown(wait=False, cancel_futures=True)
+        for executor in (self._motion_executor, self._stop_executor):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
         if self.driver is None:
             return
         try:
@@ -173,6 +178,8 @@ class InstrumentActor(Actor):
 
     async def _poll(self, stream: str) -> None:
         assert self.driver is not None
+        if self._moving:
+            return  # the bus belongs to the move and to a stop; polling resumes when the axis has arrived
         cols = self._columns.get(stream)
         if cols is not None and self._bursts(stream):
             before = cols.n
@@ -315,19 +322,99 @@ class InstrumentActor(Actor):
             name = str(cmd.args.get("name", ""))
             if cmd.action == "get":
                 return await self._device_call(self.driver.get_setting, name)
-            reply = await self._device_call(self.driver.set_setting, name, cmd.args.get("value"))
-            await self._reread_settings()
-            return reply
+            await self._logged(cmd, self.driver.set_setting, name, cmd.args.get("value"))
+            return await self._device_call(self.driver.get_setting, name)  # what the device took
         commands = self.driver.commands()
         if cmd.action not in commands:
             known = ", ".join(sorted([*commands, "describe", "read", "get", "set"]))
             raise CommandError(f"{self.name}: unknown command {cmd.action!r} (commands: {known})")
-        if cmd.action in MOTION_WAITS and isinstance(self.driver, Movable):
-            return await self._motion(commands[cmd.action], cmd)
-        reply = await self._device_call(commands[cmd.action], **cmd.args)
-        if getattr(commands[cmd.action], "__arrowdaq_changes__", True):
-            await self._reread_settings()
+        fn = commands[cmd.action]
+        movable = isinstance(self.driver, Movable)
+        if cmd.action == "stop" and movable:
+            # on a thread of its own: never behind a poll in progress (the driver's bus lock orders the bytes)
+            if self._stop_executor is None:
+                self._stop_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"stop-{self.name}")
+            return await self._logged(cmd, fn, _on=self._stop_executor, _reread=False, **cmd.args)
+        if cmd.action == "wait_motion" and movable:
+            return await self._motion(fn, cmd)
+        if cmd.action in MOTION_WAITS and movable:
+            return await self._logged_motion(fn, cmd)
+        if not getattr(fn, "__arrowdaq_changes__", True):  # a query: not in the command log
+            return await self._device_call(fn, **cmd.args)
+        return await self._logged(cmd, fn, **cmd.args)
+
+    # --- the command log: commands that change the instrument, with the settings after them --------
+    async def _logged(
+        self,
+        cmd: Command,
+        fn: Callable[..., Any],
+        *args: Any,
+        _on: ThreadPoolExecutor | None = None,
+        _reread: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Run a command and log it; ``_reread``: it changes settings, read them back first."""
+        started, t0 = time.time_ns(), time.monotonic()
+        try:
+            result = await self._device_call(fn, *args, _on=_on, **kwargs)
+        except CommandError as exc:
+            await self._record(cmd, started, t0, error=str(exc), reread=_reread)
+            raise
+        except Exception as exc:
+            self._log_command(cmd, started, time.monotonic() - t0, None, describe(exc))
+            raise
+        await self._record(cmd, started, t0, result=result, reread=_reread)
+        return result
+
+    async def _logged_motion(self, fn: Callable[..., Any], cmd: Command) -> Any:
+        """A move is logged when it has ended (arrived, stopped or failed); moves change no settings."""
+        started, t0 = time.time_ns(), time.monotonic()
+        try:
+            reply = await self._motion(fn, cmd)
+        except CommandError as exc:
+            await self._record(cmd, started, t0, error=str(exc), reread=False)
+            raise
+        if not isinstance(reply, asyncio.Future):
+            await self._record(cmd, started, t0, result=reply, reread=False)
+            return reply
+
+        def ended(arrival: asyncio.Future[Any]) -> None:
+            if arrival.cancelled():
+                return
+            error = arrival.exception()
+            result = None if error is not None else arrival.result()
+            text = None if error is None else str(error) if isinstance(error, CommandError) else describe(error)
+            self._log_command(cmd, started, time.monotonic() - t0, result, text)
+
+        reply.add_done_callback(ended)
         return reply
+
+    async def _record(
+        self, cmd: Command, started: int, t0: float, result: Any = None, error: str | None = None, reread: bool = True
+    ) -> None:
+        if reread:
+            await self._reread_settings()
+        self._log_command(cmd, started, time.monotonic() - t0, result, error)
+
+    def _log_command(self, cmd: Command, started: int, duration: float, result: Any, error: str | None) -> None:
+        """One line of the command log (the run file's event log, the live ``_events`` stream)."""
+        args = ", ".join(f"{k}={v!r}" for k, v in cmd.args.items())
+        outcome = f"failed: {error}" if error else "ok" if result is None else f"-> {result!r}"
+        self.hub.record_event(
+            self.name,
+            "command",
+            f"{cmd.client}: {self.name}.{cmd.action}({args}) {outcome}",
+            "warning" if error else "info",
+            client=cmd.client,
+            instrument=self.name,
+            command=cmd.action,
+            args=_json_safe(dict(cmd.args)),
+            result=_json_safe(result),
+            error=error,
+            settings=_json_safe(self._settings),
+            started_ns=started,
+            duration_s=round(duration, 6),
+        )
 
     async def _reread_settings(self) -> None:
         """Keep the settings snapshot true after a command changed the instrument (a device that cannot
@@ -337,6 +424,8 @@ class InstrumentActor(Actor):
             self._settings = await self.blocking(self.driver.settings)
         except (DeviceErrorReply, ProtocolError, DeviceTimeout) as exc:
             self.report(f"reading the settings: {describe(exc)}")
+        except RuntimeError:  # the actor is closing (its worker thread is gone): keep the last snapshot
+            pass
 
     # --- motion: waits run beside the mailbox, so `stop` is never queued behind a move --------------
     async def _motion(self, start: Callable[..., Any], cmd: Command) -> Any:
@@ -356,9 +445,14 @@ class InstrumentActor(Actor):
         waiting = asyncio.get_running_loop().run_in_executor(
             self._motion_executor, functools.partial(self.driver.wait_motion, **wait_args)
         )
+        self._moving += 1
+        waiting.add_done_callback(self._arrived)
         arrival = asyncio.ensure_future(self._arrival(waiting))
         arrival.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "exception not retrieved"
         return arrival
+
+    def _arrived(self, waiting: asyncio.Future[Any]) -> None:
+        self._moving -= 1
 
     async def _arrival(self, waiting: asyncio.Future[Any]) -> Any:
         try:
@@ -369,9 +463,14 @@ class InstrumentActor(Actor):
             self.report(exc)
             raise CommandError(f"{self.name}: {describe(exc)}") from exc
 
-    async def _device_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run a driver call; a refused or garbled command goes back to the caller, not to a restart."""
+    async def _device_call(
+        self, fn: Callable[..., Any], *args: Any, _on: ThreadPoolExecutor | None = None, **kwargs: Any
+    ) -> Any:
+        """Run a driver call (in the worker thread, or ``_on``); a refused or garbled command goes back to
+        the caller, not to a restart."""
         try:
+            if _on is not None:
+                return await asyncio.get_running_loop().run_in_executor(_on, functools.partial(fn, *args, **kwargs))
             return await self.blocking(fn, *args, **kwargs)
         except TypeError as exc:
             raise CommandError(f"{self.name}: {exc}") from None
@@ -396,7 +495,29 @@ class InstrumentActor(Actor):
             },
             "commands": sorted(self.driver.commands()),
             "declaration": self.driver_class.describe(),
+            "controls": self.driver.describe_controls(),
         }
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON values (a numpy number becomes a float, anything else unknown its text)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def check_command(driver_class: type[Driver], message: Any) -> None:
+    """Refuse, before it queues, a command the driver does not have or arguments it does not take."""
+    if not isinstance(message, Command) or message.action in ("describe", "read", "get", "set"):
+        return  # settings are resolved per instance (channels): checked when handled, without device I/O
+    fn = getattr(driver_class, message.action, None)
+    if fn is None or not getattr(fn, "__arrowdaq_command__", False):
+        known = sorted(n for n, a in inspect.getmembers(driver_class) if getattr(a, "__arrowdaq_command__", False))
+        raise CommandError(
+            f"unknown command {message.action!r} (commands: {', '.join([*known, 'describe', 'read', 'get', 'set'])})"
+        )
+    try:
+        inspect.signature(fn).bind(None, **message.args)
+    except TypeError as exc:
+        raise CommandError(f"{message.action}: {exc}") from None
 
 
 def spawn_instrument(
@@ -413,10 +534,19 @@ def spawn_instrument(
     """Declare the instrument's streams on the hub, then start its actor."""
     for stream, schema in driver_class.declare_streams(settings or {}).items():
         hub.declare(f"{name}/{stream}", schema, producer=name)
-    return hub.spawn(
+    ref = hub.spawn(
         name,
         lambda: InstrumentActor(
             hub, make_driver, driver_class, poll_hz=poll_hz, batch_latency=batch_latency, port=port
         ),
         role=Role.SOURCE,
     )
+
+    def precheck(message: Any) -> None:
+        try:
+            check_command(driver_class, message)
+        except CommandError as exc:
+            raise CommandError(f"{name}: {exc}") from None
+
+    ref.precheck = precheck
+    return ref

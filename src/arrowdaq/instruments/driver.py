@@ -555,6 +555,14 @@ class Driver:
                     return channel, channel.controls()[tail]
         raise CommandError(f"{self.name}: no setting {name!r} (settings: {', '.join(self.setting_keys())})")
 
+    def describe_controls(self) -> list[dict[str, Any]]:
+        """Every control of this instance, channels expanded (``axis2.velocity``): a control panel's rows."""
+        rows = [c.describe() for c in self.controls().values()]
+        for group in self.channel_groups().values():
+            for channel in getattr(self, group.name).values():
+                rows += [{**c.describe(), "name": f"{channel.key}.{c.name}"} for c in channel.controls().values()]
+        return rows
+
     def get_setting(self, name: str) -> Any:
         """The value of a declared control: ``wavelength``, ``axis2.velocity``."""
         target, control = self._resolve(name)

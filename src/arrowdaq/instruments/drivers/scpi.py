@@ -449,7 +449,7 @@ class SCPIInstrument(Driver):
         self.send(command)
         self._check(command)
 
-    @command
+    @command(changes=False)
     def query(self, command: str) -> str:
         """Expert use: send a raw SCPI query and return its reply text."""
         return self.checked_query(command)
@@ -467,17 +467,17 @@ class SCPIInstrument(Driver):
         """``*CLS``: clear the error queue and the event status register."""
         self.send("*CLS")
 
-    @command
+    @command(changes=False)
     def event_status(self) -> int:
         """``*ESR?`` (reading clears it): bit 5 command error, 4 execution error, 3 device error, 2 query error."""
         return int(parse_number(super().query("*ESR?"), f"{self.name}: *ESR?"))
 
-    @command
+    @command(changes=False)
     def status_byte(self) -> int:
         """``*STB?``: bit 2 error queue not empty, bit 4 message available, bit 5 event summary."""
         return int(parse_number(super().query("*STB?"), f"{self.name}: *STB?"))
 
-    @command
+    @command(changes=False)
     def errors(self) -> list[list[Any]]:
         """Every queued device error as ``[code, message]`` (empties the queue)."""
         return [[code, message] for code, message in self.read_errors()]

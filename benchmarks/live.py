@@ -1,0 +1,309 @@
+"""Live service benchmark: latency from ``hub.publish`` to a client process, and throughput beside bare Flight.
+
+    .venv/bin/python benchmarks/live.py            # or: arrowdaq bench live
+    .venv/bin/python benchmarks/live.py --quick    # fewer samples
+
+1. Latency: 1-row batches published at ~1 kHz into the hub of a running demo
+   (the simulated optical table, its processors and recording), read by another
+   process through ``arrowdaq.connect().subscribe``; the batch's timestamp is
+   taken just before ``hub.publish``, the client takes its own on arrival
+   (same clock). p50/p99/max over >= 10,000 batches.
+2. Throughput: 10,000-row scalar batches and 8 MiB camera frames, published
+   as fast as one client takes them (``latest`` mode, the producer keeping a
+   few batches queued), read by a plain pyarrow.flight client in another
+   process; beside a bare pyarrow.flight server whose do_get streams the same
+   prebuilt batches (``RecordBatchStream``), in the same run.
+3. Acquisition with clients: the demo's rows/s with no client and with 4
+   clients subscribed to every stream, one of them stalled (SIGSTOP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import tomllib
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from arrowdaq.app.config import parse_config
+from arrowdaq.app.runner import Application
+from arrowdaq.cli.demo_cmd import demo_config_text
+from arrowdaq.data import image_batch, scalar_batch, scalar_schema
+from arrowdaq.data.schemas import image_schema, plain_schema
+
+LATENCY_CLIENT = textwrap.dedent(
+    """
+    import json, sys, time
+    import numpy as np
+    import arrowdaq
+    n = int(sys.argv[1])
+    daq = arrowdaq.connect(name="bench-latency")
+    lat = []
+    with daq.subscribe("bench/tick") as sub:
+        print("ready", flush=True)
+        for batch in sub:
+            now = time.time_ns()
+            lat.append(now - batch.column("timestamp_ns")[0].as_py())
+            if len(lat) >= n:
+                break
+        dropped = sub.dropped
+    a = np.array(lat) / 1e6
+    print(json.dumps({"n": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
+                      "max": float(a.max()), "dropped": dropped}), flush=True)
+    """
+)
+
+THROUGHPUT_CLIENT = textwrap.dedent(
+    """
+    import json, sys, time
+    import pyarrow.flight as flight
+    address, token, ticket, n = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4])
+    client = flight.FlightClient(address)
+    options = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
+    reader = client.do_get(flight.Ticket(ticket), options)
+    print("ready", flush=True)
+    got = nbytes = 0
+    t0 = None
+    while got < n:
+        chunk = reader.read_chunk()
+        if chunk.data.num_rows == 0:
+            continue
+        if t0 is None:
+            t0 = time.perf_counter()   # from the first batch: connection set-up not counted
+        else:
+            got += 1
+            nbytes += chunk.data.nbytes
+    dt = time.perf_counter() - t0
+    reader.cancel()
+    print(json.dumps({"batches_per_s": got / dt, "mb_per_s": nbytes / dt / 1e6}), flush=True)
+    """
+)
+
+STALLED_CLIENT = textwrap.dedent(
+    """
+    import sys, threading
+    import arrowdaq
+    daq = arrowdaq.connect(name="bench-subscriber")
+    subs = [daq.subscribe(s) for s in sys.argv[1:]]
+    def drain(sub):
+        for _ in sub:
+            pass
+    threads = [threading.Thread(target=drain, args=(s,), daemon=True) for s in subs]
+    for t in threads:
+        t.start()
+    print("ready", flush=True)
+    for t in threads:
+        t.join()
+    """
+)
+
+
+class Daemon:
+    """The demo in a thread of this process (start/stop without signal handlers)."""
+
+    def __init__(self, data_dir: Path, extra_streams: dict[str, pa.Schema]) -> None:
+        config = parse_config(tomllib.loads(demo_config_text()), "demo.toml")
+        config.run.data_dir = data_dir
+        # the demo records what it records; the benchmark's own streams are not stored (storage is not measured)
+        config.storage.streams = [f"{i.id}/*" for i in config.instruments] + [f"{p.id}/*" for p in config.processors]
+        config.server.max_streams = 512  # 4 clients on every stream
+        self.app = Application(config, source="demo.toml")
+        for name, schema in extra_streams.items():
+            self.app.hub.declare(name, schema, producer="bench")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self.app.start()
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            self._ready.set()
+            await self.app.stop()
+
+    def __enter__(self) -> Daemon:
+        self._thread.start()
+        self._ready.wait(60)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+
+    def run(self, coro, timeout: float = 600):  # type: ignore[no-untyped-def]
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+def start_client(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True, env=env or os.environ.copy()
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        raise RuntimeError(f"client did not start: {line!r}")
+    return proc
+
+
+def finish(proc: subprocess.Popen[str]) -> dict[str, float]:
+    assert proc.stdout is not None
+    out, _ = proc.communicate(timeout=600)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def measure_latency(daemon: Daemon, n: int) -> dict[str, float]:
+    client = start_client(LATENCY_CLIENT, str(n))
+    hub = daemon.app.hub
+
+    async def publish() -> None:
+        values = np.zeros(1)
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while client.poll() is None:
+            next_at += 0.001
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            stamp = np.array([time.time_ns()], np.uint64)
+            await hub.publish("bench/tick", scalar_batch(values, channel="tick", unit="s", timestamps_ns=stamp))
+
+    task = asyncio.run_coroutine_threadsafe(publish(), daemon.loop)  # type: ignore[arg-type]
+    result = finish(client)
+    task.result(30)
+    return result
+
+
+def measure_throughput(daemon: Daemon, stream: str, batch: pa.RecordBatch, n: int) -> dict[str, float]:
+    live = daemon.app.live
+    assert live is not None
+    ticket = json.dumps({"stream": stream, "mode": "latest", "max_batches": 8})
+    client = start_client(THROUGHPUT_CLIENT, live.address, live.token, ticket, str(n))
+
+    async def publish() -> None:
+        feeds = [f for f in live._feeds if f.stream == stream]
+        while client.poll() is None:
+            if not feeds:
+                feeds = [f for f in live._feeds if f.stream == stream]
+            if feeds and len(feeds[0]) >= 4:  # a few queued: the client, not the producer, sets the pace
+                await asyncio.sleep(0.0002)
+                continue
+            await daemon.app.hub.publish(stream, batch)
+
+    task = asyncio.run_coroutine_threadsafe(publish(), daemon.loop)  # type: ignore[arg-type]
+    result = finish(client)
+    task.result(30)
+    return result
+
+
+class BareServer(flight.FlightServerBase):
+    """pyarrow.flight with nothing of arrowdaq: do_get streams the prebuilt batches from C++."""
+
+    def __init__(self, batches: list[pa.RecordBatch]) -> None:
+        self.table = pa.Table.from_batches(batches)
+        super().__init__("grpc://127.0.0.1:0")
+
+    def do_get(self, context, ticket):  # type: ignore[no-untyped-def]
+        return flight.RecordBatchStream(self.table)
+
+
+def measure_bare(batch: pa.RecordBatch, n: int) -> dict[str, float]:
+    plain = batch.cast(plain_schema(batch.schema))
+    server = BareServer([plain] * (n + 2))
+    try:
+        client = start_client(THROUGHPUT_CLIENT, f"grpc://127.0.0.1:{server.port}", "x", "{}", str(n))
+        return finish(client)
+    finally:
+        server.shutdown()
+
+
+def demo_rates(daemon: Daemon, seconds: float) -> dict[str, float]:
+    async def rows() -> dict[str, int]:
+        return {n: s["rows"] for n, s in daemon.app.hub.status()["streams"].items() if not n.startswith("bench/")}
+
+    before = daemon.run(rows())
+    time.sleep(seconds)
+    after = daemon.run(rows())
+    return {n: (after[n] - before[n]) / seconds for n in after}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    args = parser.parse_args()
+    n_latency = 2_000 if args.quick else 10_000
+    n_scalar = 200 if args.quick else 2_000
+    n_frames = 20 if args.quick else 200
+
+    rows = 10_000
+    scalar = scalar_batch(
+        np.random.default_rng(0).normal(size=rows),
+        channel="power",
+        unit="W",
+        timestamps_ns=np.arange(rows, dtype=np.uint64),
+    )
+    frame = image_batch(np.zeros((2048, 2048), np.uint16), channel="frames", frame_numbers=0)  # 8 MiB
+    streams = {
+        "bench/tick": scalar_schema("s"),
+        "bench/scalar": scalar.schema,
+        "bench/frames": frame.schema if frame.schema is not None else image_schema((2048, 2048), "uint16"),
+    }
+    with TemporaryDirectory() as tmp, Daemon(Path(tmp), streams) as daemon:
+        print(f"live service {daemon.app.live.address if daemon.app.live else '?'}; the demo is running", flush=True)
+        lat = measure_latency(daemon, n_latency)
+        print(
+            f"latency publish -> client iterator, 1-row batches at 1 kHz, n={lat['n']:,}: "
+            f"p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms, max {lat['max']:.3f} ms "
+            f"(dropped {lat['dropped']}; targets p50 <= 1 ms, p99 <= 10 ms)",
+            flush=True,
+        )
+        print(f"{'payload':>28} {'live MB/s':>10} {'bare MB/s':>10} {'ratio':>6}")
+        for label, stream, batch, n in (
+            ("10,000-row scalar batches", "bench/scalar", scalar, n_scalar),
+            ("8 MiB frames", "bench/frames", frame, n_frames),
+        ):
+            live = measure_throughput(daemon, stream, batch, n)
+            bare = measure_bare(batch, n)
+            print(
+                f"{label:>28} {live['mb_per_s']:>10,.0f} {bare['mb_per_s']:>10,.0f} "
+                f"{live['mb_per_s'] / bare['mb_per_s']:>6.2f}",
+                flush=True,
+            )
+
+        quiet = demo_rates(daemon, 5.0)
+        everything = [s for s in daemon.app.hub.streams if not s.startswith("bench/")]
+        clients = [start_client(STALLED_CLIENT, *everything) for _ in range(4)]
+        try:
+            os.kill(clients[0].pid, signal.SIGSTOP)
+            loaded = demo_rates(daemon, 5.0)
+        finally:
+            for c in clients:
+                os.kill(c.pid, signal.SIGCONT)
+                c.kill()
+                c.wait()
+        total_quiet, total_loaded = sum(quiet.values()), sum(loaded.values())
+        print(
+            f"demo acquisition: {total_quiet:,.0f} rows/s without clients, {total_loaded:,.0f} rows/s with 4 clients "
+            f"on all {len(everything)} streams, one stalled (ratio {total_loaded / max(total_quiet, 1e-9):.2f})",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""What the live service keeps for its clients: one feed per remote subscriber, and the last batch of every stream.
+
+A feed is a hub subscription that a Flight thread drains. The hub fills it on
+the event loop; a gRPC thread waits on it. So it is thread-safe (a lock and a
+condition), and its ``offer`` never refuses a batch: the live service never
+makes a producer wait (DESIGN section 8).
+
+* ``latest``: the newest ``max_batches`` are kept, older ones are dropped and
+  counted; the next batch the client gets says how many were dropped before it.
+* ``lossless``: a bounded buffer; when it would overflow the feed is broken at
+  that batch's sequence number and the call ends with "gap at seq N".
+
+Every batch of a stream has a sequence number: the stream's batch count at
+publish (0 for the first), the same for every client, so gaps are visible.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import pyarrow as pa
+
+from ..hub import Policy, StreamSpec, Subscription
+from ..hub.metrics import FlowMeter
+
+
+class FeedBroken(Exception):
+    """A lossless feed overflowed: the client fell behind at ``seq``."""
+
+    def __init__(self, seq: int, queued: int) -> None:
+        super().__init__(seq, queued)
+        self.seq = seq
+        self.queued = queued
+
+
+class ClientFeed(Subscription):
+    """One remote client's buffer for one stream; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        stream: str,
+        counter: FlowMeter,
+        policy: Policy | str = Policy.LATEST,
+        *,
+        max_batches: int = 16,
+        max_bytes: int = 64 * 2**20,
+    ) -> None:
+        super().__init__(name, [stream], policy, max_bytes=max_bytes, max_batches=max_batches)
+        self.stream = stream
+        self._counter = counter  # the stream's meter: its batch count is the sequence number
+        self._cond = threading.Condition(threading.Lock())
+        self._feed: deque[tuple[int, pa.RecordBatch, int, float]] = deque()
+        self._skipped = 0  # dropped since the last batch handed out
+        self.gap_at: int | None = None
+
+    # --- the hub's side (event loop thread) --------------------------------------------
+    def offer(self, stream: str, batch: pa.RecordBatch, nbytes: int, now: float, seq: int | None = None) -> bool:
+        seq = self._counter.batches - 1 if seq is None else seq
+        with self._cond:
+            if self.closed or self.gap_at is not None:
+                self.drops += 1
+                return True
+            if self.policy is Policy.LATEST:
+                while len(self._feed) >= self.max_batches:
+                    _, _, old_bytes, _ = self._feed.popleft()
+                    self._bytes -= old_bytes
+                    self.drops += 1
+                    self._skipped += 1
+            elif self._feed and (len(self._feed) >= self.max_batches or self._bytes + nbytes > self.max_bytes):
+                self.gap_at = seq
+                self.drops += 1
+                self._cond.notify()
+                return True
+            self._feed.append((seq, batch, nbytes, now))
+            self._bytes += nbytes
+            self._cond.notify()
+        return True
+
+    def close(self) -> None:
+        with self._cond:
+            super().close()
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._feed)
+
+    # --- the client's side (a Flight thread) ------------------------------------------
+    def next(self, timeout: float) -> tuple[int, pa.RecordBatch, int] | None:
+        """``(seq, batch, dropped before it)``, or None after ``timeout`` s or when closed.
+
+        Raises FeedBroken once a lossless feed has overflowed and the batches
+        before the gap have been handed out.
+        """
+        with self._cond:
+            if not self._feed and not self.closed and self.gap_at is None:
+                self._cond.wait(timeout)
+            if not self._feed:
+                if self.gap_at is not None:
+                    raise FeedBroken(self.gap_at, self.max_batches)
+                return None
+            seq, batch, nbytes, t_in = self._feed.popleft()
+            self._bytes -= nbytes
+            dropped, self._skipped = self._skipped, 0
+        now = time.monotonic()
+        self.last_lag = now - t_in
+        self.max_lag = max(self.max_lag, self.last_lag)
+        self.meter.add(batch.num_rows, nbytes, now)
+        return seq, batch, dropped
+
+    def pop(self) -> tuple[str, pa.RecordBatch] | None:  # the Subscription interface, for completeness
+        item = self.next(0.0)
+        return None if item is None else (self.stream, item[1])
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**super().snapshot(), "queued": len(self._feed), "gap_at": self.gap_at}
+
+
+class LastBatches(Subscription):
+    """The newest batch of every stream and its sequence number (``latest()`` and a new client's first view).
+
+    Costs one dict store per published batch; nothing is queued.
+    """
+
+    def __init__(self, streams: dict[str, StreamSpec], name: str = "live:last") -> None:
+        super().__init__(name, ["*"], Policy.LATEST, max_batches=1)
+        self.last: dict[str, tuple[int, pa.RecordBatch]] = {}
+        self._streams = streams  # the hub's declarations: their meters count the batches
+
+    def offer(self, stream: str, batch: pa.RecordBatch, nbytes: int, now: float) -> bool:
+        self.last[stream] = (self._streams[stream].meter.batches - 1, batch)
+        return True
+
+    def pop(self) -> None:
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**super().snapshot(), "queued": 0, "streams": sorted(self.last)}

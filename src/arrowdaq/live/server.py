@@ -1,0 +1,531 @@
+"""The live service: Arrow Flight in the daemon (DESIGN section 8, docs/live-service.md).
+
+Flight calls run in gRPC threads; the hub lives on the asyncio loop. So:
+
+* data: each ``do_get`` owns a :class:`~.feeds.ClientFeed`, a thread-safe hub
+  subscription that never refuses a batch (the producer never waits on a
+  client). The handler's generator drains it, sends a heartbeat when idle and
+  polls the stop flag, so shutdown never waits for a stream to end by itself;
+* control: ``do_action`` runs its handler on the loop
+  (``run_coroutine_threadsafe``) and answers JSON.
+
+pyarrow.flight pitfalls handled here: the server serves as soon as it is
+constructed (everything it uses exists before); ``shutdown()`` waits for running
+handlers (streams poll a stop flag) and a handler blocked writing to a client
+that stopped reading never returns by itself (its connection is severed after a
+grace period, decision 0072); the number of concurrent streams is capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import os
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from .. import __version__
+from ..errors import ArrowDAQError, ConfigError
+from ..hub import InstrumentManager
+from ..hub.metrics import FlowMeter
+from ..log import get_logger
+from . import discovery
+from .actions import ACTION_HANDLERS, ActionContext, error_for_flight
+from .events import event_batch
+from .feeds import ClientFeed, FeedBroken, LastBatches
+from .protocol import (
+    ACTIONS,
+    AUTH_HEADER,
+    CLIENT_HEADER,
+    EVENT_SCHEMA,
+    EVENTS_STREAM,
+    HEARTBEAT_S,
+    MODES,
+    SNAPSHOT,
+    dumps,
+    loads,
+)
+from .wire import WireFormat
+
+log = get_logger("arrowdaq.live")
+
+#: How often a stream's handler looks at the stop flag while it waits for data.
+STOP_POLL_S = 0.2
+
+
+@dataclass
+class ServiceSettings:
+    """The ``[server]`` table, as the service needs it."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allow_insecure_remote: bool = False
+    max_streams: int = 64
+    latest_batches: int = 16
+    lossless_batches: int = 1024
+    #: Seconds shutdown waits for streams to end before it severs the connections of stalled clients.
+    shutdown_grace_s: float = 1.0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_bind(host: str, tls: bool, allow_insecure_remote: bool) -> None:
+    """A service reachable from the network needs TLS, unless the configuration says otherwise explicitly."""
+    if not is_loopback(host) and not tls and not allow_insecure_remote:
+        raise ConfigError(
+            f"server: host {host!r} is not a loopback address and the service would run without TLS "
+            "(anyone on the network could read the token); give server.tls_cert and server.tls_key, "
+            "or set server.allow_insecure_remote = true"
+        )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """gRPC binds with SO_REUSEPORT: a second daemon on the same port would share it silently. Refuse instead."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"server.port: {host}:{port} is in use ({exc.strerror}); another arrowdaq daemon? "
+                "Use port = 0 for any free port (local clients find it through the address file)"
+            ) from None
+
+
+class TokenAuth(flight.ServerMiddlewareFactory):
+    """Every call carries ``authorization: Bearer <token>``; anything else is refused with a clear message."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token.encode()
+
+    def start_call(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> CallerMiddleware:
+        values = headers.get(AUTH_HEADER) or headers.get(AUTH_HEADER.title()) or []
+        if not values:
+            raise flight.FlightUnauthenticatedError(
+                "arrowdaq: no token: send the header 'authorization: Bearer <token>' "
+                f"(a local daemon writes its token to {discovery.address_file()})"
+            )
+        scheme, _, token = values[0].partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token):
+            raise flight.FlightUnauthenticatedError(
+                "arrowdaq: wrong token: the daemon's token is in its address file "
+                f"({discovery.address_file()}) or in the configuration's server.token"
+            )
+        client = (headers.get(CLIENT_HEADER) or [""])[0]
+        return CallerMiddleware(client)
+
+
+class CallerMiddleware(flight.ServerMiddleware):
+    def __init__(self, client: str) -> None:
+        super().__init__()
+        self.client = client
+
+
+class FlightEndpoint(flight.FlightServerBase):
+    """The Flight methods; everything they do is the service's."""
+
+    def __init__(self, service: LiveService, location: str, **kwargs: Any) -> None:
+        self.service = service  # before the base constructor: the server serves as soon as it exists
+        super().__init__(location, **kwargs)
+
+    def list_flights(self, context: flight.ServerCallContext, criteria: bytes) -> Iterator[flight.FlightInfo]:
+        return iter(self.service.flight_infos())
+
+    def get_flight_info(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor):
+        name = self.service.descriptor_stream(descriptor)
+        for info in self.service.flight_infos():
+            if info.descriptor.path[0].decode() == name:
+                return info
+        raise flight.FlightServerError(self.service.unknown_stream(name))
+
+    def get_schema(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor):
+        return flight.SchemaResult(self.service.schema_of(self.service.descriptor_stream(descriptor)))
+
+    def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.FlightDataStream:
+        return self.service.open_stream(ticket.ticket, self.service.caller(context), context)
+
+    def do_action(self, context: flight.ServerCallContext, action: flight.Action) -> Iterator[bytes]:
+        reply = self.service.run_action(action.type, action.body, self.service.caller(context))
+        return iter([dumps(reply)])
+
+    def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
+        return list(ACTIONS.items())
+
+
+class LiveService:
+    """The live service of one daemon: start it on the hub's loop, stop it before the hub."""
+
+    def __init__(self, hub: InstrumentManager, settings: ServiceSettings | None = None, daemon: Any = None) -> None:
+        self.hub = hub
+        self.settings = settings or ServiceSettings()
+        self.daemon = daemon  # the Application: describe cache, recording (see actions.py)
+        self.token = self.settings.token or secrets.token_urlsafe(32)
+        self.address = ""
+        self.address_file: Path | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.server: FlightEndpoint | None = None
+        self.last = LastBatches(hub.streams)
+        self.instruments: dict[str, dict[str, Any]] = {}  # describe() of each instrument, refreshed by commands
+        self._stopping = threading.Event()
+        self._feeds: set[ClientFeed] = set()
+        self._event_feeds: set[ClientFeed] = set()
+        self._events_meter = FlowMeter()
+        self._recent_events: deque[tuple[int, pa.RecordBatch]] = deque(maxlen=500)
+        self._lock = threading.Lock()
+        self._clients = 0
+        #: How the last stop went: {"stopped": the server stopped, "severed": connections closed at the grace period}
+        self.shutdown_report: dict[str, Any] = {}
+        self.actions = dict(ACTION_HANDLERS)
+        self._wire: dict[str, WireFormat] = {}
+
+    def add_action(self, name: str, handler: Any) -> None:
+        """Serve another action type (the scan engine adds ``scan``): ``async handler(context, body) -> reply``."""
+        if name not in ACTIONS:
+            raise ValueError(f"action {name!r} is not in the contract (live.protocol.ACTIONS)")
+        self.actions[name] = handler
+
+    # --- lifecycle (on the loop) ---------------------------------------------------------
+    def start(self) -> str:
+        """Bind, write the address file, return the address. Raises ConfigError for an unsafe or taken address."""
+        s = self.settings
+        tls = s.tls_cert is not None or s.tls_key is not None
+        if tls and (s.tls_cert is None or s.tls_key is None):
+            raise ConfigError("server: give both tls_cert and tls_key (or neither)")
+        check_bind(s.host, tls, s.allow_insecure_remote)
+        _check_port_free(s.host, s.port)
+        self.loop = asyncio.get_running_loop()
+        self.hub.add_subscription(self.last)
+        for event in list(self.hub.recent_events):
+            self._on_event(event)
+        self.hub.add_listener(self._on_event)
+        scheme = "grpc+tls" if tls else "grpc"
+        host = f"[{s.host}]" if ":" in s.host else s.host
+        kwargs: dict[str, Any] = {"middleware": {"auth": TokenAuth(self.token)}}
+        if tls:
+            assert s.tls_cert is not None and s.tls_key is not None
+            try:
+                kwargs["tls_certificates"] = [(s.tls_cert.read_bytes(), s.tls_key.read_bytes())]
+            except OSError as exc:
+                raise ConfigError(f"server.tls_cert/tls_key: cannot read {exc.filename}: {exc.strerror}") from None
+        try:
+            self.server = FlightEndpoint(self, f"{scheme}://{host}:{s.port}", **kwargs)
+        except (pa.ArrowException, OSError) as exc:
+            raise ConfigError(f"server: cannot serve on {s.host}:{s.port}: {exc}") from None
+        local = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else host
+        self.address = f"{scheme}://{local}:{self.server.port}"
+        info = {"address": self.address, "token": self.token, "pid": os.getpid(), "version": __version__}
+        if tls:
+            info["tls_cert"] = str(s.tls_cert)
+        try:
+            self.address_file = discovery.write_address_file(info)
+        except OSError as exc:
+            log.warning(f"live service: cannot write the address file: {exc}; clients need the address and token")
+        log.info(f"live service on {self.address}")
+        return self.address
+
+    async def stop(self) -> None:
+        """End every stream, stop serving; never waits on a client beyond the grace period."""
+        if self.server is None:
+            return
+        self._stopping.set()
+        with self._lock:
+            feeds = list(self._feeds | self._event_feeds)
+        for feed in feeds:
+            feed.close()
+        await asyncio.to_thread(self._shutdown, self.server)
+        self.hub.unsubscribe(self.last)
+        for feed in feeds:
+            self.hub.unsubscribe(feed)
+        if self.address_file is not None:
+            discovery.remove_address_file(os.getpid(), self.address_file)
+        self.server = None
+
+    def _shutdown(self, server: FlightEndpoint) -> None:
+        done = threading.Thread(target=server.shutdown, name="live-shutdown", daemon=True)
+        done.start()
+        done.join(self.settings.shutdown_grace_s)
+        severed = 0
+        if done.is_alive():
+            severed = sever_connections(server.port)
+            log.warning(f"live service: {severed} client connection(s) did not end their streams; closed them")
+            done.join(5.0)
+        if done.is_alive():
+            log.error("live service: the Flight server did not stop; leaving it behind")
+        self.shutdown_report = {"stopped": not done.is_alive(), "severed": severed}
+
+    # --- catalogue --------------------------------------------------------------------------------
+    def caller(self, context: flight.ServerCallContext) -> str:
+        middleware = context.get_middleware("auth")
+        name = getattr(middleware, "client", "") or ""
+        peer = context.peer()
+        return f"{name} ({peer})" if name else peer
+
+    def descriptor_stream(self, descriptor: flight.FlightDescriptor) -> str:
+        if descriptor.descriptor_type == flight.DescriptorType.PATH and descriptor.path:
+            return "/".join(p.decode() for p in descriptor.path)
+        return (descriptor.command or b"").decode()
+
+    def unknown_stream(self, name: str) -> str:
+        known = ", ".join([*sorted(self.hub.streams), EVENTS_STREAM])
+        return f"unknown stream {name!r} (streams: {known})"
+
+    def schema_of(self, name: str) -> pa.Schema:
+        """The stream's schema on the wire (string columns plain; units in field metadata)."""
+        return self.wire(name).schema
+
+    def wire(self, name: str) -> WireFormat:
+        wire = self._wire.get(name)
+        if wire is None:
+            if name == EVENTS_STREAM:
+                schema = EVENT_SCHEMA
+            elif name in self.hub.streams:
+                schema = self.hub.streams[name].schema
+            else:
+                raise flight.FlightServerError(self.unknown_stream(name))
+            wire = self._wire[name] = WireFormat(schema)
+        return wire
+
+    def flight_infos(self) -> list[flight.FlightInfo]:
+        status = self.call(lambda: self.hub.status()["streams"])
+        infos = []
+        for name, spec in list(self.hub.streams.items()):
+            meta = {"stream": name, "producer": spec.producer, "kind": spec.kind, **status.get(name, {})}
+            infos.append(self._info(name, self.schema_of(name), meta, status.get(name, {}).get("rows", -1)))
+        events = {"stream": EVENTS_STREAM, "producer": "daemon", "kind": "events", "rows": self._events_meter.rows}
+        infos.append(self._info(EVENTS_STREAM, EVENT_SCHEMA, events, self._events_meter.rows))
+        return infos
+
+    def _info(self, name: str, schema: pa.Schema, meta: dict[str, Any], rows: int) -> flight.FlightInfo:
+        descriptor = flight.FlightDescriptor.for_path(name)
+        endpoint = flight.FlightEndpoint(dumps({"stream": name, "mode": "latest"}), [])
+        return flight.FlightInfo(schema, descriptor, [endpoint], rows, -1, app_metadata=dumps(meta))
+
+    # --- streams ------------------------------------------------------------------------------------
+    def open_stream(self, raw: bytes, client: str, context: flight.ServerCallContext) -> flight.FlightDataStream:
+        try:
+            request = loads(raw)
+        except ValueError:
+            request = None
+        if not isinstance(request, dict) or not isinstance(request.get("stream"), str):
+            raise flight.FlightServerError(
+                'arrowdaq: the ticket must be JSON {"stream": "pm1/power", "mode": "latest" | "lossless"}, '
+                f"got {raw[:100]!r}"
+            )
+        name, mode = request["stream"], request.get("mode", "latest")
+        if mode not in (*MODES, SNAPSHOT):
+            raise flight.FlightServerError(f"arrowdaq: unknown mode {mode!r} (modes: {', '.join((*MODES, SNAPSHOT))})")
+        schema = self.schema_of(name)
+        if mode == SNAPSHOT:
+            seq, last = self.last.last.get(name, (-1, None))
+            batches = [] if last is None else [self.wire(name)(last)]
+            return flight.RecordBatchStream(pa.Table.from_batches(batches, schema=schema))
+        if self._stopping.is_set():
+            raise flight.FlightUnavailableError("arrowdaq: the daemon is stopping")
+        size = self.settings.latest_batches if mode == "latest" else self.settings.lossless_batches
+        size = int(request.get("max_batches", size))
+        with self._lock:
+            if len(self._feeds) + len(self._event_feeds) >= self.settings.max_streams:
+                raise flight.FlightServerError(
+                    f"arrowdaq: too many live streams ({self.settings.max_streams}, server.max_streams); "
+                    "close one or raise the limit"
+                )
+            self._clients += 1
+            feed_name = f"live:{name}#{self._clients}"
+        if name == EVENTS_STREAM:
+            feed = ClientFeed(feed_name, name, self._events_meter, mode, max_batches=size)
+            history = int(request.get("history", 0))
+            with self._lock:
+                for seq, batch in list(self._recent_events)[-history:] if history > 0 else []:
+                    feed.offer(name, batch, batch.nbytes, time.monotonic(), seq=seq)
+                self._event_feeds.add(feed)
+        else:
+            feed = ClientFeed(feed_name, name, self.hub.streams[name].meter, mode, max_batches=size)
+            with self._lock:
+                self._feeds.add(feed)
+            self.call(lambda: self.hub.add_subscription(feed))
+        log.info(f"live: {client} subscribed to {name} ({mode})")
+        return flight.GeneratorStream(schema, self._serve(feed, self.wire(name), context, client))
+
+    def _serve(
+        self, feed: ClientFeed, wire: WireFormat, context: flight.ServerCallContext, client: str
+    ) -> Iterator[tuple[pa.RecordBatch, pa.Buffer]]:
+        """The stream's generator (a gRPC thread): batches with their seq, heartbeats, the stop flag."""
+        empty = pa.RecordBatch.from_pylist([], schema=wire.schema)
+        last_seq = -1
+        next_beat = time.monotonic() + HEARTBEAT_S
+        try:
+            while not self._stopping.is_set() and not context.is_cancelled():
+                wait = min(STOP_POLL_S, max(0.0, next_beat - time.monotonic()))
+                try:
+                    item = feed.next(wait)
+                except FeedBroken as gap:
+                    raise flight.FlightServerError(
+                        f"arrowdaq: gap at seq {gap.seq}: {client} fell more than {gap.queued} batches behind "
+                        f"on {feed.stream!r} (lossless); subscribe again, or use mode 'latest'",
+                        extra_info=dumps({"error": "GapError", "seq": gap.seq}),
+                    ) from None
+                if item is None:
+                    if feed.closed:
+                        return
+                    if time.monotonic() >= next_beat:
+                        yield empty, pa.py_buffer(dumps({"seq": last_seq, "dropped": 0, "heartbeat": True}))
+                        next_beat = time.monotonic() + HEARTBEAT_S
+                    continue
+                last_seq, batch, dropped = item
+                yield wire(batch), pa.py_buffer(b'{"seq":%d,"dropped":%d}' % (last_seq, dropped))  # 1 us, not 17
+                next_beat = time.monotonic() + HEARTBEAT_S
+        finally:
+            self._release(feed)
+
+    def _release(self, feed: ClientFeed) -> None:
+        feed.close()
+        with self._lock:
+            self._feeds.discard(feed)
+            self._event_feeds.discard(feed)
+        loop = self.loop
+        if loop is not None and not loop.is_closed() and feed.stream != EVENTS_STREAM:
+            try:
+                loop.call_soon_threadsafe(self.hub.unsubscribe, feed)
+            except RuntimeError:
+                pass  # the loop closed meanwhile: the hub is gone too
+
+    # --- events ---------------------------------------------------------------------------------------
+    def _on_event(self, event: Any) -> None:
+        """A hub event (on the loop): into the ``_events`` stream of every subscribed client."""
+        batch = event_batch(event)
+        now = time.monotonic()
+        self._events_meter.add(batch.num_rows, batch.nbytes, now)
+        seq = self._events_meter.batches - 1
+        with self._lock:
+            self._recent_events.append((seq, batch))
+            feeds = list(self._event_feeds)
+        for feed in feeds:
+            feed.offer(EVENTS_STREAM, batch, batch.nbytes, now, seq=seq)
+        self._note_settings(event)
+
+    def _note_settings(self, event: Any) -> None:
+        """A command record carries the settings read back after it: keep describe() current."""
+        details = getattr(event, "details", None) or {}
+        settings, instrument = details.get("settings"), details.get("instrument")
+        if getattr(event, "kind", None) == "command" and settings is not None and instrument in self.instruments:
+            self.instruments[instrument] = {**self.instruments[instrument], "settings": settings}
+
+    # --- actions ---------------------------------------------------------------------------------------
+    def run_action(self, kind: str, body: bytes, client: str) -> Any:
+        handler = self.actions.get(kind)
+        if handler is None:
+            if kind in ACTIONS:
+                raise flight.FlightServerError(
+                    f"arrowdaq: action {kind!r} is not available in this daemon ({ACTIONS[kind]})",
+                    extra_info=dumps({"error": "CommandError"}),
+                )
+            raise flight.FlightServerError(
+                f"arrowdaq: unknown action {kind!r} (actions: {', '.join(sorted(self.actions))})",
+                extra_info=dumps({"error": "CommandError"}),
+            )
+        try:
+            args = loads(body) if body else {}
+        except ValueError:
+            raise flight.FlightServerError(
+                f"arrowdaq: {kind}: the body must be a JSON object, got {bytes(body)[:100]!r}",
+                extra_info=dumps({"error": "CommandError"}),
+            ) from None
+        if not isinstance(args, dict):
+            raise flight.FlightServerError(
+                f"arrowdaq: {kind}: the body must be a JSON object", extra_info=dumps({"error": "CommandError"})
+            )
+        context = ActionContext(self, client)
+        try:
+            return self.call_async(handler(context, args), timeout=float(args.get("timeout", 30.0)) + 5.0)
+        except ArrowDAQError as exc:
+            raise error_for_flight(exc) from None
+
+    # --- the loop ---------------------------------------------------------------------------------------
+    def call(self, fn: Any, timeout: float = 10.0) -> Any:
+        """Run ``fn()`` on the hub's loop from a Flight thread and return its result."""
+
+        async def run() -> Any:
+            return fn()
+
+        return self.call_async(run(), timeout)
+
+    def call_async(self, coro: Any, timeout: float) -> Any:
+        loop = self.loop
+        if loop is None or loop.is_closed() or self._stopping.is_set():
+            coro.close()
+            raise flight.FlightUnavailableError("arrowdaq: the daemon is stopping")
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise flight.FlightTimedOutError(f"arrowdaq: no answer within {timeout:g} s") from None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The service's part of ``status``."""
+        with self._lock:
+            feeds = [*self._feeds, *self._event_feeds]
+        return {
+            "address": self.address,
+            "streams_open": len(feeds),
+            "max_streams": self.settings.max_streams,
+            "clients": {f.name: {"stream": f.stream, **f.snapshot()} for f in feeds},
+        }
+
+
+def sever_connections(port: int) -> int:
+    """Shut down this process's accepted connections on ``port`` (the server's): the calls on them end.
+
+    gRPC's shutdown waits for every running call, and a call blocked writing to
+    a client that stopped reading (SIGSTOP, a frozen GUI) never returns. Shutting
+    the socket down makes that write fail at once.
+    """
+    severed = 0
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return 0
+    for fd in fds:
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        try:
+            if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            try:
+                local, _peer = sock.getsockname(), sock.getpeername()
+            except OSError:
+                continue  # the listening socket, or not connected
+            if local[1] == port:
+                sock.shutdown(socket.SHUT_RDWR)
+                severed += 1
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    return severed

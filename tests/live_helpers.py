@@ -1,0 +1,108 @@
+"""A daemon (the Application with its live service) running in a thread of the test process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import tomllib
+from pathlib import Path
+
+from arrowdaq.app.config import parse_config
+from arrowdaq.app.runner import Application, RunSummary
+
+TABLE = """
+[run]
+name = "live"
+data_dir = "{data_dir}"
+
+[storage]
+flush_interval_s = 0.2
+
+[[instruments]]
+id = "laser"
+driver = "maitai"
+port = "sim"
+poll_hz = 2.0
+
+[[instruments]]
+id = "hwp"
+driver = "ell14"
+port = "sim"
+poll_hz = 5.0
+
+[[instruments]]
+id = "pm1"
+driver = "newport_1830c"
+port = "sim"
+poll_hz = 20.0
+
+[simulation]
+latency_scale = 0.01
+{extra}
+"""
+
+
+class Daemon:
+    """Start with ``Daemon(tmp_path).start()``; ``stop()`` returns the run summary."""
+
+    def __init__(self, tmp_path: Path, extra: str = "", text: str = TABLE) -> None:
+        config = parse_config(tomllib.loads(text.format(data_dir=tmp_path / "data", extra=extra)), "live.toml")
+        self.app = Application(config, source="live.toml")
+        self.summary: RunSummary | None = None
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name="daemon", daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> RunSummary:  # Application.run without its signal handlers (not the main thread)
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            try:
+                await self.app.start()
+                self._ready.set()
+                await self._stop.wait()
+            finally:
+                await self.app.stop()
+            return self.app.summary()
+
+        try:
+            self.summary = asyncio.run(main())
+        except BaseException as exc:  # shown by start()/stop()
+            self.error = exc
+        finally:
+            self._ready.set()
+
+    def start(self, timeout: float = 30.0) -> Daemon:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the daemon did not start")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    @property
+    def address(self) -> str:
+        assert self.app.live is not None
+        return self.app.live.address
+
+    @property
+    def token(self) -> str:
+        assert self.app.live is not None
+        return self.app.live.token
+
+    def call(self, fn, timeout: float = 10.0):
+        """Run ``fn()`` (a coroutine function) on the daemon's loop."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(timeout)
+
+    def stop(self, timeout: float = 30.0) -> RunSummary:
+        if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the daemon did not stop within {timeout} s")
+        if self.error is not None:
+            raise self.error
+        assert self.summary is not None
+        return self.summary

@@ -1,0 +1,256 @@
+"""Clients that misbehave (stall, vanish, fall behind) and the CLI on the live service: real processes, real Flight."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import arrowdaq
+from arrowdaq.data import scalar_batch, scalar_schema
+from arrowdaq.errors import ArrowDAQError, GapError, LiveServiceError
+from arrowdaq.hub import InstrumentManager
+from arrowdaq.live.server import LiveService, ServiceSettings
+
+from .live_helpers import Daemon
+
+CAMERA = """
+[[instruments]]
+id = "cam1"
+driver = "sim_camera"
+poll_hz = 20.0
+settings = { shape = [256, 256], fps = 20.0 }
+"""
+
+#: A client that prints "seq dropped" for every batch of the streams it follows.
+FOLLOWER = textwrap.dedent(
+    """
+    import sys, threading
+    import arrowdaq
+    daq = arrowdaq.connect(name="follower")
+    subs = [daq.subscribe(s) for s in sys.argv[1:]]
+    lock = threading.Lock()
+    def follow(sub):
+        for batch in sub:
+            with lock:
+                print(sub.stream, sub.seq, sub.dropped, flush=True)
+    threads = [threading.Thread(target=follow, args=(s,)) for s in subs]
+    print("ready", flush=True)  # subscribed: what arrives meanwhile waits in the subscriptions
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("ended", flush=True)
+    """
+)
+
+
+def start_follower(*streams: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FOLLOWER, *streams], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def read_until(proc: subprocess.Popen[str], wanted) -> list[str]:  # type: ignore[no-untyped-def]
+    """Lines of the follower until one satisfies ``wanted`` (the pytest timeout bounds the wait)."""
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.split())
+        if wanted(lines[-1]):
+            return lines
+    raise AssertionError(f"the follower ended without the line wanted; last lines {lines[-3:]}")
+
+
+def rows(daemon: Daemon, stream: str) -> int:
+    async def count() -> int:
+        return daemon.app.hub.status()["streams"][stream]["rows"]
+
+    return daemon.call(count)
+
+
+def test_a_client_stalled_for_10_s_costs_only_its_own_batches(tmp_path):
+    daemon = Daemon(tmp_path, extra=CAMERA).start()
+    client = start_follower("cam1/frames", "pm1/power")
+    try:
+        read_until(client, lambda line: line[0] == "cam1/frames")
+        start = rows(daemon, "pm1/power")
+        threading.Event().wait(5.0)  # a window without a stalled client, to compare the rate with
+        before = rows(daemon, "pm1/power") - start
+        os.kill(client.pid, signal.SIGSTOP)
+        threading.Event().wait(10.0)  # the stall under test
+        during = rows(daemon, "pm1/power") - start - before
+        os.kill(client.pid, signal.SIGCONT)
+        gap = read_until(client, lambda line: line[0] == "cam1/frames" and int(line[2]) > 0)
+    finally:
+        if client.poll() is None:
+            os.kill(client.pid, signal.SIGCONT)
+            client.kill()
+        client.wait()
+        summary = daemon.stop()
+    frames = [line for line in gap if line[0] == "cam1/frames"]
+    seq_before, (seq_after, dropped) = int(frames[-2][1]), (int(frames[-1][1]), int(frames[-1][2]))
+    assert dropped > 0 and seq_after - seq_before == dropped + 1  # a counted gap, seen on resume
+    assert during / 10.0 >= 0.7 * before / 5.0  # acquisition did not slow down while the client stalled
+    run = arrowdaq.open_run(summary.run_file)
+    for stream in ("cam1/frames", "pm1/power"):  # storage has every row the hub published
+        assert run.table(stream).num_rows == summary.streams[stream].rows
+    assert not any(name.startswith("storage") for name in summary.drops)
+
+
+def test_kill_9_of_a_client_and_shutdown_with_clients_attached(tmp_path):
+    daemon = Daemon(tmp_path, extra=CAMERA).start()
+    killed = start_follower("cam1/frames", "pm1/power", "_events")
+    attached = [start_follower("cam1/frames", "pm1/power") for _ in range(2)]
+    stalled = start_follower("cam1/frames")
+    try:
+        read_until(killed, lambda line: line[0] == "cam1/frames")
+        killed.kill()  # SIGKILL mid-stream
+        killed.wait()
+        for proc in attached:
+            read_until(proc, lambda line: line[0] == "cam1/frames")
+        read_until(stalled, lambda line: line[0] == "cam1/frames")
+        os.kill(stalled.pid, signal.SIGSTOP)  # it stops reading: its stream blocks in a write
+        service = daemon.app.live
+        assert service is not None
+        daemon.stop()
+        report = service.shutdown_report
+        # the stalled client's connection was severed after the grace period; everyone else ended cleanly
+        assert report["severed"] >= 1 and report["stopped"] is True
+        for proc in attached:
+            assert read_until(proc, lambda line: line[0] == "ended")
+            assert proc.wait(timeout=30) == 0
+    finally:
+        for proc in (*attached, stalled):
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()
+            proc.wait()
+
+
+class ServiceThread:
+    """A hub and its live service on an event loop in a thread (no instruments)."""
+
+    def __init__(self, **settings) -> None:  # type: ignore[no-untyped-def]
+        self.hub = InstrumentManager()
+        self.service = LiveService(self.hub, ServiceSettings(**settings))
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.call(self._start)
+
+    async def _start(self) -> None:
+        self.service.start()
+
+    def call(self, fn, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(fn(), self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.call(self.service.stop)
+        self.call(self.hub.stop)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def service():
+    s = ServiceThread(max_streams=3)
+    yield s
+    s.stop()
+
+
+def test_a_lossless_client_that_falls_behind_gets_an_explicit_gap(service):
+    service.hub.declare("bench/x", scalar_schema("V"), producer="bench")
+    batch = scalar_batch(np.zeros(10_000), channel="x", unit="V")
+    with arrowdaq.connect(service.service.address, service.service.token) as daq:
+        sub = daq.subscribe("bench/x", "lossless", max_batches=4)
+
+        async def flood() -> None:
+            for _ in range(2_000):  # far faster than one client reads 10,000-row batches
+                await service.hub.publish("bench/x", batch)
+
+        service.call(flood)
+        seqs = []
+        with pytest.raises(GapError, match=r"gap at seq (\d+)") as caught:
+            for _ in sub:
+                seqs.append(sub.seq)
+        assert seqs == list(range(len(seqs)))  # in order, none missing, up to the gap
+        assert caught.value.seq >= len(seqs)
+
+
+def test_heartbeats_on_a_quiet_stream_and_the_cap_on_streams(service):
+    service.hub.declare("quiet/x", scalar_schema("V"), producer="quiet")
+    with arrowdaq.connect(service.service.address, service.service.token) as daq:
+        with daq.subscribe("quiet/x", heartbeats=True) as sub:
+            beat = next(sub)  # nothing is published: the daemon still says it is there
+            assert beat.num_rows == 0 and sub.heartbeats_seen == 1
+            others = [daq.subscribe("quiet/x") for _ in range(2)]
+            with pytest.raises(LiveServiceError, match=r"too many live streams \(3, server.max_streams\)"):
+                daq.subscribe("quiet/x")
+            for other in others:
+                other.close()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "arrowdaq.cli.main", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_cli_controls_a_running_daemon(tmp_path):
+    daemon = Daemon(tmp_path).start()
+    try:
+        done = run_cli("do", "laser", "set_wavelength", "nm=780")
+        assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+        done = run_cli("get", "laser", "wavelength")
+        assert done.returncode == 0 and float(done.stdout) == pytest.approx(780, abs=1)
+        done = run_cli("set", "laser", "wavelength", "790")
+        assert done.returncode == 0 and done.stdout.strip() == "laser.wavelength = 790.0", done.stderr
+        done = run_cli("do", "laser", "fly")
+        assert done.returncode == 1 and "arrowdaq do: error: laser: unknown command 'fly'" in done.stderr
+        done = run_cli("status")
+        assert done.returncode == 0 and "pm1/power" in done.stdout and "recording: on" in done.stdout
+        done = run_cli("watch", "pm1/power", "laser/*", "--duration", "2")
+        assert done.returncode == 0, done.stderr
+        assert any(line.startswith("pm1/power ") and " W rows=" in line for line in done.stdout.splitlines())
+        assert any(line.startswith("laser/wavelength ") and " nm rows=" in line for line in done.stdout.splitlines())
+        done = run_cli("watch", "pm9/power", "--duration", "1")
+        assert done.returncode == 1 and "unknown stream 'pm9/power'" in done.stderr
+        first = daemon.app.run_file
+        done = run_cli("record", "stop")
+        assert done.returncode == 0 and done.stdout.startswith("not recording"), done.stderr
+        done = run_cli("record", "start", "--name", "second", "--sample", "mirror")
+        assert done.returncode == 0 and done.stdout.startswith("recording: ") and "second" in done.stdout
+        second = daemon.app.run_file
+    finally:
+        daemon.stop()
+    assert second != first
+    events = arrowdaq.open_run(first).events.to_pylist()
+    commands = [json.loads(e["details"]) for e in events if e["kind"] == "command"]
+    assert [(c["command"], c["client"].split(" (")[0]) for c in commands][:2] == [
+        ("set_wavelength", "arrowdaq do"),
+        ("set", "arrowdaq set"),
+    ]
+    run = arrowdaq.open_run(second)
+    sample = run.metadata["sample"]
+    assert (sample.get("name") if isinstance(sample, dict) else sample) == "mirror"
+    assert run.table("pm1/power").num_rows > 0
+
+
+def test_a_missing_daemon_is_one_clear_line(tmp_path):
+    done = run_cli("status")
+    assert done.returncode == 1 and "no local arrowdaq daemon" in done.stderr and "Traceback" not in done.stderr
+    with pytest.raises(ArrowDAQError, match="no local arrowdaq daemon"):
+        arrowdaq.connect()
