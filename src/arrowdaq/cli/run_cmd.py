@@ -113,8 +113,12 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"Run summary ({summary.duration_s:.1f} s)")
     stored = summary.stored or {}
+    longest = max((len(name) for name in summary.streams), default=6)
     for col in ("stream", "published", "stored", "rows/s", "requested/s", "dropped", "unit"):
-        table.add_column(col, justify="left" if col in ("stream", "unit") else "right")
+        if col == "stream":  # a stream's name is never cut, however narrow the terminal
+            table.add_column(col, justify="left", no_wrap=True, min_width=longest)
+        else:
+            table.add_column(col, justify="left" if col == "unit" else "right")
     short: list[str] = []
     for name, s in summary.streams.items():
         achieved = f"{s.rows_per_s:,.1f}"
