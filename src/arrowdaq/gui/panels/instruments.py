@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
+import shiboken6
 
 from ..describe import CommandInfo, ControlInfo, Description, InstrumentInfo
 from ..link import Link, Watch
@@ -107,6 +108,8 @@ class ControlEditor(QtWidgets.QWidget):
 
     def show_value(self, value: Any) -> None:
         e = self.editor
+        if not shiboken6.isValid(e):
+            return  # the card was rebuilt (instrument described again) while this reply was on its way
         if isinstance(e, QtWidgets.QComboBox):
             e.setCurrentText(str(value))
         elif isinstance(e, QtWidgets.QCheckBox):
