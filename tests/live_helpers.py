@@ -106,3 +106,67 @@ class Daemon:
             raise self.error
         assert self.summary is not None
         return self.summary
+
+
+class DaemonProcess:
+    """``arrowdaq run`` of :data:`TABLE` in a process of its own, with its own address file: the daemon as a
+    user starts it. ``client()`` connects as a second program would; ``stop()`` (SIGINT) returns its output."""
+
+    def __init__(self, tmp_path: Path, extra: str = "", text: str = TABLE) -> None:
+        import json
+        import os
+        import subprocess
+        import sys
+
+        self._json = json
+        self.tmp = tmp_path
+        self.config = tmp_path / "lab.toml"
+        self.config.write_text(text.format(data_dir=tmp_path / "data", extra=extra), encoding="utf-8")
+        self.live_file = tmp_path / "live.json"
+        self.env = {**os.environ, "ARROWDAQ_LIVE_FILE": str(self.live_file)}
+        for name in ("ARROWDAQ_ADDRESS", "ARROWDAQ_TOKEN"):
+            self.env.pop(name, None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "arrowdaq.cli.main", "run", str(self.config)],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._announced = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="daemon-output", daemon=True)
+        self._reader.start()
+        if not self._announced.wait(90):
+            output = self.stop()
+            raise AssertionError(f"the daemon did not announce its live service:\n{output}")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if line.startswith("live service:"):
+                self._announced.set()
+        self._announced.set()  # it ended: start() says so
+
+    @property
+    def address(self) -> str:
+        return self._json.loads(self.live_file.read_text(encoding="utf-8"))["address"]
+
+    @property
+    def token(self) -> str:
+        return self._json.loads(self.live_file.read_text(encoding="utf-8"))["token"]
+
+    def client(self, name: str = "test"):  # type: ignore[no-untyped-def]
+        from arrowdaq.live.client import connect
+
+        return connect(self.address, self.token, name=name)
+
+    def stop(self, timeout: float = 60.0) -> str:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return "".join(self.lines)

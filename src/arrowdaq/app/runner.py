@@ -44,12 +44,14 @@ from ..instruments import driver_class, spawn_instrument
 from ..instruments.driver import Driver
 from ..log import get_logger
 from ..processors import build as build_processor
+from ..scans.service import ScanService
 from ..sim import OpticalTable
 from ..storage import RunInfo, StorageOptions, spawn_storage
 from .config import Config, InstrumentConfig, ProcessorConfig, RunConfig
 from .simulators import SimulatedTable
 
 if TYPE_CHECKING:
+    from ..live.actions import ActionContext
     from ..live.server import LiveService
 
 log = get_logger("arrowdaq.app")
@@ -159,6 +161,8 @@ class Application:
         self.storage: ActorRef | None = None
         self.instruments: dict[str, Any] = {}
         self.live: LiveService | None = None
+        #: The run engine: scans submitted by the live service's ``scan`` action (each scan its own file).
+        self.scans: ScanService | None = None
         self._stop = asyncio.Event()
         #: Each instrument's last status that says whether it works (Starting and Stopped left out).
         self._health: dict[str, StatusEvent] = {}
@@ -184,6 +188,7 @@ class Application:
             self._start_storage()
         if self.config.server.enabled:
             self._start_live()
+        self._start_scans()
         for proc, factory in processors:
             self.hub.spawn(proc.id, factory, inputs=proc.inputs, policy="lossless")
         self._acquiring = time.monotonic()
@@ -281,6 +286,36 @@ class Application:
         except ConfigError as exc:
             self.live = None
             raise ConfigError(f"{self.source}: {exc}") from None
+
+    def _start_scans(self) -> None:
+        """The run engine, and the live service's ``scan`` action on it (plans and their forms in ``describe``)."""
+        from ..scans.actions import plan_parameters, scan_action
+
+        cfg, run = self.config.storage, self.config.run
+        self.scans = ScanService(
+            self.hub,
+            options=StorageOptions(
+                data_dir=run.data_dir,
+                layout=cfg.layout,
+                flush_interval=cfg.flush_interval_s,
+                **({"compression": cfg.compression} if cfg.compression is not None else {}),
+            ),
+            record=cfg.streams,
+            run=RunInfo(
+                operator=run.operator,
+                sample=run.sample,
+                notes=run.notes,
+                config=self.config_text if self.config_text is not None else self.config.model_dump(mode="json"),
+            ),
+            instruments=lambda: self.instruments,
+        )
+        scans = self.scans
+
+        async def scan(ctx: ActionContext, body: dict[str, Any]) -> Any:
+            return await scan_action(scans, body, client=ctx.client)
+
+        if self.live is not None:
+            self.live.add_action("scan", scan, describe=lambda: {"plans": plan_parameters(), "scan": scans.status()})
 
     def recording_state(self) -> dict[str, Any]:
         """For the live service's ``status``, ``describe`` and ``record``."""
@@ -468,6 +503,8 @@ class Application:
         return True
 
     async def stop(self) -> None:
+        if self.scans is not None:  # a running scan is aborted: its file closed, its axes released
+            await self.scans.close()
         if self.live is not None:  # first: clients' streams end, and shutdown never waits on a client
             await self.live.stop()
 

@@ -118,7 +118,7 @@ async def describe_all(ctx: ActionContext, body: dict[str, Any]) -> dict[str, An
         if ref.role is Role.PROCESSOR
     }
     daemon = ctx.service.daemon
-    return {
+    answer = {
         "instruments": instruments,
         "streams": streams,
         "processors": processors,
@@ -126,6 +126,9 @@ async def describe_all(ctx: ActionContext, body: dict[str, Any]) -> dict[str, An
         "actions": sorted(ctx.service.actions),
         "version": __version__,
     }
+    for extra in ctx.service.describers:
+        answer.update(extra())
+    return answer
 
 
 @action("status")

@@ -33,7 +33,8 @@ ACTIONS = {
     "get": "read a setting: {instrument, name} -> {value}",
     "set": "change a setting: {instrument, name, value} -> {value (read back)}",
     "record": "recording: {action: start|stop|state, name, operator, sample, notes} -> recording state",
-    "scan": "scans (submit, pause, resume, abort, state); reserved for the scan engine",
+    "scan": "scans: {action: submit|pause|resume|stop|abort|state|dry_run|plans, plan, args, detectors, settle,"
+    " reads, immediate} -> the engine's state (plans: the plans with their parameters)",
 }
 
 #: Errors the daemon raises, by the name it sends in ``extra_info`` (the client maps them back to types).

@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,13 +200,18 @@ class LiveService:
         #: How the last stop went: {"stopped": the server stopped, "severed": connections closed at the grace period}
         self.shutdown_report: dict[str, Any] = {}
         self.actions = dict(ACTION_HANDLERS)
+        #: What added actions contribute to ``describe`` (the scan engine: its plans with their parameters).
+        self.describers: list[Callable[[], dict[str, Any]]] = []
         self._wire: dict[str, WireFormat] = {}
 
-    def add_action(self, name: str, handler: Any) -> None:
-        """Serve another action type (the scan engine adds ``scan``): ``async handler(context, body) -> reply``."""
+    def add_action(self, name: str, handler: Any, describe: Callable[[], dict[str, Any]] | None = None) -> None:
+        """Serve another action type (the scan engine adds ``scan``): ``async handler(context, body) -> reply``;
+        ``describe()`` returns keys added to the ``describe`` answer (e.g. ``{"plans": [...]}``)."""
         if name not in ACTIONS:
             raise ValueError(f"action {name!r} is not in the contract (live.protocol.ACTIONS)")
         self.actions[name] = handler
+        if describe is not None:
+            self.describers.append(describe)
 
     # --- lifecycle (on the loop) ---------------------------------------------------------
     def start(self) -> str:

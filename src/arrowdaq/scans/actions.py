@@ -5,7 +5,10 @@
 ``detectors``, ``settle`` and ``reads`` may also be given inside ``args``, as the GUI's forms do);
 ``pause`` (``immediate``: true/false), ``resume``, ``stop``, ``abort``, ``state``, ``dry_run`` (as
 submit), ``plans``. Every reply but ``plans`` and ``dry_run`` is the engine's state (see
-:meth:`ScanService.status`). Errors are CommandErrors with the text a local caller gets.
+:meth:`ScanService.status`), with ``scan_id`` (the scan's run id). ``state`` with ``scan_id`` and/or
+``since`` (a point index) and ``wait`` (seconds) also returns ``points`` (rows from ``since`` on) once
+there is something new, and ``outcome`` when that scan has ended: a client follows a scan with it
+(:meth:`ScanService.follow`). Errors are CommandErrors with the text a local caller gets.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from ..errors import CommandError
 from .plans import PLANS
 from .service import ScanService, build_plan
 
+#: The longest a ``state`` call waits for something new (below the service's call timeout).
+MAX_WAIT_S = 10.0
 ACTIONS = ("submit", "pause", "resume", "stop", "abort", "state", "dry_run", "plans")
 #: Options of every plan, besides its own parameters.
 RUN_OPTIONS = (
@@ -64,13 +69,13 @@ def _plan_and_options(body: Mapping[str, Any]) -> tuple[Any, list[str], dict[str
     return plan, [str(d) for d in detectors], options
 
 
-async def scan_action(service: ScanService, body: Mapping[str, Any] | None) -> Any:
-    """Run one ``scan`` action; see the module docstring."""
+async def scan_action(service: ScanService, body: Mapping[str, Any] | None, client: str = "local") -> Any:
+    """Run one ``scan`` action for ``client`` (named in the event log); see the module docstring."""
     body = dict(body or {})
     action = body.get("action", "state")
     if action == "submit":
         plan, detectors, options = _plan_and_options(body)
-        await service.submit(plan, detectors, **options)
+        await service.submit(plan, detectors, client=client, **options)
     elif action == "dry_run":
         plan, detectors, options = _plan_and_options(body)
         options.pop("name", None)
@@ -83,11 +88,26 @@ async def scan_action(service: ScanService, body: Mapping[str, Any] | None) -> A
             "decided_as_it_goes": dry.decided_as_it_goes,
         }
     elif action == "pause":
-        service.pause(bool(body.get("immediate", False)))
+        service.pause(bool(body.get("immediate", False)), client=client)
     elif action in ("resume", "stop", "abort"):
-        getattr(service, action)()
+        getattr(service, action)(client=client)
     elif action == "plans":
         return plan_parameters()
+    elif action == "state" and ("since" in body or "scan_id" in body):
+        return await service.follow(body.get("scan_id"), _count(body.get("since", 0), "since"), _wait(body))
     elif action != "state":
         raise CommandError(f"scan: unknown action {action!r} (actions: {', '.join(ACTIONS)})")
     return service.status()
+
+
+def _count(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CommandError(f"scan state: {key!r} must be a point index >= 0, got {value!r}")
+    return value
+
+
+def _wait(body: Mapping[str, Any]) -> float:
+    value = body.get("wait", 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_WAIT_S:
+        raise CommandError(f"scan state: 'wait' must be seconds from 0 to {MAX_WAIT_S:g}, got {value!r}")
+    return float(value)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ log = get_logger("arrowdaq.scans")
 
 #: The storage actor of the running scan.
 SCAN_STORAGE = "scan_storage"
+#: Outcomes of finished scans kept for clients that ask after the end (by scan id).
+KEPT_OUTCOMES = 32
 
 
 def build_plan(name: str, *args: Any, **kwargs: Any) -> Plan:
@@ -78,6 +81,12 @@ class ScanService:
         self.task: asyncio.Future[ScanResult] | None = None
         self.run_file: Path | None = None
         self.last: ScanResult | None = None
+        #: The current (or last) scan: its id (the run id of its file) and its points as JSON-able rows.
+        self.scan_id: str | None = None
+        self.points: list[dict[str, Any]] = []
+        self.outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.last_outcome: dict[str, Any] | None = None
+        self._changed: asyncio.Event | None = None
 
     # --- submitting -------------------------------------------------------------------------
     def _engine(self, devices: HubDevices) -> RunEngine:
@@ -97,8 +106,10 @@ class ScanService:
         reads: int | None = None,
         name: str | None = None,
         observers: Sequence[ScanObserver] = (),
+        client: str = "local",
     ) -> asyncio.Future[ScanResult]:
-        """Start a scan; returns a future of its result once the file has been created."""
+        """Start a scan; returns a future of its result once the file has been created. ``client``
+        (who asked) goes into the event log with the scan's start and end."""
         if self.task is not None and not self.task.done():
             raise CommandError(f"scan {self.engine.name if self.engine else ''!r} is running: one scan at a time")
         loop = asyncio.get_running_loop()
@@ -108,11 +119,13 @@ class ScanService:
         recorder = _Recorder(self, setup, devices, name or setup.plan.name)
         await recorder.open()
         self.engine, self.run_file = engine, recorder.path
+        self.scan_id, self.points = recorder.run.run_id, []
         engine.begin(setup)
         self.task = asyncio.ensure_future(
             asyncio.to_thread(engine.run, None, setup=setup, observers=[recorder, *observers])
         )
         self.task.add_done_callback(lambda t: self._finished(t, recorder))
+        self._event(f"{recorder.holder} started by {client}: {recorder.path}", client, file=str(recorder.path))
         return self.task
 
     async def run(self, plan: Plan | Any, detectors: Sequence[str] = (), **kw: Any) -> ScanResult:
@@ -120,8 +133,29 @@ class ScanService:
         return await (await self.submit(plan, detectors, **kw))
 
     def _finished(self, task: asyncio.Future[ScanResult], recorder: _Recorder) -> None:
+        self._notify()
         if not task.cancelled() and task.exception() is None:
-            self.last = task.result()
+            self.last = result = task.result()
+            self.outcomes[recorder.run.run_id] = self.last_outcome = self._outcome(result, recorder.run.run_id)
+            while len(self.outcomes) > KEPT_OUTCOMES:
+                self.outcomes.popitem(last=False)
+            level = "info" if result.exit_status == "success" else "warning"
+            self._event(
+                f"{recorder.holder} ended: {result.exit_status} ({result.reason}), {result.num_points} points"
+                f" in {recorder.path}",
+                level=level,
+                exit_status=result.exit_status,
+                points=result.num_points,
+                file=str(recorder.path),
+            )
+        elif not task.cancelled():
+            self._event(f"{recorder.holder} failed: {describe(task.exception())}", level="error")
+
+    def _event(self, message: str, client: str | None = None, level: str = "info", **details: Any) -> None:
+        """Into the event log of the daemon's run file and the live service's ``_events``."""
+        if client is not None:
+            details["client"] = client
+        self.hub.record_event("scan", "scan", message, level, **details)
 
     # --- control ----------------------------------------------------------------------------
     def _running(self) -> RunEngine:
@@ -129,33 +163,77 @@ class ScanService:
             raise CommandError("no scan is running")
         return self.engine
 
-    def pause(self, immediate: bool = False) -> None:
-        self._running().pause(immediate)
+    def pause(self, immediate: bool = False, client: str = "local") -> None:
+        engine = self._running()
+        engine.pause(immediate)
+        self._event(f"scan {engine.name!r}: {'immediate ' if immediate else ''}pause asked by {client}", client)
 
-    def resume(self) -> None:
-        self._running().resume()
+    def resume(self, client: str = "local") -> None:
+        engine = self._running()
+        engine.resume()
+        self._event(f"scan {engine.name!r}: resumed by {client}", client)
 
-    def stop(self) -> None:
-        self._running().stop()
+    def stop(self, client: str = "local") -> None:
+        engine = self._running()
+        engine.stop()
+        self._event(f"scan {engine.name!r}: stop after this point asked by {client}", client)
 
-    def abort(self) -> None:
-        self._running().abort()
+    def abort(self, client: str = "local") -> None:
+        engine = self._running()
+        engine.abort()
+        self._event(f"scan {engine.name!r}: aborted by {client}", client, level="warning")
 
     def status(self) -> dict[str, Any]:
-        """The ``scan`` action's ``state``: engine state, progress, the scan file, the last result."""
+        """The ``scan`` action's ``state``: engine state, progress, the scan's id and file, the last result."""
         out = self.engine.progress() if self.engine is not None else {"state": ScanState.IDLE.value}
+        out["scan_id"] = self.scan_id
         out["run_file"] = str(self.run_file) if self.run_file else None
-        if self.last is not None:
-            out["last"] = {
-                "plan": self.last.plan,
-                "exit_status": self.last.exit_status,
-                "reason": self.last.reason,
-                "points": self.last.num_points,
-                "statistics": _finite(self.last.statistics),
-                "fit": _finite(self.last.fit),
-                "run_file": str(self.last.run_file) if self.last.run_file else None,
-            }
+        if self.last_outcome is not None:
+            out["last"] = self.last_outcome
         return out
+
+    def _outcome(self, result: ScanResult, scan_id: str) -> dict[str, Any]:
+        return {
+            "plan": result.plan,
+            "exit_status": result.exit_status,
+            "reason": result.reason,
+            "points": result.num_points,
+            "duration_s": result.duration_s,
+            "statistics": _finite(result.statistics),
+            "fit": _finite(result.fit),
+            "run_file": str(result.run_file) if result.run_file else None,
+            "scan_id": scan_id,
+        }
+
+    async def follow(self, scan_id: str | None, since: int, wait: float) -> dict[str, Any]:
+        """The state with the points of scan ``scan_id`` from index ``since`` on; waits up to ``wait`` s
+        for something new (a point, a change of state, the end): clients follow a scan without polling
+        in a loop and see every point once, in order. A finished scan's outcome is under ``outcome``."""
+        current = scan_id is None or scan_id == self.scan_id
+        running = self.task is not None and not self.task.done()
+        if current and running and len(self.points) <= since and wait > 0:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), wait)
+        out = self.status()
+        out["since"] = since
+        out["points"] = self.points[since:] if current else []
+        if scan_id is not None and scan_id in self.outcomes:
+            out["outcome"] = self.outcomes[scan_id]
+        elif scan_id is not None and not current:
+            raise CommandError(f"no scan {scan_id!r} in this daemon (current: {self.scan_id})")
+        return out
+
+    def _notify(self) -> None:
+        """Wake the clients waiting in :meth:`follow` (on the loop)."""
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    def _add_point(self, row: dict[str, Any]) -> None:
+        self.points.append(_finite(row))
+        self._notify()
 
     async def close(self) -> None:
         """Abort a running scan and wait for its file to be closed (the daemon is stopping)."""
@@ -185,7 +263,7 @@ class _Recorder:
         self.reservations: list[Reservation] = []
         self.storage: ActorRef | None = None
         self.path: Path | None = None
-        self.queue: asyncio.Queue[pa.RecordBatch | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[pa.RecordBatch, dict[str, Any]] | None] = asyncio.Queue()
         self.publisher: asyncio.Task[None] | None = None
 
     # --- on the event loop ------------------------------------------------------------------
@@ -248,11 +326,13 @@ class _Recorder:
         self.reservations = []
 
     async def _publish(self) -> None:
-        while (batch := await self.queue.get()) is not None:
+        while (item := await self.queue.get()) is not None:
+            batch, row = item
             try:
                 await self.hub.publish(POINTS_STREAM, batch)
             except Exception as exc:  # not in the file either: say so loudly (the engine's result keeps it)
                 log.error(f"{self.holder}: point not published: {describe(exc)}")
+            self.service._add_point(row)
 
     async def _stop_storage(self) -> None:
         ref = self.storage
@@ -293,7 +373,7 @@ class _Recorder:
         pass  # everything was opened before the engine started
 
     def point(self, batch: pa.RecordBatch, row: dict[str, Any]) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, batch)
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (batch, row))
 
     def state(self, state: ScanState) -> None:
         def apply() -> None:
@@ -301,6 +381,7 @@ class _Recorder:
                 self._release()
             elif state is ScanState.RUNNING and not self.reservations:
                 self._reserve()
+            self.service._notify()
 
         if _on_loop(self.loop):
             apply()

@@ -179,7 +179,7 @@ class ScanPanel(QtWidgets.QWidget):
         self.started = time.monotonic()
         self.show_reply(f"submitting {plan} …")
         self.ensure_points()
-        self.scan_action("submit", plan=plan, kwargs=args, on_done=self._answered, on_error=self._failed)
+        self.scan_action("submit", plan=plan, args=args, on_done=self._answered, on_error=self._failed)
 
     def control(self, action: str) -> None:
         self.scan_action(action, on_done=self._answered, on_error=self._failed)

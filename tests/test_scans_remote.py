@@ -1,0 +1,169 @@
+"""Scans driven remotely: a real daemon (``arrowdaq run``) in its own process, clients in others."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from arrowdaq import open_run
+from arrowdaq.errors import CommandError
+
+from .live_helpers import DaemonProcess
+
+HWP_SCAN = {"axis": "hwp", "start": 0, "stop": 90, "num": 46}
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    d = DaemonProcess(tmp_path_factory.mktemp("scand"))
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def daq(daemon):
+    with daemon.client() as client:
+        yield client
+        state = client.action("scan", {"action": "state"})
+        if state["state"] not in ("idle",):  # a failed test leaves no scan behind for the next one
+            client.action("scan", {"action": "abort"})
+            follow(client, state["scan_id"])
+
+
+def follow(client, scan_id, until=lambda reply: "outcome" in reply, since=0):
+    """Follow a scan through the ``state`` action (long-poll) until ``until(reply)``; returns that reply."""
+    points: list[dict] = []
+    while True:
+        reply = client.action("scan", {"action": "state", "scan_id": scan_id, "since": since, "wait": 2.0})
+        points += reply["points"]
+        since += len(reply["points"])
+        reply["all_points"] = points
+        if until(reply):
+            return reply
+
+
+def submit(client, settle=0.05, **args):
+    body = {"action": "submit", "plan": "scan", "args": {**HWP_SCAN, **args}, "detectors": ["pm1"], "settle": settle}
+    return client.action("scan", body)
+
+
+def test_describe_offers_the_plans_and_their_parameters(daq):
+    description = daq.describe()
+    assert "scan" in description["actions"]
+    plans = {p["name"]: [q["name"] for q in p["params"]] for p in description["plans"]}
+    assert {"count", "scan", "list_scan", "log_scan", "rel_scan", "grid_scan", "angular_power_scan"} <= set(plans)
+    assert plans["scan"][:4] == ["axis", "start", "stop", "num"] and "detectors" in plans["scan"]
+    assert daq.action("scan", {"action": "plans"}) == description["plans"]
+    with pytest.raises(CommandError, match="unknown plan 'spiral'"):
+        daq.action("scan", {"action": "submit", "plan": "spiral", "args": {}})
+
+
+def test_pause_then_resume_remotely_measures_every_point_once_in_order(daq):
+    started = submit(daq)
+    assert started["state"] == "running" and started["total"] == 46
+    scan_id = started["scan_id"]
+    follow(daq, scan_id, until=lambda r: len(r["all_points"]) >= 5)
+    daq.action("scan", {"action": "pause"})
+    paused = follow(daq, scan_id, until=lambda r: r["state"] == "paused")
+    done = paused["done"]
+    assert 5 <= done < 46
+    # while paused the axes are free: another client may move the plate; resume brings it back first
+    daq.command("hwp", "move_to", target=45.0)
+    assert daq.action("scan", {"action": "state"})["done"] == done  # nothing measured while paused
+    daq.action("scan", {"action": "resume"})
+    end = follow(daq, scan_id)
+    outcome = end["outcome"]
+    assert outcome["exit_status"] == "success" and outcome["points"] == 46
+    assert [p["index"] for p in end["all_points"]] == list(range(46))  # every point once, in order, live too
+    table = open_run(outcome["run_file"]).scans["scan"]
+    assert table.column("index").to_pylist() == list(range(46))
+    np.testing.assert_allclose(table.column("hwp").to_numpy(), np.linspace(0, 90, 46))
+    np.testing.assert_allclose(table.column("hwp_readback").to_numpy(), np.linspace(0, 90, 46), atol=0.01)
+
+
+def test_abort_remotely_leaves_a_valid_file_with_the_points_measured(daq):
+    scan_id = submit(daq)["scan_id"]
+    follow(daq, scan_id, until=lambda r: len(r["all_points"]) >= 3)
+    aborting = daq.action("scan", {"action": "abort"})
+    assert aborting["state"] in ("aborting", "idle")
+    outcome = follow(daq, scan_id)["outcome"]
+    assert outcome["exit_status"] == "aborted" and 3 <= outcome["points"] < 46
+    with open_run(outcome["run_file"]) as run:
+        assert run.metadata["scan"]["exit_status"] == "aborted"
+        assert run.scans["scan"].column("index").to_pylist() == list(range(outcome["points"]))
+    with pytest.raises(CommandError, match="no scan is running"):
+        daq.action("scan", {"action": "resume"})
+
+
+def test_a_move_of_the_scanned_axis_from_another_process_is_refused_naming_the_scan(daq, daemon):
+    scan_id = submit(daq, settle=0.5)["scan_id"]  # 46 points, > 23 s: running while the other process starts
+    follow(daq, scan_id, until=lambda r: len(r["all_points"]) >= 1)
+    other = subprocess.run(
+        [sys.executable, "-m", "arrowdaq.cli.main", "do", "hwp", "move_to", "target=10"],
+        env=daemon.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    still = daq.action("scan", {"action": "state"})
+    daq.action("scan", {"action": "abort"})
+    follow(daq, scan_id)
+    assert still["state"] == "running" and still["scan_id"] == scan_id  # the refusal came during the scan
+    assert other.returncode == 1
+    assert f"hwp.move_to refused: hwp is in use by scan 'scan' (run {scan_id})" in other.stderr
+    assert "pause or abort the scan first" in other.stderr
+
+
+PLAIN_SCAN = textwrap.dedent(
+    """
+    import json, sys
+    import pyarrow.flight as flight
+
+    address, token = sys.argv[1], sys.argv[2]
+    client = flight.FlightClient(address)
+    auth = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
+
+    def scan(body):
+        action = flight.Action("scan", json.dumps(body).encode())
+        return json.loads(next(iter(client.do_action(action, auth))).body.to_pybytes())
+
+    out = {"modules": sorted(m for m in sys.modules if m.startswith("arrowdaq"))}
+    out["plans"] = [p["name"] for p in scan({"action": "plans"})]
+    body = {"action": "submit", "plan": "list_scan", "args": ["hwp", [10, 20, 30]], "detectors": ["pm1"]}
+    scan_id = scan(body)["scan_id"]
+    since, indexes = 0, []
+    while True:
+        reply = scan({"action": "state", "scan_id": scan_id, "since": since, "wait": 2})
+        indexes += [p["index"] for p in reply["points"]]
+        since += len(reply["points"])
+        if "outcome" in reply:
+            break
+    out["indexes"], out["outcome"] = indexes, reply["outcome"]
+    try:
+        scan({"action": "jump"})
+    except flight.FlightServerError as exc:
+        out["error"] = str(exc)
+    print(json.dumps(out))
+    """
+)
+
+
+def test_a_plain_pyarrow_flight_client_runs_a_scan(daq, daemon, tmp_path):
+    script = tmp_path / "plain_scan.py"
+    script.write_text(PLAIN_SCAN, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), daemon.address, daemon.token], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["modules"] == []  # no arrowdaq import
+    assert "scan" in out["plans"]
+    assert out["indexes"] == [0, 1, 2]
+    assert out["outcome"]["exit_status"] == "success" and out["outcome"]["points"] == 3
+    assert out["outcome"]["run_file"].endswith(".h5")
+    assert "scan: unknown action 'jump'" in out["error"]
