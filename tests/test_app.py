@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -195,20 +198,44 @@ async def test_an_optional_device_that_fails_at_start_is_reported_and_the_run_go
     assert run.table("pm2/power").num_rows == 0
 
 
-def test_demo_end_to_end(tmp_path):
-    data = tmp_path / "data"
-    proc = subprocess.run(
-        arrowdaq_cmd("demo", "--duration", "10", "--data-dir", str(data)),
-        capture_output=True,
+def _demo_until_every_stream_has_rows(data: Path, streams: set[str]) -> subprocess.CompletedProcess[str]:
+    """``arrowdaq demo`` until the live service shows rows in every stream (the trigger needs the plate to
+    turn through a falling edge: a loaded machine starts slowly), then Ctrl-C."""
+    from arrowdaq.live.client import connect
+
+    env = {**os.environ, "ARROWDAQ_LIVE_FILE": str(data.parent / "live.json")}
+    proc = subprocess.Popen(
+        arrowdaq_cmd("demo", "--no-gui", "--data-dir", str(data)),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    match = re.search(r"^run file: (\S+\.h5)", proc.stdout, re.M)
-    assert match, proc.stdout
-    run = arrowdaq.open_run(match.group(1))
-    assert run.complete
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # stdout is read to the end by communicate() below
+            lines.append(line)
+            if line.startswith("live service:"):
+                break
+        info = json.loads((data.parent / "live.json").read_text(encoding="utf-8"))
+        with connect(info["address"], info["token"], name="test") as daq:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                rows = {name: s["rows"] for name, s in daq.status()["streams"].items()}
+                if all(rows.get(name, 0) > 0 for name in streams):
+                    break
+                threading.Event().wait(0.5)  # the condition is the daemon's row counts, asked twice a second
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + out, err)
+
+
+def test_demo_end_to_end(tmp_path):
     declared = {
         "laser/wavelength": "nm",
         "laser/power": "W",
@@ -229,6 +256,13 @@ def test_demo_end_to_end(tmp_path):
         "pm1_trigger/segments": "W",
         "pm1_trigger/events": "W",
     }
+    proc = _demo_until_every_stream_has_rows(tmp_path / "data", set(declared))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    match = re.search(r"^run file: (\S+\.h5)", proc.stdout, re.M)
+    assert match, proc.stdout
+    run = arrowdaq.open_run(match.group(1))
+    assert run.complete
     assert set(run.streams) == set(declared)
     for stream, unit in declared.items():
         table = run.table(stream)
