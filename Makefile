@@ -18,6 +18,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 demo: $(STAMP)
 	$(VENV)/bin/arrowdaq demo --duration 15

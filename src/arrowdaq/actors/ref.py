@@ -152,7 +152,8 @@ class ActorRef:
             return
         if self._task.done():
             return
-        self._mailbox.put_nowait(_STOP) or self._wakeup.set()
+        self._mailbox.put_nowait(_STOP)
+        self._wakeup.set()
         drained = asyncio.ensure_future(self._drained.wait())
         await asyncio.wait({drained, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         drained.cancel()

@@ -42,7 +42,8 @@ class Supervisor:
         """Create and (by default) start an actor; ``factory`` builds a fresh instance per (re)start."""
         if name in self.actors and self.actors[name].status.alive:
             raise ActorError(f"an actor named {name!r} is already running")
-        role = role or getattr(factory, "role", Role.PROCESSOR)  # an Actor class carries its role
+        if role is None:
+            role = getattr(factory, "role", Role.PROCESSOR)  # an Actor class carries its role
         mailbox_size = mailbox_size or getattr(factory, "mailbox_size", None)
         ref = ActorRef(
             name,

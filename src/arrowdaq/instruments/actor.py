@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -443,7 +443,9 @@ class InstrumentActor(Actor):
         if self._motion_executor is None:
             self._motion_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"motion-{self.name}")
         waiting = asyncio.get_running_loop().run_in_executor(
-            self._motion_executor, functools.partial(self.driver.wait_motion, **wait_args)
+            # a driver with motion commands waits for them (the Movable contract)
+            self._motion_executor,
+            functools.partial(cast(Movable, self.driver).wait_motion, **wait_args),
         )
         self._moving += 1
         waiting.add_done_callback(self._arrived)

@@ -68,7 +68,8 @@ def translate(exc: flight.FlightError) -> errors.ArrowDAQError:
     if isinstance(exc, flight.FlightUnavailableError):
         return errors.DaemonUnavailable(message)
     info = loads(exc.extra_info) if getattr(exc, "extra_info", None) else None
-    name = info.get("error") if isinstance(info, dict) else None
+    info = info if isinstance(info, dict) else {}
+    name = info.get("error")
     if name == "GapError":
         return errors.GapError(message, int(info.get("seq", -1)))
     cls = getattr(errors, name, None) if isinstance(name, str) else None

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -135,11 +135,10 @@ class MovingAverageParams(SignalParams):
     samples: int = Field(ge=1, le=10_000_000, description="window length in samples")
 
 
-class MovingAverageProcessor(SignalProcessor):
+class MovingAverageProcessor(SignalProcessor[MovingAverageParams]):
     """Publishes ``<id>/average`` in the input's unit."""
 
     kind = "moving_average"
-    Params: ClassVar = MovingAverageParams
 
     def output_schemas(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
         return {"average": scalar_schema(self.unit)}
@@ -160,11 +159,10 @@ class DecimateParams(SignalParams):
     ftype: Literal["fir", "iir"] = Field("fir", description="anti-alias filter: 'fir' (linear phase) or 'iir'")
 
 
-class DecimateProcessor(SignalProcessor):
+class DecimateProcessor(SignalProcessor[DecimateParams]):
     """Publishes ``<id>/decimated`` in the input's unit, at ``sample_rate / factor``."""
 
     kind = "decimate"
-    Params: ClassVar = DecimateParams
 
     def output_schemas(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
         return {"decimated": scalar_schema(self.unit)}

@@ -35,7 +35,7 @@ Bad input never crashes the hub. What restarts and what does not:
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -74,7 +74,11 @@ class SignalParams(ProcessorParams):
     )
 
 
-def parse_params(cls: type[ProcessorParams], params: dict[str, Any], where: str) -> ProcessorParams:
+P = TypeVar("P", bound=ProcessorParams)
+SP = TypeVar("SP", bound=SignalParams)
+
+
+def parse_params(cls: type[P], params: dict[str, Any], where: str) -> P:
     """Validate ``params``; the error names each bad parameter and what is allowed."""
     try:
         return cls(**params)
@@ -100,15 +104,18 @@ def channel_of(batch: pa.RecordBatch) -> str:
     return str(batch.column("channel")[0].as_py()) if batch.num_rows else ""
 
 
-class Processor(Actor):
-    """Base class of processors; subclasses set ``kind``, ``Params``, ``accepts`` and
+class Processor(Actor, Generic[P]):
+    """Base class of processors, generic over their parameters' model (``Processor[SQLParams]``).
 
-    implement :meth:`configure` (check the input, return the output schemas) and
-    :meth:`transform` (one input batch to output batches; runs in the worker thread).
+    Subclasses set ``kind`` and ``accepts`` and implement :meth:`configure`
+    (check the input, return the output schemas) and :meth:`transform` (one
+    input batch to output batches; runs in the worker thread). The type argument
+    is the model that checks the parameters: ``self.params`` is of that type.
     """
 
     role = Role.PROCESSOR
     kind: ClassVar[str] = ""
+    #: The model checking the parameters, taken from the type argument (``class X(Processor[XParams])``).
     Params: ClassVar[type[ProcessorParams]] = ProcessorParams
     accepts: ClassVar[tuple[str, ...]] = (SCALAR,)
     #: Seconds between two reports of the same kind of problem (a NaN in every batch must not flood the log).
@@ -118,7 +125,9 @@ class Processor(Actor):
         self.hub = hub
         self.input = input
         self.id = id
-        self.params = parse_params(self.Params, params, f"processor {id or type(self).__name__!r} ({self.kind})")
+        where = f"processor {id or type(self).__name__!r} ({self.kind})"
+        # Params is the class's type argument P (__init_subclass__); a ClassVar cannot carry a type variable
+        self.params: P = cast(P, parse_params(self.Params, params, where))
         self.outputs: dict[str, str] = {}
         self.input_schema: pa.Schema | None = None
         self.counters = {"batches_in": 0, "rows_in": 0, "batches_out": 0, "rows_out": 0, "problems": 0}
@@ -128,6 +137,14 @@ class Processor(Actor):
         self._unreported: dict[str, int] = {}
         if id is not None and input in hub.streams:
             self._prepare(id)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            for arg in get_args(base):
+                model = arg.__bound__ if isinstance(arg, TypeVar) else arg
+                if isinstance(model, type) and issubclass(model, ProcessorParams):
+                    cls.Params = model
 
     # --- to implement ----------------------------------------------------------
     def configure(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
@@ -250,19 +267,17 @@ class Processor(Actor):
         raise CommandError(f"{self.where}: unknown command {action!r} (known: status)")
 
 
-class SignalProcessor(Processor):
+class SignalProcessor(Processor[SP]):
     """A processor of one equally sampled scalar signal, cut at gaps and NaNs.
 
     Subclasses implement :meth:`start_signal` (the sample rate is known: build
     the algorithm) and :meth:`process` (one unbroken segment).
     """
 
-    Params: ClassVar[type[ProcessorParams]] = SignalParams
-
     def configure(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
         self.unit = unit_of(input_schema, "value")
         p = self.params
-        self.clock = SampleClock(self.input, p.sample_rate, p.timestamp_tolerance)  # type: ignore[attr-defined]
+        self.clock = SampleClock(self.input, p.sample_rate, p.timestamp_tolerance)
         self._held: tuple[np.ndarray, np.ndarray] | None = None
         self._relearning: tuple[float, str] | None = None  # (the rate before, why) while a new one is learnt
         self._broken = False

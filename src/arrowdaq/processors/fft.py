@@ -27,7 +27,7 @@ window over the samples actually used.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -167,11 +167,10 @@ def spectrum_unit(unit: str | None, scaling: Scaling) -> str | None:
 _LONG_NAMES = {"magnitude": "amplitude spectrum", "db": "amplitude spectrum (dB)", "psd": "power spectral density"}
 
 
-class FFTProcessor(SignalProcessor):
+class FFTProcessor(SignalProcessor[FFTParams]):
     """Publishes ``<id>/spectrum``: one spectrum per window (scalar input) or per trace (vector input)."""
 
     kind = "fft"
-    Params: ClassVar = FFTParams
     accepts = (SCALAR, VECTOR)
 
     def configure(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
@@ -210,11 +209,10 @@ class FFTProcessor(SignalProcessor):
 
     # --- scalar input -----------------------------------------------------------------
     def start_signal(self, sample_rate: float) -> None:
-        p = self.params
-        hop = p.window_size - round(p.overlap * p.window_size)
-        self.fft = SlidingFFT(
-            p.window_size, max(hop, 1), sample_rate, window=p.window, scaling=p.output, detrend=p.detrend
-        )
+        p, n = self.params, self.params.window_size
+        assert n is not None  # configure refuses a scalar input without it
+        hop = n - round(p.overlap * n)
+        self.fft = SlidingFFT(n, max(hop, 1), sample_rate, window=p.window, scaling=p.output, detrend=p.detrend)
 
     def work(self, batch: pa.RecordBatch) -> float:
         p = self.params
@@ -222,6 +220,7 @@ class FFTProcessor(SignalProcessor):
             n = p.window_size or max(1, len(batch.column("values").values) // max(batch.num_rows, 1))
             return super().work(batch) + batch.num_rows * n * np.log2(max(n, 2))
         n = p.window_size
+        assert n is not None  # configure refuses a scalar input without it
         hop = max(n - round(p.overlap * n), 1)
         # one FFT per hop samples, and the held samples copied each time a window completes
         return super().work(batch) + batch.num_rows * (n * np.log2(n) + n) / hop

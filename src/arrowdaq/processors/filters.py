@@ -9,7 +9,7 @@ filter's group delay, as a hardware filter would.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +37,7 @@ class StreamingFilter:
 
     def reset(self) -> None:
         """Back to rest (zero state), as at the start of a signal."""
+        self._zi: np.ndarray
         if self.sos is not None:
             self._zi = np.zeros((self.sos.shape[0], 2))
         else:
@@ -114,11 +115,10 @@ def design_filter(p: FilterParams, sample_rate: float, where: str = "filter") ->
     return StreamingFilter(sos=sos)
 
 
-class FilterProcessor(SignalProcessor):
+class FilterProcessor(SignalProcessor[FilterParams]):
     """Filters a scalar stream; publishes ``<id>/filtered`` in the input's unit."""
 
     kind = "filter"
-    Params: ClassVar = FilterParams
 
     def output_schemas(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
         if self.params.sample_rate is not None:  # check the cut-off now, not at the first batch

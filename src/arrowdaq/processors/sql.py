@@ -99,11 +99,10 @@ def _result_schema(result: pa.Schema, input_schema: pa.Schema) -> pa.Schema:
     return plain_in if same else pa.schema(fields)
 
 
-class SQLProcessor(Processor):
+class SQLProcessor(Processor[SQLParams]):
     """Publishes ``<id>/result``: the query's result for each input batch."""
 
     kind = "sql"
-    Params: ClassVar = SQLParams
     accepts: ClassVar[tuple[str, ...]] = ()  # any stream
 
     def configure(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:

@@ -15,7 +15,7 @@ timestamps for gaps. NaN values are dropped and reported.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -55,6 +55,7 @@ class WindowStatistics:
         """Statistics of the windows these samples complete: ``start_ns`` and one column per statistic."""
         ts = np.concatenate((self._ts, timestamps_ns))
         v = np.concatenate((self._v, values))
+        keys: np.ndarray
         if self.period_ns is not None:
             keys = ts // np.uint64(self.period_ns)
             done = int(np.searchsorted(keys, keys[-1])) if len(keys) else 0
@@ -97,11 +98,10 @@ class StatisticsParams(ProcessorParams):
         return self
 
 
-class StatisticsProcessor(Processor):
+class StatisticsProcessor(Processor[StatisticsParams]):
     """Publishes one scalar stream per statistic: ``<id>/mean``, ``<id>/std``, ... ``<id>/count``."""
 
     kind = "statistics"
-    Params: ClassVar = StatisticsParams
 
     def configure(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
         p = self.params

@@ -24,7 +24,7 @@ trigger, stamped with its time).
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -142,11 +142,10 @@ class Trigger:
         return out
 
 
-class TriggerProcessor(SignalProcessor):
+class TriggerProcessor(SignalProcessor[TriggerParams]):
     """Publishes ``<id>/segments`` (captures) and ``<id>/events`` (trigger times and values)."""
 
     kind = "trigger"
-    Params: ClassVar = TriggerParams
 
     def output_schemas(self, input_schema: pa.Schema) -> dict[str, pa.Schema]:
         return {

@@ -47,12 +47,18 @@ class HubLink:
         def start() -> None:
             task = self.loop.create_task(self.hub.command(instrument, message))
             self._tasks.add(task)
-            task.add_done_callback(lambda t: (self._tasks.discard(t), t.cancelled() or t.exception()))
+            task.add_done_callback(self._forget)
 
         if self._on_loop():
             start()
         else:
             self.loop.call_soon_threadsafe(start)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        """A fired command is done: its outcome is not awaited (retrieved, so asyncio does not warn)."""
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
 
     def _on_loop(self) -> bool:
         try:

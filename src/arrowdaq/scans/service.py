@@ -148,8 +148,8 @@ class ScanService:
                 points=result.num_points,
                 file=str(recorder.path),
             )
-        elif not task.cancelled():
-            self._event(f"{recorder.holder} failed: {describe(task.exception())}", level="error")
+        elif not task.cancelled() and (exc := task.exception()) is not None:
+            self._event(f"{recorder.holder} failed: {describe(exc)}", level="error")
 
     def _event(self, message: str, client: str | None = None, level: str = "info", **details: Any) -> None:
         """Into the event log of the daemon's run file and the live service's ``_events``."""
@@ -185,7 +185,7 @@ class ScanService:
 
     def status(self) -> dict[str, Any]:
         """The ``scan`` action's ``state``: engine state, progress, the scan's id and file, the last result."""
-        out = self.engine.progress() if self.engine is not None else {"state": ScanState.IDLE.value}
+        out: dict[str, Any] = self.engine.progress() if self.engine is not None else {"state": ScanState.IDLE.value}
         out["scan_id"] = self.scan_id
         out["run_file"] = str(self.run_file) if self.run_file else None
         if self.last_outcome is not None:

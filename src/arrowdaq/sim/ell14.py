@@ -217,19 +217,23 @@ class ELL14Sim(SimDevice):
             if value is None:
                 return "GS04"
             if mnemonic == "ma":
-                return self._move(mount, value / pulses_per_deg)
+                self._move(mount, value / pulses_per_deg)
+                return None
             if mnemonic == "mr":
-                return self._move(mount, mount.motion.target + value / pulses_per_deg)
+                self._move(mount, mount.motion.target + value / pulses_per_deg)
+                return None
             if mnemonic == "sj":
                 mount.jog_step = value
             else:
                 mount.home_offset = value
             return "GS00"
         if mnemonic == "ho":
-            return self._move(mount, mount.home_offset / pulses_per_deg)
+            self._move(mount, mount.home_offset / pulses_per_deg)
+            return None
         if mnemonic in ("fw", "bw"):
             step = mount.jog_step / pulses_per_deg
-            return self._move(mount, mount.motion.target + (step if mnemonic == "fw" else -step))
+            self._move(mount, mount.motion.target + (step if mnemonic == "fw" else -step))
+            return None
         if mnemonic == "st":
             mount.motion.stop(time.monotonic())
             if mount.move_due is not None:  # the interrupted move is answered with where it stopped

@@ -158,33 +158,11 @@ class ESP300Sim(SimDevice):
             if mnemonic == "DH":  # define home: the present position is `value` (default 0)
                 self.offset[axis] = (number or 0.0) - stage.at(now)
                 return None
-            if mnemonic in ("PA", "PR", "VA", "AC", "AG", "SN", "SL", "SR") and number is None:
-                self.push_error(*(PARAMETER_MISSING if not value else PARAMETER_OUT_OF_RANGE))
-                return None
-            if mnemonic == "PA":
-                return self._move(axis, number)
-            if mnemonic == "PR":
-                return self._move(axis, stage.target + self.offset[axis] + number)
-            if mnemonic == "VA":
-                if not 0 < number <= 1000:
-                    self._axis_error(axis, AXIS_PARAMETER_OUT_OF_RANGE)
+            if mnemonic in ("PA", "PR", "VA", "AC", "AG", "SN", "SL", "SR"):
+                if number is None:
+                    self.push_error(*(PARAMETER_MISSING if not value else PARAMETER_OUT_OF_RANGE))
                     return None
-                self.velocity[axis] = number
-                return None
-            if mnemonic in ("AC", "AG"):
-                if not 0 < number <= 1e5:
-                    self._axis_error(axis, AXIS_PARAMETER_OUT_OF_RANGE)
-                    return None
-                (self.acceleration if mnemonic == "AC" else self.deceleration)[axis] = number
-                return None
-            if mnemonic == "SN":
-                if number != int(number) or not 0 <= number <= 11:
-                    self._axis_error(axis, AXIS_PARAMETER_OUT_OF_RANGE)
-                    return None
-                self.units[axis] = int(number)
-                return None
-            if mnemonic in ("SL", "SR"):
-                self.limits[axis][0 if mnemonic == "SL" else 1] = number
+                self._set_number(axis, mnemonic, number)
                 return None
         self.push_error(*COMMAND_DOES_NOT_EXIST)
         return None
@@ -209,6 +187,30 @@ class ESP300Sim(SimDevice):
             return f"{self._stage(axis).target + self.offset[axis]:.5f}"
         self.push_error(*COMMAND_DOES_NOT_EXIST)
         return None
+
+    def _set_number(self, axis: int, mnemonic: str, number: float) -> None:
+        """A command with a numeric argument (under the table lock)."""
+        if mnemonic == "PA":
+            self._move(axis, number)
+        elif mnemonic == "PR":
+            self._move(axis, self._stage(axis).target + self.offset[axis] + number)
+        elif mnemonic == "VA":
+            if not 0 < number <= 1000:
+                self._axis_error(axis, AXIS_PARAMETER_OUT_OF_RANGE)
+            else:
+                self.velocity[axis] = number
+        elif mnemonic in ("AC", "AG"):
+            if not 0 < number <= 1e5:
+                self._axis_error(axis, AXIS_PARAMETER_OUT_OF_RANGE)
+            else:
+                (self.acceleration if mnemonic == "AC" else self.deceleration)[axis] = number
+        elif mnemonic == "SN":
+            if number != int(number) or not 0 <= number <= 11:
+                self._axis_error(axis, AXIS_PARAMETER_OUT_OF_RANGE)
+            else:
+                self.units[axis] = int(number)
+        elif mnemonic in ("SL", "SR"):
+            self.limits[axis][0 if mnemonic == "SL" else 1] = number
 
     def _move(self, axis: int, target: float) -> None:
         if not self.motor_on[axis]:

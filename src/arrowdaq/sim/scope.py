@@ -32,6 +32,8 @@ errors with :meth:`ScopeSim.push_error`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 
@@ -188,11 +190,18 @@ class ScopeSim(SimDevice):
         header, _, arg = command.partition(" ")
         key = normalize_header(header)
         arg = arg.strip()
-        handler = self.QUERIES.get(key) if key.endswith("?") else self.SETTERS.get(key)
-        if handler is None or (arg and key.endswith("?")):
+        if key.endswith("?"):
+            query = self.QUERIES.get(key)
+            if query is None or arg:
+                self.push_error(-113, "Undefined header")
+                return None
+            return query(self)
+        setter = self.SETTERS.get(key)
+        if setter is None:
             self.push_error(-113, "Undefined header")
             return None
-        return handler(self, arg) if not key.endswith("?") else handler(self)
+        setter(self, arg)
+        return None
 
     def _cls(self, arg: str) -> None:
         self.errors.clear()
@@ -243,14 +252,14 @@ class ScopeSim(SimDevice):
     def _mean_volts(self) -> str:
         return f"{float(self.table.photodiode_trace(1_000, 1e-5).mean()):.6e}"
 
-    SETTERS = {
+    SETTERS: ClassVar[dict[str, Callable[[ScopeSim, str], None]]] = {
         "*CLS": _cls,
         "*RST": _rst,
         "WAV:POIN": _set_points,
         "ACQ:SRAT": _set_rate,
         "WAV:FORM": _set_format,
     }
-    QUERIES = {
+    QUERIES: ClassVar[dict[str, Callable[[ScopeSim], str | bytes]]] = {
         "*IDN?": lambda self: self.identity,
         "*OPC?": lambda self: "1",
         "*ESR?": _esr,

@@ -92,8 +92,9 @@ class TcpSimServer(SimServer):
 
     def __init__(self, device: SimDevice, port: int = 0) -> None:
         super().__init__(device)
-        self._listener = self._listen(port)
-        self.port = self._listener.getsockname()[1]
+        listener = self._listen(port)
+        self._listener: socket.socket | None = listener
+        self.port = listener.getsockname()[1]
         self.address = f"socket://127.0.0.1:{self.port}"
         #: The same port as a VISA socket resource (what the ``scpi`` driver opens).
         self.visa_resource = f"TCPIP0::127.0.0.1::{self.port}::SOCKET"

@@ -25,9 +25,13 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -171,20 +175,29 @@ class OpticalTable:
         return np.clip(frame, 0, top).astype(dtype) if top else frame.astype(dtype)
 
 
+class SharedSlot(Generic[T]):
+    """An attribute kept in a shared-memory array (``obj.<array>[index]``, float64), read back as ``kind``."""
+
+    def __init__(self, index: int, kind: Callable[[Any], T], array: str = "_slots") -> None:
+        self.index, self.kind, self.array = index, kind, array
+
+    def __get__(self, obj: Any, owner: type | None = None) -> T:
+        return self.kind(getattr(obj, self.array)[self.index])
+
+    def __set__(self, obj: Any, value: T) -> None:
+        getattr(obj, self.array)[self.index] = self.kind(value)
+
+
 class SharedMotion(Motion):
     """A Motion whose four numbers live in shared memory (see :class:`SharedOpticalTable`)."""
 
     def __init__(self, slots: np.ndarray) -> None:  # position, target, speed, started
         object.__setattr__(self, "_slots", slots)
 
-    def _get(index: int):
-        return property(lambda self: float(self._slots[index]), lambda self, v: self._slots.__setitem__(index, v))
-
-    position = _get(0)  # type: ignore[assignment]
-    target = _get(1)  # type: ignore[assignment]
-    speed = _get(2)  # type: ignore[assignment]
-    started = _get(3)  # type: ignore[assignment]
-    del _get
+    position = SharedSlot(0, float)
+    target = SharedSlot(1, float)
+    speed = SharedSlot(2, float)
+    started = SharedSlot(3, float)
 
     def __repr__(self) -> str:
         return f"SharedMotion(position={self.position}, target={self.target}, speed={self.speed})"
@@ -224,12 +237,6 @@ class SharedOpticalTable(OpticalTable):
         self.hwp = SharedMotion(self._state[3:7])
         self.stage = {axis: SharedMotion(self._state[3 + 4 * axis : 7 + 4 * axis]) for axis in (1, 2, 3)}
 
-    wavelength_nm = property(  # type: ignore[assignment]
-        lambda self: float(self._state[0]), lambda self, v: self._state.__setitem__(0, v)
-    )
-    emission = property(  # type: ignore[assignment]
-        lambda self: bool(self._state[1]), lambda self, v: self._state.__setitem__(1, float(bool(v)))
-    )
-    shutter_open = property(  # type: ignore[assignment]
-        lambda self: bool(self._state[2]), lambda self, v: self._state.__setitem__(2, float(bool(v)))
-    )
+    wavelength_nm = SharedSlot(0, float, "_state")
+    emission = SharedSlot(1, bool, "_state")
+    shutter_open = SharedSlot(2, bool, "_state")

@@ -79,7 +79,7 @@ def describe_file(path: Path) -> dict[str, Any]:
     lasts = [s.last_ns for s in summaries if s.last_ns is not None]
     start_ns = L.iso_ns(start) if start else min(firsts, default=None)
     entry["start"] = start_ns
-    if meta.get("end_time") and start:
+    if meta.get("end_time") and start and start_ns is not None:
         entry["length_s"] = (L.iso_ns(meta["end_time"]) - start_ns) / 1e9
     elif start_ns is not None and lasts:  # still being written, or stopped abnormally: up to the last row
         entry["length_s"] = (max(lasts) - start_ns) / 1e9

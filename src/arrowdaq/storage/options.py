@@ -7,14 +7,15 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from h5py import h5z
 
 from ..errors import ConfigError
 
-NEXUS, ARROW_IPC = "nexus", "arrow_ipc"
 Layout = Literal["nexus", "arrow_ipc"]
+NEXUS: Final = "nexus"
+ARROW_IPC: Final = "arrow_ipc"
 
 #: Filters every stock HDF5 build (h5dump, HDFView, MATLAB) can read.
 STOCK_FILTERS = (None, "gzip")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from typing import Any
+from typing import Any, cast
 
 from ...errors import (
     CommandError,
@@ -36,6 +36,7 @@ from ...errors import (
 )
 from ..driver import Control, Driver, Stream, command
 from ..transports.base import PortSettings, Transport
+from ..transports.serial import SerialTransport
 from ..validators import in_range, int_in_range
 
 PULSES_PER_REV = 143360  # 0x23000
@@ -163,6 +164,8 @@ class ELL14(Driver):
         tolerance=360 / PULSES_PER_REV,
         doc="Where homing ends",
     )
+    #: The velocity setting as the mount rounded it, read before the next move (None: not read yet).
+    _velocity_percent: int | None
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
@@ -196,7 +199,7 @@ class ELL14(Driver):
             claimed.add(address)
         self.move_timeout = move_timeout
         self._last_position: float | None = None
-        self._velocity_percent: int | None = None
+        self._velocity_percent = None
         self.pulses_per_rev = PULSES_PER_REV
         self.info: dict[str, Any] = {}
         # the move in progress: one PO owed by the mount (guarded by the transport's lock)
@@ -239,12 +242,13 @@ class ELL14(Driver):
         kept = Bus.of(self.transport).kept
         if kept[self.address]:
             return kept[self.address].popleft()
-        others = getattr(self.transport, "bus_addresses", set())
+        others: set[str] = getattr(self.transport, "bus_addresses", set())
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DeviceTimeout(f"{self.name}: no reply to {sent!r}")
-            reply = self.transport.read(remaining)
+            # the mounts share one serial port, whose reads take a timeout
+            reply = cast(SerialTransport, self.transport).read(remaining)
             if len(reply) >= 3 and reply[0] == self.address:
                 return reply[1:]
             if len(reply) >= 3 and reply[0] in others and reply[0] != self.address:

@@ -428,7 +428,7 @@ class SCPIInstrument(Driver):
 
     def read_errors(self) -> list[tuple[int, str]]:
         """Drain the error queue (``SYST:ERR?`` until ``0``)."""
-        found = []
+        found: list[tuple[int, str]] = []
         for _ in range(MAX_QUEUED_ERRORS):
             code, message = parse_error(super().query("SYST:ERR?"), f"{self.name}: SYST:ERR?")
             if code == 0:
