@@ -317,7 +317,7 @@ class ActorRef:
             await actor.on_batch(*item)
 
     def _has_items(self) -> bool:
-        return len(self._mailbox) > 0 or any(len(i) for i in self._inboxes)  # type: ignore[arg-type]
+        return len(self._mailbox) > 0 or any(len(i) for i in self._inboxes)
 
     def _next_item(self) -> tuple[str, Any] | None:
         """Round-robin over the inboxes so one busy stream cannot starve another."""

@@ -13,11 +13,14 @@ import math
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..instruments.driver import Driver
 
 SIM_PORT = "sim"
 #: Highest polling rate accepted (the instrument actor reads ~100,000 readings/s from a zero-latency driver).
@@ -125,15 +128,14 @@ class Config(Section):
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:
         seen: set[str] = set()
-        for kind, items in (("instruments", self.instruments), ("processors", self.processors)):
-            for i, item in enumerate(items):
-                if item.id in RESERVED_IDS:
-                    raise ValueError(f"{kind}[{i}].id: {item.id!r} is reserved (reserved: {', '.join(RESERVED_IDS)})")
-                if item.id in seen:
-                    raise ValueError(
-                        f"{kind}[{i}].id: {item.id!r} is used twice (ids name streams: they must be unique)"
-                    )
-                seen.add(item.id)
+        ids = (("instruments", [c.id for c in self.instruments]), ("processors", [c.id for c in self.processors]))
+        for kind, items in ids:
+            for i, id in enumerate(items):
+                if id in RESERVED_IDS:
+                    raise ValueError(f"{kind}[{i}].id: {id!r} is reserved (reserved: {', '.join(RESERVED_IDS)})")
+                if id in seen:
+                    raise ValueError(f"{kind}[{i}].id: {id!r} is used twice (ids name streams: they must be unique)")
+                seen.add(id)
         return self
 
 
@@ -309,7 +311,7 @@ def check_shared_ports(config: Config, source: str) -> None:
         users.setdefault(inst.port, []).append((i, inst, address))
 
 
-def check_setting_values(config: Config, index: int, cls: type, where: str) -> None:
+def check_setting_values(config: Config, index: int, cls: type[Driver], where: str) -> None:
     """Build the driver without a port: its own checks (and Python's) run now, not after start-up."""
     import dataclasses
 

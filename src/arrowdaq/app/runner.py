@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from ..actors import ActorRef, ActorStatus, Command, RestartPolicy, Role, StatusEvent
 from ..data import unit_of
 from ..errors import ArrowDAQError, CommandError, ConfigError, InstrumentStartError, describe
-from ..hub import Alarm, InstrumentManager, RateWatch
+from ..hub import Alarm, InstrumentManager, RateWatch, RunEvent
 from ..instruments import driver_class, spawn_instrument
 from ..instruments.driver import Driver
 from ..log import get_logger
@@ -298,7 +298,7 @@ class Application:
                 data_dir=run.data_dir,
                 layout=cfg.layout,
                 flush_interval=cfg.flush_interval_s,
-                **({"compression": cfg.compression} if cfg.compression is not None else {}),
+                compression=cfg.compression,
             ),
             record=cfg.streams,
             run=RunInfo(
@@ -366,7 +366,7 @@ class Application:
             layout=cfg.layout,
             flush_interval=cfg.flush_interval_s,
             default_plot=cfg.default_plot,
-            **({"compression": cfg.compression} if cfg.compression is not None else {}),
+            compression=cfg.compression,
         )
 
     def _start_storage(self, run: RunConfig | None = None) -> None:
@@ -426,7 +426,7 @@ class Application:
             except ArrowDAQError as exc:
                 log.warning(f"the run file lacks the instruments' identities: {describe(exc)}")
 
-    def _on_event(self, event: StatusEvent | Alarm) -> None:
+    def _on_event(self, event: StatusEvent | Alarm | RunEvent) -> None:
         """Follow each instrument's health; an instrument that fails for good raises an alarm."""
         if not isinstance(event, StatusEvent) or event.status in (ActorStatus.STARTING, ActorStatus.STOPPED):
             return

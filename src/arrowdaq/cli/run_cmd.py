@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import math
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -34,7 +34,7 @@ def execute(
     config: Config,
     config_text: str | None,
     duration: float | None,
-    extra: Callable[[InstrumentManager], Awaitable[None]] | None = None,
+    extra: Callable[[InstrumentManager], Coroutine[Any, Any, None]] | None = None,
     source: str = "<config>",
     gui: bool = False,
 ) -> RunSummary:
@@ -76,6 +76,8 @@ def execute(
                 await asyncio.sleep(0.25)
                 view.update()
 
+        refresher: asyncio.Task[None] | None = None
+
         async def stopping() -> None:  # the sequence ends before the instruments it drives
             nonlocal refresher
             view.stopping()
@@ -85,7 +87,6 @@ def execute(
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
-        refresher: asyncio.Task[None] | None = None
         try:
             done.append(await app.run(duration, on_tick=tick, on_stopping=stopping))
         finally:
@@ -174,7 +175,7 @@ def run_and_report(
     config: Config,
     config_text: str,
     args: argparse.Namespace,
-    extra: Callable[[InstrumentManager], Awaitable[None]] | None = None,
+    extra: Callable[[InstrumentManager], Coroutine[Any, Any, None]] | None = None,
     source: str = "<config>",
 ) -> int:
     """Apply ``--data-dir``, run with the terminal view, print the summary; the run's exit status."""

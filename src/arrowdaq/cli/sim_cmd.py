@@ -165,6 +165,7 @@ def _addresses(text: str | None, drivers: list[str], simulators: dict) -> str | 
 
 def run(args: argparse.Namespace) -> int:
     from ..sim import OpticalTable, serve
+    from ..sim.server import TcpSimServer
     from ..sim.table import SharedOpticalTable
 
     drivers = [d.driver for d in args.devices]
@@ -182,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
     for f in args.fault:
         if f.driver is not None and f.driver not in drivers:
             raise ConfigError(f"--fault {f.driver}={f.kind}: {f.driver!r} is not served here ({', '.join(drivers)})")
+    table: OpticalTable
     if args.table:
         table = SharedOpticalTable(args.table, latency_scale=args.latency_scale)
     else:
@@ -201,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(f"cannot serve the {spec.driver} simulator on {where}: {exc}") from None
             servers.append((spec.driver, dev, server))
             print(f"{spec.driver} simulator listening on {server.address}", flush=True)
-            if dev.visa and transport == "tcp":  # the scpi driver reads binary traces through VISA
+            if dev.visa and isinstance(server, TcpSimServer):  # the scpi driver reads binary traces through VISA
                 print(f"  as a VISA resource: {server.visa_resource}", flush=True)
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

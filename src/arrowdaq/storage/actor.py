@@ -174,11 +174,11 @@ class StorageActor(Actor):
         self._pending_bytes[stream] = sum(b.get_total_buffer_size() for b in tail)
         try:
             try:
-                self.bytes_written += await self.blocking(self.writer.append, stream, head)
+                self.bytes_written += await self.blocking(self._writer.append, stream, head)
             except StorageError:  # a batch that cannot be stored: store the others, count it lost
                 for batch in head:
                     try:
-                        self.bytes_written += await self.blocking(self.writer.append, stream, [batch])
+                        self.bytes_written += await self.blocking(self._writer.append, stream, [batch])
                     except StorageError as exc:
                         self._lose(stream, [batch], str(exc))
                         continue
@@ -218,10 +218,17 @@ class StorageActor(Actor):
             self.log.error(message, extra={"stream": stream})
             self.hub.record_event(self.name, LOST, message, ERROR, stream=stream, rows=rows, batches=batches)
 
+    @property
+    def _writer(self) -> RunWriter:
+        """The writer of the run file being recorded."""
+        if self.writer is None:
+            raise StorageError(f"{self.name}: not recording (no run file open)")
+        return self.writer
+
     def _set_counts(self) -> None:
         """Rows published and lost per stream, for the file (written with the next flush)."""
-        for stream in self.writer.streams:
-            self.writer.set_counts(stream, self.received.get(stream, 0), self.lost.get(stream, 0))
+        for stream in self._writer.streams:
+            self._writer.set_counts(stream, self.received.get(stream, 0), self.lost.get(stream, 0))
 
     async def _write_all(self) -> None:
         for stream in list(self._pending):
@@ -241,7 +248,7 @@ class StorageActor(Actor):
         self._set_counts()
         await self._write_events()
         try:
-            await self.blocking(self.writer.flush)
+            await self.blocking(self._writer.flush)
         except Exception as exc:
             self._fail_text(exc, "flush failed")
             raise StorageWriteError(self.error) from exc
@@ -300,7 +307,7 @@ class StorageActor(Actor):
         for name, info in args.items():
             self.instruments[name] = info
             try:
-                await self.blocking(self.writer.set_instrument, name, info)
+                await self.blocking(self._writer.set_instrument, name, info)
             except Exception as exc:
                 self.warnings.append(f"instrument info of {name!r} not recorded: {describe(exc)}")
                 self._report(WARNING, f"{self.path}: {self.warnings[-1]}")
@@ -376,14 +383,14 @@ class StorageActor(Actor):
         await self._write_all()
         self._tell_processors()
         try:
-            await self.blocking(self.writer.add_streams, [spec])
+            await self.blocking(self._writer.add_streams, [spec])
         except RunFileBusy as exc:  # a viewer holds the file: keep recording the streams it has
             self._skip(stream, exc)
             return False
         except Exception as exc:
             self._fail_text(exc, "changing the file's structure failed")
             raise StorageWriteError(self.error) from exc
-        self.rows_written[stream] = self.writer.rows(stream)
+        self.rows_written[stream] = self._writer.rows(stream)
         return True
 
     def _fail_text(self, exc: BaseException, what: str) -> None:

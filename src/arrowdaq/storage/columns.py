@@ -278,7 +278,7 @@ def tensor_array(values: np.ndarray, t: pa.FixedShapeTensorType) -> pa.Array:
     return pa.ExtensionArray.from_storage(t, pa.FixedSizeListArray.from_arrays(flat, size))
 
 
-def string_array(codes: np.ndarray, dictionary: list[str]) -> pa.DictionaryArray:
+def string_array(codes: np.ndarray, dictionary: list[str | None]) -> pa.DictionaryArray:
     """Per-row codes as a dictionary column (no string copied per row)."""
     unknown = (codes < 0) | (codes >= len(dictionary))  # null, or past a dictionary a crash cut short
     cut = np.array([v is None for v in dictionary] + [True])  # continuations, a value a crash cut short

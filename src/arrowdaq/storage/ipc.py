@@ -48,7 +48,7 @@ class ArrowIpcWriter(RunWriter):
         return self._rows[stream]
 
     def _add_streams(self, streams: Sequence[StreamSpec]) -> None:
-        root = self.file.require_group(L.ARROW_DATA)
+        root = self._open_file.require_group(L.ARROW_DATA)
         for spec in streams:
             if spec.name in root:
                 continue
@@ -59,7 +59,7 @@ class ArrowIpcWriter(RunWriter):
             g.attrs[L.KIND_ATTR] = spec.kind or "extension"
 
     def _load(self) -> None:
-        root = self.file.require_group(L.ARROW_DATA)
+        root = self._open_file.require_group(L.ARROW_DATA)
 
         def visit(name: str, item) -> None:
             if L.STREAM_ATTR in item.attrs:
@@ -75,7 +75,7 @@ class ArrowIpcWriter(RunWriter):
         if not batches:
             return 0
         data = ipc_file_bytes(batches, plain_schema(self._schemas[stream]))
-        g = self.file[L.ARROW_DATA][stream]
+        g = self._open_file[L.ARROW_DATA][stream]
         n = self._counts[stream]
         g.create_dataset(f"batch_{n:06d}", data=data, **self.options.filter_args())
         self._counts[stream] = n + 1

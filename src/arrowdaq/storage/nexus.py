@@ -174,7 +174,7 @@ class NexusWriter(RunWriter):
 
     # --- structure -----------------------------------------------------------------------
     def _add_streams(self, streams: Sequence[StreamSpec]) -> None:
-        entry = self.file[L.ENTRY]
+        entry = self._open_file[L.ENTRY]
         existing = {L.attr_text(g.attrs[L.STREAM_ATTR]) for g in entry.values() if L.STREAM_ATTR in g.attrs}
         for spec in streams:
             if spec.name not in existing:
@@ -319,7 +319,7 @@ class NexusWriter(RunWriter):
     def _load(self) -> None:
         """Rebuild stream state and dataset handles; cut columns a crash left longer than the rest."""
         self._streams = {}
-        for g in self.file[L.ENTRY].values():
+        for g in self._open_file[L.ENTRY].values():
             if not isinstance(g, h5py.Group) or L.STREAM_ATTR not in g.attrs:
                 continue
             name = L.attr_text(g.attrs[L.STREAM_ATTR])
@@ -430,6 +430,7 @@ class NexusWriter(RunWriter):
 
     @staticmethod
     def _x_writes(st: _Stream, batches: Sequence[pa.RecordBatch], points: int | None) -> list[tuple[str, np.ndarray]]:
+        assert st.x_axis is not None  # called for streams with an explicit x axis
         x = st.datasets[st.x_axis]
         have = x.shape[0]
         if points is None or points <= have:

@@ -368,7 +368,7 @@ class RunFile:
     def counts(self) -> dict[str, tuple[int, int | None, int | None]]:
         """Per stream: rows stored, rows published while it was recorded and rows lost (None in
         files from before arrowdaq counted them). Reads no data."""
-        out = {}
+        out: dict[str, tuple[int, int | None, int | None]] = {}
         with self._open() as f:
             for name, g in self._groups(f).items():
                 if g.name.startswith(f"/{L.ARROW_DATA}"):

@@ -74,7 +74,7 @@ class ScanWriter(NexusWriter):
     # --- structure (before SWMR) ------------------------------------------------------------
     def _add_streams(self, streams: Sequence[StreamSpec]) -> None:
         super()._add_streams(streams)
-        entry = self.file[L.ENTRY]
+        entry = self._open_file[L.ENTRY]
         points = next((g for g in entry.values() if L.attr_text(g.attrs.get(L.STREAM_ATTR, "")) == POINTS_STREAM), None)
         if points is None:
             return
@@ -136,6 +136,7 @@ class ScanWriter(NexusWriter):
 
     def _create_map(self, entry: h5py.Group) -> None:
         scan = self.scan
+        assert scan.grid is not None  # only grids get a map (_has_map)
         shape = tuple(scan.grid)
         g = L.set_nx(entry.create_group(MAP_GROUP), "NXdata")
         g.attrs["signal"] = scan.detectors[0]
@@ -188,7 +189,7 @@ class ScanWriter(NexusWriter):
         fit: Mapping[str, float] | None = None,
     ) -> dict[str, Any]:
         """Write the outcome in place (allowed in SWMR mode): status, reason, points, statistics, fit."""
-        info = self.file[L.ENTRY][SCAN_GROUP]
+        info = self._open_file[L.ENTRY][SCAN_GROUP]
         info["exit_status"][()] = exit_status.encode()[:16]
         info["reason"][()] = reason.encode()[:512]
         points = next((st for st in self._streams.values() if st.name == POINTS_STREAM), None)

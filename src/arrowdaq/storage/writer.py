@@ -123,7 +123,7 @@ class RunWriter:
             raise StorageError(f"{self.path}: a write failed earlier; not changing the file")
         self.instruments[name] = info
         if self.swmr:
-            L.append_instrument_log(self.file[L.ENTRY][L.INSTRUMENT][L.INSTRUMENT_LOG], name, info)
+            L.append_instrument_log(self._open_file[L.ENTRY][L.INSTRUMENT][L.INSTRUMENT_LOG], name, info)
         else:
             self._write_instrument(name, info)
 
@@ -131,7 +131,7 @@ class RunWriter:
         """Append to the event log (``/entry/events``, see :mod:`.eventlog`); never reopens the file."""
         if self.broken:
             raise StorageError(f"{self.path}: a write failed earlier; not changing the file")
-        eventlog.append(self.file[L.ENTRY][eventlog.EVENTS], events, self.start_ns)
+        eventlog.append(self._open_file[L.ENTRY][eventlog.EVENTS], events, self.start_ns)
 
     def flush(self) -> None:
         if self.file is not None:
@@ -270,10 +270,17 @@ class RunWriter:
             except OSError as exc:
                 raise StorageError(f"{self.path}: cannot reopen run file: {first}") from exc
 
+    @property
+    def _open_file(self) -> h5py.File:
+        """The run file, which every write needs open."""
+        if self.file is None:
+            raise StorageError(f"{self.path}: the run file is closed")
+        return self.file
+
     def _start_swmr(self) -> None:
         if self.swmr:
-            self.file.swmr_mode = True
-        self.file.flush()
+            self._open_file.swmr_mode = True
+        self._open_file.flush()
 
     def _restructure(self, change: Callable[[], None], wait: float = BUSY_WAIT) -> None:
         if self.broken:
@@ -285,14 +292,14 @@ class RunWriter:
                     f"{self.path}: another process (a viewer, open_run) holds the run file open;"
                     " cannot add structure while it does"
                 )
-            self.file.close()
+            self._open_file.close()
             self.file = self._reopen()
         change()
         self._load()
         self._start_swmr()
 
     def _write_entry(self) -> None:
-        f, run = self.file, self.run
+        f, run = self._open_file, self.run
         L.set_nx(f, "NXroot")
         f.attrs["default"] = L.ENTRY
         f.attrs["file_name"] = os.fspath(self.path.name)
@@ -313,9 +320,9 @@ class RunWriter:
             L.write_text(note, "data", run.notes)
         if run.config is not None:
             note = L.set_nx(entry.create_group("configuration"), "NXnote")
-            is_text = isinstance(run.config, str)
-            L.write_text(note, "type", "text/x-toml" if is_text else "application/json")
-            L.write_text(note, "data", run.config if is_text else json.dumps(run.config, indent=1, default=str))
+            text = run.config if isinstance(run.config, str) else None
+            L.write_text(note, "type", "text/x-toml" if text is not None else "application/json")
+            L.write_text(note, "data", text if text is not None else json.dumps(run.config, indent=1, default=str))
         L.create_instrument_log(L.set_nx(entry.create_group(L.INSTRUMENT), "NXinstrument"))
         eventlog.create(entry, start_time)
         for name, info in self.instruments.items():
@@ -338,7 +345,7 @@ class RunWriter:
         entry[L.ARROWDAQ]["complete"][()] = complete
 
     def _write_instrument(self, name: str, info: Mapping[str, Any], group: h5py.Group | None = None) -> None:
-        group = self.file[L.ENTRY][L.INSTRUMENT] if group is None else group
+        group = self._open_file[L.ENTRY][L.INSTRUMENT] if group is None else group
         if name in group:
             del group[name]
         L.write_mapping(L.set_nx(group.create_group(name), "NXcollection"), info)
