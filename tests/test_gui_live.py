@@ -25,14 +25,16 @@ INSTRUMENTS = {"laser", "hwp", "stage", "pm1", "scope1", "cam1"}
 
 
 class DemoDaemon:
-    """``arrowdaq demo`` in its own process, with its own address file; ``stop()`` returns its output."""
+    """``arrowdaq demo`` (or ``arrowdaq run CONFIG``) in its own process, with its own address file;
+    ``stop()`` returns its output."""
 
-    def __init__(self, tmp: Path, duration: float = 600) -> None:
+    def __init__(self, tmp: Path, duration: float = 600, command: list[str] | None = None) -> None:
         self.tmp = tmp
         self.env = {**os.environ, "ARROWDAQ_LIVE_FILE": str(tmp / "live.json"), "QT_QPA_PLATFORM": "offscreen"}
         self.env.pop("ARROWDAQ_ADDRESS", None)
         self.env.pop("ARROWDAQ_TOKEN", None)
-        cmd = [sys.executable, "-m", "arrowdaq.cli.main", "demo", "--no-gui", "--duration", str(duration)]
+        command = command or ["demo"]
+        cmd = [sys.executable, "-m", "arrowdaq.cli.main", *command, "--no-gui", "--duration", str(duration)]
         self.process = subprocess.Popen(
             [*cmd, "--data-dir", str(tmp / "data")],
             env=self.env,
@@ -82,18 +84,24 @@ def demo(tmp_path_factory):
     daemon.stop()
 
 
-@pytest.fixture
-def window(qtbot, demo, tmp_path):
+def open_window(qtbot, daemon: DemoDaemon, layout: Path):
+    """The main window on ``daemon``, shown offscreen and connected."""
     from arrowdaq.gui.link import Link
     from arrowdaq.gui.window import MainWindow
 
-    link = Link(demo.connector(), "demo")
-    win = MainWindow(link, tmp_path / "gui.ini")
+    link = Link(daemon.connector(), "demo")
+    win = MainWindow(link, layout)
     qtbot.addWidget(win)
     win.resize(1600, 1000)
     win.show()
     with qtbot.waitSignal(link.connected, timeout=30_000):
         link.open()
+    return win
+
+
+@pytest.fixture
+def window(qtbot, demo, tmp_path):
+    win = open_window(qtbot, demo, tmp_path / "gui.ini")
     qtbot.waitUntil(
         lambda: set(win.instruments.cards) == INSTRUMENTS and not win.instruments.incomplete, timeout=30_000
     )
@@ -146,6 +154,64 @@ def test_a_bad_value_is_refused_with_the_daemons_message(qtbot, window):
     card.command_with_text(command, "nm=5000")
     qtbot.waitUntil(lambda: "5000" in card.reply.text(), timeout=30_000)
     assert card.reply.styleSheet().endswith("#c62828")  # shown as an error, the daemon's words
+
+
+def test_recording_panel_shows_the_file_and_its_size_growing_as_the_daemon_reports_it(qtbot, window, demo):
+    rec = window.recording
+    qtbot.waitUntil(lambda: rec.recording and rec.path.text().endswith(".h5"), timeout=20_000)
+    with demo.client() as client:
+        state = client.status()["recording"]
+    assert state["file"] == rec.path.text() and state["size_bytes"] > 0  # the daemon says how big the file is
+    first = rec.size.text()
+    assert re.fullmatch(r"[\d.]+ (B|KiB|MiB|GiB)", first), first
+    qtbot.waitUntil(lambda: rec.size.text() != first, timeout=30_000)  # it grows while the demo records
+
+
+def test_status_bar_names_the_other_live_clients(qtbot, window, demo):
+    qtbot.waitUntil(lambda: "rows/s" in window.rates.text() and "drops:" in window.drops.text(), timeout=20_000)
+    assert "connected" in window.connection.text()
+    with demo.client() as client:  # named "test": a second program watching the power meter
+        with client.subscribe("pm1/power") as sub:
+            next(iter(sub))
+            qtbot.waitUntil(lambda: "other clients: test" in window.clients.text(), timeout=20_000)
+        qtbot.waitUntil(lambda: "no other clients" in window.clients.text(), timeout=20_000)
+    assert "this window" in window.clients.toolTip()
+
+
+LAB_WITH_A_MISSING_DEVICE = """
+[[instruments]]
+id = "pm1"
+driver = "newport_1830c"
+port = "sim"
+poll_hz = 20.0
+
+[[instruments]]
+id = "pm2"
+driver = "newport_1830c"
+port = "/dev/ttyARROWDAQ-NONE"
+required = false
+
+[simulation]
+latency_scale = 0.01
+"""
+
+
+def test_the_card_of_an_instrument_that_cannot_start_shows_its_last_error(qtbot, tmp_path):
+    config = tmp_path / "lab.toml"
+    config.write_text(LAB_WITH_A_MISSING_DEVICE, encoding="utf-8")
+    daemon = DemoDaemon(tmp_path, duration=120, command=["run", str(config)])
+    try:
+        win = open_window(qtbot, daemon, tmp_path / "gui.ini")
+        qtbot.waitUntil(lambda: {"pm1", "pm2"} <= set(win.instruments.cards), timeout=30_000)
+        card = win.instruments.cards["pm2"]
+        qtbot.waitUntil(lambda: "/dev/ttyARROWDAQ-NONE" in card.error.text(), timeout=30_000)
+        assert card.error.text().startswith("last error: ") and not card.error.isHidden()
+        assert card.status.text() == "reconnecting"  # it keeps trying; the light says so
+        assert "controls not known yet" in card.error.text()
+        assert not win.instruments.cards["pm1"].error.text()  # the working one shows no error
+        win.shutdown()
+    finally:
+        daemon.stop()
 
 
 def rows_in_summary(output: str) -> dict[str, int]:

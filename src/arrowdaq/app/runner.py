@@ -320,9 +320,16 @@ class Application:
     def recording_state(self) -> dict[str, Any]:
         """For the live service's ``status``, ``describe`` and ``record``."""
         storage = self.storage
+        size = None
+        if self.run_file is not None:
+            try:  # the file as it is on disk now (the GUI's recording panel shows it growing)
+                size = self.run_file.stat().st_size
+            except OSError:
+                size = None
         return {
             "recording": storage is not None and storage.status.alive,
             "file": str(self.run_file) if self.run_file is not None else None,
+            "size_bytes": size,
             "status": storage.status.value if storage is not None else None,
             "error": storage.last_error if storage is not None else None,
         }

@@ -22,6 +22,12 @@ STATUS_PERIOD_MS = 1000
 SCAN_PERIOD_MS = 500
 
 
+def client_name(caller: str) -> str:
+    """'arrowdaq gui pid 7 (ipv4:127.0.0.1:5123)' -> 'arrowdaq gui pid 7': the name a client gave itself."""
+    name, sep, peer = caller.rpartition(" (")
+    return name if sep and peer.endswith(")") else caller
+
+
 def default_settings_path() -> Path:
     base = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.StandardLocation.AppConfigLocation)
     return Path(base or Path.home() / ".config" / "arrowdaq") / "gui.ini"
@@ -83,9 +89,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.connection = QtWidgets.QLabel("connecting …")
         self.rates = QtWidgets.QLabel("")
         self.drops = QtWidgets.QLabel("")
+        self.clients = QtWidgets.QLabel("")
         self.record_state = QtWidgets.QLabel("")
         bar = self.statusBar()
-        for w in (self.connection, self.rates, self.drops):
+        for w in (self.connection, self.rates, self.drops, self.clients):
             bar.addWidget(w)
         bar.addPermanentWidget(self.record_state)
 
@@ -124,9 +131,20 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.instruments.incomplete:  # an instrument was busy: describe again shortly
             QtCore.QTimer.singleShot(3000, self.describe_again)
 
-    def describe_again(self) -> None:
+    def describe_again(self, delay_ms: int = 3000) -> None:
+        """Ask ``describe`` again for an instrument not described yet; rebuild only when its answer changed."""
+
+        def answered(raw: dict[str, Any]) -> None:
+            before = {i.name: (i.describe_error, i.status) for i in self.description.instruments}
+            after = {i.name: (i.describe_error, i.status) for i in parse_description(raw).instruments}
+            if after != before:
+                self.on_connected(raw)  # asks again itself while some instrument is still missing
+            else:  # still starting or failed: its card shows why; ask less often
+                later = min(2 * delay_ms, 30_000)
+                QtCore.QTimer.singleShot(later, lambda: self.describe_again(later))
+
         if self.link.state == "connected":
-            self.link.call("describe", on_done=self.on_connected, on_error=lambda _: None)
+            self.link.call("describe", on_done=answered, on_error=lambda _: None)
 
     def on_state(self, state: str) -> None:
         colour = "#2ca02c" if state == "connected" else "#c62828" if state.startswith("lost") else "#b26a00"
@@ -152,10 +170,27 @@ class MainWindow(QtWidgets.QMainWindow):
         daemon_drops = sum(int(s.get("drops", 0) or 0) for s in subs.values() if isinstance(s, dict))
         gui_drops = sum(f.dropped for f in self.link.feeds.values())
         self.drops.setText(f"drops: {daemon_drops} in the daemon's live buffers, {gui_drops} skipped by this window")
+        self.show_clients((status.get("live") or {}).get("clients") or {})
         rec = status.get("recording")
         if isinstance(rec, dict):
             self.record_state.setText("● REC" if self.recording.recording else "not recording")
             self.record_state.setStyleSheet("color:#c62828; font-weight:bold" if self.recording.recording else "")
+
+    def show_clients(self, feeds: dict[str, Any]) -> None:
+        """Who else is attached: the live clients by name (the service's open streams, grouped)."""
+        me = getattr(self.link.client, "name", None)
+        streams: dict[str, int] = {}
+        for feed in feeds.values():
+            if isinstance(feed, dict):
+                name = client_name(str(feed.get("client") or "?"))
+                name = "this window" if name == me else name
+                streams[name] = streams.get(name, 0) + 1
+        others = sorted(n for n in streams if n != "this window")
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        self.clients.setText(f"other clients: {shown}" if others else "no other clients")
+        self.clients.setToolTip(
+            "Live clients of the daemon (open streams):\n" + "\n".join(f"{n}: {k}" for n, k in sorted(streams.items()))
+        )
 
     # --- layout ---------------------------------------------------------------------
     def restore_layout(self) -> None:

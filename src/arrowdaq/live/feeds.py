@@ -51,6 +51,7 @@ class ClientFeed(Subscription):
     ) -> None:
         super().__init__(name, [stream], policy, max_bytes=max_bytes, max_batches=max_batches)
         self.stream = stream
+        self.client = ""  # who reads it (the x-arrowdaq-client header, else the peer), shown in ``status``
         self._counter = counter  # the stream's meter: its batch count is the sequence number
         self._cond = threading.Condition(threading.Lock())
         self._feed: deque[tuple[int, pa.RecordBatch, int, float]] = deque()
@@ -116,7 +117,7 @@ class ClientFeed(Subscription):
         return None if item is None else (self.stream, item[1])
 
     def snapshot(self) -> dict[str, Any]:
-        return {**super().snapshot(), "queued": len(self._feed), "gap_at": self.gap_at}
+        return {**super().snapshot(), "client": self.client, "queued": len(self._feed), "gap_at": self.gap_at}
 
 
 class LastBatches(Subscription):

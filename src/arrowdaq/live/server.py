@@ -372,6 +372,7 @@ class LiveService:
             with self._lock:
                 self._feeds.add(feed)
             self.call(lambda: self.hub.add_subscription(feed))
+        feed.client = client
         log.info(f"live: {client} subscribed to {name} ({mode})")
         return flight.GeneratorStream(schema, self._serve(feed, self.wire(name), context, client))
 

@@ -380,12 +380,11 @@ class InstrumentCard(QtWidgets.QGroupBox):
         self.light.setStyleSheet(f"color:{colour}; font-size:16px")
         self.light.setToolTip(status)
         self.status.setText(status or "?")
-        if self.info.describe_error:
-            error = f"not described yet ({self.info.describe_error}); asking again"
-        elif error:
-            error = f"last error: {error}"
-        self.error.setText(error or "")
-        self.error.setVisible(bool(error))
+        lines = [f"last error: {error}"] if error else []
+        if self.info.describe_error:  # its controls are not known yet; its error (why) stays in sight
+            lines.append(f"controls not known yet ({self.info.describe_error}); asking again")
+        self.error.setText("\n".join(lines))
+        self.error.setVisible(bool(lines))
 
     def show_settings(self, settings: dict[str, Any]) -> None:
         """Show the device's values in the editors (not in one the user is typing in)."""
