@@ -30,6 +30,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && command -v dpkg-query 
     fi
 fi
 
+# An X server without a screen (Xvfb) and xwininfo: the test that opens the window on a real display.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v Xvfb && command -v xwininfo; } >/dev/null; then
+    echo "bootstrap: installing xvfb and x11-utils (Debian)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb x11-utils >/dev/null \
+        || echo "bootstrap: could not install xvfb/x11-utils; tests/test_gui_display.py will fail" >&2
+fi
+
 # Stock HDF5 tools (h5dump, h5ls, h5clear): the tests check that run files open in them.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v h5dump >/dev/null; then
     echo "bootstrap: installing hdf5-tools (Debian)"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import signal
 import subprocess
@@ -14,67 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .gui_support import BatchSource  # noqa: F401  (the clear message when the gui extra is missing)
-
-# The live service (issue 11) lands beside this; these tests run as soon as its client exists
-# (they passed against its branch: main + live 12ceeff, 15 GUI tests in 66 s).
-live_client = pytest.importorskip("arrowdaq.live.client", reason="the live service is not on this branch yet")
-connect = live_client.connect
+from .gui_support import DemoDaemon
 
 INSTRUMENTS = {"laser", "hwp", "stage", "pm1", "scope1", "cam1"}
-
-
-class DemoDaemon:
-    """``arrowdaq demo`` (or ``arrowdaq run CONFIG``) in its own process, with its own address file;
-    ``stop()`` returns its output."""
-
-    def __init__(self, tmp: Path, duration: float = 600, command: list[str] | None = None) -> None:
-        self.tmp = tmp
-        self.env = {**os.environ, "ARROWDAQ_LIVE_FILE": str(tmp / "live.json"), "QT_QPA_PLATFORM": "offscreen"}
-        self.env.pop("ARROWDAQ_ADDRESS", None)
-        self.env.pop("ARROWDAQ_TOKEN", None)
-        command = command or ["demo"]
-        cmd = [sys.executable, "-m", "arrowdaq.cli.main", *command, "--no-gui", "--duration", str(duration)]
-        self.process = subprocess.Popen(
-            [*cmd, "--data-dir", str(tmp / "data")],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._announced = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        if not self._announced.wait(60):
-            self.stop()
-            raise AssertionError("the demo daemon did not announce its live service:\n" + "".join(self.lines))
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line)
-            if line.startswith("live service:"):
-                self._announced.set()
-
-    def client(self):
-        """A client of this daemon (its address file), as a second program would connect."""
-        return connect(*self._address(), name="test")
-
-    def connector(self):
-        from arrowdaq.gui.app import live_connector
-
-        return live_connector(*self._address())
-
-    def _address(self) -> tuple[str, str]:
-        info = json.loads((self.tmp / "live.json").read_text(encoding="utf-8"))
-        return info["address"], info["token"]
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        self.process.wait(timeout=60)
-        self._reader.join(timeout=5)
-        return "".join(self.lines)
 
 
 @pytest.fixture(scope="module")
