@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from arrowdaq.data import image_batch, scalar_batch, vector_batch
@@ -211,51 +209,74 @@ def test_card_refuses_a_value_outside_the_limits_without_sending(qtbot, link, so
     panel.close_feeds()
 
 
-def scan_points(angles, power):
-    """scan/points rows as the engine publishes them (axes and detectors named in the schema metadata)."""
-    schema = pa.schema(
-        [
-            pa.field("timestamp_ns", pa.uint64()),
-            pa.field("index", pa.int64()),
-            pa.field("elapsed", pa.float64()),
-            pa.field("hwp", pa.float64(), metadata={b"unit": b"deg"}),
-            pa.field("hwp_readback", pa.float64(), metadata={b"unit": b"deg"}),
-            pa.field("pm1", pa.float64(), metadata={b"unit": b"W"}),
-            pa.field("pm1_std", pa.float64(), metadata={b"unit": b"W"}),
-        ],
-        metadata={b"arrowdaq.kind": b"scan", b"arrowdaq.scan": json.dumps({"axes": ["hwp"], "detectors": ["pm1"]})},
-    )
-    n = len(angles)
-    cols = [np.zeros(n, np.uint64), np.arange(n), np.arange(n) * 0.1, angles, angles, power, power * 0.01]
-    return pa.RecordBatch.from_arrays([pa.array(c) for c in cols], schema=schema)
+class ScanEngine:
+    """The ``scan`` action's replies as the engine gives them (``state`` with ``since``: the points after it)."""
+
+    def __init__(self) -> None:
+        self.state = "idle"
+        self.scan_id = "run-1"
+        self.points: list[dict] = []
+        self.total = 5
+        self.outcome: dict | None = None
+
+    def __call__(self, body: dict) -> dict:
+        reply = {"state": self.state, "scan_id": self.scan_id, "done": len(self.points), "total": self.total}
+        if "since" in body:
+            current = body.get("scan_id") in (None, self.scan_id)
+            reply |= {"since": body["since"], "points": self.points[body["since"] :] if current else []}
+            if self.outcome is not None and body.get("scan_id") == self.scan_id:
+                reply["outcome"] = self.outcome
+        return reply
+
+    def measure(self, angle: float) -> None:
+        power = float(np.cos(np.radians(2 * angle)) ** 2)
+        row = {"timestamp_ns": 0, "index": len(self.points), "elapsed": 0.1, "hwp": angle, "hwp_readback": angle}
+        self.points.append(row | {"pm1": power, "pm1_std": power * 0.01})
 
 
-def test_scan_panel_buttons_follow_the_engine_and_points_are_plotted(qtbot, link, source):
+def test_scan_panel_buttons_follow_the_engine_and_each_point_is_plotted_once(qtbot, link, source):
     from arrowdaq.gui.panels.scans import ScanPanel
 
-    description = dict(
-        DESCRIPTION, actions=["scan"], streams={**DESCRIPTION["streams"], "scan/points": {"kind": "scan"}}
-    )
-    description["plans"] = {"scan": {"params": [{"name": "axis", "default": "hwp"}, {"name": "num", "default": 5}]}}
+    description = dict(DESCRIPTION, actions=["scan"])
+    description["plans"] = [
+        {"name": "scan", "doc": "evenly spaced points", "params": [{"name": "axis"}, {"name": "num", "default": 5}]}
+    ]
+    engine = ScanEngine()
+    for action in ("state", "pause", "abort"):
+        source.action_replies[("scan", action)] = engine
     panel = ScanPanel(link)
     qtbot.addWidget(panel)
     panel.show()
     panel.set_description(parse_description(description))
     assert list(panel.fields) == ["axis", "num"] and panel.fields["num"].text() == "5"
+    assert panel.plan_doc.text() == "evenly spaced points"
     enabled = lambda: {n for n, b in panel.buttons.items() if b.isEnabled()}  # noqa: E731
     for state, buttons in (("idle", {"start"}), ("running", {"pause", "abort"}), ("paused", {"resume", "abort"})):
-        source.action_replies[("scan", "state")] = {"state": state, "done": 2, "total": 5}
+        engine.state = state
         panel.poll()
         qtbot.waitUntil(lambda state=state: panel.state == state, timeout=5000)
         assert enabled() == buttons, state
+    engine.state = "running"
+    angles = np.linspace(0, 90, 5)
+    for angle in angles:  # points come while the panel keeps asking: each is drawn once
+        engine.measure(angle)
+        qtbot.waitUntil(lambda: panel.rows == len(engine.points), timeout=5000)
+    engine.outcome = {"plan": "scan", "exit_status": "success", "points": 5, "scan_id": "run-1"}
+    engine.outcome["statistics"] = {"pm1": {"max": 1.0, "max_at": 0.0, "min": 0.0, "com": 45.0, "fwhm": 45.0}}
+    engine.state = "idle"
+    qtbot.waitUntil(lambda: panel.state == "idle" and panel.outcome is not None, timeout=5000)
+    assert panel.x == pytest.approx(angles) and len(panel.y) == 5
+    assert (panel.x_name, panel.y_name) == ("hwp", "pm1")
+    assert panel.progress.value() == 5
+    assert "success" in panel.stats.text() and "pm1: max 1 at hwp = 0" in panel.stats.text()
+    engine.scan_id, engine.points, engine.outcome = "run-2", [], None  # a scan started elsewhere
+    engine.state = "running"
+    engine.measure(10.0)
+    panel.poll()  # the window's timer: the panel was idle, it asks again
+    qtbot.waitUntil(lambda: panel.scan_id == "run-2" and panel.rows == 1, timeout=5000)
+    assert panel.x == pytest.approx([10.0]) and panel.stats.text() == ""
     panel.buttons["abort"].click()
     qtbot.waitUntil(lambda: ("action", ("scan", {"action": "abort"}), {}) in source.calls, timeout=5000)
-    source.wait_subscribed("scan/points")
-    angles = np.linspace(0, 90, 5)
-    source.push("scan/points", scan_points(angles, np.cos(np.radians(2 * angles)) ** 2))
-    qtbot.waitUntil(lambda: len(panel.x) == 5, timeout=5000)
-    assert (panel.x_name, panel.y_name) == ("hwp", "pm1")
-    assert panel.progress.value() == 5 and "max 1 at hwp = 0" in panel.stats.text()
 
 
 # --- the link --------------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class StreamInfo:
     unit: str = ""
     producer: str = ""
     long_name: str = ""
+    fields: dict[str, str] = field(default_factory=dict)  # column -> unit ('' when it has none)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Description:
     streams: dict[str, StreamInfo] = field(default_factory=dict)
     plans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     actions: list[str] = field(default_factory=list)
+    plan_docs: dict[str, str] = field(default_factory=dict)  # a plan's one-line description
 
     def streams_of_kind(self, kind: str) -> list[str]:
         return sorted(n for n, s in self.streams.items() if s.kind == kind and not n.startswith("_"))
@@ -149,6 +151,9 @@ def parse_description(raw: dict[str, Any]) -> Description:
             unit=s.get("unit") or "",
             producer=s.get("producer") or "",
             long_name=s.get("long_name") or "",
+            fields={str(k): str(v or "") for k, v in (s.get("fields") or {}).items()}
+            if isinstance(s.get("fields"), dict)
+            else {},
         )
     instruments = []
     for d in _items(raw.get("instruments")):
@@ -177,5 +182,7 @@ def parse_description(raw: dict[str, Any]) -> Description:
                 ),
             )
         )
-    plans = {p["name"]: list(p.get("params") or p.get("parameters") or []) for p in _items(raw.get("plans"))}
-    return Description(instruments, streams, plans, [str(a) for a in raw.get("actions") or []])
+    raw_plans = _items(raw.get("plans"))
+    plans = {p["name"]: list(p.get("params") or p.get("parameters") or []) for p in raw_plans}
+    docs = {p["name"]: str(p.get("doc") or "") for p in raw_plans}
+    return Description(instruments, streams, plans, [str(a) for a in raw.get("actions") or []], docs)
