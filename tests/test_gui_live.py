@@ -10,7 +10,10 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from arrowdaq.storage import open_run
 
 from .gui_support import DemoDaemon
 
@@ -226,3 +229,58 @@ def test_a_stopped_then_killed_window_costs_no_data_and_a_new_one_attaches(tmp_p
     run = open_run(path)
     for stream, rows in published.items():
         assert run.num_rows(stream) == rows, stream
+
+
+def fill_scan_form(scans, **values) -> None:
+    scans.plan.setCurrentText("scan")
+    for name, value in values.items():
+        scans.fields[name].setText(str(value))
+
+
+def enabled_buttons(scans) -> set[str]:
+    return {name for name, button in scans.buttons.items() if button.isEnabled()}
+
+
+def test_a_scan_from_the_scan_panel_runs_on_the_engine_and_its_plot_gets_every_point(qtbot, window, demo):
+    scans = window.scans
+    qtbot.waitUntil(lambda: "scan" in scans.plans and scans.state == "idle", timeout=30_000)
+    scans.plan.setCurrentText("scan")
+    assert {"axis", "start", "stop", "num", "detectors"} <= set(scans.fields)  # the form from the plan's parameters
+    fill_scan_form(scans, axis="hwp", start=0, stop=90, num=16, detectors="pm1", settle=0.3)
+    scans.buttons["start"].click()
+    qtbot.waitUntil(lambda: scans.state == "running" and scans.rows >= 1, timeout=30_000)
+    assert enabled_buttons(scans) == {"pause", "abort"}
+    scans.buttons["pause"].click()  # deferred to the next point boundary
+    qtbot.waitUntil(lambda: scans.state == "paused", timeout=30_000)
+    assert enabled_buttons(scans) == {"resume", "abort"}
+    with demo.client() as client:
+        assert client.action("scan", {"action": "state"})["state"] == "paused"  # the engine's state, not the GUI's
+        client.action("scan", {"action": "resume"})  # resumed by another client: the buttons follow
+    qtbot.waitUntil(lambda: scans.state == "running", timeout=30_000)
+    assert enabled_buttons(scans) == {"pause", "abort"}
+    qtbot.waitUntil(lambda: scans.state == "idle" and scans.outcome is not None, timeout=60_000)
+    assert scans.outcome["exit_status"] == "success" and scans.outcome["points"] == 16
+    assert scans.rows == 16 and len(scans.x) == 16  # every point, once, in order
+    assert scans.x == pytest.approx(np.linspace(0, 90, 16))
+    assert (scans.x_name, scans.y_name) == ("hwp", "pm1")
+    stats = scans.outcome["statistics"]["pm1"]
+    assert scans.y.max() == pytest.approx(stats["max"])  # the plot shows what the engine measured and stored
+    text = scans.stats.text()
+    assert "success" in text and "16 points" in text and "centre of mass" in text and "FWHM" in text
+    assert enabled_buttons(scans) == {"start"}
+    run = open_run(scans.outcome["run_file"])
+    assert run.table("scan/points").num_rows == 16
+
+
+def test_abort_from_the_scan_panel_ends_the_scan_with_the_points_measured(qtbot, window):
+    scans = window.scans
+    qtbot.waitUntil(lambda: "scan" in scans.plans and scans.state == "idle", timeout=30_000)
+    fill_scan_form(scans, axis="hwp", start=0, stop=90, num=30, detectors="pm1", settle=0.3)
+    scans.buttons["start"].click()
+    qtbot.waitUntil(lambda: scans.state == "running" and scans.rows >= 2, timeout=30_000)
+    scans.buttons["abort"].click()
+    qtbot.waitUntil(lambda: scans.state == "idle" and scans.outcome is not None, timeout=60_000)
+    outcome = scans.outcome
+    assert outcome["exit_status"] == "aborted" and 2 <= outcome["points"] < 30
+    assert scans.rows == outcome["points"] == len(scans.x)
+    assert "aborted" in scans.stats.text()
