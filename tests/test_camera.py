@@ -25,8 +25,9 @@ def table():
 
 
 def camera(table: OpticalTable, **settings) -> SimCamera:
-    cam = SimCamera(name="cam1", table=table, **settings)
-    cam.connect()
+    """Built as the application builds it: the declared settings taken with the constructor's."""
+    cam = SimCamera.build(None, name="cam1", table=table, **settings)
+    cam.connect_configured()
     return cam
 
 
@@ -70,20 +71,37 @@ def test_the_frame_stream_is_declared_with_the_shape_after_binning():
 @pytest.mark.parametrize(
     ("settings", "complaint"),
     [
-        ({"exposure_s": 50e-6}, r"cam1\.exposure_s: 5e-05 is outside 0.0001\.\.10"),
-        ({"exposure_s": 20}, r"cam1\.exposure_s: 20 is outside"),
+        ({"exposure_s": 50e-6}, r"cam1: setting exposure_s: 5e-05 is outside 0.0001\.\.10"),
+        ({"exposure_s": 20}, r"cam1: setting exposure_s: 20 is outside"),
         ({"binning": 3}, r"cam1\.binning: 3 is not one of 1, 2, 4"),
         ({"shape": [102, 100], "binning": 4}, r"cam1\.shape: 102×100 is not divisible by binning 4"),
         ({"shape": [64]}, r"cam1\.shape: expected \[height, width\]"),
-        ({"trigger": "external"}, r"cam1\.trigger: 'external' is not one of 'internal', 'software'"),
+        ({"trigger_mode": "external"}, r"cam1: setting trigger_mode: 'external' is not one of 'internal', 'software'"),
         ({"dtype": "float32"}, r"cam1\.dtype: 'float32' is not one of 'uint16'"),
-        ({"fps": 0}, r"cam1\.fps: 0 is outside"),
+        ({"fps": 0}, r"cam1: setting fps: 0 is outside"),
+        ({"buffer_frames": 0}, r"cam1\.buffer_frames: 0 is outside 1\.\.1e\+06"),
+        ({"exposure": 0.1}, r"cam1: unknown setting 'exposure' for driver 'sim_camera' \(settings: .*exposure_s"),
         ({"table": "main"}, r"cam1\.table: expected the application's simulated optical table, got 'main'"),
     ],
 )
 def test_bad_settings_are_config_errors_naming_the_setting(table, settings, complaint):
     with pytest.raises(ConfigError, match=complaint):
-        SimCamera(name="cam1", **{"table": table, **settings})
+        SimCamera.build(None, name="cam1", **{"table": table, **settings})
+
+
+def test_settings_are_declarations_described_for_the_gui_and_recorded(table):
+    described = {c["name"]: c for c in SimCamera.describe()["controls"]}
+    assert described["exposure_s"]["limits"] == [100e-6, 10.0] and described["exposure_s"]["unit"] == "s"
+    assert described["trigger_mode"]["choices"] == ["internal", "software"]
+    assert described["fps"]["settable_from_config"] is True
+    cam = camera(table, exposure_s=0.002, fps=50, trigger_mode="software")
+    snapshot = cam.settings()
+    assert (snapshot["exposure_s"], snapshot["fps"], snapshot["trigger_mode"]) == (0.002, 50.0, "software")
+    cam.set_setting("exposure_s", 0.003)
+    assert cam.get_setting("exposure_s") == 0.003 and cam.settings()["exposure_s"] == 0.003
+    with pytest.raises(CommandError, match=r"cam1\.fps: 5000 is outside 0\.001\.\.1000"):
+        cam.set_setting("fps", 5000)
+    assert cam.fps == 50.0  # a refused value changes nothing
 
 
 def test_capabilities(table):
@@ -124,7 +142,7 @@ def test_a_slow_reader_sees_a_gap_that_is_counted_and_logged(table, caplog):
 
 
 def test_software_trigger_gives_one_frame_per_trigger(table):
-    cam = camera(table, shape=(32, 32), trigger="software", exposure_s=0.001)
+    cam = camera(table, shape=(32, 32), trigger_mode="software", exposure_s=0.001)
     time.sleep(0.01)
     assert cam.read("frames") is None  # no trigger, no frame
     cam.trigger()
@@ -151,15 +169,11 @@ def test_exposure_is_validated_and_scales_the_signal(table):
         cam.set_exposure(11)
 
 
-def test_set_binning_is_refused_when_it_would_change_the_declared_shape(table):
+def test_binning_is_fixed_for_the_run_not_a_setting_to_change(table):
     cam = camera(table, shape=(64, 64), binning=2)
-    cam.set_binning(2)
-    with pytest.raises(
-        CommandError, match=r"binning 4 would make 16×16 frames, but the stream cam1/frames is declared 32×32"
-    ):
-        cam.set_binning(4)
-    with pytest.raises(CommandError, match=r"cam1\.binning: 3 is not one of"):
-        cam.set_binning(3)
+    assert "binning" not in cam.setting_keys()  # it fixes the stream's frame shape
+    with pytest.raises(CommandError, match=r"cam1: no setting 'binning' \(settings: exposure_s, fps, trigger_mode\)"):
+        cam.set_setting("binning", 4)
 
 
 def test_bin_frame_sums_blocks():
@@ -207,7 +221,7 @@ def test_the_spot_moves_with_the_stage(table):
 async def test_end_to_end_frames_reach_a_subscriber_and_commands_work(hub, table):
     settings = {"table": table, "shape": [64, 64], "binning": 2, "fps": 100.0, "exposure_s": 0.001}
     sub = hub.subscribe("cam1/frames")
-    spawn_instrument(hub, "cam1", SimCamera, lambda: SimCamera(name="cam1", **settings), settings=settings)
+    spawn_instrument(hub, "cam1", SimCamera, lambda: SimCamera.build(None, name="cam1", **settings), settings=settings)
     async with asyncio.timeout(10):
         _, batch = await sub.get()
     assert frames_of(batch).shape[1:] == (32, 32)
@@ -225,4 +239,11 @@ async def test_end_to_end_frames_reach_a_subscriber_and_commands_work(hub, table
             _, batch = await sub.get()
             numbers.extend(batch.column("frame_number").to_pylist())
     assert numbers == sorted(numbers)
+    assert await hub.command("cam1", "set", name="trigger_mode", value="software") == "software"
+    info = await hub.command("cam1", "describe")
+    assert info["settings"]["trigger_mode"] == "software"  # the snapshot is read again after a set
+    await hub.command("cam1", "trigger")
+    async with asyncio.timeout(10):
+        _, batch = await sub.get()  # the triggered frame
+    assert batch.num_rows >= 1
     assert hub.status()["actors"]["cam1"]["status"] == "Running"

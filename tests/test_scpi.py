@@ -166,7 +166,7 @@ def test_streams_are_declared_from_settings():
 @pytest.mark.parametrize(
     ("traces", "complaint"),
     [
-        ({"t": {**ASCII_TRACE, "format": "hex"}}, r"traces\.t\.format: expected 'ascii' or 'binary', got 'hex'"),
+        ({"t": {**ASCII_TRACE, "format": "hex"}}, r"traces\.t\.format: 'hex' is not one of 'ascii', 'binary'"),
         ({"t": {**REAL_TRACE, "dtype": "text"}}, r"traces\.t\.dtype: expected a numeric NumPy dtype"),
         ({"t": {"query": "WAV:DATA?"}}, r"traces\.t: the x axis needs 'x_increment'"),
         ({"t": {**ASCII_TRACE, "colour": "red"}}, r"traces\.t\.colour: unknown key"),
@@ -181,8 +181,40 @@ def test_bad_settings_are_config_errors_naming_the_key(traces, complaint):
 
 
 def test_bad_query_settings_are_config_errors_naming_the_key():
-    with pytest.raises(ConfigError, match=r"queries\.voltage\.poll_hz: expected a rate in Hz"):
+    with pytest.raises(ConfigError, match=r"queries\.voltage\.poll_hz: 'fast' is not a number"):
         SCPIInstrument(None, queries={"voltage": {"query": "MEAS:VOLT:DC?", "poll_hz": "fast"}})
+    with pytest.raises(ConfigError, match=r"queries\.voltage\.poll_hz: -1 is outside 0\.\.inf"):
+        SCPIInstrument(None, queries={"voltage": {"query": "MEAS:VOLT:DC?", "poll_hz": -1}})
+
+
+RATE = {"get": "ACQ:SRAT?", "set": "ACQ:SRAT {:g}", "limits": [1, 1e10], "unit": "Sa/s"}
+POINTS = {"get": "WAV:POIN?", "set": "WAV:POIN {:d}", "limits": [2, 1_000_000]}
+FORMAT = {"get": "WAV:FORM?", "set": "WAV:FORM {}", "choices": ["ASC", "WORD", "REAL"]}
+
+
+@pytest.mark.parametrize(
+    ("controls", "complaint"),
+    [
+        ({"rate": {**RATE, "value": 0.5}}, r"scope1: setting rate: 0\.5 is outside 1\.\.1e\+10"),
+        ({"points": {**POINTS, "value": 2.5}}, r"scope1: setting points: 2\.5 is not a whole number"),
+        ({"form": {**FORMAT, "value": "HEX"}}, r"scope1: setting form: 'HEX' is not one of 'ASC', 'WORD', 'REAL'"),
+        ({"rate": {**RATE, "colour": 1}}, r"controls\.rate\.colour: unknown key"),
+        ({"rate": {**RATE, "limits": [1]}}, r"controls\.rate\.limits: expected \[low, high\]"),
+        ({"rate": {**RATE, "set": "ACQ:SRAT"}}, r"controls\.rate\.set: 'ACQ:SRAT' has no \{\} field"),
+        ({"rate": {"set": "ACQ:SRAT {:g}"}}, r"controls\.rate\.get: expected a non-empty string"),
+        ({"setup": RATE}, r"controls\.setup: not a usable name"),
+        ({"read": RATE}, r"controls\.read: not a usable name"),
+    ],
+)
+def test_bad_controls_are_config_errors_naming_the_key(controls, complaint):
+    with pytest.raises(ConfigError, match=complaint):
+        SCPIInstrument.build(None, name="scope1", controls=controls)
+
+
+def test_the_common_queries_are_declared_and_described():
+    described = {c["name"]: c for c in SCPIInstrument.describe()["controls"]}
+    assert {"identification", "event_status", "status_byte", "next_error"} <= set(described)
+    assert all(described[n]["read_only"] for n in ("identification", "event_status", "status_byte"))
 
 
 # --- bytes on the wire --------------------------------------------------------------------
@@ -318,12 +350,61 @@ def test_clear_status_byte_and_event_status(open_driver, scope):
     driver = open_driver()
     driver.connect()
     scope.push_error(-113, "Undefined header")
-    assert driver.status_byte() & 4  # error available
-    assert driver.event_status() == 32  # command error
+    assert driver.get_setting("status_byte") & 4  # error available
+    assert driver.event_status == 32  # command error
     scope.received = b""
     driver.clear()
-    assert driver.status_byte() == 0
+    assert driver.status_byte == 0
     assert scope.received == b"*CLS\n*STB?\n"
+
+
+def test_configured_controls_are_applied_at_connect_read_back_and_recorded(server, scope):
+    controls = {"sample_rate": {**RATE, "value": 250_000}, "points": {**POINTS, "value": 300}, "form": FORMAT}
+    driver = SCPIInstrument.open(resource(server), name="scope1", timeout=0.3, controls=controls)
+    try:
+        driver.connect_configured()
+        # each value in declaration order: set, error queue, read back
+        assert scope.received == (b"*IDN?\nACQ:SRAT 250000\nSYST:ERR?\nACQ:SRAT?\nWAV:POIN 300\nSYST:ERR?\nWAV:POIN?\n")
+        assert (scope.sample_rate, scope.points) == (250_000, 300)
+        snapshot = driver.settings()
+        assert (snapshot["sample_rate"], snapshot["points"], snapshot["form"]) == (250_000.0, 300.0, "ASC")
+        rows = {c["name"]: c for c in driver.describe_controls()}
+        assert rows["sample_rate"]["limits"] == [1, 1e10] and rows["sample_rate"]["unit"] == "Sa/s"
+        assert rows["form"]["choices"] == ["ASC", "WORD", "REAL"]
+        scope.received = b""
+        driver.set_setting("form", "WORD")
+        assert scope.received == b"WAV:FORM WORD\nSYST:ERR?\n" and scope.format == "WORD"
+        scope.received = b""
+        with pytest.raises(CommandError, match=r"scope1\.sample_rate: 200000000000\.0 is outside 1\.\.1e\+10"):
+            driver.set_setting("sample_rate", 2e11)
+        with pytest.raises(CommandError, match=r"scope1\.points: 10\.5 is not a whole number"):
+            driver.set_setting("points", 10.5)
+        assert scope.received == b""  # refused before anything was sent
+    finally:
+        driver.close()
+
+
+def test_a_value_the_instrument_refuses_names_the_setting_and_its_error(server, scope):
+    # the scope's own limit is tighter than the configured one: its error queue says so
+    controls = {"points": {**POINTS, "limits": [2, 1e9], "value": 5_000_000}}
+    driver = SCPIInstrument.open(resource(server), name="scope1", timeout=0.3, controls=controls)
+    try:
+        with pytest.raises(
+            ConfigError, match=r"scope1: setting points = 5000000 refused: .*-222,\"Data out of range\""
+        ):
+            driver.connect_configured()
+    finally:
+        driver.close()
+
+
+def test_a_garbled_control_reply_is_a_protocol_error_naming_it(server):
+    controls = {"form_rate": {"get": "WAV:FORM?", "set": "ACQ:SRAT {:g}", "limits": [1, 1e10]}}
+    driver = SCPIInstrument.open(resource(server), name="scope1", timeout=0.3, controls=controls)
+    try:
+        with pytest.raises(ProtocolError, match=r"scope1\.form_rate: reply 'ASC' to 'WAV:FORM\?' cannot be read"):
+            driver.get_setting("form_rate")
+    finally:
+        driver.close()
 
 
 def test_reading_an_unknown_stream_is_a_command_error(open_driver):
@@ -389,6 +470,25 @@ async def test_commands_through_the_hub_change_the_simulated_scope(server, scope
     with pytest.raises(CommandError, match=r"'WAV:POIN -5' → -222,\"Data out of range\""):
         await hub.command("scope1", "write", command="WAV:POIN -5")
     assert hub.status()["actors"]["scope1"]["status"] == "Running"
+
+
+async def test_the_simulators_declared_controls_through_the_hub(server, scope, hub):
+    settings = ScopeSim.driver_settings({})
+    sub = hub.subscribe("scope1/trace")
+    spawn_scope(hub, server, settings)
+    await collect(sub, "scope1/trace", 1)
+    info = await hub.command("scope1", "describe")
+    assert (info["settings"]["sample_rate"], info["settings"]["points"]) == (100_000.0, 2000.0)
+    assert await hub.command("scope1", "set", name="points", value=500) == 500.0
+    assert scope.points == 500
+    info = await hub.command("scope1", "describe")
+    assert info["settings"]["points"] == 500.0  # the snapshot is read again after a set
+    with pytest.raises(CommandError, match=r"scope1\.sample_rate: 0 is outside 1\.\.1e\+10"):
+        await hub.command("scope1", "set", name="sample_rate", value=0)
+    assert scope.sample_rate == 100_000.0
+    async with asyncio.timeout(10):
+        while traces_of((await collect(sub, "scope1/trace", 1))[0]).shape[1] != 500:
+            pass
 
 
 async def test_garbage_shows_in_status_and_log_without_a_crash(server, hub, caplog):

@@ -11,11 +11,13 @@ from .capabilities import (
     WavelengthTunable,
     capabilities_of,
 )
-from .driver import Control, Driver, Measurement, Stream, command
+from .driver import Channel, Channels, Control, Driver, Measurement, Setting, Stream, command
 from .registry import available, driver_class
 from .transports.base import PortSettings, Transport
 
 __all__ = [
+    "Channel",
+    "Channels",
     "Control",
     "Driver",
     "EmissionControl",
@@ -25,6 +27,7 @@ __all__ = [
     "Movable",
     "PortSettings",
     "Readable",
+    "Setting",
     "ShutterControl",
     "Stream",
     "Transport",

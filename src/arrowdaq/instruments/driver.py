@@ -141,8 +141,18 @@ class Control:
             return self
         return self._present(self.read_raw(obj))
 
+    @property
+    def readable(self) -> bool:
+        """The device can be asked for the value (there is a ``get``)."""
+        return self.get_command is not None
+
+    @property
+    def writable(self) -> bool:
+        """The value can be changed (there is a ``set``)."""
+        return self.set_command is not None
+
     def __set__(self, obj: Any, value: Any) -> None:
-        if self.set_command is None:
+        if not self.writable:
             raise CommandError(f"{obj.name}.{self.name} is read-only")
         what = f"{obj.name}.{self.name}"
         raw = self.to_device(value, what)
@@ -225,7 +235,7 @@ class Control:
     def describe(self) -> dict[str, Any]:
         """Name, unit, limits or choices, read-only: what a GUI needs to draw the control."""
         out: dict[str, Any] = {"name": self.name, "unit": self.unit, "doc": self.doc}
-        out["read_only"] = self.set_command is None
+        out["read_only"] = not self.writable
         out["settable_from_config"] = self.settable
         out.update(describe_validator(self.validator))
         if self.values is not None:
@@ -241,6 +251,49 @@ class Measurement(Control):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "unit": self.unit, "doc": self.doc, "read_only": True}
+
+
+class Setting(Control):
+    """A setting the driver holds itself, for a device without command strings (a simulated camera,
+    a vendor SDK): validated, settable from the configuration, in ``settings()`` and ``describe()``
+    like any Control. A configured value is taken when the driver is built (no device is needed),
+    so what depends on it (a camera's frame rate) is known before the device opens.
+
+    ``changed`` names a driver method called after every change (a camera restarts its frame clock)::
+
+        exposure_s = Setting(0.01, validator=in_range(100e-6, 10.0), unit="s", changed="restart_clock")
+    """
+
+    readable = True  # type: ignore[assignment]
+    writable = True  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        default: Any,
+        *,
+        validator: Validator | None = None,
+        values: dict[Any, Any] | None = None,
+        unit: str | None = None,
+        doc: str = "",
+        changed: str | None = None,
+    ) -> None:
+        super().__init__(None, None, parse=_unchanged, validator=validator, values=values, unit=unit, doc=doc)
+        self.default = default
+        self.changed = changed
+        self.settable = True
+
+    def read_raw(self, obj: Any) -> Any:
+        return obj.__dict__.get("_held_settings", {}).get(self.name, self.default)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        raw = self.to_device(value, f"{obj.name}.{self.name}")
+        obj.__dict__.setdefault("_held_settings", {})[self.name] = raw
+        if self.changed is not None:
+            getattr(obj, self.changed)()
+
+
+def _unchanged(value: Any) -> Any:
+    return value
 
 
 class Channel:
@@ -430,6 +483,10 @@ class Driver:
         _, declared, kwargs = cls.split_settings(settings, name)
         driver = cls(transport, name=name, **kwargs)
         driver.declared_settings = driver.check_declared(declared)
+        controls = cls.controls()
+        for key, value in driver.declared_settings.items():  # held by the driver: taken now
+            if isinstance(controls.get(key), Setting):
+                controls[key].__set__(driver, value)
         return driver
 
     @classmethod
@@ -601,7 +658,7 @@ class Driver:
     def _apply(self, target: Any, control: Control, key: str, value: Any) -> None:
         try:
             control.__set__(target, value)
-            if control.get_command is None:
+            if not control.readable:
                 return
             raw = control.to_device(value, f"{self.name}.{key}")
             got = control.read_raw(target)
@@ -626,14 +683,14 @@ class Driver:
         read, channels nested by their key (``{"axis1": {"velocity": 2.0}}``). Drivers add to it."""
         out: dict[str, Any] = {}
         for name, control in self.controls().items():
-            if control.set_command is not None and control.get_command is not None:
+            if control.writable and control.readable:
                 out[name] = getattr(self, name)
         for group in self.channel_groups().values():
             for channel in getattr(self, group.name).values():
                 out[channel.key] = {
                     name: getattr(channel, name)
                     for name, control in channel.controls().items()
-                    if control.set_command is not None and control.get_command is not None
+                    if control.writable and control.readable
                 }
         return out
 

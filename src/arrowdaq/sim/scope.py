@@ -72,10 +72,21 @@ def ieee_block(payload: bytes) -> bytes:
     return b"#" + str(len(length)).encode() + length + payload
 
 
+#: The scope's settings as the ``scpi`` driver declares them (``controls``): set with ``set``, recorded.
+CONTROLS = {
+    "sample_rate": {"get": "ACQ:SRAT?", "set": "ACQ:SRAT {:g}", "limits": [1, 1e10], "unit": "Sa/s"},
+    "points": {"get": "WAV:POIN?", "set": "WAV:POIN {:d}", "limits": [2, 1_000_000], "doc": "Samples per trace"},
+}
+
+
 def driver_settings(points: int = 2_000, sample_rate: float = 100_000.0, trace_hz: float = 5.0) -> dict:
-    """Settings with which the ``scpi`` driver reads this simulator: ``voltage`` and a binary ``trace``."""
+    """Settings with which the ``scpi`` driver reads this simulator: ``voltage`` and a binary ``trace``,
+    with the sample rate and the trace length as declared controls."""
     return {
-        "setup": [f"ACQ:SRAT {sample_rate:g}", f"WAV:POIN {points}"],
+        "controls": {
+            "sample_rate": {**CONTROLS["sample_rate"], "value": sample_rate},
+            "points": {**CONTROLS["points"], "value": points},
+        },
         "queries": {"voltage": {"query": "MEAS:VOLT:DC?", "unit": "V", "poll_hz": 2.0}},
         "traces": {
             "trace": {

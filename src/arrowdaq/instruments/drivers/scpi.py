@@ -1,7 +1,24 @@
-"""Generic SCPI instrument (scopes, DMMs, sources) configured from settings, not code.
+"""Generic SCPI instrument (scopes, DMMs, sources) declared in the configuration, not in code.
 
-Scalar streams come from ``queries`` and vector streams (waveforms) from
-``traces``, e.g. in TOML::
+The IEEE 488.2 common queries are declared here (``identification``,
+``event_status``, ``status_byte``, ``next_error``: read them with ``get``).
+Everything instrument-specific is declared in the settings, and becomes the same
+declarations a coded driver has:
+
+* ``controls``: settings with their commands, limits or choices and unit, e.g. ::
+
+      [instruments.settings.controls.sample_rate]
+      get = "ACQ:SRAT?"
+      set = "ACQ:SRAT {:g}"
+      limits = [1, 1e10]          # or choices = ["ASC", "WORD", "REAL"] (as the instrument answers)
+      unit = "Sa/s"
+      value = 200000              # optional: applied at connect, read back and checked
+
+  Each is a :class:`~arrowdaq.instruments.driver.Control`: validated before anything is sent,
+  settable with ``set``, in the run file's settings snapshot and in ``describe`` for the GUI.
+* ``queries``: scalar streams (a :class:`~arrowdaq.instruments.driver.Measurement` each);
+* ``traces``: vector streams (waveforms), read by a hand-written sequence (select,
+  axis, data), e.g. in TOML::
 
     [instruments.settings.queries.voltage]
     query = "MEAS:VOLT:DC?"
@@ -25,14 +42,15 @@ Each term is a query (ends with ``?``), a number, or a field of a ``preamble``
 query (``preamble = "WAV:PRE?"``, fields named by ``preamble_fields``; the
 default is the ten-field Keysight layout), so one round trip gives them all.
 
-After every command the error queue is read (``SYST:ERR?``): a non-zero code
-raises :class:`DeviceErrorReply` naming the command. A query that gets no reply
+After every command, a control's set included, the error queue is read
+(``SYST:ERR?``): a non-zero code raises :class:`DeviceErrorReply` naming the command. A query that gets no reply
 is also checked against the queue, so ``-113,"Undefined header"`` tells a typo
 from a dead link.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -44,8 +62,9 @@ import pyarrow as pa
 
 from ...data import schemas, vector_batch
 from ...errors import CommandError, ConfigError, DeviceErrorReply, DeviceTimeout, ProtocolError
-from ..driver import Driver, Stream, command
+from ..driver import Control, Driver, Measurement, Stream, command
 from ..transports.base import PortSettings, Transport
+from ..validators import Validator, configured, in_range, one_of, text
 
 #: The preamble of Keysight InfiniiVision/Infiniium scopes (``:WAVeform:PREamble?``).
 KEYSIGHT_PREAMBLE = (
@@ -101,6 +120,14 @@ def parse_ascii_values(reply: str, source: str) -> np.ndarray:
         raise ProtocolError(f"{source}: not a comma-separated list of numbers: {text[:60]!r}") from None
 
 
+def parse_register(reply: str) -> int:
+    """A status register (``*ESR?``, ``*STB?``): a whole number 0-255 (``+32`` is 32)."""
+    value = int(reply.strip())
+    if not 0 <= value <= 255:
+        raise ValueError(f"{value} is not a register value 0-255")
+    return value
+
+
 def parse_identity(reply: str) -> dict[str, str]:
     """``*IDN?`` → manufacturer, model, serial, firmware (missing fields stay empty)."""
     parts = [p.strip() for p in reply.split(",")]
@@ -108,15 +135,13 @@ def parse_identity(reply: str) -> dict[str, str]:
     return {"manufacturer": parts[0], "model": parts[1], "serial": parts[2], "firmware": ",".join(parts[3:])}
 
 
-# --- settings ------------------------------------------------------------------------
+# --- settings: checked with the declarations' validators, ConfigError naming the key ------------
 def _where(*keys: str) -> str:
     return "scpi settings: " + ".".join(keys)
 
 
 def _text(value: Any, *keys: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{_where(*keys)}: expected a non-empty string, got {value!r}")
-    return value.strip()
+    return configured(text, value, _where(*keys))
 
 
 def _commands(value: Any, *keys: str) -> tuple[str, ...]:
@@ -127,14 +152,11 @@ def _commands(value: Any, *keys: str) -> tuple[str, ...]:
     return tuple(_text(v, *keys) for v in value)
 
 
+check_rate = in_range(0, math.inf)
+
+
 def _rate(value: Any, *keys: str) -> float:
-    try:
-        hz = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{_where(*keys)}: expected a rate in Hz, got {value!r}") from None
-    if hz < 0:
-        raise ConfigError(f"{_where(*keys)}: a rate cannot be negative, got {hz}")
-    return hz
+    return configured(check_rate, value, _where(*keys))
 
 
 def _check_keys(spec: Mapping[str, Any], allowed: Sequence[str], *keys: str) -> None:
@@ -169,6 +191,15 @@ class ScalarQuery:
     def stream(self) -> Stream:
         return Stream(self.name, unit=self.unit, poll_hz=self.poll_hz)
 
+    def measurement(self) -> Measurement:
+        """The query as a declaration: a reply that is not a number is a ProtocolError naming it."""
+        measurement = Measurement(self.query, unit=self.unit, doc=f"stream {self.name}")
+        measurement.name = self.name
+        return measurement
+
+
+check_format = one_of(("ascii", "binary"))
+
 
 @dataclass(frozen=True)
 class TraceQuery:
@@ -202,9 +233,7 @@ class TraceQuery:
     @classmethod
     def from_settings(cls, name: str, spec: Mapping[str, Any]) -> TraceQuery:
         _check_keys(spec, cls.KEYS, "traces", name)
-        fmt = spec.get("format", "ascii")
-        if fmt not in ("ascii", "binary"):
-            raise ConfigError(f"{_where('traces', name, 'format')}: expected 'ascii' or 'binary', got {fmt!r}")
+        fmt = configured(check_format, spec.get("format", "ascii"), _where("traces", name, "format"))
         dtype = spec.get("dtype", "<f4")
         try:
             kind = np.dtype(dtype).kind
@@ -263,13 +292,88 @@ def parse_streams(
     return found
 
 
+#: Names a configured control may not take: the driver's own attributes.
+RESERVED = frozenset({"configured", "measurements", "setup", "reset_on_connect", "reset_wait_s", "check_errors"})
+CONTROL_KEYS = ("get", "set", "limits", "choices", "unit", "doc", "value")
+
+
+@dataclass(frozen=True)
+class ConfiguredControl:
+    """A control declared in the settings: its Control, and the value to apply at connect (if any)."""
+
+    control: Control
+    value: Any = None
+    has_value: bool = False
+
+    @classmethod
+    def from_settings(cls, name: str, spec: Mapping[str, Any]) -> ConfiguredControl:
+        _check_keys(spec, CONTROL_KEYS, "controls", name)
+        if not name.isidentifier() or hasattr(SCPIInstrument, name) or name in RESERVED:
+            raise ConfigError(
+                f"{_where('controls', name)}: not a usable name (a Python identifier that is not already "
+                f"a member of the scpi driver, such as {', '.join(sorted(SCPIInstrument.controls()))})"
+            )
+        get = _text(spec.get("get"), "controls", name, "get")
+        set_ = _text(spec["set"], "controls", name, "set") if "set" in spec else None
+        if set_ is not None and "{" not in set_:
+            raise ConfigError(f"{_where('controls', name, 'set')}: {set_!r} has no {{}} field for the value")
+        validator: Validator | None = None
+        parse: Any = float
+        if "limits" in spec and "choices" in spec:
+            raise ConfigError(f"{_where('controls', name)}: give 'limits' or 'choices', not both")
+        if "limits" in spec:
+            limits = spec["limits"]
+            if not (isinstance(limits, Sequence) and len(limits) == 2 and all(_is_number(x) for x in limits)):
+                raise ConfigError(f"{_where('controls', name, 'limits')}: expected [low, high], got {limits!r}")
+            validator = in_range(float(limits[0]), float(limits[1]))
+        elif "choices" in spec:
+            choices = spec["choices"]
+            if not isinstance(choices, Sequence) or isinstance(choices, str) or not choices:
+                raise ConfigError(f"{_where('controls', name, 'choices')}: expected a list, got {choices!r}")
+            validator = one_of(choices)
+            if all(isinstance(c, str) for c in choices):
+                parse = str.strip
+        control = (
+            Control(get, set_, parse=parse, validator=validator, unit=spec.get("unit"), doc=spec.get("doc", ""))
+            if set_ is not None
+            else Measurement(get, parse=parse, unit=spec.get("unit"), doc=spec.get("doc", ""))
+        )
+        if "value" in spec:
+            if set_ is None:
+                raise ConfigError(f"{_where('controls', name, 'value')}: {name!r} has no 'set' command")
+            return cls(control, spec["value"], True)
+        return cls(control)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parse_controls(controls: Mapping[str, Any] | None) -> dict[str, ConfiguredControl]:
+    if controls is None:
+        return {}
+    if not isinstance(controls, Mapping):
+        raise ConfigError(f"{_where('controls')}: expected a table of controls, got {controls!r}")
+    return {name: ConfiguredControl.from_settings(name, spec) for name, spec in controls.items()}
+
+
 # --- the driver ------------------------------------------------------------------------
 class SCPIInstrument(Driver):
-    """A SCPI instrument whose streams are its configured queries and traces."""
+    """A SCPI instrument whose settings and streams are declared in its configuration (module docstring)."""
 
     driver_name = "scpi"
     simulator = "arrowdaq.sim.scope:ScopeSim"
     port_settings = PortSettings(write_termination="\n", read_termination="\n", timeout=2.0)
+
+    # IEEE 488.2 / SCPI: what every instrument answers
+    identification = Measurement("*IDN?", parse=str, doc="Manufacturer, model, serial, firmware")
+    event_status = Measurement(
+        "*ESR?", parse=parse_register, doc="Reading clears it: bit 5 command, 4 execution, 3 device, 2 query error"
+    )
+    status_byte = Measurement(
+        "*STB?", parse=parse_register, doc="Bit 2 error queue not empty, 4 message available, 5 event summary"
+    )
+    next_error = Measurement("SYST:ERR?", parse=str, doc="The oldest queued error (reading removes it)")
 
     def __init__(
         self,
@@ -278,6 +382,7 @@ class SCPIInstrument(Driver):
         name: str = "",
         queries: Mapping[str, Any] | None = None,
         traces: Mapping[str, Any] | None = None,
+        controls: Mapping[str, Any] | None = None,
         setup: Sequence[str] = (),
         reset_on_connect: bool = False,
         reset_wait_s: float = 1.0,
@@ -285,11 +390,29 @@ class SCPIInstrument(Driver):
     ) -> None:
         super().__init__(transport, name=name)
         self.configured = parse_streams(queries, traces)
+        self.measurements = {n: q.measurement() for n, q in self.configured.items() if isinstance(q, ScalarQuery)}
+        parse_controls(controls)  # checked here too for a driver made without build()
         self.setup = _commands(setup, "setup")
         self.reset_on_connect = bool(reset_on_connect)
         self.reset_wait_s = float(reset_wait_s)
         self.check_errors = bool(check_errors)
         self._identity: dict[str, str] = {}
+
+    @classmethod
+    def build(cls, transport: Transport | None, *, name: str = "", **settings: Any) -> Driver:
+        """The driver with its configured controls declared on it, as a coded driver declares them: a subclass
+        per configuration, so the configured values are applied at connect, read back and checked, recorded in
+        the settings snapshot and reached by ``get``/``set`` the same way."""
+        declared = parse_controls(settings.get("controls"))
+        if not declared:
+            return super().build(transport, name=name, **settings)
+        klass = type(
+            cls.__name__,
+            (cls,),
+            {"__module__": cls.__module__, "__doc__": cls.__doc__} | {n: c.control for n, c in declared.items()},
+        )
+        values = {n: c.value for n, c in declared.items() if c.has_value}
+        return super(SCPIInstrument, klass).build(transport, name=name, **settings, **values)
 
     @classmethod
     def declare_streams(cls, settings: dict[str, Any]) -> dict[str, pa.Schema]:
@@ -301,7 +424,7 @@ class SCPIInstrument(Driver):
 
     # --- lifecycle ----------------------------------------------------------------------
     def connect(self) -> None:
-        self._identity = parse_identity(self.query("*IDN?"))
+        self._identity = parse_identity(self.identification)
         if self.reset_on_connect:
             self.reset()
         else:
@@ -320,7 +443,8 @@ class SCPIInstrument(Driver):
         return {"driver": self.driver_name, **self._identity}
 
     def settings(self) -> dict[str, Any]:
-        return {
+        """The configured controls' values (read now), with the streams' queries and the set-up."""
+        return super().settings() | {
             "queries": {
                 n: {"query": q.query, "unit": q.unit} for n, q in self.configured.items() if isinstance(q, ScalarQuery)
             },
@@ -337,7 +461,7 @@ class SCPIInstrument(Driver):
         if spec is None:
             raise CommandError(f"{self.name} has no stream {stream!r} (streams: {', '.join(self.configured)})")
         if isinstance(spec, ScalarQuery):
-            return parse_number(self.checked_query(spec.query), f"{self.name}: {spec.query}")
+            return self.measurements[stream].__get__(self)
         return self.read_trace(spec)
 
     # --- traces -------------------------------------------------------------------------
@@ -466,16 +590,6 @@ class SCPIInstrument(Driver):
     def clear(self) -> None:
         """``*CLS``: clear the error queue and the event status register."""
         self.send("*CLS")
-
-    @command(changes=False)
-    def event_status(self) -> int:
-        """``*ESR?`` (reading clears it): bit 5 command error, 4 execution error, 3 device error, 2 query error."""
-        return int(parse_number(super().query("*ESR?"), f"{self.name}: *ESR?"))
-
-    @command(changes=False)
-    def status_byte(self) -> int:
-        """``*STB?``: bit 2 error queue not empty, bit 4 message available, bit 5 event summary."""
-        return int(parse_number(super().query("*STB?"), f"{self.name}: *STB?"))
 
     @command(changes=False)
     def errors(self) -> list[list[Any]]:

@@ -2,11 +2,16 @@
 
 There is no wire protocol: this driver stands where a vendor SDK would (a PVCAM
 camera plugs in behind the same FrameProducer capability, see
-``docs/decisions``). It behaves like a real camera in the ways that matter to
-the rest of the system:
+``docs/decisions``). Its settings are declarations held by the driver
+(:class:`~arrowdaq.instruments.driver.Setting`): ``exposure_s``, ``fps`` and
+``trigger_mode`` are validated, settable from the configuration and with
+``hub.command(cam, "set", name=..., value=...)``, and in the run file's settings
+snapshot like any instrument's. It behaves like a real camera in the ways that
+matter to the rest of the system:
 
 * frames come from a clock (``internal`` trigger: one every ``max(1/fps,
   exposure)``) or from :meth:`trigger` (``software``), not from the reader;
+  changing the exposure, rate or trigger mode restarts the clock;
 * the camera buffers ``buffer_frames`` frames; a reader that falls behind loses
   the oldest ones. Frame numbers stay monotonic, so a loss shows as a gap, and
   every gap is counted (``dropped_frames`` in the settings) and logged;
@@ -14,8 +19,8 @@ the rest of the system:
   frame shape is ``shape / binning`` and the stream is declared with it.
 
 A stream's schema is fixed for a run (storage creates its datasets from it), so
-:meth:`set_binning` refuses a change that would change the frame shape; set
-``binning`` in the configuration instead.
+``shape``, ``binning`` and ``dtype`` are constructor settings, given in the
+configuration and fixed while the instrument runs.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ import pyarrow as pa
 from ...data import image_batch, schemas
 from ...errors import CommandError, ConfigError
 from ...log import get_logger
-from ..driver import Driver, Stream, command
+from ..driver import Driver, Setting, Stream, command
 from ..transports.base import Transport
-from ..validators import in_range, one_of
+from ..validators import configured, in_range, int_in_range, one_of
 
 EXPOSURE_RANGE_S = (100e-6, 10.0)
 BINNINGS = (1, 2, 4)
@@ -40,19 +45,9 @@ TRIGGERS = ("internal", "software")
 DTYPES = ("uint16",)
 MAX_FPS = 1000.0
 
-check_exposure = in_range(*EXPOSURE_RANGE_S)
 check_binning = one_of(BINNINGS)
-check_trigger = one_of(TRIGGERS)
-check_fps = in_range(1e-3, MAX_FPS)
-
-
-def _config(check: Any, value: Any, what: str) -> Any:
-    """A validator's CommandError as the ConfigError a bad setting deserves."""
-    try:
-        return check(value, what)
-    except CommandError as exc:
-        raise ConfigError(str(exc)) from None
-
+check_dtype = one_of(DTYPES)
+check_buffer = int_in_range(1, 1_000_000)
 
 #: Pixels of the largest sensor accepted (a 16-bit frame of 8192×8192 is 128 MiB).
 MAX_SENSOR_PIXELS = 8192 * 8192
@@ -90,12 +85,29 @@ class BeamScene(Protocol):
 
 
 class SimCamera(Driver):
-    """See the module docstring. Settings are the constructor's keyword arguments; the application gives
-    ``table`` (the simulated optical table) to every driver whose constructor takes one."""
+    """See the module docstring. The application gives ``table`` (the simulated optical table) to every
+    driver whose constructor takes one."""
 
     driver_name = "sim_camera"
     needs_port = False
     streams = (Stream("frames", kind=schemas.IMAGE, unit="counts", poll_hz=20.0),)
+
+    exposure_s = Setting(
+        0.01, validator=in_range(*EXPOSURE_RANGE_S), unit="s", doc="Exposure time", changed="_restart_clock"
+    )
+    fps = Setting(
+        10.0,
+        validator=in_range(1e-3, MAX_FPS),
+        unit="Hz",
+        doc="Frame rate (internal trigger)",
+        changed="_restart_clock",
+    )
+    trigger_mode = Setting(
+        "internal",
+        validator=one_of(TRIGGERS),
+        doc="internal: free-running at fps; software: trigger()",
+        changed="_new_trigger_mode",
+    )
 
     def __init__(
         self,
@@ -104,25 +116,17 @@ class SimCamera(Driver):
         name: str = "",
         table: BeamScene | None = None,
         shape: Sequence[int] = (256, 256),
-        exposure_s: float = 0.01,
         binning: int = 1,
-        trigger: str = "internal",
-        fps: float = 10.0,
         dtype: str = "uint16",
         buffer_frames: int = 4,
     ) -> None:
         super().__init__(transport, name=name)
         where = self.name
-        self.binning = _config(check_binning, binning, f"{where}.binning")
+        self.binning = configured(check_binning, binning, f"{where}.binning")
         self.shape = frame_shape(shape, self.binning, where)
         self.sensor_shape = (int(shape[0]), int(shape[1]))
-        self.exposure_s = _config(check_exposure, exposure_s, f"{where}.exposure_s")
-        self.trigger_mode = _config(check_trigger, trigger, f"{where}.trigger")
-        self.fps = _config(check_fps, fps, f"{where}.fps")
-        self.dtype = _config(one_of(DTYPES), dtype, f"{where}.dtype")
-        if int(buffer_frames) < 1:
-            raise ConfigError(f"{where}.buffer_frames: must be at least 1, got {buffer_frames!r}")
-        self.buffer_frames = int(buffer_frames)
+        self.dtype = configured(check_dtype, dtype, f"{where}.dtype")
+        self.buffer_frames = configured(check_buffer, buffer_frames, f"{where}.buffer_frames")
         if table is None:
             raise ConfigError(
                 f"{where}.table: the simulated camera images the simulated optical table, which the application "
@@ -144,9 +148,9 @@ class SimCamera(Driver):
     # --- declarations -------------------------------------------------------------------
     @classmethod
     def declare_streams(cls, settings: dict[str, Any]) -> dict[str, pa.Schema]:
-        binning = _config(check_binning, settings.get("binning", 1), "sim_camera.binning")
+        binning = configured(check_binning, settings.get("binning", 1), "sim_camera.binning")
         shape = frame_shape(settings.get("shape", (256, 256)), binning)
-        dtype = _config(one_of(DTYPES), settings.get("dtype", "uint16"), "sim_camera.dtype")
+        dtype = configured(check_dtype, settings.get("dtype", "uint16"), "sim_camera.dtype")
         return {"frames": schemas.image_schema(shape, dtype, "counts")}
 
     def active_streams(self) -> tuple[Stream, ...]:
@@ -172,13 +176,11 @@ class SimCamera(Driver):
         return {"driver": self.driver_name, "model": "arrowdaq simulated sCMOS", "sensor": f"{h}x{w}"}
 
     def settings(self) -> dict[str, Any]:
-        return {
+        """The declared settings, the run's fixed geometry and the frame counters."""
+        return super().settings() | {
             "shape": list(self.sensor_shape),
             "frame_shape": list(self.shape),
-            "exposure_s": self.exposure_s,
             "binning": self.binning,
-            "trigger": self.trigger_mode,
-            "fps": self.fps,
             "frame_period_s": self.frame_period_s,
             "dtype": self.dtype,
             "buffer_frames": self.buffer_frames,
@@ -191,7 +193,13 @@ class SimCamera(Driver):
         """Time between frames on the internal clock: the exposure cannot be longer."""
         return max(1.0 / self.fps, self.exposure_s)
 
+    def _new_trigger_mode(self) -> None:
+        self._triggers.clear()
+        self._restart_clock()
+
     def _restart_clock(self) -> None:
+        """Acquisition restarts, as on a real camera: a frame exposing now is abandoned and never
+        numbered, so numbering continues without a gap."""
         self._clock_start = time.monotonic()
         self._clock_first = self._next_number
         self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
@@ -251,37 +259,11 @@ class SimCamera(Driver):
         binned = bin_frame(photons, self.binning)
         return np.clip(binned, 0, np.iinfo(self.dtype).max).astype(self.dtype)
 
-    # --- commands -------------------------------------------------------------------------
+    # --- commands: the FrameProducer and Triggerable capabilities ------------------------------
     @command
     def set_exposure(self, seconds: float) -> None:
-        """Exposure time in seconds (100 µs to 10 s).
-
-        Acquisition restarts, as on a real camera: a frame exposing now is
-        abandoned and never numbered, so numbering continues without a gap.
-        """
-        self.exposure_s = check_exposure(seconds, f"{self.name}.exposure_s")
-        self._restart_clock()
-
-    @command
-    def set_binning(self, binning: int) -> None:
-        """Binning 1, 2 or 4; refused if it would change the declared frame shape (set it in the configuration)."""
-        value = check_binning(binning, f"{self.name}.binning")
-        h, w = self.sensor_shape
-        new_shape = (h // value, w // value)
-        if new_shape != self.shape or h % value or w % value:
-            raise CommandError(
-                f"{self.name}: binning {value} would make {new_shape[0]}×{new_shape[1]} frames, but the stream "
-                f"{self.name}/frames is declared {self.shape[0]}×{self.shape[1]} for this run; "
-                "set 'binning' in the configuration and restart the instrument"
-            )
-        self.binning = value
-
-    @command
-    def set_trigger(self, mode: str) -> None:
-        """``internal`` (free-running at ``fps``) or ``software`` (one frame per :meth:`trigger`)."""
-        self.trigger_mode = check_trigger(mode, f"{self.name}.trigger")
-        self._triggers.clear()
-        self._restart_clock()
+        """Exposure time in seconds (100 µs to 10 s); the same as setting ``exposure_s``."""
+        self.exposure_s = seconds
 
     @command
     def trigger(self) -> None:
