@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +70,13 @@ def write_lab(tmp_path: Path, wavelength: object = 780) -> Path:
 
 async def test_configured_settings_are_in_the_run_file_and_in_the_streams_from_the_first_row(tmp_path):
     app = Application(load_config(write_lab(tmp_path), environ={}))
-    summary = await app.run(duration=2.0)
+
+    def stop_once_recorded() -> None:  # however long the start takes on a loaded machine
+        streams = app.hub.status()["streams"]
+        if all(streams.get(s, {}).get("rows", 0) > 0 for s in ("laser/wavelength", "laser/shutter", "pm1/power")):
+            app.request_stop()
+
+    summary = await app.run(on_tick=stop_once_recorded)
     assert not summary.errors, summary.errors
     run = arrowdaq.open_run(summary.run_file)
     instruments = run.metadata["instrument"]
@@ -175,3 +183,63 @@ async def test_the_settings_snapshot_is_read_again_after_a_command_that_changes_
         assert await hub.command("stage", "get", name="axis1.velocity") == 7.5
         with pytest.raises(CommandError, match=r"no setting 'axis3.velocity' \(settings: .*axis1.velocity"):
             await hub.command("stage", "get", name="axis3.velocity")
+
+
+class HeldMaiTai(MaiTaiSim):
+    """The laser simulator, holding its answer to a power poll until the test lets it go."""
+
+    def __init__(self, table: OpticalTable) -> None:
+        super().__init__(table)
+        self.asked = threading.Event()
+        self.release = threading.Event()
+
+    def handle(self, command: str) -> str | None:
+        if command.upper().startswith("READ:POW") and not self.release.is_set():
+            self.asked.set()
+            self.release.wait(10)
+        return super().handle(command)
+
+
+async def test_a_set_value_is_refused_before_it_queues_naming_instrument_setting_and_limits(hub):
+    table = OpticalTable(latency_scale=0.0, seed=3)
+    sim = HeldMaiTai(table)
+    with serve(sim, "pty") as server:
+        ref = spawn_instrument(
+            hub,
+            "laser",
+            MaiTai,
+            lambda: MaiTai.open(server.address, name="laser", timeout=5.0, min_interval=0.0),
+            poll_hz={"wavelength": 0.0, "power": 5.0, "shutter": 0.0},
+        )
+        await ref.wait_status(ActorStatus.RUNNING)
+        await asyncio.to_thread(sim.asked.wait, 10)  # a poll is in progress and its answer held back
+        try:
+            with pytest.raises(CommandError, match=r"^laser\.wavelength: 2000 is outside 690\.\.1040$"):
+                await hub.command("laser", "set", name="wavelength", value=2000)
+            with pytest.raises(CommandError, match=r"^laser\.shutter: 'ajar' is not one of 'closed', 'open'$"):
+                await hub.command("laser", "set", name="shutter", value="ajar")
+            with pytest.raises(CommandError, match=r"^laser\.power is read-only$"):
+                await hub.command("laser", "set", name="power", value=1)
+            assert not sim.release.is_set()  # refused while the poll still waits: never queued behind it
+        finally:
+            sim.release.set()
+        assert await hub.command("laser", "set", name="wavelength", value=800) == pytest.approx(800)
+        assert b"WAVELENGTH:2000" not in bytes(server.received)
+
+
+async def test_a_channel_setting_is_checked_by_its_declaration_before_it_queues(hub):
+    table = OpticalTable(latency_scale=0.0, seed=4)
+    with serve(ESP300Sim(table), "pty") as server:
+        ref = spawn_instrument(
+            hub,
+            "stage",
+            ESP300,
+            lambda: ESP300.open(server.address, name="stage", axes=[1], timeout=0.5),
+            settings={"axes": [1]},
+        )
+        await ref.wait_status(ActorStatus.RUNNING)
+        with pytest.raises(CommandError, match=r"^stage\.axis1\.velocity: -2 is outside 0\.\.1000$"):
+            await hub.command("stage", "set", name="axis1.velocity", value=-2)
+        with pytest.raises(CommandError, match=r"^stage\.axis1\.units: 12 is outside 0\.\.11$"):
+            await hub.command("stage", "set", name="axis1.units", value=12)
+        assert b"VA-2" not in bytes(server.received)

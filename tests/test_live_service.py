@@ -97,6 +97,8 @@ def test_python_client_finds_the_daemon_and_controls_it(daemon):
             daq.command("laser", "set_wavelength")
         with pytest.raises(CommandError, match=r"no instrument named 'laserx'"):
             daq.command("laserx", "open_shutter")
+        with pytest.raises(CommandError, match=r"laser\.wavelength: 2000 is outside 690\.\.1040"):
+            daq.set("laser", "wavelength", 2000)  # refused by the declaration's validator before it queues
         daq.command("laser", "set_wavelength", nm=780)
         assert daq.command("laser", "get_wavelength") == pytest.approx(780, abs=1)
         frame = daq.latest("pm1/power")

@@ -189,3 +189,39 @@ async def test_through_the_actor_a_stop_is_not_queued_behind_a_waiting_move(rig_
     assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
     assert await hub.command("axis", "move_to", target=rig.near) == pytest.approx(rig.near, abs=rig.tolerance)
     assert await hub.command("axis", "position") == pytest.approx(rig.near, abs=rig.tolerance)
+
+
+#: The query each rig's position poll sends (a poll in flight is the exchange a stop must not wait for).
+POLL_BYTES = {ESP300: b"1TP?", ELL14: b"0gp"}
+POSITION_STREAM = {ESP300: "axis1_position", ELL14: "position"}
+
+
+async def test_through_the_actor_a_stop_goes_out_while_a_poll_waits_for_its_reply(rig_factory, hub):
+    """A move started without waiting leaves polling on; the stop is sent just after a position poll went
+    out (an Elliptec exchange takes 200 ms) and must still reach the motion within the contract's limit."""
+    rig = rig_factory(latency_scale=1.0)
+    rig.driver.close()  # the actor opens its own
+    kind = type(rig.driver)
+    streams = kind.declare_streams({"axes": [1]})
+    poll_hz = dict.fromkeys(streams, 0.0) | {POSITION_STREAM[kind]: 50.0}  # the bus is never idle
+    ref = spawn_instrument(hub, "axis", kind, lambda: rig.open("axis"), poll_hz=poll_hz)
+    await ref.wait_status(ActorStatus.RUNNING)
+    if kind is ELL14:
+        await hub.command("axis", "set", name="velocity", value=10)
+    assert await hub.command("axis", "move_to", target=rig.far, wait=False) is None
+    while not rig.motion.moving(time.monotonic()):
+        await asyncio.sleep(0.001)
+    polls = bytes(rig.server.received).count(POLL_BYTES[kind])
+    while bytes(rig.server.received).count(POLL_BYTES[kind]) == polls:  # a new poll has just gone out
+        await asyncio.sleep(0.0005)
+    called = time.monotonic()
+    await hub.command("axis", "stop")  # returns once sent (the ESP300 does not answer ST)
+    async with asyncio.timeout(5):
+        while rig.motion.moving(time.monotonic()):  # the simulator takes it in
+            await asyncio.sleep(0.001)
+    stopped_at = rig.motion.started
+    assert (stopped_at - called) / rig.table.latency_scale <= STOP_WITHIN_S
+    assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
+    where = rig.motion.at(time.monotonic())
+    assert abs(where - rig.far) > 10 * rig.tolerance  # it did not get there
+    assert await hub.command("axis", "position") == pytest.approx(where, abs=rig.tolerance)

@@ -133,6 +133,12 @@ class Actor:
     async def on_batch(self, stream: str, batch: Any) -> None:
         """Handle one item from an attached inbox (a hub subscription)."""
 
+    def urgent(self, message: Any) -> bool:
+        """True for a message an ``ask`` hands to :meth:`handle` at once, beside the message in progress,
+        instead of queueing it (an instrument's ``stop`` must not wait for a poll). Such a handler must
+        be safe to run concurrently with the others (no use of the worker thread)."""
+        return False
+
     # --- tools for subclasses -----------------------------------------------------
     @property
     def ref(self) -> ActorRef:

@@ -88,6 +88,7 @@ class ActorRef:
         self._close_timeout = policy.stop_timeout
         #: Checks a message before it queues (an instrument refuses an unknown command at once).
         self.precheck: Callable[[Any], None] | None = None
+        self._running: Actor | None = None  # the instance serving messages (urgent ones go straight to it)
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.name} {self.status.value}>"
@@ -125,6 +126,10 @@ class ActorRef:
         self._check_alive()
         if self.precheck is not None:
             self.precheck(message)
+        running = self._running
+        if running is not None and running.urgent(message):
+            async with asyncio.timeout(timeout):
+                return await running.handle(message)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         deadline = asyncio.timeout(timeout)
         try:
@@ -207,6 +212,7 @@ class ActorRef:
                 if self.status is ActorStatus.RECONNECTING:
                     log.info(f"actor {self.name!r} reconnected")
                 self._set_status(ActorStatus.RUNNING)
+                self._running = actor
                 started = time.monotonic()
                 await self._serve_until_stopped(actor)
                 await self._close(actor)
@@ -357,6 +363,8 @@ class ActorRef:
 
     async def _close(self, actor: Actor) -> None:
         """``on_stop`` once per instance, within the actor's ``close_timeout``."""
+        if self._running is actor:
+            self._running = None
         if actor._closed:
             return
         actor._closed = True

@@ -54,7 +54,7 @@ from ..errors import (
 )
 from ..hub import BATCH_LATENCY, BATCH_ROWS, InstrumentManager
 from .capabilities import MOTION_WAITS, Movable, capabilities_of
-from .driver import Driver, Stream
+from .driver import Control, Driver, Stream
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,8 @@ class InstrumentActor(Actor):
                 f"{self.name}: poll_hz names unknown stream {unknown[0]!r} (streams: {', '.join(self._streams)})"
             )
         self.poll_hz = {name: s.poll_hz for name, s in self._streams.items()} | self._poll_overrides
+        # the instance's class knows settings declared by its configuration (a scpi driver's controls)
+        self.ref.precheck = precheck_for(self.name, type(self.driver))
         await self.blocking(self.driver.connect_configured)  # connect, then the configured settings, read back
         await self._reread_settings()
         for name, s in self._streams.items():
@@ -155,6 +157,16 @@ class InstrumentActor(Actor):
             await self._flush()
         finally:
             await self.blocking(self.driver.close)
+
+    def urgent(self, message: Any) -> bool:
+        """A Movable's ``stop`` is handled at once, even while a poll or another command is in progress
+        (it runs on a thread of its own and the driver sends it ahead of the exchange in flight)."""
+        return (
+            isinstance(message, Command)
+            and message.action == "stop"
+            and self.driver is not None
+            and isinstance(self.driver, Movable)
+        )
 
     async def handle(self, message: Any) -> Any:
         if isinstance(message, Poll):
@@ -506,10 +518,22 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
-def check_command(driver_class: type[Driver], message: Any) -> None:
-    """Refuse, before it queues, a command the driver does not have or arguments it does not take."""
-    if not isinstance(message, Command) or message.action in ("describe", "read", "get", "set"):
-        return  # settings are resolved per instance (channels): checked when handled, without device I/O
+def check_command(driver_class: type[Driver], message: Any, instrument: str = "") -> None:
+    """Refuse, before it queues, a command the driver does not have, arguments it does not take, or a
+    value a declared setting's validator refuses (the validator the device path uses: one check).
+    Errors name the instrument (and for a ``set`` the setting: ``laser.wavelength: 2000 is outside 690..1040``)."""
+    if isinstance(message, Command) and message.action == "set":
+        check_set(driver_class, message.args, instrument)
+        return
+    try:
+        check_action(driver_class, message)
+    except CommandError as exc:
+        raise CommandError(f"{instrument}: {exc}" if instrument else str(exc)) from None
+
+
+def check_action(driver_class: type[Driver], message: Any) -> None:
+    if not isinstance(message, Command) or message.action in ("describe", "read", "get"):
+        return
     fn = getattr(driver_class, message.action, None)
     if fn is None or not getattr(fn, "__arrowdaq_command__", False):
         known = sorted(n for n, a in inspect.getmembers(driver_class) if getattr(a, "__arrowdaq_command__", False))
@@ -520,6 +544,37 @@ def check_command(driver_class: type[Driver], message: Any) -> None:
         inspect.signature(fn).bind(None, **message.args)
     except TypeError as exc:
         raise CommandError(f"{message.action}: {exc}") from None
+
+
+def declared_control(driver_class: type[Driver], name: str) -> Control | None:
+    """The control a setting name (``wavelength``, ``axis2.velocity``) declares, from the class alone;
+    None when only the instance can tell (an unknown name: the instance lists its settings)."""
+    head, _, tail = name.partition(".")
+    if not tail:
+        return driver_class.controls().get(head)
+    for group in driver_class.channel_groups().values():
+        if group.key_id(head) is not None:
+            return group.channel.controls().get(tail)
+    return None
+
+
+def check_set(driver_class: type[Driver], args: dict[str, Any], instrument: str = "") -> None:
+    """A ``set``'s value through the declared validator: CommandError naming the setting and the limits."""
+    name = str(args.get("name", ""))
+    control = declared_control(driver_class, name)
+    if control is None:
+        return
+    what = f"{instrument}.{name}" if instrument else name
+    if not control.writable:
+        raise CommandError(f"{what} is read-only")
+    if "value" not in args:
+        raise CommandError(f"{what}: set needs a value")
+    control.to_device(args["value"], what)
+
+
+def precheck_for(instrument: str, driver_class: type[Driver]) -> Callable[[Any], None]:
+    """The check every message to ``instrument`` passes before it queues."""
+    return functools.partial(check_command, driver_class, instrument=instrument)
 
 
 def spawn_instrument(
@@ -544,11 +599,5 @@ def spawn_instrument(
         role=Role.SOURCE,
     )
 
-    def precheck(message: Any) -> None:
-        try:
-            check_command(driver_class, message)
-        except CommandError as exc:
-            raise CommandError(f"{name}: {exc}") from None
-
-    ref.precheck = precheck
+    ref.precheck = precheck_for(name, driver_class)
     return ref

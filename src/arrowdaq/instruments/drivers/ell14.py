@@ -35,7 +35,7 @@ from ...errors import (
     ProtocolError,
 )
 from ..driver import Control, Driver, Stream, command
-from ..transports.base import PortSettings, Transport
+from ..transports.base import PortSettings, Transport, send_now
 from ..transports.serial import SerialTransport
 from ..validators import in_range, int_in_range
 
@@ -294,28 +294,31 @@ class ELL14(Driver):
 
     def query(self, command: str, timeout: float | None = None) -> str:
         """Send ``command`` to this mount; its reply without the address. A non-zero GS raises."""
-        expect = REPLY_OF.get(command[:2], "GS")
         with self._bus_lock():
-            sent = self._send(command)
-            limit = self.transport.settings.timeout if timeout is None else timeout  # type: ignore[union-attr]
-            deadline = time.monotonic() + limit
-            while True:
-                body = self._next_reply(deadline, sent)
-                if body.startswith("PO"):
-                    if self._position_reply(body, wanted=expect == "PO"):
-                        return body
-                    continue
-                if body.startswith(expect):
-                    if expect == "GS" and command[:2] != "gs":
-                        code = hex_field("GS")(body)
-                        if code != 0:
-                            raise self._status_error(code, sent)
+            return self._answer(command, self._send(command), timeout)
+
+    def _answer(self, command: str, sent: str, timeout: float | None = None) -> str:
+        """Read this mount's answer to ``command`` (sent as ``sent``); hold the bus lock."""
+        expect = REPLY_OF.get(command[:2], "GS")
+        limit = self.transport.settings.timeout if timeout is None else timeout  # type: ignore[union-attr]
+        deadline = time.monotonic() + limit
+        while True:
+            body = self._next_reply(deadline, sent)
+            if body.startswith("PO"):
+                if self._position_reply(body, wanted=expect == "PO"):
                     return body
-                if body.startswith("GS"):
-                    if self._move_status(body):
-                        continue
-                    raise self._status_error(hex_field("GS")(body), sent)
-                raise ProtocolError(f"{self.name}: reply {body!r} to {sent!r} is not {expect}")
+                continue
+            if body.startswith(expect):
+                if expect == "GS" and command[:2] != "gs":
+                    code = hex_field("GS")(body)
+                    if code != 0:
+                        raise self._status_error(code, sent)
+                return body
+            if body.startswith("GS"):
+                if self._move_status(body):
+                    continue
+                raise self._status_error(hex_field("GS")(body), sent)
+            raise ProtocolError(f"{self.name}: reply {body!r} to {sent!r} is not {expect}")
 
     def write(self, command: str) -> None:
         """Elliptec mounts answer every command (GS00 or data): read and check the answer."""
@@ -461,14 +464,25 @@ class ELL14(Driver):
 
     @command(changes=False)
     def stop(self, axis: int | None = None) -> None:
-        """Stop at once: ``st`` goes out ahead of the move's reply; a waiting ``move_to`` raises MotionStopped."""
-        with self._bus_lock():
-            self._stopped, self._stopping = self._moving, True
-            try:
-                self.query("st")
-            finally:
-                self._stopping = False
-            self._moving = False  # stopped, whether or not the mount answered the move
+        """Stop at once; a waiting ``move_to`` raises MotionStopped.
+
+        ``st`` goes out ahead of the move's reply and of an exchange in progress (a position
+        poll waiting ~200 ms for its answer): the mount acts on a packet when it arrives. Its
+        answer is read in turn, once the bus is free.
+        """
+        if self.transport is None:
+            raise CommandError(f"{self.name} has no transport")
+        self._stopped, self._stopping = self._moving, True
+        try:
+            sent = self.address + "st"
+            send_now(self.transport, sent)
+            with self._bus_lock():
+                try:
+                    self._answer("st", sent)
+                finally:
+                    self._moving = False  # stopped, whether or not the mount answered the move
+        finally:
+            self._stopping = False
 
     @command(changes=False)
     def home(self, clockwise: bool = True, wait: bool = True, axis: int | None = None) -> float | None:

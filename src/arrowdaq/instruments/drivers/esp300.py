@@ -29,7 +29,7 @@ from ...errors import (
     ProtocolError,
 )
 from ..driver import Channel, Channels, Control, Driver, Measurement, Stream, command
-from ..transports.base import PortSettings, Transport
+from ..transports.base import PortSettings, Transport, send_now
 from ..validators import boolean, in_range, int_in_range
 
 AXES = (1, 2, 3)
@@ -259,17 +259,16 @@ class ESP300(Driver):
     def stop(self, axis: int | None = None) -> None:
         """Stop one axis at once, or every axis when ``axis`` is None; a waiting move raises MotionStopped.
 
-        The port is held only for single exchanges (``wait_motion`` sleeps between
-        ``MD?`` polls without it), so ``ST`` never waits behind a move.
+        ``ST`` goes out at once, between the write and the reply of an exchange in progress (a
+        position poll) if need be, and never waits behind a move (``wait_motion`` holds the port
+        only for single ``MD?`` polls).
         """
-        if axis is None:
-            self.write("ST")
-            stopped = self.axes
-        else:
-            stopped = (self._axis(axis),)
-            self.write(f"{stopped[0]}ST")
+        if self.transport is None:
+            raise CommandError(f"{self.name} has no transport")
+        stopped = self.axes if axis is None else (self._axis(axis),)
         for number in stopped:
             self._stopped[number] = self._moving[number]
+        send_now(self.transport, "ST" if axis is None else f"{stopped[0]}ST")
 
     @command(changes=False)
     def home(self, axis: int | None = None, wait: bool = True) -> float | None:

@@ -49,3 +49,13 @@ class Transport(Protocol):
         """Write a command and read its reply, holding the port's lock for both."""
 
     def close(self) -> None: ...
+
+
+def send_now(transport: Transport, command: str) -> None:
+    """Send ``command`` ahead of an exchange in progress where the transport can (serial ports:
+    ``send_now``), else as an ordinary write after it."""
+    urgent = getattr(transport, "send_now", None)
+    if urgent is not None:
+        urgent(command)
+    else:
+        transport.write(command)

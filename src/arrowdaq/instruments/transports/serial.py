@@ -71,6 +71,8 @@ class SerialTransport:
         self.port = port
         self.settings = settings
         self.lock = threading.RLock()
+        #: Held only while bytes are written: :meth:`send_now` needs it, not the exchange ``lock``.
+        self._write_lock = threading.Lock()
         self.users = 0
         #: Addresses claimed by the instruments sharing this port (a multidrop bus).
         self.bus_addresses: set[str] = set()
@@ -148,12 +150,30 @@ class SerialTransport:
                 time.sleep(wait)
             self._last_command = command
             try:
-                link.write(data)
-                link.flush()
+                with self._write_lock:
+                    link.write(data)
+                    link.flush()
             except (serial.SerialException, OSError) as exc:
                 raise self._lost(exc, f"writing {command!r}") from exc
             finally:
                 self._quiet_since = time.monotonic()
+
+    def send_now(self, command: str) -> None:
+        """Send ``command`` at once, between the write and the reply of an exchange in progress (a stop
+        must not wait ~200 ms for an Elliptec reply): only the bytes of one write are kept whole.
+        The caller reads any reply under ``lock`` as usual."""
+        link = self._serial
+        if link is None:  # not open: the ordinary path opens it
+            self.write(command)
+            return
+        data = command.encode(self.settings.encoding) + self._write_terminator
+        try:
+            with self._write_lock:
+                link.write(data)
+                link.flush()
+        except (serial.SerialException, OSError) as exc:
+            with self.lock:
+                raise self._lost(exc, f"writing {command!r}") from exc
 
     def read(self, timeout: float | None = None) -> str:
         """The next reply, without its terminator; DeviceTimeout names the port and the command.
