@@ -264,8 +264,8 @@ class Setting(Control):
         exposure_s = Setting(0.01, validator=in_range(100e-6, 10.0), unit="s", changed="restart_clock")
     """
 
-    readable = True  # type: ignore[assignment]
-    writable = True  # type: ignore[assignment]
+    readable = True
+    writable = True
 
     def __init__(
         self,

@@ -55,7 +55,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -406,11 +406,8 @@ class SCPIInstrument(Driver):
         declared = parse_controls(settings.get("controls"))
         if not declared:
             return super().build(transport, name=name, **settings)
-        klass = type(
-            cls.__name__,
-            (cls,),
-            {"__module__": cls.__module__, "__doc__": cls.__doc__} | {n: c.control for n, c in declared.items()},
-        )
+        namespace = {"__module__": cls.__module__, "__doc__": cls.__doc__} | {n: c.control for n, c in declared.items()}
+        klass = cast("type[SCPIInstrument]", type(cls.__name__, (cls,), namespace))
         values = {n: c.value for n, c in declared.items() if c.has_value}
         return super(SCPIInstrument, klass).build(transport, name=name, **settings, **values)
 
