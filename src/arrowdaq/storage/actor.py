@@ -36,7 +36,7 @@ from ..hub import InstrumentManager
 from ..hub.events import ERROR, LOST, STORAGE, WARNING, RunEvent, as_run_event
 from ..hub.streams import StreamSpec
 from ..hub.subscription import LOSSLESS_MAX_BYTES
-from . import columns as C
+from .forms import forms_of
 from .ipc import ArrowIpcWriter
 from .nexus import NexusWriter
 from .options import NEXUS, RunInfo, StorageOptions, run_path
@@ -367,7 +367,7 @@ class StorageActor(Actor):
         if self.options.layout != NEXUS:
             return True
         try:
-            C.plan_columns(spec.schema, spec.name)
+            forms_of(spec.schema, spec.name)
             return True
         except StorageError as exc:
             self.skipped[spec.name] = f"{exc} (the arrow_ipc layout stores any schema)"

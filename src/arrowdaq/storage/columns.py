@@ -1,6 +1,7 @@
-"""How each Arrow column becomes a native HDF5 dataset, and back.
+"""How each Arrow column becomes arrays for native HDF5 datasets, and back.
 
-One form per Arrow type, so MATLAB's ``h5read`` and plain h5py see ordinary arrays:
+One form per Arrow type (the classes in :mod:`.forms`), so MATLAB's ``h5read`` and plain h5py
+see ordinary arrays:
 
 * numeric/bool  → 1-D dataset, one value per row (plus ``<name>_valid`` uint8
   when the field is nullable: HDF5 has no nulls);
@@ -21,16 +22,13 @@ Whole columns move as NumPy arrays; nothing here loops over rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..data.schemas import plain_type
-from ..errors import StorageError
-
-NUMERIC, LIST, TENSOR, STRING = "numeric", "list", "tensor", "string"
+from . import layout as L
 
 #: Suffixes of the helper datasets beside a column.
 VALID_SUFFIX = "_valid"
@@ -39,54 +37,7 @@ DICTIONARY_SUFFIX = "_dictionary"
 LENGTHS_SUFFIX = "_lengths"
 
 #: Bytes of one dictionary entry (fixed length: SWMR writers cannot append variable-length strings).
-PIECE_BYTES = 256
-
-
-@dataclass(frozen=True)
-class ColumnPlan:
-    """The HDF5 form of one Arrow field."""
-
-    name: str
-    form: str
-    dtype: np.dtype  # of the stored values (int32 codes for strings)
-    row_shape: tuple[int, ...]  # () per-row scalar, (0,) list of yet unknown length, tensor shape
-    nullable: bool = False
-
-
-def _is_string(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
-
-
-def _numeric_dtype(t: pa.DataType) -> np.dtype | None:
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
-        return np.dtype(t.to_pandas_dtype())
-    return None
-
-
-def plan_column(field: pa.Field, stream: str) -> ColumnPlan:
-    """The stored form of ``field``; StorageError names a type HDF5 columns cannot hold."""
-    t = field.type
-    if _is_string(t):
-        return ColumnPlan(field.name, STRING, np.dtype(np.int32), (), field.nullable)
-    if isinstance(t, pa.FixedShapeTensorType):
-        dtype = _numeric_dtype(t.value_type)
-        if dtype is not None:
-            return ColumnPlan(field.name, TENSOR, dtype, tuple(t.shape))
-    elif pa.types.is_list(t) or pa.types.is_large_list(t):
-        dtype = _numeric_dtype(t.value_type)
-        if dtype is not None:
-            return ColumnPlan(field.name, LIST, dtype, (0,))
-    else:
-        dtype = _numeric_dtype(t)
-        if dtype is not None:
-            return ColumnPlan(field.name, NUMERIC, dtype, (), field.nullable)
-    raise StorageError(f"stream {stream!r}: field {field.name!r} of type {t} has no native HDF5 column form")
-
-
-def plan_columns(schema: pa.Schema, stream: str) -> list[ColumnPlan]:
-    return [plan_column(field, stream) for field in schema]
+PIECE_BYTES = L.DICTIONARY_BYTES
 
 
 # --- writing: batches → arrays -----------------------------------------------------------
@@ -100,17 +51,17 @@ def column_of(batches: Sequence[pa.RecordBatch], name: str) -> pa.Array:
     return pa.concat_arrays(chunks)
 
 
-def numeric_values(col: pa.Array, plan: ColumnPlan) -> tuple[np.ndarray, np.ndarray | None]:
+def numeric_values(col: pa.Array, dtype: np.dtype, nullable: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Values (nulls stored as 0) and, for a nullable field, the validity mask as uint8."""
     valid = None
-    if plan.nullable:
+    if nullable:
         valid = np.ones(len(col), np.uint8) if col.null_count == 0 else np.asarray(col.is_valid(), np.uint8)
     if col.null_count:
         col = col.fill_null(False if pa.types.is_boolean(col.type) else 0)
-    return col.to_numpy(zero_copy_only=False).astype(plan.dtype, copy=False), valid
+    return col.to_numpy(zero_copy_only=False).astype(dtype, copy=False), valid
 
 
-def list_rows(col: pa.Array, plan: ColumnPlan, width: int | None) -> tuple[np.ndarray, np.ndarray]:
+def list_rows(col: pa.Array, dtype: np.dtype, width: int | None) -> tuple[np.ndarray, np.ndarray]:
     """A list column as ``(rows, points)`` and each row's length (-1 = null).
 
     ``points`` is the longest of ``width`` (the stream's so far) and these rows;
@@ -118,18 +69,18 @@ def list_rows(col: pa.Array, plan: ColumnPlan, width: int | None) -> tuple[np.nd
     n = len(col)
     lengths = col.value_lengths().fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
     points = max(width or 0, int(lengths.max()) if n else 0)
-    flat = col.flatten().to_numpy(zero_copy_only=False).astype(plan.dtype, copy=False)  # null rows add nothing
+    flat = col.flatten().to_numpy(zero_copy_only=False).astype(dtype, copy=False)  # null rows add nothing
     if n and (lengths == points).all():
         return flat.reshape(n, points), lengths
-    out = np.full((n, points), np.nan if plan.dtype.kind == "f" else 0, plan.dtype)
+    out = np.full((n, points), np.nan if dtype.kind == "f" else 0, dtype)
     kept = np.maximum(lengths, 0)
     starts = np.cumsum(kept) - kept
     out[np.repeat(np.arange(n), kept), np.arange(len(flat)) - np.repeat(starts, kept)] = flat
     return out, lengths
 
 
-def tensor_values(batches: Sequence[pa.RecordBatch], plan: ColumnPlan) -> np.ndarray:
-    arrays = [b.column(plan.name).to_numpy_ndarray() for b in batches]
+def tensor_values(batches: Sequence[pa.RecordBatch], name: str) -> np.ndarray:
+    arrays = [b.column(name).to_numpy_ndarray() for b in batches]
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 

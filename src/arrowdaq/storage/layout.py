@@ -139,6 +139,13 @@ def attr_text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def refreshed(ds: h5py.Dataset) -> h5py.Dataset:
+    """``ds`` with what a SWMR writer appended since it was opened (a no-op outside SWMR)."""
+    if ds.file.swmr_mode:
+        ds.refresh()
+    return ds
+
+
 def set_nx(group: h5py.Group, nx_class: str) -> h5py.Group:
     group.attrs["NX_class"] = nx_class
     return group

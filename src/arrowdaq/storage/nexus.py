@@ -16,16 +16,12 @@ import pyarrow as pa
 from ..data.schemas import AXIS_KEY, EXPLICIT, IMAGE, LONG_NAME_KEY, SCALAR, UNIT_KEY, VECTOR, kind_of
 from ..errors import StorageError, describe
 from ..hub.streams import StreamSpec
-from . import columns as C
 from . import layout as L
+from .forms import TRACE_CHUNK_POINTS, Form, ListForm, forms_of, rows_in
 from .writer import RunWriter
 
 #: The plotted field of each canonical kind (NXdata @signal).
 SIGNALS = {SCALAR: "value", VECTOR: "values", IMAGE: "pixels"}
-#: Columns of points per chunk of a trace column (its length is unknown until data comes).
-TRACE_CHUNK_POINTS = 512
-#: Target bytes of a trace or frame chunk.
-CHUNK_BYTES = 1 << 20
 
 
 def _timed(schema: pa.Schema) -> bool:
@@ -33,13 +29,13 @@ def _timed(schema: pa.Schema) -> bool:
     return "timestamp_ns" in schema.names and L.TIME not in schema.names
 
 
-def signal_of(schema: pa.Schema, plans: Sequence[C.ColumnPlan]) -> str | None:
+def signal_of(schema: pa.Schema, forms: Sequence[Form]) -> str | None:
     kind = kind_of(schema)
     if kind in SIGNALS and SIGNALS[kind] in schema.names:
         return SIGNALS[kind]
-    for plan in plans:
-        if plan.form != C.STRING and plan.name != "timestamp_ns":
-            return plan.name
+    for form in forms:
+        if form.plottable and form.name != "timestamp_ns":
+            return form.name
     return None
 
 
@@ -121,15 +117,12 @@ class _Stream:
     name: str
     key: str  # the NXdata group's name in /entry
     group: h5py.Group
-    plans: list[C.ColumnPlan]
+    #: One per column, with what is on disk (a trace's width, a string's dictionary).
+    forms: list[Form]
     rows: int = 0
     flushed: int = 0  # rows recorded in FLUSHED_ROWS
-    strings: dict[str, C.StringColumn] = field(default_factory=dict)
     #: Open handles of every dataset, kept so HDF5 never closes one (and flushes its chunks) mid-write.
     datasets: dict[str, h5py.Dataset] = field(default_factory=dict)
-    widths: dict[str, int | None] = field(default_factory=dict)
-    #: List columns whose per-row lengths are stored (``<name>_lengths``): lengths vary, or a row is null.
-    varying_lengths: set[str] = field(default_factory=set)
     #: Rows the hub published to storage and rows it could not store (set by the storage actor).
     published: int = 0
     lost: int = 0
@@ -142,6 +135,9 @@ class _Stream:
     high: float = -np.inf
     time: bool = False  # has the ``time`` axis (seconds since the run start)
     x_axis: str | None = None  # the uniform x axis dataset of a trace stream, written with the first trace
+
+    def form(self, name: str) -> Form | None:
+        return next((f for f in self.forms if f.name == name), None)
 
 
 def _append(ds: h5py.Dataset, values: np.ndarray) -> int:
@@ -183,10 +179,10 @@ class NexusWriter(RunWriter):
 
     def _create(self, entry: h5py.Group, spec: StreamSpec) -> None:
         """A stream's group, created completely or not at all (a half group would confuse resuming)."""
-        plans = C.plan_columns(spec.schema, spec.name)
+        forms = forms_of(spec.schema, spec.name)
         key = L.stream_key(spec.name, set(entry))
         try:
-            self._create_group(entry, key, spec, plans)
+            self._create_group(entry, key, spec, forms)
         except Exception as exc:
             if key in entry:
                 del entry[key]
@@ -194,7 +190,7 @@ class NexusWriter(RunWriter):
                 f"{self.path}: stream {spec.name!r}: cannot create its datasets: {describe(exc)}"
             ) from exc
 
-    def _create_group(self, entry: h5py.Group, key: str, spec: StreamSpec, plans: list[C.ColumnPlan]) -> None:
+    def _create_group(self, entry: h5py.Group, key: str, spec: StreamSpec, forms: list[Form]) -> None:
         schema = spec.schema
         g = L.set_nx(entry.create_group(key), "NXdata")
         g.attrs[L.STREAM_ATTR] = spec.name
@@ -203,12 +199,12 @@ class NexusWriter(RunWriter):
         g.attrs[L.KIND_ATTR] = spec.kind or "extension"
         g.attrs["title"] = spec.name
         timed = _timed(schema)
-        signal = signal_of(schema, plans)
+        signal = signal_of(schema, forms)
         trace_x = self._trace_x(schema, signal)
         x_axis = "x" if trace_x == "explicit" else x_quantity(schema, "x0")[0] if trace_x == "uniform" else None
         if signal is not None:
             g.attrs["signal"] = signal
-            axes = ["."] * (1 + len(next(p for p in plans if p.name == signal).row_shape))
+            axes = ["."] * (1 + len(next(f for f in forms if f.name == signal).row_shape))
             if timed:
                 axes[0] = L.TIME
             if x_axis is not None:
@@ -230,69 +226,11 @@ class NexusWriter(RunWriter):
             t.attrs["units"] = "s"
             t.attrs["long_name"] = "Time since run start (s)"
             t.attrs["start"] = L.start_iso(self.start_ns)
-        for plan in plans:
-            attrs = field_attrs(schema.field(plan.name), spec.name if plan.name == signal else None)
-            if plan.name == x_axis:  # an explicit x axis: one per trace
+        for form in forms:
+            attrs = field_attrs(schema.field(form.name), spec.name if form.name == signal else None)
+            if form.name == x_axis:  # an explicit x axis: one per trace
                 attrs["long_name"] = x_quantity(schema, "x")[1]
-            if plan.form == C.NUMERIC:
-                floating = plan.dtype.kind == "f"
-                ds = g.create_dataset(
-                    plan.name,
-                    (0,),
-                    plan.dtype,
-                    maxshape=(None,),
-                    chunks=(rows,),
-                    **self.options.filter_args(floating=floating),
-                )
-                if plan.nullable:
-                    g.create_dataset(
-                        plan.name + C.VALID_SUFFIX,
-                        (0,),
-                        "u1",
-                        maxshape=(None,),
-                        chunks=(rows,),
-                        **self.options.filter_args(),
-                    )
-            elif plan.form == C.LIST:
-                trace_rows = max(1, CHUNK_BYTES // (TRACE_CHUNK_POINTS * plan.dtype.itemsize))
-                ds = g.create_dataset(
-                    plan.name,
-                    (0, 0),
-                    plan.dtype,
-                    maxshape=(None, None),
-                    chunks=(trace_rows, TRACE_CHUNK_POINTS),
-                    fillvalue=np.nan if plan.dtype.kind == "f" else 0,
-                    **self.options.filter_args(floating=plan.dtype.kind == "f"),
-                )
-                self._create_lengths(g, plan)
-            elif plan.form == C.TENSOR:
-                frame = int(np.prod(plan.row_shape)) * plan.dtype.itemsize
-                ds = g.create_dataset(
-                    plan.name,
-                    (0, *plan.row_shape),
-                    plan.dtype,
-                    maxshape=(None, *plan.row_shape),
-                    chunks=(max(1, CHUNK_BYTES // max(frame, 1)), *plan.row_shape),
-                    **self.options.filter_args(images=True),
-                )
-            else:
-                ds = g.create_dataset(
-                    plan.name + C.CODES_SUFFIX,
-                    (0,),
-                    "i4",
-                    maxshape=(None,),
-                    chunks=(rows,),
-                    **self.options.filter_args(),
-                )
-                g.create_dataset(
-                    plan.name + C.DICTIONARY_SUFFIX, (0,), L.DICTIONARY_DTYPE, maxshape=(None,), chunks=(64,)
-                )
-                attrs["description"] = (
-                    f"codes into {plan.name}{C.DICTIONARY_SUFFIX} (-1 = null); empty while every row"
-                    f" has the same value: {plan.name}{C.DICTIONARY_SUFFIX}[0], or null if that is empty"
-                )
-            for k, v in attrs.items():
-                ds.attrs[k] = v
+            form.create(g, self.options, attrs)
         if trace_x == "uniform":  # x of the first trace, written with it
             x = g.create_dataset(x_axis, (0,), "f8", maxshape=(None,), chunks=(TRACE_CHUNK_POINTS,))
             x.attrs["long_name"] = x_quantity(schema, "x0")[1]
@@ -324,32 +262,24 @@ class NexusWriter(RunWriter):
                 continue
             name = L.attr_text(g.attrs[L.STREAM_ATTR])
             schema = L.decode_schema(g.attrs[L.SCHEMA_ATTR])
-            st = _Stream(name, g.name.rsplit("/", 1)[1], g, C.plan_columns(schema, name), schema=schema)
+            st = _Stream(name, g.name.rsplit("/", 1)[1], g, forms_of(schema, name), schema=schema)
             st.producer = L.attr_text(g.attrs.get(L.PRODUCER_ATTR, ""))
-            st.signal = signal_of(schema, st.plans)
+            st.signal = signal_of(schema, st.forms)
             st.time = _timed(schema) and L.TIME in g
             if self._trace_x(schema, st.signal) == "uniform":
                 x_axis = x_quantity(schema, "x0")[0]
                 st.x_axis = x_axis if x_axis in g else None
-            for p in st.plans:
-                if p.form == C.STRING:
-                    dictionary = C.join_pieces(g[p.name + C.DICTIONARY_SUFFIX][()].tolist())
-                    varying = g[p.name + C.CODES_SUFFIX].shape[0] > 0
-                    st.strings[p.name] = C.StringColumn(p.name, dictionary, varying, 0 if dictionary else -1)
-                elif p.form == C.LIST:
-                    ds = g[p.name]
-                    st.widths[p.name] = ds.shape[1] if ds.shape[0] else None
-                    lengths = g.get(p.name + C.LENGTHS_SUFFIX)
-                    if lengths is None:  # a file from before: added while SWMR has not started
-                        lengths = self._create_lengths(g, p)
-                    if lengths.shape[0]:
-                        st.varying_lengths.add(p.name)
+            for form in st.forms:
+                form.load(g, self.options)
             if L.PUBLISHED_ROWS not in g:
                 self._create_counts(g)
             st.published, st.lost = int(g[L.PUBLISHED_ROWS][()]), int(g[L.LOST_ROWS][()])
             st.counted = (st.published, st.lost)
             st.datasets = {n: ds for n, ds in g.items() if isinstance(ds, h5py.Dataset)}
-            row_datasets = self._row_datasets(st)
+            rows_of = rows_in(g)
+            row_datasets = [n for form in st.forms for n in form.row_datasets(rows_of)]
+            if st.time:
+                row_datasets.append(L.TIME)
             st.rows = min([g[n].shape[0] for n in row_datasets] + [int(g[L.FLUSHED_ROWS][()])])
             st.flushed = st.rows
             for n in row_datasets:  # a crash between column writes: keep whole rows only
@@ -357,76 +287,35 @@ class NexusWriter(RunWriter):
                     g[n].resize(st.rows, axis=0)
             self._streams[name] = st
 
-    @staticmethod
-    def _row_datasets(st: _Stream) -> list[str]:
-        names = []
-        for p in st.plans:
-            if p.form == C.STRING:
-                if st.strings[p.name].varying:
-                    names.append(p.name + C.CODES_SUFFIX)
-            else:
-                names.append(p.name)
-                if p.form == C.NUMERIC and p.nullable:
-                    names.append(p.name + C.VALID_SUFFIX)
-                if p.name in st.varying_lengths:
-                    names.append(p.name + C.LENGTHS_SUFFIX)
-        if st.time:
-            names.append(L.TIME)
-        return names
-
     # --- data ------------------------------------------------------------------------------
     def append(self, stream: str, batches: Sequence[pa.RecordBatch]) -> int:
         st = self._streams[stream]
         n = sum(b.num_rows for b in batches)
         if n == 0:
             return 0
-        # Convert and check every column first, so a refused batch leaves no column longer than the others.
-        writes: list[tuple[str, np.ndarray]] = []
-        widths = dict(st.widths)
-        varying = set(st.varying_lengths)
-        low, high = st.low, st.high
-        for plan in st.plans:
-            if plan.form == C.NUMERIC:
-                values, valid = C.numeric_values(C.column_of(batches, plan.name), plan)
-                writes.append((plan.name, values))
-                if valid is not None:
-                    writes.append((plan.name + C.VALID_SUFFIX, valid))
-                if plan.name == "timestamp_ns" and st.time:
-                    since_start = values.astype(np.int64, copy=False) - np.int64(self.start_ns)
-                    writes.append((L.TIME, since_start / 1e9))
-                if plan.name == st.signal:  # cheap next to the write: whether it is a constant setting
-                    measured = values if valid is None else values[valid.view(bool)]
-                    if len(measured):
-                        low, high = min(low, float(measured.min())), max(high, float(measured.max()))
-            elif plan.form == C.LIST:
-                before = widths[plan.name]
-                values, lengths = C.list_rows(C.column_of(batches, plan.name), plan, before)
-                widths[plan.name] = values.shape[1]
-                if plan.name in varying:  # lengths before values: a crash between them leaves no row unexplained
-                    writes.append((plan.name + C.LENGTHS_SUFFIX, lengths))
-                elif (lengths != values.shape[1]).any() or (before is not None and values.shape[1] != before):
-                    varying.add(plan.name)  # the rows before all had the old width
-                    backfill = np.full(st.rows, before or 0, np.int32)
-                    writes.append((plan.name + C.LENGTHS_SUFFIX, np.concatenate([backfill, lengths])))
-                writes.append((plan.name, values))
-            elif plan.form == C.TENSOR:
-                writes.append((plan.name, C.tensor_values(batches, plan)))
-        saved = {name: strings.snapshot() for name, strings in st.strings.items()}
+        # Convert and check every column first, so a refused batch leaves no column longer than the others
+        # (and every form's state as it was).
+        saved = [form.snapshot() for form in st.forms]
         try:
-            for plan in st.plans:
-                if plan.form == C.STRING:
-                    writes += self._string_writes(stream, st.strings[plan.name], batches, st.rows)
+            writes = [w for form in st.forms for w in form.writes(batches, st.rows)]
         except Exception:
-            for name, state in saved.items():  # a refused batch leaves the dictionaries as they were
-                st.strings[name].restore(state)
+            for form, state in zip(st.forms, saved, strict=True):
+                form.restore(state)
             raise
+        written = dict(writes)
+        if st.time:
+            since_start = written["timestamp_ns"].astype(np.int64, copy=False) - np.int64(self.start_ns)
+            writes.append((L.TIME, since_start / 1e9))
+        signal = st.form(st.signal) if st.signal is not None else None
+        span = signal.value_range(written) if signal is not None else None  # whether it is a constant setting
+        if span is not None:
+            st.low, st.high = min(st.low, span[0]), max(st.high, span[1])
         if st.x_axis is not None:  # the uniform axis of the first trace, grown with the widest trace
-            writes += self._x_writes(st, batches, widths["values"])
-        st.widths, st.varying_lengths = widths, varying
-        written = sum(_append(st.datasets[name], values) for name, values in writes)
+            trace = st.form("values")
+            writes += self._x_writes(st, batches, trace.width if isinstance(trace, ListForm) else None)
+        nbytes = sum(_append(st.datasets[name], values) for name, values in writes)
         st.rows += n
-        st.low, st.high = low, high
-        return written
+        return nbytes
 
     @staticmethod
     def _x_writes(st: _Stream, batches: Sequence[pa.RecordBatch], points: int | None) -> list[tuple[str, np.ndarray]]:
@@ -441,22 +330,6 @@ class NexusWriter(RunWriter):
             x0, dx = batches[0].column("x0")[0].as_py(), batches[0].column("dx")[0].as_py()
             x0 = float(x[0]) if have else x0
         return [(st.x_axis, x0 + dx * np.arange(have, points, dtype=np.float64))]
-
-    @staticmethod
-    def _string_writes(
-        stream: str, strings: C.StringColumn, batches: Sequence[pa.RecordBatch], rows_before: int
-    ) -> list[tuple[str, np.ndarray]]:
-        name = strings.name
-        codes, new = strings.encode([b.column(name) for b in batches], rows_before)
-        writes = []
-        # Codes before new dictionary entries: if a crash falls between the two, the codes on disk
-        # already say "varying", so rows from before a null unit got a value still read as null.
-        if codes is not None:
-            writes.append((name + C.CODES_SUFFIX, codes))
-        if new:
-            entries = [piece for v in new if v is not None for piece in C.pieces(v)]
-            writes.append((name + C.DICTIONARY_SUFFIX, np.array(entries, L.DICTIONARY_DTYPE)))
-        return writes
 
     def flush(self) -> None:
         """Flush the data, then record how many rows it holds, then flush that."""
@@ -497,21 +370,6 @@ class NexusWriter(RunWriter):
             "published rows that could not be stored (see /entry/events, kind 'lost')"
         )
 
-    def _create_lengths(self, g: h5py.Group, plan: C.ColumnPlan) -> h5py.Dataset:
-        ds = g.create_dataset(
-            plan.name + C.LENGTHS_SUFFIX,
-            (0,),
-            "i4",
-            maxshape=(None,),
-            chunks=(self.options.chunk_rows,),
-            **self.options.filter_args(),
-        )
-        ds.attrs["description"] = (
-            f"points of each row of {plan.name} (-1 = null; shorter rows are padded); empty while"
-            f" every row has all {plan.name}.shape[1] points"
-        )
-        return ds
-
     def _forget(self) -> None:
         self._streams = {}
 
@@ -522,16 +380,15 @@ class NexusWriter(RunWriter):
         entry = f[L.ENTRY]
         for st in self._streams.values():
             g = entry[st.key]
-            for name, strings in st.strings.items():
-                if not strings.varying and strings.dictionary:
-                    g.attrs[name] = strings.dictionary[0]
-            unit = st.strings.get("unit")
+            constants = {form.name: form.constant_text() for form in st.forms}
+            for name, text in constants.items():
+                if text is not None:
+                    g.attrs[name] = text
+            unit = constants.get("unit")
             signal = g.get(st.signal) if st.signal is not None else None
-            if unit and not unit.varying and unit.dictionary and signal is not None and "units" not in signal.attrs:
-                signal.attrs["units"] = unit.dictionary[0]
-                signal.attrs["long_name"] = label(
-                    L.attr_text(signal.attrs.get("long_name", st.name)), unit.dictionary[0]
-                )
+            if unit is not None and signal is not None and "units" not in signal.attrs:
+                signal.attrs["units"] = unit
+                signal.attrs["long_name"] = label(L.attr_text(signal.attrs.get("long_name", st.name)), unit)
         best = self._best_plot()
         if best is not None:
             entry.attrs["default"] = best

@@ -19,9 +19,7 @@ datasets under ``/arrow_data``, flat or in groups) read as they were written.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,9 +34,9 @@ import pyarrow as pa
 from ..data.polars import to_polars
 from ..data.schemas import UNIT_KEY, encoded_schema
 from ..errors import StorageError
-from . import columns as C
 from . import eventlog, safeopen
 from . import layout as L
+from .forms import forms_of, rows_in
 from .scan_file import SCAN_ATTR, SCAN_GROUP, read_scan_info
 from .unclosed import open_unclosed
 
@@ -287,7 +285,7 @@ class RunFile:
                 if L.STREAM_ATTR not in item.attrs and name not in (L.SCANS, eventlog.EVENTS):
                     meta[name] = L.read_mapping(item)
             else:
-                meta[name] = L.read_value(_refreshed(item))
+                meta[name] = L.read_value(L.refreshed(item))
         version = entry["program_name"].attrs.get("version") if "program_name" in entry else None
         return _plain_metadata(meta, version)
 
@@ -460,18 +458,7 @@ class RunFile:
 def _held_by_writer(path: Path) -> bool:
     """True while another process holds HDF5's exclusive lock: a live writer not in SWMR mode. Its
     file changes under us, so it must not be read as if a crash had left it (``open_unclosed``)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
+    return safeopen.lockable(path, exclusive=False) is False
 
 
 def _format_version(g: h5py.Group) -> int:
@@ -483,7 +470,7 @@ def _counts(g: h5py.Group) -> tuple[int | None, int | None]:
     """Rows published to a stream and rows lost, as of the last flush (None in older files)."""
     if L.PUBLISHED_ROWS not in g:
         return None, None
-    return int(_refreshed(g[L.PUBLISHED_ROWS])[()]), int(_refreshed(g[L.LOST_ROWS])[()])
+    return int(L.refreshed(g[L.PUBLISHED_ROWS])[()]), int(L.refreshed(g[L.LOST_ROWS])[()])
 
 
 def _first_line(exc: BaseException) -> str:
@@ -497,30 +484,12 @@ def _schema_of(g: h5py.Group, path: Path, stream: str) -> pa.Schema:
     return L.decode_schema(g.attrs[L.SCHEMA_ATTR])
 
 
-def _refreshed(ds: h5py.Dataset) -> h5py.Dataset:
-    if ds.file.swmr_mode:
-        ds.refresh()
-    return ds
-
-
 def _nexus_rows(g: h5py.Group, schema: pa.Schema, stream: str) -> int:
     """Whole rows on disk: the shortest per-row column (a writer may be mid-append)."""
-    lengths = []
-    for plan in C.plan_columns(schema, stream):
-        if plan.form == C.STRING:
-            n = _refreshed(g[plan.name + C.CODES_SUFFIX]).shape[0]
-            if n:
-                lengths.append(n)
-        else:
-            lengths.append(_refreshed(g[plan.name]).shape[0])
-            if plan.form == C.NUMERIC and plan.nullable:
-                lengths.append(_refreshed(g[plan.name + C.VALID_SUFFIX]).shape[0])
-            if plan.form == C.LIST and plan.name + C.LENGTHS_SUFFIX in g:
-                n = _refreshed(g[plan.name + C.LENGTHS_SUFFIX]).shape[0]
-                if n:  # stored once the lengths vary
-                    lengths.append(n)
+    rows_of = rows_in(g)
+    lengths = [rows_of(name) for form in forms_of(schema, stream) for name in form.row_datasets(rows_of)]
     if L.FLUSHED_ROWS in g:
-        lengths.append(int(_refreshed(g[L.FLUSHED_ROWS])[()]))
+        lengths.append(int(L.refreshed(g[L.FLUSHED_ROWS])[()]))
     return min(lengths, default=0)
 
 
@@ -529,27 +498,8 @@ def _read_nexus(g: h5py.Group, path: Path, stream: str, start: int = 0, stop: in
     schema = encoded_schema(_schema_of(g, path, stream))
     rows = _nexus_rows(g, schema, stream)
     stop = rows if stop is None else min(stop, rows)
-    part = slice(start, stop)
-    arrays = []
-    for plan, fl in zip(C.plan_columns(schema, stream), schema, strict=True):
-        if plan.form == C.NUMERIC:
-            valid = g[plan.name + C.VALID_SUFFIX][part] if plan.nullable else None
-            arrays.append(C.numeric_array(g[plan.name][part], valid, fl.type))
-        elif plan.form == C.LIST:
-            lengths = g.get(plan.name + C.LENGTHS_SUFFIX)
-            lengths = lengths[part] if lengths is not None and lengths.shape[0] else None
-            arrays.append(C.list_array(g[plan.name][part], fl.type, lengths))
-        elif plan.form == C.TENSOR:
-            arrays.append(C.tensor_array(g[plan.name][part], fl.type))
-        else:
-            entries = _refreshed(g[plan.name + C.DICTIONARY_SUFFIX])[()].tolist()
-            dictionary = C.join_pieces(entries, continued=_format_version(g) >= 2)
-            codes = g[plan.name + C.CODES_SUFFIX]
-            if codes.shape[0]:
-                arrays.append(C.string_array(codes[part], dictionary))
-            else:  # constant: stored once
-                arrays.append(C.constant_string_array(dictionary[0] if dictionary else None, max(0, stop - start)))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    forms = forms_of(schema, stream, _format_version(g))
+    return pa.Table.from_arrays([form.read(g, start, stop) for form in forms], schema=schema)
 
 
 def _written_by_arrowdaq(f: h5py.File) -> bool:
@@ -577,7 +527,7 @@ def _read_ipc(g: h5py.Group | h5py.Dataset, path: Path, stream: str) -> pa.Table
     tables = []
     for ds in datasets:
         try:
-            tables.append(_ipc_table(_refreshed(ds)[()]))
+            tables.append(_ipc_table(L.refreshed(ds)[()]))
         except pa.ArrowInvalid as exc:
             raise StorageError(f"{path}: stream {stream!r}: {ds.name} is not Arrow IPC data: {exc}") from exc
     if L.SCHEMA_ATTR in g.attrs:

@@ -18,15 +18,17 @@ zeros, so their checksums always fail. Here:
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import h5py
 from h5py import h5f, h5p
 
-from .unclosed import SIGNATURE
+SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 #: Metadata read attempts of a SWMR reader: the sleeps double from 1 ns, so 28 attempts
 #: retry a torn read for up to ~0.27 s (HDF5's default of 100 never ends on a cut file).
@@ -40,25 +42,50 @@ class Superblock:
     stored_eof: int | None  # the file's size as its superblock records it (versions 2, 3)
 
 
+def find_superblock(f: BinaryIO) -> tuple[int, bytes] | None:
+    """Where the HDF5 signature is (at 0, 512, 1024, 2048... bytes) and the 12 bytes from there; None if nowhere."""
+    for offset in [0] + [512 << k for k in range(12)]:
+        f.seek(offset)
+        head = f.read(12)
+        if len(head) < 12:
+            return None
+        if head[:8] == SIGNATURE:
+            return offset, head
+    return None
+
+
 def superblock(path: Path) -> Superblock | None:
     """The superblock's version, flags and recorded end of file; None if there is no HDF5 signature."""
     with open(path, "rb") as f:
-        for offset in [0] + [512 << k for k in range(12)]:
-            f.seek(offset)
-            head = f.read(12)
-            if len(head) < 12:
-                return None
-            if head[:8] != SIGNATURE:
-                continue
-            version = head[8]
-            if version not in (2, 3):
-                return Superblock(version, 0, None)
-            size = head[9]  # bytes per address
-            f.seek(offset + 12 + 2 * size)  # past base and extension addresses
-            raw = f.read(size)
-            eof = int.from_bytes(raw, "little") + offset if len(raw) == size else None
-            return Superblock(version, head[11], eof)
-    return None
+        found = find_superblock(f)
+        if found is None:
+            return None
+        offset, head = found
+        version = head[8]
+        if version not in (2, 3):
+            return Superblock(version, 0, None)
+        size = head[9]  # bytes per address
+        f.seek(offset + 12 + 2 * size)  # past base and extension addresses
+        raw = f.read(size)
+        eof = int.from_bytes(raw, "little") + offset if len(raw) == size else None
+        return Superblock(version, head[11], eof)
+
+
+def lockable(path: Path, exclusive: bool) -> bool | None:
+    """Whether this process could take HDF5's file lock now (readers share it, a writer not in SWMR
+    mode holds it alone); None if the file cannot be opened. Takes nothing: the lock is let go at once."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 @functools.cache

@@ -16,93 +16,62 @@ from pathlib import Path
 
 import h5py
 
-SIGNATURE = b"\x89HDF\r\n\x1a\n"
+from .safeopen import find_superblock
+
 #: Byte offset of the file-consistency flags in a version 2 or 3 superblock.
 FLAGS_AT = 11
 _M = 0xFFFFFFFF
+#: lookup3's mixing rounds: (into, from, add, rotation): ``r[into] -= r[from]; r[into] ^= rot(r[from], k);
+#: r[from] += r[add]``; and its final rounds (into, from, rotation): ``r[into] ^= r[from]; r[into] -= rot(r[from], k)``.
+_MIX = ((0, 2, 1, 4), (1, 0, 2, 6), (2, 1, 0, 8), (0, 2, 1, 16), (1, 0, 2, 19), (2, 1, 0, 4))
+_FINAL = ((2, 1, 14), (0, 2, 11), (1, 0, 25), (2, 1, 16), (0, 2, 4), (1, 0, 14), (2, 1, 24))
 
 
 def _rot(x: int, k: int) -> int:
     return ((x << k) | (x >> (32 - k))) & _M
 
 
+def _add_words(r: list[int], block: bytes) -> None:
+    for i in range(3):
+        r[i] = (r[i] + int.from_bytes(block[4 * i : 4 * i + 4], "little")) & _M
+
+
 def lookup3(data: bytes, init: int = 0) -> int:
     """Bob Jenkins' lookup3 ``hashlittle``: HDF5's metadata checksum (here over a few dozen bytes)."""
     n = len(data)
-    a = b = c = (0xDEADBEEF + n + init) & _M
+    r = [(0xDEADBEEF + n + init) & _M] * 3  # a, b, c
     i = 0
-
-    def words(j: int) -> tuple[int, int, int]:
-        return (
-            int.from_bytes(data[j : j + 4], "little"),
-            int.from_bytes(data[j + 4 : j + 8], "little"),
-            int.from_bytes(data[j + 8 : j + 12], "little"),
-        )
-
     while n - i > 12:
-        x, y, z = words(i)
-        a, b, c = (a + x) & _M, (b + y) & _M, (c + z) & _M
-        a = (a - c) & _M
-        a ^= _rot(c, 4)
-        c = (c + b) & _M
-        b = (b - a) & _M
-        b ^= _rot(a, 6)
-        a = (a + c) & _M
-        c = (c - b) & _M
-        c ^= _rot(b, 8)
-        b = (b + a) & _M
-        a = (a - c) & _M
-        a ^= _rot(c, 16)
-        c = (c + b) & _M
-        b = (b - a) & _M
-        b ^= _rot(a, 19)
-        a = (a + c) & _M
-        c = (c - b) & _M
-        c ^= _rot(b, 4)
-        b = (b + a) & _M
+        _add_words(r, data[i : i + 12])
+        for into, frm, add, k in _MIX:
+            r[into] = (r[into] - r[frm]) & _M
+            r[into] ^= _rot(r[frm], k)
+            r[frm] = (r[frm] + r[add]) & _M
         i += 12
     if n == i:
-        return c
-    data = data[i:] + bytes(12 - (n - i))
-    i = 0
-    x, y, z = words(0)
-    a, b, c = (a + x) & _M, (b + y) & _M, (c + z) & _M
-    c ^= b
-    c = (c - _rot(b, 14)) & _M
-    a ^= c
-    a = (a - _rot(c, 11)) & _M
-    b ^= a
-    b = (b - _rot(a, 25)) & _M
-    c ^= b
-    c = (c - _rot(b, 16)) & _M
-    a ^= c
-    a = (a - _rot(c, 4)) & _M
-    b ^= a
-    b = (b - _rot(a, 14)) & _M
-    c ^= b
-    c = (c - _rot(b, 24)) & _M
-    return c
+        return r[2]
+    _add_words(r, data[i:] + bytes(12 - (n - i)))
+    for into, frm, k in _FINAL:
+        r[into] ^= r[frm]
+        r[into] = (r[into] - _rot(r[frm], k)) & _M
+    return r[2]
 
 
 def cleared_superblock(path: Path) -> tuple[int, bytes] | None:
     """Where the superblock is and its bytes with the flags cleared; None if none are set (or an old format)."""
     with open(path, "rb") as f:
-        for offset in [0] + [512 << k for k in range(12)]:
-            f.seek(offset)
-            head = f.read(12)
-            if len(head) < 12:
-                return None
-            if head[:8] != SIGNATURE:
-                continue
-            if head[8] not in (2, 3) or head[FLAGS_AT] == 0:
-                return None
-            size = 12 + 4 * head[9] + 4  # base, extension, end-of-file and root addresses, checksum
-            f.seek(offset)
-            block = bytearray(f.read(size))
-            block[FLAGS_AT] = 0
-            block[-4:] = lookup3(bytes(block[:-4])).to_bytes(4, "little")
-            return offset, bytes(block)
-    return None
+        found = find_superblock(f)
+        if found is None:
+            return None
+        offset, head = found
+        if head[8] not in (2, 3) or head[FLAGS_AT] == 0:
+            return None
+        size = 12 + 4 * head[9] + 4  # base, extension, end-of-file and root addresses, checksum
+        f.seek(offset)
+        block = bytearray(f.read(size))
+    block[FLAGS_AT] = 0
+    block[-4:] = lookup3(bytes(block[:-4])).to_bytes(4, "little")
+    return offset, bytes(block)
 
 
 class _ClearedFlagsFile(io.RawIOBase):

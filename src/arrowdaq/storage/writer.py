@@ -12,7 +12,6 @@ is refused (:class:`RunFileBusy`) while another process holds the file.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -26,7 +25,7 @@ import pyarrow as pa
 from ..errors import RunFileBusy, StorageError
 from ..hub.events import RunEvent
 from ..hub.streams import StreamSpec
-from . import eventlog
+from . import eventlog, safeopen
 from . import layout as L
 from .options import RunInfo, StorageOptions
 
@@ -235,18 +234,7 @@ class RunWriter:
     # --- internals ---------------------------------------------------------------------
     def _unlocked(self) -> bool:
         """True if no other process holds the file (HDF5 readers and writers take a flock)."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return True
-        except OSError:
-            return False
-        finally:
-            os.close(fd)
+        return safeopen.lockable(self.path, exclusive=True) is True
 
     def _wait_unlocked(self, wait: float) -> bool:
         """Poll (with backoff) up to ``wait`` seconds for the other processes to let go of the file."""
