@@ -46,6 +46,29 @@ CASES = {
         "lab.toml: storage.compression: unknown filter 'zzz' (known by name: gzip, lzf, szip, or None; "
         "other filters by their HDF5 filter id, once registered e.g. by `import hdf5plugin`)",
     ),
+    "a value neither branch of a union takes: one line": (
+        PM1 + 'poll_hz = "fast"\n',
+        "lab.toml: instruments[0].poll_hz: Input should be a valid number, unable to parse string as a number or "
+        "Input should be a valid dictionary (got 'fast')",
+    ),
+    "a bad value inside a table names its key": (
+        PM1 + 'poll_hz = { power = "fast" }\n',
+        "lab.toml: instruments[0].poll_hz.power: Input should be a valid number, unable to parse string as a number "
+        "(got 'fast')",
+    ),
+    "storage flush interval (the storage options' own type)": (
+        "[storage]\nflush_interval_s = 0\n" + PM1,
+        "lab.toml: storage.flush_interval_s: Input should be greater than 0 (got 0)",
+    ),
+    "a port setting of a driver": (
+        PM1 + 'settings = { timeout = "slow" }\n',
+        "lab.toml: instruments[0].settings.timeout: Input should be a valid number, unable to parse string as a number "
+        "(got 'slow')",
+    ),
+    "an ESP300 axis that does not exist": (
+        '[[instruments]]\nid = "stage"\ndriver = "esp300"\nport = "sim"\nsettings = { axes = [1, 4] }\n',
+        "lab.toml: instruments[0].settings: stage: axes[1]: Input should be 1, 2 or 3 (got 4)",
+    ),
     "two instruments on one serial port": (
         PM1.replace('"sim"', '"/dev/ttyUSB0"') + PM1.replace('"pm1"', '"pm2"').replace('"sim"', '"/dev/ttyUSB0"'),
         "lab.toml: instruments[1].port: '/dev/ttyUSB0' is already used by instruments[0] ('pm1'); only devices "
@@ -65,3 +88,29 @@ def test_a_config_mistake_is_one_line_naming_file_key_and_value(case, tmp_path, 
     assert err == f"arrowdaq run: error: {expected.replace('lab.toml', str(path), 1)}\n"
     assert "Traceback" not in out
     assert not (tmp_path / "data").exists()  # nothing was started
+
+
+def test_an_environment_override_is_named_in_its_error():
+    from arrowdaq.app.config import parse_config
+    from arrowdaq.errors import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        parse_config({}, "lab.toml", environ={"ARROWDAQ_STORAGE_FLUSH_INTERVAL_S": "never"})
+    assert str(raised.value) == (
+        "environment ARROWDAQ_STORAGE_FLUSH_INTERVAL_S: storage.flush_interval_s: Input should be a valid number, "
+        "unable to parse string as a number (got 'never')"
+    )
+
+
+def test_storage_options_and_the_storage_table_give_the_same_error(tmp_path):
+    """One definition of a storage option's type: built in Python or read from a file, the same words."""
+    from arrowdaq.app.config import parse_config
+    from arrowdaq.errors import ConfigError
+    from arrowdaq.storage import StorageOptions
+
+    with pytest.raises(ConfigError) as from_python:
+        StorageOptions(data_dir=tmp_path, compression="zstd")
+    with pytest.raises(ConfigError) as from_file:
+        parse_config({"storage": {"compression": "zstd"}}, "lab.toml")
+    assert str(from_file.value) == f"lab.toml: {from_python.value}"
+    assert str(from_python.value).startswith("storage.compression: unknown filter 'zstd' (known by name: gzip, lzf")

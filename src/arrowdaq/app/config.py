@@ -13,14 +13,16 @@ import math
 import os
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from ..validation import Filter, FlushInterval, Layout, check, error_lines
 
 if TYPE_CHECKING:
     from ..instruments.driver import Driver
+    from ..storage import StorageOptions
 
 SIM_PORT = "sim"
 #: Highest polling rate accepted (the instrument actor reads ~100,000 readings/s from a zero-latency driver).
@@ -42,10 +44,12 @@ class RunConfig(Section):
 
 
 class StorageConfig(Section):
+    """Checked with the storage options' own types (:mod:`arrowdaq.storage.options`)."""
+
     record: bool = True
-    layout: Literal["nexus", "arrow_ipc"] = "nexus"
-    compression: str | None = None  # None: the storage default (see docs/decisions)
-    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    layout: Layout = "nexus"
+    compression: Filter = None  # None: the storage default (see docs/decisions)
+    flush_interval_s: Annotated[FlushInterval, Field(le=60)] = 1.0
     streams: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     #: The stream viewers plot on opening the run file (default: the most informative one).
     default_plot: str | None = None
@@ -139,41 +143,6 @@ class Config(Section):
         return self
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part in ("float", "dict[str,float]", "function-after[_positive_rates(), union[float,dict[str,float]]]"):
-            continue  # pydantic's union branch names say nothing to a user
-        else:
-            path += f".{part}" if path else str(part)
-    return path
-
-
-def _format_errors(source: str, exc: ValidationError, from_env: dict[tuple[str, str], str]) -> str:
-    lines = []
-    for err in exc.errors():
-        where = _location(err["loc"])
-        variable = from_env.get(tuple(str(p) for p in err["loc"][:2]))  # type: ignore[arg-type]
-        if variable is not None:
-            lines.append(
-                f"environment {variable}: {where}: {err['msg'].removeprefix('Value error, ')} "
-                f"(got {err.get('input')!r})"
-            )
-            continue
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        got = err.get("input")
-        shown = "" if err["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{source}: {where + ': ' if where else ''}{message}{shown}")
-    unique = list(dict.fromkeys(lines))
-    return "\n".join(unique)
-
-
 def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[tuple[str, str], str]:
     """Apply ``ARROWDAQ_<SECTION>_<KEY>`` variables to ``data``; (section, key) → variable name."""
     applied: dict[tuple[str, str], str] = {}
@@ -203,9 +172,23 @@ def parse_config(data: dict[str, Any], source: str = "<config>", environ: dict[s
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc, from_env)) from None
+        given = {f"{section}.{key}": f"environment {variable}" for (section, key), variable in from_env.items()}
+        raise ConfigError("\n".join(error_lines(exc, source, given=given))) from None
     check_references(config, source)
     return config
+
+
+def storage_options(config: Config) -> StorageOptions:
+    """How the configuration's run files are written (``[storage]`` and ``run.data_dir``)."""
+    from ..storage import StorageOptions
+
+    return StorageOptions(
+        data_dir=config.run.data_dir,
+        layout=config.storage.layout,
+        compression=config.storage.compression,
+        flush_interval=config.storage.flush_interval_s,
+        default_plot=config.storage.default_plot,
+    )
 
 
 def read_config_text(path: Path) -> str:
@@ -271,7 +254,7 @@ def check_references(config: Config, source: str) -> None:
                 raise ConfigError(
                     f"{where}.settings.{key}: unknown setting for {inst.driver!r} (settings: {', '.join(allowed) or 'none'})"
                 )
-        check_setting_values(config, i, cls, f"{where}.settings")
+        check_setting_values(config, i, cls, source)
         if isinstance(inst.poll_hz, dict):
             names = [s.name for s in cls.streams] or list(cls.declare_streams(inst.settings))
             for stream in inst.poll_hz:
@@ -311,25 +294,25 @@ def check_shared_ports(config: Config, source: str) -> None:
         users.setdefault(inst.port, []).append((i, inst, address))
 
 
-def check_setting_values(config: Config, index: int, cls: type[Driver], where: str) -> None:
+def check_setting_values(config: Config, index: int, cls: type[Driver], source: str) -> None:
     """Build the driver without a port: its own checks (and Python's) run now, not after start-up."""
     import dataclasses
-
-    from pydantic import TypeAdapter
 
     from ..instruments.driver import PORT_SETTING_NAMES
     from ..sim import OpticalTable
     from .simulators import SimulatedTable
 
     inst = config.instruments[index]
+    where = f"{source}: instruments[{index}].settings"
     settings = SimulatedTable(OpticalTable(latency_scale=0)).driver_settings(inst)
     port = {k: settings.pop(k) for k in list(settings) if k in PORT_SETTING_NAMES}
     if port:
-        try:
-            TypeAdapter(type(cls.port_settings)).validate_python(dataclasses.asdict(cls.port_settings) | port)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ConfigError(f"{where}.{err['loc'][0]}: {err['msg']} (got {err.get('input')!r})") from None
+        check(
+            type(cls.port_settings),
+            dataclasses.asdict(cls.port_settings) | port,
+            f"instruments[{index}].settings",
+            source,
+        )
     try:
         cls.build(None, name=inst.id, **settings)  # declared settings are checked against their validators too
     except ConfigError as exc:

@@ -46,8 +46,8 @@ from ..log import get_logger
 from ..processors import build as build_processor
 from ..scans.service import ScanService
 from ..sim import OpticalTable
-from ..storage import RunInfo, StorageOptions, spawn_storage
-from .config import Config, InstrumentConfig, ProcessorConfig, RunConfig
+from ..storage import RunInfo, spawn_storage
+from .config import Config, InstrumentConfig, ProcessorConfig, RunConfig, storage_options
 from .simulators import SimulatedTable
 
 if TYPE_CHECKING:
@@ -197,12 +197,8 @@ class Application:
         await self._describe_instruments()
 
     def _check_recording(self) -> None:
-        """Before anything is opened: the storage options are valid (the error names the file), the
-        streams to record exist and the data directory is writable."""
-        try:
-            self._storage_options()
-        except ConfigError as exc:
-            raise ConfigError(f"{self.source}: {exc}") from None
+        """Before anything is opened: the streams to record exist and the data directory is writable
+        (the storage options were checked with the configuration)."""
         for i, pattern in enumerate(self.config.storage.streams):
             if not self.hub.match(pattern):
                 raise ConfigError(
@@ -294,12 +290,7 @@ class Application:
         cfg, run = self.config.storage, self.config.run
         self.scans = ScanService(
             self.hub,
-            options=StorageOptions(
-                data_dir=run.data_dir,
-                layout=cfg.layout,
-                flush_interval=cfg.flush_interval_s,
-                compression=cfg.compression,
-            ),
+            options=storage_options(self.config),
             record=cfg.streams,
             run=RunInfo(
                 operator=run.operator,
@@ -366,19 +357,9 @@ class Application:
             for inbox in self.storage.inboxes:
                 self.hub.unsubscribe(inbox)  # type: ignore[arg-type]
 
-    def _storage_options(self) -> StorageOptions:
-        cfg, run = self.config.storage, self.config.run
-        return StorageOptions(
-            data_dir=run.data_dir,
-            layout=cfg.layout,
-            flush_interval=cfg.flush_interval_s,
-            default_plot=cfg.default_plot,
-            compression=cfg.compression,
-        )
-
     def _start_storage(self, run: RunConfig | None = None) -> None:
         cfg, run = self.config.storage, run or self.config.run
-        options = self._storage_options()
+        options = storage_options(self.config)
         info = RunInfo(
             name=run.name,
             operator=run.operator,

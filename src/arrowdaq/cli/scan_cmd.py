@@ -74,23 +74,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _scan(config: Any, text: str, source: str, plan: Any, args: argparse.Namespace) -> int:
+    from ..app.config import storage_options
     from ..app.demo import prepare_table
     from ..app.runner import Application
     from ..app.scanview import ScanView, print_result
     from ..scans.service import ScanService
-    from ..storage import RunInfo, StorageOptions
+    from ..storage import RunInfo
 
     record = list(config.storage.streams)
     config.storage.record = False  # the scan's own file is the run
     app = Application(config, config_text=text, source=source)
     service = ScanService(
         app.hub,
-        options=StorageOptions(
-            data_dir=config.run.data_dir,
-            layout=config.storage.layout,
-            flush_interval=config.storage.flush_interval_s,
-            **({"compression": config.storage.compression} if config.storage.compression is not None else {}),
-        ),
+        options=storage_options(config),
         record=record,
         run=RunInfo(operator=config.run.operator, sample=config.run.sample, notes=config.run.notes, config=text),
         instruments=lambda: app.instruments,

@@ -39,12 +39,13 @@ from typing import Any, ClassVar, Generic, TypeVar, cast, get_args
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..actors import Actor, Command, Role
 from ..data import SCALAR, kind_of, unit_of
 from ..data.validate import check_schema
 from ..errors import CommandError, ProcessorConfigError, ProcessorError, SchemaError, Unrecoverable
+from ..validation import validate
 from .sampling import IrregularTimestamps, SampleClock, Segment, split_segments
 
 Outputs = list[tuple[str, pa.RecordBatch]]
@@ -79,24 +80,8 @@ SP = TypeVar("SP", bound=SignalParams)
 
 
 def parse_params(cls: type[P], params: dict[str, Any], where: str) -> P:
-    """Validate ``params``; the error names each bad parameter and what is allowed."""
-    try:
-        return cls(**params)
-    except ValidationError as exc:
-        # one line per parameter: pydantic reports a union (a number or [low, high]) once per branch
-        messages: dict[str, list[str]] = {}
-        for err in exc.errors():
-            name = str(err["loc"][0]) if err["loc"] else ""
-            message = "required" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
-            if message not in messages.setdefault(name, []):
-                messages[name].append(message)
-        problems = "; ".join(
-            (f"parameter {name!r}: " if name else "")
-            + " or ".join(found)
-            + (f" (got {params[name]!r})" if name in params else "")
-            for name, found in messages.items()
-        )
-        raise ProcessorConfigError(f"{where}: {problems}") from None
+    """Validate ``params``; the error names each bad parameter, what is allowed and the value given."""
+    return validate(cls, params, where, error=ProcessorConfigError, label="parameter", separator="; ")
 
 
 def channel_of(batch: pa.RecordBatch) -> str:

@@ -7,33 +7,15 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final
 
-from h5py import h5z
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
+from ..validation import Filter, FlushInterval, Layout, error_lines
 
-Layout = Literal["nexus", "arrow_ipc"]
 NEXUS: Final = "nexus"
 ARROW_IPC: Final = "arrow_ipc"
-
-#: Filters every stock HDF5 build (h5dump, HDFView, MATLAB) can read.
-STOCK_FILTERS = (None, "gzip")
-#: The filters h5py takes by name; others are given by their registered HDF5 filter id (e.g. from hdf5plugin).
-NAMED_FILTERS = {"gzip": h5z.FILTER_DEFLATE, "lzf": h5z.FILTER_LZF, "szip": h5z.FILTER_SZIP}
-
-
-def _check_filter(key: str, name: str | int | None) -> None:
-    if name is None:
-        return
-    filter_id = NAMED_FILTERS.get(name) if isinstance(name, str) else name
-    if not isinstance(filter_id, int) or isinstance(filter_id, bool):
-        raise ConfigError(
-            f"{key}: unknown filter {name!r} (known by name: {', '.join(NAMED_FILTERS)}, or None;"
-            " other filters by their HDF5 filter id, once registered e.g. by `import hdf5plugin`)"
-        )
-    if not h5z.filter_avail(filter_id):
-        raise ConfigError(f"{key}: filter {name!r} is not available in this HDF5 build")
 
 
 def new_run_id() -> str:
@@ -54,43 +36,38 @@ class RunInfo:
     config: dict[str, Any] | str | None = None
 
 
-@dataclass(frozen=True)
-class StorageOptions:
+class StorageOptions(BaseModel):
     """How run files are written. Defaults are chosen from ``benchmarks/pipeline.py`` and
-    ``benchmarks/compression.py`` (see docs/decisions/0021-storage-defaults-by-column.md)."""
+    ``benchmarks/compression.py`` (see docs/decisions/0021-storage-defaults-by-column.md).
+    A bad value is a ConfigError naming the key (``storage.compression: unknown filter 'zstd' ...``);
+    the configuration's ``[storage]`` table is checked with the same types."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     data_dir: Path = Path("data")
     layout: Layout = NEXUS
     #: Filter of table-like columns (scalars, traces); ``"gzip"`` or None open everywhere. None by
     #: default: gzip-1 writes noisy readings ~7x slower and saves only ~24 % of their size.
-    compression: str | int | None = None
-    compression_level: int | None = 1
+    compression: Filter = None
+    compression_level: Annotated[int, Field(ge=0, le=9)] | None = 1
     #: With ``compression`` set: False compresses only the integer columns (timestamps shrink to
     #: ~30 %), not the floating-point ones (measured values, trace points: noise does not compress).
     compress_floats: bool = True
     #: Filter of camera frames: off by default, frames are large and compress poorly.
-    image_compression: str | int | None = None
+    image_compression: Filter = None
     #: Rows per HDF5 chunk of a per-row column; the actor writes whole chunks.
-    chunk_rows: int = 16384
+    chunk_rows: int = Field(16384, ge=1)
     #: Seconds between flushes at most: rows older than this are on disk.
-    flush_interval: float = 1.0
+    flush_interval: FlushInterval = 1.0
     #: The stream viewers plot on opening the file (``entry/@default``), e.g. ``"pm1/power"``;
     #: None: the most informative one (a measured quantity that varies, see ``nexus.default_rank``).
     default_plot: str | None = None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "data_dir", Path(self.data_dir))
-        if self.layout not in (NEXUS, ARROW_IPC):
-            raise ConfigError(f"storage.layout: expected {NEXUS!r} or {ARROW_IPC!r}, got {self.layout!r}")
-        _check_filter("storage.compression", self.compression)
-        _check_filter("storage.image_compression", self.image_compression)
-        level = self.compression_level
-        if level is not None and not (isinstance(level, int) and not isinstance(level, bool) and 0 <= level <= 9):
-            raise ConfigError(f"storage.compression_level: expected a gzip level 0-9 or None, got {level!r}")
-        if self.chunk_rows < 1:
-            raise ConfigError(f"storage.chunk_rows: expected a positive integer, got {self.chunk_rows!r}")
-        if not self.flush_interval > 0:
-            raise ConfigError(f"storage.flush_interval: expected seconds > 0, got {self.flush_interval!r}")
+    def __init__(self, **options: Any) -> None:
+        try:
+            super().__init__(**options)
+        except ValidationError as exc:
+            raise ConfigError("\n".join(error_lines(exc, prefix="storage"))) from None
 
     def filter_args(self, images: bool = False, floating: bool = False) -> dict[str, Any]:
         """Keyword arguments for ``h5py.create_dataset`` of frames, floating-point or other

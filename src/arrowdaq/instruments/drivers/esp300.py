@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
+from pydantic import Field
 
 from ...errors import (
     CommandError,
@@ -28,11 +29,14 @@ from ...errors import (
     MotionStopped,
     ProtocolError,
 )
+from ...validation import check
 from ..driver import Channel, Channels, Control, Driver, Measurement, Stream, command
 from ..transports.base import PortSettings, Transport, send_now
 from ..validators import boolean, in_range, int_in_range
 
 AXES = (1, 2, 3)
+#: The axes a configuration may name: at least one of 1, 2, 3.
+Axes = Annotated[tuple[Literal[1, 2, 3], ...], Field(min_length=1)]
 
 _ERROR_REPLY = re.compile(r"^\s*(\d+)\s*,\s*(\d+)\s*,\s*(.*?)\s*$")
 
@@ -149,16 +153,9 @@ class ESP300(Driver):
 
     @staticmethod
     def check_axes(axes: Any, where: str) -> tuple[int, ...]:
-        try:
-            chosen = tuple(int(a) for a in (axes if isinstance(axes, (list, tuple)) else [axes]))
-        except (TypeError, ValueError):
-            raise InstrumentConfigError(f"{where}.axes: {axes!r} is not a list of axis numbers") from None
-        bad = [a for a in chosen if a not in AXES]
-        if bad or not chosen:
-            raise InstrumentConfigError(
-                f"{where}.axes: {list(axes) if isinstance(axes, (list, tuple)) else axes!r} must be among 1, 2, 3"
-            )
-        return chosen
+        """The configured axes as a tuple; InstrumentConfigError naming them when one is not 1, 2 or 3."""
+        listed = axes if isinstance(axes, (list, tuple)) else [axes]
+        return tuple(check(Axes, listed, "axes", where, error=InstrumentConfigError))
 
     # --- streams: axis{n}_position for each configured axis -----------------------------
     @classmethod
