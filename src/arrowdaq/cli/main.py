@@ -13,6 +13,7 @@ import logging
 import sys
 
 from ..errors import ArrowDAQError
+from ..log import configure as configure_logging
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS = [
@@ -50,11 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except ArrowDAQError as exc:

@@ -70,11 +70,6 @@ def table_schema(
     return pa.schema(fields, metadata={KIND_KEY: SCAN_KIND.encode(), SCAN_KEY: json.dumps(info).encode()})
 
 
-def scan_info(schema: pa.Schema) -> dict[str, Any]:
-    """The axes, detectors, grid and plan a scan table's schema names."""
-    return json.loads((schema.metadata or {}).get(SCAN_KEY, b"{}"))
-
-
 class ScanTable:
     """The rows measured so far, kept as columns (one list per column)."""
 
