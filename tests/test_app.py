@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -169,6 +170,41 @@ def test_environment_overrides_run_and_storage_keys(tmp_path):
     assert config.run.data_dir == Path("/srv/data") and config.storage.flush_interval_s == 0.5
     with pytest.raises(ConfigError, match=r"<env>|storage.flush_interval_s"):
         parse_config({}, "lab.toml", environ={"ARROWDAQ_STORAGE_FLUSH_INTERVAL_S": "never"})
+
+
+PM1_ONLY = """
+[run]
+data_dir = "{data_dir}"
+
+[storage]
+{storage}
+
+[[instruments]]
+id = "pm1"
+driver = "newport_1830c"
+port = "sim"
+poll_hz = 20.0
+
+[simulation]
+latency_scale = 0.01
+"""
+
+
+@pytest.mark.parametrize(
+    ("storage", "environ", "filters"),
+    [
+        ('compression = "none"', {}, (None, None)),
+        ("compression = false", {}, (None, None)),
+        ('compression = "gzip"\ncompress_floats = false', {}, ("gzip", None)),
+        ('compression = "gzip"', {"ARROWDAQ_STORAGE_COMPRESSION": "none"}, (None, None)),
+    ],
+)
+async def test_compression_is_set_and_turned_off_from_the_config(storage, environ, filters, tmp_path):
+    config = load_config(write_config(tmp_path, PM1_ONLY, storage=storage), environ=environ)
+    summary = await Application(config).run(duration=0.5)
+    with h5py.File(summary.run_file, "r") as f:
+        group = next(g for g in f["entry"].values() if g.attrs.get("arrowdaq_stream") == "pm1/power")
+        assert (group["timestamp_ns"].compression, group["value"].compression) == filters
 
 
 def test_shipped_configs_are_valid():

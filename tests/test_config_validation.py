@@ -43,8 +43,18 @@ CASES = {
     ),
     "unknown compression": (
         '[storage]\ncompression = "zzz"\n' + PM1,
-        "lab.toml: storage.compression: unknown filter 'zzz' (known by name: gzip, lzf, szip, or None; "
-        "other filters by their HDF5 filter id, once registered e.g. by `import hdf5plugin`)",
+        "lab.toml: storage.compression: unknown filter 'zzz' (known by name: gzip, lzf, szip, or none; "
+        "other filters by their HDF5 filter id, once registered e.g. by `import hdf5plugin`) (got 'zzz')",
+    ),
+    "compression true": (
+        "[storage]\ncompression = true\n" + PM1,
+        'lab.toml: storage.compression: true is not a filter: name one (e.g. "gzip"), or "none" for no filter '
+        "(got True)",
+    ),
+    "image compression of a wrong type": (
+        "[storage]\nimage_compression = 1.5\n" + PM1,
+        'lab.toml: storage.image_compression: expected a filter name (e.g. "gzip"), an HDF5 filter id or "none", '
+        "not a float (got 1.5)",
     ),
     "a value neither branch of a union takes: one line": (
         PM1 + 'poll_hz = "fast"\n',

@@ -20,7 +20,7 @@ import functools
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, Field, StrictInt, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt, TypeAdapter, ValidationError
 
 from .errors import ConfigError
 
@@ -134,7 +134,7 @@ def check_filter(name: str | int | None) -> str | int | None:
     filter_id = NAMED_FILTERS.get(name) if isinstance(name, str) else name
     if filter_id is None:
         raise ValueError(
-            f"unknown filter {name!r} (known by name: {', '.join(NAMED_FILTERS)}, or None;"
+            f"unknown filter {name!r} (known by name: {', '.join(NAMED_FILTERS)}, or none;"
             " other filters by their HDF5 filter id, once registered e.g. by `import hdf5plugin`)"
         )
     from h5py import h5z  # when a filter is named: not for `arrowdaq --help`
@@ -144,7 +144,21 @@ def check_filter(name: str | int | None) -> str | int | None:
     return name
 
 
-#: An HDF5 filter: its name (``"gzip"``), a registered filter id, or None (no filter).
-Filter = Annotated[str | StrictInt | None, AfterValidator(check_filter)]
+def no_filter(value: Any) -> Any:
+    """``"none"`` and ``false`` (TOML has no null) mean no filter; ``true`` names none."""
+    if value is False or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    if value is True:
+        raise ValueError('true is not a filter: name one (e.g. "gzip"), or "none" for no filter')
+    if value is not None and not isinstance(value, str | int):
+        raise ValueError(
+            f'expected a filter name (e.g. "gzip"), an HDF5 filter id or "none", not a {type(value).__name__}'
+        )
+    return value
+
+
+#: An HDF5 filter: its name (``"gzip"``), a registered filter id, or None (no filter; also
+#: ``"none"`` or ``false`` in a configuration file).
+Filter = Annotated[str | StrictInt | None, BeforeValidator(no_filter), AfterValidator(check_filter)]
 #: Seconds between flushes of a run file, at most.
 FlushInterval = Annotated[float, Field(gt=0)]

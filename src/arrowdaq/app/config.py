@@ -48,7 +48,13 @@ class StorageConfig(Section):
 
     record: bool = True
     layout: Layout = "nexus"
-    compression: Filter = None  # None: the storage default (see docs/decisions)
+    #: Filter of table-like columns: "gzip", "lzf", an HDF5 filter id, or "none"/false (the
+    #: default: no filter, docs/decisions/0021).
+    compression: Filter = None
+    #: With a compression: false leaves the floating-point columns (noisy readings) unfiltered.
+    compress_floats: bool = True
+    #: Filter of camera frames, as ``compression`` (default: none).
+    image_compression: Filter = None
     flush_interval_s: Annotated[FlushInterval, Field(le=60)] = 1.0
     streams: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     #: The stream viewers plot on opening the run file (default: the most informative one).
@@ -186,6 +192,8 @@ def storage_options(config: Config) -> StorageOptions:
         data_dir=config.run.data_dir,
         layout=config.storage.layout,
         compression=config.storage.compression,
+        compress_floats=config.storage.compress_floats,
+        image_compression=config.storage.image_compression,
         flush_interval=config.storage.flush_interval_s,
         default_plot=config.storage.default_plot,
     )
