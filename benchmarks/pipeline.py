@@ -2,8 +2,8 @@
 
 Four workloads go through the public API — producer → hub → storage actor →
 closed run file → read back with ``open_run`` and counted — and the same data
-is appended with h5py alone (same chunking, filter, SWMR, flush every second),
-closed, read back and counted:
+is appended with h5py alone (``baseline.py``: same chunking, filter, SWMR, flush
+every second), closed, read back and counted:
 
 * scalar readings one at a time (``Producer.put``; raw: one resize and write per reading);
 * scalar batches of 1,000 and of 100,000 rows (``scalar_batch`` + ``hub.publish``);
@@ -33,13 +33,13 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+import baseline
 from arrowdaq.actors import ActorStatus
 from arrowdaq.data import image_batch, scalar_batch
 from arrowdaq.hub import InstrumentManager, Producer
@@ -47,7 +47,6 @@ from arrowdaq.instruments.actor import spawn_instrument
 from arrowdaq.instruments.driver import Driver, Stream
 from arrowdaq.sim.table import OpticalTable
 from arrowdaq.storage import RunInfo, StorageOptions, open_run, spawn_storage
-from arrowdaq.storage.writer import FILE_FORMAT
 
 FRAME_SHAPE = (2048, 2048)  # uint16: 8 MiB
 T0 = 1_700_000_000_000_000_000
@@ -83,7 +82,7 @@ class Workload:
     items: int  # readings, rows or frames per arrowdaq run
     raw_items: int  # per raw run (one reading per h5py call is slow)
     feed: Callable  # async (hub, options-independent) feed through the public API
-    raw: Callable  # (h5py.File, options) -> None: create and append
+    raw: Callable  # (options) -> (a sample of each column, the blocks to append): the raw h5py baseline
 
 
 async def through_arrowdaq(work: Workload, options: StorageOptions) -> float:
@@ -101,44 +100,15 @@ async def through_arrowdaq(work: Workload, options: StorageOptions) -> float:
 
 
 def through_raw(work: Workload, options: StorageOptions, path: Path) -> float:
+    """Seconds from creating the file to reading it back (``baseline``: a hand-written h5py logger)."""
     t0 = time.perf_counter()
-    with h5py.File(path, "w", libver=FILE_FORMAT) as f:
-        work.raw(f, options)
-    with h5py.File(path, "r") as f:
-        rows = {name: ds[...].shape[0] for name, ds in f.items() if isinstance(ds, h5py.Dataset) and ds.ndim}
+    columns, blocks = work.raw(options)
+    baseline.write(path, options, columns, blocks)
+    rows = baseline.rows_read_back(path)
     elapsed = time.perf_counter() - t0
     if set(rows.values()) != {work.raw_items}:
         raise RuntimeError(f"raw {work.name}: {rows} rows, expected {work.raw_items}")
     return elapsed
-
-
-def raw_datasets(f: h5py.File, options: StorageOptions, columns: dict[str, np.ndarray]) -> list[h5py.Dataset]:
-    """Datasets as arrowdaq makes them: chunks of ``chunk_rows`` rows (frames: one per chunk)."""
-    out = []
-    for name, sample in columns.items():
-        row = sample.shape[1:]
-        chunks = (1, *row) if row else (options.chunk_rows,)
-        out.append(
-            f.create_dataset(
-                name, (0, *row), sample.dtype, maxshape=(None, *row), chunks=chunks, **options.filter_args(bool(row))
-            )
-        )
-    f.create_dataset("channel", data="pm1")
-    f.swmr_mode = True
-    return out
-
-
-def append_all(f: h5py.File, options: StorageOptions, datasets: list, blocks) -> None:
-    """One resize and write per block and column, a flush every ``flush_interval``: a hand-written logger."""
-    last_flush = time.monotonic()
-    for block in blocks:
-        for ds, a in zip(datasets, block, strict=True):
-            n = ds.shape[0]
-            ds.resize(n + len(a), axis=0)
-            ds[n:] = a
-        if time.monotonic() - last_flush >= options.flush_interval:
-            f.flush()
-            last_flush = time.monotonic()
 
 
 def workloads(scale: int) -> list[Workload]:
@@ -151,11 +121,10 @@ def workloads(scale: int) -> list[Workload]:
             for v in one_values:
                 await power.put(v)
 
-    def raw_one_fn(f: h5py.File, options: StorageOptions) -> None:
+    def raw_one_fn(options: StorageOptions) -> tuple[dict, Iterable]:
         values = np.asarray(one_values[:raw_one])
-        ds = raw_datasets(f, options, {"timestamp_ns": np.zeros(1, np.uint64), "value": values})
         blocks = ((np.array([time.time_ns()], np.uint64), values[i : i + 1]) for i in range(raw_one))
-        append_all(f, options, ds, blocks)
+        return {"timestamp_ns": np.zeros(1, np.uint64), "value": values}, blocks
 
     def batched(rows: int, count: int) -> Workload:
         values = power_readings(rows * count).reshape(count, rows)
@@ -169,9 +138,8 @@ def workloads(scale: int) -> list[Workload]:
                     "pm1/power", scalar_batch(values[k], channel="power", unit="W", timestamps_ns=stamps[k])
                 )
 
-        def raw(f: h5py.File, options: StorageOptions) -> None:
-            ds = raw_datasets(f, options, {"timestamp_ns": stamps[0], "value": values[0]})
-            append_all(f, options, ds, zip(stamps, values, strict=True))
+        def raw(options: StorageOptions) -> tuple[dict, Iterable]:
+            return {"timestamp_ns": stamps[0], "value": values[0]}, zip(stamps, values, strict=True)
 
         label = f"scalar, {rows:,}-row batches"
         return Workload(label, "rows/s", "pm1/power", rows * count, rows * count, feed, raw)
@@ -189,21 +157,20 @@ def workloads(scale: int) -> list[Workload]:
                 "cam1/frames", image_batch(frame, channel="frames", frame_numbers=k, timestamps_ns=T0 + k)
             )
 
-    def raw_frames(f: h5py.File, options: StorageOptions) -> None:
+    def raw_frames(options: StorageOptions) -> tuple[dict, Iterable]:
         numbers = np.arange(n_frames, dtype=np.uint64)
         columns = {"timestamp_ns": numbers, "frame_number": numbers, "pixels": np.stack(frames[:1])}
-        ds = raw_datasets(f, options, columns)
         blocks = ((T0 + numbers[k : k + 1], numbers[k : k + 1], frame[np.newaxis]) for k, frame in enumerate(frames))
-        append_all(f, options, ds, blocks)
+        return columns, blocks
 
     async def feed_single(hub: InstrumentManager, ref) -> None:
         hub.declare("pm1/power", scalar_batch([0.0], channel="power", unit="W").schema, producer="pm1")
         await ref.wait_status(ActorStatus.RUNNING)
         await hub.publish("pm1/power", scalar_batch([1.0], channel="power", unit="W", timestamps_ns=T0))
 
-    def raw_single(f: h5py.File, options: StorageOptions) -> None:
+    def raw_single(options: StorageOptions) -> tuple[dict, Iterable]:
         columns = {"timestamp_ns": np.array([T0], np.uint64), "value": np.ones(1)}
-        append_all(f, options, raw_datasets(f, options, columns), [tuple(columns.values())])
+        return columns, [tuple(columns.values())]
 
     return [
         Workload("fixed cost: a run of one row", "runs/s", "pm1/power", 1, 1, feed_single, raw_single),

@@ -7,7 +7,8 @@ settings (SWMR, chunk size, filter, a flush every second):
   Arrow → NumPy, strings stored once), timed from the first publish until the
   run file is closed;
 * raw h5py — the NumPy columns appended to the same datasets, one
-  resize-and-write per batch, as a hand-written logger would.
+  resize-and-write per batch, as a hand-written logger would (``baseline.py``,
+  shared with ``benchmarks/pipeline.py``).
 
     .venv/bin/python benchmarks/storage.py [--quick]
 """
@@ -22,14 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+import baseline
 from arrowdaq.actors import ActorStatus
 from arrowdaq.data import image_batch, scalar_batch
 from arrowdaq.hub import InstrumentManager
 from arrowdaq.storage import RunInfo, StorageOptions, spawn_storage
-from arrowdaq.storage.writer import FILE_FORMAT
 
 FRAME_SHAPE = (2048, 2048)  # uint16: 8 MiB
 
@@ -72,32 +72,13 @@ async def through_storage(stream: str, batches: list, options: StorageOptions) -
 
 
 def raw_h5py(path: Path, batches: list, options: StorageOptions, frames: bool) -> float:
-    """The same columns appended with h5py, one resize and write per batch and column."""
+    """The same columns appended by the raw h5py baseline (``baseline.py``), one resize and write per batch."""
     columns = ["timestamp_ns", "frame_number", "pixels"] if frames else ["timestamp_ns", "value"]
     arrays = []
     for b in batches:  # conversion is not timed: the baseline is h5py alone
         arrays.append([b.column(c).to_numpy_ndarray() if c == "pixels" else b.column(c).to_numpy() for c in columns])
     t0 = time.perf_counter()
-    with h5py.File(path, "w", libver=FILE_FORMAT) as f:
-        datasets = []
-        for name, a in zip(columns, arrays[0], strict=True):
-            row = a.shape[1:]
-            chunk_rows = 1 if row else options.chunk_rows
-            filters = options.filter_args(images=bool(row))
-            datasets.append(
-                f.create_dataset(name, (0, *row), a.dtype, maxshape=(None, *row), chunks=(chunk_rows, *row), **filters)
-            )
-        f.create_dataset("channel", data="pm1")
-        f.swmr_mode = True
-        last_flush = time.monotonic()
-        for cols in arrays:
-            for ds, a in zip(datasets, cols, strict=True):
-                n = ds.shape[0]
-                ds.resize(n + len(a), axis=0)
-                ds[n:] = a
-            if time.monotonic() - last_flush >= options.flush_interval:
-                f.flush()
-                last_flush = time.monotonic()
+    baseline.write(path, options, dict(zip(columns, arrays[0], strict=True)), arrays)
     return time.perf_counter() - t0
 
 
@@ -130,15 +111,15 @@ def main() -> None:
     repeats = 1 if args.quick else 3
     tmp = Path(tempfile.mkdtemp(prefix="arrowdaq-bench-"))
     try:
-        default = StorageOptions(data_dir=tmp)
-        plain = StorageOptions(data_dir=tmp, compression=None)
+        gzip = StorageOptions(data_dir=tmp, compression="gzip")  # opt-in since decision 0021
+        default = StorageOptions(data_dir=tmp)  # no filter
         print(
             "storage benchmark: storage actor vs raw h5py appends, same data and settings (SWMR, flush every 1 s);"
             f" best of {repeats}"
         )
         print(f"{'case':<24} {'settings':<18} {'storage /s':>14} {'raw h5py /s':>14} {'ratio':>7}")
         cases = [(1, 20_000), (100, 4_000), (10_000, 400)]
-        for options, label in ((default, "gzip-1+shuffle"), (plain, "no filter")):
+        for options, label in ((gzip, "gzip-1+shuffle"), (default, "no filter")):
             for rows, count in cases:
                 batches = scalar_batches(rows, max(2, count // scale))
                 total = rows * len(batches)
