@@ -8,6 +8,7 @@ import io
 import json
 import re
 import textwrap
+import time
 import tomllib
 
 import numpy as np
@@ -15,12 +16,16 @@ import pytest
 from rich.console import Console
 
 import arrowdaq
+from arrowdaq.actors import ActorStatus
 from arrowdaq.app.config import parse_config
 from arrowdaq.app.runner import Application
 from arrowdaq.cli.main import main
 from arrowdaq.cli.run_cmd import print_summary
 from arrowdaq.data import scalar_batch, scalar_schema, unit_of
-from arrowdaq.hub import Alarm, InstrumentManager
+from arrowdaq.hub import Alarm, InstrumentManager, RateWatch
+from arrowdaq.instruments import actor as instrument_actor
+from arrowdaq.instruments.actor import spawn_instrument
+from arrowdaq.instruments.driver import Driver, Stream
 from arrowdaq.processors import build
 
 
@@ -215,3 +220,33 @@ def test_the_summary_shows_rows_published_and_stored_and_says_when_they_differ(t
     assert re.search(r"│ scope1/trace\s+│\s+124 │\s+31 │", text)
     assert "not all recorded: scope1/trace: 124 rows published, 31 in the run file" in text
     assert "pm1/power: 120 rows published" not in text
+
+
+class SlowReads(Driver):
+    """A scalar device answering in 1 ms: too slow to be polled at 2 kHz (polled in bursts)."""
+
+    driver_name = "slow_reads"
+    streams = (Stream("value", unit="V", poll_hz=2000.0),)
+
+    def read(self, stream: str) -> float:
+        time.sleep(0.001)
+        return 1.0
+
+
+async def test_readings_a_fast_poll_gives_up_show_in_status_and_raise_the_rate_alarm(hub, monkeypatch):
+    monkeypatch.setattr(instrument_actor, "MAX_BEHIND", 0.05)  # give up on owed readings after 50 ms, not 1 s
+    alarms: list[Alarm] = []
+    hub.add_listener(lambda e: alarms.append(e) if isinstance(e, Alarm) else None)
+    watch = RateWatch(hub)
+    ref = spawn_instrument(hub, "dev", SlowReads, lambda: SlowReads(None, name="dev"))
+    await ref.wait_status(ActorStatus.RUNNING)
+    async with asyncio.timeout(30):
+        while hub.streams["dev/value"].missed == 0:
+            await asyncio.sleep(0.01)
+    watch.check()  # the one judge of rates: missed readings alarm at once, without the 5 s hold
+    status = hub.status()["streams"]["dev/value"]
+    assert status["missed"] > 0 and status["slow"] is True
+    assert [a.source for a in alarms] == ["dev"]
+    assert "dev/value missed" in alarms[0].message and "2e+03/s requested" in alarms[0].message
+    assert watch.slow["dev/value"] == alarms[0].message
+    await hub.stop(timeout=10)

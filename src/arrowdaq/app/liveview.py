@@ -137,7 +137,7 @@ def render_values(hub: InstrumentManager, status: dict[str, Any], max_rows: int 
         producer = actors.get(s["producer"] or "", {})
         state = producer.get("status", "")
         requested = s.get("requested_per_s")
-        slow = requested and s["rows_per_s"] < 0.8 * requested and state == "Running"
+        slow = s.get("slow", False)  # the rate watch's verdict (below the requested rate, or missing readings)
         table.add_row(
             name,
             last_value(hub.streams[name]) if name in hub.streams else "",

@@ -79,6 +79,8 @@ class StreamSummary:
     requested_per_s: float | None = None
     #: Rows the producer lost before publishing (camera frames).
     dropped: int = 0
+    #: Readings the producer was asked for and gave up (a fast poll more than a second behind).
+    missed: int = 0
 
 
 @dataclass
@@ -517,6 +519,7 @@ class Application:
                 "achieved_per_s": spec.meter.rows / acquired,
                 "requested_per_s": spec.requested_rate,
                 "dropped": spec.dropped,
+                "missed": spec.missed,
             }
             for name, spec in self.hub.streams.items()
         }
@@ -555,7 +558,7 @@ class Application:
             unit = unit_of(self.hub.streams[name].schema)
             r = rates[name]
             summary.streams[name] = StreamSummary(
-                s["rows"], s["batches"], r["achieved_per_s"], unit, r["requested_per_s"], r["dropped"]
+                s["rows"], s["batches"], r["achieved_per_s"], unit, r["requested_per_s"], r["dropped"], r["missed"]
             )
         summary.slow_streams = dict(self.rates.slow)
         if self.run_file is not None and self.storage is not None and not self.storage.status.alive:

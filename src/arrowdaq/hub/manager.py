@@ -137,6 +137,13 @@ class InstrumentManager:
         spec.dropped += rows
         return spec.dropped
 
+    def count_missed(self, stream: str, rows: int) -> int:
+        """Count readings the producer was asked for and gave up (status ``missed``; the rate
+        watch raises the rate alarm for them); returns the total."""
+        spec = self.stream(stream)
+        spec.missed += rows
+        return spec.missed
+
     # --- subscriptions ---------------------------------------------------------------
     def subscribe(
         self,
@@ -284,6 +291,8 @@ class InstrumentManager:
                     **spec.meter.snapshot(),
                     "requested_per_s": spec.requested_rate,
                     "dropped": spec.dropped,
+                    "missed": spec.missed,
+                    "slow": spec.slow,
                 }
                 for name, spec in self.streams.items()
             },

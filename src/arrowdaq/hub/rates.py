@@ -1,11 +1,14 @@
 """Honest rates: an alarm when a stream stays below the rate it was asked for.
 
 A producer says what it was asked for (:meth:`InstrumentManager.request_rate`:
-a polling rate, a camera's frame rate). :class:`RateWatch` compares it with the
-rows per second the hub measures (a ~3 s window) while the producer is Running:
-below ``fraction`` of the request for ``hold_s`` seconds raises one alarm; back
-above it records an info event. A producer that is not Running (reconnecting,
-failed) says so in its own status, so its streams are not also reported here.
+a polling rate, a camera's frame rate) and counts the readings it gave up
+(:meth:`InstrumentManager.count_missed`: a fast poll more than a second behind).
+:class:`RateWatch` is the one judge of both, while the producer is Running: a
+stream that misses readings, or carries less than ``fraction`` of its request
+(the hub's ~3 s window) for ``hold_s`` seconds, raises one alarm; back at its
+rate it records an info event. It also marks the stream ``slow`` for status and
+the terminal. A producer that is not Running (reconnecting, failed) says so in
+its own status, so its streams are not also reported here.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .metrics import FlowMeter
 
 if TYPE_CHECKING:
     from .manager import InstrumentManager
+    from .streams import StreamSpec
 
 #: A stream below this fraction of its requested rate ...
 SLOW_FRACTION = 0.8
@@ -31,6 +35,7 @@ class _Watch:
     running_since: float | None = None
     slow_since: float | None = None
     alarmed: bool = False
+    missed: int = 0  # the stream's missed readings at the last check
 
 
 class RateWatch:
@@ -54,23 +59,21 @@ class RateWatch:
             ref = hub.supervisor.actors.get(spec.producer or "")
             if ref is None or ref.status is not ActorStatus.RUNNING:
                 watch.running_since = watch.slow_since = None
+                watch.missed = spec.missed
+                spec.slow = False
                 continue
             if watch.running_since is None:
                 watch.running_since = now
-            if now - watch.running_since < FlowMeter.WINDOW:
+            missed, watch.missed = spec.missed - watch.missed, spec.missed
+            if missed == 0 and now - watch.running_since < FlowMeter.WINDOW:
                 continue  # the measured rate still counts time before the producer ran
             achieved = spec.meter.snapshot()["rows_per_s"]
-            if achieved < self.fraction * spec.requested_rate:
+            spec.slow = bool(missed) or achieved < self.fraction * spec.requested_rate
+            if spec.slow:
                 if watch.slow_since is None:
                     watch.slow_since = now
-                if not watch.alarmed and now - watch.slow_since >= self.hold_s:
-                    watch.alarmed = True
-                    message = (
-                        f"{name} has carried {achieved:.3g} rows/s for {self.hold_s:g} s, below "
-                        f"{self.fraction:.0%} of the {spec.requested_rate:.3g}/s requested"
-                    )
-                    self.slow[name] = message
-                    hub.alarm(spec.producer or name, message)
+                if not watch.alarmed and (missed or now - watch.slow_since >= self.hold_s):
+                    self._alarm(name, spec, achieved, missed)
             else:
                 watch.slow_since = None
                 if watch.alarmed:
@@ -81,3 +84,19 @@ class RateWatch:
                         f"{name} is back to {achieved:.3g} rows/s of the {spec.requested_rate:.3g}/s requested",
                         stream=name,
                     )
+
+    def _alarm(self, name: str, spec: StreamSpec, achieved: float, missed: int) -> None:
+        self._watches[name].alarmed = True
+        requested = spec.requested_rate or 0.0
+        if missed:
+            message = (
+                f"{name} missed {spec.missed:,} readings of the {requested:.3g}/s requested (more than a second"
+                f" behind: the driver or the machine is too slow for that rate); it carries {achieved:.3g} rows/s"
+            )
+        else:
+            message = (
+                f"{name} has carried {achieved:.3g} rows/s for {self.hold_s:g} s, below "
+                f"{self.fraction:.0%} of the {requested:.3g}/s requested"
+            )
+        self.slow[name] = message
+        self.hub.alarm(spec.producer or name, message)

@@ -35,6 +35,11 @@ class StreamSpec:
     requested_rate: float | None = field(default=None, compare=False)
     #: Rows the producer lost before publishing them (camera frames overwritten in its buffer).
     dropped: int = field(default=0, compare=False)
+    #: Readings the producer was asked for and gave up (a fast poll that fell behind its rate);
+    #: :class:`~arrowdaq.hub.rates.RateWatch` raises the rate alarm for them.
+    missed: int = field(default=0, compare=False)
+    #: Below its requested rate now, as RateWatch judged it at its last check (status shows it).
+    slow: bool = field(default=False, compare=False)
     #: The newest batch published (what a live view shows as the last value).
     last: pa.RecordBatch | None = field(default=None, repr=False, compare=False)
 

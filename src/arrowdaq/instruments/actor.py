@@ -106,8 +106,8 @@ class InstrumentActor(Actor):
         self._columns: dict[str, ReadingColumns] = {}  # per scalar stream
         self._poll_timers: dict[str, Timer] = {}
         self.readings: dict[str, int] = {}  # readings gathered per stream since the start
-        self.missed: dict[str, int] = {}  # readings a burst could not take at the requested rate
         self._next_at: dict[str, float] = {}  # when a bursting stream's next reading is due (monotonic)
+        self._missed: dict[str, int] = {}  # readings a burst gave up, not yet counted on the hub
         self._garbage = 0
         self._answered = False
         self.errors = 0
@@ -199,6 +199,9 @@ class InstrumentActor(Actor):
                 await self._guarded(stream, self._burst, stream, cols)
             finally:
                 self.readings[stream] = self.readings.get(stream, 0) + cols.n - before
+                missed = self._missed.pop(stream, 0)
+                if missed:  # status and the rate alarm (RateWatch: the one judge of rates)
+                    self.hub.count_missed(self.stream_name(stream), missed)
                 if stream in self._poll_timers:  # the ticks that fell due meanwhile: the burst keeps its own pace
                     self._poll_timers[stream].take_owed()
             if cols.full or (cols.n and time.monotonic() - cols.first_at >= self.batch_latency):
@@ -250,17 +253,14 @@ class InstrumentActor(Actor):
         now = time.monotonic()
         end = now + self.batch_latency
         next_at = self._next_at.get(stream, now)
+        missed = 0
         try:
             while True:
                 behind = now - next_at
-                if behind > MAX_BEHIND:  # give up on readings owed for longer than that, and say so
+                if behind > MAX_BEHIND:  # give up on readings owed for longer than that, and count them
                     skipped = int(behind / period)
                     next_at += skipped * period
-                    self.missed[stream] = self.missed.get(stream, 0) + skipped
-                    self.log.warning(
-                        f"{stream}: {skipped} readings behind poll_hz={1 / period:g}; the driver or the machine"
-                        " is too slow for that rate"
-                    )
+                    missed += skipped
                 for _ in range(min(int((now - next_at) / period) + 1, cols.capacity - cols.n)):
                     t_before = time.time_ns()
                     value = float(read(stream))
@@ -275,6 +275,7 @@ class InstrumentActor(Actor):
                     now = time.monotonic()
         finally:
             self._next_at[stream] = next_at
+            self._missed[stream] = self._missed.get(stream, 0) + missed  # counted on the hub by _poll
 
     async def _publish(self, stream: str) -> None:
         batch = self._columns[stream].take()
