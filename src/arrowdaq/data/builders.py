@@ -23,27 +23,50 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+#: Constant string columns up to this many rows are built once per (value, rows) and shared by every
+#: batch of that size (immutable; a batch's memory still counts exactly its own rows' indices).
+SHARED_ROWS = 1 << 14
+
+
 @lru_cache(maxsize=1024)
 def _dictionary(value: str) -> pa.Array:
     return pa.array([value], pa.utf8())
 
 
-def constant_string(value: str | None, n: int) -> pa.Array:
-    """A column of ``n`` copies of ``value`` (dictionary-encoded: one string stored)."""
+def _build_constant(value: str | None, n: int) -> pa.Array:
     if value is None:
         return pa.nulls(n, DICT_UTF8)
-    return pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), _dictionary(value), safe=False)  # zeros: valid
+    zeros = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(np.zeros(n, np.int32))])
+    return pa.DictionaryArray.from_arrays(zeros, _dictionary(value), safe=False)  # zeros: valid
+
+
+_shared_constant = lru_cache(maxsize=128)(_build_constant)
+
+
+def constant_string(value: str | None, n: int) -> pa.Array:
+    """A column of ``n`` copies of ``value`` (dictionary-encoded: one string stored).
+
+    Building one costs ~10 µs, a third of a 1,000-row batch's building: batches of a
+    common size (every 1,000-row batch, a producer's full batches) share one column."""
+    return _shared_constant(value, n) if n <= SHARED_ROWS else _build_constant(value, n)
+
+
+def numpy_column(values: np.ndarray, dtype: np.dtype | type) -> pa.Array:
+    """A 1-D NumPy array as an Arrow column of ``dtype``, sharing its buffer (cast or made
+    contiguous only if needed). ``pa.array`` takes ~1.7x as long for the same zero-copy result."""
+    a = np.ascontiguousarray(values, dtype=dtype)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a)])
 
 
 def _timestamps(timestamps_ns: ArrayLike | int | None, n: int) -> pa.Array:
     if timestamps_ns is None:
-        return pa.array(np.full(n, now_ns(), np.uint64))
-    if np.isscalar(timestamps_ns):
-        return pa.array(np.full(n, timestamps_ns, np.uint64))
+        return numpy_column(np.full(n, now_ns(), np.uint64), np.uint64)
+    if isinstance(timestamps_ns, int | float | np.number):
+        return numpy_column(np.full(n, timestamps_ns, np.uint64), np.uint64)
     ts = np.asarray(timestamps_ns)
     if ts.shape != (n,):
         raise ValueError(f"timestamps_ns: expected {n} values, got shape {ts.shape}")
-    return pa.array(ts.astype(np.uint64, copy=False))
+    return numpy_column(ts, np.uint64)
 
 
 def scalar_batch(
@@ -59,7 +82,12 @@ def scalar_batch(
         raise ValueError(f"scalar values must be 1-D, got shape {v.shape}")
     n = len(v)
     return pa.RecordBatch.from_arrays(
-        [_timestamps(timestamps_ns, n), constant_string(channel, n), pa.array(v), constant_string(unit, n)],
+        [
+            _timestamps(timestamps_ns, n),
+            constant_string(channel, n),
+            numpy_column(v, np.float64),
+            constant_string(unit, n),
+        ],
         schema=scalar_schema(unit),
     )
 

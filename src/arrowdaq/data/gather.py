@@ -1,25 +1,23 @@
-"""Readings gathered one at a time into preallocated columns, taken as scalar batches.
+"""Readings gathered one at a time into growing columns, taken as scalar batches.
 
 Building a batch costs tens of microseconds whatever its size, so a source that
 makes one reading at a time must not build one per reading. :class:`ReadingColumns`
-stores each reading into preallocated NumPy columns (a few hundred nanoseconds)
-and builds one batch when asked. It holds no lock: one thread fills it (the
-event loop, or an instrument actor's worker thread) and the same thread takes it.
+appends each reading to two ``array.array`` columns (values and timestamps: an
+append is ~3x cheaper than storing into a NumPy array by index) and builds one
+batch when asked, handing the arrays' memory to Arrow without a copy. It holds
+no lock: one thread fills it (the event loop, or an instrument actor's worker
+thread) and the same thread takes it.
 """
 
 from __future__ import annotations
 
 import time
+from array import array
 
-import numpy as np
 import pyarrow as pa
 
 from .builders import constant_string
 from .schemas import scalar_schema
-
-#: A batch with fewer rows than this share of the capacity gets copies of its rows
-#: (the columns are reused); a fuller one takes the columns and new ones are allocated.
-HAND_OVER_SHARE = 4
 
 
 class ReadingColumns:
@@ -32,7 +30,7 @@ class ReadingColumns:
     2
     """
 
-    __slots__ = ("channel", "unit", "capacity", "schema", "n", "first_at", "_values", "_stamps", "_strings")
+    __slots__ = ("channel", "unit", "capacity", "schema", "n", "first_at", "_values", "_stamps")
 
     def __init__(
         self, channel: str, unit: str | None = None, capacity: int = 10_000, schema: pa.Schema | None = None
@@ -45,10 +43,8 @@ class ReadingColumns:
         self.schema = schema or scalar_schema(unit)  # a declared scalar schema (with its long_name, say)
         self.n = 0
         self.first_at = 0.0  # time.monotonic() of the first reading gathered (0 when empty)
-        # channel and unit are constant: one dictionary column of full length, sliced per batch
-        self._strings = (constant_string(channel, capacity), constant_string(unit, capacity))
-        self._values = np.empty(capacity, np.float64)
-        self._stamps = np.empty(capacity, np.uint64)
+        self._values = array("d")
+        self._stamps = array("Q")
 
     def __len__(self) -> int:
         return self.n
@@ -59,38 +55,40 @@ class ReadingColumns:
 
     def append(self, value: float, timestamp_ns: int | None = None) -> bool:
         """Store one reading (timestamp default: now); True when the columns are full."""
-        i = self.n
-        if i == 0:
+        n = self.n
+        if n == 0:
             self.first_at = time.monotonic()
-        self._values[i] = value
-        self._stamps[i] = time.time_ns() if timestamp_ns is None else timestamp_ns
-        self.n = i = i + 1
-        return i >= self.capacity
+        self._values.append(value)
+        self._stamps.append(time.time_ns() if timestamp_ns is None else timestamp_ns)
+        self.n = n = n + 1
+        return n >= self.capacity
 
-    def extend(self, values: np.ndarray, timestamps_ns: np.ndarray) -> int:
-        """Store as many of ``values`` as fit (with their timestamps); returns how many were taken."""
-        i = self.n
-        k = min(len(values), self.capacity - i)
-        if k and i == 0:
+    def extend(self, values: object, timestamps_ns: object) -> int:
+        """Store as many of ``values`` as fit (with their timestamps: NumPy arrays or sequences);
+        returns how many were taken."""
+        k = min(len(values), self.capacity - self.n)  # type: ignore[arg-type]
+        if k and self.n == 0:
             self.first_at = time.monotonic()
-        self._values[i : i + k] = values[:k]
-        self._stamps[i : i + k] = timestamps_ns[:k]
-        self.n = i + k
+        self._values.extend(array("d", values[:k]))  # type: ignore[index]
+        self._stamps.extend(array("Q", timestamps_ns[:k]))  # type: ignore[index]
+        self.n += k
         return k
 
     def take(self) -> pa.RecordBatch | None:
-        """The gathered readings as a scalar batch (None when empty); the columns start over."""
+        """The gathered readings as a scalar batch (None when empty); the columns start over.
+
+        The batch takes the arrays' memory (no copy); new, empty arrays take their place."""
         n = self.n
         if n == 0:
             return None
-        if n * HAND_OVER_SHARE >= self.capacity:  # the batch takes the arrays: no copy
-            values, stamps = self._values[:n], self._stamps[:n]
-            self._values = np.empty(self.capacity, np.float64)
-            self._stamps = np.empty(self.capacity, np.uint64)
-            channel, unit = (s.slice(0, n) for s in self._strings)
-        else:  # a small batch must not keep the whole columns alive
-            values, stamps = self._values[:n].copy(), self._stamps[:n].copy()
-            channel, unit = constant_string(self.channel, n), constant_string(self.unit, n)
+        values, stamps = self._values, self._stamps
+        self._values, self._stamps = array("d"), array("Q")
         self.n = 0
         self.first_at = 0.0
-        return pa.RecordBatch.from_arrays([pa.array(stamps), channel, pa.array(values), unit], schema=self.schema)
+        columns = [
+            pa.Array.from_buffers(pa.uint64(), n, [None, pa.py_buffer(stamps)]),
+            constant_string(self.channel, n),
+            pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(values)]),
+            constant_string(self.unit, n),
+        ]
+        return pa.RecordBatch.from_arrays(columns, schema=self.schema)

@@ -65,16 +65,20 @@ class Producer:
     # --- gathering -----------------------------------------------------------------
     def append(self, value: float, timestamp_ns: int | None = None) -> None:
         """Gather one reading (timestamp default: now); never waits."""
-        if self.columns.append(value, timestamp_ns):
+        columns = self.columns
+        if columns.append(value, timestamp_ns):
             self._publish_gathered()
-        elif self.columns.n == 1:
+        elif columns.n == 1:
             self._deadline = self._loop.call_later(self.batch_latency, self._publish_gathered)
 
     async def put(self, value: float, timestamp_ns: int | None = None) -> None:
         """Gather one reading; waits while a full lossless subscriber holds batches back."""
-        self.append(value, timestamp_ns)
-        if self.columns.n == 0:  # a batch just left: let its subscribers (storage) run
-            await asyncio.sleep(0)
+        columns = self.columns  # append() inlined: this is the per-reading path
+        if columns.append(value, timestamp_ns):
+            self._publish_gathered()
+            await asyncio.sleep(0)  # a batch just left: let its subscribers (storage) run
+        elif columns.n == 1:
+            self._deadline = self._loop.call_later(self.batch_latency, self._publish_gathered)
         if self._backlog:
             await self._wait_backlog()
 
