@@ -138,6 +138,26 @@ async def test_lazy_gives_time_as_datetimes_or_seconds_since_the_start(hub, tmp_
         run.lazy("pm1/power", time="hours")
 
 
+async def test_strings_read_back_dictionary_encoded_and_work_as_strings_in_polars_and_pandas(hub, tmp_path):
+    """Decision 0023: channel and unit come back dictionary-encoded (a constant costs 4 bytes a row);
+    Polars sees Categorical and pandas category, and both filter, group and concatenate them as strings."""
+    ts = np.arange(4, dtype=np.uint64) + 1_700_000_000_000_000_000
+    streams = {
+        "pm1/power": [scalar_batch([1.0, 2.0], channel="pm1", unit="W", timestamps_ns=ts[:2])],
+        "pm2/power": [scalar_batch([3.0, 4.0], channel="pm2", unit="mW", timestamps_ns=ts[2:])],
+    }
+    run = open_run(await record(hub, tmp_path, streams))
+    one, two = run.table("pm1/power"), run.table("pm2/power")
+    assert pa.types.is_dictionary(one.schema.field("channel").type) and run.schema("pm1/power") == one.schema
+    both = pl.concat([pl.from_arrow(one), pl.from_arrow(two)])
+    assert both.schema["channel"] == pl.Categorical
+    assert both.filter(pl.col("channel") == "pm2")["value"].to_list() == [3.0, 4.0]
+    assert run.lazy("pm1/power").filter(pl.col("unit") == "W").collect().height == 2
+    frame = one.to_pandas()
+    assert str(frame["channel"].dtype) == "category" and (frame["unit"] == "W").all()
+    assert arrowdaq.data.decode(one).schema.field("channel").type == pa.utf8()  # plain, for tools that want it
+
+
 def plain(value) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and plain(v) for k, v in value.items())

@@ -12,8 +12,9 @@ Units and axis descriptions live in field metadata (``unit``, ``long_name``),
 never in column names. The kind is in the schema metadata (``arrowdaq.kind``).
 In memory the constant string columns (``channel``, ``unit``) are
 dictionary-encoded: one string per batch instead of one per row. Readers return
-them dictionary-encoded too (:func:`encoded_schema`); :func:`plain_schema` is the
-decoded form.
+them dictionary-encoded too (:func:`encoded_schema`: Polars Categorical, pandas
+category; docs/decisions/0023); :func:`plain_schema` is the decoded form that
+exports and the live service's wire carry.
 """
 
 from __future__ import annotations
@@ -156,6 +157,6 @@ def encoded_schema(schema: pa.Schema) -> pa.Schema:
 
 
 def plain_schema(schema: pa.Schema) -> pa.Schema:
-    """The schema with encoded string columns decoded: what readers return."""
+    """The schema with encoded string columns decoded: what exports and the live service's wire carry."""
     fields: Iterable[pa.Field] = (f.with_type(plain_type(f.type)) for f in schema)
     return pa.schema(list(fields), metadata=schema.metadata)

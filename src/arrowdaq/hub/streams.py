@@ -56,5 +56,6 @@ class StreamSpec:
 
     @property
     def plain_schema(self) -> pa.Schema:
-        """The schema readers get back (string columns not dictionary-encoded)."""
+        """The schema with string columns decoded: exports and the live service's wire (readers keep the
+        dictionary encoding, decision 0023)."""
         return plain_schema(self.schema)

@@ -327,7 +327,7 @@ class RunFile:
         return groups[stream]
 
     def schema(self, stream: str) -> pa.Schema:
-        """The schema of the batches :meth:`table` returns (plain strings)."""
+        """The schema of the batches :meth:`table` returns (strings dictionary-encoded: decision 0023)."""
         with self._open() as f:
             g = self._group(f, stream)
             if g.name.startswith(f"/{L.ARROW_DATA}") and L.SCHEMA_ATTR not in g.attrs:
