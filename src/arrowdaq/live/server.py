@@ -24,6 +24,7 @@ import ipaddress
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -62,6 +63,10 @@ log = get_logger("arrowdaq.live")
 
 #: How often a stream's handler looks at the stop flag while it waits for data.
 STOP_POLL_S = 0.2
+#: Python's thread switch interval while the service runs. A Flight thread woken by a new batch waits
+#: for the GIL until the running thread (the event loop, a driver's worker) lets go: at most 5 ms by
+#: default, which was the p50/p99 latency of a 1-row batch on a busy daemon (decision 0024).
+SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass
@@ -203,6 +208,7 @@ class LiveService:
         #: What added actions contribute to ``describe`` (the scan engine: its plans with their parameters).
         self.describers: list[Callable[[], dict[str, Any]]] = []
         self._wire: dict[str, WireFormat] = {}
+        self._switch_interval: float | None = None  # the interpreter's, restored at stop
 
     def add_action(self, name: str, handler: Any, describe: Callable[[], dict[str, Any]] | None = None) -> None:
         """Serve another action type (the scan engine adds ``scan``): ``async handler(context, body) -> reply``;
@@ -249,6 +255,9 @@ class LiveService:
             self.address_file = discovery.write_address_file(info)
         except OSError as exc:
             log.warning(f"live service: cannot write the address file: {exc}; clients need the address and token")
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         log.info(f"live service on {self.address}")
         return self.address
 
@@ -267,6 +276,9 @@ class LiveService:
             self.hub.unsubscribe(feed)
         if self.address_file is not None:
             discovery.remove_address_file(os.getpid(), self.address_file)
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
         self.server = None
 
     def _shutdown(self, server: FlightEndpoint) -> None:

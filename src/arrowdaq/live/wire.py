@@ -17,32 +17,45 @@ from ..data.schemas import plain_schema
 
 
 class WireFormat:
-    """Converts one stream's batches to its wire schema (thread-safe: the cache only ever gains entries)."""
+    """Converts one stream's batches to its wire schema (thread-safe: the caches only ever gain entries,
+    and the last conversion is replaced whole).
+
+    Every client of a stream sends the same batches: the last one converted is kept, so that
+    clients reading in step convert each batch once between them, not once each."""
 
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = plain_schema(schema)
         self._encoded = [i for i, f in enumerate(schema) if pa.types.is_dictionary(f.type)]
+        self._targets = [self.schema.field(i).type for i in range(len(self.schema))]
         self._constant: dict[tuple[int, str | None, int], pa.Array] = {}
+        self._last: tuple[pa.RecordBatch, pa.RecordBatch] | None = None
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if not self._encoded:
             return batch
-        columns = list(batch.columns)
+        last = self._last
+        if last is not None and last[0] is batch:
+            return last[1]
+        columns = batch.columns
         for i in self._encoded:
             columns[i] = self._plain(i, columns[i])
-        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+        wired = pa.RecordBatch.from_arrays(columns, schema=self.schema)
+        self._last = (batch, wired)
+        return wired
 
     def _plain(self, i: int, column: pa.Array) -> pa.Array:
-        n = len(column)
-        target = self.schema.field(i).type
         if not pa.types.is_dictionary(column.type):
             return column
-        if column.null_count == n:
+        n = len(column)
+        nulls = column.null_count
+        target = self._targets[i]
+        if nulls == n:
             value = None
-        elif column.null_count == 0 and len(column.dictionary) == 1:
-            value = column.dictionary[0].as_py()
         else:
-            return column.cast(target)  # several values in one batch: rare, decoded
+            values = column.dictionary.to_pylist()  # one list, not a scalar object per look
+            if nulls or len(values) != 1:
+                return column.cast(target)  # several values in one batch: rare, decoded
+            value = values[0]
         key = (i, value, n)
         cached = self._constant.get(key)
         if cached is None:
