@@ -221,7 +221,11 @@ def test_a_stopped_then_killed_window_costs_no_data_and_a_new_one_attaches(tmp_p
             if w.poll() is None:
                 w.send_signal(signal.SIGCONT)
                 w.terminate()
-                w.wait(timeout=10)
+                try:
+                    w.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # a loaded machine: the window's exit is not under test here
+                    w.kill()
+                    w.wait()
         output = daemon.stop()
     published = rows_in_summary(output)
     path = Path(re.search(r"run file: (\S+\.h5)", output).group(1))
