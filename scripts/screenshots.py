@@ -75,12 +75,17 @@ def main() -> int:
         plots = window.plots
         for i in range(plots.picker.count()):  # the power meter and its low-pass filter
             item = plots.picker.item(i)
-            if item.text().startswith(("pm1/power", "pm1_lowpass/filtered")):
-                item.setCheckState(item.checkState().Checked)
+            wanted = item.text().startswith(("pm1/power", "pm1_lowpass/filtered"))
+            item.setCheckState(item.checkState().Checked if wanted else item.checkState().Unchecked)
         scans = window.scans
-        if scans.available and scans.plans:
-            wait(app, 4)
+        wait(app, 10, lambda: "scan" in scans.plans)
+        wait(app, 8)  # the demo lights the table first (laser on, shutter open)
+        if "scan" in scans.plans:  # the half-wave plate turned through 90 degrees: Malus's law on the power meter
+            scans.plan.setCurrentText("scan")
+            for name, value in {"axis": "hwp", "start": 0, "stop": 90, "num": 19, "detectors": "pm1"}.items():
+                scans.fields[name].setText(str(value))
             scans.start_scan()
+            wait(app, 120, lambda: scans.outcome is not None)
         wait(app, args.seconds)
         scene = plots.plot.getPlotItem().vb.sceneBoundingRect()
         plots._on_mouse(scene.center())  # the crosshair and its readout, as under the mouse

@@ -288,3 +288,34 @@ def test_abort_from_the_scan_panel_ends_the_scan_with_the_points_measured(qtbot,
     assert outcome["exit_status"] == "aborted" and 2 <= outcome["points"] < 30
     assert scans.rows == outcome["points"] == len(scans.x)
     assert "aborted" in scans.stats.text()
+
+
+def test_the_window_reconnects_by_itself_when_the_daemon_returns(qtbot, tmp_path, monkeypatch):
+    from arrowdaq.gui.app import live_connector
+    from arrowdaq.gui.link import Link
+    from arrowdaq.gui.window import MainWindow
+
+    monkeypatch.setenv("ARROWDAQ_LIVE_FILE", str(tmp_path / "live.json"))  # the window finds daemons as `gui` does
+    monkeypatch.delenv("ARROWDAQ_ADDRESS", raising=False)
+    monkeypatch.delenv("ARROWDAQ_TOKEN", raising=False)
+    daemon = DemoDaemon(tmp_path, duration=300)
+    link = Link(live_connector(None), "", retry_s=0.5)
+    win = MainWindow(link, tmp_path / "gui.ini")
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        with qtbot.waitSignal(link.connected, timeout=30_000):
+            link.open()
+        history = lambda: len(win.plots.histories["pm1/power"].t)  # noqa: E731
+        qtbot.waitUntil(lambda: history() > 3, timeout=30_000)
+        daemon.stop()
+        qtbot.waitUntil(lambda: link.state.startswith("lost"), timeout=30_000)
+        assert "retrying" in win.connection.text()
+        before = history()
+        daemon = DemoDaemon(tmp_path, duration=300)  # another daemon: another port and token, the same address file
+        qtbot.waitUntil(lambda: link.state == "connected", timeout=60_000)
+        qtbot.waitUntil(lambda: history() > before + 3, timeout=30_000)  # the plot goes on with the new daemon
+        assert "connected" in win.connection.text() and set(win.instruments.cards) == INSTRUMENTS
+    finally:
+        win.shutdown()
+        daemon.stop()

@@ -69,7 +69,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resizeDocks([d["Instruments"], d["Live plots"], d["Camera"]], [480, 640, 480], horizontal)
         self.resizeDocks([d["Instruments"], d["Recording"]], [700, 260], vertical)
         self.resizeDocks([d["Live plots"], d["Spectrum"]], [500, 400], vertical)
-        self.resizeDocks([d["Log / events"]], [170], vertical)
+        self.resizeDocks([d["Log / events"]], [200], vertical)
         self._default_state = self.saveState(LAYOUT_VERSION)
 
         toolbar = self.addToolBar("Main")

@@ -32,6 +32,13 @@ SHOWN_SETTINGS = 6
 STOP_STYLE = "QPushButton { background: #c62828; color: white; font-weight: bold; padding: 4px 12px; }"
 
 
+def heading(text: str) -> QtWidgets.QLabel:
+    """A card's section title (readings, settings, commands, queries): what kind of row follows."""
+    label = QtWidgets.QLabel(text)
+    label.setStyleSheet("color:#777; font-size:8pt; font-weight:bold; margin-top:4px")
+    return label
+
+
 def unwrap(reply: Any) -> Any:
     """The value in the service's reply (``{"value": v}`` for set/get, ``{"result": r}`` for commands)."""
     if isinstance(reply, dict) and len(reply) == 1 and next(iter(reply)) in ("value", "result"):
@@ -162,6 +169,8 @@ class InstrumentCard(QtWidgets.QGroupBox):
             s = description.streams.get(stream)
             if s is not None and s.kind != "scalar":
                 continue
+            if not self.value_labels:
+                form.addRow(heading("READINGS (live)"))
             label = QtWidgets.QLabel("–")
             label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             self.value_labels[stream] = label
@@ -187,6 +196,8 @@ class InstrumentCard(QtWidgets.QGroupBox):
                 )
 
             self.settings_toggle.toggled.connect(unfold)
+        if writable and settings_form is form:
+            form.addRow(heading("SETTINGS (value on the device; change it, then Set)"))
         for control in writable:
             editor = ControlEditor(control, self.set_control)
             self.editors[control.name] = editor
@@ -262,11 +273,18 @@ class InstrumentCard(QtWidgets.QGroupBox):
         flow = QtWidgets.QGridLayout(box)
         flow.setContentsMargins(0, 0, 0, 0)
         col = row = 0
+        asking = False
+        if any(not c.query for c in commands):
+            flow.addWidget(heading("COMMANDS"), row, 0, 1, 2)
+            row += 1
         for c in sorted(commands, key=lambda c: c.query):  # commands that change something first, then reads
+            if c.query and not asking:  # the queries: they only read, the answer shows below
+                asking = True
+                row, col = (row + 1, 0) if col else (row, 0)
+                flow.addWidget(heading("QUERIES (read only; the answer shows below)"), row, 0, 1, 2)
+                row += 1
             button = QtWidgets.QPushButton(c.name.replace("_", " ") + ("?" if c.query else ""))
             button.setToolTip((c.doc or c.name) + (" (reads only)" if c.query else ""))
-            if c.query:
-                button.setFlat(True)
             self.command_buttons[c.name] = button
             if c.params:
                 args = QtWidgets.QLineEdit()

@@ -90,6 +90,10 @@ class PlotPanel(QtWidgets.QWidget):
         self.plot.scene().sigMouseMoved.connect(self._on_mouse)
         self.log_y.toggled.connect(lambda on: self.plot.setLogMode(y=on))
 
+        self.empty = pg.TextItem("tick streams on the left to plot them", color="#aaa", anchor=(0.5, 0.5))
+        self.empty.setPos(0.5, 0.5)
+        self.plot.addItem(self.empty, ignoreBounds=True)
+
         controls = QtWidgets.QHBoxLayout()
         controls.addWidget(QtWidgets.QLabel("Window"))
         for w in (self.window_s, self.autoscale, self.log_y, self.grid, self.pause):
@@ -99,8 +103,11 @@ class PlotPanel(QtWidgets.QWidget):
         right.addLayout(controls)
         right.addWidget(self.plot, 1)
         right.addWidget(self.readout)
+        left = QtWidgets.QVBoxLayout()
+        left.addWidget(QtWidgets.QLabel("Streams (tick to plot)"))
+        left.addWidget(self.picker, 1)
         layout = QtWidgets.QHBoxLayout(self)
-        layout.addWidget(self.picker)
+        layout.addLayout(left)
         layout.addLayout(right, 1)
 
         self.timer = QtCore.QTimer(self)
@@ -142,13 +149,24 @@ class PlotPanel(QtWidgets.QWidget):
     def show_stream(self, name: str) -> None:
         if name in self.curves:
             return
-        colour = COLOURS[len(self.curves) % len(COLOURS)]
+        used = {c.opts["pen"].color().name() for c in self.curves.values()}
+        colour = next((c for c in COLOURS if c not in used), COLOURS[len(self.curves) % len(COLOURS)])
         unit = self.units.get(name, "")
         self.curves[name] = self.plot.plot(
             [], [], pen=pg.mkPen(colour, width=1), name=f"{name} [{unit}]" if unit else name
         )
         self.histories[name] = History()
         self.watches[name] = self.link.watch(name, lambda batches, name=name: self.add_batches(name, batches))
+        self._label_axes()
+
+    def _label_axes(self) -> None:
+        """The Y axis says the unit of what is plotted (several units: all of them); an empty plot says what to do."""
+        units = sorted({self.units.get(n, "") for n in self.curves} - {""})
+        if len(units) == 1:
+            self.plot.setLabel("left", "value", units=units[0])
+        else:
+            self.plot.setLabel("left", "value" + (f" ({', '.join(units)})" if units else ""))
+        self.empty.setVisible(not self.curves)
 
     def hide_stream(self, name: str) -> None:
         curve = self.curves.pop(name, None)
@@ -159,6 +177,7 @@ class PlotPanel(QtWidgets.QWidget):
         watch = self.watches.pop(name, None)
         if watch is not None:
             self.link.unwatch(watch)
+        self._label_axes()
 
     def add_batches(self, name: str, batches: list[pa.RecordBatch]) -> None:
         history = self.histories.get(name)
@@ -210,9 +229,11 @@ class PlotPanel(QtWidgets.QWidget):
         self.hline.setPos(p.y())
         parts = [time.strftime("%H:%M:%S", time.localtime(p.x()))]
         for name, h in self.histories.items():
-            if len(h.t):
+            if len(h.t) and h.t[0] <= p.x() <= h.t[-1] + 1.0:  # no value before a stream's first point
                 i = min(int(np.searchsorted(h.t, p.x())), len(h.t) - 1)
                 parts.append(f"{name} = {h.v[i]:.6g} {self.units.get(name, '')}".rstrip())
+            else:
+                parts.append(f"{name}: no data here")
         self.readout.setText("   ".join(parts))
 
     def close_feeds(self) -> None:

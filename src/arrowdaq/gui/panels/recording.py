@@ -30,7 +30,7 @@ class RecordingPanel(QtWidgets.QWidget):
         self.notes.setPlaceholderText("anything worth keeping with the data")
         self.notes.setMaximumHeight(70)
         self.start = QtWidgets.QPushButton("● Start recording")
-        self.start.setStyleSheet("QPushButton { color: #c62828; font-weight: bold; }")
+        self.start.setStyleSheet("QPushButton:enabled { color: #c62828; font-weight: bold; }")  # grey when off
         self.stop = QtWidgets.QPushButton("■ Stop")
         self.start.clicked.connect(self.start_recording)
         self.stop.clicked.connect(self.stop_recording)

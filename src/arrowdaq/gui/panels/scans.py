@@ -132,21 +132,22 @@ class ScanPanel(QtWidgets.QWidget):
         left.addWidget(self.state_label)
         left.addWidget(self.progress)
         left.addWidget(self.eta)
-        left.addWidget(self.stats)
         left.addWidget(self.reply)
         left.addStretch(1)
         holder = QtWidgets.QWidget()
         holder.setLayout(left)
-        holder.setMaximumWidth(360)
         scroll = QtWidgets.QScrollArea()  # a long form stays usable in a short dock
         scroll.setWidget(holder)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMaximumWidth(380)
-        scroll.setMinimumWidth(300)
+        scroll.setFixedWidth(250)
+        self.plot.setMinimumWidth(220)
+        right = QtWidgets.QVBoxLayout()
+        right.addWidget(self.plot, 1)
+        right.addWidget(self.stats)  # under the plot, as wide as it: the end result is read in full
         layout = QtWidgets.QHBoxLayout(self)
         layout.addWidget(scroll)
-        layout.addWidget(self.plot, 1)
+        layout.addLayout(right, 1)
         self.show_state("idle")
 
     # --- plans and the form ---------------------------------------------------------------
@@ -169,6 +170,8 @@ class ScanPanel(QtWidgets.QWidget):
             self.set_plans(plans, {p["name"]: p.get("doc") or "" for p in reply if isinstance(p, dict)})
 
     def set_plans(self, plans: dict[str, list[dict[str, Any]]], docs: dict[str, str] | None = None) -> None:
+        if plans == self.plans:  # described again (an instrument came up): what the user typed stays
+            return
         current = self.plan.currentText()
         self.plans = plans
         self.plan_docs = dict(docs or {})
@@ -183,7 +186,7 @@ class ScanPanel(QtWidgets.QWidget):
         while self.form.rowCount():
             self.form.removeRow(0)
         self.fields = {}
-        self.plan_doc.setText(self.plan_docs.get(plan, ""))
+        self.plan_doc.setText(self.plan_docs.get(plan, "").replace("``", ""))  # the docstring's markup
         for p in self.plans.get(plan, []):
             p = p if isinstance(p, dict) else {"name": str(p)}
             edit = QtWidgets.QLineEdit()
@@ -268,6 +271,7 @@ class ScanPanel(QtWidgets.QWidget):
         if scan_id and scan_id != self.scan_id:
             self.clear_points()
             self.scan_id = scan_id
+            self.link.call("describe", on_done=self._units_from, on_error=lambda _: None)
             if reply.get("since") != 0:
                 points = []  # another scan's points, or none: the next call asks from 0
         if points:
@@ -331,14 +335,26 @@ class ScanPanel(QtWidgets.QWidget):
         self.stats.setText("")
         self.progress.setValue(0)
 
+    def _units_from(self, raw: dict[str, Any]) -> None:
+        """The units of this scan's columns (``describe``'s fields of ``scan/points``), onto the axes."""
+        fields = ((raw.get("streams") or {}).get(POINTS_STREAM) or {}).get("fields") or {}
+        if isinstance(fields, dict):
+            self.units.update({str(k): str(v or "") for k, v in fields.items()})
+            if self.x_name:
+                self._label_axes()
+
+    def _label_axes(self) -> None:
+        x_label = self.x_name if self.x_name != "index" else "point"
+        self.plot.setLabel("bottom", x_label, units=self.units.get(self.x_name) or None)
+        self.plot.setLabel("left", self.y_name, units=self.units.get(self.y_name) or None)
+
     def _pick_columns(self, row: dict[str, Any]) -> None:
         """The first scanned axis against the first detector (point index for a plan without axes)."""
         axes, detectors = columns_of(row)
         self.x_name = axes[0] if axes else "index"
         self.y_name = detectors[0] if detectors else ""
         self.plot.setTitle(None)
-        self.plot.setLabel("bottom", self.x_name if axes else "point", units=self.units.get(self.x_name) or None)
-        self.plot.setLabel("left", self.y_name, units=self.units.get(self.y_name) or None)
+        self._label_axes()
 
     def add_points(self, rows: list[dict[str, Any]]) -> None:
         """Rows of the scan table, in order (each point once): onto the plot."""
