@@ -88,7 +88,8 @@ def main() -> int:
             wait(app, 120, lambda: scans.outcome is not None)
         wait(app, args.seconds)
         scene = plots.plot.getPlotItem().vb.sceneBoundingRect()
-        plots._on_mouse(scene.center())  # the crosshair and its readout, as under the mouse
+        where = scene.topLeft() + (scene.bottomRight() - scene.topLeft()) * 0.85
+        plots._on_mouse(where)  # the crosshair and its readout over recent data, as under the mouse
         wait(app, 0.5)
         window.grab().save(str(args.out / "gui-main.png"))
         for title, name in PANELS.items():

@@ -115,7 +115,10 @@ class ScanPanel(QtWidgets.QWidget):
 
         self.plot = pg.PlotWidget()
         self.plot.showGrid(x=True, y=True, alpha=0.3)
-        self.plot.setTitle("no scan yet: the points show here as they are measured", color="#888", size="9pt")
+        # not the plot's title: a title's width stays the plot's minimum after it is removed (the plot got cut)
+        self.empty = pg.TextItem("no scan yet: its points\nshow here as they come", color="#999", anchor=(0.5, 0.5))
+        self.empty.setPos(0.5, 0.5)
+        self.plot.addItem(self.empty, ignoreBounds=True)
         self.curve = self.plot.plot([], [], pen=pg.mkPen("#1f77b4", width=1), symbol="o", symbolSize=5)
         self.current = self.plot.plot([], [], pen=None, symbol="o", symbolSize=11, symbolBrush="#ff7f0e")
 
@@ -125,10 +128,10 @@ class ScanPanel(QtWidgets.QWidget):
         left.addLayout(plan_row)
         left.addWidget(self.plan_doc)
         left.addLayout(self.form)
-        row = QtWidgets.QHBoxLayout()
-        for b in self.buttons.values():
-            row.addWidget(b)
-        left.addLayout(row)
+        grid = QtWidgets.QGridLayout()  # 2 x 2: the four buttons fit the narrow form column
+        for i, b in enumerate(self.buttons.values()):
+            grid.addWidget(b, i // 2, i % 2)
+        left.addLayout(grid)
         left.addWidget(self.state_label)
         left.addWidget(self.progress)
         left.addWidget(self.eta)
@@ -353,7 +356,7 @@ class ScanPanel(QtWidgets.QWidget):
         axes, detectors = columns_of(row)
         self.x_name = axes[0] if axes else "index"
         self.y_name = detectors[0] if detectors else ""
-        self.plot.setTitle(None)
+        self.empty.setVisible(False)
         self._label_axes()
 
     def add_points(self, rows: list[dict[str, Any]]) -> None:
