@@ -1,9 +1,10 @@
 """Published third-party clients, as they are, against arrowdaq's simulators.
 
-PyMeasure's ``ESP300`` (pymeasure.instruments.newport.esp300) and the PyPI
-``elliptec`` package talk to the simulators over a pseudo-terminal, the way
-they would talk to the real controllers over a serial port. What they read
-back is checked against the simulated optical table.
+PyMeasure's ``ESP300`` (pymeasure.instruments.newport.esp300), the PyPI
+``elliptec`` package and Instrumental's ``Newport_1830_C`` (through pyvisa-py,
+on an explicitly named ASRL resource) talk to the simulators over a
+pseudo-terminal, the way they would talk to the real devices over a serial
+port. What they read back is checked against the simulated optical table.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pymeasure.instruments.newport.esp300 import AxisError, GeneralError
 from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.ell14 import ELL14Sim
 from arrowdaq.sim.esp300 import ESP300Sim
+from arrowdaq.sim.newport_1830c import Newport1830CSim
 
 
 @pytest.fixture
@@ -145,3 +147,51 @@ def test_elliptec_client_reads_status_jog_step_home_offset_and_motor_info(ellipt
     assert info["Motor"] == "1" and info["Current"] == pytest.approx(1.0)
     sim.inject_status("0", 0x0B)
     assert hwp.get("position") == ("0", "GS", "11")  # motor error, reported as the status code
+
+
+@pytest.fixture
+def instrumental_1830c():
+    """Instrumental's 1830-C driver, found as Instrumental finds a meter: by its answer to ``Z?`` on a VISA
+    resource named explicitly (pyvisa-py ASRL on the simulator's pty: no resource listing)."""
+    from instrumental import instrument
+
+    table = OpticalTable(latency_scale=0.0, seed=9)
+    table.emission = table.shutter_open = True
+    sim = Newport1830CSim(table)
+    server = serve(sim, "pty")
+    meter = instrument(visa_address=f"ASRL{server.address}::INSTR", module="powermeters.newport")
+    yield meter, sim, table
+    meter.close()  # local lockout off
+    meter._rsrc.close()
+    server.stop()
+
+
+def test_instrumental_finds_the_1830c_reads_power_and_sets_it_up(instrumental_1830c):
+    from instrumental import Q_
+
+    meter, sim, table = instrumental_1830c
+    assert type(meter).__name__ == "Newport_1830_C"
+    assert meter.power.to("W").magnitude == pytest.approx(table.power_meter_w(), rel=0.02)
+    assert meter.wavelength.to("nm").magnitude == 800 and meter.status_byte == 128  # reading ready
+    meter.wavelength = Q_(1064, "nm")  # W1064
+    assert meter.wavelength.to("nm").magnitude == 1064 and sim.state["W"] == 1064
+    meter.attenuator = True
+    assert meter.attenuator is True and sim.state["A"] == 1
+    meter.set_medium_filter()
+    assert meter.get_filter() == meter.MEDIUM_FILTER
+    meter.range = 3
+    assert meter.range == 3 and not sim.auto_range
+    meter.enable_auto_range()  # R0
+    assert meter.is_measurement_valid() and sim.auto_range  # Q?: not saturated, over range or busy
+    meter.enable_hold()  # G0
+    assert meter.hold_enabled()
+    meter.disable_hold()
+    assert not meter.hold_enabled()
+    meter.set_units("dBm")  # U2; power is still read in watts (U1, D?, U2)
+    assert meter.power.to("W").magnitude == pytest.approx(table.power_meter_w(), rel=0.02)
+    assert meter.query("U?") == "2"  # the display is left in dBm
+    meter.set_units("watts")
+    meter.enable_zero()
+    assert meter.zero_enabled() and sim.state["Z"] == 1
+    meter.local_lockout = True
+    assert meter.local_lockout and sim.state["L"] == 1
