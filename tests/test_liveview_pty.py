@@ -45,6 +45,7 @@ class Terminal:
         )
         self.screen = pyte.HistoryScreen(COLUMNS, ROWS, history=10_000)
         self.stream = pyte.Stream(self.screen)
+        self.raw = ""  # every character the child wrote, for what was shown only briefly
 
     def pump(self, until, timeout: float = 60.0) -> bool:
         """Feed the output to the emulator until ``until(self)`` or the child exits."""
@@ -53,7 +54,9 @@ class Terminal:
             if until(self):
                 return True
             try:
-                self.stream.feed(self.child.read_nonblocking(65536, timeout=0.2))
+                chunk = self.child.read_nonblocking(65536, timeout=0.2)
+                self.raw += chunk
+                self.stream.feed(chunk)
             except pexpect.TIMEOUT:
                 continue
             except pexpect.EOF:
@@ -92,7 +95,7 @@ def test_on_a_terminal_warnings_stay_readable_values_show_and_the_stop_is_follow
         assert any(line.startswith("│ pm1/power") or " pm1/power " in line for line in screen.splitlines())
         assert "frame #" in screen and "Running" in screen
         term.child.sendintr()  # Ctrl-C
-        term.pump(lambda t: "stopping…" in t.display() or "stopped in" in t.display())
+        term.pump(lambda t: "stopped in" in t.raw)
         term.pump(lambda t: not t.child.isalive() and "run file:" in t.display(), timeout=60)
         term.child.expect(pexpect.EOF)
     finally:
@@ -106,4 +109,6 @@ def test_on_a_terminal_warnings_stay_readable_values_show_and_the_stop_is_follow
     assert shown.count("Log (warnings and errors") == 1, shown
     assert shown.count("last value") == 1
     assert "stopped in" in shown and "storage 1/1" in shown
+    # the ordered stop was followed while it went on: "stopping…" was drawn before "stopped in"
+    assert 0 <= term.raw.find("stopping…") < term.raw.find("stopped in"), term.raw[-3000:]
     assert "Run summary" in shown and "Traceback" not in shown
