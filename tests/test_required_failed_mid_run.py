@@ -1,0 +1,105 @@
+"""A required instrument whose driver breaks mid-run (a code fault, not a lost link): restarted until
+its failure budget is spent, then Failed; the run goes on, keeps what was recorded, and ``arrowdaq run``
+exits 4 naming the instrument, with the failure in the run file's event log.
+
+The driver is a plugin, found through its entry point as any installed driver is: a 1830-C whose
+``read`` has a bug that shows from its 10th reading on (every restart meets it again).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import arrowdaq
+
+PLUGIN = '''
+from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
+
+
+class FaultyMeter(Newport1830C):
+    """A power meter driver with a bug: from its 10th reading on it looks up a key that is not there."""
+
+    driver_name = "faulty_meter"
+    readings = 0
+
+    def read(self, stream):
+        FaultyMeter.readings += 1
+        if FaultyMeter.readings >= 10:
+            return {}["calibration"]  # the bug: a KeyError, a fault in the code
+        return super().read(stream)
+'''
+
+CONFIG = """
+[run]
+name = "faulty"
+data_dir = "{data}"
+
+[[instruments]]
+id = "pm1"
+driver = "faulty_meter"
+port = "sim"
+poll_hz = 20.0
+
+[[instruments]]
+id = "pm2"
+driver = "newport_1830c"
+port = "sim"
+poll_hz = 20.0
+
+[simulation]
+latency_scale = 0.0
+"""
+
+
+def install_plugin(root) -> dict[str, str]:
+    """The plugin module and its dist-info (entry point) in a directory put on PYTHONPATH."""
+    site = root / "site"
+    (site / "faulty-0.1.dist-info").mkdir(parents=True)
+    (site / "faulty_meter.py").write_text(PLUGIN, encoding="utf-8")
+    (site / "faulty-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty\nVersion: 0.1\n")
+    (site / "faulty-0.1.dist-info" / "entry_points.txt").write_text(
+        "[arrowdaq.drivers]\nfaulty_meter = faulty_meter:FaultyMeter\n"
+    )
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+
+
+def test_a_required_instrument_failed_by_a_code_fault_mid_run_makes_the_run_exit_4(tmp_path):
+    env = install_plugin(tmp_path)
+    config = tmp_path / "lab.toml"
+    config.write_text(textwrap.dedent(CONFIG.format(data=tmp_path / "data")), encoding="utf-8")
+    command = [sys.executable, "-m", "arrowdaq.cli.main", "run", str(config)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:  # plain lines (not a terminal): one per status change
+            seen.append(line)
+            if "pm1 Failed" in line or time.monotonic() > deadline:
+                break
+        assert any("pm1 Failed" in line for line in seen), "".join(seen)
+        assert proc.poll() is None, "the run went on after an instrument failed"
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(seen) + rest
+    assert proc.returncode == 4, out
+    failed = next(line for line in seen if "pm1 Failed" in line)
+    assert "KeyError" in failed and "calibration" in failed, failed
+    assert "pm1 (required)" in rest and "Failed" in rest, rest  # the summary names it
+    # a code fault is a bug to report: its traceback points at the driver's line
+    assert 'faulty_meter.py", line' in out
+
+    run = arrowdaq.open_run(next((tmp_path / "data").glob("*.h5")))
+    assert run.num_rows("pm1/power") == 9  # every reading before the fault is kept
+    assert run.num_rows("pm2/power") > 9  # the other meter recorded on until the stop
+    events = run.events.to_pylist()
+    failures = [e for e in events if e["source"] == "pm1" and "Failed" in e["message"]]
+    assert failures and failures[0]["level"] == "error", events
