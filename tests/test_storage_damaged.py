@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -174,3 +175,53 @@ def test_a_crashed_run_copied_incompletely_fails_at_once(whole_run, tmp_path):
     )
     assert reader.returncode == 1
     assert reader.stderr.strip().splitlines()[-1].startswith(f"arrowdaq.errors.StorageError: {cut}: cannot read")
+
+
+HOLD_CREATING = "import h5py, sys, time\nf = h5py.File(sys.argv[1], 'w')\nprint('open', flush=True)\ntime.sleep(60)"
+
+
+async def test_the_next_run_removes_what_a_run_killed_while_creating_its_file_left(tmp_path, caplog):
+    """A run killed in the first milliseconds leaves ``.NAME.creating`` (never a reading in it): the
+    next run in the same folder removes it and says so; a file a live writer holds, or a fresh one, stays."""
+    import os
+
+    two_minutes_ago = time.time() - 120
+    abandoned = tmp_path / ".killed_K0.h5.creating"
+    with h5py.File(abandoned, "w") as f:
+        f.attrs["run"] = "K0"
+    young = tmp_path / ".starting_K2.h5.creating"
+    with h5py.File(young, "w"):
+        pass
+    held = tmp_path / ".creating_now_K3.h5.creating"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_CREATING, str(held)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        os.utime(abandoned, (two_minutes_ago, two_minutes_ago))
+        os.utime(held, (two_minutes_ago, two_minutes_ago))
+        hub = InstrumentManager()
+        hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+        ref, path = spawn_storage(hub, "*/*", StorageOptions(data_dir=tmp_path), RunInfo(name="next", run_id="N1"))
+        await ref.wait_status(ActorStatus.RUNNING)
+        await hub.stop()
+    finally:
+        holder.kill()
+        holder.communicate(timeout=10)
+    assert not abandoned.exists() and young.exists() and held.exists() and path.exists()
+    removed = [r.getMessage() for r in caplog.records if "killed while creating" in r.getMessage()]
+    assert removed == [f"removed {abandoned}: left by a run killed while creating its file (it held no readings)"]
+
+
+def test_the_hdf5_library_for_bounded_retries_is_found_without_proc(tmp_path):
+    """Where ``/proc/self/maps`` does not exist (macOS, Windows), h5py's own HDF5 is still found,
+    so SWMR readers keep their bounded retries there too."""
+    import ctypes
+
+    from arrowdaq.storage.safeopen import hdf5_library_paths
+
+    paths = hdf5_library_paths(maps=str(tmp_path / "no-proc-maps"))
+    assert paths, "no HDF5 library found next to h5py"
+    library = ctypes.CDLL(paths[0])
+    assert hasattr(library, "H5Pset_metadata_read_attempts")
+    major, minor, release = (ctypes.c_uint(), ctypes.c_uint(), ctypes.c_uint())
+    assert library.H5get_libversion(ctypes.byref(major), ctypes.byref(minor), ctypes.byref(release)) >= 0
+    assert (major.value, minor.value, release.value) == h5py.version.hdf5_version_tuple[:3]

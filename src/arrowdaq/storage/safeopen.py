@@ -10,7 +10,8 @@ zeros, so their checksums always fail. Here:
   HDF5's own check reports a cut file at once;
 * SWMR reads of a file being written get :data:`READ_ATTEMPTS` attempts (≈ 0.3 s
   of retrying at most), and of a closed file one,
-  set through HDF5's ``H5Pset_metadata_read_attempts``, which h5py does not wrap;
+  set through HDF5's ``H5Pset_metadata_read_attempts``, which h5py does not wrap (found in
+  the library h5py loaded: Linux, macOS and Windows wheels, or a system HDF5);
 * :func:`superblock` reads the size the file claims, so errors can say "cut short
   (N of M bytes)".
 """
@@ -18,6 +19,7 @@ zeros, so their checksums always fail. Here:
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import fcntl
 import functools
 import os
@@ -88,17 +90,30 @@ def lockable(path: Path, exclusive: bool) -> bool | None:
         os.close(fd)
 
 
+def hdf5_library_paths(maps: str = "/proc/self/maps") -> list[str]:
+    """Where the HDF5 library h5py uses lives: the one loaded in this process (Linux, from
+    ``/proc/self/maps``), else the copy bundled in h5py's wheel (``h5py.libs`` on Linux,
+    ``h5py/.dylibs`` on macOS, ``h5py/hdf5.dll`` on Windows), else the system's."""
+    try:
+        with open(maps) as lines:
+            loaded = sorted({line.split()[-1] for line in lines if "/libhdf5" in line})
+    except OSError:
+        loaded = []
+    package = Path(h5py.__file__).parent
+    bundled = [
+        *sorted(package.parent.glob("h5py.libs/libhdf5*")),
+        *sorted(package.glob(".dylibs/libhdf5*")),
+        *sorted(package.glob("hdf5*.dll")),
+    ]
+    system = None if bundled else ctypes.util.find_library("hdf5")  # h5py built on the system's HDF5
+    paths = [*loaded, *map(str, bundled), *([system] if system else [])]
+    return [p for p in paths if not os.path.basename(p).startswith(("libhdf5_", "hdf5_"))]  # not the _hl library
+
+
 @functools.cache
 def _set_read_attempts():
-    """HDF5's ``H5Pset_metadata_read_attempts`` from the library h5py loaded (Linux), or None."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "/libhdf5" in line}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        if os.path.basename(path).startswith("libhdf5_"):  # libhdf5_hl
-            continue
+    """HDF5's ``H5Pset_metadata_read_attempts`` from the library h5py uses, or None."""
+    for path in hdf5_library_paths():
         try:
             fn = ctypes.CDLL(path).H5Pset_metadata_read_attempts
         except (OSError, AttributeError):

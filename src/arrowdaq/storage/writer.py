@@ -13,6 +13,7 @@ is refused (:class:`RunFileBusy`) while another process holds the file.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,11 +30,39 @@ from . import eventlog, safeopen
 from . import layout as L
 from .options import RunInfo, StorageOptions
 
+log = logging.getLogger(__name__)
+
 #: HDF5 file-format bounds: 1.10 is the oldest format with SWMR, and capping it there keeps
 #: run files readable by HDF5 1.10+ tools (h5dump, HDFView, MATLAB), not only by the HDF5 h5py bundles.
 FILE_FORMAT = ("v110", "v110")
+#: Age (s) after which an unlocked ``.NAME.creating`` file is a killed run's leftover: creating
+#: a file takes milliseconds.
+ABANDONED_AFTER = 60.0
 #: Seconds a late stream waits for readers to release the file before it is skipped.
 BUSY_WAIT = 2.0
+
+
+def remove_abandoned_creations(data_dir: Path, older_than: float = ABANDONED_AFTER) -> list[Path]:
+    """Delete the ``.NAME.creating`` files that runs killed while creating their file left behind.
+
+    Such a file never holds readings (rows are written only after the rename), only the
+    run's metadata; one still held by a live writer, or younger than ``older_than`` seconds,
+    is left alone. Each removal is logged: it is the only trace of the killed run."""
+    removed = []
+    for path in data_dir.glob(".*.creating"):
+        try:
+            age = time.time() - path.stat().st_mtime
+        except OSError:
+            continue
+        if age >= older_than and safeopen.lockable(path, exclusive=True):
+            try:
+                path.unlink()
+            except OSError as exc:
+                log.warning("%s: left by a run killed while creating its file; cannot remove it: %s", path, exc)
+                continue
+            log.warning("removed %s: left by a run killed while creating its file (it held no readings)", path)
+            removed.append(path)
+    return removed
 
 
 def _version() -> str:
@@ -90,6 +119,7 @@ class RunWriter:
         else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                remove_abandoned_creations(self.path.parent)
                 creating = self.path.with_name(f".{self.path.name}.creating")
                 self.file = h5py.File(creating, "w", libver=FILE_FORMAT)
             except OSError as exc:
