@@ -66,6 +66,14 @@ async def test_an_actor_that_raises_is_restarted_and_reports_each_status():
     restarting = events[1]
     assert restarting.error == "RuntimeError: device fell over" and restarting.restarts == 1
     await sup.stop_all()
+    # after the recovery, later events carry no old reason (a Stopped with one reads as a failed stop);
+    # the last error stays on the ref for status displays
+    assert [(e.status, e.error) for e in events[2:]] == [
+        (ActorStatus.STARTING, None),
+        (ActorStatus.RUNNING, None),
+        (ActorStatus.STOPPED, None),
+    ]
+    assert ref.last_error == "RuntimeError: device fell over"
 
 
 async def test_after_the_failure_limit_it_is_failed_and_the_others_keep_running():

@@ -195,7 +195,7 @@ class ActorRef:
         if error is not None:
             self.last_error = error
         if self._on_status is not None:
-            self._on_status(StatusEvent(self.name, status, self.last_error, self.restarts))
+            self._on_status(StatusEvent(self.name, status, error, self.restarts))
 
     async def _supervise(self) -> None:
         failures: deque[float] = deque()  # code or configuration faults only: a lost link never counts

@@ -266,7 +266,7 @@ class TerminalView:
         if self.interactive:
             return
         if isinstance(event, StatusEvent):
-            # a new error while Running is a reported problem (an OVER reading); Starting repeats the last one
+            # a new error while Running is a reported problem (an OVER reading)
             new_error = event.error and event.error != self._shown_errors.get(event.actor)
             show_error = event.status.value in ("Restarting", "Reconnecting", "Failed") or (
                 event.status.value == "Running" and new_error
