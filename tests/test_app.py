@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
+import asyncio
 import re
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -18,10 +16,13 @@ import numpy as np
 import pytest
 
 import arrowdaq
+from arrowdaq.actors import ActorStatus
 from arrowdaq.app.config import load_config, parse_config
 from arrowdaq.app.runner import Application
 from arrowdaq.cli.main import main
 from arrowdaq.errors import ConfigError
+
+from .demo_run import DEMO_STREAMS, record_demo, rows_so_far
 
 SMALL = """
 [run]
@@ -222,7 +223,19 @@ async def test_an_optional_device_that_fails_at_start_is_reported_and_the_run_go
     )
     config = load_config(write_config(tmp_path, text), environ={})
     app = Application(config)
-    summary = await app.run(duration=4.0)
+    run = asyncio.create_task(app.run())
+    try:
+        async with asyncio.timeout(60):  # until pm2 is known to be away and pm1 has recorded
+            while not (
+                app.hub.supervisor.actors.get("pm2") is not None
+                and app.hub.actor("pm2").status is ActorStatus.RECONNECTING
+                and "pm1/power" in app.hub.streams
+                and app.hub.streams["pm1/power"].meter.rows > 10
+            ):
+                await asyncio.sleep(0.02)
+    finally:
+        app.request_stop()
+        summary = await run
     assert "pm2" in summary.errors and "/dev/ttyARROWDAQ-NONE" in summary.errors["pm2"]
     assert summary.statuses["pm2"] == "Stopped"  # it kept trying to connect until the run ended
     assert summary.instruments_down["pm2"].startswith("Reconnecting: ConnectionLost")
@@ -234,73 +247,13 @@ async def test_an_optional_device_that_fails_at_start_is_reported_and_the_run_go
     assert run.table("pm2/power").num_rows == 0
 
 
-def _demo_until_every_stream_has_rows(data: Path, streams: set[str]) -> subprocess.CompletedProcess[str]:
-    """``arrowdaq demo`` until the live service shows rows in every stream (the trigger needs the plate to
-    turn through a falling edge: a loaded machine starts slowly), then Ctrl-C."""
-    from arrowdaq.live.client import connect
-
-    env = {**os.environ, "ARROWDAQ_LIVE_FILE": str(data.parent / "live.json")}
-    proc = subprocess.Popen(
-        arrowdaq_cmd("demo", "--no-gui", "--data-dir", str(data)),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:  # stdout is read to the end by communicate() below
-            lines.append(line)
-            if line.startswith("live service:"):
-                break
-        info = json.loads((data.parent / "live.json").read_text(encoding="utf-8"))
-        with connect(info["address"], info["token"], name="test") as daq:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                rows = {name: s["rows"] for name, s in daq.status()["streams"].items()}
-                if all(rows.get(name, 0) > 0 for name in streams):
-                    break
-                threading.Event().wait(0.5)  # the condition is the daemon's row counts, asked twice a second
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + out, err)
-
-
 def test_demo_end_to_end(tmp_path):
-    declared = {
-        "laser/wavelength": "nm",
-        "laser/power": "W",
-        "laser/shutter": None,
-        "hwp/position": "deg",
-        "stage/axis1_position": "mm",
-        "stage/axis2_position": "mm",
-        "stage/axis3_position": "mm",
-        "stage/axis1_velocity": "mm/s",
-        "stage/axis2_velocity": "mm/s",
-        "stage/axis3_velocity": "mm/s",
-        "pm1/power": "W",
-        "scope1/voltage": "V",
-        "scope1/trace": "V",
-        "cam1/frames": "counts",
-        "scope1_fft/spectrum": "V",
-        "pm1_lowpass/filtered": "W",
-        "pm1_trigger/segments": "W",
-        "pm1_trigger/events": "W",
-    }
-    proc = _demo_until_every_stream_has_rows(tmp_path / "data", set(declared))
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    match = re.search(r"^run file: (\S+\.h5)", proc.stdout, re.M)
-    assert match, proc.stdout
-    run = arrowdaq.open_run(match.group(1))
+    """The demo, stopped with Ctrl-C once every stream it declares has data in the run file."""
+    path, _ = record_demo(tmp_path / "data")
+    run = arrowdaq.open_run(path)
     assert run.complete
-    assert set(run.streams) == set(declared)
-    for stream, unit in declared.items():
+    assert set(run.streams) == set(DEMO_STREAMS)
+    for stream, unit in DEMO_STREAMS.items():
         table = run.table(stream)
         assert table.num_rows > 0, f"{stream} has no rows"
         ts = table.column("timestamp_ns").to_numpy()
@@ -312,14 +265,6 @@ def test_demo_end_to_end(tmp_path):
     # the physics made it to the file: the half-wave plate turned and the power meter followed
     power = run.table("pm1/power").column("value").to_numpy()
     assert power.max() > 4 * power.min()
-
-
-def _rows_so_far(path: Path, stream: str) -> int:
-    """Rows a running run has flushed (0 while the file cannot be read yet)."""
-    try:
-        return arrowdaq.open_run(path).num_rows(stream)
-    except Exception:
-        return 0
 
 
 @pytest.mark.parametrize(
@@ -335,7 +280,7 @@ def test_a_signal_mid_run_leaves_a_complete_file(signum, times, tmp_path):
         data = tmp_path / "data"
         while time.monotonic() < deadline and not (data.exists() and list(data.glob("*.h5"))):
             time.sleep(0.1)
-        while time.monotonic() < deadline and _rows_so_far(next(data.glob("*.h5")), "pm1/power") <= 10:
+        while time.monotonic() < deadline and rows_so_far(next(data.glob("*.h5")), "pm1/power") <= 10:
             time.sleep(0.2)  # mid-run: wait until data is flowing (a loaded machine starts slowly)
         for _ in range(times):
             proc.send_signal(signum)

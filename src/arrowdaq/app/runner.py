@@ -468,8 +468,7 @@ class Application:
             try:
                 if on_stopping is not None:
                     await on_stopping()
-                if self._up:
-                    await self._describe_final()
+                await self._describe_final()
                 await self.stop()
             finally:
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -499,7 +498,7 @@ class Application:
             await self.live.stop()
 
         async def after(role: Role) -> None:
-            if role is Role.SOURCE and self._up:
+            if role is Role.SOURCE:
                 await self._record_rates()  # the instruments' rows are final; storage still records
 
         await self.hub.stop(after=after)
@@ -526,7 +525,9 @@ class Application:
 
     async def _describe_final(self, timeout: float = 2.0) -> None:
         """Before the ordered stop: each running instrument's settings as they are now (a camera's
-        dropped frames), for the run file. One that does not answer keeps its start-up description."""
+        dropped frames), for the run file. One that does not answer keeps its start-up description.
+        Also when the run was stopped during start-up: an instrument that recorded is never missing
+        from the file because another was still starting."""
 
         async def final(name: str) -> None:
             try:
@@ -534,7 +535,12 @@ class Application:
             except ArrowDAQError:
                 pass
 
-        await asyncio.gather(*(final(name) for name in list(self.instruments)))
+        running = [
+            inst.id
+            for inst in self.config.instruments
+            if (ref := self.hub.supervisor.actors.get(inst.id)) is not None and ref.status is ActorStatus.RUNNING
+        ]
+        await asyncio.gather(*(final(name) for name in running))
 
     async def _record_rates(self) -> None:
         """Once the instruments stopped: their streams' rows, achieved vs requested rates and dropped

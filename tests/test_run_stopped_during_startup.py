@@ -1,0 +1,69 @@
+"""A run stopped while an instrument is still starting (Ctrl-C, or a --duration shorter than a slow
+start-up): the instruments that were already recording are described in the run file all the same."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import threading
+import tomllib
+
+import arrowdaq
+from arrowdaq.app.config import parse_config
+from arrowdaq.app.runner import Application
+from arrowdaq.instruments import registry
+from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
+
+
+class SlowMeter(Newport1830C):
+    """A meter whose connection takes until the test lets it go (a device still warming up)."""
+
+    driver_name = "slow_meter"
+    release = threading.Event()
+
+    def connect(self) -> None:
+        SlowMeter.release.wait(30)
+        super().connect()
+
+
+CONFIG = """
+[run]
+name = "early"
+data_dir = "{data}"
+
+[[instruments]]
+id = "pm1"
+driver = "newport_1830c"
+port = "sim"
+poll_hz = 20.0
+
+[[instruments]]
+id = "slow"
+driver = "slow_meter"
+port = "sim"
+required = false
+
+[simulation]
+latency_scale = 0.0
+"""
+
+
+async def test_a_run_stopped_during_start_up_still_describes_the_instruments_that_recorded(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.BUILTIN, "slow_meter", f"{__name__}:SlowMeter")
+    text = textwrap.dedent(CONFIG.format(data=tmp_path / "data"))
+    app = Application(parse_config(tomllib.loads(text), "lab.toml", environ={}))
+    run = asyncio.create_task(app.run())
+    try:
+        async with asyncio.timeout(30):
+            while "pm1/power" not in app.hub.streams or app.hub.streams["pm1/power"].meter.rows < 3:
+                await asyncio.sleep(0.01)
+        assert not SlowMeter.release.is_set()  # the slow meter is still connecting: start-up goes on
+        app.request_stop()
+    finally:
+        SlowMeter.release.set()
+        summary = await run
+    recorded = arrowdaq.open_run(summary.run_file)
+    assert recorded.num_rows("pm1/power") >= 3
+    described = recorded.metadata["instrument"]
+    assert "pm1" in described, described
+    assert described["pm1"]["settings"]["units"] == "W"
