@@ -276,12 +276,13 @@ def test_a_signal_mid_run_leaves_a_complete_file(signum, times, tmp_path):
     path = write_config(tmp_path, SMALL)
     proc = subprocess.Popen(arrowdaq_cmd("run", str(path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         data = tmp_path / "data"
         while time.monotonic() < deadline and not (data.exists() and list(data.glob("*.h5"))):
             time.sleep(0.1)
         while time.monotonic() < deadline and rows_so_far(next(data.glob("*.h5")), "pm1/power") <= 10:
             time.sleep(0.2)  # mid-run: wait until data is flowing (a loaded machine starts slowly)
+        assert time.monotonic() < deadline, "no data flowing within 120 s"
         for _ in range(times):
             proc.send_signal(signum)
             time.sleep(0.02)
