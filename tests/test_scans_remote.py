@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -167,3 +169,72 @@ def test_a_plain_pyarrow_flight_client_runs_a_scan(daq, daemon, tmp_path):
     assert out["outcome"]["exit_status"] == "success" and out["outcome"]["points"] == 3
     assert out["outcome"]["run_file"].endswith(".h5")
     assert "scan: unknown action 'jump'" in out["error"]
+
+
+def test_the_python_client_runs_a_scan_and_reports_progress_and_peak_statistics(daq):
+    updates = []
+    outcome = daq.scan("scan", "hwp", 0, 90, 10, detectors="pm1", progress=updates.append)
+    assert outcome.exit_status == "success" and outcome.num_points == 10
+    assert [p["index"] for u in updates for p in u.points] == list(range(10))  # every point once, in order
+    assert updates[-1].state == "idle" and updates[-1].done == 10 and updates[0].total == 10
+    with open_run(outcome.run_file) as run:
+        table = run.scans["scan"]
+        stored = run.metadata["scan"]["statistics"]["pm1"]
+    assert table.column("pm1").to_pylist() == [p["pm1"] for p in outcome.points]
+    assert outcome.statistics["pm1"]["max"] == pytest.approx(stored["max"])
+    assert outcome.statistics["pm1"]["max_at"] == pytest.approx(stored["max_at"])
+
+
+def test_an_interrupt_of_the_python_client_aborts_the_scan(daq):
+    def interrupt_after_three(update):
+        if update.done >= 3:
+            raise KeyboardInterrupt  # what Ctrl-C (or a notebook's interrupt) raises in the waiting call
+
+    with pytest.raises(KeyboardInterrupt):
+        daq.scan("scan", "hwp", 0, 90, 46, detectors=["pm1"], settle=0.05, progress=interrupt_after_three)
+    last = daq.action("scan", {"action": "state"})
+    assert last["state"] == "idle" and last["last"]["exit_status"] == "aborted"  # ended, its file closed
+    assert 3 <= last["last"]["points"] < 46
+    with open_run(last["last"]["run_file"]) as run:
+        assert run.metadata["scan"]["exit_status"] == "aborted"
+
+
+def run_cli_scan(daemon, *args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "arrowdaq.cli.main", "scan", "--connect", *args],
+        env=daemon.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_the_cli_runs_a_scan_in_the_daemon_with_the_live_table_and_peak_statistics(daq, daemon):
+    proc = run_cli_scan(daemon, "scan", "hwp", "0", "90", "46", "-d", "pm1")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[1].split() == ["index", "hwp", "hwp_readback", "pm1", "pm1_std", "elapsed"]
+    rows = [line.split() for line in lines if line[:1].isdigit()]
+    assert [int(r[0]) for r in rows] == list(range(46)) and float(rows[-1][1]) == 90
+    assert "scan: success (completed), 46 points" in out and "Peak statistics" in out
+    path = re.search(r"^scan file: (\S+\.h5)$", out, re.M)
+    assert path and open_run(path.group(1)).scans["scan"].num_rows == 46
+    assert daq.action("scan", {"action": "state"})["last"]["run_file"] == path.group(1)
+
+
+def test_ctrl_c_on_the_cli_aborts_the_remote_scan_and_says_so(daq, daemon):
+    proc = run_cli_scan(daemon, "scan", "hwp", "0", "90", "46", "-d", "pm1", "--settle", "0.1")
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the live lines: wait for the third point, then Ctrl-C
+        if line.startswith("2 "):
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "Ctrl-C: aborting the scan in the daemon" in out
+    assert re.search(r"scan: aborted \(aborted by request after \d+ of 46 points\)", out)
+    path = re.search(r"^scan file: (\S+\.h5)$", out, re.M)
+    assert path
+    with open_run(path.group(1)) as run:
+        assert run.metadata["scan"]["exit_status"] == "aborted" and 3 <= run.scans["scan"].num_rows < 46

@@ -26,6 +26,8 @@ RECENT = 12
 
 
 def _fmt(value: Any) -> str:
+    if value is None:  # NaN, as JSON carries it from a remote scan
+        return "-"
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
@@ -64,17 +66,26 @@ class ScanView:
 
     # --- ScanObserver -------------------------------------------------------------------
     def start(self, setup: ScanSetup) -> None:
-        self.columns = ["index"] + [
-            name for name in setup.schema.names if name not in ("timestamp_ns", "index") and not name.endswith("_index")
-        ]
-        self._task = self._progress.add_task(setup.plan.name, total=setup.plan.num)
+        self.begin(setup.plan.name, setup.plan.num, setup.schema.names)
+
+    def begin(self, plan: str, total: int | None, columns: list[str] | None = None) -> None:
+        """Start drawing a scan of ``total`` points (None: not known in advance); ``columns`` of the scan
+        table (None: those of the first point, as a remote scan shows them)."""
+        self._task = self._progress.add_task(plan, total=total)
+        if columns:
+            self._columns(columns)
         if self.interactive:
             self._live = Live(self._renderable(), console=self.console, refresh_per_second=8)
             self._live.__enter__()
-        else:
+
+    def _columns(self, names: list[str]) -> None:
+        self.columns = ["index"] + [n for n in names if n not in ("timestamp_ns", "index") and not n.endswith("_index")]
+        if not self.interactive:
             self.console.print(" ".join(self.columns), soft_wrap=True)
 
-    def point(self, batch: pa.RecordBatch, row: dict[str, Any]) -> None:
+    def point(self, batch: pa.RecordBatch | None, row: dict[str, Any]) -> None:
+        if not self.columns:
+            self._columns(list(row))
         with self._lock:
             self.recent.append(row)
             self._progress.advance(self._task)
@@ -104,8 +115,9 @@ class ScanView:
         return Group(table, self._progress)
 
 
-def print_result(result: ScanResult, console: Console | None = None) -> None:
-    """Exit status, file, peak statistics (and fit): what the scan found."""
+def print_result(result: ScanResult | Any, console: Console | None = None) -> None:
+    """Exit status, file, peak statistics (and fit): what the scan found (a ScanResult, or the
+    ScanOutcome of a remote scan: the same names)."""
     console = console or Console()
     style = {"success": "green", "aborted": "yellow"}.get(result.exit_status, "bold red")
     console.print(

@@ -4,6 +4,10 @@ CONFIG is a configuration file or ``demo`` (the simulated optical table, its
 laser switched on). The scan is the run: its file holds the scan table, the
 plan, the outcome and the monitor streams the configuration records.
 Ctrl-C aborts (motion stopped, the file closed with exit status ``aborted``).
+
+``arrowdaq scan --connect [ADDRESS] PLAN ARGS...`` runs the scan in a running
+daemon instead (its engine, its instruments, its data directory), with the
+same live table, progress and result; Ctrl-C aborts the scan there too.
 """
 
 from __future__ import annotations
@@ -14,6 +18,15 @@ import signal
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from ..errors import ArrowDAQError
+
+
+class UsageError(ArrowDAQError):
+    """The command line lacks something: said in one line, exit status 2."""
+
+    exit_status = 2
+
 
 PLAN_HELP = """plans (ARGS in order; NAME=VALUE for options):
   count NUM [interval=S]                       time series
@@ -61,48 +74,52 @@ def load(config: str) -> tuple[Any, str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    words = [args.config, args.plan, *args.args]
+    words = [w for w in words if w is not None]
+    address = args.connect
+    if address is not None:  # `--connect scan hwp ...`: the first word after --connect is the plan, not an address
+        if address and "://" not in address:
+            words, address = [address, *words], ""
+        if not words:
+            raise UsageError("arrowdaq scan --connect: give a plan (or a configured scan's name)")
+        return run_remote(args, address or None, words[0], words[1:])
+    if len(words) < 2:
+        raise UsageError("arrowdaq scan: give CONFIG and PLAN (or a scan named in CONFIG's [[scans]])")
+    return run_standalone(args, words[0], words[1], words[2:])
+
+
+def run_standalone(args: argparse.Namespace, config_name: str, plan_name: str, words: list[str]) -> int:
     from ..scans.service import build_plan
 
-    config, text, source = load(args.config)
+    config, text, source = load(config_name)
     if args.data_dir is not None:
         config.run.data_dir = Path(args.data_dir)
-    positional, keywords = plan_arguments(args.plan, args.args)
-    plan = build_plan(args.plan, *positional, **keywords)  # a bad plan is refused before anything starts
+    positional, keywords = plan_arguments(plan_name, words)
+    plan = build_plan(plan_name, *positional, **keywords)  # a bad plan is refused before anything starts
     if args.latency_scale is not None:
         config.simulation.latency_scale = args.latency_scale
-    return asyncio.run(_scan(config, text, source, plan, args))
+    return asyncio.run(_scan(config, text, source, plan, args, config_name == "demo"))
 
 
-async def _scan(config: Any, text: str, source: str, plan: Any, args: argparse.Namespace) -> int:
-    from ..app.config import storage_options
+async def _scan(config: Any, text: str, source: str, plan: Any, args: argparse.Namespace, demo: bool) -> int:
     from ..app.demo import prepare_table
     from ..app.runner import Application
     from ..app.scanview import ScanView, print_result
-    from ..scans.service import ScanService
-    from ..storage import RunInfo
 
-    record = list(config.storage.streams)
     config.storage.record = False  # the scan's own file is the run
+    config.server.enabled = False  # nothing to serve: the scan ends with the command
     app = Application(config, config_text=text, source=source)
-    service = ScanService(
-        app.hub,
-        options=storage_options(config),
-        record=record,
-        run=RunInfo(operator=config.run.operator, sample=config.run.sample, notes=config.run.notes, config=text),
-        instruments=lambda: app.instruments,
-        settle=args.settle,
-        reads=args.reads,
-    )
     loop = asyncio.get_running_loop()
     aborting = False
 
     def interrupt() -> None:
         nonlocal aborting
-        if service.engine is not None and not aborting:
+        service = app.scans
+        if service is not None and service.engine is not None and not aborting:
             aborting = True
             print("\naborting the scan (motion stopped; the file keeps the points measured)...", flush=True)
             try:
-                service.abort()
+                service.abort(client="Ctrl-C")
             except Exception:
                 pass
 
@@ -110,23 +127,73 @@ async def _scan(config: Any, text: str, source: str, plan: Any, args: argparse.N
         loop.add_signal_handler(sig, interrupt)
     try:
         await app.start()
-        if args.config == "demo":
+        assert app.scans is not None
+        if demo:
             await prepare_table(app.hub)
+        options = {"settle": args.settle, "reads": args.reads}
         if args.dry_run:
-            dry = await service.dry_run(plan, args.detector)
+            dry = await app.scans.dry_run(plan, args.detector, **options)
             print(f"{plan.name}: {dry.points} points, about {dry.estimated_s:.1f} s", flush=True)
             for problem in dry.problems:
                 print(f"  {problem}", flush=True)
             return 0 if dry.ok else 1
         with ScanView() as view:
-            result = await service.run(plan, args.detector, observers=[view])
+            result = await app.scans.run(plan, args.detector, observers=[view], **options)
         print_result(result)
         return 0 if result.exit_status == "success" else 1
     finally:
-        await service.close()  # a scan still running (an error) is aborted and its file closed
-        await app.stop()
+        await app.stop()  # a scan still running (an error) is aborted and its file closed
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def run_remote(args: argparse.Namespace, address: str | None, plan: str, words: list[str]) -> int:
+    """The scan in a running daemon (``--connect``): the same view; Ctrl-C aborts the scan."""
+    from ..app.scanview import ScanView, print_result
+    from ..errors import CommandError
+    from ..live.client import connect
+    from ..scans import ScanState
+
+    positional, keywords = plan_arguments(plan, words)
+    options = {"settle": args.settle, "reads": args.reads}
+    with connect(address, args.token, name="arrowdaq scan") as client:
+        if args.dry_run:
+            body = {"action": "dry_run", "plan": plan, "args": positional, "kwargs": keywords}
+            dry = client.action("scan", body | {"detectors": args.detector, **options})
+            print(f"{plan}: {dry['points']} points, about {dry['estimated_s']:.1f} s", flush=True)
+            for problem in dry["problems"]:
+                print(f"  {problem}", flush=True)
+            return 0 if dry["ok"] else 1
+        remote = client.scan(plan, *positional, detectors=args.detector, wait=False, **options, **keywords)
+        print(f"scan {remote.plan} ({remote.scan_id}) in the daemon at {client.address}", flush=True)
+        aborting = False
+        shown = remote.state
+        with ScanView() as view:
+            view.begin(remote.plan, remote.total)
+            while remote.outcome is None:
+                try:
+                    for update in remote.updates():
+                        for row in update.points:
+                            view.point(None, row)
+                        if update.state != shown:
+                            shown = update.state
+                            view.state(ScanState(update.state))
+                except KeyboardInterrupt:
+                    if not aborting:
+                        aborting = True
+                        print(
+                            "\nCtrl-C: aborting the scan in the daemon (motion stopped; the file keeps the points"
+                            " measured)...",
+                            flush=True,
+                        )
+                        try:
+                            remote.abort()
+                        except CommandError:
+                            pass  # it ended meanwhile
+                    else:
+                        print("already aborting: waiting for the daemon to close the scan file...", flush=True)
+        print_result(remote.outcome)
+        return 0 if remote.outcome.exit_status == "success" else 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -138,9 +205,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=PLAN_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", help="TOML configuration file, or 'demo'")
-    p.add_argument("plan", help="plan name (see below)")
+    p.add_argument("config", nargs="?", help="TOML configuration file, or 'demo' (not with --connect)")
+    p.add_argument("plan", nargs="?", help="plan name (see below), or the name of a scan in CONFIG's [[scans]]")
     p.add_argument("args", nargs="*", help="the plan's arguments")
+    p.add_argument(
+        "--connect",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run the scan in a running daemon (arrowdaq run/demo): the local one, or ADDRESS "
+        "(grpc://host:port); Ctrl-C aborts the scan",
+    )
+    p.add_argument("--token", help="the daemon's token, with --connect ADDRESS (default: its address file)")
     p.add_argument("-d", "--detector", action="append", default=[], metavar="DETECTOR", help="read at every point")
     p.add_argument("--data-dir", metavar="DIR", help="where the scan file goes (overrides [run] data_dir)")
     p.add_argument("--settle", type=float, default=0.0, metavar="S", help="wait S seconds after each move")

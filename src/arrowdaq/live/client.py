@@ -19,13 +19,15 @@ This module imports nothing of the daemon (the GUI imports only this).
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import queue
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +193,38 @@ class Client:
         """``record("start", name=..., operator=..., sample=..., notes=...)``, ``record("stop")``, ``record()``."""
         return self.action("record", {"action": action, **meta})
 
+    def scan(
+        self,
+        plan: str,
+        *args: Any,
+        detectors: str | list[str] | tuple[str, ...] = (),
+        settle: float | None = None,
+        reads: int | None = None,
+        name: str | None = None,
+        wait: bool = True,
+        progress: Callable[[ScanProgress], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run a scan in the daemon: ``scan("scan", "hwp", 0, 90, 46, detectors=["pm1"])``, or a scan the
+        daemon's configuration names (``[[scans]]``): ``scan("knife")``.
+
+        Blocks until the scan ends and returns its :class:`ScanOutcome` (exit status, scan file, peak
+        statistics, the points); ``progress(update)`` is called with each :class:`ScanProgress`
+        (new points, state, ETA). KeyboardInterrupt (Ctrl-C, a notebook's interrupt) aborts the scan,
+        waits for its file to be closed, and is raised again. ``wait=False`` returns the
+        :class:`RemoteScan` at once (iterate it for the points; ``pause()``, ``resume()``, ``abort()``,
+        ``wait()``)."""
+        body: dict[str, Any] = {"action": "submit", "plan": plan, "args": list(args), "kwargs": kwargs}
+        if detectors:
+            body["detectors"] = [detectors] if isinstance(detectors, str) else list(detectors)
+        body |= {k: v for k, v in (("settle", settle), ("reads", reads), ("name", name)) if v is not None}
+        remote = RemoteScan(self, self.action("scan", body))
+        return remote.wait(progress) if wait else remote
+
+    def scans(self) -> list[dict[str, Any]]:
+        """The daemon's plans (with their parameters) and the scans its configuration names."""
+        return self.action("scan", {"action": "plans"})
+
     # --- data ------------------------------------------------------------------------------
     def streams(self) -> dict[str, StreamInfo]:
         try:
@@ -239,6 +273,159 @@ class Client:
                     yield row
         finally:
             sub.close()
+
+
+@dataclass
+class ScanProgress:
+    """One step of a remote scan as :meth:`RemoteScan.updates` sees it: the points new since the last
+    update (rows as dicts: index, setpoints, read-backs, detector means and stds), state and timing."""
+
+    state: str
+    done: int
+    total: int | None
+    elapsed_s: float
+    eta_s: float | None
+    points: list[dict[str, Any]]
+
+
+@dataclass
+class ScanOutcome:
+    """What a scan found (the same names as the engine's ScanResult): exit status (success, aborted,
+    failed) and why, the scan file, the points, each detector's peak statistics (max, max_at, min,
+    min_at, com, fwhm, derivative; NaN where a statistic does not exist) and the Malus fit, if any."""
+
+    scan_id: str
+    plan: str
+    exit_status: str
+    reason: str
+    num_points: int
+    duration_s: float
+    run_file: str | None
+    statistics: dict[str, Any] = dataclass_field(default_factory=dict)
+    fit: dict[str, float] | None = None
+    points: list[dict[str, Any]] = dataclass_field(default_factory=list)
+
+    @classmethod
+    def from_reply(cls, outcome: dict[str, Any], points: list[dict[str, Any]]) -> ScanOutcome:
+        return cls(
+            scan_id=outcome["scan_id"],
+            plan=outcome["plan"],
+            exit_status=outcome["exit_status"],
+            reason=outcome["reason"],
+            num_points=int(outcome["points"]),
+            duration_s=float(outcome.get("duration_s") or 0.0),
+            run_file=outcome.get("run_file"),
+            statistics=_nan_for_null(outcome.get("statistics") or {}),
+            fit=_nan_for_null(outcome["fit"]) if outcome.get("fit") else None,
+            points=points,
+        )
+
+
+def _nan_for_null(value: Any) -> Any:
+    """JSON's null back to NaN in statistics (NaN: the statistic does not exist, e.g. an open peak's FWHM)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, dict):
+        return {k: _nan_for_null(v) for k, v in value.items()}
+    return value
+
+
+class RemoteScan:
+    """A scan submitted to a daemon: follow it (``for row in scan``, :meth:`updates`), control it
+    (:meth:`pause`, :meth:`resume`, :meth:`stop`, :meth:`abort`) and :meth:`wait` for its outcome.
+
+    Points come through the ``scan`` action's ``state`` with ``since``: every point once, in order,
+    even those measured before the first call (a subscription to ``scan/points`` would miss them).
+    """
+
+    #: Seconds one ``state`` call waits for something new (Ctrl-C is seen between calls).
+    POLL_S = 1.0
+
+    def __init__(self, client: Client, reply: dict[str, Any]) -> None:
+        self.client = client
+        self.scan_id: str = reply["scan_id"]
+        self.plan: str = reply.get("plan") or ""
+        self.total: int | None = reply.get("total")
+        self.run_file: str | None = reply.get("run_file")
+        self.state: str = reply.get("state") or "running"
+        self.points: list[dict[str, Any]] = []
+        self.outcome: ScanOutcome | None = None
+
+    def __repr__(self) -> str:
+        return f"<RemoteScan {self.plan} {self.scan_id}: {self.state}, {len(self.points)} points>"
+
+    def _control(self, action: str, **body: Any) -> dict[str, Any]:
+        reply = self.client.action("scan", {"action": action, **body})
+        self.state = reply.get("state", self.state)
+        return reply
+
+    def pause(self, immediate: bool = False) -> dict[str, Any]:
+        """Pause after the current point (``immediate``: stop motion now; that point is measured again)."""
+        return self._control("pause", immediate=immediate)
+
+    def resume(self) -> dict[str, Any]:
+        return self._control("resume")
+
+    def stop(self) -> dict[str, Any]:
+        """End after the current point (exit status success)."""
+        return self._control("stop")
+
+    def abort(self) -> dict[str, Any]:
+        """Stop motion at once and end (exit status aborted; the file keeps the points measured)."""
+        return self._control("abort")
+
+    def updates(self) -> Iterator[ScanProgress]:
+        """Each change (new points, a new state) until the scan has ended; then :attr:`outcome` is set."""
+        last_state = None
+        while self.outcome is None:
+            body = {"action": "state", "scan_id": self.scan_id, "since": len(self.points), "wait": self.POLL_S}
+            reply = self.client.action("scan", body, timeout=self.POLL_S + self.client.timeout)
+            new = reply.get("points") or []
+            self.points += new
+            if "outcome" in reply:
+                self.state = "idle"
+                self.outcome = ScanOutcome.from_reply(reply["outcome"], self.points)
+            elif reply.get("scan_id") == self.scan_id and reply["state"] != "idle":  # idle: the outcome comes next
+                self.state = reply["state"]
+            if new or self.state != last_state or self.outcome is not None:
+                last_state = self.state
+                yield ScanProgress(
+                    self.state,
+                    len(self.points),
+                    self.total,
+                    float(reply.get("elapsed_s") or 0.0),
+                    reply.get("eta_s"),
+                    new,
+                )
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """The points as they are measured (rows as dicts), until the scan ends."""
+        for update in self.updates():
+            yield from update.points
+
+    def wait(self, progress: Callable[[ScanProgress], None] | None = None) -> ScanOutcome:
+        """Follow the scan to its end and return the outcome; Ctrl-C aborts it (then is raised again)."""
+        try:
+            for update in self.updates():
+                if progress is not None:
+                    progress(update)
+        except KeyboardInterrupt:
+            self.abort_and_wait()
+            raise
+        assert self.outcome is not None
+        return self.outcome
+
+    def abort_and_wait(self) -> ScanOutcome:
+        """Abort (if it still runs) and wait until its file is closed."""
+        if self.outcome is None:
+            try:
+                self.abort()
+            except errors.CommandError:
+                pass  # it ended meanwhile
+        for _ in self.updates():
+            pass
+        assert self.outcome is not None
+        return self.outcome
 
 
 def _plain(table: pa.Table) -> pa.Table:

@@ -1,7 +1,8 @@
 """The ``scan`` action of the live service: one JSON body in, one JSON reply out.
 
 ``{"action": "submit", "plan": "scan", "args": {"axis": "hwp", "start": 0, "stop": 90, "num": 46},
-"detectors": ["pm1"], "settle": 0, "reads": 1}`` (``args`` may also be a list, in the plan's order;
+"detectors": ["pm1"], "settle": 0, "reads": 1}`` (``args`` may also be a list, in the plan's order,
+with keyword arguments in ``kwargs``;
 ``detectors``, ``settle`` and ``reads`` may also be given inside ``args``, as the GUI's forms do);
 ``pause`` (``immediate``: true/false), ``resume``, ``stop``, ``abort``, ``state``, ``dry_run`` (as
 submit), ``plans``. Every reply but ``plans`` and ``dry_run`` is the engine's state (see
@@ -55,15 +56,17 @@ def _plan_and_options(body: Mapping[str, Any]) -> tuple[Any, list[str], dict[str
     raw = body.get("args") or {}
     options = {k: body[k] for k in ("settle", "reads", "name") if body.get(k) is not None}
     detectors: Any = body.get("detectors") or []
+    keywords = body.get("kwargs") or {}
+    if not isinstance(keywords, Mapping):
+        raise CommandError(f"scan submit: kwargs must be an object, got {type(keywords).__name__}")
     if isinstance(raw, Mapping):
-        args = dict(raw)
-        detectors = args.pop("detectors", None) or detectors
-        options |= {k: args.pop(k) for k in ("settle", "reads") if k in args}
-        plan = build_plan(name, **args)
-    elif isinstance(raw, list):
-        plan = build_plan(name, *raw)
-    else:
+        raw, keywords = [], {**raw, **keywords}
+    if not isinstance(raw, list):
         raise CommandError(f"scan submit: args must be an object or a list, got {type(raw).__name__}")
+    keywords = dict(keywords)
+    detectors = keywords.pop("detectors", None) or detectors
+    options |= {k: keywords.pop(k) for k in ("settle", "reads") if k in keywords}
+    plan = build_plan(name, *raw, **keywords)
     if isinstance(detectors, str):
         detectors = detectors.replace(",", " ").split()
     return plan, [str(d) for d in detectors], options
