@@ -8,21 +8,34 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from arrowdaq import open_run
-from arrowdaq.errors import CommandError
+from arrowdaq.app.config import parse_config
+from arrowdaq.cli.main import main
+from arrowdaq.errors import CommandError, ConfigError
 
-from .live_helpers import DaemonProcess
+from .live_helpers import TABLE, DaemonProcess
 
 HWP_SCAN = {"axis": "hwp", "start": 0, "stop": 90, "num": 46}
+
+NAMED_SCANS = """
+[[scans]]
+name = "coarse"
+plan = "scan"
+args = ["hwp", 0, 90, 4]
+detectors = "pm1"
+reads = 3
+doc = "four points, three readings each"
+"""
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    d = DaemonProcess(tmp_path_factory.mktemp("scand"))
+    d = DaemonProcess(tmp_path_factory.mktemp("scand"), extra=NAMED_SCANS)
     yield d
     d.stop()
 
@@ -238,3 +251,65 @@ def test_ctrl_c_on_the_cli_aborts_the_remote_scan_and_says_so(daq, daemon):
     assert path
     with open_run(path.group(1)) as run:
         assert run.metadata["scan"]["exit_status"] == "aborted" and 3 <= run.scans["scan"].num_rows < 46
+
+
+def test_a_configured_scan_runs_by_name_from_the_client_and_the_cli(daq, daemon):
+    offered = daq.plans()
+    assert [s["name"] for s in offered["scans"]] == ["coarse"] and offered["scans"][0]["plan"] == "scan"
+    form = next(p for p in offered["plans"] if p["name"] == "coarse")  # the GUI's plan list offers it too
+    assert {p["name"]: p.get("default") for p in form["params"]} == {"detectors": ["pm1"], "settle": 0.0, "reads": 3}
+    outcome = daq.scan("coarse")
+    assert outcome.exit_status == "success" and outcome.num_points == 4
+    assert Path(outcome.run_file).name.startswith("coarse_")
+    assert [p["hwp"] for p in outcome.points] == [0, 30, 60, 90]
+    assert all(p["pm1_std"] > 0 for p in outcome.points)  # reads = 3: a standard deviation per point
+    with pytest.raises(CommandError, match=r"scan 'coarse' is configured \(\[\[scans\]\]\): it takes no arguments"):
+        daq.scan("coarse", "hwp", 0, 1, 2)
+    with pytest.raises(CommandError, match=r"unknown plan 'fine' \(plans: .*; configured scans: coarse"):
+        daq.scan("fine")
+    as_the_gui_sends = {"action": "submit", "plan": "coarse", "args": {"detectors": "pm1", "settle": 0.0, "reads": 3}}
+    gui = follow(daq, daq.action("scan", as_the_gui_sends)["scan_id"])["outcome"]
+    assert gui["exit_status"] == "success" and gui["points"] == 4
+    proc = run_cli_scan(daemon, "coarse")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "scan: success (completed), 4 points" in out and "/coarse_" in out
+
+
+def test_a_configured_scan_runs_standalone_by_name(tmp_path, capsys):
+    config = tmp_path / "lab.toml"
+    config.write_text(TABLE.format(data_dir=tmp_path / "data", extra=NAMED_SCANS), encoding="utf-8")
+    assert main(["scan", str(config), "coarse", "--data-dir", str(tmp_path / "data")]) == 0
+    out = capsys.readouterr().out
+    path = re.search(r"^scan file: (\S+\.h5)$", out, re.M)
+    assert path and Path(path.group(1)).name.startswith("coarse_")
+    table = open_run(path.group(1)).scans["scan"]
+    assert table.column("hwp").to_pylist() == [0, 30, 60, 90]
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        ('name = "scan"\nplan = "scan"\nargs = ["hwp", 0, 1, 2]', r"scans\[0\].name: 'scan' is a plan's name"),
+        ('name = "a"\nplan = "spiral"', r"scans\[0\].plan: unknown plan 'spiral' \(plans: count, scan"),
+        ('name = "a"\nplan = "scan"\nargs = ["hwp", 0, 1]', r"scans\[0\].args: .*missing 1 required positional"),
+        ('name = "a"\nplan = "scan"\nargs = { axis = "hwp", strat = 0 }', r"scans\[0\].args: .*'strat'"),
+        (
+            'name = "a"\nplan = "scan"\nargs = ["hwq", 0, 1, 2]\ndetectors = "pm1"',
+            r"scans\[0\].args: axis 'hwq' names no instrument",
+        ),
+        (
+            'name = "a"\nplan = "scan"\nargs = ["hwp", 0, 1, 2]\ndetectors = "pm9"',
+            r"scans\[0\].detectors\[0\]: 'pm9' names no",
+        ),
+        ('name = "a"\nplan = "scan"\nargs = ["hwp", 0, 1, 2]', r"scans\[0\].detectors: the plan reads no detector"),
+        ('name = "a"\nplan = "scan"\nargs = ["hwp", 0, 1, 2]\ndetectors = "pm1"\nreads = 0', r"scans\[0\].reads: "),
+        ('name = "a"\nplan = "scan"\nspeed = 3', r"scans\[0\].speed: unknown key"),
+    ],
+)
+def test_a_bad_scans_entry_is_refused_naming_the_file_and_key(entry, error):
+    import tomllib
+
+    text = TABLE.format(data_dir="data", extra=f"[[scans]]\n{entry}\n")
+    with pytest.raises(ConfigError, match=r"^lab.toml: " + error):
+        parse_config(tomllib.loads(text), "lab.toml")

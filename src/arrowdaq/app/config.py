@@ -120,6 +120,27 @@ class ServerConfig(Section):
         return self
 
 
+class ScanConfig(Section):
+    """A named scan (``[[scans]]``), run by name: ``arrowdaq scan CONFIG NAME``, ``arrowdaq scan --connect
+    NAME``, ``arrowdaq.connect().scan(NAME)``."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
+    plan: str
+    #: The plan's arguments: a list in its order, or a table by name.
+    args: list[Any] | dict[str, Any] = Field(default_factory=list)
+    #: Keyword arguments beside a list of ``args`` (e.g. ``{ snake = true }``).
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    detectors: list[str] = Field(default_factory=list)
+    settle: float = Field(0.0, ge=0, le=3600)
+    reads: int = Field(1, ge=1, le=100_000)
+    doc: str = ""
+
+    @field_validator("detectors", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class SimulationConfig(Section):
     """The simulated optical table behind ``port = "sim"`` instruments."""
 
@@ -134,6 +155,7 @@ class Config(Section):
     processors: list[ProcessorConfig] = Field(default_factory=list)
     server: ServerConfig = Field(default_factory=ServerConfig)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+    scans: list[ScanConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:
@@ -271,11 +293,59 @@ def check_references(config: Config, source: str) -> None:
                         f"{where}.poll_hz.{stream}: {inst.driver!r} has no stream {stream!r} (streams: {', '.join(names)})"
                     )
     check_shared_ports(config, source)
+    check_scans(config, source)
     for i, proc in enumerate(config.processors):
         if proc.kind not in PROCESSORS:
             raise ConfigError(
                 f"{source}: processors[{i}].kind: unknown processor kind {proc.kind!r} (kinds: {', '.join(sorted(PROCESSORS))})"
             )
+
+
+def check_scans(config: Config, source: str) -> None:
+    """Each ``[[scans]]`` entry: a unique name that is not a plan's, a known plan, arguments it takes,
+    axes and detectors that name configured instruments."""
+    from ..errors import CommandError
+    from ..scans.plans import PLANS, axis_key
+    from ..scans.service import build_plan
+
+    instruments = {inst.id for inst in config.instruments}
+    seen: set[str] = set()
+    for i, entry in enumerate(config.scans):
+        where = f"{source}: scans[{i}]"
+        if entry.name in PLANS:
+            raise ConfigError(f"{where}.name: {entry.name!r} is a plan's name; give the scan a name of its own")
+        if entry.name in seen:
+            raise ConfigError(f"{where}.name: {entry.name!r} is used twice")
+        seen.add(entry.name)
+        if entry.plan not in PLANS:
+            raise ConfigError(f"{where}.plan: unknown plan {entry.plan!r} (plans: {', '.join(PLANS)})")
+        positional, keywords = named_scan_arguments(entry)
+        try:
+            plan = build_plan(entry.plan, *positional, **keywords)
+        except CommandError as exc:
+            raise ConfigError(f"{where}.args: {str(exc).removeprefix(f'plan {entry.plan!r}: ')}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}.args: {exc}") from None
+        for axis in plan.axes:
+            name = axis_key(axis).partition(":")[0]
+            if name not in instruments:
+                raise ConfigError(
+                    f"{where}.args: axis {axis_key(axis)!r} names no instrument (instruments: {', '.join(sorted(instruments))})"
+                )
+        if not entry.detectors and not plan.detectors:
+            raise ConfigError(f'{where}.detectors: the plan reads no detector by itself; name one, e.g. ["pm1"]')
+        for j, detector in enumerate(entry.detectors):
+            if detector.partition("/")[0] not in instruments:
+                raise ConfigError(
+                    f"{where}.detectors[{j}]: {detector!r} names no instrument (instruments: {', '.join(sorted(instruments))})"
+                )
+
+
+def named_scan_arguments(entry: ScanConfig) -> tuple[list[Any], dict[str, Any]]:
+    """The plan's positional and keyword arguments of a ``[[scans]]`` entry."""
+    if isinstance(entry.args, dict):
+        return [], {**entry.args, **entry.kwargs}
+    return list(entry.args), dict(entry.kwargs)
 
 
 def check_shared_ports(config: Config, source: str) -> None:

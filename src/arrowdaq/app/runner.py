@@ -301,6 +301,7 @@ class Application:
                 config=self.config_text if self.config_text is not None else self.config.model_dump(mode="json"),
             ),
             instruments=lambda: self.instruments,
+            named={entry.name: entry.model_dump() for entry in self.config.scans},
         )
         scans = self.scans
 
@@ -308,7 +309,15 @@ class Application:
             return await scan_action(scans, body, client=ctx.client)
 
         if self.live is not None:
-            self.live.add_action("scan", scan, describe=lambda: {"plans": plan_parameters(), "scan": scans.status()})
+            self.live.add_action(
+                "scan",
+                scan,
+                describe=lambda: {
+                    "plans": plan_parameters(scans.named),
+                    "scans": list(scans.named.values()),
+                    "scan": scans.status(),
+                },
+            )
 
     def recording_state(self) -> dict[str, Any]:
         """For the live service's ``status``, ``describe`` and ``record``."""

@@ -89,19 +89,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_standalone(args: argparse.Namespace, config_name: str, plan_name: str, words: list[str]) -> int:
-    from ..scans.service import build_plan
+    from ..scans.actions import plan_request
 
     config, text, source = load(config_name)
     if args.data_dir is not None:
         config.run.data_dir = Path(args.data_dir)
+    named = {entry.name: entry.model_dump() for entry in config.scans}
     positional, keywords = plan_arguments(plan_name, words)
-    plan = build_plan(plan_name, *positional, **keywords)  # a bad plan is refused before anything starts
+    body = {"plan": plan_name, "args": positional, "kwargs": keywords, "detectors": args.detector}
+    body |= {k: v for k, v in (("settle", args.settle), ("reads", args.reads)) if v is not None}
+    plan, detectors, options = plan_request(body, named)  # a bad plan is refused before anything starts
     if args.latency_scale is not None:
         config.simulation.latency_scale = args.latency_scale
-    return asyncio.run(_scan(config, text, source, plan, args, config_name == "demo"))
+    return asyncio.run(_scan(config, text, source, plan, detectors, options, args, config_name == "demo"))
 
 
-async def _scan(config: Any, text: str, source: str, plan: Any, args: argparse.Namespace, demo: bool) -> int:
+async def _scan(
+    config: Any,
+    text: str,
+    source: str,
+    plan: Any,
+    detectors: list[str],
+    options: dict[str, Any],
+    args: argparse.Namespace,
+    demo: bool,
+) -> int:
     from ..app.demo import prepare_table
     from ..app.runner import Application
     from ..app.scanview import ScanView, print_result
@@ -130,15 +142,14 @@ async def _scan(config: Any, text: str, source: str, plan: Any, args: argparse.N
         assert app.scans is not None
         if demo:
             await prepare_table(app.hub)
-        options = {"settle": args.settle, "reads": args.reads}
         if args.dry_run:
-            dry = await app.scans.dry_run(plan, args.detector, **options)
+            dry = await app.scans.dry_run(plan, detectors, **{k: v for k, v in options.items() if k != "name"})
             print(f"{plan.name}: {dry.points} points, about {dry.estimated_s:.1f} s", flush=True)
             for problem in dry.problems:
                 print(f"  {problem}", flush=True)
             return 0 if dry.ok else 1
         with ScanView() as view:
-            result = await app.scans.run(plan, args.detector, observers=[view], **options)
+            result = await app.scans.run(plan, detectors, observers=[view], **options)
         print_result(result)
         return 0 if result.exit_status == "success" else 1
     finally:
@@ -155,7 +166,7 @@ def run_remote(args: argparse.Namespace, address: str | None, plan: str, words: 
     from ..scans import ScanState
 
     positional, keywords = plan_arguments(plan, words)
-    options = {"settle": args.settle, "reads": args.reads}
+    options = {k: v for k, v in (("settle", args.settle), ("reads", args.reads)) if v is not None}
     with connect(address, args.token, name="arrowdaq scan") as client:
         if args.dry_run:
             body = {"action": "dry_run", "plan": plan, "args": positional, "kwargs": keywords}
@@ -219,8 +230,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="the daemon's token, with --connect ADDRESS (default: its address file)")
     p.add_argument("-d", "--detector", action="append", default=[], metavar="DETECTOR", help="read at every point")
     p.add_argument("--data-dir", metavar="DIR", help="where the scan file goes (overrides [run] data_dir)")
-    p.add_argument("--settle", type=float, default=0.0, metavar="S", help="wait S seconds after each move")
-    p.add_argument("--reads", type=int, default=1, metavar="N", help="read each detector N times per point")
+    p.add_argument("--settle", type=float, metavar="S", help="wait S seconds after each move (default 0)")
+    p.add_argument("--reads", type=int, metavar="N", help="read each detector N times per point (default 1)")
     p.add_argument("--dry-run", action="store_true", help="check limits and estimate the time; move nothing")
     p.add_argument("--latency-scale", type=float, metavar="X", help="simulated instruments: latency scale")
     p.set_defaults(func=run)

@@ -221,9 +221,11 @@ class Client:
         remote = RemoteScan(self, self.action("scan", body))
         return remote.wait(progress) if wait else remote
 
-    def scans(self) -> list[dict[str, Any]]:
-        """The daemon's plans (with their parameters) and the scans its configuration names."""
-        return self.action("scan", {"action": "plans"})
+    def plans(self) -> dict[str, Any]:
+        """What :meth:`scan` runs: ``{"plans": [plans with their parameters], "scans": [the scans the
+        daemon's configuration names ([[scans]]): name, plan, args, detectors, ...]}``."""
+        description = self.describe()
+        return {"plans": description.get("plans", []), "scans": description.get("scans", [])}
 
     # --- data ------------------------------------------------------------------------------
     def streams(self) -> dict[str, StreamInfo]:

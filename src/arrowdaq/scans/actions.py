@@ -33,8 +33,25 @@ RUN_OPTIONS = (
 )
 
 
-def plan_parameters() -> list[dict[str, Any]]:
-    """Each built-in plan with its parameters (name, default, required, type) and doc: for forms."""
+def plan_parameters(named: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Each built-in plan with its parameters (name, default, required, type) and doc: for forms; then
+    each configured scan (``named``), whose only parameters are the run options, set as configured."""
+    out = _builtin_parameters()
+    for name, entry in (named or {}).items():
+        args = entry.get("args") or {}
+        shown = " ".join(map(str, args)) if isinstance(args, list) else " ".join(f"{k}={v}" for k, v in args.items())
+        configured = {
+            "detectors": entry.get("detectors") or None,
+            "settle": entry.get("settle"),
+            "reads": entry.get("reads"),
+        }
+        params = [dict(o) | ({"default": configured[o["name"]]} if configured[o["name"]] else {}) for o in RUN_OPTIONS]
+        doc = entry.get("doc") or f"configured: {entry['plan']} {shown}".strip()
+        out.append({"name": name, "doc": doc, "params": params, "configured": dict(entry)})
+    return out
+
+
+def _builtin_parameters() -> list[dict[str, Any]]:
     out = []
     for name, fn in PLANS.items():
         params = []
@@ -49,10 +66,25 @@ def plan_parameters() -> list[dict[str, Any]]:
     return out
 
 
-def _plan_and_options(body: Mapping[str, Any]) -> tuple[Any, list[str], dict[str, Any]]:
+def plan_request(
+    body: Mapping[str, Any], named: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[Any, list[str], dict[str, Any]]:
+    """The plan, detectors and options (settle, reads, name) of a ``submit`` body. ``plan`` may name a
+    configured scan (``named``: ``[[scans]]`` entries by name), which takes no arguments; detectors,
+    settle and reads given beside it replace the configured ones."""
     name = body.get("plan")
+    named = named or {}
     if not isinstance(name, str) or not name:
-        raise CommandError(f"scan submit: give a plan name (plans: {', '.join(PLANS)})")
+        raise CommandError(f"scan submit: give a plan name (plans: {', '.join(PLANS)}){_configured(named)}")
+    if name not in PLANS and name in named:
+        body = _options_out_of_args(body)
+        if body.get("args") or body.get("kwargs"):
+            raise CommandError(f"scan {name!r} is configured ([[scans]]): it takes no arguments")
+        entry = named[name]
+        given = {k: body[k] for k in ("detectors", "settle", "reads") if body.get(k) not in (None, [], "")}
+        body, name = {**entry, **given, "name": name}, entry["plan"]
+    elif name not in PLANS:
+        raise CommandError(f"unknown plan {name!r} (plans: {', '.join(PLANS)}){_configured(named)}")
     raw = body.get("args") or {}
     options = {k: body[k] for k in ("settle", "reads", "name") if body.get(k) is not None}
     detectors: Any = body.get("detectors") or []
@@ -72,15 +104,32 @@ def _plan_and_options(body: Mapping[str, Any]) -> tuple[Any, list[str], dict[str
     return plan, [str(d) for d in detectors], options
 
 
+def _options_out_of_args(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The run options a form sends among the arguments (``args: {detectors, settle, reads}``), beside them."""
+    body = dict(body)
+    for key in ("args", "kwargs"):
+        if isinstance(body.get(key), Mapping):
+            values = dict(body[key])
+            for option in ("detectors", "settle", "reads"):
+                if option in values:
+                    body[option] = values.pop(option)
+            body[key] = values
+    return body
+
+
+def _configured(named: Mapping[str, Any]) -> str:
+    return f"; configured scans: {', '.join(named)}" if named else ""
+
+
 async def scan_action(service: ScanService, body: Mapping[str, Any] | None, client: str = "local") -> Any:
     """Run one ``scan`` action for ``client`` (named in the event log); see the module docstring."""
     body = dict(body or {})
     action = body.get("action", "state")
     if action == "submit":
-        plan, detectors, options = _plan_and_options(body)
+        plan, detectors, options = plan_request(body, service.named)
         await service.submit(plan, detectors, client=client, **options)
     elif action == "dry_run":
-        plan, detectors, options = _plan_and_options(body)
+        plan, detectors, options = plan_request(body, service.named)
         options.pop("name", None)
         dry = await service.dry_run(plan, detectors, **options)
         return {
@@ -95,7 +144,7 @@ async def scan_action(service: ScanService, body: Mapping[str, Any] | None, clie
     elif action in ("resume", "stop", "abort"):
         getattr(service, action)(client=client)
     elif action == "plans":
-        return plan_parameters()
+        return plan_parameters(service.named)
     elif action == "state" and ("since" in body or "scan_id" in body):
         return await service.follow(body.get("scan_id"), _count(body.get("since", 0), "since"), _wait(body))
     elif action != "state":

@@ -57,7 +57,7 @@ def build_plan(name: str, *args: Any, **kwargs: Any) -> Plan:
 
 class ScanService:
     """See the module docstring. ``record`` are the monitor streams each scan file records
-    (glob patterns, as ``[storage] streams``)."""
+    (glob patterns, as ``[storage] streams``); ``named`` the scans run by name."""
 
     def __init__(
         self,
@@ -69,8 +69,11 @@ class ScanService:
         instruments: Callable[[], Mapping[str, Any]] | None = None,
         settle: float = 0.0,
         reads: int = 1,
+        named: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.hub = hub
+        #: Scans run by name (``[[scans]]``): name → plan, args, kwargs, detectors, settle, reads, doc.
+        self.named = dict(named or {})
         self.options = options
         self.record = list(record)
         self.run_template = run or RunInfo()
