@@ -313,3 +313,35 @@ def test_a_bad_scans_entry_is_refused_naming_the_file_and_key(entry, error):
     text = TABLE.format(data_dir="data", extra=f"[[scans]]\n{entry}\n")
     with pytest.raises(ConfigError, match=r"^lab.toml: " + error):
         parse_config(tomllib.loads(text), "lab.toml")
+
+
+async def test_an_explicit_stream_reaches_only_subscribers_that_name_it(hub):
+    from arrowdaq.data import scalar_schema
+
+    recorder, named, live = hub.subscribe("*"), hub.subscribe("scan/*"), hub.subscribe("*", policy="latest")
+    hub.declare("scan/points", scalar_schema("x"), producer="scan", explicit=True)
+    hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
+    assert recorder.streams == ["pm1/power"]
+    assert named.streams == ["scan/points"] and live.streams == ["scan/points", "pm1/power"]
+    late = hub.subscribe(["*", "scan/points"])  # subscribed after the declaration, naming it
+    assert late.streams == ["scan/points", "pm1/power"]
+
+
+def test_a_run_recording_everything_across_scans_of_different_columns_loses_nothing(tmp_path):
+    daemon = DaemonProcess(tmp_path)
+    try:
+        with daemon.client() as daq:
+            first = daq.scan("scan", "hwp", 0, 90, 4, detectors="pm1")
+            second = daq.scan("count", 3, detectors=["pm1", "laser/power"])  # no axis, two detectors
+            assert first.exit_status == second.exit_status == "success"
+    finally:
+        output = daemon.stop()
+    assert daemon.process.returncode == 0, output  # 5 would mean rows published to a recorded stream were lost
+    path = re.search(r"^run file: (\S+\.h5)", output, re.M)
+    assert path, output
+    with open_run(path.group(1)) as run:
+        assert "scan/points" not in run.streams  # each scan's table is in its own file
+        messages = run.events.column("message").to_pylist()
+    for outcome in (first, second):
+        assert any(outcome.run_file in m and "ended: success" in m for m in messages), messages
+        assert open_run(outcome.run_file).scans[outcome.plan].num_rows == outcome.num_points

@@ -63,12 +63,20 @@ class InstrumentManager:
 
     # --- streams -------------------------------------------------------------------
     def declare(
-        self, name: str, schema: pa.Schema, producer: str | None = None, *, replace: bool = False
+        self,
+        name: str,
+        schema: pa.Schema,
+        producer: str | None = None,
+        *,
+        replace: bool = False,
+        explicit: bool = False,
     ) -> StreamSpec:
         """Declare a stream before publishing to it. Re-declaring the same schema is a no-op.
 
         ``replace``: the same producer changes the schema (each scan's ``scan/points`` has its own
-        columns); subscribers stay subscribed and get batches of the new schema."""
+        columns); subscribers stay subscribed and get batches of the new schema. ``explicit``: lossless
+        subscribers get it only when they name it (``scan/*``), not through a catch-all such as ``*``
+        (a run recording ``*`` would meet a schema it cannot append to with the next scan)."""
         check_stream_name(name)
         if not isinstance(schema, pa.Schema):
             raise StreamError(f"stream {name!r}: schema must be a pyarrow.Schema, got {type(schema).__name__}")
@@ -77,13 +85,13 @@ class InstrumentManager:
             if existing.schema.equals(schema, check_metadata=True) and existing.producer == producer:
                 return existing
             if replace and existing.producer == producer:
-                spec = StreamSpec(name, schema, producer)
+                spec = StreamSpec(name, schema, producer, explicit=explicit)
                 spec.subscribers = existing.subscribers
                 self.streams[name] = spec
                 return spec
             raise StreamError(f"stream {name!r} is already declared by {existing.producer!r} with another schema")
-        spec = StreamSpec(name, schema, producer)
-        spec.subscribers = [s for s in self.subscriptions if s.matches(name)]
+        spec = StreamSpec(name, schema, producer, explicit=explicit)
+        spec.subscribers = [s for s in self.subscriptions if delivers(s, spec)]
         for sub in spec.subscribers:
             sub.streams.append(name)
         self.streams[name] = spec
@@ -170,7 +178,7 @@ class InstrumentManager:
     def add_subscription(self, sub: Subscription, *, owner: str | None = None) -> Subscription:
         """Deliver to a subscription built elsewhere (the live service's thread-safe client feeds)."""
         for spec in self.streams.values():
-            if sub.matches(spec.name):
+            if delivers(sub, spec):
                 spec.subscribers.append(sub)
                 sub.streams.append(spec.name)
         self.subscriptions.append(sub)
@@ -298,3 +306,13 @@ class InstrumentManager:
             },
             "subscribers": {sub.name: sub.snapshot() for sub in self.subscriptions},
         }
+
+
+def delivers(sub: Subscription, spec: StreamSpec) -> bool:
+    """Whether ``sub`` gets ``spec``'s batches: a pattern matches it. An explicit stream goes to a lossless
+    subscriber (a recorder, a processor) only through a pattern whose first segment is the stream's own,
+    as ``scan/*`` is for ``scan/points``; live views (latest) take it through any pattern."""
+    if not spec.explicit or sub.policy is Policy.LATEST:
+        return sub.matches(spec.name)
+    head = spec.name.split("/", 1)[0]
+    return any(p.split("/", 1)[0] == head and matches_any(spec.name, [p]) for p in sub.patterns)

@@ -42,6 +42,9 @@ class StreamSpec:
     slow: bool = field(default=False, compare=False)
     #: The newest batch published (what a live view shows as the last value).
     last: pa.RecordBatch | None = field(default=None, repr=False, compare=False)
+    #: Delivered only to subscriptions that name it (a pattern whose first segment is the stream's own,
+    #: e.g. ``scan/*``), not to catch-alls (``*``): ``scan/points`` changes its schema with each scan.
+    explicit: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         self.required = required_columns(self.schema)

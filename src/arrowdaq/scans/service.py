@@ -274,7 +274,9 @@ class _Recorder:
         """Reserve the axes, declare the stream, start recording (before the engine starts)."""
         self._reserve()
         try:
-            self.hub.declare(POINTS_STREAM, self.setup.schema, producer="scan", replace=True)
+            # explicit: a continuous run recording "*" does not get it (each scan has its own columns;
+            # the scan's own file has the table, the run's event log the file's name: decision 0112)
+            self.hub.declare(POINTS_STREAM, self.setup.schema, producer="scan", replace=True, explicit=True)
             plan = self.setup.plan
             units = {ax.name: ax.unit for ax in self.setup.axes} | {d.name: d.unit for d in self.setup.detectors}
             info = ScanFileInfo(
