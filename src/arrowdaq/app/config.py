@@ -105,6 +105,8 @@ class ServerConfig(Section):
     tls_key: Path | None = None
     allow_insecure_remote: bool = False
     max_streams: int = Field(64, ge=1, le=4096)
+    #: Serve on this Unix socket (``grpc+unix://PATH``) instead of TCP: local clients only, no port.
+    socket: Path | None = None
 
     @model_validator(mode="after")
     def _safe_bind(self) -> ServerConfig:
@@ -112,6 +114,10 @@ class ServerConfig(Section):
 
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together: give both, or neither")
+        if self.socket is not None:
+            if self.tls_cert is not None:
+                raise ValueError("socket: a Unix socket is local: give socket or tls_cert/tls_key, not both")
+            return self
         if self.enabled:
             try:
                 check_bind(self.host, self.tls_cert is not None, self.allow_insecure_remote)

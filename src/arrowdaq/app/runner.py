@@ -276,6 +276,7 @@ class Application:
             tls_key=cfg.tls_key,
             allow_insecure_remote=cfg.allow_insecure_remote,
             max_streams=cfg.max_streams,
+            socket=cfg.socket,
         )
         self.live = LiveService(self.hub, settings, daemon=self)
         self.live.instruments = self.instruments  # describe() of each instrument, filled below

@@ -84,6 +84,8 @@ class ServiceSettings:
     lossless_batches: int = 1024
     #: Seconds shutdown waits for streams to end before it severs the connections of stalled clients.
     shutdown_grace_s: float = 1.0
+    #: Serve on this Unix socket (``grpc+unix://PATH``, mode 0600) instead of host and port.
+    socket: Path | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -103,6 +105,24 @@ def check_bind(host: str, tls: bool, allow_insecure_remote: bool) -> None:
             "(anyone on the network could read the token); give server.tls_cert and server.tls_key, "
             "or set server.allow_insecure_remote = true"
         )
+
+
+def _claim_socket(path: Path) -> Path:
+    """An absolute path for the service's Unix socket, its directory made (0700); a socket left by a
+    daemon that died is removed, one a running daemon answers on is refused."""
+    path = path.expanduser().absolute()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        if not path.is_socket():
+            raise ConfigError(f"server.socket: {path} exists and is not a socket; name another path")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:
+                path.unlink()  # nobody listens: left by a daemon that died
+            else:
+                raise ConfigError(f"server.socket: {path} is in use (another arrowdaq daemon?); name another path")
+    return path
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -226,8 +246,12 @@ class LiveService:
         tls = s.tls_cert is not None or s.tls_key is not None
         if tls and (s.tls_cert is None or s.tls_key is None):
             raise ConfigError("server: give both tls_cert and tls_key (or neither)")
-        check_bind(s.host, tls, s.allow_insecure_remote)
-        _check_port_free(s.host, s.port)
+        unix = _claim_socket(s.socket) if s.socket is not None else None
+        if unix is not None and tls:
+            raise ConfigError("server: a Unix socket is local: give socket or tls_cert/tls_key, not both")
+        if unix is None:
+            check_bind(s.host, tls, s.allow_insecure_remote)
+            _check_port_free(s.host, s.port)
         self.loop = asyncio.get_running_loop()
         self.hub.add_subscription(self.last)
         for event in list(self.hub.recent_events):
@@ -242,12 +266,18 @@ class LiveService:
                 kwargs["tls_certificates"] = [(s.tls_cert.read_bytes(), s.tls_key.read_bytes())]
             except OSError as exc:
                 raise ConfigError(f"server.tls_cert/tls_key: cannot read {exc.filename}: {exc.strerror}") from None
+        location = f"grpc+unix://{unix}" if unix is not None else f"{scheme}://{host}:{s.port}"
         try:
-            self.server = FlightEndpoint(self, f"{scheme}://{host}:{s.port}", **kwargs)
+            self.server = FlightEndpoint(self, location, **kwargs)
         except (pa.ArrowException, OSError) as exc:
-            raise ConfigError(f"server: cannot serve on {s.host}:{s.port}: {exc}") from None
-        local = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else host
-        self.address = f"{scheme}://{local}:{self.server.port}"
+            where = unix if unix is not None else f"{s.host}:{s.port}"
+            raise ConfigError(f"server: cannot serve on {where}: {exc}") from None
+        if unix is not None:
+            os.chmod(unix, 0o600)  # only this user may connect (the token is checked as well)
+            self.address = location
+        else:
+            local = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else host
+            self.address = f"{scheme}://{local}:{self.server.port}"
         info = {"address": self.address, "token": self.token, "pid": os.getpid(), "version": __version__}
         if tls:
             info["tls_cert"] = str(s.tls_cert)
@@ -287,11 +317,14 @@ class LiveService:
         done.join(self.settings.shutdown_grace_s)
         severed = 0
         if done.is_alive():
-            severed = sever_connections(server.port)
+            socket_path = self.address.removeprefix("grpc+unix://") if self.address.startswith("grpc+unix") else None
+            severed = sever_connections(server.port, socket_path)
             log.warning(f"live service: {severed} client connection(s) did not end their streams; closed them")
             done.join(5.0)
         if done.is_alive():
             log.error("live service: the Flight server did not stop; leaving it behind")
+        if self.address.startswith("grpc+unix://"):  # gRPC removes it; a severed shutdown may not
+            Path(self.address.removeprefix("grpc+unix://")).unlink(missing_ok=True)
         self.shutdown_report = {"stopped": not done.is_alive(), "severed": severed}
 
     # --- catalogue --------------------------------------------------------------------------------
@@ -515,8 +548,9 @@ class LiveService:
         }
 
 
-def sever_connections(port: int) -> int:
-    """Shut down this process's accepted connections on ``port`` (the server's): the calls on them end.
+def sever_connections(port: int, unix_path: str | None = None) -> int:
+    """Shut down this process's accepted connections on ``port`` (or the Unix socket ``unix_path``): the calls
+    on them end.
 
     gRPC's shutdown waits for every running call, and a call blocked writing to
     a client that stopped reading (SIGSTOP, a frozen GUI) never returns. Shutting
@@ -533,13 +567,14 @@ def sever_connections(port: int) -> int:
         except OSError:
             continue
         try:
-            if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
                 continue
             try:
                 local, _peer = sock.getsockname(), sock.getpeername()
             except OSError:
                 continue  # the listening socket, or not connected
-            if local[1] == port:
+            ours = local == unix_path if sock.family == socket.AF_UNIX else unix_path is None and local[1] == port
+            if ours:
                 sock.shutdown(socket.SHUT_RDWR)
                 severed += 1
         except OSError:
