@@ -112,7 +112,8 @@ class DaemonProcess:
     """``arrowdaq run`` of :data:`TABLE` in a process of its own, with its own address file: the daemon as a
     user starts it. ``client()`` connects as a second program would; ``stop()`` (SIGINT) returns its output."""
 
-    def __init__(self, tmp_path: Path, extra: str = "", text: str = TABLE) -> None:
+    def __init__(self, tmp_path: Path, extra: str = "", text: str = TABLE, command: list[str] | None = None) -> None:
+        """``command``: other arrowdaq arguments instead of ``run lab.toml`` (e.g. ``["demo", "--no-gui"]``)."""
         import json
         import os
         import subprocess
@@ -127,7 +128,7 @@ class DaemonProcess:
         for name in ("ARROWDAQ_ADDRESS", "ARROWDAQ_TOKEN"):
             self.env.pop(name, None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "arrowdaq.cli.main", "run", str(self.config)],
+            [sys.executable, "-m", "arrowdaq.cli.main", *(command or ["run", str(self.config)])],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -345,3 +345,20 @@ def test_a_run_recording_everything_across_scans_of_different_columns_loses_noth
     for outcome in (first, second):
         assert any(outcome.run_file in m and "ended: success" in m for m in messages), messages
         assert open_run(outcome.run_file).scans[outcome.plan].num_rows == outcome.num_points
+
+
+def test_the_demo_daemon_runs_the_half_wave_plate_scan_from_the_cli_and_its_sequence_keeps_off_the_plate(tmp_path):
+    demo = DaemonProcess(tmp_path, command=["demo", "--no-gui", "--data-dir", str(tmp_path / "data")])
+    try:
+        proc = run_cli_scan(demo, "scan", "hwp", "0", "90", "46", "-d", "pm1", "--settle", "0.05")
+        out, err = proc.communicate(timeout=300)
+    finally:
+        output = demo.stop()
+    assert proc.returncode == 0, err
+    path = re.search(r"^scan file: (\S+\.h5)$", out, re.M)
+    assert path, out
+    table = open_run(path.group(1)).scans["scan"]
+    power, angle = table.column("pm1").to_numpy(), table.column("hwp").to_numpy()
+    assert table.num_rows == 46 and power.max() > 10 * power.min()  # the lit table follows Malus's law
+    assert abs(angle[np.argmin(power)] - 45) <= 4  # dark at 45 degrees, from the demo table's truth
+    assert "demo step hwp" not in output  # the demo's sequence left the plate to the scan, no refused moves

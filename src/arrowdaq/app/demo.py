@@ -4,7 +4,8 @@ The laser is switched on and its shutter opened; then, every second, the
 half-wave plate turns by 15° (the power meter follows Malus's law, the trigger
 fires on the falling power) and the stage steers the beam spot across the
 camera. A step that fails is logged and the sequence goes on: the demo also
-shows how arrowdaq behaves when a device misbehaves.
+shows how arrowdaq behaves when a device misbehaves. An axis a scan holds is
+left alone until the scan ends.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ log = get_logger("arrowdaq.demo")
 
 
 async def _step(hub: InstrumentManager, actor: str, action: str, **args: object) -> None:
+    if any(r.covers(actor, args) for r in hub.reservations):
+        return  # a scan holds the axis: the sequence leaves it alone until the scan ends
     try:
         await hub.command(actor, action, timeout=10.0, **args)
     except ArrowDAQError as exc:
