@@ -26,7 +26,7 @@ from .service import ScanService, build_plan
 MAX_WAIT_S = 10.0
 ACTIONS = ("submit", "pause", "resume", "stop", "abort", "state", "dry_run", "plans")
 #: Options of every plan, besides its own parameters.
-RUN_OPTIONS = (
+RUN_OPTIONS: tuple[dict[str, Any], ...] = (
     {"name": "detectors", "type": "list[str]", "doc": "detectors read at each point, e.g. pm1", "required": False},
     {"name": "settle", "type": "float", "default": 0.0, "unit": "s", "doc": "wait after each move"},
     {"name": "reads", "type": "int", "default": 1, "doc": "readings of each detector per point"},
@@ -85,10 +85,10 @@ def plan_request(
         body, name = {**entry, **given, "name": name}, entry["plan"]
     elif name not in PLANS:
         raise CommandError(f"unknown plan {name!r} (plans: {', '.join(PLANS)}){_configured(named)}")
-    raw = body.get("args") or {}
+    raw: Any = body.get("args") or {}
     options = {k: body[k] for k in ("settle", "reads", "name") if body.get(k) is not None}
     detectors: Any = body.get("detectors") or []
-    keywords = body.get("kwargs") or {}
+    keywords: Any = body.get("kwargs") or {}
     if not isinstance(keywords, Mapping):
         raise CommandError(f"scan submit: kwargs must be an object, got {type(keywords).__name__}")
     if isinstance(raw, Mapping):
