@@ -81,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
         if address and "://" not in address:
             words, address = [address, *words], ""
         if not words:
-            raise UsageError("arrowdaq scan --connect: give a plan (or a configured scan's name)")
+            raise UsageError("--connect: give a plan (or a configured scan's name)")
         return run_remote(args, address or None, words[0], words[1:])
     if len(words) < 2:
-        raise UsageError("arrowdaq scan: give CONFIG and PLAN (or a scan named in CONFIG's [[scans]])")
+        raise UsageError("give CONFIG and PLAN (or a scan named in CONFIG's [[scans]])")
     return run_standalone(args, words[0], words[1], words[2:])
 
 

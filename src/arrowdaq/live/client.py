@@ -38,6 +38,8 @@ from .. import errors
 from . import discovery
 from .protocol import AUTH_HEADER, CLIENT_HEADER, EVENTS_STREAM, HEARTBEAT_S, dumps, loads, ticket
 
+#: Seconds a scan's submit may take (the daemon opens the scan's file and starts its recorder first).
+SUBMIT_TIMEOUT_S = 60.0
 #: Without data or a heartbeat for this long, a subscription says the daemon is gone.
 SILENCE_LIMIT_S = 5 * HEARTBEAT_S
 
@@ -218,7 +220,8 @@ class Client:
         if detectors:
             body["detectors"] = [detectors] if isinstance(detectors, str) else list(detectors)
         body |= {k: v for k, v in (("settle", settle), ("reads", reads), ("name", name)) if v is not None}
-        remote = RemoteScan(self, self.action("scan", body))
+        # the daemon answers once the scan's file is open and its axes reserved: slower than a command
+        remote = RemoteScan(self, self.action("scan", body, timeout=max(self.timeout, SUBMIT_TIMEOUT_S)))
         return remote.wait(progress) if wait else remote
 
     def plans(self) -> dict[str, Any]:
