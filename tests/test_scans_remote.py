@@ -79,7 +79,7 @@ def test_describe_offers_the_plans_and_their_parameters(daq):
 
 
 def test_pause_then_resume_remotely_measures_every_point_once_in_order(daq):
-    started = submit(daq)
+    started = submit(daq, settle=0.1)  # > 4 s: still running when the pause arrives, however loaded the machine
     assert started["state"] == "running" and started["total"] == 46
     scan_id = started["scan_id"]
     follow(daq, scan_id, until=lambda r: len(r["all_points"]) >= 5)
@@ -102,7 +102,7 @@ def test_pause_then_resume_remotely_measures_every_point_once_in_order(daq):
 
 
 def test_abort_remotely_leaves_a_valid_file_with_the_points_measured(daq):
-    scan_id = submit(daq)["scan_id"]
+    scan_id = submit(daq, settle=0.2)["scan_id"]
     follow(daq, scan_id, until=lambda r: len(r["all_points"]) >= 3)
     aborting = daq.action("scan", {"action": "abort"})
     assert aborting["state"] in ("aborting", "idle")
@@ -116,7 +116,8 @@ def test_abort_remotely_leaves_a_valid_file_with_the_points_measured(daq):
 
 
 def test_a_move_of_the_scanned_axis_from_another_process_is_refused_naming_the_scan(daq, daemon):
-    scan_id = submit(daq, settle=0.5)["scan_id"]  # 46 points, > 23 s: running while the other process starts
+    # 200 points, > 100 s: still running while the other process starts (an import takes 15 s on a loaded machine)
+    scan_id = submit(daq, settle=0.5, num=200)["scan_id"]
     follow(daq, scan_id, until=lambda r: len(r["all_points"]) >= 1)
     other = subprocess.run(
         [sys.executable, "-m", "arrowdaq.cli.main", "do", "hwp", "move_to", "target=10"],
@@ -204,7 +205,7 @@ def test_an_interrupt_of_the_python_client_aborts_the_scan(daq):
             raise KeyboardInterrupt  # what Ctrl-C (or a notebook's interrupt) raises in the waiting call
 
     with pytest.raises(KeyboardInterrupt):
-        daq.scan("scan", "hwp", 0, 90, 46, detectors=["pm1"], settle=0.05, progress=interrupt_after_three)
+        daq.scan("scan", "hwp", 0, 90, 46, detectors=["pm1"], settle=0.2, progress=interrupt_after_three)
     last = daq.action("scan", {"action": "state"})
     assert last["state"] == "idle" and last["last"]["exit_status"] == "aborted"  # ended, its file closed
     assert 3 <= last["last"]["points"] < 46
@@ -237,7 +238,7 @@ def test_the_cli_runs_a_scan_in_the_daemon_with_the_live_table_and_peak_statisti
 
 
 def test_ctrl_c_on_the_cli_aborts_the_remote_scan_and_says_so(daq, daemon):
-    proc = run_cli_scan(daemon, "scan", "hwp", "0", "90", "46", "-d", "pm1", "--settle", "0.1")
+    proc = run_cli_scan(daemon, "scan", "hwp", "0", "90", "46", "-d", "pm1", "--settle", "0.5")  # > 23 s
     assert proc.stdout is not None
     for line in proc.stdout:  # the live lines: wait for the third point, then Ctrl-C
         if line.startswith("2 "):
