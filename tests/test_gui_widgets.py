@@ -265,7 +265,7 @@ def test_scan_panel_buttons_follow_the_engine_and_each_point_is_plotted_once(qtb
     engine.outcome["statistics"] = {"pm1": {"max": 1.0, "max_at": 0.0, "min": 0.0, "com": 45.0, "fwhm": 45.0}}
     engine.state = "idle"
     qtbot.waitUntil(lambda: panel.state == "idle" and panel.outcome is not None, timeout=5000)
-    assert panel.x == pytest.approx(angles) and len(panel.y) == 5
+    assert panel.x_values == pytest.approx(angles) and len(panel.y_values) == 5
     assert (panel.x_name, panel.y_name) == ("hwp", "pm1")
     assert panel.progress.value() == 5
     assert "success" in panel.stats.text() and "pm1: max 1 at hwp = 0" in panel.stats.text()
@@ -274,7 +274,7 @@ def test_scan_panel_buttons_follow_the_engine_and_each_point_is_plotted_once(qtb
     engine.measure(10.0)
     panel.poll()  # the window's timer: the panel was idle, it asks again
     qtbot.waitUntil(lambda: panel.scan_id == "run-2" and panel.rows == 1, timeout=5000)
-    assert panel.x == pytest.approx([10.0]) and panel.stats.text() == ""
+    assert panel.x_values == pytest.approx([10.0]) and panel.stats.text() == ""
     panel.buttons["abort"].click()
     qtbot.waitUntil(lambda: ("action", ("scan", {"action": "abort"}), {}) in source.calls, timeout=5000)
 

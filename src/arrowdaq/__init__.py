@@ -14,6 +14,7 @@ For analysis::
 import importlib as _importlib
 import importlib.metadata as _metadata
 import pkgutil as _pkgutil
+from typing import Any
 
 try:
     __version__ = _metadata.version("arrowdaq")
@@ -31,7 +32,7 @@ _LAZY = {
 __all__ = ["RunFile", "__version__", "connect", "open_run", "runs"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """Lazy attributes and subpackages (``arrowdaq.open_run``, ``arrowdaq.data``)."""
     if name in _LAZY:
         value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)

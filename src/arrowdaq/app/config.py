@@ -182,7 +182,8 @@ def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[tuple[
     applied: dict[tuple[str, str], str] = {}
     for section in ("run", "storage", "server"):
         model = Config.model_fields[section].annotation
-        for key, info in model.model_fields.items():  # type: ignore[union-attr]
+        assert isinstance(model, type) and issubclass(model, BaseModel)  # each section is a model
+        for key, info in model.model_fields.items():
             variable = f"ARROWDAQ_{section.upper()}_{key.upper()}"
             value: Any = environ.get(variable)
             if value is None:

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from rich.console import Console, Group
@@ -208,12 +209,14 @@ class TerminalView:
             self._live.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._live is not None:
             if self._stopping_since is not None and self._stopped_after is None:
                 self._stopped_after = time.monotonic() - self._stopping_since
             self._live.update(self._renderable(), refresh=True)
-            self._live.__exit__(*exc)  # type: ignore[arg-type]
+            self._live.__exit__(exc_type, exc, tb)
             self._live = None
             logging.getLogger().removeHandler(self.log)
             for handler, level in self._muted:

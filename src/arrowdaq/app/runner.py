@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from ..actors import ActorRef, ActorStatus, Command, RestartPolicy, Role, StatusEvent
 from ..data import unit_of
 from ..errors import ArrowDAQError, CommandError, ConfigError, InstrumentStartError, describe
-from ..hub import Alarm, InstrumentManager, RateWatch, RunEvent
+from ..hub import Alarm, InstrumentManager, RateWatch, RunEvent, Subscription
 from ..instruments import driver_class, spawn_instrument
 from ..instruments.driver import Driver
 from ..log import get_logger
@@ -367,7 +367,8 @@ class Application:
         """The stopped storage's subscription leaves the hub (it would count every batch as dropped)."""
         if self.storage is not None and not self.storage.status.alive:
             for inbox in self.storage.inboxes:
-                self.hub.unsubscribe(inbox)  # type: ignore[arg-type]
+                if isinstance(inbox, Subscription):
+                    self.hub.unsubscribe(inbox)
 
     def _start_storage(self, run: RunConfig | None = None) -> None:
         cfg, run = self.config.storage, run or self.config.run

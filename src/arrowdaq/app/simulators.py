@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..instruments import Driver, driver_class
 from ..sim import OpticalTable, SimDevice, SimServer, serve
+from ..sim.server import TcpSimServer
 from .config import SIM_PORT, InstrumentConfig
 
 SIMULATOR_ENTRY_POINTS = "arrowdaq.simulators"
@@ -51,7 +52,10 @@ def simulator_class(driver: type[Driver]) -> type[SimDevice]:
 
 def port_of(server: SimServer, device: SimDevice) -> str:
     """What the driver's ``port`` setting takes to reach ``server``."""
-    return server.visa_resource if device.visa else server.address  # type: ignore[attr-defined]
+    if device.visa:
+        assert isinstance(server, TcpSimServer)  # VISA reaches a simulator over TCP only
+        return server.visa_resource
+    return server.address
 
 
 class SimulatedTable:

@@ -21,7 +21,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageError
 
@@ -57,7 +57,7 @@ def _writer(fmt: str, out: Path, schema: pa.Schema) -> Iterator[Callable[[pa.Rec
         raise StorageError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
 
 
-def _with_iso_time(data):
+def _with_iso_time(data: Any) -> Any:  # a pyarrow Schema or RecordBatch, the same back
     """A schema or batch with a first column ``time``: ``timestamp_ns`` as ISO 8601 UTC text (to the ns)."""
     import pyarrow as pa
     import pyarrow.compute as pc

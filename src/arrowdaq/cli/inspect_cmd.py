@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from ..storage.reader import StreamSummary
+
 #: Events printed in full; longer logs show their problems only.
 MAX_EVENTS = 200
 
@@ -64,7 +66,7 @@ def describe_run(path: str) -> str:
     return "\n".join(lines)
 
 
-def _not_stored(s) -> str:
+def _not_stored(s: StreamSummary) -> str:
     """`` of N published (M lost: see the events)`` when rows published were not all stored."""
     if s.published is None or s.published == s.rows:
         return ""

@@ -27,8 +27,12 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..sim.device import SimDevice
 
 FAULT_KINDS = ("disconnect", "silent", "slow", "garbage", "error")
 _FAULT = re.compile(r"^(?:(?P<driver>[\w.-]+)=)?(?P<kind>[a-z]+)(?::(?P<value>[0-9.]+))?(?:@(?P<after>[0-9.]+))?$")
@@ -135,7 +139,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _simulator(driver: str):
+def _simulator(driver: str) -> type[SimDevice] | None:
     """The simulator of a registered driver (found from the driver); None if there is none."""
     from ..app.simulators import simulator_class
     from ..instruments import driver_class
@@ -152,7 +156,7 @@ def _known_simulators() -> list[str]:
     return [name for name in available() if _simulator(name) is not None]
 
 
-def _addresses(text: str | None, drivers: list[str], simulators: dict) -> str | None:
+def _addresses(text: str | None, drivers: list[str], simulators: dict[str, type[SimDevice]]) -> str | None:
     if text is None:
         return None
     addresses = text.upper()
@@ -169,8 +173,9 @@ def run(args: argparse.Namespace) -> int:
     from ..sim.table import SharedOpticalTable
 
     drivers = [d.driver for d in args.devices]
-    simulators = {d: _simulator(d) for d in drivers}
-    missing = [d for d, s in simulators.items() if s is None]
+    found = {d: _simulator(d) for d in drivers}
+    simulators = {d: s for d, s in found.items() if s is not None}
+    missing = [d for d in drivers if d not in simulators]
     if missing:
         print(
             f"arrowdaq sim: no simulator for {missing[0]!r} (simulators: {', '.join(_known_simulators())})",

@@ -39,7 +39,9 @@ def _nest(flat_rows: pa.FixedSizeListArray, shape: tuple[int, ...]) -> pa.Array:
 def to_polars(data: pa.RecordBatch | pa.Table) -> pl.DataFrame:
     """A Polars DataFrame of a batch or table (string dictionaries become Categorical)."""
     table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
-    return pl.from_arrow(_tensor_to_storage(table))  # type: ignore[return-value]
+    frame = pl.from_arrow(_tensor_to_storage(table))
+    assert isinstance(frame, pl.DataFrame)  # a table gives a DataFrame (a Series comes from an array)
+    return frame
 
 
 def from_polars(df: pl.DataFrame, schema: pa.Schema) -> pa.Table:

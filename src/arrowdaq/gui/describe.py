@@ -162,7 +162,9 @@ def parse_description(raw: dict[str, Any]) -> Description:
             name = s["name"] if "/" in s["name"] else f"{d['name']}/{s['name']}"
             own.append(name)
             streams.setdefault(name, StreamInfo(name, s.get("kind") or "scalar", s.get("unit") or "", d["name"]))
-        settings = d.get("settings") if isinstance(d.get("settings"), dict) else {}
+        settings = d.get("settings")
+        if not isinstance(settings, dict):
+            settings = {}
         positions = sorted(s for s in own if s.endswith("position"))
         axes = d.get("axes") or settings.get("axes") or [int(a) for a in (_axis_number(s) for s in positions) if a]
         instruments.append(

@@ -15,6 +15,7 @@ The client is anything with the methods of :class:`LiveClient`;
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -50,7 +51,7 @@ Connector = Callable[[], LiveClient]
 def subscribe_latest(client: LiveClient, stream: str) -> Iterable[pa.RecordBatch]:
     """The client's latest-mode subscription, with heartbeats when it offers them (they let a feed stop promptly)."""
     try:
-        return client.subscribe(stream, "latest", heartbeats=True)  # type: ignore[call-arg]
+        return client.subscribe(stream, "latest", heartbeats=True)  # type: ignore[call-arg]  # newer clients only
     except TypeError:  # a client without the option
         return client.subscribe(stream, "latest")
 
@@ -209,10 +210,10 @@ class Link(QtCore.QObject):
                     client = self._connect()
                     description = client.describe()
                 except Exception as exc:
-                    self.post(lambda exc=exc: self._set_state(f"lost: {exc}"))
+                    self.post(functools.partial(self._set_state, f"lost: {exc}"))
                     self._closing.wait(self.retry_s)
                     continue
-                self.post(lambda c=client, d=description: self._on_connected(c, d))
+                self.post(functools.partial(self._on_connected, client, description))
                 return
         finally:
             self._reconnecting.release()
@@ -235,6 +236,10 @@ class Link(QtCore.QObject):
         if self.state != "connected" or self._closing.is_set():
             return
 
+        def restart_feed(client: LiveClient) -> None:
+            if not feed.running:
+                feed.start(client)
+
         def retry_feed(_: Any) -> None:
             if feed.failures == 0:
                 self.error.emit(message)  # once: retries of the same stream do not flood the log
@@ -242,7 +247,7 @@ class Link(QtCore.QObject):
             client = self.client
             if client is not None and self._feeds.get(feed.stream) is feed:
                 delay = min(self.retry_s * 2 ** min(feed.failures, 5), 30.0)
-                QtCore.QTimer.singleShot(int(delay * 1000), lambda: feed.running or feed.start(client))
+                QtCore.QTimer.singleShot(int(delay * 1000), functools.partial(restart_feed, client))
 
         def lost(_: str) -> None:
             if self.state != "connected":

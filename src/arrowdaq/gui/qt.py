@@ -21,4 +21,6 @@ def application(argv: list[str] | None = None) -> QtWidgets.QApplication:
         app = QtWidgets.QApplication(argv or ["arrowdaq-gui"])
         app.setApplicationName("arrowdaq")
         app.setOrganizationName("arrowdaq")
-    return app  # type: ignore[return-value]
+    if not isinstance(app, QtWidgets.QApplication):
+        raise RuntimeError("this process already has a Qt application without widgets (QCoreApplication)")
+    return app

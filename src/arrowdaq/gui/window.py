@@ -79,7 +79,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.stop_all.setToolTip("Stop every axis of every Movable instrument now (Esc)")
         self.stop_all.clicked.connect(self.instruments.stop_all_motion)
         toolbar.addWidget(self.stop_all)
-        QtGui.QShortcut(QtGui.QKeySequence("Esc"), self, activated=self.instruments.stop_all_motion)
+        QtGui.QShortcut(QtGui.QKeySequence("Esc"), self, self.instruments.stop_all_motion)
         toolbar.addSeparator()
         toolbar.addAction("Reset layout", lambda: self.restoreState(self._default_state, LAYOUT_VERSION))
         view = self.menuBar().addMenu("&View")

@@ -8,6 +8,7 @@ command to a reserved axis, naming the scan; ``stop`` is never refused.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,5 +85,5 @@ class Reservations:
                     f"{actor}.{message.action} refused: {where} is in use by {r.holder}; pause or abort the scan first"
                 )
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Reservation]:
         return iter(list(self._held))

@@ -248,7 +248,8 @@ class InstrumentActor(Actor):
         """In the worker thread: read every reading due by the requested rate (one every
         ``1/poll_hz`` s since the stream started), for up to ``batch_latency`` or until the
         columns are full. A driver or machine too slow to keep up is reported, not hidden."""
-        read = self.driver.read  # type: ignore[union-attr]
+        assert self.driver is not None  # polling runs while the driver is connected
+        read = self.driver.read
         period = 1.0 / self.poll_hz[stream]
         now = time.monotonic()
         end = now + self.batch_latency

@@ -376,8 +376,8 @@ def command(method: Callable[..., Any] | None = None, *, changes: bool = True) -
     """
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.__arrowdaq_command__ = True  # type: ignore[attr-defined]
-        fn.__arrowdaq_changes__ = changes  # type: ignore[attr-defined]
+        fn.__arrowdaq_command__ = True  # type: ignore[attr-defined]  # a marker on the function object
+        fn.__arrowdaq_changes__ = changes  # type: ignore[attr-defined]  # a marker on the function object
         return fn
 
     return mark(method) if method is not None else mark

@@ -180,14 +180,16 @@ class FlightEndpoint(flight.FlightServerBase):
     def list_flights(self, context: flight.ServerCallContext, criteria: bytes) -> Iterator[flight.FlightInfo]:
         return iter(self.service.flight_infos())
 
-    def get_flight_info(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor):
+    def get_flight_info(
+        self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
+    ) -> flight.FlightInfo:
         name = self.service.descriptor_stream(descriptor)
         for info in self.service.flight_infos():
             if info.descriptor.path[0].decode() == name:
                 return info
         raise flight.FlightServerError(self.service.unknown_stream(name))
 
-    def get_schema(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor):
+    def get_schema(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
         return flight.SchemaResult(self.service.schema_of(self.service.descriptor_stream(descriptor)))
 
     def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.FlightDataStream:

@@ -101,14 +101,16 @@ class Decimator:
     def work_per_sample(self) -> float:
         """Estimated cost per input sample, about in nanoseconds (the FIR's history copy not included)."""
         if self.taps is None:
-            return self.filter.work_per_sample  # type: ignore[union-attr]
+            assert self.filter is not None  # the IIR decimator
+            return self.filter.work_per_sample
         return 0.5 * len(self.taps) / self.factor + 2.0
 
     def reset(self) -> None:
         if self.taps is not None:
             self._history = np.zeros(len(self.taps) - 1)  # the inputs before the chunk, from rest
         else:
-            self.filter.reset()  # type: ignore[union-attr]
+            assert self.filter is not None  # the IIR decimator
+            self.filter.reset()
         self.phase = 0  # index in the next chunk of the next sample to keep
 
     def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +118,8 @@ class Decimator:
         keep = np.arange(self.phase, len(x), self.factor)
         self.phase = (self.phase - len(x)) % self.factor
         if self.taps is None:
-            return self.filter.process(x)[keep], keep  # type: ignore[union-attr]
+            assert self.filter is not None  # the IIR decimator
+            return self.filter.process(x)[keep], keep
         if len(x) == 0:
             return np.empty(0), keep
         n_taps = len(self.taps)

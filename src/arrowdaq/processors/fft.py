@@ -27,7 +27,7 @@ window over the samples actually used.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -104,7 +104,7 @@ class SlidingFFT:
         if not 1 <= hop <= window_size:
             raise ValueError(f"hop must be in 1..{window_size}, got {hop}")
         self.window_size, self.hop, self.sample_rate = window_size, hop, sample_rate
-        self.options = {"window": window, "scaling": scaling, "detrend": detrend}
+        self.options: dict[str, Any] = {"window": window, "scaling": scaling, "detrend": detrend}
         window_values(window, window_size)  # fail now on an unknown window
         self.reset()
 
@@ -134,7 +134,7 @@ class SlidingFFT:
         self._values[: self._held] = v[used:]
         self._timestamps[: self._held] = ts[used:]
         frames = sliding_window_view(v, self.window_size)[:: self.hop][:count]
-        return spectra(frames, self.sample_rate, **self.options), ts[: used : self.hop]  # type: ignore[arg-type]
+        return spectra(frames, self.sample_rate, **self.options), ts[: used : self.hop]
 
 
 class FFTParams(SignalParams):

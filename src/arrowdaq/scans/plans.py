@@ -253,7 +253,7 @@ def as_plan(plan: Plan | Generator[Any, Any, Any] | Iterable[dict[AxisRef, float
     args: dict[str, Any] = {}
     frame = getattr(plan, "gi_frame", None)
     if frame is not None:  # a generator: record the arguments it was called with
-        code = plan.gi_code  # type: ignore[union-attr]
+        code = frame.f_code
         names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
         args = {n: _plain(frame.f_locals[n]) for n in names if n in frame.f_locals}
     return Plan(name, args, list(setpoints), _Primed(first, iterator), num=num)
@@ -290,5 +290,5 @@ class _Primed:
         return next(self._rest)
 
 
-def points_of(plan: Plan) -> Iterator[Point] | _Primed:
-    return plan.points if isinstance(plan.points, _Primed) else iter(plan.points)  # type: ignore[return-value]
+def points_of(plan: Plan) -> Iterator[dict[AxisRef, float] | Point] | _Primed:
+    return plan.points if isinstance(plan.points, _Primed) else iter(plan.points)

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from ..actors import ActorRef, ActorStatus, Command
 from ..errors import CommandError, describe
-from ..hub import InstrumentManager
+from ..hub import InstrumentManager, Subscription
 from ..hub.reservations import Reservation
 from ..log import get_logger
 from ..storage import RunInfo, StorageOptions, spawn_storage
@@ -345,7 +345,8 @@ class _Recorder:
             return
         await ref.stop()
         for inbox in ref.inboxes:
-            self.hub.unsubscribe(inbox)  # type: ignore[arg-type]
+            if isinstance(inbox, Subscription):
+                self.hub.unsubscribe(inbox)
 
     async def _end(self, result: ScanResult) -> None:
         if self.publisher is not None:

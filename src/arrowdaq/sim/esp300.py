@@ -27,7 +27,7 @@ import time
 from collections import deque
 
 from .device import SimDevice
-from .table import OpticalTable
+from .table import Motion, OpticalTable
 
 REPLY_LATENCY = 0.02
 
@@ -114,7 +114,7 @@ class ESP300Sim(SimDevice):
             return None
         return self._axis_command(int(axis_text), mnemonic, bool(query), value.strip())
 
-    def _stage(self, axis: int):
+    def _stage(self, axis: int) -> Motion:
         return self.table.stage[axis]
 
     def _speed(self, axis: int) -> float:

@@ -159,7 +159,9 @@ class OpticalTable:
         row = h / 2 + self.stage[3].at(now) * s.camera_px_per_mm
         return row, col
 
-    def camera_frame(self, exposure_s: float, shape: tuple[int, int] | None = None, dtype=np.uint16) -> np.ndarray:
+    def camera_frame(
+        self, exposure_s: float, shape: tuple[int, int] | None = None, dtype: type[np.integer] = np.uint16
+    ) -> np.ndarray:
         """A frame of the beam spot with shot noise (counts)."""
         s = self.settings
         h, w = shape or s.camera_shape

@@ -10,7 +10,9 @@ crash can leave a file that needs ``h5clear -s``. Prefer the ``nexus`` layout.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import h5py
 import numpy as np
 import pyarrow as pa
 
@@ -34,7 +36,7 @@ class ArrowIpcWriter(RunWriter):
     layout = "arrow_ipc"
     swmr = False
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._schemas: dict[str, pa.Schema] = {}
         self._counts: dict[str, int] = {}
@@ -61,7 +63,7 @@ class ArrowIpcWriter(RunWriter):
     def _load(self) -> None:
         root = self._open_file.require_group(L.ARROW_DATA)
 
-        def visit(name: str, item) -> None:
+        def visit(name: str, item: h5py.Group | h5py.Dataset) -> None:
             if L.STREAM_ATTR in item.attrs:
                 stream = L.attr_text(item.attrs[L.STREAM_ATTR])
                 self._schemas[stream] = L.decode_schema(item.attrs[L.SCHEMA_ATTR])

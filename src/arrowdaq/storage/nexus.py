@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import h5py
 import numpy as np
@@ -155,7 +156,7 @@ class NexusWriter(RunWriter):
     layout = "nexus"
     swmr = True
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._streams: dict[str, _Stream] = {}
         #: Producers that are processors (their streams are derived); set by the storage actor.

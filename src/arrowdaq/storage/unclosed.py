@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import h5py
 
@@ -93,7 +94,7 @@ class _ClearedFlagsFile(io.RawIOBase):
     def tell(self) -> int:
         return self._f.tell()
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any) -> int:  # any writable buffer (bytearray, memoryview)
         pos = self._f.tell()
         n = self._f.readinto(buffer)
         lo, hi = max(pos, self._offset), min(pos + n, self._offset + len(self._block))

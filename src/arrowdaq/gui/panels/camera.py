@@ -10,6 +10,7 @@ this window never showed.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +30,7 @@ LUT_SIZE = 256
 class Histogram(pg.HistogramLUTItem):
     """The histogram and levels beside the image, with a 256-entry lookup table."""
 
-    def getLookupTable(self, img=None, n=None, alpha=None):
+    def getLookupTable(self, img: Any = None, n: int | None = None, alpha: Any = None) -> Any:
         return super().getLookupTable(img, LUT_SIZE, alpha)
 
 
@@ -60,7 +61,7 @@ class CameraPanel(QtWidgets.QWidget):
         self.auto_levels.setToolTip(
             "Levels follow each frame's min and max; dragging the histogram's levels turns this off"
         )
-        self.auto_levels.toggled.connect(lambda on: on and self.redraw(force=True))
+        self.auto_levels.toggled.connect(self._set_auto_levels)
         self.pause = QtWidgets.QPushButton("Pause")
         self.pause.setCheckable(True)
         self.pause.toggled.connect(lambda on: self.pause.setText("Resume" if on else "Pause"))
@@ -154,6 +155,10 @@ class CameraPanel(QtWidgets.QWidget):
         if self.frame is not None:
             lo, hi = float(self.frame.min()), float(self.frame.max())
             self.hist.setLevels(lo, hi if hi > lo else lo + 1)
+
+    def _set_auto_levels(self, on: bool) -> None:
+        if on:
+            self.redraw(force=True)
 
     def redraw(self, force: bool = False) -> None:
         if self.frame is None or (not self._dirty and not force) or self.pause.isChecked():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import pyarrow as pa
 
@@ -86,7 +87,7 @@ class EventsPanel(QtWidgets.QWidget):
             self.columns = ["time", "kind", "source", "message"]
             self.table.setColumnCount(4)
             self.table.setHorizontalHeaderLabels(self.columns)
-        row = {"timestamp_ns": int(QtCore.QDateTime.currentMSecsSinceEpoch() * 1e6)}
+        row: dict[str, Any] = {"timestamp_ns": int(QtCore.QDateTime.currentMSecsSinceEpoch() * 1e6)}
         row.update({c: "" for c in self.columns[1:]})
         keys = self.columns[1:]
         for key, value in zip(("kind", "source", "message"), ("gui", source, message), strict=True):
@@ -98,9 +99,8 @@ class EventsPanel(QtWidgets.QWidget):
     def _apply_filter(self, needle: str) -> None:
         needle = needle.lower()
         for r in range(self.table.rowCount()):
-            text = " ".join(
-                self.table.item(r, c).text() for c in range(self.table.columnCount()) if self.table.item(r, c)
-            )
+            items = (self.table.item(r, c) for c in range(self.table.columnCount()))
+            text = " ".join(item.text() for item in items if item is not None)
             self.table.setRowHidden(r, bool(needle) and needle not in text.lower())
 
     def close_feeds(self) -> None:

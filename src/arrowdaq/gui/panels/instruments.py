@@ -9,6 +9,7 @@ toolbar has a STOP for every axis at once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -107,7 +108,12 @@ class ControlEditor(QtWidgets.QWidget):
             return e.isChecked()
         if isinstance(e, QtWidgets.QDoubleSpinBox):
             return e.value()
-        return parse_value(e.text())  # type: ignore[union-attr]
+        assert isinstance(e, QtWidgets.QLineEdit)  # the editor of any other control
+        return parse_value(e.text())
+
+    def show_read(self, reply: Any) -> None:
+        """Show the value a ``get`` call read."""
+        self.show_value(unwrap(reply))
 
     def set_text(self, value: Any) -> None:
         """Type ``value`` into the editor (a test or a user); the spin box clamps to its limits."""
@@ -126,8 +132,8 @@ class ControlEditor(QtWidgets.QWidget):
                 e.setValue(float(value))
             except (TypeError, ValueError):
                 pass
-        else:
-            e.setText(str(value))  # type: ignore[union-attr]
+        elif isinstance(e, QtWidgets.QLineEdit):
+            e.setText(str(value))
 
     def submit(self) -> None:
         self.send(self.info, self.value())
@@ -175,7 +181,7 @@ class InstrumentCard(QtWidgets.QGroupBox):
             label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             self.value_labels[stream] = label
             form.addRow(stream.split("/", 1)[-1], label)
-            self.watches.append(link.watch(stream, lambda b, stream=stream: self._on_value(stream, b)))
+            self.watches.append(link.watch(stream, functools.partial(self._on_value, stream)))
         writable = [c for c in info.controls if not c.read_only]
         settings_form = form
         if len(writable) > SHOWN_SETTINGS:  # many settings (a controller's axes): folded, values stay in sight
@@ -203,7 +209,7 @@ class InstrumentCard(QtWidgets.QGroupBox):
             self.editors[control.name] = editor
             settings_form.addRow(f"{control.name}", editor)
             if not info.describe_error:  # what the device has now (describe's settings may be seconds old)
-                link.call("get", info.name, control.name, on_done=lambda r, e=editor: e.show_value(unwrap(r)))
+                link.call("get", info.name, control.name, on_done=editor.show_read)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(head)
@@ -240,7 +246,7 @@ class InstrumentCard(QtWidgets.QGroupBox):
             step.setSuffix(f" {unit}" if unit else "")
             step.setToolTip("Jog step")
             move = QtWidgets.QPushButton("Move to")
-            move.clicked.connect(lambda _=False, a=axis, t=target: self.move(a, t.value()))
+            move.clicked.connect(lambda _=False, a=axis, t=target: self.move_axis(a, t.value()))
             back = QtWidgets.QPushButton("◀ jog")
             back.setToolTip("Move back by the step")
             back.clicked.connect(lambda _=False, a=axis, s=step: self.jog(a, -s.value()))
@@ -318,9 +324,7 @@ class InstrumentCard(QtWidgets.QGroupBox):
             self.info.name,
             control.name,
             value,
-            on_done=lambda r, c=control.name, v=value: self.show_reply(
-                f"{c} = {unwrap(r) if unwrap(r) is not None else v}"
-            ),
+            on_done=lambda r: self.show_reply(f"{control.name} = {unwrap(r) if unwrap(r) is not None else value}"),
             on_error=lambda e: self.show_reply(e, error=True),
         )
 
@@ -330,7 +334,7 @@ class InstrumentCard(QtWidgets.QGroupBox):
             "command",
             self.info.name,
             name,
-            on_done=lambda r, n=name: self.show_reply(f"{n}: {'done' if unwrap(r) is None else unwrap(r)}"),
+            on_done=lambda r: self.show_reply(f"{name}: {'done' if unwrap(r) is None else unwrap(r)}"),
             on_error=lambda e: self.show_reply(e, error=True),
             **args,
         )
@@ -357,7 +361,7 @@ class InstrumentCard(QtWidgets.QGroupBox):
         c = self._command_info(command)
         return {"axis": axis} if axis is not None and self.info.axes and c is not None and "axis" in c.params else {}
 
-    def move(self, axis: int, target: float) -> None:
+    def move_axis(self, axis: int, target: float) -> None:
         """``move_to`` with the target under the name the driver declares (``target``, ``position``...)."""
         c = self._command_info("move_to")
         name = c.params[0] if c is not None and c.params else "target"
@@ -370,7 +374,7 @@ class InstrumentCard(QtWidgets.QGroupBox):
                 "move_by", **{c.params[0] if c.params else "distance": step}, **self._axis_arg("move_by", axis)
             )
         elif axis in self.positions:
-            self.move(axis, self.positions[axis] + step)
+            self.move_axis(axis, self.positions[axis] + step)
         else:
             self.show_reply("not sent: position unknown yet", error=True)
 

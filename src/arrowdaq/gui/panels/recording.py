@@ -40,7 +40,7 @@ class RecordingPanel(QtWidgets.QWidget):
         self.path.setTextInteractionFlags(
             self.path.textInteractionFlags() | self.path.textInteractionFlags().TextSelectableByMouse
         )
-        self.size = QtWidgets.QLabel("–")
+        self.file_size = QtWidgets.QLabel("–")
         self.reply = QtWidgets.QLabel("")
         self.reply.setWordWrap(True)
 
@@ -55,7 +55,7 @@ class RecordingPanel(QtWidgets.QWidget):
         form.addRow(buttons)
         form.addRow("State", self.state)
         form.addRow("File", self.path)
-        form.addRow("Size", self.size)
+        form.addRow("Size", self.file_size)
         form.addRow(self.reply)
         self.show_state(False)
 
@@ -100,7 +100,7 @@ class RecordingPanel(QtWidgets.QWidget):
                 size = Path(str(path)).stat().st_size
             except OSError:
                 size = None
-        self.size.setText(human_bytes(float(size)) if size is not None else "– (file on another machine)")
+        self.file_size.setText(human_bytes(float(size)) if size is not None else "– (file on another machine)")
         if rec.get("error"):
             self._failed(f"recording stopped: {rec['error']}")
 

@@ -79,8 +79,8 @@ class ScanPanel(QtWidgets.QWidget):
         self.scan_id: str | None = None
         self.following = False
         self.outcome: dict[str, Any] | None = None
-        self.x = np.empty(0)
-        self.y = np.empty(0)
+        self.x_values = np.empty(0)
+        self.y_values = np.empty(0)
         self.rows = 0  # points of this scan received (the next ``since``)
         self.x_name = self.y_name = ""
 
@@ -307,7 +307,7 @@ class ScanPanel(QtWidgets.QWidget):
             self.eta.setText(f"{state.get('elapsed_s', 0):.0f} s elapsed, about {state['eta_s']:.0f} s left")
         if new == "idle" and self.state != "idle":
             self.eta.setText("")
-            if self.outcome is None and len(self.y) > 1:  # no outcome from the engine: computed here
+            if self.outcome is None and len(self.y_values) > 1:  # no outcome from the engine: computed here
                 self.show_local_statistics()
         if new == "idle" and self.outcome is None and isinstance(state.get("last"), dict):
             last = state["last"]
@@ -329,7 +329,7 @@ class ScanPanel(QtWidgets.QWidget):
 
     # --- points ----------------------------------------------------------------------
     def clear_points(self) -> None:
-        self.x, self.y = np.empty(0), np.empty(0)
+        self.x_values, self.y_values = np.empty(0), np.empty(0)
         self.rows = 0
         self.x_name = self.y_name = ""
         self.outcome = None
@@ -370,10 +370,10 @@ class ScanPanel(QtWidgets.QWidget):
             np.array([np.nan if r.get(name) is None else float(r[name]) for r in rows])
             for name in (self.x_name, self.y_name)
         )
-        self.x, self.y = np.concatenate((self.x, xs)), np.concatenate((self.y, ys))
+        self.x_values, self.y_values = np.concatenate((self.x_values, xs)), np.concatenate((self.y_values, ys))
         self.rows += len(rows)
-        self.curve.setData(self.x, self.y)
-        self.current.setData(self.x[-1:], self.y[-1:])
+        self.curve.setData(self.x_values, self.y_values)
+        self.current.setData(self.x_values[-1:], self.y_values[-1:])
         self.progress.setTextVisible(True)
         self.progress.setMaximum(max(self.total, self.rows))
         self.progress.setValue(self.rows)
@@ -404,10 +404,10 @@ class ScanPanel(QtWidgets.QWidget):
         return f"{detector}: " + ";  ".join(parts)
 
     def show_local_statistics(self) -> None:
-        keep = np.isfinite(self.x) & np.isfinite(self.y)
+        keep = np.isfinite(self.x_values) & np.isfinite(self.y_values)
         if keep.sum() < 2:
             return
-        self.stats.setText(self._stats_line(self.y_name, peak_statistics(self.x[keep], self.y[keep])))
+        self.stats.setText(self._stats_line(self.y_name, peak_statistics(self.x_values[keep], self.y_values[keep])))
 
     def close_feeds(self) -> None:
         """Nothing to release: the panel follows the scan with calls, not a stream."""

@@ -33,7 +33,7 @@ class SpectrumPanel(QtWidgets.QWidget):
         self.picker.currentTextChanged.connect(self.show_stream)
         self.log_y = QtWidgets.QCheckBox("Log Y")
         self.log_y.setChecked(True)
-        self.log_y.toggled.connect(lambda on: (self.plot.setLogMode(y=on), self.redraw(force=True)))
+        self.log_y.toggled.connect(self._set_log_y)
         self.pause = QtWidgets.QPushButton("Pause")
         self.pause.setCheckable(True)
         self.pause.toggled.connect(lambda on: self.pause.setText("Resume" if on else "Pause"))
@@ -92,6 +92,10 @@ class SpectrumPanel(QtWidgets.QWidget):
             self.plot.enableAutoRange()
         self.trace = trace
         self._dirty = True
+
+    def _set_log_y(self, on: bool) -> None:
+        self.plot.setLogMode(y=on)
+        self.redraw(force=True)
 
     def redraw(self, force: bool = False) -> None:
         if self.trace is None or (not self._dirty and not force) or self.pause.isChecked():

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from typing import Any, cast
 
 from ...errors import (
@@ -79,7 +80,7 @@ class Bus:
         bus = getattr(transport, "elliptec_bus", None)
         if bus is None:
             bus = Bus()
-            transport.elliptec_bus = bus  # type: ignore[attr-defined]
+            transport.elliptec_bus = bus  # type: ignore[attr-defined]  # kept on the shared port's transport
         return bus
 
 
@@ -102,7 +103,7 @@ def from_hex32(text: str) -> int:
     return value - 2**32 if value >= 2**31 else value
 
 
-def hex_field(mnemonic: str, digits: int = 2):
+def hex_field(mnemonic: str, digits: int = 2) -> Callable[[str], int]:
     """Parser for a reply body such as ``GV32``: the hex number after the mnemonic."""
 
     def parse(body: str) -> int:
@@ -114,7 +115,7 @@ def hex_field(mnemonic: str, digits: int = 2):
     return parse
 
 
-def degrees_field(mnemonic: str):
+def degrees_field(mnemonic: str) -> Callable[[str], float]:
     """Parser for ``GJ00000E38``-style replies: 8 hex pulses after the mnemonic, in degrees."""
 
     def parse(body: str) -> float:
@@ -300,7 +301,8 @@ class ELL14(Driver):
     def _answer(self, command: str, sent: str, timeout: float | None = None) -> str:
         """Read this mount's answer to ``command`` (sent as ``sent``); hold the bus lock."""
         expect = REPLY_OF.get(command[:2], "GS")
-        limit = self.transport.settings.timeout if timeout is None else timeout  # type: ignore[union-attr]
+        assert self.transport is not None  # _send refused a mount without one
+        limit = self.transport.settings.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         while True:
             body = self._next_reply(deadline, sent)

@@ -26,7 +26,7 @@ log = get_logger("arrowdaq.instruments.maitai")
 _NUMBER_WITH_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%]*)\s*$")
 
 
-def number_with_unit(unit: str):
+def number_with_unit(unit: str) -> Callable[[str], float]:
     """A parser for replies such as ``820nm`` or ``3.000W``: the number, the unit checked if present."""
 
     def parse(reply: str) -> float:
