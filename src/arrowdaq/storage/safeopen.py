@@ -23,6 +23,7 @@ import ctypes.util
 import fcntl
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -111,7 +112,7 @@ def hdf5_library_paths(maps: str = "/proc/self/maps") -> list[str]:
 
 
 @functools.cache
-def _set_read_attempts():
+def _set_read_attempts() -> Callable[[int, int], int] | None:
     """HDF5's ``H5Pset_metadata_read_attempts`` from the library h5py uses, or None."""
     for path in hdf5_library_paths():
         try:

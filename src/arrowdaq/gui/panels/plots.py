@@ -8,6 +8,7 @@ pixel.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -156,7 +157,7 @@ class PlotPanel(QtWidgets.QWidget):
             [], [], pen=pg.mkPen(colour, width=1), name=f"{name} [{unit}]" if unit else name
         )
         self.histories[name] = History()
-        self.watches[name] = self.link.watch(name, lambda batches, name=name: self.add_batches(name, batches))
+        self.watches[name] = self.link.watch(name, functools.partial(self.add_batches, name))
         self._label_axes()
 
     def _label_axes(self) -> None:
