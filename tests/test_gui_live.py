@@ -105,9 +105,9 @@ def test_recording_panel_shows_the_file_and_its_size_growing_as_the_daemon_repor
     with demo.client() as client:
         state = client.status()["recording"]
     assert state["file"] == rec.path.text() and state["size_bytes"] > 0  # the daemon says how big the file is
-    first = rec.size.text()
+    first = rec.file_size.text()
     assert re.fullmatch(r"[\d.]+ (B|KiB|MiB|GiB)", first), first
-    qtbot.waitUntil(lambda: rec.size.text() != first, timeout=30_000)  # it grows while the demo records
+    qtbot.waitUntil(lambda: rec.file_size.text() != first, timeout=30_000)  # it grows while the demo records
 
 
 def test_status_bar_names_the_other_live_clients(qtbot, window, demo):
@@ -264,11 +264,11 @@ def test_a_scan_from_the_scan_panel_runs_on_the_engine_and_its_plot_gets_every_p
     assert enabled_buttons(scans) == {"pause", "abort"}
     qtbot.waitUntil(lambda: scans.state == "idle" and scans.outcome is not None, timeout=60_000)
     assert scans.outcome["exit_status"] == "success" and scans.outcome["points"] == 16
-    assert scans.rows == 16 and len(scans.x) == 16  # every point, once, in order
-    assert scans.x == pytest.approx(np.linspace(0, 90, 16))
+    assert scans.rows == 16 and len(scans.x_values) == 16  # every point, once, in order
+    assert scans.x_values == pytest.approx(np.linspace(0, 90, 16))
     assert (scans.x_name, scans.y_name) == ("hwp", "pm1")
     stats = scans.outcome["statistics"]["pm1"]
-    assert scans.y.max() == pytest.approx(stats["max"])  # the plot shows what the engine measured and stored
+    assert scans.y_values.max() == pytest.approx(stats["max"])  # the plot shows what the engine measured and stored
     text = scans.stats.text()
     assert "success" in text and "16 points" in text and "centre of mass" in text and "FWHM" in text
     assert enabled_buttons(scans) == {"start"}
@@ -286,7 +286,7 @@ def test_abort_from_the_scan_panel_ends_the_scan_with_the_points_measured(qtbot,
     qtbot.waitUntil(lambda: scans.state == "idle" and scans.outcome is not None, timeout=60_000)
     outcome = scans.outcome
     assert outcome["exit_status"] == "aborted" and 2 <= outcome["points"] < 30
-    assert scans.rows == outcome["points"] == len(scans.x)
+    assert scans.rows == outcome["points"] == len(scans.x_values)
     assert "aborted" in scans.stats.text()
 
 
