@@ -32,7 +32,7 @@ async def through_hub(batches: list, producers: int, subscribers: int) -> float:
     hub = InstrumentManager()
     for p in range(producers):
         hub.declare(f"dev{p}/v", scalar_schema("V"), producer=f"dev{p}")
-    subs = [hub.subscribe("dev*/v", policy="lossless", name=f"s{m}") for m in range(subscribers)]
+    subs = [hub.subscribe("dev*/v", delivery="lossless", name=f"s{m}") for m in range(subscribers)]
     expected = len(batches) * producers
 
     async def produce(p: int) -> None:

@@ -281,3 +281,32 @@ async def test_a_timer_whose_handler_falls_behind_reports_the_shortfall(monkeypa
     assert shortfall > 0.5 and requested == 1000
     assert "timer tick:" in caplog.text and "of 1000 Hz requested" in caplog.text
     await sup.stop_all()
+
+
+async def test_a_link_lost_after_running_well_is_a_new_outage_and_never_fails():
+    """The supervisor judges a failure by how long the instance ran: a device that worked for a
+    while and dropped again is a second outage, retried, and never uses up the failure limit."""
+    attempts = []
+
+    class Device(Actor):
+        link_errors = (ConnectionError,)
+
+        async def on_start(self):
+            attempts.append(len(attempts))
+            if len(attempts) in (1, 2, 4, 5, 6):  # away, back, away again for longer than max_failures
+                raise ConnectionError("port /dev/ttyUSB0 went away")
+
+        async def handle(self, message):
+            raise ConnectionError("port /dev/ttyUSB0 went away")
+
+    sup = Supervisor(FAST_RESTARTS)  # max_failures=3, max_backoff=0.08 s
+    ref = sup.spawn("device", Device)
+    await ref.wait_status(ActorStatus.RUNNING)
+    assert ref.outages == 1 and ref.restarts == 0
+    await asyncio.sleep(2 * FAST_RESTARTS.max_backoff)  # the scenario: it runs well for a while
+    await ref.tell("read")
+    async with asyncio.timeout(5):
+        while not (len(attempts) == 7 and ref.status is ActorStatus.RUNNING):
+            await asyncio.sleep(0.005)
+    assert ref.outages == 2 and ref.restarts == 0
+    await sup.stop_all()

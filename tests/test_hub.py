@@ -88,8 +88,8 @@ async def test_lossless_subscriber_gets_every_batch_in_order_across_a_stop(hub):
 
 async def test_latest_subscriber_that_stalls_drops_oldest_and_slows_no_one(hub):
     hub.declare("cam1/frames", scalar_schema("W"), producer="cam1")
-    stalled = hub.subscribe("cam1/*", policy="latest", max_batches=4, name="gui")
-    lossless = hub.subscribe("cam1/frames", policy="lossless", name="storage")
+    stalled = hub.subscribe("cam1/*", delivery="latest", max_batches=4, name="gui")
+    lossless = hub.subscribe("cam1/frames", delivery="lossless", name="storage")
     for i in range(1000):
         await hub.publish("cam1/frames", batch(i))
     assert len(stalled) == 4 and stalled.drops == 996
@@ -198,7 +198,7 @@ async def test_a_failed_consumer_never_blocks_its_producer(hub):
 
 async def test_a_subscription_can_be_read_with_async_for_until_closed(hub):
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
-    sub = hub.subscribe("pm1/*", policy="latest", max_batches=100, name="notebook")
+    sub = hub.subscribe("pm1/*", delivery="latest", max_batches=100, name="notebook")
     for i in range(3):
         await hub.publish("pm1/power", batch(i))
     sub.close()

@@ -130,7 +130,7 @@ async def test_fft_of_scope_traces_finds_the_modulation_frequency_end_to_end(hub
         "scope1_fft",
         lambda: FFTProcessor(hub, "scope1/trace", window="hann", detrend=True),
         inputs="scope1/trace",
-        policy="lossless",
+        delivery="lossless",
     )
     await hub.actor("scope1_fft").wait_status(ActorStatus.RUNNING)
     sub = hub.subscribe("scope1_fft/spectrum")

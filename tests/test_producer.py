@@ -41,7 +41,7 @@ def test_reading_columns_take_batches_and_start_over():
 
 async def test_every_reading_arrives_in_order_across_batch_boundaries_and_at_stop(hub, tmp_path):
     ref, path = spawn_storage(hub, "pm1/*", StorageOptions(data_dir=tmp_path, chunk_rows=1000), RunInfo(name="p"))
-    live = hub.subscribe("pm1/power", policy="lossless", name="counter")
+    live = hub.subscribe("pm1/power", delivery="lossless", name="counter")
     await ref.wait_status(ActorStatus.RUNNING)
     n = 25_500  # 25 full batches of 1,000 and 500 readings gathered when the block ends
     async with Producer(hub, "pm1/power", unit="W", batch_rows=1000, batch_latency=60) as power:
@@ -62,7 +62,7 @@ async def test_every_reading_arrives_in_order_across_batch_boundaries_and_at_sto
 
 
 async def test_a_lone_reading_is_published_after_the_batch_latency(hub):
-    sub = hub.subscribe("pm1/power", policy="latest", name="gui")
+    sub = hub.subscribe("pm1/power", delivery="latest", name="gui")
     power = Producer(hub, "pm1/power", unit="W", batch_rows=10_000, batch_latency=0.02)
     power.append(1.5e-3)
     stream, batch = await asyncio.wait_for(sub.get(), 5)  # no more readings, no flush: the deadline sends it
@@ -71,7 +71,7 @@ async def test_a_lone_reading_is_published_after_the_batch_latency(hub):
 
 
 async def test_put_waits_for_a_full_lossless_subscriber_and_keeps_the_order(hub):
-    slow = hub.subscribe("pm1/power", policy="lossless", name="slow", max_bytes=20_000)
+    slow = hub.subscribe("pm1/power", delivery="lossless", name="slow", max_bytes=20_000)
     got: list[float] = []
     done = asyncio.Event()
 

@@ -133,7 +133,7 @@ async def main(data_dir):
     hub = InstrumentManager()
     hub.declare("cam1/frames", image_schema((128, 128), "uint16"), producer="cam1")
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
-    gui = hub.subscribe("*/*", policy="latest", name="gui", max_batches=1000)
+    gui = hub.subscribe("*/*", delivery="latest", name="gui", max_batches=1000)
     ref, path = spawn_storage(hub, "*/*", StorageOptions(data_dir=data_dir, image_compression=None, compression=None),
                               RunInfo(name="full"))
     await ref.wait_status(ActorStatus.RUNNING)

@@ -3,9 +3,9 @@
 from ..errors import describe
 from .actor import Actor, Inbox, Timer
 from .messages import Command
-from .ref import ActorRef, RestartPolicy
+from .ref import ActorRef
 from .status import STOP_ORDER, ActorStatus, Role, StatusEvent
-from .supervisor import Supervisor
+from .supervisor import RestartPolicy, Supervisor
 
 __all__ = [
     "Actor",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import describe
 from ..log import ContextAdapter, get_logger
+from .mailbox import Mailbox
 from .status import Role
 
 if TYPE_CHECKING:
@@ -108,16 +109,34 @@ class Actor:
 
     name: str
     log: ContextAdapter
-    _ref: ActorRef
 
-    def _bind(self, ref: ActorRef) -> None:
+    # --- the runtime's side: each (re)start builds a fresh instance, binds it, and closes it once ---------
+    def bind(self, ref: ActorRef, mailbox: Mailbox) -> None:
+        """Give a fresh instance its ref (name, status) and mailbox (its timers tick into it)."""
         self._ref = ref
+        self._mailbox = mailbox
         self.name = ref.name
         self.log = get_logger(type(self).__module__, actor=ref.name)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"actor-{ref.name}")
         self._timers: list[asyncio.Task[None]] = []
         self._timer_objects: list[Timer] = []
         self._closed = False
+
+    async def close(self, on_error: Callable[[BaseException], None]) -> None:
+        """``on_stop`` once per instance, within :attr:`close_timeout`; then the timers and the worker
+        thread end. An error while closing goes to ``on_error``: the instance is gone either way."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.wait_for(self.on_stop(), self.close_timeout)
+        except Exception as exc:
+            on_error(exc)
+        finally:
+            for task in self._timers:
+                task.cancel()
+            self._timers.clear()
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     # --- hooks to override -----------------------------------------------------
     async def on_start(self) -> None:
@@ -180,7 +199,7 @@ class Actor:
             timer.ticks += due
             timer.owed += due
             if not timer.pending:
-                self._ref._mailbox.put_tick(timer)
+                self._mailbox.put_tick(timer)
                 timer.pending = True
                 timer.honoured += 1
             if timer.ticks - reported >= max(1, int(TIMER_REPORT_S / timer.interval)):  # every ~10 s
@@ -195,9 +214,3 @@ class Actor:
     def timers(self) -> list[Timer]:
         """This actor's timers (requested and achieved rates)."""
         return list(self._timer_objects)
-
-    def _release(self) -> None:
-        for task in self._timers:
-            task.cancel()
-        self._timers.clear()
-        self._executor.shutdown(wait=False, cancel_futures=True)

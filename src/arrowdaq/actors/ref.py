@@ -1,23 +1,21 @@
-"""ActorRef: the handle to a running actor, and the loop that serves it.
+"""ActorRef: the handle to an actor, and the loop that serves one instance of it.
 
 The ref outlives the actor instances behind it: when an actor raises, its
-supervisor builds a fresh instance from the factory, while the mailbox, the
-attached inboxes (hub subscriptions) and every ref held elsewhere stay valid.
-Nothing queued is lost across a restart; the one message or batch being handled
-when the actor raised is not handed to the new instance (it may be what made it
-fail).
+supervisor (:mod:`.supervisor`) builds a fresh instance from the factory and
+hands it to :meth:`ActorRef.run`, while the mailbox, the attached inboxes (hub
+subscriptions) and every ref held elsewhere stay valid. Nothing queued is lost
+across a restart; the one message or batch being handled when the actor raised
+is not handed to the new instance (it may be what made it fail).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ..errors import ActorNotRunning, ArrowDAQError, AskTimeout, CommandError, Unrecoverable, describe
+from ..errors import ActorNotRunning, AskTimeout, CommandError, describe
 from ..log import get_logger
 from .actor import Actor, Inbox, Timer
 from .mailbox import Mailbox
@@ -25,16 +23,8 @@ from .status import ActorStatus, Role, StatusEvent
 
 log = get_logger("arrowdaq.actors")
 
-
-@dataclass(frozen=True)
-class RestartPolicy:
-    """Restart with exponential backoff; Failed after ``max_failures`` within ``window`` s."""
-
-    initial_backoff: float = 0.2
-    max_backoff: float = 5.0
-    max_failures: int = 5
-    window: float = 60.0
-    stop_timeout: float = 5.0
+#: Seconds a stop waits for the queue to drain, unless told otherwise.
+STOP_TIMEOUT = 5.0
 
 
 class _Ask:
@@ -58,34 +48,36 @@ class ActorRef:
     def __init__(
         self,
         name: str,
-        factory: Callable[[], Actor],
         *,
         role: Role = Role.PROCESSOR,
-        policy: RestartPolicy = RestartPolicy(),
         mailbox_size: int | None = None,
+        stop_timeout: float = STOP_TIMEOUT,
         on_status: Callable[[StatusEvent], None] | None = None,
     ) -> None:
         self.name = name
         self.role = role
-        self.policy = policy
-        self._factory = factory
+        self.stop_timeout = stop_timeout
         self._on_status = on_status
         self._wakeup = asyncio.Event()
         self._mailbox = Mailbox(mailbox_size or 1000, self._wakeup)
-        self._stop_requested = asyncio.Event()
+        #: Set by :meth:`stop`; the supervisor does not restart an actor asked to stop.
+        self.stop_requested = asyncio.Event()
         self._inboxes: list[Inbox] = []
         self._next_inbox = 0
         self.status = ActorStatus.STARTING
         self.last_error: str | None = None
+        #: Restarts after faults in the code or the configuration (see :class:`.supervisor.RestartPolicy`).
         self.restarts = 0
         #: Times the actor lost its link (each outage counted once, however many attempts it took).
         self.outages = 0
-        self._in_outage = False
-        self._backoff = policy.initial_backoff
+        #: A lost link is being retried; :meth:`link_up` ends the outage.
+        self.in_outage = False
+        #: Monotonic time the latest instance started running; None until its ``on_start`` succeeded.
+        self.running_since: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._serving: asyncio.Task[None] | None = None
         self._drained = asyncio.Event()
-        self._close_timeout = policy.stop_timeout
+        self._close_timeout = stop_timeout
         #: Checks a message before it queues (an instrument refuses an unknown command at once).
         self.precheck: Callable[[Any], None] | None = None
         self._running: Actor | None = None  # the instance serving messages (urgent ones go straight to it)
@@ -94,10 +86,12 @@ class ActorRef:
         return f"<ActorRef {self.name} {self.status.value}>"
 
     # --- public API -----------------------------------------------------------
-    def start(self) -> ActorRef:
-        """Start serving (called by the supervisor)."""
+    def start(self, supervision: Coroutine[Any, Any, None]) -> ActorRef:
+        """Run ``supervision`` (the supervisor's restart loop for this actor) as the actor's task."""
         if self._task is None:
-            self._task = asyncio.create_task(self._supervise(), name=f"actor-{self.name}")
+            self._task = asyncio.create_task(supervision, name=f"actor-{self.name}")
+        else:
+            supervision.close()
         return self
 
     def attach(self, inbox: Inbox) -> None:
@@ -150,10 +144,10 @@ class ActorRef:
 
         A close is never cut short by a slow drain: a laser's shutter gets closed.
         """
-        timeout = self.policy.stop_timeout if timeout is None else timeout
-        self._stop_requested.set()
+        timeout = self.stop_timeout if timeout is None else timeout
+        self.stop_requested.set()
         if self._task is None:
-            self._set_status(ActorStatus.STOPPED)
+            self.set_status(ActorStatus.STOPPED)
             return
         if self._task.done():
             return
@@ -175,7 +169,23 @@ class ActorRef:
 
     def report_error(self, error: str) -> None:
         """Record a non-fatal error (a garbage reply, an OVER reading): shown in status, no restart."""
-        self._set_status(self.status, error)
+        self._publish(error)
+
+    def link_up(self) -> None:
+        """The actor's link demonstrably works (a device answered): an outage is over, and the next
+        one starts again from the shortest backoff."""
+        self.in_outage = False
+
+    def set_status(self, status: ActorStatus, error: str | None = None) -> None:
+        """Record and publish a status change (the supervisor's; an actor reports with ``report``).
+
+        Stopped and Failed refuse the asks still queued, naming why."""
+        self.status = status
+        self._publish(error)
+        if status is ActorStatus.STOPPED:
+            self._fail_pending(f"actor {self.name!r} stopped" + (f": {error}" if error else ""))
+        elif status is ActorStatus.FAILED:
+            self._fail_pending(f"actor {self.name!r} is Failed: {error}")
 
     async def wait_status(self, *wanted: ActorStatus, timeout: float = 5.0) -> ActorStatus:
         """Wait until the actor reaches one of ``wanted`` (a test and start-up helper)."""
@@ -184,103 +194,30 @@ class ActorRef:
                 await asyncio.sleep(0.005)
         return self.status
 
-    # --- the serving loop -------------------------------------------------------
+    # --- serving one instance ---------------------------------------------------------
+    async def run(self, actor: Actor) -> None:
+        """Serve a fresh instance until a stop: bind it, start it, handle what arrives, close it.
+
+        Returns after a stop; raises what the actor raised (it is closed either way)."""
+        actor.bind(self, self._mailbox)
+        self._close_timeout = actor.close_timeout
+        self.running_since = None
+        try:
+            await actor.on_start()
+            if self.status is ActorStatus.RECONNECTING:
+                log.info(f"actor {self.name!r} reconnected")
+            self.set_status(ActorStatus.RUNNING)
+            self.running_since = time.monotonic()
+            self._running = actor
+            await self._serve_until_stopped(actor)
+        finally:
+            self._running = None
+            await actor.close(lambda exc: log.warning(f"actor {self.name!r}: error while closing: {describe(exc)}"))
+
     def _check_alive(self) -> None:
-        if not self.status.alive or self._stop_requested.is_set():
+        if not self.status.alive or self.stop_requested.is_set():
             why = f": {self.last_error}" if self.last_error else ""
             raise ActorNotRunning(f"actor {self.name!r} is {self.status.value}{why}")
-
-    def _set_status(self, status: ActorStatus, error: str | None = None) -> None:
-        self.status = status
-        if error is not None:
-            self.last_error = error
-        if self._on_status is not None:
-            self._on_status(StatusEvent(self.name, status, error, self.restarts))
-
-    async def _supervise(self) -> None:
-        failures: deque[float] = deque()  # code or configuration faults only: a lost link never counts
-        self._backoff = self.policy.initial_backoff
-        while True:
-            actor = self._factory()
-            actor._bind(self)
-            self._close_timeout = actor.close_timeout
-            started: float | None = None
-            try:
-                if self.status is ActorStatus.RESTARTING:  # attempts during an outage stay Reconnecting
-                    self._set_status(ActorStatus.STARTING)
-                await actor.on_start()
-                if self.status is ActorStatus.RECONNECTING:
-                    log.info(f"actor {self.name!r} reconnected")
-                self._set_status(ActorStatus.RUNNING)
-                self._running = actor
-                started = time.monotonic()
-                await self._serve_until_stopped(actor)
-                await self._close(actor)
-                self._set_status(ActorStatus.STOPPED)
-                self._fail_pending(f"actor {self.name!r} stopped")
-                return
-            except asyncio.CancelledError:
-                await self._close(actor)
-                self._set_status(ActorStatus.STOPPED)
-                self._fail_pending(f"actor {self.name!r} stopped")
-                raise
-            except Exception as exc:
-                error = describe(exc)
-                await self._close(actor)
-                now = time.monotonic()
-                ran_well = started is not None and now - started > self.policy.max_backoff
-                if ran_well:
-                    self._backoff = self.policy.initial_backoff
-                if self._stop_requested.is_set():
-                    log.warning(f"actor {self.name!r} failed while stopping: {error}")
-                    self._set_status(ActorStatus.STOPPED, error)
-                    self._fail_pending(f"actor {self.name!r} stopped: {error}")
-                    return
-                if self._is_link_fault(actor, exc):
-                    self._lost_link(error, new_outage=ran_well)
-                else:
-                    log.error(f"actor {self.name!r} failed: {error}", exc_info=not isinstance(exc, _QUIET_ERRORS))
-                    failures.append(now)
-                    while failures and now - failures[0] > self.policy.window:
-                        failures.popleft()
-                    if isinstance(exc, Unrecoverable) or len(failures) >= self.policy.max_failures:
-                        self._set_status(ActorStatus.FAILED, error)  # a restart would fail the same way
-                        self._fail_pending(f"actor {self.name!r} is Failed: {error}")
-                        return
-                    self.restarts += 1
-                    self._set_status(ActorStatus.RESTARTING, error)
-                try:
-                    await asyncio.wait_for(self._stop_requested.wait(), self._backoff)
-                    self._set_status(ActorStatus.STOPPED)
-                    self._fail_pending(f"actor {self.name!r} stopped")
-                    return
-                except TimeoutError:
-                    pass
-                self._backoff = min(self._backoff * 2, self.policy.max_backoff)
-
-    @staticmethod
-    def _is_link_fault(actor: Actor, exc: Exception) -> bool:
-        return isinstance(exc, actor.link_errors) and not isinstance(exc, Unrecoverable)
-
-    def link_up(self) -> None:
-        """The actor's link demonstrably works (a device answered): an outage is over, and the next
-        one starts again from the shortest backoff."""
-        if self._in_outage:
-            self._in_outage = False
-            self._backoff = self.policy.initial_backoff
-
-    def _lost_link(self, error: str, *, new_outage: bool) -> None:
-        """Status Reconnecting with the reason; never Failed. An outage ends once the actor ran well
-        again or said its link is up (:meth:`link_up`): a device that accepts the connection and then
-        stays silent is still the same outage."""
-        if new_outage or not self._in_outage:
-            self._in_outage = True
-            self.outages += 1
-            log.warning(f"actor {self.name!r} lost its link, reconnecting: {error}")
-        elif self.status is ActorStatus.RECONNECTING and error == self.last_error:
-            log.debug(f"actor {self.name!r} still cannot reconnect: {error}")
-            return
-        self._set_status(ActorStatus.RECONNECTING, error)
 
     async def _serve_until_stopped(self, actor: Actor) -> None:
         """Serve; ``stop()`` may cut a slow drain short, after which the actor still closes."""
@@ -299,7 +236,7 @@ class ActorRef:
         """Handle mailbox messages first, then inbox items, until a stop message."""
         while True:
             message = self._mailbox.pop()
-            if message is _STOP or (message is None and self._stop_requested.is_set() and not self._has_items()):
+            if message is _STOP or (message is None and self.stop_requested.is_set() and not self._has_items()):
                 await self._drain(actor)
                 return
             if message is not None:
@@ -361,19 +298,11 @@ class ActorRef:
             except CommandError as exc:
                 actor.log.warning(f"command refused: {exc}")
 
-    async def _close(self, actor: Actor) -> None:
-        """``on_stop`` once per instance, within the actor's ``close_timeout``."""
-        if self._running is actor:
-            self._running = None
-        if actor._closed:
-            return
-        actor._closed = True
-        try:
-            await asyncio.wait_for(actor.on_stop(), actor.close_timeout)
-        except Exception as exc:
-            log.warning(f"actor {self.name!r}: error while closing: {describe(exc)}")
-        finally:
-            actor._release()
+    def _publish(self, error: str | None) -> None:
+        if error is not None:
+            self.last_error = error
+        if self._on_status is not None:
+            self._on_status(StatusEvent(self.name, self.status, error, self.restarts))  # this change's error only
 
     def _fail_pending(self, why: str) -> None:
         for message in self._mailbox.drain():
@@ -384,7 +313,3 @@ class ActorRef:
 def _label(message: Any) -> str:
     action = getattr(message, "action", None)
     return f"{type(message).__name__}({action!r})" if action else type(message).__name__
-
-
-#: Errors whose message says it all: logged without a traceback.
-_QUIET_ERRORS = (ArrowDAQError, TimeoutError, ConnectionError, OSError)

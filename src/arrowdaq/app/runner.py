@@ -90,7 +90,7 @@ class RunSummary:
     run_file: Path | None
     duration_s: float
     streams: dict[str, StreamSummary] = field(default_factory=dict)
-    #: Batches a live view skipped (latest policy: by design, counted).
+    #: Batches a live view skipped (latest delivery: by design, counted).
     drops: dict[str, int] = field(default_factory=dict)
     #: Batches a lossless subscriber (storage, a processor) never got because it had stopped.
     undelivered: dict[str, int] = field(default_factory=dict)
@@ -192,7 +192,7 @@ class Application:
             self._start_live()
         self._start_scans()
         for proc, factory in processors:
-            self.hub.spawn(proc.id, factory, inputs=proc.inputs, policy="lossless")
+            self.hub.spawn(proc.id, factory, inputs=proc.inputs, delivery="lossless")
         self._acquiring = time.monotonic()
         for inst in self.config.instruments:
             self._start_instrument(inst, ports.get(inst.id, inst.port))
@@ -582,7 +582,7 @@ class Application:
             summary.stored, summary.unreadable = stored_rows(self.run_file)
         for name, s in status["subscribers"].items():
             if s["drops"]:
-                (summary.drops if s["policy"] == "latest" else summary.undelivered)[name] = s["drops"]
+                (summary.drops if s["delivery"] == "latest" else summary.undelivered)[name] = s["drops"]
         for name, a in status["actors"].items():
             summary.statuses[name] = a["status"]
             if a["error"]:

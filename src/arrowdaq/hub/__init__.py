@@ -5,7 +5,7 @@ from .manager import Alarm, InstrumentManager
 from .producer import BATCH_LATENCY, BATCH_ROWS, Producer
 from .rates import RateWatch
 from .streams import StreamSpec
-from .subscription import LOSSLESS_MAX_BYTES, Policy, Subscription, batch_memory
+from .subscription import LOSSLESS_MAX_BYTES, Delivery, Subscription, batch_memory
 
 __all__ = [
     "BATCH_LATENCY",
@@ -13,7 +13,7 @@ __all__ = [
     "LOSSLESS_MAX_BYTES",
     "Alarm",
     "InstrumentManager",
-    "Policy",
+    "Delivery",
     "Producer",
     "RateWatch",
     "RunEvent",

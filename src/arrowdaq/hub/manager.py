@@ -24,7 +24,7 @@ from ..log import get_logger
 from .events import RunEvent
 from .reservations import Reservations
 from .streams import StreamSpec, check_stream_name
-from .subscription import LOSSLESS_MAX_BYTES, Policy, Subscription, batch_memory, matches_any
+from .subscription import LOSSLESS_MAX_BYTES, Delivery, Subscription, batch_memory, matches_any
 
 log = get_logger("arrowdaq.hub")
 
@@ -49,8 +49,8 @@ EventListener = Callable[[StatusEvent | Alarm | RunEvent], None]
 class InstrumentManager:
     """The hub of the actor graph; see the module docstring."""
 
-    def __init__(self, policy: RestartPolicy = RestartPolicy()) -> None:
-        self.supervisor = Supervisor(policy)
+    def __init__(self, restart: RestartPolicy = RestartPolicy()) -> None:
+        self.supervisor = Supervisor(restart)
         self.supervisor.add_listener(self._on_status)
         self.streams: dict[str, StreamSpec] = {}
         self.subscriptions: list[Subscription] = []
@@ -157,7 +157,7 @@ class InstrumentManager:
         self,
         patterns: str | Iterable[str],
         *,
-        policy: Policy | str = Policy.LOSSLESS,
+        delivery: Delivery | str = Delivery.LOSSLESS,
         name: str | None = None,
         owner: str | None = None,
         max_bytes: int = LOSSLESS_MAX_BYTES,
@@ -168,7 +168,7 @@ class InstrumentManager:
         sub = Subscription(
             name or owner or f"subscriber{len(self.subscriptions)}",
             pats,
-            policy,
+            delivery,
             max_bytes=max_bytes,
             max_batches=max_batches,
             on_alarm=self._on_alarm,
@@ -202,22 +202,23 @@ class InstrumentManager:
         *,
         role: Role | None = None,
         inputs: str | Iterable[str] | None = None,
-        policy: Policy | str = Policy.LOSSLESS,
+        delivery: Delivery | str = Delivery.LOSSLESS,
         restart: RestartPolicy | None = None,
         max_bytes: int = LOSSLESS_MAX_BYTES,
         max_batches: int = 16,
     ) -> ActorRef:
-        """Start an actor; with ``inputs`` (stream names or globs) it is subscribed first.
+        """Start an actor; with ``inputs`` (stream names or globs) it is subscribed first, with
+        ``delivery`` (``lossless`` or ``latest``); ``restart`` overrides the hub's restart policy.
 
         The subscription belongs to the actor's ref, so it survives restarts:
         a restarted actor loses nothing that was queued for it (the batch it was
         handling when it raised is not retried).
         """
-        ref = self.supervisor.spawn(name, factory, role=role, policy=restart, start=False)
+        ref = self.supervisor.spawn(name, factory, role=role, restart=restart, start=False)
         if inputs is not None:
-            sub = self.subscribe(inputs, policy=policy, owner=name, max_bytes=max_bytes, max_batches=max_batches)
+            sub = self.subscribe(inputs, delivery=delivery, owner=name, max_bytes=max_bytes, max_batches=max_batches)
             ref.attach(sub)
-        return ref.start()
+        return self.supervisor.start(name)
 
     def actor(self, name: str) -> ActorRef:
         return self.supervisor.get(name)

@@ -1,4 +1,4 @@
-"""Subscriptions: a subscriber's own buffer, filled by the hub under a delivery policy.
+"""Subscriptions: a subscriber's own buffer, filled by the hub under a delivery mode.
 
 * ``lossless`` (storage): bounded by the memory its batches hold. When full, the *producer* waits and an
   alarm is raised. Nothing is dropped silently.
@@ -44,7 +44,9 @@ def matches_any(stream: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(stream, p) for p in patterns)
 
 
-class Policy(str, Enum):
+class Delivery(str, Enum):
+    """How a subscriber gets batches: every one (producers wait), or the newest (old ones dropped, counted)."""
+
     LOSSLESS = "lossless"
     LATEST = "latest"
 
@@ -60,7 +62,7 @@ class Subscription:
         self,
         name: str,
         patterns: Iterable[str],
-        policy: Policy | str = Policy.LOSSLESS,
+        delivery: Delivery | str = Delivery.LOSSLESS,
         *,
         max_bytes: int = LOSSLESS_MAX_BYTES,
         max_batches: int = 16,
@@ -68,7 +70,7 @@ class Subscription:
     ) -> None:
         self.name = name
         self.patterns = tuple(patterns)
-        self.policy = Policy(policy)
+        self.delivery = Delivery(delivery)
         self.max_bytes = max_bytes
         self.max_batches = max_batches
         self.streams: list[str] = []  # declared streams this subscription matched
@@ -88,7 +90,7 @@ class Subscription:
         self._stalled = False  # an alarm was raised and the buffer has not drained since
 
     def __repr__(self) -> str:
-        return f"<Subscription {self.name} {self.policy.value} {self.patterns}>"
+        return f"<Subscription {self.name} {self.delivery.value} {self.patterns}>"
 
     def matches(self, stream: str) -> bool:
         return matches_any(stream, self.patterns)
@@ -102,13 +104,13 @@ class Subscription:
 
     # --- producer side (the hub) ---------------------------------------------------
     def offer(self, stream: str, batch: pa.RecordBatch, nbytes: int, now: float) -> bool:
-        """Take the batch if the policy allows now; False means: lossless and full, wait.
+        """Take the batch if its delivery allows now; False means: lossless and full, wait.
 
         ``nbytes`` is the memory the batch holds (:func:`batch_memory`)."""
         if self.closed:
             self.drops += 1
             return True
-        if self.policy is Policy.LATEST:
+        if self.delivery is Delivery.LATEST:
             while len(self._items) >= self.max_batches:
                 _, _, old_bytes, _ = self._items.popleft()
                 self._bytes -= old_bytes
@@ -187,7 +189,7 @@ class Subscription:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "policy": self.policy.value,
+            "delivery": self.delivery.value,
             "patterns": list(self.patterns),
             "streams": list(self.streams),
             "queued": len(self._items),

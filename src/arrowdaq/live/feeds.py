@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..hub import Policy, StreamSpec, Subscription
+from ..hub import Delivery, StreamSpec, Subscription
 from ..hub.metrics import FlowMeter
 
 
@@ -44,12 +44,12 @@ class ClientFeed(Subscription):
         name: str,
         stream: str,
         counter: FlowMeter,
-        policy: Policy | str = Policy.LATEST,
+        delivery: Delivery | str = Delivery.LATEST,
         *,
         max_batches: int = 16,
         max_bytes: int = 64 * 2**20,
     ) -> None:
-        super().__init__(name, [stream], policy, max_bytes=max_bytes, max_batches=max_batches)
+        super().__init__(name, [stream], delivery, max_bytes=max_bytes, max_batches=max_batches)
         self.stream = stream
         self.client = ""  # who reads it (the x-arrowdaq-client header, else the peer), shown in ``status``
         self._counter = counter  # the stream's meter: its batch count is the sequence number
@@ -65,7 +65,7 @@ class ClientFeed(Subscription):
             if self.closed or self.gap_at is not None:
                 self.drops += 1
                 return True
-            if self.policy is Policy.LATEST:
+            if self.delivery is Delivery.LATEST:
                 while len(self._feed) >= self.max_batches:
                     _, _, old_bytes, _ = self._feed.popleft()
                     self._bytes -= old_bytes
@@ -127,7 +127,7 @@ class LastBatches(Subscription):
     """
 
     def __init__(self, streams: dict[str, StreamSpec], name: str = "live:last") -> None:
-        super().__init__(name, ["*"], Policy.LATEST, max_batches=1)
+        super().__init__(name, ["*"], Delivery.LATEST, max_batches=1)
         self.last: dict[str, tuple[int, pa.RecordBatch]] = {}
         self._streams = streams  # the hub's declarations: their meters count the batches
 

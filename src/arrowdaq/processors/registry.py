@@ -70,4 +70,4 @@ def build(
 def spawn(hub: Any, id: str, kind: str, inputs: str | Iterable[str], **params: Any) -> ActorRef:
     """Build a processor and start it on ``hub``, subscribed losslessly to its input."""
     factory = build(kind, id, hub, inputs, params)
-    return hub.spawn(id, factory, inputs=_single_input(id, inputs), policy="lossless")
+    return hub.spawn(id, factory, inputs=_single_input(id, inputs), delivery="lossless")

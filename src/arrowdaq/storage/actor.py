@@ -7,7 +7,7 @@ Spawn it as a sink, subscribed to the streams to record::
     print("recording to", path)
 
 (or ``hub.spawn("storage", lambda: StorageActor(hub, options, run), role=Role.SINK,
-inputs=..., policy="lossless")``: build ``run`` once, outside the factory, so that
+inputs=..., delivery="lossless")``: build ``run`` once, outside the factory, so that
 a restarted actor resumes the same file instead of starting a new run).
 
 Small batches are gathered per stream (up to 4 MiB) and written as whole chunks
@@ -444,7 +444,7 @@ def spawn_storage(
         lambda: StorageActor(hub, options, run, instruments, writer),
         role=Role.SINK,
         inputs=inputs,
-        policy="lossless",
+        delivery="lossless",
         max_bytes=max_bytes,
     )
     return ref, run_path(options, run)
