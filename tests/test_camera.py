@@ -62,7 +62,8 @@ def test_registered_as_sim_camera_without_a_port():
 
 
 def test_the_frame_stream_is_declared_with_the_shape_after_binning():
-    schema = SimCamera.declare_streams({"shape": [128, 256], "binning": 4})["frames"]
+    (frames,) = SimCamera.streams_for({"shape": [128, 256], "binning": 4})
+    schema = frames.schema()
     assert kind_of(schema) == "image"
     assert schema.field("pixels").type.shape == [32, 64]
     assert schema.field("pixels").type.value_type == "uint16"
@@ -122,7 +123,7 @@ def test_frames_have_the_declared_shape_dtype_and_monotonic_numbers(table):
     stamps = np.concatenate([b.column("timestamp_ns").to_numpy() for b in batches])
     assert np.all(np.diff(stamps.astype(np.int64)) > 0)
     assert batches[0].schema.equals(
-        SimCamera.declare_streams({"shape": [64, 96], "binning": 2})["frames"], check_metadata=True
+        SimCamera.streams_for({"shape": [64, 96], "binning": 2})[0].schema(), check_metadata=True
     )
 
 

@@ -90,14 +90,15 @@ def test_waiting_for_a_move_that_never_ends_times_out(scripted):
 
 
 def test_streams_follow_the_configured_axes():
-    assert list(ESP300.declare_streams({"axes": [1, 3]})) == [
+    assert [s.name for s in ESP300.streams_for({"axes": [1, 3]})] == [
         "axis1_position",
         "axis1_velocity",
         "axis3_position",
         "axis3_velocity",
     ]
-    assert [s.name for s in ESP300(None, axes=[2]).active_streams()] == ["axis2_position", "axis2_velocity"]
-    assert arrowdaq.data.unit_of(ESP300.declare_streams({"axes": [2]})["axis2_velocity"]) == "mm/s"
+    position, velocity = ESP300.streams_for({"axes": [2]})
+    assert (position.name, velocity.name) == ("axis2_position", "axis2_velocity")
+    assert arrowdaq.data.unit_of(velocity.schema()) == "mm/s"
     assert isinstance(ESP300(None), Movable)
 
 

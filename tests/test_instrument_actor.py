@@ -30,8 +30,12 @@ class Channels(Meter):
         super().__init__(transport, name=name)
         self.channels = channels
 
-    def active_streams(self) -> tuple[Stream, ...]:
-        return tuple(Stream(c, unit="V", read="volts", poll_hz=50) for c in self.channels)
+    @classmethod
+    def streams_for(cls, settings) -> tuple[Stream, ...]:
+        return tuple(Stream(c, unit="V", read="volts", poll_hz=50) for c in settings.get("channels", ("a",)))
+
+    def read(self, stream: str) -> float:
+        return self.volts
 
 
 @pytest.fixture
@@ -62,12 +66,12 @@ def test_open_refuses_unknown_settings_naming_them(device):
         Meter.open(device.address, name="m1", gian=2.0)
 
 
-async def test_the_actor_polls_the_streams_of_the_instance(hub, device):
+async def test_the_actor_declares_and_polls_the_streams_its_settings_give(hub, device):
     sub = hub.subscribe("multi/*")
-    make = lambda: Channels.open(device.address, name="multi", channels=("a", "b"), delay=0.0)  # noqa: E731
-    for stream in ("a", "b"):
-        hub.declare(f"multi/{stream}", Stream(stream, unit="V").schema(), producer="multi")
-    ref = spawn_instrument(hub, "multi", Channels, make)
+    settings = {"channels": ("a", "b"), "delay": 0.0}
+    make = lambda: Channels.open(device.address, name="multi", **settings)  # noqa: E731
+    ref = spawn_instrument(hub, "multi", Channels, make, settings=settings)
+    assert hub.match("multi/*") == ["multi/a", "multi/b"]  # declared before the device is opened
     await ref.wait_status(ActorStatus.RUNNING)
     seen = set()
     while seen != {"multi/a", "multi/b"}:

@@ -172,7 +172,7 @@ async def test_through_the_actor_a_stop_is_not_queued_behind_a_waiting_move(rig_
     rig = rig_factory(latency_scale=1.0)
     rig.driver.close()  # the actor opens its own
     # no polling: an exchange in flight (an Elliptec command takes 200 ms) is not the move a stop must not wait for
-    streams = type(rig.driver).declare_streams({"axes": [1]})
+    streams = [s.name for s in type(rig.driver).streams_for({"axes": [1]})]
     ref = spawn_instrument(hub, "axis", type(rig.driver), lambda: rig.open("axis"), poll_hz=dict.fromkeys(streams, 0.0))
     await ref.wait_status(ActorStatus.RUNNING)
     if isinstance(rig.driver, ELL14):
@@ -202,7 +202,7 @@ async def test_through_the_actor_a_stop_goes_out_while_a_poll_waits_for_its_repl
     rig = rig_factory(latency_scale=1.0)
     rig.driver.close()  # the actor opens its own
     kind = type(rig.driver)
-    streams = kind.declare_streams({"axes": [1]})
+    streams = [s.name for s in kind.streams_for({"axes": [1]})]
     poll_hz = dict.fromkeys(streams, 0.0) | {POSITION_STREAM[kind]: 50.0}  # the bus is never idle
     ref = spawn_instrument(hub, "axis", kind, lambda: rig.open("axis"), poll_hz=poll_hz)
     await ref.wait_status(ActorStatus.RUNNING)

@@ -205,12 +205,12 @@ def test_sql_output_units_follow_the_query_in_the_stream_file_inspect_and_summar
 
 
 def test_the_summary_shows_rows_published_and_stored_and_says_when_they_differ(tmp_path):
-    from arrowdaq.app.runner import RunSummary, StreamSummary
+    from arrowdaq.app.runner import RunSummary, StreamTotals
 
     summary = RunSummary(tmp_path / "run.h5", 12.0)
     summary.streams = {
-        "pm1/power": StreamSummary(120, 12, 10.0, "W", 10.0),
-        "scope1/trace": StreamSummary(124, 124, 10.3, "V", 10.0),
+        "pm1/power": StreamTotals(120, 12, 10.0, "W", 10.0),
+        "scope1/trace": StreamTotals(124, 124, 10.3, "V", 10.0),
     }
     summary.stored = {"pm1/power": 120, "scope1/trace": 31}
     console = Console(file=io.StringIO(), width=200, record=True)

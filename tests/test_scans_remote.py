@@ -321,7 +321,7 @@ def test_a_bad_scans_entry_is_refused_naming_the_file_and_key(entry, error):
 async def test_an_explicit_stream_reaches_only_subscribers_that_name_it(hub):
     from arrowdaq.data import scalar_schema
 
-    recorder, named, live = hub.subscribe("*"), hub.subscribe("scan/*"), hub.subscribe("*", policy="latest")
+    recorder, named, live = hub.subscribe("*"), hub.subscribe("scan/*"), hub.subscribe("*", delivery="latest")
     hub.declare("scan/points", scalar_schema("x"), producer="scan", explicit=True)
     hub.declare("pm1/power", scalar_schema("W"), producer="pm1")
     assert recorder.streams == ["pm1/power"]

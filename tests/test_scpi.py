@@ -156,7 +156,9 @@ def test_registered_as_scpi():
 
 
 def test_streams_are_declared_from_settings():
-    schemas = SCPIInstrument.declare_streams({"queries": VOLTAGE, "traces": {"trace": ASCII_TRACE}})
+    schemas = {
+        s.name: s.schema() for s in SCPIInstrument.streams_for({"queries": VOLTAGE, "traces": {"trace": ASCII_TRACE}})
+    }
     assert set(schemas) == {"voltage", "trace"}
     assert kind_of(schemas["voltage"]) == "scalar" and unit_of(schemas["voltage"]) == "V"
     assert kind_of(schemas["trace"]) == "vector"

@@ -13,7 +13,7 @@ import pyarrow as pa
 from rich.console import Console
 
 from arrowdaq.actors import ActorStatus
-from arrowdaq.app.runner import ExitStatus, RunSummary, StreamSummary
+from arrowdaq.app.runner import ExitStatus, RunSummary, StreamTotals
 from arrowdaq.cli.main import main as cli
 from arrowdaq.cli.run_cmd import print_summary
 from arrowdaq.data import scalar_batch, scalar_schema, vector_batch
@@ -137,9 +137,9 @@ async def test_a_stream_that_cannot_be_stored_is_counted_as_lost_everywhere(hub,
 
 def test_rows_missing_from_the_run_file_make_the_run_exit_5_naming_the_stream(tmp_path, capsys):
     summary = RunSummary(tmp_path / "run.h5", 10.0)
-    summary.streams["pm1/power"] = StreamSummary(100, 10, 10.0, "W")
-    summary.streams["odd/pos"] = StreamSummary(12, 3, 1.2, None)
-    summary.streams["gui/only"] = StreamSummary(5, 5, 0.5, None)  # not recorded: nothing missing
+    summary.streams["pm1/power"] = StreamTotals(100, 10, 10.0, "W")
+    summary.streams["odd/pos"] = StreamTotals(12, 3, 1.2, None)
+    summary.streams["gui/only"] = StreamTotals(5, 5, 0.5, None)  # not recorded: nothing missing
     summary.stored = {"pm1/power": 100, "odd/pos": 0}
     assert summary.not_stored == {"odd/pos": 12} and summary.exit_status is ExitStatus.DATA_LOST == 5
     console = Console(file=io.StringIO(), width=200, record=True)

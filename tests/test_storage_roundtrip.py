@@ -271,12 +271,8 @@ async def test_arrow_ipc_layout_stores_ipc_files_any_reader_opens(hub, tmp_path)
     assert table.equals(expected(streams["pm1/power"]))
 
 
-async def test_the_default_plot_prefers_an_instrument_stream_over_a_running_processor_s(hub, tmp_path):
-    from arrowdaq.actors import Actor, Role
-
-    hub.declare("avg/mean", scalar_schema("W"), producer="avg")
-    avg = hub.spawn("avg", Actor, role=Role.PROCESSOR)
-    await avg.wait_status(ActorStatus.RUNNING)
+async def test_the_default_plot_prefers_an_instrument_stream_over_a_processor_s(hub, tmp_path):
+    hub.declare_outputs("avg", {"mean": scalar_schema("W")}, derived=True)  # as a processor declares its outputs
     streams = {
         "avg/mean": [scalar_batch([1.0], channel="mean", unit="W", timestamps_ns=1)],
         "pm1/power": [scalar_batch([1.0], channel="pm1", unit="W", timestamps_ns=1)],

@@ -293,7 +293,7 @@ def check_references(config: Config, source: str) -> None:
                 )
         check_setting_values(config, i, cls, source)
         if isinstance(inst.poll_hz, dict):
-            names = [s.name for s in cls.streams] or list(cls.declare_streams(inst.settings))
+            names = [s.name for s in cls.streams_for(inst.settings)]
             for stream in inst.poll_hz:
                 if stream not in names:
                     raise ConfigError(

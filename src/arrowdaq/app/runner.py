@@ -5,8 +5,8 @@ before it creates the file:
 
 1. start the simulators for instruments whose port is ``"sim"`` (one shared
    optical table);
-2. declare every instrument's streams, then build the processors (which
-   declare their outputs);
+2. spawn every instrument, not yet started (which declares its streams), then
+   build the processors (which declare their outputs);
 3. start storage (a lossless subscriber of the configured streams), then the
    processors, then the instruments;
 4. wait until every instrument runs and ask it to describe itself (identity,
@@ -69,7 +69,9 @@ class ExitStatus(enum.IntEnum):
 
 
 @dataclass
-class StreamSummary:
+class StreamTotals:
+    """What one stream carried during the run: a row of the run summary."""
+
     rows: int
     batches: int
     #: Achieved: rows over the time the instruments were acquiring.
@@ -89,7 +91,7 @@ class RunSummary:
 
     run_file: Path | None
     duration_s: float
-    streams: dict[str, StreamSummary] = field(default_factory=dict)
+    streams: dict[str, StreamTotals] = field(default_factory=dict)
     #: Batches a live view skipped (latest delivery: by design, counted).
     drops: dict[str, int] = field(default_factory=dict)
     #: Batches a lossless subscriber (storage, a processor) never got because it had stopped.
@@ -178,15 +180,12 @@ class Application:
     # --- assembly ----------------------------------------------------------------------
     async def start(self) -> None:
         self._started = time.monotonic()
+        ports = self.table.serve_all(self.config.instruments)
         for inst in self.config.instruments:
-            cls = driver_class(inst.driver)
-            for stream, schema in cls.declare_streams(self._settings(inst)).items():
-                self.hub.declare(f"{inst.id}/{stream}", schema, producer=inst.id)
+            self._spawn_instrument(inst, ports.get(inst.id, inst.port))  # declares its streams
         processors = self._build_processors()
         if self.config.storage.record:
             self._check_recording()
-        ports = self.table.serve_all(self.config.instruments)
-        if self.config.storage.record:
             self._start_storage()
         if self.config.server.enabled:
             self._start_live()
@@ -195,7 +194,7 @@ class Application:
             self.hub.spawn(proc.id, factory, inputs=proc.inputs, delivery="lossless")
         self._acquiring = time.monotonic()
         for inst in self.config.instruments:
-            self._start_instrument(inst, ports.get(inst.id, inst.port))
+            self.hub.start(inst.id)
         await self._describe_instruments()
 
     def _check_recording(self) -> None:
@@ -247,7 +246,8 @@ class Application:
     def _settings(self, inst: InstrumentConfig) -> dict[str, Any]:
         return self.table.driver_settings(inst)
 
-    def _start_instrument(self, inst: InstrumentConfig, port: str | None) -> None:
+    def _spawn_instrument(self, inst: InstrumentConfig, port: str | None) -> None:
+        """Spawn the instrument's actor, started later (its streams are declared now)."""
         cls = driver_class(inst.driver)
         settings = self._settings(inst)
 
@@ -259,9 +259,9 @@ class Application:
         poll = (
             inst.poll_hz
             if isinstance(inst.poll_hz, dict)
-            else ({s: inst.poll_hz for s in cls.declare_streams(settings)} if inst.poll_hz is not None else None)
+            else ({s.name: inst.poll_hz for s in cls.streams_for(settings)} if inst.poll_hz is not None else None)
         )
-        spawn_instrument(self.hub, inst.id, cls, make_driver, settings=settings, poll_hz=poll, port=port)
+        spawn_instrument(self.hub, inst.id, cls, make_driver, settings=settings, poll_hz=poll, port=port, start=False)
 
     def _start_live(self) -> None:
         """The live service, before the instruments: clients see them start (``_events``)."""
@@ -574,7 +574,7 @@ class Application:
         for name, s in status["streams"].items():
             unit = unit_of(self.hub.streams[name].schema)
             r = rates[name]
-            summary.streams[name] = StreamSummary(
+            summary.streams[name] = StreamTotals(
                 s["rows"], s["batches"], r["achieved_per_s"], unit, r["requested_per_s"], r["dropped"], r["missed"]
             )
         summary.slow_streams = dict(self.rates.slow)

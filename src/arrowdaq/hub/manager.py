@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -62,12 +62,22 @@ class InstrumentManager:
         self.reservations = Reservations()
 
     # --- streams -------------------------------------------------------------------
+    def declare_outputs(self, producer: str, schemas: Mapping[str, pa.Schema], *, derived: bool = False) -> list[str]:
+        """Declare a producer's streams, ``<producer>/<name>`` each: how instruments
+        (:func:`~arrowdaq.instruments.spawn_instrument`) and processors declare what they publish.
+        ``derived``: computed from other streams (a processor's), which storage ranks after measured ones."""
+        return [
+            self.declare(f"{producer}/{name}", schema, producer, derived=derived).name
+            for name, schema in schemas.items()
+        ]
+
     def declare(
         self,
         name: str,
         schema: pa.Schema,
         producer: str | None = None,
         *,
+        derived: bool = False,
         replace: bool = False,
         explicit: bool = False,
     ) -> StreamSpec:
@@ -85,12 +95,12 @@ class InstrumentManager:
             if existing.schema.equals(schema, check_metadata=True) and existing.producer == producer:
                 return existing
             if replace and existing.producer == producer:
-                spec = StreamSpec(name, schema, producer, explicit=explicit)
+                spec = StreamSpec(name, schema, producer, derived, explicit=explicit)
                 spec.subscribers = existing.subscribers
                 self.streams[name] = spec
                 return spec
             raise StreamError(f"stream {name!r} is already declared by {existing.producer!r} with another schema")
-        spec = StreamSpec(name, schema, producer, explicit=explicit)
+        spec = StreamSpec(name, schema, producer, derived, explicit=explicit)
         spec.subscribers = [s for s in self.subscriptions if delivers(s, spec)]
         for sub in spec.subscribers:
             sub.streams.append(name)
@@ -206,8 +216,9 @@ class InstrumentManager:
         restart: RestartPolicy | None = None,
         max_bytes: int = LOSSLESS_MAX_BYTES,
         max_batches: int = 16,
+        start: bool = True,
     ) -> ActorRef:
-        """Start an actor; with ``inputs`` (stream names or globs) it is subscribed first, with
+        """Start an actor (``start=False``: later, with :meth:`start`); with ``inputs`` (stream names or globs) it is subscribed first, with
         ``delivery`` (``lossless`` or ``latest``); ``restart`` overrides the hub's restart policy.
 
         The subscription belongs to the actor's ref, so it survives restarts:
@@ -218,6 +229,10 @@ class InstrumentManager:
         if inputs is not None:
             sub = self.subscribe(inputs, delivery=delivery, owner=name, max_bytes=max_bytes, max_batches=max_batches)
             ref.attach(sub)
+        return self.supervisor.start(name) if start else ref
+
+    def start(self, name: str) -> ActorRef:
+        """Start an actor spawned with ``start=False``."""
         return self.supervisor.start(name)
 
     def actor(self, name: str) -> ActorRef:
@@ -296,6 +311,7 @@ class InstrumentManager:
             "streams": {
                 name: {
                     "producer": spec.producer,
+                    "derived": spec.derived,
                     "kind": spec.kind,
                     **spec.meter.snapshot(),
                     "requested_per_s": spec.requested_rate,
@@ -313,7 +329,7 @@ def delivers(sub: Subscription, spec: StreamSpec) -> bool:
     """Whether ``sub`` gets ``spec``'s batches: a pattern matches it. An explicit stream goes to a lossless
     subscriber (a recorder, a processor) only through a pattern whose first segment is the stream's own,
     as ``scan/*`` is for ``scan/points``; live views (latest) take it through any pattern."""
-    if not spec.explicit or sub.policy is Policy.LATEST:
+    if not spec.explicit or sub.delivery is Delivery.LATEST:
         return sub.matches(spec.name)
     head = spec.name.split("/", 1)[0]
     return any(p.split("/", 1)[0] == head and matches_any(spec.name, [p]) for p in sub.patterns)

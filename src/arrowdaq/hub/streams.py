@@ -23,11 +23,13 @@ def check_stream_name(name: str) -> str:
 
 @dataclass
 class StreamSpec:
-    """A declared stream. ``schema`` is what its batches must match."""
+    """A stream declared on the hub, and its counters. ``schema`` is what its batches must match;
+    ``derived``: a processor computes it from other streams (not measured)."""
 
     name: str
     schema: pa.Schema
     producer: str | None = None
+    derived: bool = False
     meter: FlowMeter = field(default_factory=FlowMeter, repr=False, compare=False)
     subscribers: list = field(default_factory=list, repr=False, compare=False)
     required: tuple[int, ...] = field(default=(), repr=False, compare=False)
@@ -52,10 +54,6 @@ class StreamSpec:
     @property
     def kind(self) -> str | None:
         return kind_of(self.schema)
-
-    @property
-    def instrument(self) -> str:
-        return self.name.split("/", 1)[0]
 
     @property
     def plain_schema(self) -> pa.Schema:

@@ -88,6 +88,7 @@ class InstrumentActor(Actor):
         hub: InstrumentManager,
         make_driver: Callable[[], Driver],
         driver_class: type[Driver],
+        streams: tuple[Stream, ...],
         *,
         poll_hz: dict[str, float] | None = None,
         batch_latency: float = BATCH_LATENCY,
@@ -98,8 +99,9 @@ class InstrumentActor(Actor):
         self.driver_class = driver_class
         self.close_timeout = driver_class.close_timeout
         self._poll_overrides = dict(poll_hz or {})
-        self.poll_hz = {s.name: s.poll_hz for s in driver_class.streams} | self._poll_overrides
-        self._streams: dict[str, Stream] = {s.name: s for s in driver_class.streams}
+        #: The streams the settings declared (:meth:`Driver.streams_for`), each declared on the hub.
+        self._streams: dict[str, Stream] = {s.name: s for s in streams}
+        self.poll_hz = {name: s.poll_hz for name, s in self._streams.items()} | self._poll_overrides
         self.batch_latency = batch_latency
         self.port = port
         self.driver: Driver | None = None
@@ -121,15 +123,12 @@ class InstrumentActor(Actor):
         self._settings: dict[str, Any] = {}  # re-read after every command that changes the instrument
 
     async def on_start(self) -> None:
-        self.driver = await self.blocking(self.make_driver)
-        # The instance knows its streams (an ESP300's depend on its configured axes).
-        self._streams = {s.name: s for s in self.driver.active_streams()}
         unknown = sorted(set(self._poll_overrides) - set(self._streams))
         if unknown:
             raise InstrumentConfigError(
                 f"{self.name}: poll_hz names unknown stream {unknown[0]!r} (streams: {', '.join(self._streams)})"
             )
-        self.poll_hz = {name: s.poll_hz for name, s in self._streams.items()} | self._poll_overrides
+        self.driver = await self.blocking(self.make_driver)
         # the instance's class knows settings declared by its configuration (a scpi driver's controls)
         self.ref.precheck = precheck_for(self.name, type(self.driver))
         await self.blocking(self.driver.connect_configured)  # connect, then the configured settings, read back
@@ -589,16 +588,19 @@ def spawn_instrument(
     poll_hz: dict[str, float] | None = None,
     port: str | None = None,
     batch_latency: float = BATCH_LATENCY,
+    start: bool = True,
 ) -> ActorRef:
-    """Declare the instrument's streams on the hub, then start its actor."""
-    for stream, schema in driver_class.declare_streams(settings or {}).items():
-        hub.declare(f"{name}/{stream}", schema, producer=name)
+    """Declare the streams the instrument's settings give (:meth:`Driver.streams_for`) on the hub,
+    once, then spawn its actor; ``start=False``: it starts with ``hub.start(name)``."""
+    streams = driver_class.streams_for(settings or {})
+    hub.declare_outputs(name, {s.name: s.schema() for s in streams})
     ref = hub.spawn(
         name,
         lambda: InstrumentActor(
-            hub, make_driver, driver_class, poll_hz=poll_hz, batch_latency=batch_latency, port=port
+            hub, make_driver, driver_class, streams, poll_hz=poll_hz, batch_latency=batch_latency, port=port
         ),
         role=Role.SOURCE,
+        start=start,
     )
 
     ref.precheck = precheck_for(name, driver_class)

@@ -45,7 +45,7 @@ class Stream:
 
     ``read`` names the driver attribute that gives one reading (default: the
     stream's name); ``poll_hz`` is the default polling rate (0 = not polled:
-    read on request only).
+    read on request only). An image stream gives its frames' ``shape`` and pixel ``dtype``.
     """
 
     name: str
@@ -55,15 +55,17 @@ class Stream:
     read: str | None = None
     poll_hz: float = 1.0
     long_name: str | None = None
+    shape: tuple[int, ...] | None = None
+    dtype: str = "uint16"
 
     def schema(self) -> pa.Schema:
         if self.kind == schemas.SCALAR:
             return schemas.scalar_schema(self.unit, long_name=self.long_name)
         if self.kind == schemas.VECTOR:
             return schemas.vector_schema(self.unit, self.x_unit, long_name=self.long_name)
-        raise ValueError(
-            f"stream {self.name!r}: a {self.kind} stream's schema depends on settings; override declare_streams"
-        )
+        if self.kind == schemas.IMAGE and self.shape is not None:
+            return schemas.image_schema(self.shape, self.dtype, self.unit)
+        raise ValueError(f"stream {self.name!r}: a {self.kind} stream needs its shape")
 
 
 def _value_type(template: str) -> type | None:
@@ -413,9 +415,12 @@ class Driver:
 
     # --- declarations ------------------------------------------------------------
     @classmethod
-    def declare_streams(cls, settings: dict[str, Any]) -> dict[str, pa.Schema]:
-        """Stream name → schema, known before the device is opened (storage needs it)."""
-        return {s.name: s.schema() for s in cls.streams}
+    def streams_for(cls, settings: dict[str, Any]) -> tuple[Stream, ...]:
+        """The streams an instrument with these settings produces, known before the device is opened
+        (storage and processors need them): the one place the runtime asks. The default is
+        :attr:`streams`; a driver whose streams depend on its settings (an ESP300's axes, a SCPI
+        instrument's queries, a camera's frame shape) overrides this, and its ``read``."""
+        return cls.streams
 
     @classmethod
     def controls(cls) -> dict[str, Control]:
@@ -545,19 +550,6 @@ class Driver:
             control.to_device(value, f"{self.name}.{key}")
         except CommandError as exc:
             raise InstrumentConfigError(f"{self.name}: setting {key}: {_reason(exc)}") from None
-
-    def active_streams(self) -> tuple[Stream, ...]:
-        """The streams this instance produces (drivers whose streams depend on settings override it)."""
-        return type(self).streams
-
-    @classmethod
-    def stream(cls, name: str) -> Stream:
-        for s in cls.streams:
-            if s.name == name:
-                return s
-        raise CommandError(
-            f"{cls.driver_name} has no stream {name!r} (streams: {', '.join(s.name for s in cls.streams)})"
-        )
 
     def commands(self) -> dict[str, Callable[..., Any]]:
         """Name → bound method of every ``@command``."""
@@ -700,14 +692,14 @@ class Driver:
         A stream reads the attribute it names; a control with ``values`` publishes the
         device's number (a shutter is 0 or 1 in the data, "closed"/"open" in the settings).
         """
-        for s in self.active_streams():
+        for s in type(self).streams:
             if s.name == stream:
                 attribute = s.read or stream
                 control = type(self).controls().get(attribute)
                 if control is not None and control.values is not None:
                     return control.read_raw(self)
                 return getattr(self, attribute)
-        names = ", ".join(s.name for s in self.active_streams())
+        names = ", ".join(s.name for s in type(self).streams)
         raise CommandError(f"{self.name} has no stream {stream!r} (streams: {names})")
 
     # --- talking to the device -------------------------------------------------------

@@ -25,11 +25,6 @@ BUILTIN: dict[str, str] = {
 }
 
 
-def register(name: str, target: str) -> None:
-    """Register a built-in driver by import path (``"package.module:Class"``)."""
-    BUILTIN[name] = target
-
-
 def available() -> list[str]:
     plugins = {ep.name for ep in entry_points(group="arrowdaq.drivers")}
     return sorted(set(BUILTIN) | plugins)

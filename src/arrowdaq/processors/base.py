@@ -179,9 +179,7 @@ class Processor(Actor, Generic[P]):
             )
         self.input_schema = spec.schema
         schemas = self.configure(spec.schema)
-        self.outputs = {name: f"{id}/{name}" for name in schemas}
-        for name, schema in schemas.items():
-            self.hub.declare(self.outputs[name], schema, producer=id)
+        self.outputs = dict(zip(schemas, self.hub.declare_outputs(id, schemas, derived=True), strict=True))
 
     async def on_start(self) -> None:
         if self.id is not None and self.id != self.name:

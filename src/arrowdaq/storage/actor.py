@@ -358,10 +358,10 @@ class StorageActor(Actor):
         return [self.hub.streams[n] for n in names if n in self.hub.streams]
 
     def _tell_processors(self) -> None:
-        """Which producers run as processors (known once spawned): their streams are not the file's default plot."""
+        """Which producers are processors (their streams are derived, declared so on the hub): their
+        streams are not the file's default plot."""
         if isinstance(self.writer, NexusWriter):
-            actors = self.hub.status().get("actors", {})
-            self.writer.processors = {name for name, a in actors.items() if a.get("role") == Role.PROCESSOR.value}
+            self.writer.processors = {s.producer for s in self.hub.streams.values() if s.derived and s.producer}
 
     def _storable(self, spec: StreamSpec) -> bool:
         if self.options.layout != NEXUS:

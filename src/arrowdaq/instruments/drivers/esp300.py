@@ -18,7 +18,6 @@ import re
 import time
 from typing import Annotated, Any, Literal
 
-import pyarrow as pa
 from pydantic import Field
 
 from ...errors import (
@@ -127,7 +126,7 @@ class ESP300(Driver):
         timeout=1.0,
         rtscts=True,
     )
-    streams = ()  # one per configured axis: see active_streams
+    streams = ()  # two per configured axis: see streams_for
     #: ``stage.axis[2].velocity = 1.5``; the config sets them as ``[instruments.settings.axis2]``.
     axis = Channels(Axis, ids="axes", prefix="axis")
 
@@ -159,12 +158,9 @@ class ESP300(Driver):
 
     # --- streams: axis{n}_position for each configured axis -----------------------------
     @classmethod
-    def declare_streams(cls, settings: dict[str, Any]) -> dict[str, pa.Schema]:
+    def streams_for(cls, settings: dict[str, Any]) -> tuple[Stream, ...]:
         axes = cls.check_axes(settings.get("axes", (1,)), cls.driver_name)
-        return {s.name: s.schema() for a in axes for s in axis_streams(a)}
-
-    def active_streams(self) -> tuple[Stream, ...]:
-        return tuple(s for a in self.axes for s in axis_streams(a))
+        return tuple(s for a in axes for s in axis_streams(a))
 
     def read(self, stream: str) -> float:
         for number, axis in self.axis.items():

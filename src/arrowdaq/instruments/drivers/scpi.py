@@ -412,12 +412,9 @@ class SCPIInstrument(Driver):
         return super(SCPIInstrument, klass).build(transport, name=name, **settings, **values)
 
     @classmethod
-    def declare_streams(cls, settings: dict[str, Any]) -> dict[str, pa.Schema]:
+    def streams_for(cls, settings: dict[str, Any]) -> tuple[Stream, ...]:
         configured = parse_streams(settings.get("queries"), settings.get("traces"))
-        return {name: spec.stream().schema() for name, spec in configured.items()}
-
-    def active_streams(self) -> tuple[Stream, ...]:
-        return tuple(spec.stream() for spec in self.configured.values())
+        return tuple(spec.stream() for spec in configured.values())
 
     # --- lifecycle ----------------------------------------------------------------------
     def connect(self) -> None:

@@ -90,7 +90,7 @@ class SimCamera(Driver):
 
     driver_name = "sim_camera"
     needs_port = False
-    streams = (Stream("frames", kind=schemas.IMAGE, unit="counts", poll_hz=20.0),)
+    streams = (Stream("frames", schemas.IMAGE, "counts", poll_hz=20.0, shape=(256, 256)),)
 
     exposure_s = Setting(
         0.01, validator=in_range(*EXPOSURE_RANGE_S), unit="s", doc="Exposure time", changed="_restart_clock"
@@ -147,15 +147,14 @@ class SimCamera(Driver):
 
     # --- declarations -------------------------------------------------------------------
     @classmethod
-    def declare_streams(cls, settings: dict[str, Any]) -> dict[str, pa.Schema]:
+    def streams_for(cls, settings: dict[str, Any]) -> tuple[Stream, ...]:
+        """Frames of the binned shape, polled at twice the frame rate (at most 100 Hz): each poll takes
+        what the camera buffered."""
         binning = configured(check_binning, settings.get("binning", 1), "sim_camera.binning")
         shape = frame_shape(settings.get("shape", (256, 256)), binning)
         dtype = configured(check_dtype, settings.get("dtype", "uint16"), "sim_camera.dtype")
-        return {"frames": schemas.image_schema(shape, dtype, "counts")}
-
-    def active_streams(self) -> tuple[Stream, ...]:
-        """Polled at twice the frame rate (at most 100 Hz): each poll takes what the camera buffered."""
-        return (Stream("frames", kind=schemas.IMAGE, unit="counts", poll_hz=min(2 * self.fps, 100.0)),)
+        fps = configured(in_range(1e-3, MAX_FPS), settings.get("fps", 10.0), "sim_camera.fps")
+        return (Stream("frames", schemas.IMAGE, "counts", poll_hz=min(2 * fps, 100.0), shape=shape, dtype=dtype),)
 
     def rows_per_s(self, stream: str) -> float | None:
         """Frames per second asked for: the internal clock's rate; a software trigger sets none."""
