@@ -1,6 +1,5 @@
 """A small asyncio actor runtime: mailboxes, tell/ask, supervision, ordered stop."""
 
-from ..errors import describe
 from .actor import Actor, Inbox, Timer
 from .messages import Command
 from .ref import ActorRef
@@ -19,5 +18,4 @@ __all__ = [
     "StatusEvent",
     "Supervisor",
     "Timer",
-    "describe",
 ]
