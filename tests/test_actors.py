@@ -287,6 +287,7 @@ async def test_a_link_lost_after_running_well_is_a_new_outage_and_never_fails():
     """The supervisor judges a failure by how long the instance ran: a device that worked for a
     while and dropped again is a second outage, retried, and never uses up the failure limit."""
     attempts = []
+    back_again = asyncio.Event()
 
     class Device(Actor):
         link_errors = (ConnectionError,)
@@ -295,6 +296,8 @@ async def test_a_link_lost_after_running_well_is_a_new_outage_and_never_fails():
             attempts.append(len(attempts))
             if len(attempts) in (1, 2, 4, 5, 6):  # away, back, away again for longer than max_failures
                 raise ConnectionError("port /dev/ttyUSB0 went away")
+            if len(attempts) == 7:
+                back_again.set()
 
         async def handle(self, message):
             raise ConnectionError("port /dev/ttyUSB0 went away")
@@ -305,8 +308,7 @@ async def test_a_link_lost_after_running_well_is_a_new_outage_and_never_fails():
     assert ref.outages == 1 and ref.restarts == 0
     await asyncio.sleep(2 * FAST_RESTARTS.max_backoff)  # the scenario: it runs well for a while
     await ref.tell("read")
-    async with asyncio.timeout(5):
-        while not (len(attempts) == 7 and ref.status is ActorStatus.RUNNING):
-            await asyncio.sleep(0.005)
+    await asyncio.wait_for(back_again.wait(), 5)
+    await ref.wait_status(ActorStatus.RUNNING)
     assert ref.outages == 2 and ref.restarts == 0
     await sup.stop_all()

@@ -65,6 +65,7 @@ class ActorRef:
         self._inboxes: list[Inbox] = []
         self._next_inbox = 0
         self.status = ActorStatus.STARTING
+        self._status_changed = asyncio.Event()  # set, and replaced, on every status change
         self.last_error: str | None = None
         #: Restarts after faults in the code or the configuration (see :class:`.supervisor.RestartPolicy`).
         self.restarts = 0
@@ -181,6 +182,8 @@ class ActorRef:
 
         Stopped and Failed refuse the asks still queued, naming why."""
         self.status = status
+        self._status_changed.set()
+        self._status_changed = asyncio.Event()
         self._publish(error)
         if status is ActorStatus.STOPPED:
             self._fail_pending(f"actor {self.name!r} stopped" + (f": {error}" if error else ""))
@@ -191,7 +194,7 @@ class ActorRef:
         """Wait until the actor reaches one of ``wanted`` (a test and start-up helper)."""
         async with asyncio.timeout(timeout):
             while self.status not in wanted:
-                await asyncio.sleep(0.005)
+                await self._status_changed.wait()
         return self.status
 
     # --- serving one instance ---------------------------------------------------------
