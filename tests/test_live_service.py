@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pyarrow.flight as flight
 import pytest
 
 import arrowdaq
@@ -182,3 +183,36 @@ def test_a_second_process_drives_the_table_and_the_command_log_records_it(tmp_pa
     assert logged[4][1]["args"] == {"target": 45.0} and logged[4][1]["result"] == pytest.approx(45, abs=0.1)
     times = [e["timestamp_ns"] for e in commands]
     assert times == sorted(times)
+
+
+def test_scan_points_follows_each_scans_columns_for_a_plain_client(daemon):
+    """Each scan declares ``scan/points`` again with its own columns: a plain pyarrow.flight client gets the
+    new schema (catalogue, get_schema, snapshot, a new stream); a stream opened before the new scan ends
+    with an error saying why, instead of carrying batches its schema cannot hold."""
+    auth = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + daemon.token.encode())])
+    plain = flight.FlightClient(daemon.address)
+    points = flight.FlightDescriptor.for_path("scan/points")
+
+    def ticket(mode: str) -> flight.Ticket:
+        return flight.Ticket(json.dumps({"stream": "scan/points", "mode": mode}).encode())
+
+    with plain, arrowdaq.connect(daemon.address, token=daemon.token) as daq:
+        daq.scan("scan", "hwp", 0, 10, 2, detectors=["pm1"], settle=0)
+        assert "pm1" in plain.get_schema(points, auth).schema.names
+        opened_before = plain.do_get(ticket("latest"), auth)
+        assert "laser_power" not in opened_before.schema.names
+
+        daq.scan("scan", "hwp", 0, 10, 3, detectors=["pm1", "laser/power"], settle=0)
+        assert {"pm1", "laser_power", "laser_power_std"} <= set(plain.get_schema(points, auth).schema.names)
+        catalogue = {"/".join(p.decode() for p in i.descriptor.path): i for i in plain.list_flights(b"", auth)}
+        assert "laser_power" in catalogue["scan/points"].schema.names
+        last = plain.do_get(ticket("snapshot"), auth).read_all()
+        assert last.num_rows == 1 and last.column("index").to_pylist() == [2]
+        assert last.schema.field("laser_power").metadata[b"unit"] == b"W"
+        opened_after = plain.do_get(ticket("latest"), auth)
+        assert "laser_power" in opened_after.schema.names
+        opened_after.cancel()
+
+        with pytest.raises(flight.FlightError, match=r"'scan/points' was declared again with another schema"):
+            for _ in range(100):  # heartbeats (empty batches) until the first point of the new scan ends it
+                opened_before.read_chunk()

@@ -12,6 +12,10 @@ makes a producer wait (DESIGN section 8).
 
 Every batch of a stream has a sequence number: the stream's batch count at
 publish (0 for the first), the same for every client, so gaps are visible.
+
+A stream declared again with other columns (each scan's ``scan/points``) cannot
+change schema inside an open Flight stream: the feed takes no batch of the new
+declaration, hands out what it holds, then ends with :class:`Redeclared`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -36,6 +41,10 @@ class FeedBroken(Exception):
         self.queued = queued
 
 
+class Redeclared(Exception):
+    """The stream was declared again (another schema) after the feed opened: the client subscribes again."""
+
+
 class ClientFeed(Subscription):
     """One remote client's buffer for one stream; see the module docstring."""
 
@@ -48,7 +57,9 @@ class ClientFeed(Subscription):
         *,
         max_batches: int = 16,
         max_bytes: int = 64 * 2**20,
+        streams: Mapping[str, StreamSpec] | None = None,
     ) -> None:
+        """``streams``: the hub's declarations, to see ``stream`` declared again (None: never, as ``_events``)."""
         super().__init__(name, [stream], delivery, max_bytes=max_bytes, max_batches=max_batches)
         self.stream = stream
         self.client = ""  # who reads it (the x-arrowdaq-client header, else the peer), shown in ``status``
@@ -57,13 +68,22 @@ class ClientFeed(Subscription):
         self._feed: deque[tuple[int, pa.RecordBatch, int, float]] = deque()
         self._skipped = 0  # dropped since the last batch handed out
         self.gap_at: int | None = None
+        self._streams = streams
+        self.declared = streams.get(stream) if streams is not None else None  # the declaration the client has
+        if self.declared is not None:
+            self._counter = self.declared.meter  # its own count (a new declaration counts from 0 again)
+        self.redeclared = False
 
     # --- the hub's side (event loop thread) --------------------------------------------
     def offer(self, stream: str, batch: pa.RecordBatch, nbytes: int, now: float, seq: int | None = None) -> bool:
         seq = self._counter.batches - 1 if seq is None else seq
         with self._cond:
-            if self.closed or self.gap_at is not None:
+            if self.closed or self.gap_at is not None or self.redeclared:
                 self.drops += 1
+                return True
+            if self._streams is not None and self._streams.get(stream) is not self.declared:
+                self.redeclared = True  # another schema: not for this Flight stream
+                self._cond.notify()
                 return True
             if self.delivery is Delivery.LATEST:
                 while len(self._feed) >= self.max_batches:
@@ -93,15 +113,17 @@ class ClientFeed(Subscription):
     def next(self, timeout: float) -> tuple[int, pa.RecordBatch, int] | None:
         """``(seq, batch, dropped before it)``, or None after ``timeout`` s or when closed.
 
-        Raises FeedBroken once a lossless feed has overflowed and the batches
-        before the gap have been handed out.
+        Raises FeedBroken once a lossless feed has overflowed, Redeclared once the stream has another
+        declaration, after the batches before have been handed out.
         """
         with self._cond:
-            if not self._feed and not self.closed and self.gap_at is None:
+            if not self._feed and not self.closed and self.gap_at is None and not self.redeclared:
                 self._cond.wait(timeout)
             if not self._feed:
                 if self.gap_at is not None:
                     raise FeedBroken(self.gap_at, self.max_batches)
+                if self.redeclared:
+                    raise Redeclared(self.stream)
                 return None
             seq, batch, nbytes, t_in = self._feed.popleft()
             self._bytes -= nbytes

@@ -44,7 +44,7 @@ from ..log import get_logger
 from . import discovery
 from .actions import ACTION_HANDLERS, ActionContext, error_for_flight
 from .events import event_batch
-from .feeds import ClientFeed, FeedBroken, LastBatches
+from .feeds import ClientFeed, FeedBroken, LastBatches, Redeclared
 from .protocol import (
     ACTIONS,
     AUTH_HEADER,
@@ -349,15 +349,20 @@ class LiveService:
         """The stream's schema on the wire (string columns plain; units in field metadata)."""
         return self.wire(name).schema
 
-    def wire(self, name: str) -> WireFormat:
-        wire = self._wire.get(name)
-        if wire is None:
+    def wire(self, name: str, schema: pa.Schema | None = None) -> WireFormat:
+        """The stream's wire format, for its current declaration (or ``schema``, a declaration a feed holds).
+
+        Kept per stream and made again when the stream is declared again with another schema (each
+        scan's ``scan/points`` has its own columns)."""
+        if schema is None:
             if name == EVENTS_STREAM:
                 schema = EVENT_SCHEMA
-            elif name in self.hub.streams:
-                schema = self.hub.streams[name].schema
+            elif (spec := self.hub.streams.get(name)) is not None:
+                schema = spec.schema
             else:
                 raise flight.FlightServerError(self.unknown_stream(name))
+        wire = self._wire.get(name)
+        if wire is None or wire.source is not schema:
             wire = self._wire[name] = WireFormat(schema)
         return wire
 
@@ -390,11 +395,13 @@ class LiveService:
         name, mode = request["stream"], request.get("mode", "latest")
         if mode not in (*MODES, SNAPSHOT):
             raise flight.FlightServerError(f"arrowdaq: unknown mode {mode!r} (modes: {', '.join((*MODES, SNAPSHOT))})")
-        schema = self.schema_of(name)
+        wire = self.wire(name)
         if mode == SNAPSHOT:
             seq, last = self.last.last.get(name, (-1, None))
-            batches = [] if last is None else [self.wire(name)(last)]
-            return flight.RecordBatchStream(pa.Table.from_batches(batches, schema=schema))
+            if last is not None and not last.schema.equals(wire.source):
+                last = None  # of the stream's previous declaration (the last scan's points)
+            batches = [] if last is None else [wire(last)]
+            return flight.RecordBatchStream(pa.Table.from_batches(batches, schema=wire.schema))
         if self._stopping.is_set():
             raise flight.FlightUnavailableError("arrowdaq: the daemon is stopping")
         size = self.settings.latest_batches if mode == "latest" else self.settings.lossless_batches
@@ -415,13 +422,16 @@ class LiveService:
                     feed.offer(name, batch, batch.nbytes, time.monotonic(), seq=seq)
                 self._event_feeds.add(feed)
         else:
-            feed = ClientFeed(feed_name, name, self.hub.streams[name].meter, mode, max_batches=size)
+            streams = self.hub.streams
+            feed = ClientFeed(feed_name, name, streams[name].meter, mode, max_batches=size, streams=streams)
+            if feed.declared is not None:
+                wire = self.wire(name, feed.declared.schema)  # the declaration the feed holds, however recent
             with self._lock:
                 self._feeds.add(feed)
             self.call(lambda: self.hub.add_subscription(feed))
         feed.client = client
         log.info(f"live: {client} subscribed to {name} ({mode})")
-        return flight.GeneratorStream(schema, self._serve(feed, self.wire(name), context, client))
+        return flight.GeneratorStream(wire.schema, self._serve(feed, wire, context, client))
 
     def _serve(
         self, feed: ClientFeed, wire: WireFormat, context: flight.ServerCallContext, client: str
@@ -440,6 +450,12 @@ class LiveService:
                         f"arrowdaq: gap at seq {gap.seq}: {client} fell more than {gap.queued} batches behind "
                         f"on {feed.stream!r} (lossless); subscribe again, or use mode 'latest'",
                         extra_info=dumps({"error": "GapError", "seq": gap.seq}),
+                    ) from None
+                except Redeclared:
+                    raise flight.FlightServerError(
+                        f"arrowdaq: stream {feed.stream!r} was declared again with another schema (each scan's "
+                        "scan/points has its own columns); subscribe again for the new one",
+                        extra_info=dumps({"error": "StreamError"}),
                     ) from None
                 if item is None:
                     if feed.closed:

@@ -24,6 +24,7 @@ class WireFormat:
     clients reading in step convert each batch once between them, not once each."""
 
     def __init__(self, schema: pa.Schema) -> None:
+        self.source = schema  # the declaration's schema: a stream declared again gets a new WireFormat
         self.schema = plain_schema(schema)
         self._encoded = [i for i, f in enumerate(schema) if pa.types.is_dictionary(f.type)]
         self._targets = [self.schema.field(i).type for i in range(len(self.schema))]
