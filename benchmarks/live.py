@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -59,6 +60,31 @@ LATENCY_CLIENT = textwrap.dedent(
             if len(lat) >= n:
                 break
         dropped = sub.dropped
+    a = np.array(lat) / 1e6
+    print(json.dumps({"n": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
+                      "max": float(a.max()), "dropped": dropped}), flush=True)
+    """
+)
+
+PLAIN_LATENCY_CLIENT = textwrap.dedent(
+    """
+    import json, sys, time
+    import numpy as np
+    import pyarrow.flight as flight
+    address, token, ticket, n = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4])
+    client = flight.FlightClient(address)
+    options = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
+    reader = client.do_get(flight.Ticket(ticket), options)
+    print("ready", flush=True)
+    lat = []
+    dropped = 0
+    while len(lat) < n:
+        chunk = reader.read_chunk()
+        if chunk.data.num_rows:
+            lat.append(time.time_ns() - chunk.data.column("timestamp_ns")[0].as_py())
+            if chunk.app_metadata is not None:
+                dropped += json.loads(chunk.app_metadata.to_pybytes()).get("dropped", 0)
+    reader.cancel()
     a = np.array(lat) / 1e6
     print(json.dumps({"n": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
                       "max": float(a.max()), "dropped": dropped}), flush=True)
@@ -170,8 +196,15 @@ def finish(proc: subprocess.Popen[str]) -> dict[str, float]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def measure_latency(daemon: Daemon, n: int) -> dict[str, float]:
-    client = start_client(LATENCY_CLIENT, str(n))
+def measure_latency(daemon: Daemon, n: int, plain: bool = False) -> dict[str, float]:
+    """``plain``: the client is bare pyarrow.flight (no reader thread), else ``arrowdaq.connect().subscribe``."""
+    live = daemon.app.live
+    assert live is not None
+    if plain:
+        ticket = json.dumps({"stream": "bench/tick", "mode": "latest"})
+        client = start_client(PLAIN_LATENCY_CLIENT, live.address, live.token, ticket, str(n))
+    else:
+        client = start_client(LATENCY_CLIENT, str(n))
     hub = daemon.app.hub
 
     async def publish() -> None:
@@ -237,6 +270,58 @@ def measure_bare(batch: pa.RecordBatch, n: int) -> dict[str, float]:
         server.shutdown()
 
 
+class BareTickServer(flight.FlightServerBase):
+    """The floor for latency: bare pyarrow.flight in this process (beside the running demo, as the daemon's
+    service is), a producer thread handing 1-row batches at 1 kHz to the do_get generator through a
+    bounded queue that keeps the newest 16 (the hand-off any server with a producer makes)."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.dropped = 0
+        super().__init__("grpc://127.0.0.1:0")
+
+    def do_get(self, context, ticket):  # type: ignore[no-untyped-def]
+        import queue
+
+        ticks: queue.Queue[pa.RecordBatch] = queue.Queue(maxsize=16)
+        schema = plain_schema(scalar_schema("s"))
+        values, channel, unit = pa.array([0.0]), pa.array(["tick"]), pa.array(["s"])
+
+        def produce() -> None:
+            next_at = time.perf_counter()
+            while not self.stop.is_set() and not context.is_cancelled():
+                next_at += 0.001
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                stamp = pa.array([time.time_ns()], pa.uint64())
+                batch = pa.RecordBatch.from_arrays([stamp, channel, values, unit], schema=schema)
+                try:
+                    ticks.put_nowait(batch)
+                except queue.Full:
+                    ticks.get_nowait()
+                    self.dropped += 1
+                    ticks.put_nowait(batch)
+
+        threading.Thread(target=produce, daemon=True).start()
+
+        def batches():  # type: ignore[no-untyped-def]
+            while not self.stop.is_set():
+                yield ticks.get()
+
+        return flight.GeneratorStream(schema, batches())
+
+
+def measure_bare_latency(n: int) -> dict[str, float]:
+    server = BareTickServer()
+    try:
+        client = start_client(PLAIN_LATENCY_CLIENT, f"grpc://127.0.0.1:{server.port}", "x", "{}", str(n))
+        return {**finish(client), "dropped": server.dropped}
+    finally:
+        server.stop.set()
+        server.shutdown()
+
+
 def demo_rates(daemon: Daemon, seconds: float) -> dict[str, float]:
     async def rows() -> dict[str, int]:
         return {n: s["rows"] for n, s in daemon.app.hub.status()["streams"].items() if not n.startswith("bench/")}
@@ -247,9 +332,16 @@ def demo_rates(daemon: Daemon, seconds: float) -> dict[str, float]:
     return {n: (after[n] - before[n]) / seconds for n in after}
 
 
+def spread(values: list[float]) -> str:
+    """Median and range of a measurement's rounds."""
+    return f"{statistics.median(values):8.3f} [{min(values):.3f}-{max(values):.3f}]"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each live beside bare Flight (default 3)")
+    parser.add_argument("--only", choices=("latency", "throughput", "acquisition"), help="run one part only")
     args = parser.parse_args()
     n_latency = 2_000 if args.quick else 10_000
     n_scalar = 200 if args.quick else 2_000
@@ -272,45 +364,75 @@ def main() -> None:
         "bench/scalar": scalar.schema,
         "bench/frames": frame.schema if frame.schema is not None else image_schema((2048, 2048), "uint16"),
     }
-    with TemporaryDirectory() as tmp, Daemon(Path(tmp), streams) as daemon:
-        print(f"live service {daemon.app.live.address if daemon.app.live else '?'}; the demo is running", flush=True)
-        lat = measure_latency(daemon, n_latency)
-        print(
-            f"latency publish -> client iterator, 1-row batches at 1 kHz, n={lat['n']:,}: "
-            f"p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms, max {lat['max']:.3f} ms "
-            f"(dropped {lat['dropped']}; targets p50 <= 1 ms, p99 <= 10 ms)",
-            flush=True,
-        )
-        print(f"{'payload':>28} {'live MB/s':>10} {'bare MB/s':>10} {'ratio':>6}")
-        for label, stream, batches, n in (
-            ("10,000-row scalar batches", "bench/scalar", scalars, n_scalar),
-            ("8 MiB frames", "bench/frames", frames, n_frames),
-        ):
-            live = measure_throughput(daemon, stream, batches, n)
-            bare = measure_bare(batches[0], n)
+    parts = [args.only] if args.only else ["latency", "throughput", "acquisition"]
+    with TemporaryDirectory() as tmp:
+        # this daemon's own address file: the clients must not find a daemon another process runs meanwhile
+        os.environ["ARROWDAQ_LIVE_FILE"] = str(Path(tmp) / "live.json")
+        with Daemon(Path(tmp), streams) as daemon:
             print(
-                f"{label:>28} {live['mb_per_s']:>10,.0f} {bare['mb_per_s']:>10,.0f} "
-                f"{live['mb_per_s'] / bare['mb_per_s']:>6.2f}",
-                flush=True,
+                f"live service {daemon.app.live.address if daemon.app.live else '?'}; the demo is running", flush=True
             )
+            results: dict[str, list[float]] = {}
 
-        quiet = demo_rates(daemon, 5.0)
-        everything = [s for s in daemon.app.hub.streams if not s.startswith("bench/")]
-        clients = [start_client(STALLED_CLIENT, *everything) for _ in range(4)]
-        try:
-            os.kill(clients[0].pid, signal.SIGSTOP)
-            loaded = demo_rates(daemon, 5.0)
-        finally:
-            for c in clients:
-                os.kill(c.pid, signal.SIGCONT)
-                c.kill()
-                c.wait()
-        total_quiet, total_loaded = sum(quiet.values()), sum(loaded.values())
-        print(
-            f"demo acquisition: {total_quiet:,.0f} rows/s without clients, {total_loaded:,.0f} rows/s with 4 clients "
-            f"on all {len(everything)} streams, one stalled (ratio {total_loaded / max(total_quiet, 1e-9):.2f})",
-            flush=True,
-        )
+            def note(key: str, value: float) -> None:
+                results.setdefault(key, []).append(value)
+
+            for r in range(args.rounds):
+                print(f"round {r + 1}/{args.rounds}: load average {os.getloadavg()[0]:.2f}", flush=True)
+                if "latency" in parts:
+                    for label, measure in (
+                        ("live, arrowdaq client", lambda: measure_latency(daemon, n_latency)),
+                        ("live, plain Flight client", lambda: measure_latency(daemon, n_latency, plain=True)),
+                        ("bare Flight", lambda: measure_bare_latency(n_latency)),
+                    ):
+                        lat = measure()
+                        for q in ("p50", "p99", "max"):
+                            note(f"latency {label} {q}", lat[q])
+                        print(
+                            f"  latency {label:>26}: p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms, "
+                            f"max {lat['max']:.3f} ms (n={lat['n']:,}, dropped {lat['dropped']})",
+                            flush=True,
+                        )
+                if "throughput" in parts:
+                    for label, stream, batches, n in (
+                        ("10,000-row scalar batches", "bench/scalar", scalars, n_scalar),
+                        ("8 MiB frames", "bench/frames", frames, n_frames),
+                    ):
+                        live = measure_throughput(daemon, stream, batches, n)
+                        bare = measure_bare(batches[0], n)
+                        note(f"{label} ratio", live["mb_per_s"] / bare["mb_per_s"])
+                        print(
+                            f"  {label:>26}: live {live['mb_per_s']:,.0f} MB/s, bare {bare['mb_per_s']:,.0f} MB/s, "
+                            f"ratio {live['mb_per_s'] / bare['mb_per_s']:.2f}",
+                            flush=True,
+                        )
+            if results:
+                print(
+                    f"medians over {args.rounds} rounds [min-max]  (targets: latency p50 <= 1 ms, p99 <= 10 ms; "
+                    "throughput ratio >= 0.8)"
+                )
+                for key, values in results.items():
+                    print(f"  {key:>46} {spread(values)}")
+
+            if "acquisition" in parts:
+                quiet = demo_rates(daemon, 5.0)
+                everything = [s for s in daemon.app.hub.streams if not s.startswith("bench/")]
+                clients = [start_client(STALLED_CLIENT, *everything) for _ in range(4)]
+                try:
+                    os.kill(clients[0].pid, signal.SIGSTOP)
+                    loaded = demo_rates(daemon, 5.0)
+                finally:
+                    for c in clients:
+                        os.kill(c.pid, signal.SIGCONT)
+                        c.kill()
+                        c.wait()
+                total_quiet, total_loaded = sum(quiet.values()), sum(loaded.values())
+                print(
+                    f"demo acquisition: {total_quiet:,.0f} rows/s without clients, {total_loaded:,.0f} rows/s "
+                    f"with 4 clients on all {len(everything)} streams, one stalled "
+                    f"(ratio {total_loaded / max(total_quiet, 1e-9):.2f})",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
