@@ -12,6 +12,7 @@ import textwrap
 import threading
 
 import numpy as np
+import pyarrow.flight as flight
 import pytest
 
 import arrowdaq
@@ -188,6 +189,69 @@ def test_a_lossless_client_that_falls_behind_gets_an_explicit_gap(service):
                 seqs.append(sub.seq)
         assert seqs == list(range(len(seqs)))  # in order, none missing, up to the gap
         assert caught.value.seq >= len(seqs)
+
+
+def read_messages(reader, rows: int) -> list[tuple[int, dict]]:  # type: ignore[no-untyped-def]
+    """(rows, app metadata) of each non-empty message of a plain Flight stream until ``rows`` rows came."""
+    messages: list[tuple[int, dict]] = []
+    while sum(n for n, _ in messages) < rows:
+        chunk = reader.read_chunk()
+        if chunk.data.num_rows:
+            messages.append((chunk.data.num_rows, json.loads(chunk.app_metadata.to_pybytes())))
+    reader.cancel()
+    return messages
+
+
+def test_small_batches_queued_for_a_client_come_in_one_message(service):
+    """The events queued for a new ``_events`` client (``history``) go out as one message that says how many
+    published batches it holds; ``"merge": false`` keeps one message per batch. seq stays continuous."""
+
+    async def emit() -> None:
+        for i in range(30):
+            service.hub.record_event("bench", "note", f"event {i}")
+
+    service.call(emit)
+    token = service.service.token
+    auth = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
+    with flight.FlightClient(service.service.address) as plain:
+        runs = {}
+        for merge in (True, False):
+            ticket = {"stream": "_events", "mode": "lossless", "history": 30, "merge": merge}
+            runs[merge] = read_messages(plain.do_get(flight.Ticket(json.dumps(ticket).encode()), auth), 30)
+    merged, single = runs[True], runs[False]
+    assert merged[0] == (30, {"seq": 29, "dropped": 0, "batches": 30})
+    assert [n for n, _ in single] == [1] * 30 and [m["seq"] for _, m in single] == list(range(30))
+    assert all("batches" not in m for _, m in single)
+
+
+def test_a_fast_stream_of_small_batches_reaches_a_plain_client_whole_and_counted(service):
+    """1-row batches published in a burst (faster than one message each goes out): every row arrives, in
+    order; each message's seq follows the last by its dropped + batches (lossless: nothing dropped)."""
+    service.hub.declare("fast/x", scalar_schema("V"), producer="fast")
+    token = service.service.token
+    auth = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
+    with flight.FlightClient(service.service.address) as plain:
+        ticket = json.dumps({"stream": "fast/x", "mode": "lossless"}).encode()
+        reader = plain.do_get(flight.Ticket(ticket), auth)
+
+        async def burst() -> None:
+            for i in range(500):
+                service.hub.publish_nowait("fast/x", scalar_batch(np.array([float(i)]), channel="x", unit="V"))
+
+        service.call(burst)
+        values: list[float] = []
+        seq = -1
+        while len(values) < 500:
+            chunk = reader.read_chunk()
+            if not chunk.data.num_rows:
+                continue
+            meta = json.loads(chunk.app_metadata.to_pybytes())
+            batches = meta.get("batches", 1)
+            assert meta["dropped"] == 0 and meta["seq"] - seq == batches == chunk.data.num_rows
+            seq = meta["seq"]
+            values += chunk.data.column("value").to_pylist()
+        reader.cancel()
+    assert values == [float(i) for i in range(500)] and seq == 499
 
 
 def test_heartbeats_on_a_quiet_stream_and_the_cap_on_streams(service):

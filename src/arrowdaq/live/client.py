@@ -537,7 +537,7 @@ class Subscription:
                 continue
             self.seq = int(meta.get("seq", self.seq))
             self.dropped += int(meta.get("dropped", 0))
-            self.batches += 1
+            self.batches += int(meta.get("batches", 1))  # published batches (small ones may come together)
             return batch
 
     def close(self) -> None:

@@ -31,6 +31,9 @@ import pyarrow as pa
 from ..hub import Delivery, StreamSpec, Subscription
 from ..hub.metrics import FlowMeter
 
+#: Batches up to this size queued for a client go out together (one Flight message; see ClientFeed.next).
+MERGE_BATCH_BYTES = 64 * 1024
+
 
 class FeedBroken(Exception):
     """A lossless feed overflowed: the client fell behind at ``seq``."""
@@ -110,8 +113,10 @@ class ClientFeed(Subscription):
         return len(self._feed)
 
     # --- the client's side (a Flight thread) ------------------------------------------
-    def next(self, timeout: float) -> tuple[int, pa.RecordBatch, int] | None:
-        """``(seq, batch, dropped before it)``, or None after ``timeout`` s or when closed.
+    def next(self, timeout: float, merge_bytes: int = 0) -> tuple[int, list[pa.RecordBatch], int] | None:
+        """``(seq of the last batch, batches, dropped before the first)``, or None after ``timeout`` s or when
+        closed. With ``merge_bytes``, the small batches queued behind the first (each at most
+        MERGE_BATCH_BYTES, together at most ``merge_bytes``) come with it: consecutive, to go as one message.
 
         Raises FeedBroken once a lossless feed has overflowed, Redeclared once the stream has another
         declaration, after the batches before have been handed out.
@@ -126,17 +131,24 @@ class ClientFeed(Subscription):
                     raise Redeclared(self.stream)
                 return None
             seq, batch, nbytes, t_in = self._feed.popleft()
-            self._bytes -= nbytes
+            batches = [batch]
+            taken = nbytes
+            if nbytes <= MERGE_BATCH_BYTES:
+                while self._feed and self._feed[0][2] <= MERGE_BATCH_BYTES and taken + self._feed[0][2] <= merge_bytes:
+                    seq, batch, nbytes, _ = self._feed.popleft()
+                    batches.append(batch)
+                    taken += nbytes
+            self._bytes -= taken
             dropped, self._skipped = self._skipped, 0
         now = time.monotonic()
         self.last_lag = now - t_in
         self.max_lag = max(self.max_lag, self.last_lag)
-        self.meter.add(batch.num_rows, nbytes, now)
-        return seq, batch, dropped
+        self.meter.add(sum(b.num_rows for b in batches), taken, now)
+        return seq, batches, dropped
 
     def pop(self) -> tuple[str, pa.RecordBatch] | None:  # the Subscription interface, for completeness
         item = self.next(0.0)
-        return None if item is None else (self.stream, item[1])
+        return None if item is None else (self.stream, item[1][0])
 
     def snapshot(self) -> dict[str, Any]:
         return {**super().snapshot(), "client": self.client, "queued": len(self._feed), "gap_at": self.gap_at}

@@ -44,6 +44,13 @@ class WireFormat:
         self._last = (batch, wired)
         return wired
 
+    def merged(self, batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+        """Consecutive batches of the stream as one wire batch (concatenated, then converted once)."""
+        try:
+            return self(pa.concat_batches(batches))
+        except pa.ArrowInvalid:  # schemas that differ in metadata only: each converted to the wire schema first
+            return pa.concat_batches([pa.RecordBatch.from_arrays(self(b).columns, schema=self.schema) for b in batches])
+
     def _plain(self, i: int, column: pa.Array) -> pa.Array:
         if not pa.types.is_dictionary(column.type):
             return column
