@@ -43,6 +43,8 @@ from arrowdaq.app.runner import Application
 from arrowdaq.cli.demo_cmd import demo_config_text
 from arrowdaq.data import image_batch, scalar_batch, scalar_schema
 from arrowdaq.data.schemas import image_schema, plain_schema
+from arrowdaq.live import server as live_server
+from arrowdaq.live.feeds import ClientFeed
 
 LATENCY_CLIENT = textwrap.dedent(
     """
@@ -95,25 +97,28 @@ THROUGHPUT_CLIENT = textwrap.dedent(
     """
     import json, sys, time
     import pyarrow.flight as flight
-    address, token, ticket, n = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4])
-    client = flight.FlightClient(address)
-    options = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
-    reader = client.do_get(flight.Ticket(ticket), options)
+    n, windows = int(sys.argv[1]), json.loads(sys.argv[2])  # [[address, token, ticket], ...] in turn
     print("ready", flush=True)
-    got = nbytes = 0
-    t0 = None
-    while got < n:
-        chunk = reader.read_chunk()
-        if chunk.data.num_rows == 0:
-            continue
-        if t0 is None:
-            t0 = time.perf_counter()   # from the first batch: connection set-up not counted
-        else:
-            got += 1
-            nbytes += chunk.data.nbytes
-    dt = time.perf_counter() - t0
-    reader.cancel()
-    print(json.dumps({"batches_per_s": got / dt, "mb_per_s": nbytes / dt / 1e6}), flush=True)
+    for address, token, ticket in windows:
+        input()  # the benchmark says when the server of this window is ready
+        client = flight.FlightClient(address)
+        options = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
+        reader = client.do_get(flight.Ticket(ticket.encode()), options)
+        got = nbytes = 0
+        t0 = None
+        while got < n:
+            chunk = reader.read_chunk()
+            if chunk.data.num_rows == 0:
+                continue
+            if t0 is None:
+                t0 = time.perf_counter()   # from the first batch: connection set-up not counted
+            else:
+                got += 1
+                nbytes += chunk.data.nbytes
+        dt = time.perf_counter() - t0
+        reader.cancel()
+        client.close()
+        print(json.dumps({"batches_per_s": got / dt, "mb_per_s": nbytes / dt / 1e6}), flush=True)
     """
 )
 
@@ -139,11 +144,15 @@ STALLED_CLIENT = textwrap.dedent(
 class Daemon:
     """The demo in a thread of this process (start/stop without signal handlers)."""
 
-    def __init__(self, data_dir: Path, extra_streams: dict[str, pa.Schema]) -> None:
+    def __init__(self, data_dir: Path, extra_streams: dict[str, pa.Schema], demo: bool = True) -> None:
+        """``demo=False``: the daemon with no instruments nor processors (the service alone in the process)."""
         config = parse_config(tomllib.loads(demo_config_text()), "demo.toml")
         config.run.data_dir = data_dir
         # the demo records what it records; the benchmark's own streams are not stored (storage is not measured)
         config.storage.streams = [f"{i.id}/*" for i in config.instruments] + [f"{p.id}/*" for p in config.processors]
+        if not demo:
+            config.instruments, config.processors, config.scans = [], [], []
+            config.storage.record = False
         config.server.max_streams = 512  # 4 clients on every stream
         self.app = Application(config, source="demo.toml")
         for name, schema in extra_streams.items():
@@ -180,7 +189,11 @@ class Daemon:
 
 def start_client(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True, env=env or os.environ.copy()
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env or os.environ.copy(),
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -223,30 +236,71 @@ def measure_latency(daemon: Daemon, n: int, plain: bool = False) -> dict[str, fl
     return result
 
 
-def measure_throughput(daemon: Daemon, stream: str, batches: list[pa.RecordBatch], n: int) -> dict[str, float]:
-    """Distinct batches in turn, as a producer publishes them (the service converts each once for all
-    its clients: the same batch object again and again would be converted only once)."""
+def measure_throughput(
+    daemon: Daemon, stream: str, batches: list[pa.RecordBatch], n: int, pairs: int
+) -> list[tuple[float, float, float, float]]:
+    """MB/s of the live service and of bare Flight, and the CPU time per batch (us) of the threads serving Flight
+    in each window (all of this process's but the event loop's, so the benchmark's own publishing is left out), ``pairs`` windows of each in turn, read by one plain
+    pyarrow.flight client process (so that each pair meets the same load on a shared machine).
+
+    The live service gets distinct batches in turn, as a producer publishes them (it converts each once
+    for all its clients: the same batch object again and again would be converted only once); bare
+    Flight streams the same prebuilt batches in the same turn, plain, from C++ (``RecordBatchStream``)."""
     live = daemon.app.live
     assert live is not None
     ticket = json.dumps({"stream": stream, "mode": "latest", "max_batches": 16})
-    client = start_client(THROUGHPUT_CLIENT, live.address, live.token, ticket, str(n))
+    plain = [b.cast(plain_schema(b.schema)) for b in batches]
+    bare = BareServer([plain[k % len(plain)] for k in range(n + 2)])
+    windows = [w for _ in range(pairs) for w in ([live.address, live.token, ticket], [bare.address, "x", "{}"])]
+    client = start_client(THROUGHPUT_CLIENT, str(n), json.dumps(windows))
+    assert client.stdin is not None and client.stdout is not None
+    done = threading.Event()
 
     async def publish() -> None:
-        feeds = [f for f in live._feeds if f.stream == stream]
+        feed = None
         k = 0
-        while client.poll() is None:
-            if not feeds:
-                feeds = [f for f in live._feeds if f.stream == stream]
-            if feeds and len(feeds[0]) >= 12:  # plenty queued: the client, not the producer, sets the pace
+        while not done.is_set():
+            if feed is None or feed.closed:  # a window's feed, once the hub delivers to it
+                subscribed = daemon.app.hub.streams[stream].subscribers
+                feed = next((f for f in subscribed if isinstance(f, ClientFeed) and not f.closed), None)
+            if feed is None or len(feed) >= 12:  # plenty queued: the client, not the producer, sets the pace
                 await asyncio.sleep(0.0002)  # (asyncio wakes in whole milliseconds; 12 batches outlast that)
                 continue
             await daemon.app.hub.publish(stream, batches[k % len(batches)])
             k += 1
 
     task = asyncio.run_coroutine_threadsafe(publish(), daemon.loop)  # type: ignore[arg-type]
-    result = finish(client)
-    task.result(30)
-    return result
+    rates, cpu = [], []
+    loop_thread = daemon._thread.native_id
+    try:
+        for _ in windows:
+            cpu0 = thread_cpu()
+            client.stdin.write("go\n")
+            client.stdin.flush()
+            rates.append(json.loads(client.stdout.readline())["mb_per_s"])
+            cpu1 = thread_cpu()
+            # the CPU of the threads that serve Flight (all but the event loop, which publishes), per batch sent
+            serving = sum(t - cpu0.get(tid, 0.0) for tid, t in cpu1.items() if tid != loop_thread)
+            cpu.append(serving / n * 1e6)
+    finally:
+        done.set()
+        task.result(30)
+        client.wait(60)
+        bare.shutdown()
+    return list(zip(rates[0::2], rates[1::2], cpu[0::2], cpu[1::2], strict=True))
+
+
+def thread_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of this process, by native id (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        cpu[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return cpu
 
 
 class BareServer(flight.FlightServerBase):
@@ -255,19 +309,10 @@ class BareServer(flight.FlightServerBase):
     def __init__(self, batches: list[pa.RecordBatch]) -> None:
         self.table = pa.Table.from_batches(batches)
         super().__init__("grpc://127.0.0.1:0")
+        self.address = f"grpc://127.0.0.1:{self.port}"
 
     def do_get(self, context, ticket):  # type: ignore[no-untyped-def]
         return flight.RecordBatchStream(self.table)
-
-
-def measure_bare(batch: pa.RecordBatch, n: int) -> dict[str, float]:
-    plain = batch.cast(plain_schema(batch.schema))
-    server = BareServer([plain] * (n + 2))
-    try:
-        client = start_client(THROUGHPUT_CLIENT, f"grpc://127.0.0.1:{server.port}", "x", "{}", str(n))
-        return finish(client)
-    finally:
-        server.shutdown()
 
 
 class BareTickServer(flight.FlightServerBase):
@@ -341,11 +386,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each live beside bare Flight (default 3)")
+    parser.add_argument("--pairs", type=int, default=3, help="throughput windows, live and bare in turn, per round")
+    parser.add_argument("--switch-interval", type=float, help="the daemon's sys.setswitchinterval (s), to compare")
+    parser.add_argument("--no-demo", action="store_true", help="the daemon without instruments (the service alone)")
     parser.add_argument("--only", choices=("latency", "throughput", "acquisition"), help="run one part only")
     args = parser.parse_args()
     n_latency = 2_000 if args.quick else 10_000
-    n_scalar = 200 if args.quick else 2_000
-    n_frames = 20 if args.quick else 200
+    n_scalar = 200 if args.quick else 1_000
+    n_frames = 20 if args.quick else 100
 
     rows = 10_000
     scalars = [
@@ -364,11 +412,13 @@ def main() -> None:
         "bench/scalar": scalar.schema,
         "bench/frames": frame.schema if frame.schema is not None else image_schema((2048, 2048), "uint16"),
     }
+    if args.switch_interval is not None:
+        live_server.SWITCH_INTERVAL_S = args.switch_interval
     parts = [args.only] if args.only else ["latency", "throughput", "acquisition"]
     with TemporaryDirectory() as tmp:
         # this daemon's own address file: the clients must not find a daemon another process runs meanwhile
         os.environ["ARROWDAQ_LIVE_FILE"] = str(Path(tmp) / "live.json")
-        with Daemon(Path(tmp), streams) as daemon:
+        with Daemon(Path(tmp), streams, demo=not args.no_demo) as daemon:
             print(
                 f"live service {daemon.app.live.address if daemon.app.live else '?'}; the demo is running", flush=True
             )
@@ -398,17 +448,21 @@ def main() -> None:
                         ("10,000-row scalar batches", "bench/scalar", scalars, n_scalar),
                         ("8 MiB frames", "bench/frames", frames, n_frames),
                     ):
-                        live = measure_throughput(daemon, stream, batches, n)
-                        bare = measure_bare(batches[0], n)
-                        note(f"{label} ratio", live["mb_per_s"] / bare["mb_per_s"])
+                        pairs = measure_throughput(daemon, stream, batches, n, args.pairs)
+                        for live_mb, bare_mb, live_cpu, bare_cpu in pairs:
+                            note(f"{label} ratio", live_mb / bare_mb)
+                            note(f"{label} serving CPU us/batch live", live_cpu)
+                            note(f"{label} serving CPU us/batch bare", bare_cpu)
                         print(
-                            f"  {label:>26}: live {live['mb_per_s']:,.0f} MB/s, bare {bare['mb_per_s']:,.0f} MB/s, "
-                            f"ratio {live['mb_per_s'] / bare['mb_per_s']:.2f}",
+                            f"  {label:>26}: live/bare MB/s "
+                            + ", ".join(f"{lv:,.0f}/{bv:,.0f} ({lv / bv:.2f})" for lv, bv, _, _ in pairs)
+                            + "; serving CPU us/batch "
+                            + ", ".join(f"{lc:,.0f}/{bc:,.0f}" for _, _, lc, bc in pairs),
                             flush=True,
                         )
             if results:
                 print(
-                    f"medians over {args.rounds} rounds [min-max]  (targets: latency p50 <= 1 ms, p99 <= 10 ms; "
+                    f"medians over {args.rounds} rounds (throughput: {args.pairs} pairs each) [min-max]  (targets: latency p50 <= 1 ms, p99 <= 10 ms; "
                     "throughput ratio >= 0.8)"
                 )
                 for key, values in results.items():

@@ -143,7 +143,7 @@ class ClientFeed(Subscription):
         now = time.monotonic()
         self.last_lag = now - t_in
         self.max_lag = max(self.max_lag, self.last_lag)
-        self.meter.add(sum(b.num_rows for b in batches), taken, now)
+        self.meter.add(batch.num_rows if len(batches) == 1 else sum(b.num_rows for b in batches), taken, now)
         return seq, batches, dropped
 
     def pop(self) -> tuple[str, pa.RecordBatch] | None:  # the Subscription interface, for completeness

@@ -449,7 +449,7 @@ class LiveService:
         last_seq = -1
         next_beat = time.monotonic() + HEARTBEAT_S
         try:
-            while not self._stopping.is_set() and not context.is_cancelled():
+            while not self._stopping.is_set():
                 wait = min(STOP_POLL_S, max(0.0, next_beat - time.monotonic()))
                 try:
                     item = feed.next(wait, merge_bytes)
@@ -466,7 +466,9 @@ class LiveService:
                         extra_info=dumps({"error": "StreamError"}),
                     ) from None
                 if item is None:
-                    if feed.closed:
+                    # idle: has the client gone? (is_cancelled costs 16 us, so it is not asked per batch:
+                    # while batches flow, the write to a client that has gone fails and ends the call)
+                    if feed.closed or context.is_cancelled():
                         return
                     if time.monotonic() >= next_beat:
                         yield empty, pa.py_buffer(dumps({"seq": last_seq, "dropped": 0, "heartbeat": True}))

@@ -27,20 +27,29 @@ class WireFormat:
         self.source = schema  # the declaration's schema: a stream declared again gets a new WireFormat
         self.schema = plain_schema(schema)
         self._encoded = [i for i, f in enumerate(schema) if pa.types.is_dictionary(f.type)]
-        self._targets = [self.schema.field(i).type for i in range(len(self.schema))]
+        self._fields = [self.schema.field(i) for i in range(len(self.schema))]
         self._constant: dict[tuple[int, str | None, int], pa.Array] = {}
         self._last: tuple[pa.RecordBatch, pa.RecordBatch] | None = None
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The batch with its encoded columns plain. Only those columns are touched (``set_column``: 1.5 us
+        for two, where rebuilding the batch from all its columns took 16 us); the other fields keep the
+        batch's own metadata, which Flight does not send: clients have the stream's schema."""
         if not self._encoded:
             return batch
         last = self._last
         if last is not None and last[0] is batch:
             return last[1]
-        columns = batch.columns
-        for i in self._encoded:
-            columns[i] = self._plain(i, columns[i])
-        wired = pa.RecordBatch.from_arrays(columns, schema=self.schema)
+        if batch.schema.equals(self.source):
+            wired = batch
+            for i in self._encoded:
+                wired = wired.set_column(i, self._fields[i], self._plain(i, batch.column(i)))
+        else:  # a hand-built batch the hub accepted (nullability differs, plain strings): the stream's schema
+            columns = batch.columns
+            for i in self._encoded:
+                if pa.types.is_dictionary(columns[i].type):
+                    columns[i] = self._plain(i, columns[i])
+            wired = pa.RecordBatch.from_arrays(columns, schema=self.schema)
         self._last = (batch, wired)
         return wired
 
@@ -52,11 +61,9 @@ class WireFormat:
             return pa.concat_batches([pa.RecordBatch.from_arrays(self(b).columns, schema=self.schema) for b in batches])
 
     def _plain(self, i: int, column: pa.Array) -> pa.Array:
-        if not pa.types.is_dictionary(column.type):
-            return column
         n = len(column)
         nulls = column.null_count
-        target = self._targets[i]
+        target = self._fields[i].type
         if nulls == n:
             value = None
         else:
