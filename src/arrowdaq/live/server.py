@@ -471,15 +471,15 @@ class LiveService:
                     if feed.closed or context.is_cancelled():
                         return
                     if time.monotonic() >= next_beat:
-                        yield empty, pa.py_buffer(dumps({"seq": last_seq, "dropped": 0, "heartbeat": True}))
+                        yield empty, arrow_bytes(dumps({"seq": last_seq, "dropped": 0, "heartbeat": True}))
                         next_beat = time.monotonic() + HEARTBEAT_S
                     continue
                 last_seq, batches, dropped = item
                 if len(batches) == 1:  # the metadata by hand: 1 us, not 17 for json.dumps
-                    yield wire(batches[0]), pa.py_buffer(b'{"seq":%d,"dropped":%d}' % (last_seq, dropped))
+                    yield wire(batches[0]), arrow_bytes(b'{"seq":%d,"dropped":%d}' % (last_seq, dropped))
                 else:
                     meta = b'{"seq":%d,"dropped":%d,"batches":%d}' % (last_seq, dropped, len(batches))
-                    yield wire.merged(batches), pa.py_buffer(meta)
+                    yield wire.merged(batches), arrow_bytes(meta)
                 next_beat = time.monotonic() + HEARTBEAT_S
         finally:
             self._release(feed)
@@ -578,6 +578,15 @@ class LiveService:
             "max_streams": self.settings.max_streams,
             "clients": {f.name: {"stream": f.stream, **f.snapshot()} for f in feeds},
         }
+
+
+def arrow_bytes(data: bytes) -> pa.Buffer:
+    """``data`` in Arrow's memory, for a batch's app metadata. gRPC's thread drops the message after writing
+    it, without the GIL; a ``py_buffer`` holds a Python object, and letting go of it takes the GIL again
+    (seen in profiles: 13% of a serving thread's time). 1 us."""
+    buffer = pa.allocate_buffer(len(data))
+    memoryview(buffer).cast("B")[:] = data
+    return buffer
 
 
 def sever_connections(port: int, unix_path: str | None = None) -> int:
