@@ -12,12 +12,13 @@ import textwrap
 import threading
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
 import arrowdaq
 from arrowdaq.data import scalar_batch, scalar_schema
-from arrowdaq.errors import ArrowDAQError, GapError, LiveServiceError
+from arrowdaq.errors import ArrowDAQError, DaemonUnavailable, GapError, LiveServiceError
 from arrowdaq.hub import InstrumentManager
 from arrowdaq.live.server import LiveService, ServiceSettings
 
@@ -252,6 +253,58 @@ def test_a_fast_stream_of_small_batches_reaches_a_plain_client_whole_and_counted
             values += chunk.data.column("value").to_pylist()
         reader.cancel()
     assert values == [float(i) for i in range(500)] and seq == 499
+
+
+class SilentServer(flight.FlightServerBase):
+    """A Flight server that sends one batch and then nothing, not even a heartbeat (a daemon that hangs)."""
+
+    def __init__(self) -> None:
+        super().__init__("grpc://127.0.0.1:0")
+        self.release = threading.Event()
+
+    def do_get(self, context, ticket):  # type: ignore[no-untyped-def]
+        batch = pa.record_batch({"value": [1.0]})
+
+        def batches():  # type: ignore[no-untyped-def]
+            yield batch, pa.py_buffer(b'{"seq": 0, "dropped": 0}')
+            self.release.wait()  # silence until the test ends
+
+        return flight.GeneratorStream(batch.schema, batches())
+
+
+def test_a_daemon_that_goes_silent_is_reported_not_waited_on_forever():
+    server = SilentServer()
+    try:
+        with arrowdaq.connect(f"grpc://127.0.0.1:{server.port}", token="t" * 20) as daq:
+            sub = daq.subscribe("pm1/power")
+            assert next(sub).column("value").to_pylist() == [1.0] and sub.seq == 0
+            with pytest.raises(DaemonUnavailable, match=r"'pm1/power': no data nor heartbeat for 5 s"):
+                next(sub)  # the read waits; the watchdog cancels it after 5 s of silence
+            with pytest.raises(StopIteration):
+                next(sub)
+    finally:
+        server.release.set()
+        server.shutdown()
+
+
+def test_close_from_another_thread_ends_a_waiting_iteration(service):
+    service.hub.declare("quiet/y", scalar_schema("V"), producer="quiet")
+    with arrowdaq.connect(service.service.address, service.service.token) as daq:
+        sub = daq.subscribe("quiet/y")
+        ended = threading.Event()
+
+        def iterate() -> None:
+            for _ in sub:
+                pass
+            ended.set()  # StopIteration, not an error
+
+        reader = threading.Thread(target=iterate)
+        reader.start()
+        while sub.waiting_since is None:  # the iteration is inside its read
+            threading.Event().wait(0.01)
+        sub.close()
+        reader.join(10)
+        assert ended.is_set()
 
 
 def test_heartbeats_on_a_quiet_stream_and_the_cap_on_streams(service):
