@@ -2,17 +2,26 @@
 
     .venv/bin/python benchmarks/live.py            # or: arrowdaq bench live
     .venv/bin/python benchmarks/live.py --quick    # fewer samples
+    .venv/bin/python benchmarks/live.py --rounds 5 --only latency --no-demo
+
+The machine is shared: every measurement runs in rounds, each beside its bare
+pyarrow.flight baseline, and the summary gives medians with the range.
 
 1. Latency: 1-row batches published at ~1 kHz into the hub of a running demo
    (the simulated optical table, its processors and recording), read by another
-   process through ``arrowdaq.connect().subscribe``; the batch's timestamp is
-   taken just before ``hub.publish``, the client takes its own on arrival
-   (same clock). p50/p99/max over >= 10,000 batches.
+   process through ``arrowdaq.connect().subscribe`` and through a plain
+   pyarrow.flight loop; each row's timestamp is taken just before
+   ``hub.publish``, the client takes its own on arrival (same clock).
+   p50/p99/max over >= 10,000 rows. The floor beside it: bare pyarrow.flight
+   in the same process, a producer thread handing the same 1-row batches at
+   1 kHz to a ``GeneratorStream`` through a queue.
 2. Throughput: 10,000-row scalar batches and 8 MiB camera frames, published
    as fast as one client takes them (``latest`` mode, the producer keeping a
    few batches queued), read by a plain pyarrow.flight client in another
-   process; beside a bare pyarrow.flight server whose do_get streams the same
-   prebuilt batches (``RecordBatchStream``), in the same run.
+   process, in windows alternating with a bare pyarrow.flight server whose
+   do_get streams the same prebuilt batches from C++ (``RecordBatchStream``).
+   Beside MB/s (noisy on a shared machine): the CPU time per batch of the
+   threads serving Flight (steady under load).
 3. Acquisition with clients: the demo's rows/s with no client and with 4
    clients subscribed to every stream, one of them stalled (SIGSTOP).
 """
@@ -52,6 +61,7 @@ LATENCY_CLIENT = textwrap.dedent(
     import numpy as np
     import arrowdaq
     n = int(sys.argv[1])
+    WARM_UP = 500  # rows (0.5 s) not counted
     daq = arrowdaq.connect(name="bench-latency")
     lat, got = [], 0
     with daq.subscribe("bench/tick") as sub:
@@ -59,10 +69,10 @@ LATENCY_CLIENT = textwrap.dedent(
         for batch in sub:  # every row: small batches that queued come in one message
             lat.append(time.time_ns() - batch.column("timestamp_ns").to_numpy().astype(np.int64))
             got += batch.num_rows
-            if got >= n:
+            if got >= n + WARM_UP:
                 break
         dropped = sub.dropped
-    a = np.concatenate(lat) / 1e6
+    a = np.concatenate(lat)[WARM_UP:] / 1e6  # the first rows wait for the client's first conversions
     print(json.dumps({"n": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
                       "max": float(a.max()), "dropped": dropped}), flush=True)
     """
@@ -74,12 +84,13 @@ PLAIN_LATENCY_CLIENT = textwrap.dedent(
     import numpy as np
     import pyarrow.flight as flight
     address, token, ticket, n = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4])
+    WARM_UP = 500  # rows (0.5 s) not counted
     client = flight.FlightClient(address)
     options = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
     reader = client.do_get(flight.Ticket(ticket), options)
     print("ready", flush=True)
     lat, got, dropped = [], 0, 0
-    while got < n:
+    while got < n + WARM_UP:
         chunk = reader.read_chunk()
         if chunk.data.num_rows:
             lat.append(time.time_ns() - chunk.data.column("timestamp_ns").to_numpy().astype(np.int64))
@@ -87,7 +98,7 @@ PLAIN_LATENCY_CLIENT = textwrap.dedent(
             if chunk.app_metadata is not None:
                 dropped += json.loads(chunk.app_metadata.to_pybytes()).get("dropped", 0)
     reader.cancel()
-    a = np.concatenate(lat) / 1e6
+    a = np.concatenate(lat)[WARM_UP:] / 1e6  # the first rows wait for the client's first conversions
     print(json.dumps({"n": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
                       "max": float(a.max()), "dropped": dropped}), flush=True)
     """
@@ -239,8 +250,8 @@ def measure_latency(daemon: Daemon, n: int, plain: bool = False) -> dict[str, fl
 def measure_throughput(
     daemon: Daemon, stream: str, batches: list[pa.RecordBatch], n: int, pairs: int
 ) -> list[tuple[float, float, float, float]]:
-    """MB/s of the live service and of bare Flight, and the CPU time per batch (us) of the threads serving Flight
-    in each window (all of this process's but the event loop's, so the benchmark's own publishing is left out), ``pairs`` windows of each in turn, read by one plain
+    """MB/s of the live service and of bare Flight, and the CPU time per batch (us) of the gRPC threads serving
+    Flight in each window (the benchmark's own publishing, on the event loop, is left out), ``pairs`` windows of each in turn, read by one plain
     pyarrow.flight client process (so that each pair meets the same load on a shared machine).
 
     The live service gets distinct batches in turn, as a producer publishes them (it converts each once
@@ -271,17 +282,13 @@ def measure_throughput(
 
     task = asyncio.run_coroutine_threadsafe(publish(), daemon.loop)  # type: ignore[arg-type]
     rates, cpu = [], []
-    loop_thread = daemon._thread.native_id
     try:
         for _ in windows:
-            cpu0 = thread_cpu()
+            cpu0 = grpc_cpu()
             client.stdin.write("go\n")
             client.stdin.flush()
             rates.append(json.loads(client.stdout.readline())["mb_per_s"])
-            cpu1 = thread_cpu()
-            # the CPU of the threads that serve Flight (all but the event loop, which publishes), per batch sent
-            serving = sum(t - cpu0.get(tid, 0.0) for tid, t in cpu1.items() if tid != loop_thread)
-            cpu.append(serving / n * 1e6)
+            cpu.append((grpc_cpu() - cpu0) / n * 1e6)  # per batch sent, us
     finally:
         done.set()
         task.result(30)
@@ -290,17 +297,21 @@ def measure_throughput(
     return list(zip(rates[0::2], rates[1::2], cpu[0::2], cpu[1::2], strict=True))
 
 
-def thread_cpu() -> dict[int, float]:
-    """CPU seconds (user + system) of each thread of this process, by native id (Linux /proc)."""
+def grpc_cpu() -> float:
+    """CPU seconds (user + system) of this process's gRPC threads (Linux /proc: they name themselves
+    ``grpcpp_sync_ser``, ``event_engine``...; Python's threads keep the process's name): the threads that
+    serve Flight, the live service's and bare Flight's alike, without the demo's or the event loop's."""
     tick = os.sysconf("SC_CLK_TCK")
-    cpu = {}
+    total = 0.0
     for task in Path("/proc/self/task").iterdir():
         try:
+            name = (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # the thread ended
-        cpu[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
-    return cpu
+        if name.startswith(("grpc", "event_engine")):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 class BareServer(flight.FlightServerBase):
@@ -389,7 +400,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3, help="throughput windows, live and bare in turn, per round")
     parser.add_argument("--switch-interval", type=float, help="the daemon's sys.setswitchinterval (s), to compare")
     parser.add_argument("--no-demo", action="store_true", help="the daemon without instruments (the service alone)")
-    parser.add_argument("--only", choices=("latency", "throughput", "acquisition"), help="run one part only")
+    parser.add_argument(
+        "--only", action="append", choices=("latency", "throughput", "acquisition"), help="run this part (repeatable)"
+    )
     args = parser.parse_args()
     n_latency = 2_000 if args.quick else 10_000
     n_scalar = 200 if args.quick else 1_000
@@ -414,7 +427,7 @@ def main() -> None:
     }
     if args.switch_interval is not None:
         live_server.SWITCH_INTERVAL_S = args.switch_interval
-    parts = [args.only] if args.only else ["latency", "throughput", "acquisition"]
+    parts = args.only or ["latency", "throughput", "acquisition"]
     with TemporaryDirectory() as tmp:
         # this daemon's own address file: the clients must not find a daemon another process runs meanwhile
         os.environ["ARROWDAQ_LIVE_FILE"] = str(Path(tmp) / "live.json")
