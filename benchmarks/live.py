@@ -61,18 +61,21 @@ LATENCY_CLIENT = textwrap.dedent(
     import numpy as np
     import arrowdaq
     n = int(sys.argv[1])
-    WARM_UP = 500  # rows (0.5 s) not counted
+    WARM_UP_S = 2.0  # the first seconds not counted: the first conversions (~0.7 s) and catching up after them
     daq = arrowdaq.connect(name="bench-latency")
     lat, got = [], 0
     with daq.subscribe("bench/tick") as sub:
         print("ready", flush=True)
+        start = time.monotonic()
         for batch in sub:  # every row: small batches that queued come in one message
-            lat.append(time.time_ns() - batch.column("timestamp_ns").to_numpy().astype(np.int64))
-            got += batch.num_rows
-            if got >= n + WARM_UP:
+            rows = time.time_ns() - batch.column("timestamp_ns").to_numpy().astype(np.int64)
+            if time.monotonic() - start >= WARM_UP_S:
+                lat.append(rows)
+                got += batch.num_rows
+            if got >= n:
                 break
         dropped = sub.dropped
-    a = np.concatenate(lat)[WARM_UP:] / 1e6  # the first rows wait for the client's first conversions
+    a = np.concatenate(lat) / 1e6
     print(json.dumps({"n": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
                       "max": float(a.max()), "dropped": dropped}), flush=True)
     """
@@ -84,21 +87,25 @@ PLAIN_LATENCY_CLIENT = textwrap.dedent(
     import numpy as np
     import pyarrow.flight as flight
     address, token, ticket, n = sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4])
-    WARM_UP = 500  # rows (0.5 s) not counted
+    WARM_UP_S = 2.0  # the first seconds not counted: the first conversions (~0.7 s) and catching up after them
     client = flight.FlightClient(address)
     options = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
     reader = client.do_get(flight.Ticket(ticket), options)
     print("ready", flush=True)
     lat, got, dropped = [], 0, 0
-    while got < n + WARM_UP:
+    start = time.monotonic()
+    while got < n:
         chunk = reader.read_chunk()
         if chunk.data.num_rows:
-            lat.append(time.time_ns() - chunk.data.column("timestamp_ns").to_numpy().astype(np.int64))
+            rows = time.time_ns() - chunk.data.column("timestamp_ns").to_numpy().astype(np.int64)
+            if time.monotonic() - start < WARM_UP_S:
+                continue
+            lat.append(rows)
             got += chunk.data.num_rows
             if chunk.app_metadata is not None:
                 dropped += json.loads(chunk.app_metadata.to_pybytes()).get("dropped", 0)
     reader.cancel()
-    a = np.concatenate(lat)[WARM_UP:] / 1e6  # the first rows wait for the client's first conversions
+    a = np.concatenate(lat) / 1e6
     print(json.dumps({"n": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
                       "max": float(a.max()), "dropped": dropped}), flush=True)
     """
