@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -59,6 +60,54 @@ async def test_every_reading_arrives_in_order_across_batch_boundaries_and_at_sto
     while (item := live.pop()) is not None:
         sizes.append(item[1].num_rows)
     assert sizes == [1000] * 25 + [500]
+
+
+async def test_hub_stop_publishes_what_a_producer_still_gathers(hub, tmp_path):
+    """A producer never closed (its code forgot ``async with``, or is still running): stopping the
+    hub publishes what it holds before storage closes the file."""
+    ref, path = spawn_storage(hub, "pm1/*", StorageOptions(data_dir=tmp_path), RunInfo(name="s"))
+    power = Producer(hub, "pm1/power", unit="W", batch_rows=1000, batch_latency=3600)  # never due by itself
+    await ref.wait_status(ActorStatus.RUNNING)
+    for i in range(2500):
+        power.append(float(i), T0 + i)
+    assert power.published == 2000 and len(power.columns) == 500  # two batches out, 500 readings held
+    await hub.stop()
+    assert power.published == 2500 and len(power) == 0
+    table = open_run(path).table("pm1/power")
+    np.testing.assert_array_equal(table.column("value").to_numpy(), np.arange(2500, dtype=float))
+    np.testing.assert_array_equal(table.column("timestamp_ns").to_numpy(), T0 + np.arange(2500, dtype=np.uint64))
+
+
+async def test_code_failing_inside_the_producer_block_loses_no_reading(hub, tmp_path):
+    ref, path = spawn_storage(hub, "pm1/*", StorageOptions(data_dir=tmp_path), RunInfo(name="f"))
+    await ref.wait_status(ActorStatus.RUNNING)
+    with pytest.raises(RuntimeError, match="driver fault"):
+        async with Producer(hub, "pm1/power", unit="W", batch_rows=1000, batch_latency=3600) as power:
+            for i in range(1500):
+                await power.put(float(i), T0 + i)
+            raise RuntimeError("driver fault")
+    assert power.published == 1500
+    await hub.stop()
+    values = open_run(path).table("pm1/power").column("value").to_numpy()
+    np.testing.assert_array_equal(values, np.arange(1500, dtype=float))
+
+
+async def test_default_timestamps_are_taken_at_each_append_in_order(hub, tmp_path):
+    ref, path = spawn_storage(hub, "pm1/*", StorageOptions(data_dir=tmp_path), RunInfo(name="t"))
+    await ref.wait_status(ActorStatus.RUNNING)
+    before = time.time_ns()
+    async with Producer(hub, "pm1/power", unit="W", batch_rows=100) as power:  # 11 batches
+        for i in range(1050):
+            await power.put(float(i))
+            if i == 524:
+                middle = time.time_ns()
+    after = time.time_ns()
+    await hub.stop()
+    table = open_run(path).table("pm1/power")
+    stamps = table.column("timestamp_ns").to_numpy().astype(np.int64)
+    np.testing.assert_array_equal(table.column("value").to_numpy(), np.arange(1050, dtype=float))
+    assert (np.diff(stamps) >= 0).all()  # in append order, across every batch boundary
+    assert before <= stamps[0] and stamps[524] <= middle <= stamps[525] and stamps[-1] <= after
 
 
 async def test_a_lone_reading_is_published_after_the_batch_latency(hub):
@@ -152,7 +201,10 @@ def test_kill_9_keeps_every_flushed_reading(tmp_path):
             proc.kill()
         proc.communicate(timeout=30)
     assert info["flushed"] == 7000
-    table = open_run(info["path"]).table("pm1/power")
+    run = open_run(info["path"])
+    assert not run.complete  # the file says the run ended without closing: readings after the last flush may be gone
+    assert run.summary()[0].published >= 7000  # published to storage as of the last flush, all of them stored
+    table = run.table("pm1/power")
     assert table.num_rows >= 7000  # every reading flushed is there, and only whole, correct rows
     np.testing.assert_array_equal(table.column("value").to_numpy(), np.arange(table.num_rows, dtype=float))
     np.testing.assert_array_equal(table.column("timestamp_ns").to_numpy(), np.arange(table.num_rows))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -43,6 +44,12 @@ class Alarm:
         return f"Alarm({self.source!r}, {self.message!r}, {self.level!r})"
 
 
+class Gatherer(Protocol):
+    """Readings gathered outside any actor (a :class:`~.producer.Producer`), not yet published."""
+
+    async def flush(self) -> None: ...
+
+
 EventListener = Callable[[StatusEvent | Alarm | RunEvent], None]
 
 
@@ -58,6 +65,8 @@ class InstrumentManager:
         self.actor_status: dict[str, StatusEvent] = {}
         self.recent_events: deque[StatusEvent | Alarm | RunEvent] = deque(maxlen=500)
         self._listeners: list[EventListener] = []
+        #: Producers gathering readings outside any actor: what they hold is published first at stop.
+        self.gatherers: weakref.WeakSet[Gatherer] = weakref.WeakSet()
         #: Axes a running scan holds: other clients' motion commands to them are refused.
         self.reservations = Reservations()
 
@@ -248,8 +257,11 @@ class InstrumentManager:
         return reply
 
     async def stop(self, timeout: float | None = None, after: Callable[[Role], Awaitable[None]] | None = None) -> None:
-        """Ordered stop: sources, then processors (drained), then sinks (drained, closed);
-        ``after(role)`` runs when a role's actors have stopped."""
+        """Ordered stop: what producers outside actors have gathered is published, then sources stop,
+        then processors (drained), then sinks (drained, closed); ``after(role)`` runs when a role's
+        actors have stopped."""
+        for gatherer in list(self.gatherers):  # nothing gathered is lost at stop
+            await gatherer.flush()
         await self.supervisor.stop_all(timeout, after)
         for sub in list(self.subscriptions):
             sub.close()

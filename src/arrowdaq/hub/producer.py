@@ -10,6 +10,7 @@ readings have gathered or the oldest is ``batch_latency`` seconds old::
             await power.put(read_power())        # or power.append(v) where awaiting is not possible
     # leaving the block publishes what is gathered: nothing is lost at stop
 
+``hub.stop()`` also publishes what a producer still holds, before it stops any actor.
 ``append`` never waits; ``put`` also waits while a lossless subscriber (storage)
 is full, which is the backpressure. Use it from the event loop's thread; a worker
 thread fills its own :class:`ReadingColumns` and hands whole batches over.
@@ -57,6 +58,7 @@ class Producer:
         self._draining: asyncio.Task[None] | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
+        hub.gatherers.add(self)  # hub.stop() publishes what is still gathered
 
     def __len__(self) -> int:
         """Readings gathered and not yet published."""
