@@ -33,15 +33,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: A timer whose handlers act on fewer than this fraction of its ticks is reported (in the log)...
-TIMER_SHORTFALL = 0.05
-#: ...checked about this often (seconds).
-TIMER_REPORT_S = 10.0
-
-
-def _label(message: Any) -> str:
-    return getattr(message, "stream", None) or (message if isinstance(message, str) else type(message).__name__)
-
 
 class Inbox(Protocol):
     """A data source an actor drains besides its mailbox (a hub subscription)."""
@@ -60,7 +51,9 @@ class Timer:
     loop: asyncio sleeps in whole milliseconds) are not queued but counted in
     :attr:`owed`: a handler that can catch up takes them with :meth:`take_owed`
     (an instrument actor reads that many values in one go) and so keeps the
-    requested rate. :attr:`achieved_hz` against :attr:`requested_hz` shows any shortfall.
+    requested rate. :attr:`achieved_hz` against :attr:`requested_hz` shows any shortfall; the timer
+    itself judges nothing: a stream's rate has one judge, :class:`arrowdaq.hub.RateWatch` (achieved
+    against requested rows per second, and readings a fast poll gave up).
     """
 
     def __init__(self, interval: float, message: Any) -> None:
@@ -191,7 +184,6 @@ class Actor:
         loop = asyncio.get_running_loop()
         timer.started = loop.time()
         next_at = timer.started + timer.interval
-        reported = 0
         while True:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             due = int((loop.time() - next_at) // timer.interval) + 1  # woken late: several intervals are due
@@ -202,13 +194,6 @@ class Actor:
                 self._mailbox.put_tick(timer)
                 timer.pending = True
                 timer.honoured += 1
-            if timer.ticks - reported >= max(1, int(TIMER_REPORT_S / timer.interval)):  # every ~10 s
-                reported = timer.ticks
-                if timer.shortfall > TIMER_SHORTFALL:
-                    self.log.warning(
-                        f"timer {_label(timer.message)}: {timer.achieved_hz(loop.time()):.4g} Hz achieved of"
-                        f" {timer.requested_hz:.4g} Hz requested ({timer.shortfall:.0%} short)"
-                    )
 
     @property
     def timers(self) -> list[Timer]:
