@@ -100,6 +100,7 @@ class StorageActor(Actor):
         self._pending: dict[str, list[pa.RecordBatch]] = {}
         self._pending_rows: dict[str, int] = {}
         self._pending_bytes: dict[str, int] = {}
+        self._pending_large: dict[str, bool] = {}  # every pending batch has chunk_rows rows or more
         self._events: list[RunEvent] = []  # heard from the hub, not yet in the file
         self.events_written = 0
         self.problems = 0  # events that are warnings or errors
@@ -158,9 +159,12 @@ class StorageActor(Actor):
         pending.append(batch)
         rows = self._pending_rows[stream] = self._pending_rows.get(stream, 0) + batch.num_rows
         nbytes = self._pending_bytes[stream] = self._pending_bytes.get(stream, 0) + batch.get_total_buffer_size()
-        if len(pending) == 1 and rows >= self.options.chunk_rows:
-            # a large batch alone is written as it comes: no copy into a coalesced array (a chunk it
-            # leaves partial waits in HDF5's chunk cache for the next batch, not written twice)
+        large = self._pending_large.get(stream, True) and batch.num_rows >= self.options.chunk_rows
+        self._pending_large[stream] = large
+        if large and (nbytes >= WRITE_BYTES or not self._more_queued()):
+            # large batches alone are written as they are: no copy into a coalesced array (a chunk one
+            # leaves partial waits in HDF5's chunk cache for the next, not written twice); those queued
+            # behind one go along in the same hand-off to the worker thread
             await self._write(stream, rows)
         elif nbytes >= WRITE_BYTES:  # few, large writes: each h5py call and thread hand-off costs ~50 µs
             whole_chunks = rows - rows % self.options.chunk_rows  # no compressed chunk written twice
@@ -172,22 +176,38 @@ class StorageActor(Actor):
             self._pending[stream] = tail
         self._pending_rows[stream] = self._pending_rows.get(stream, 0) - rows
         self._pending_bytes[stream] = sum(b.get_total_buffer_size() for b in tail)
+        self._pending_large[stream] = all(b.num_rows >= self.options.chunk_rows for b in tail)
+        refused: list[tuple[pa.RecordBatch, str]] = []
         try:
-            try:
-                self.bytes_written += await self.blocking(self._writer.append, stream, head)
-            except StorageError:  # a batch that cannot be stored: store the others, count it lost
-                for batch in head:
-                    try:
-                        self.bytes_written += await self.blocking(self._writer.append, stream, [batch])
-                    except StorageError as exc:
-                        self._lose(stream, [batch], str(exc))
-                        continue
-                    self.rows_written[stream] = self.rows_written.get(stream, 0) + batch.num_rows
-                return
+            if len(head) > 1 and min(b.num_rows for b in head) >= self.options.chunk_rows:
+                nbytes, refused = await self.blocking(self._append_each, stream, head)  # large: no concatenation
+            else:
+                try:
+                    nbytes = await self.blocking(self._writer.append, stream, head)
+                except StorageError:  # a batch that cannot be stored: store the others, count it lost
+                    nbytes, refused = await self.blocking(self._append_each, stream, head)
         except Exception as exc:
             self._fail_text(exc, f"writing stream {stream!r} failed")
             raise StorageWriteError(self.error) from exc
-        self.rows_written[stream] = self.rows_written.get(stream, 0) + rows
+        self.bytes_written += nbytes
+        for batch, reason in refused:
+            self._lose(stream, [batch], reason)
+        stored = rows - sum(batch.num_rows for batch, _ in refused)
+        self.rows_written[stream] = self.rows_written.get(stream, 0) + stored
+
+    def _append_each(self, stream: str, batches: list[pa.RecordBatch]) -> tuple[int, list[tuple[pa.RecordBatch, str]]]:
+        """In the worker thread: the batches one after the other; those refused (StorageError) with why."""
+        nbytes, refused = 0, []
+        for batch in batches:
+            try:
+                nbytes += self._writer.append(stream, [batch])
+            except StorageError as exc:
+                refused.append((batch, str(exc)))
+        return nbytes, refused
+
+    def _more_queued(self) -> bool:
+        """Whether batches wait in this actor's inboxes (they will come to ``on_batch`` next)."""
+        return any(len(inbox) for inbox in self.ref.inboxes)
 
     def _skip(self, stream: str, exc: Exception) -> None:
         """Stop recording a stream that cannot be stored at all; its batches are counted as lost."""
@@ -195,6 +215,7 @@ class StorageActor(Actor):
         self._report(ERROR, f"not recording {stream!r}: {exc}; its batches are counted as lost", stream=stream)
         pending = self._pending.pop(stream, [])
         self._pending_rows[stream] = self._pending_bytes[stream] = 0
+        self._pending_large.pop(stream, None)
         if pending:
             self._lose(stream, pending, str(exc))
 
