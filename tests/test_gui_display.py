@@ -52,14 +52,23 @@ def display() -> Iterator[str]:
 
 
 def windows(display: str) -> str:
-    """The X server's window tree (names and geometry), as xwininfo prints it."""
-    return subprocess.run(
-        [need("xwininfo", "x11-utils"), "-root", "-tree", "-display", display],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=10,
-    ).stdout
+    """The X server's window tree (names and geometry), as xwininfo prints it.
+
+    xwininfo exits 1 with BadWindow when a window disappears while it walks the tree (a window being mapped or
+    closed at that moment, seen once in CI): the walk is repeated, a few times, before that counts as a failure.
+    """
+    for _attempt in range(5):
+        out = subprocess.run(
+            [need("xwininfo", "x11-utils"), "-root", "-tree", "-display", display],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if out.returncode == 0:
+            return out.stdout
+        if "BadWindow" not in out.stderr:
+            break
+    raise AssertionError(f"xwininfo on {display} failed ({out.returncode}): {out.stderr.strip()}")
 
 
 def map_state(display: str, title: str) -> str:
