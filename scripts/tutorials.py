@@ -12,6 +12,9 @@ Each page's fenced blocks run in order, in one working directory per page:
   ``kill [-INT] %N`` stops job N and waits for it to exit (status 0 expected);
 * ``text`` blocks are output the page shows; anything else must be a file or be marked.
 
+A page whose first lines hold ``% tutorial-test: notebook`` runs its Python blocks as the cells of a
+notebook, in a real Jupyter kernel (ipykernel, started from this interpreter), not in this process.
+
 A block that cannot run here is marked in the page source, on the line before its fence, with a
 MyST comment saying why: ``% tutorial-test: skip: needs a MaiTai on a real serial port``. A block
 that needs a program that may be missing says so: ``% tutorial-test: requires Rscript``.
@@ -42,6 +45,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ROOT / "docs" / "tutorials"
+NOTEBOOK = re.compile(r"^%\s*tutorial-test:\s*notebook\b", re.M)
 MARKER = re.compile(r"^%\s*tutorial-test:\s*(?P<what>skip|requires)\b:?\s*(?P<why>.*)$")
 FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})\s*(?:\{code-block\}\s*)?(?P<lang>[\w+-]*)")
 FILE_COMMENT = re.compile(r"^(?:#|%|//)\s*(?P<path>[\w.-]+(?:/[\w.-]+)*\.\w+)\s*$")
@@ -209,6 +213,52 @@ class Job:
         return status
 
 
+class Kernel:
+    """A Jupyter kernel (ipykernel) running a page's cells, as a notebook would."""
+
+    def __init__(self, workdir: Path) -> None:
+        from jupyter_client.manager import KernelManager
+
+        self.manager = KernelManager(kernel_name="python3", transport="ipc")  # Unix sockets, no TCP port
+        self.manager.start_kernel(cwd=str(workdir))
+        self.client = self.manager.client()
+        self.client.start_channels()
+        try:
+            self.client.wait_for_ready(timeout=COMMAND_TIMEOUT)
+        except RuntimeError:
+            self.close()
+            raise
+
+    def execute(self, code: str, where: str) -> str:
+        """Run a cell; its printed output. A cell that raises fails with the kernel's traceback."""
+        printed: list[str] = []
+        failure: list[str] = []
+
+        def output(msg: dict[str, Any]) -> None:
+            content = msg["content"]
+            if msg["msg_type"] == "stream":
+                printed.append(content["text"])
+            elif msg["msg_type"] == "execute_result":
+                printed.append(content["data"].get("text/plain", "") + "\n")
+            elif msg["msg_type"] == "error":
+                failure.append("\n".join(re.sub(r"\x1b\[[0-9;]*m", "", line) for line in content["traceback"]))
+
+        reply = self.client.execute_interactive(code, timeout=COMMAND_TIMEOUT, output_hook=output)
+        if reply["content"]["status"] != "ok" or failure:
+            raise AssertionError(f"{where}: the notebook cell failed in Jupyter:\n" + "\n".join(failure))
+        return "".join(printed)
+
+    def evaluate(self, expression: str) -> Any:
+        import json
+
+        out = self.execute(f"import json as _json\nprint(_json.dumps({expression}, default=str))", "check")
+        return json.loads(out.strip().splitlines()[-1])
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
 @dataclass
 class PageRun:
     """What running a page left: its directory, Python namespace, outputs and the blocks it did not run."""
@@ -220,6 +270,13 @@ class PageRun:
     skipped: list[Block] = field(default_factory=list)
     missing: list[Block] = field(default_factory=list)  # requires a program that is not here
     jobs: list[Job] = field(default_factory=list)
+    kernel: Kernel | None = None  # the Jupyter kernel of a notebook page
+
+    def evaluate(self, expression: str) -> Any:
+        """A JSON-able expression's value in the page's Python session (this process or its kernel)."""
+        if self.kernel is None:
+            return eval(expression, self.namespace)
+        return self.kernel.evaluate(expression)
 
     def output_of(self, prefix: str) -> str:
         """The output of the last command that starts with ``prefix``."""
@@ -301,6 +358,8 @@ def run_page(page: Path, workdir: Path) -> Iterator[PageRun]:
     here = Path.cwd()
     os.chdir(workdir)
     try:
+        if NOTEBOOK.search("\n".join(page.read_text(encoding="utf-8").split("\n")[:5])):
+            run.kernel = Kernel(workdir)
         for block in blocks(page):
             if block.skip is not None:
                 run.skipped.append(block)
@@ -310,6 +369,8 @@ def run_page(page: Path, workdir: Path) -> Iterator[PageRun]:
                 target = workdir / block.file
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(block.body, encoding="utf-8")
+            elif block.lang == "python" and run.kernel is not None:
+                print(run.kernel.execute(block.body, block.where), end="")
             elif block.lang == "python":
                 _run_python(block, run)
             elif block.lang == "console":
@@ -322,6 +383,8 @@ def run_page(page: Path, workdir: Path) -> Iterator[PageRun]:
         yield run
     finally:
         os.chdir(here)
+        if run.kernel is not None:
+            run.kernel.close()
         for job in run.jobs:
             if job.proc.poll() is None:
                 job.stop(signal.SIGTERM)
@@ -343,7 +406,7 @@ def main() -> int:
     parser.add_argument("--images", type=Path, help="copy the pictures the pages show into this folder")
     parser.add_argument("--keep", type=Path, help="run in DIR/<page> and keep what the pages made")
     args = parser.parse_args()
-    pages = args.pages or sorted(p for p in PAGES.glob("*.md") if p.name != "index.md")
+    pages = [p.resolve() for p in args.pages] or sorted(p for p in PAGES.glob("*.md") if p.name != "index.md")
     failed = 0
     for page in pages:
         base = args.keep or Path(tempfile.mkdtemp(prefix="arrowdaq-tutorial-"))
@@ -352,7 +415,7 @@ def main() -> int:
         os.environ["XDG_RUNTIME_DIR"] = str(workdir)  # its own daemons only
         started = time.monotonic()
         try:
-            for run in run_page(page.resolve(), workdir):
+            for run in run_page(page, workdir):
                 for name in images(page) if args.images else []:
                     args.images.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(workdir / f"{name}.png", args.images / f"tutorial-{name}.png")

@@ -15,6 +15,8 @@ from pathlib import Path
 import matplotlib
 import pytest
 
+import arrowdaq
+
 matplotlib.use("Agg")  # the pages' plots go to files
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -52,6 +54,51 @@ def _first_run(run: tutorials.PageRun) -> None:
     png(run.workdir / "first-run.png")
 
 
+@check("scan-and-fit")
+def _scan_and_fit(run: tutorials.PageRun) -> None:
+    ns = run.namespace
+    assert ns["points"].height == 31 and ns["run"].metadata["scan"]["exit_status"] == "success"
+    assert ns["error"] < 0.01, "the plate stood more than 0.01 deg from a setpoint"
+    # the simulated table: 3 W at 800 nm, half of it to the meter, the plate's zero at 0 deg
+    assert abs(ns["amplitude"] - 1.5) < 0.015 and abs(ns["theta0"]) < 0.3 and abs(ns["background"]) < 0.01
+    png(run.workdir / "scan-fit.png")
+
+
+@check("lab-config")
+def _lab_config(run: tutorials.PageRun) -> None:
+    ns = run.namespace
+    instruments = ns["run"].metadata["instrument"]
+    assert (
+        instruments["laser"]["settings"]["wavelength"] == 780.0
+        and instruments["laser"]["settings"]["shutter"] == "closed"
+    )
+    assert instruments["pm1"]["settings"]["wavelength"] == 780 and instruments["pm1"]["settings"]["filter"] == 3
+    assert instruments["hwp"]["settings"]["velocity"] == 60
+    assert set(ns["run"].streams) == {"laser/wavelength", "laser/power", "laser/shutter", "hwp/position", "pm1/power"}
+    assert ns["run"].num_rows("pm1/power") > 0
+    assert 'port = "socket://127.0.0.1:50319"' in ns["run"].metadata["configuration"]  # the file that ran
+    assert not list(run.workdir.glob("data/*typo*")) and not list(run.workdir.glob("data/*far*"))  # nothing started
+
+
+@check("live-notebook")
+def _live_notebook(run: tutorials.PageRun) -> None:
+    assert run.kernel is not None, "the page's cells run in a Jupyter kernel"
+    assert run.evaluate("len(readings)") >= 30 and run.evaluate('streams["pm1/power"].unit') == "W"
+    assert "laser.wavelength: 2000 is outside 690..1040" in run.evaluate("refused")
+    assert run.evaluate("[result.exit_status, result.num_points]") == ["success", 16]
+    power = run.evaluate('[p["pm1"] for p in result.points]')
+    # the plate turned through Malus's curve: full power (1.5 W) at 0 and 90 deg, dark at 45
+    assert max(power) > 1.4 and min(power) < 0.05
+    assert run.output_of("python watch_power.py").count("pm1/power") == 5
+
+
+def _commands_in_the_event_log(run: tutorials.PageRun) -> None:
+    """After the daemon stopped: the notebook's commands are in its run file's event log, by name."""
+    daemon_run = arrowdaq.open_run(next(run.workdir.glob("data/optical-table-demo_*.h5")))
+    messages = daemon_run.events.column("message").to_pylist()
+    assert any("notebook" in m and "close_shutter" in m for m in messages), messages
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_tutorial(page: Path, tmp_path: Path) -> None:
@@ -60,6 +107,8 @@ def test_tutorial(page: Path, tmp_path: Path) -> None:
         CHECKS[page.stem](run)
         for name in tutorials.images(page):
             png(run.workdir / f"{name}.png")  # each picture the page shows is one its code makes
+    if page.stem == "live-notebook":
+        _commands_in_the_event_log(run)
     import matplotlib.pyplot as plt
 
     plt.close("all")
