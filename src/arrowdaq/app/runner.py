@@ -56,6 +56,12 @@ if TYPE_CHECKING:
 
 log = get_logger("arrowdaq.app")
 
+#: How long the run waits for its instruments to come up. A device that answers slowly but steadily takes
+#: seconds: a MaiTai answers each query in ~1 s, 0.5 s apart, and its configured wavelength and shutter are
+#: set and read back (it took 6-10 s where 5 s was the limit: every laser with settings was refused). One
+#: that does not answer times out and shows Reconnecting or Failed, which ends the wait at once.
+START_TIMEOUT_S = 60.0
+
 
 class ExitStatus(enum.IntEnum):
     """The exit status of ``arrowdaq run`` and ``arrowdaq demo`` (documented in the README)."""
@@ -382,7 +388,7 @@ class Application:
         )
         self.storage, self.run_file = spawn_storage(self.hub, cfg.streams, options, info)
 
-    async def _describe_instruments(self, timeout: float = 5.0) -> None:
+    async def _describe_instruments(self, timeout: float = START_TIMEOUT_S) -> None:
         """Wait for every instrument to come up (all at once); record identity and settings in the run file.
 
         A required instrument that does not come up stops the run here.
