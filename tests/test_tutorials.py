@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 
 import arrowdaq
@@ -97,6 +98,19 @@ def _commands_in_the_event_log(run: tutorials.PageRun) -> None:
     daemon_run = arrowdaq.open_run(next(run.workdir.glob("data/optical-table-demo_*.h5")))
     messages = daemon_run.events.column("message").to_pylist()
     assert any("notebook" in m and "close_shutter" in m for m in messages), messages
+
+
+@check("reading-run-files")
+def _reading_run_files(run: tutorials.PageRun) -> None:
+    ns = run.namespace
+    assert len(ns["power"]) == ns["run"].num_rows("pm1/power") > 0 and ns["unit"] == "W"  # h5py and open_run agree
+    turned = ns["by_angle"].filter((ns["by_angle"]["angle"] > 0) & (ns["by_angle"]["readings"] >= 5))
+    for angle, power in zip(turned["angle"], turned["power"], strict=True):  # Malus: 1.5 W cos²(2θ) at the meter
+        assert power == pytest.approx(1.5 * np.cos(np.radians(2 * angle)) ** 2, abs=0.08), (angle, power)
+    csv = (run.workdir / "power.csv").read_text().splitlines()
+    assert len(csv) == ns["run"].num_rows("pm1/power") + 1
+    if not run.missing:  # R read the same file
+        assert f"{len(ns['power'])} readings of pm1/power in W" in run.output_of("Rscript read_run.R")
 
 
 @pytest.mark.timeout(900)
