@@ -357,6 +357,7 @@ def run_page(page: Path, workdir: Path) -> Iterator[PageRun]:
     os.environ["MPLBACKEND"] = "Agg"
     here = Path.cwd()
     os.chdir(workdir)
+    sys.path.insert(0, str(workdir))  # as `python` started in the folder: the page's own modules import
     try:
         if NOTEBOOK.search("\n".join(page.read_text(encoding="utf-8").split("\n")[:5])):
             run.kernel = Kernel(workdir)
@@ -383,6 +384,10 @@ def run_page(page: Path, workdir: Path) -> Iterator[PageRun]:
         yield run
     finally:
         os.chdir(here)
+        sys.path.remove(str(workdir))
+        for name, module in list(sys.modules.items()):  # the page's modules go with its folder
+            if str(getattr(module, "__file__", None) or "").startswith(str(workdir)):
+                del sys.modules[name]
         if run.kernel is not None:
             run.kernel.close()
         for job in run.jobs:

@@ -113,6 +113,23 @@ def _reading_run_files(run: tutorials.PageRun) -> None:
         assert f"{len(ns['power'])} readings of pm1/power in W" in run.output_of("Rscript read_run.R")
 
 
+@check("write-a-driver")
+def _write_a_driver(run: tutorials.PageRun) -> None:
+    assert run.namespace["refused"] == "ls.current: 150 is outside 0..100"
+    assert "2 passed" in run.output_of("python -m pytest")  # the page's byte-level and end-to-end tests
+
+
+@check("write-a-processor")
+def _write_a_processor(run: tutorials.PageRun) -> None:
+    ns = run.namespace
+    power, peak, fraction = ns["power"], ns["peak"], ns["fraction"]
+    assert len(peak) == len(fraction) == len(power) == 2000  # every reading, in whatever batches it came
+    assert np.array_equal(peak, np.maximum.accumulate(np.maximum(power, 1e-6)))  # the state crossed the batches
+    assert np.allclose(fraction, power / peak) and fraction.max() <= 1.0
+    assert ns["run"].table("pm1_peak/peak").schema.field("value").metadata[b"unit"] == b"W"
+    png(run.workdir / "peak-hold.png")
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_tutorial(page: Path, tmp_path: Path) -> None:
