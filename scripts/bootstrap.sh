@@ -44,6 +44,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v h5dump >/
         || echo "bootstrap: could not install hdf5-tools; tests that run h5dump will fail" >&2
 fi
 
+# R with hdf5r (Debian, ~33 MB): docs/tutorials/reading-run-files.md reads a run file from R in the tests.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v Rscript >/dev/null && Rscript -e 'library(hdf5r)' >/dev/null 2>&1; }; then
+    echo "bootstrap: installing r-base-core and r-cran-hdf5r (Debian)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends r-base-core r-cran-hdf5r >/dev/null \
+        || echo "bootstrap: could not install R/hdf5r; the tutorial's R example will be reported as skipped" >&2
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     echo "bootstrap: creating $VENV"
     "$PYTHON" -m venv "$VENV"

@@ -411,20 +411,21 @@ def main() -> int:
     parser.add_argument("--images", type=Path, help="copy the pictures the pages show into this folder")
     parser.add_argument("--keep", type=Path, help="run in DIR/<page> and keep what the pages made")
     args = parser.parse_args()
+    images_dir = args.images.resolve() if args.images else None  # the pages run in their own folders
     pages = [p.resolve() for p in args.pages] or sorted(p for p in PAGES.glob("*.md") if p.name != "index.md")
     failed = 0
     for page in pages:
-        base = args.keep or Path(tempfile.mkdtemp(prefix="arrowdaq-tutorial-"))
+        base = (args.keep or Path(tempfile.mkdtemp(prefix="arrowdaq-tutorial-"))).resolve()
         workdir = base / page.stem
         workdir.mkdir(parents=True, exist_ok=True)
         os.environ["XDG_RUNTIME_DIR"] = str(workdir)  # its own daemons only
         started = time.monotonic()
         try:
             for run in run_page(page, workdir):
-                for name in images(page) if args.images else []:
-                    args.images.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(workdir / f"{name}.png", args.images / f"tutorial-{name}.png")
-                    print(f"  {args.images / f'tutorial-{name}.png'}")
+                for name in images(page) if images_dir else []:
+                    images_dir.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(workdir / f"{name}.png", images_dir / f"tutorial-{name}.png")
+                    print(f"  {images_dir / f'tutorial-{name}.png'}")
                 skipped = ", ".join(f"{b.where} ({b.skip})" for b in run.skipped) or "none"
                 print(f"{page.name}: ran in {time.monotonic() - started:.1f} s; skipped: {skipped}")
         except Exception as exc:  # report every page
