@@ -17,7 +17,10 @@ notebook, in a real Jupyter kernel (ipykernel, started from this interpreter), n
 
 A block that cannot run here is marked in the page source, on the line before its fence, with a
 MyST comment saying why: ``% tutorial-test: skip: needs a MaiTai on a real serial port``. A block
-that needs a program that may be missing says so: ``% tutorial-test: requires Rscript``.
+that needs a program that may be missing says so: ``% tutorial-test: requires Rscript``. A timed run
+(``arrowdaq demo --duration 10``) in a block marked ``% tutorial-test: until 40 pm1/power hwp/position``
+is stopped with Ctrl-C once its run file has 40 rows of each stream (start-up on a loaded machine can
+take longer than the duration a reader waits).
 
     .venv/bin/python scripts/tutorials.py [PAGE.md ...] [--images docs/images] [--keep DIR]
 
@@ -46,7 +49,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ROOT / "docs" / "tutorials"
 NOTEBOOK = re.compile(r"^%\s*tutorial-test:\s*notebook\b", re.M)
-MARKER = re.compile(r"^%\s*tutorial-test:\s*(?P<what>skip|requires)\b:?\s*(?P<why>.*)$")
+MARKER = re.compile(r"^%\s*tutorial-test:\s*(?P<what>skip|requires|until)\b:?\s*(?P<why>.*)$")
+DURATION = re.compile(r"--duration\s+\S+")
 FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})\s*(?:\{code-block\}\s*)?(?P<lang>[\w+-]*)")
 FILE_COMMENT = re.compile(r"^(?:#|%|//)\s*(?P<path>[\w.-]+(?:/[\w.-]+)*\.\w+)\s*$")
 IMAGE = re.compile(r"\.\./images/tutorial-(?P<name>[\w-]+)\.png")
@@ -66,6 +70,7 @@ class Block:
     body: str
     skip: str | None = None  # the reason given in the page
     requires: str | None = None  # a program that must be on PATH
+    until: tuple[int, list[str]] | None = None  # stop the block's timed run once its file has these rows
 
     @property
     def where(self) -> str:
@@ -103,6 +108,9 @@ def blocks(page: Path) -> list[Block]:
             why = marker.group("why").strip()
             if marker.group("what") == "skip":
                 block.skip = why
+            elif marker.group("what") == "until":
+                rows, *streams = why.split()
+                block.until = (int(rows), streams)
             else:
                 block.requires = why.split()[0] if why else None
         found.append(block)
@@ -307,6 +315,13 @@ def _run_console(block: Block, run: PageRun, env: dict[str, str]) -> None:
             continue
         if last_status not in (None, 0):
             raise AssertionError(f"{where}: `{last_command}` exited {last_status}:\n{run.outputs[-1][1]}")
+        if block.until and DURATION.search(command.text):
+            output, status = _run_until(command.text, block.until, run, env)
+            run.outputs.append((command.text, output))
+            missing = unmatched(command.expected, output)
+            assert missing is None, f"{where}: `{command.text}` did not print {missing!r}; it printed:\n{output}"
+            last_status, last_command = status, command.text
+            continue
         kill = re.fullmatch(r"kill(?: -(?P<sig>INT|TERM))? %(?P<job>\d+)", command.text)
         if command.text.endswith("&"):
             job = Job(command.text[:-1].strip(), run.workdir, env)
@@ -337,6 +352,36 @@ def _run_console(block: Block, run: PageRun, env: dict[str, str]) -> None:
         last_status, last_command = proc.returncode, command.text
     if last_status not in (None, 0):
         raise AssertionError(f"{block.where}: `{last_command}` exited {last_status}:\n{run.outputs[-1][1]}")
+
+
+def _rows(workdir: Path, stream: str) -> int:
+    """Rows of ``stream`` flushed to the newest run file under ``workdir/data`` (0 while unreadable)."""
+    import arrowdaq
+
+    files = sorted((workdir / "data").glob("*.h5"), key=lambda p: p.stat().st_mtime)
+    try:
+        return arrowdaq.open_run(files[-1]).num_rows(stream) if files else 0
+    except Exception:  # not laid out yet, or no such stream yet
+        return 0
+
+
+def _run_until(command: str, until: tuple[int, list[str]], run: PageRun, env: dict[str, str]) -> tuple[str, int]:
+    """A timed run (``--duration``) stopped with Ctrl-C once its file has the rows the page needs.
+
+    The page's duration is what a reader waits; on a loaded machine start-up alone can take longer,
+    so the test waits for the data instead (the run ends the same way: a complete file, a summary)."""
+    rows, streams = until
+    job = Job(DURATION.sub(f"--duration {COMMAND_TIMEOUT:g}", command), run.workdir, env)
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    while job.proc.poll() is None and time.monotonic() < deadline:
+        if all(_rows(run.workdir, stream) >= rows for stream in streams):
+            break
+        time.sleep(0.5)  # polling the file, as a reader glancing at it; the condition decides
+    status = job.stop(signal.SIGINT)
+    assert all(_rows(run.workdir, s) >= rows for s in streams), (
+        f"`{command}` recorded fewer than {rows} rows of {streams} in {COMMAND_TIMEOUT:g} s:\n{job.output}"
+    )
+    return job.output, status
 
 
 def _run_python(block: Block, run: PageRun) -> None:
