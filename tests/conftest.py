@@ -10,6 +10,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # GUI tests draw real Qt 
 
 from arrowdaq.actors import RestartPolicy
 from arrowdaq.hub import InstrumentManager
+from arrowdaq.sim import OpticalTable
 
 #: Restarts fast enough for tests, with the same doubling and failure limit.
 FAST_RESTARTS = RestartPolicy(initial_backoff=0.01, max_backoff=0.08, max_failures=3, window=10.0, stop_timeout=2.0)
@@ -27,6 +28,14 @@ async def hub():
     manager = InstrumentManager(FAST_RESTARTS)
     yield manager
     await manager.stop(timeout=2.0)
+
+
+@pytest.fixture
+def table() -> OpticalTable:
+    """The simulated optical table with the laser emitting through an open shutter; simulators answer at once."""
+    table = OpticalTable(latency_scale=0.0, seed=5)
+    table.emission = table.shutter_open = True
+    return table
 
 
 @pytest.fixture

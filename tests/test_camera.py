@@ -7,6 +7,7 @@ import logging
 import time
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from arrowdaq.data import frames_of, kind_of
@@ -16,12 +17,7 @@ from arrowdaq.instruments.drivers.sim_camera import SimCamera, bin_frame
 from arrowdaq.instruments.registry import driver_class
 from arrowdaq.sim import OpticalTable
 
-
-@pytest.fixture
-def table():
-    t = OpticalTable(latency_scale=0.0, seed=11)
-    t.emission = t.shutter_open = True
-    return t
+from .waiting import wait_until
 
 
 def camera(table: OpticalTable, **settings) -> SimCamera:
@@ -31,18 +27,16 @@ def camera(table: OpticalTable, **settings) -> SimCamera:
     return cam
 
 
-def wait_for_frames(cam: SimCamera, count: int = 1, timeout: float = 5.0):
-    """Poll like the instrument actor does until ``count`` frames came (the batches read)."""
-    batches, got = [], 0
-    deadline = time.monotonic() + timeout
-    while got < count:
-        assert time.monotonic() < deadline, f"no {count} frames within {timeout} s"
-        batch = cam.read("frames")
-        if batch is None:
-            time.sleep(0.002)
-            continue
-        batches.append(batch)
-        got += batch.num_rows
+def wait_for_frames(cam: SimCamera, count: int = 1) -> list[pa.RecordBatch]:
+    """Read like the instrument actor does until ``count`` frames came (the batches read)."""
+    batches: list[pa.RecordBatch] = []
+
+    def enough() -> bool:
+        if (batch := cam.read("frames")) is not None:
+            batches.append(batch)
+        return sum(b.num_rows for b in batches) >= count
+
+    wait_until(enough, message=f"{count} frames from {cam.name}")
     return batches
 
 
@@ -132,7 +126,7 @@ def test_a_slow_reader_sees_a_gap_that_is_counted_and_logged(table, caplog):
     cam = camera(table, shape=(32, 32), fps=500, exposure_s=0.001, buffer_frames=2)
     first = wait_for_frames(cam, 1)[-1].column("frame_number").to_numpy()[-1]
     before = cam.dropped_frames  # a loaded machine may already have dropped some before the first read
-    time.sleep(0.05)  # ~25 frames come while nobody reads; the camera keeps 2
+    time.sleep(0.05)  # the thing tested: a reader away for 50 ms (~25 frames); the camera keeps 2
     batch = cam.read("frames")
     numbers = batch.column("frame_number").to_numpy()
     assert batch.num_rows == 2 and numbers[1] == numbers[0] + 1
@@ -144,7 +138,7 @@ def test_a_slow_reader_sees_a_gap_that_is_counted_and_logged(table, caplog):
 
 def test_software_trigger_gives_one_frame_per_trigger(table):
     cam = camera(table, shape=(32, 32), trigger_mode="software", exposure_s=0.001)
-    time.sleep(0.01)
+    time.sleep(2 * cam.frame_period_s)  # the thing tested: time passes, a free-running camera would expose a frame
     assert cam.read("frames") is None  # no trigger, no frame
     cam.trigger()
     cam.trigger()

@@ -19,7 +19,7 @@ from arrowdaq.sim.maitai import MaiTaiSim
 from arrowdaq.sim.newport_1830c import Newport1830CSim
 from arrowdaq.sim.scope import ScopeSim
 
-from .test_supervision import until
+from .waiting import wait_until_async
 
 CONFIG = """
 [run]
@@ -66,31 +66,36 @@ async def test_every_published_batch_is_in_the_file_or_counted_lost_under_faults
     )
     run = asyncio.create_task(app.run())
     try:
-        await until(lambda: all(a in app.hub.supervisor.actors for a in ("pm1", "laser", "scope1")))
+        await wait_until_async(
+            lambda: all(a in app.hub.supervisor.actors for a in ("pm1", "laser", "scope1")), message="the instruments"
+        )
         pm1, scope1 = app.hub.actor("pm1"), app.hub.actor("scope1")
-        await until(lambda: pm1.status is ActorStatus.RUNNING and scope1.status is ActorStatus.RUNNING)
+        await pm1.wait_status(ActorStatus.RUNNING, timeout=30)
+        await scope1.wait_status(ActorStatus.RUNNING, timeout=30)
         meter, laser, scope = server_of(app, Newport1830CSim), server_of(app, MaiTaiSim), server_of(app, ScopeSim)
         laser.faults.extra_delay = LASER_DELAY_S  # slow all run long
 
         async def flap() -> None:
             for _ in range(FLAPS):
                 meter.disconnect()
-                await until(lambda: pm1.status is ActorStatus.RECONNECTING)
-                await asyncio.sleep(FLAP_DOWN_S)
+                await pm1.wait_status(ActorStatus.RECONNECTING, timeout=30)
+                await asyncio.sleep(FLAP_DOWN_S)  # the scenario: the link stays down this long
                 meter.reconnect()
-                await until(lambda: pm1.status is ActorStatus.RUNNING)
-                await asyncio.sleep(FLAP_UP_S)
+                await pm1.wait_status(ActorStatus.RUNNING, timeout=30)
+                await asyncio.sleep(FLAP_UP_S)  # the scenario: and up this long
 
         async def scope_faults() -> None:
-            await asyncio.sleep(3.0)
+            await asyncio.sleep(3.0)  # the scenario: the garbage burst comes 3 s into the run
             scope.faults.garbage = True
-            await asyncio.sleep(GARBAGE_S)
+            await asyncio.sleep(GARBAGE_S)  # the scenario: and lasts this long
             scope.faults.garbage = False
-            await until(lambda: scope1.status is ActorStatus.RUNNING)
+            await scope1.wait_status(ActorStatus.RUNNING, timeout=30)
             for points in (500, 4000):  # the record length changed on the front panel
                 scope.device.points = points
                 seen = app.hub.streams["scope1/trace"].meter.rows
-                await until(lambda s=seen: app.hub.streams["scope1/trace"].meter.rows > s + 3)
+                await wait_until_async(
+                    lambda s=seen: app.hub.streams["scope1/trace"].meter.rows > s + 3, message=f"{points}-point traces"
+                )
 
         await asyncio.gather(flap(), scope_faults())
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -12,9 +11,11 @@ from arrowdaq.hub import InstrumentManager
 from arrowdaq.instruments import spawn_instrument
 from arrowdaq.instruments.drivers.esp300 import ESP300
 from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
-from arrowdaq.sim import OpticalTable, serve
+from arrowdaq.sim import serve
 from arrowdaq.sim.esp300 import ESP300Sim
 from arrowdaq.sim.newport_1830c import Newport1830CSim
+
+from .waiting import fresh_batch, wait_until_async
 
 FAST = {"timeout": 0.2, "delay": 0.0}
 #: Keep retrying while a device is away (the conftest hub gives up after 3 failures).
@@ -30,30 +31,14 @@ async def patient_hub():
     await hub.stop(timeout=2.0)
 
 
-@pytest.fixture
-def table():
-    table = OpticalTable(latency_scale=0.0, seed=5)
-    table.emission = table.shutter_open = True
-    return table
-
-
 def spawn_meter(hub, server):
     return spawn_instrument(
         hub, "pm", Newport1830C, lambda: Newport1830C.open(server.address, name="pm", **FAST), poll_hz={"power": 50}
     )
 
 
-async def fresh_batch(sub):
-    """The next batch published after this call (older ones are dropped)."""
-    while sub.pop() is not None:
-        pass
-    return await asyncio.wait_for(sub.get(), 5)
-
-
-async def until(condition, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
+def reconnecting(events: list[StatusEvent]) -> bool:
+    return any(e.actor == "pm" and e.status is ActorStatus.RECONNECTING for e in events)
 
 
 async def test_a_disconnected_instrument_restarts_and_recovers_while_others_keep_publishing(patient_hub, table):
@@ -73,7 +58,7 @@ async def test_a_disconnected_instrument_restarts_and_recovers_while_others_keep
         await fresh_batch(meter_batches)
 
         meter_sim.disconnect()
-        await until(lambda: any(e.actor == "pm" and e.status is ActorStatus.RECONNECTING for e in events))
+        await wait_until_async(lambda: reconnecting(events), message="the meter to reconnect")
         restarting = next(e for e in events if e.actor == "pm" and e.status is ActorStatus.RECONNECTING)
         assert "ConnectionLost" in restarting.error and meter_sim.address in restarting.error
 
@@ -96,7 +81,7 @@ async def test_garbage_is_reported_as_a_protocol_error_and_many_in_a_row_reconne
         await meter.wait_status(ActorStatus.RUNNING)
         sub = hub.subscribe("pm/*")
         sim.faults.garbage = True
-        await until(lambda: any(e.actor == "pm" and e.status is ActorStatus.RECONNECTING for e in events))
+        await wait_until_async(lambda: reconnecting(events), message="the meter to reconnect")
         reported = [e.error for e in events if e.actor == "pm" and e.status is ActorStatus.RUNNING and e.error]
         assert reported and all("ProtocolError" in text for text in reported)
         assert "garbled replies in a row" in next(e.error for e in events if e.status is ActorStatus.RECONNECTING)
@@ -115,7 +100,9 @@ async def test_an_error_reply_is_shown_in_the_status_without_a_restart(hub, tabl
         meter = spawn_meter(hub, server)
         await meter.wait_status(ActorStatus.RUNNING)
         sim.force_reply = "ERR"
-        await until(lambda: "ERR" in (hub.status()["actors"]["pm"]["error"] or ""))
+        await wait_until_async(
+            lambda: "ERR" in (hub.status()["actors"]["pm"]["error"] or ""), message="ERR in the status"
+        )
         status = hub.status()["actors"]["pm"]
         assert status["status"] == "Running" and status["restarts"] == 0
         assert status["error"].startswith("power: DeviceErrorReply:")
@@ -133,7 +120,7 @@ async def test_a_device_that_stops_answering_in_time_restarts_and_recovers(patie
             sim.disconnect()  # a pty cannot be unplugged: the device goes silent
         else:
             sim.faults.extra_delay = 0.3  # longer than the 0.2 s timeout
-        await until(lambda: any(e.actor == "pm" and e.status is ActorStatus.RECONNECTING for e in events))
+        await wait_until_async(lambda: reconnecting(events), message="the meter to reconnect")
         error = next(e.error for e in events if e.status is ActorStatus.RECONNECTING)
         assert "DeviceTimeout" in error and sim.address in error
         sim.reconnect()

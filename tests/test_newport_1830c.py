@@ -14,6 +14,8 @@ from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
 from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.newport_1830c import Newport1830CSim, format_reading
 
+from .waiting import fresh_batch, wait_until_async
+
 FAST = {"timeout": 0.3, "delay": 0.0}
 
 
@@ -149,15 +151,11 @@ async def test_a_limit_reading_shows_in_status_and_log_without_a_restart(hub, ca
         await ref.wait_status(ActorStatus.RUNNING)
         caplog.set_level(logging.WARNING, logger="arrowdaq")
         sim.force_reply = "OVER"
-        async with asyncio.timeout(5):
-            while "OVER" not in (ref.last_error or ""):
-                await asyncio.sleep(0.01)
+        await wait_until_async(lambda: "OVER" in (ref.last_error or ""), message="OVER in the meter's last error")
         assert "ReadingOutOfRange" in ref.last_error
         assert any("OVER" in r.getMessage() for r in caplog.records)
         sim.force_reply = None
-        while sub.pop() is not None:
-            pass
-        stream, batch = await asyncio.wait_for(sub.get(), 5)  # readings flow again
+        stream, batch = await fresh_batch(sub)  # readings flow again
         assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
         assert (batch.column("value").to_numpy() > 0).all()
 

@@ -14,16 +14,6 @@ from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.scope import ScopeSim, normalize_header
 
 
-def beam_on(table: OpticalTable) -> OpticalTable:
-    table.emission = table.shutter_open = True
-    return table
-
-
-@pytest.fixture
-def table():
-    return beam_on(OpticalTable(latency_scale=0.0, seed=3))
-
-
 @pytest.fixture
 def scope(table):
     return ScopeSim(table)

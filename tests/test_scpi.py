@@ -67,13 +67,6 @@ class RecordingScope(ScopeSim):
 
 
 @pytest.fixture
-def table():
-    t = OpticalTable(latency_scale=0.001, seed=7)
-    t.emission = t.shutter_open = True
-    return t
-
-
-@pytest.fixture
 def scope(table):
     return RecordingScope(table)
 

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from arrowdaq.sim import OpticalTable
 from arrowdaq.sim.esp300 import ESP300Sim
 from arrowdaq.sim.maitai import MaiTaiSim
 from arrowdaq.sim.newport_1830c import Newport1830CSim
-
-
-@pytest.fixture
-def table():
-    return OpticalTable(latency_scale=0.0, seed=8)
 
 
 def test_the_1830c_answers_what_instrumental_uses_to_find_it(table):

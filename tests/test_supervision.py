@@ -30,8 +30,10 @@ from arrowdaq.errors import InstrumentStartError
 from arrowdaq.hub import Alarm, InstrumentManager
 from arrowdaq.instruments import spawn_instrument
 from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
-from arrowdaq.sim import OpticalTable, serve
+from arrowdaq.sim import serve
 from arrowdaq.sim.newport_1830c import Newport1830CSim
+
+from .waiting import fresh_batch, wait_until_async
 
 #: What a run uses: the design's policy, not a test's patient one.
 REAL_POLICY = RestartPolicy()
@@ -91,12 +93,6 @@ def meter_config(tmp_path, port: str) -> Config:
     return parse_config(tomllib.loads(textwrap.dedent(text)), "lab.toml", environ={})
 
 
-async def until(condition, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 def rows(app: Application, stream: str = "pm1/power") -> int:
     return app.hub.streams[stream].meter.rows
 
@@ -108,18 +104,18 @@ async def test_a_simulator_killed_and_restarted_5s_later_twice_within_a_minute_i
     run = asyncio.create_task(app.run())
     meter = None
     try:
-        await until(lambda: "pm1" in app.hub.supervisor.actors and rows(app) > 0)
+        await wait_until_async(lambda: "pm1" in app.hub.supervisor.actors and rows(app) > 0, message="pm1 recording")
         meter = app.hub.actor("pm1")
         restarted_at: list[int] = []
         for _ in range(2):  # the second outage comes seconds after the first: it must not fail at once
             sim_process.kill()
-            await until(lambda: meter.status is ActorStatus.RECONNECTING)
+            await wait_until_async(lambda: meter.status is ActorStatus.RECONNECTING, message="the meter to reconnect")
             await asyncio.sleep(OUTAGE_S)  # the scenario: the device is away for 5 s
             assert meter.status is ActorStatus.RECONNECTING, meter.last_error
             sim_process.start()
-            await until(lambda: meter.status is ActorStatus.RUNNING)
+            await wait_until_async(lambda: meter.status is ActorStatus.RUNNING, message="the meter back")
             restarted_at.append(rows(app))
-            await until(lambda: rows(app) > restarted_at[-1] + 5)  # it records again
+            await wait_until_async(lambda: rows(app) > restarted_at[-1] + 5, message="rows after the outage")
     finally:
         app.request_stop()
         summary = await run
@@ -138,9 +134,11 @@ async def test_a_device_still_away_at_the_end_makes_the_run_exit_4_naming_it(tmp
     app = Application(meter_config(tmp_path, sim_process.start()), restart=REAL_POLICY)
     run = asyncio.create_task(app.run())
     try:
-        await until(lambda: "pm1" in app.hub.supervisor.actors and rows(app) > 0)
+        await wait_until_async(lambda: "pm1" in app.hub.supervisor.actors and rows(app) > 0, message="pm1 recording")
         sim_process.kill()
-        await until(lambda: app.hub.actor("pm1").status is ActorStatus.RECONNECTING)
+        await wait_until_async(
+            lambda: app.hub.actor("pm1").status is ActorStatus.RECONNECTING, message="pm1 to reconnect"
+        )
     finally:
         app.request_stop()
         summary = await run
@@ -151,12 +149,12 @@ async def test_a_device_still_away_at_the_end_makes_the_run_exit_4_naming_it(tmp
     assert re.search(r"pm1 \(required\) was not working at the end: Reconnecting: ConnectionLost", text), text
 
 
-async def test_ten_seconds_of_garbage_reconnect_and_never_fail(table_on):
+async def test_ten_seconds_of_garbage_reconnect_and_never_fail(table):
     hub = InstrumentManager(REAL_POLICY)
     events: list[StatusEvent] = []
     hub.add_listener(lambda e: events.append(e) if isinstance(e, StatusEvent) else None)
     try:
-        with serve(Newport1830CSim(table_on), "tcp") as sim:
+        with serve(Newport1830CSim(table), "tcp") as sim:
             meter = spawn_instrument(
                 hub,
                 "pm",
@@ -167,26 +165,17 @@ async def test_ten_seconds_of_garbage_reconnect_and_never_fail(table_on):
             await meter.wait_status(ActorStatus.RUNNING)
             sub = hub.subscribe("pm/*")
             sim.faults.garbage = True
-            await until(lambda: meter.status is ActorStatus.RECONNECTING)
+            await wait_until_async(lambda: meter.status is ActorStatus.RECONNECTING, message="the meter to reconnect")
             await asyncio.sleep(10.0)  # the scenario: 10 s of line noise
             assert meter.status in (ActorStatus.RECONNECTING, ActorStatus.RUNNING), meter.last_error
             sim.faults.garbage = False
-            while sub.pop() is not None:
-                pass
-            _, batch = await asyncio.wait_for(sub.get(), 10)
+            _, batch = await fresh_batch(sub)
             assert batch.column("value")[0].as_py() > 1.0
     finally:
         await hub.stop(timeout=2.0)
     assert not any(e.status is ActorStatus.FAILED for e in events)
     assert "garbled replies in a row" in next(e.error for e in events if e.status is ActorStatus.RECONNECTING)
     assert meter.restarts == 0
-
-
-@pytest.fixture
-def table_on():
-    table = OpticalTable(latency_scale=0.0, seed=5)
-    table.emission = table.shutter_open = True
-    return table
 
 
 DEAD_PORT = "/dev/ttyARROWDAQ-NONE"
