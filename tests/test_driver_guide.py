@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import arrowdaq
+
+from .processes import ArrowdaqProcess
 
 GUIDE = Path(__file__).parent.parent / "docs" / "drivers.md"
 BLOCK = re.compile(r"```(?:python|toml)\n# (?P<path>[\w./-]+)\n(?P<body>.*?)```", re.S)
@@ -57,31 +57,12 @@ def test_the_plugins_own_byte_level_tests_pass(plugin):
     assert "2 passed" in proc.stdout
 
 
-def _rows_so_far(path: Path, stream: str) -> int:
-    try:
-        return arrowdaq.open_run(path).num_rows(stream)
-    except Exception:  # not created or not readable yet
-        return 0
-
-
 def test_arrowdaq_run_finds_the_plugin_and_its_simulator_and_applies_its_settings(plugin):
     root, env = plugin
     data = root / "data"
-    command = [sys.executable, "-m", "arrowdaq.cli.main", "run", str(root / "lab.toml"), "--data-dir", str(data)]
-    proc = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:  # until the plugin's readings are recorded
-            files = list(data.glob("*.h5"))
-            if files and _rows_so_far(files[0], "oven/temperature") >= 2:
-                break
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with ArrowdaqProcess("run", str(root / "lab.toml"), "--data-dir", str(data), cwd=root, env=env) as proc:
+        proc.wait_for_rows(data, {"oven/temperature": 2})  # the plugin's readings are recorded
+        _, err = proc.interrupt()
     assert proc.returncode == 0, err
     run = arrowdaq.open_run(next(data.glob("*.h5")))
     settings = run.metadata["instrument"]["oven"]["settings"]

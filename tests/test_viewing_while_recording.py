@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
 import subprocess
-import time
 
 import h5py
 import pytest
@@ -14,18 +12,9 @@ import pytest
 import arrowdaq
 from arrowdaq.errors import StorageError
 
-from .test_app import SMALL, arrowdaq_cmd, write_config
-
-
-def _rows(data) -> tuple[str, int] | None:
-    """The run file in ``data`` and the power meter rows flushed so far (None before it has any)."""
-    files = list(data.glob("*.h5")) if data.exists() else []
-    if not files:
-        return None
-    try:
-        return str(files[0]), arrowdaq.open_run(files[0]).num_rows("pm1/power")
-    except StorageError:  # the moment the writer lays the file out
-        return None
+from .configs import SMALL, write_config
+from .processes import ArrowdaqProcess, run_file_in
+from .waiting import wait_until
 
 
 def silx_value(path: str):
@@ -65,17 +54,8 @@ def h5dump(path: str) -> str:
 
 
 def test_which_readers_open_a_run_file_while_it_records(tmp_path):
-    config = write_config(tmp_path, SMALL)
-    proc = subprocess.Popen(arrowdaq_cmd("run", str(config)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        data, deadline, found = tmp_path / "data", time.monotonic() + 60, None
-        while time.monotonic() < deadline:  # the condition: rows flushed to the file
-            found = _rows(data)
-            if found and found[1] >= 5:
-                break
-            time.sleep(0.05)
-        assert found and found[1] >= 5, "no rows recorded within 60 s"
-        path = found[0]
+    with ArrowdaqProcess("run", str(write_config(tmp_path, SMALL))) as proc:
+        path = str(proc.wait_for_rows(tmp_path / "data", {"pm1/power": 5}))
         # open while recording: arrowdaq itself, silx, h5py as an SWMR reader
         assert not arrowdaq.open_run(path).complete
         assert len(silx_value(path)) >= 5
@@ -85,12 +65,7 @@ def test_which_readers_open_a_run_file_while_it_records(tmp_path):
             with pytest.raises(Exception, match="open") as refused:
                 reader(path)
             assert "already open for write" in str(refused.value) or "unable to open" in str(refused.value), reader
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        out, err = proc.interrupt()
     assert proc.returncode == 0, err
     assert re.search(r"^run file: (\S+\.h5)", out, re.M).group(1) == path
     # once the run is closed, every reader opens it
@@ -105,24 +80,13 @@ def test_which_readers_open_a_run_file_while_it_records(tmp_path):
 def test_the_arrow_ipc_layout_is_refused_while_recording_with_a_clear_error(tmp_path):
     """Written without SWMR, the file changes under a reader: open_run says so instead of reading garbage."""
     config = write_config(tmp_path, SMALL.replace("[storage]\n", '[storage]\nlayout = "arrow_ipc"\n'))
-    proc = subprocess.Popen(arrowdaq_cmd("run", str(config)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        data, deadline, path = tmp_path / "data", time.monotonic() + 60, None
-        while time.monotonic() < deadline and path is None:
-            path = next(data.glob("*.h5"), None) if data.exists() else None
-            time.sleep(0.05)
+    with ArrowdaqProcess("run", str(config)) as proc:
+        path = wait_until(lambda: proc.running() and run_file_in(tmp_path / "data"), 60, "the run file")
         laid_out = path.stat().st_size
-        while time.monotonic() < deadline and path.stat().st_size == laid_out:  # until the writer writes more
-            time.sleep(0.05)
-        assert path.stat().st_size > laid_out, "nothing written within 60 s"  # the writer is at work
+        wait_until(lambda: path.stat().st_size > laid_out, 60, "the writer to write more")  # the writer is at work
         with pytest.raises(StorageError, match="a writer holds the run file outside SWMR mode"):
             arrowdaq.open_run(path)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _, err = proc.interrupt()
     assert proc.returncode == 0, err
     run = arrowdaq.open_run(path)  # closed: readable
     assert run.complete and "pm1/power" in run.streams

@@ -24,8 +24,8 @@ T = TypeVar("T")
 
 #: Seconds before a wait fails; a passing test never waits this long.
 TIMEOUT = 30.0
-#: Polling starts fast (most conditions hold within milliseconds) and backs off to this.
-_MAX_INTERVAL = 0.02
+#: Polling starts fast (most conditions hold within milliseconds) and backs off to ``every`` seconds.
+EVERY = 0.02
 
 Message = str | Callable[[], str]
 
@@ -35,14 +35,17 @@ def _timed_out(timeout: float, message: Message) -> AssertionError:
     return AssertionError(f"waited {timeout:g} s for {what}")
 
 
-def wait_until(condition: Callable[[], T], timeout: float = TIMEOUT, message: Message = "the condition") -> T:
+def wait_until(
+    condition: Callable[[], T], timeout: float = TIMEOUT, message: Message = "the condition", *, every: float = EVERY
+) -> T:
     """Poll ``condition()`` until it is truthy and return its value; AssertionError after ``timeout`` s.
 
     ``message`` says what was awaited (``"the run file to appear"``); a callable is asked
-    only on failure, so it can show the state the test saw last.
+    only on failure, so it can show the state the test saw last. ``every`` is the longest
+    pause between checks (longer for a costly check, such as opening a run file).
     """
     deadline = time.monotonic() + timeout
-    interval = 0.001
+    interval = min(0.001, every)
     while True:
         value = condition()
         if value:
@@ -50,16 +53,16 @@ def wait_until(condition: Callable[[], T], timeout: float = TIMEOUT, message: Me
         if time.monotonic() >= deadline:
             raise _timed_out(timeout, message)
         time.sleep(interval)  # the one polling pause of the suite's waits
-        interval = min(2 * interval, _MAX_INTERVAL)
+        interval = min(2 * interval, every)
 
 
 async def wait_until_async(
-    condition: Callable[[], T], timeout: float = TIMEOUT, message: Message = "the condition"
+    condition: Callable[[], T], timeout: float = TIMEOUT, message: Message = "the condition", *, every: float = EVERY
 ) -> T:
     """:func:`wait_until` for a coroutine: the event loop (actors, servers) runs between checks."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    interval = 0.001
+    interval = min(0.001, every)
     while True:
         value = condition()
         if value:
@@ -67,7 +70,7 @@ async def wait_until_async(
         if loop.time() >= deadline:
             raise _timed_out(timeout, message)
         await asyncio.sleep(interval)  # the one polling pause of the suite's async waits
-        interval = min(2 * interval, _MAX_INTERVAL)
+        interval = min(2 * interval, every)
 
 
 async def fresh_batch(subscription: Subscription, timeout: float = TIMEOUT) -> tuple[str, pa.RecordBatch]:
