@@ -14,77 +14,76 @@ from arrowdaq.instruments import Movable, spawn_instrument
 from arrowdaq.instruments.drivers.esp300 import ESP300
 from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.esp300 import ESP300Sim
+from arrowdaq.sim.scripted import expected_protocol
 
 FAST = {"timeout": 0.3, "motion_poll": 0.005}
 NO_ERROR = "0, 1234, NO ERROR DETECTED"
 
 
-@pytest.fixture
-def scripted(scripted_driver):
-    def start(replies, **settings):
-        return scripted_driver(
-            ESP300,
-            {"TB?": NO_ERROR} | replies,
-            command_terminator=b"\r\n",
-            reply_terminator=b"\r\n",
-            name="stage",
-            **(FAST | settings),
-        )
-
-    return start
-
-
-def test_connect_checks_the_version_empties_the_error_buffer_and_enables_motors(scripted):
-    server, stage = scripted({"VE?": "ESP300 Version 3.04 07/27/01"}, axes=[1, 3])
-    stage.connect()
-    assert bytes(server.received) == b"VE?\r\nTB?\r\n1MO\r\n3MO\r\nTB?\r\n"
-
-
-def test_commands_are_axis_mnemonic_value_with_six_decimals(scripted):
-    server, stage = scripted({}, axes=[1, 2])
-    stage.move_to(12.5, wait=False, axis=1)
-    stage.move_by(-0.25, wait=False, axis=2)
-    stage.axis[2].velocity = 2
-    stage.home(axis=1, wait=False)
-    stage.stop(2)
-    stage.stop()
-    stage.check_errors("sync")  # a reply: everything before it has arrived
-    assert bytes(server.received) == (
-        b"1PA12.500000\r\nTB?\r\n2PR-0.250000\r\nTB?\r\n2VA2.000000\r\nTB?\r\n1OR\r\nTB?\r\n2ST\r\nST\r\nTB?\r\n"
+def esp300(steps, **settings):
+    """The driver on a controller that expects ``steps``, in order."""
+    return expected_protocol(
+        ESP300, steps, command_terminator=b"\r\n", reply_terminator=b"\r\n", name="stage", **(FAST | settings)
     )
 
 
+#: The error buffer read after a command: empty.
+NO_ERROR_FILED = ("TB?", NO_ERROR)
+
+
+def test_connect_checks_the_version_empties_the_error_buffer_and_enables_motors():
+    version = ("VE?", "ESP300 Version 3.04 07/27/01")
+    with esp300([version, NO_ERROR_FILED, ("1MO", None), ("3MO", None), NO_ERROR_FILED], axes=[1, 3]) as stage:
+        stage.connect()
+
+
+def test_commands_are_axis_mnemonic_value_with_six_decimals():
+    steps = [("1PA12.500000", None), NO_ERROR_FILED, ("2PR-0.250000", None), NO_ERROR_FILED]
+    steps += [("2VA2.000000", None), NO_ERROR_FILED, ("1OR", None), NO_ERROR_FILED, ("2ST", None), ("ST", None)]
+    with esp300(steps, axes=[1, 2]) as stage:
+        stage.move_to(12.5, wait=False, axis=1)
+        stage.move_by(-0.25, wait=False, axis=2)
+        stage.axis[2].velocity = 2
+        stage.home(axis=1, wait=False)
+        stage.stop(2)
+        stage.stop()
+
+
 @pytest.mark.parametrize(("reply", "moving"), [("0", True), ("1", False)])
-def test_motion_done_reply(scripted, reply, moving):
-    _, stage = scripted({"1MD?": reply})
-    assert stage.is_moving(1) is moving
+def test_motion_done_reply(reply, moving):
+    with esp300([("1MD?", reply)]) as stage:
+        assert stage.is_moving(1) is moving
 
 
-def test_position_reply_and_garbage(scripted):
-    _, stage = scripted({"1TP?": "12.345", "2TP?": "1,2.x"}, axes=[1, 2])
-    assert stage.position(1) == 12.345
-    assert stage.read("axis1_position") == 12.345
-    with pytest.raises(ProtocolError, match="'1,2.x' is not a number"):
-        stage.position(2)
+def test_position_reply_and_garbage():
+    with esp300([("1TP?", "12.345"), ("1TP?", "12.345"), ("2TP?", "1,2.x")], axes=[1, 2]) as stage:
+        assert stage.position(1) == 12.345
+        assert stage.read("axis1_position") == 12.345
+        with pytest.raises(ProtocolError, match="'1,2.x' is not a number"):
+            stage.position(2)
 
 
-def test_an_error_in_the_buffer_after_a_move_raises_with_the_controllers_code_and_message(scripted):
-    _, stage = scripted({"TB?": "106, 5678, AXIS-1 POSITIVE SOFTWARE LIMIT DETECTED"})
-    with pytest.raises(DeviceStatusError, match="106: AXIS-1 POSITIVE SOFTWARE LIMIT DETECTED") as raised:
-        stage.move_to(99)
+def test_an_error_in_the_buffer_after_a_move_raises_with_the_controllers_code_and_message():
+    limit = ("TB?", "106, 5678, AXIS-1 POSITIVE SOFTWARE LIMIT DETECTED")
+    with esp300([("1PA99.000000", None), limit]) as stage:
+        with pytest.raises(DeviceStatusError, match="106: AXIS-1 POSITIVE SOFTWARE LIMIT DETECTED") as raised:
+            stage.move_to(99)
     assert raised.value.code == 106
 
 
-def test_unconfigured_axes_are_refused(scripted):
-    server, stage = scripted({}, axes=[1])
-    with pytest.raises(CommandError, match="axis 2 is not configured"):
-        stage.move_to(1, axis=2)
+def test_unconfigured_axes_are_refused():
+    with esp300([], axes=[1]) as stage:  # nothing is sent
+        with pytest.raises(CommandError, match="axis 2 is not configured"):
+            stage.move_to(1, axis=2)
     with pytest.raises(ConfigError, match=r"axes\[0\]: Input should be 1, 2 or 3 \(got 4\)"):
         ESP300(None, axes=[4])
 
 
-def test_waiting_for_a_move_that_never_ends_times_out(scripted):
-    _, stage = scripted({"1MD?": "0"})
+def test_waiting_for_a_move_that_never_ends_times_out(scripted_driver):
+    # MD? is polled for as long as the wait lasts: a device answering from a dict, not a fixed exchange
+    _, stage = scripted_driver(
+        ESP300, {"1MD?": "0"}, command_terminator=b"\r\n", reply_terminator=b"\r\n", name="stage", **FAST
+    )
     with pytest.raises(DeviceTimeout, match="axis 1 still moving after 0.05 s"):
         stage.wait_motion(max_wait=0.05, axis=1)
 

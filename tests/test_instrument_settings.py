@@ -23,6 +23,9 @@ from arrowdaq.instruments.validators import in_range, int_in_range
 from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.esp300 import ESP300Sim
 from arrowdaq.sim.maitai import MaiTaiSim
+from arrowdaq.sim.scripted import expected_protocol
+
+from .runs import published, run_until
 
 LAB = """
 [run]
@@ -70,13 +73,14 @@ def write_lab(tmp_path: Path, wavelength: object = 780) -> Path:
 
 async def test_configured_settings_are_in_the_run_file_and_in_the_streams_from_the_first_row(tmp_path):
     app = Application(load_config(write_lab(tmp_path), environ={}))
-
-    def stop_once_recorded() -> None:  # however long the start takes on a loaded machine
-        streams = app.hub.status()["streams"]
-        if all(streams.get(s, {}).get("rows", 0) > 0 for s in ("laser/wavelength", "laser/shutter", "pm1/power")):
-            app.request_stop()
-
-    summary = await app.run(on_tick=stop_once_recorded)
+    summary = await run_until(  # however long the start takes on a loaded machine
+        app,
+        lambda: (
+            app.instruments.keys() >= {"laser", "pm1", "stage"}
+            and all(published(app, s) > 0 for s in ("laser/wavelength", "laser/shutter", "pm1/power"))
+        ),
+        "the instruments described and their first readings",
+    )
     assert not summary.errors, summary.errors
     run = arrowdaq.open_run(summary.run_file)
     instruments = run.metadata["instrument"]
@@ -131,18 +135,18 @@ class Oven(Driver):
     temperature = Measurement("T?", unit="C")
 
 
-def test_formats_cannot_be_broken_by_validators_and_bad_replies_are_protocol_errors(scripted_driver):
-    server, oven = scripted_driver(Oven, {"S?": "12x", "R?": "2.5", "T?": "hot"}, name="oven", timeout=0.3)
-    oven.setpoint = 120.0  # a float from a JSON client: the {:d} field gets 120
-    oven.ramp = 2  # an int: the {:.1f} field gets 2.0
-    with pytest.raises(CommandError, match="oven.setpoint: 12.5 is not a whole number"):
-        oven.setpoint = 12.5
-    assert oven.ramp == 2.5  # a reply: what was written before it has arrived
-    assert bytes(server.received) == b"S120\nR2.0\nR?\n"
-    with pytest.raises(ProtocolError, match=r"oven.setpoint: reply '12x' to 'S\?' cannot be read"):
-        oven.setpoint
-    with pytest.raises(ProtocolError, match="oven.temperature"):
-        oven.temperature
+def test_formats_cannot_be_broken_by_validators_and_bad_replies_are_protocol_errors():
+    steps = [("S120", None), ("R2.0", None), ("R?", "2.5"), ("S?", "12x"), ("T?", "hot")]
+    with expected_protocol(Oven, steps, name="oven", timeout=0.3) as oven:
+        oven.setpoint = 120.0  # a float from a JSON client: the {:d} field gets 120
+        oven.ramp = 2  # an int: the {:.1f} field gets 2.0
+        with pytest.raises(CommandError, match="oven.setpoint: 12.5 is not a whole number"):
+            oven.setpoint = 12.5  # nothing is sent
+        assert oven.ramp == 2.5
+        with pytest.raises(ProtocolError, match=r"oven.setpoint: reply '12x' to 'S\?' cannot be read"):
+            oven.setpoint
+        with pytest.raises(ProtocolError, match="oven.temperature"):
+            oven.temperature
 
 
 def test_describe_comes_from_the_declarations():

@@ -13,17 +13,18 @@ from arrowdaq.instruments import EmissionControl, ShutterControl, WavelengthTuna
 from arrowdaq.instruments.drivers.maitai import MaiTai
 from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.maitai import IDN, MaiTaiSim
+from arrowdaq.sim.scripted import expected_protocol
 
 FAST = {"timeout": 0.3, "min_interval": 0.0, "verify_timeout": 0.2, "verify_interval": 0.01}
 
 
-@pytest.fixture
-def scripted(scripted_driver):
-    def start(replies):
-        replies = {"SHUTTER?": "0"} | replies  # closing checks the shutter
-        return scripted_driver(MaiTai, replies, command_terminator=b"\r", name="laser", **FAST)
+#: What closing sends: the shutter is closed and checked.
+CLOSE = [("SHUTTER:0", None), ("SHUTTER?", "0")]
 
-    return start
+
+def maitai(steps, **settings):
+    """The driver on a laser that expects ``steps`` and then the closing ones, in order."""
+    return expected_protocol(MaiTai, [*steps, *CLOSE], command_terminator=b"\r", name="laser", **(FAST | settings))
 
 
 def test_port_defaults_follow_the_manual():
@@ -31,78 +32,78 @@ def test_port_defaults_follow_the_manual():
     assert (s.baudrate, s.write_termination, s.read_termination, s.xonxoff, s.rtscts) == (9600, "\r", "\n", True, False)
 
 
-def test_connect_checks_identity(scripted):
-    server, laser = scripted({"*IDN?": IDN})
-    laser.connect()
-    assert bytes(server.received) == b"*IDN?\r"
-    assert laser.identity()["serial"] == "3227/51054/40856"
-
-
-def test_a_device_that_is_not_a_maitai_is_refused(scripted):
-    _, laser = scripted({"*IDN?": "ESP300 Version 3.04"})
-    with pytest.raises(ProtocolError, match="not a MaiTai"):
+def test_connect_checks_identity():
+    with maitai([("*IDN?", IDN)]) as laser:
         laser.connect()
+        assert laser.identity()["serial"] == "3227/51054/40856"
+
+
+def test_a_device_that_is_not_a_maitai_is_refused():
+    with maitai([("*IDN?", "ESP300 Version 3.04")]) as laser:
+        with pytest.raises(ProtocolError, match="not a MaiTai"):
+            laser.connect()
 
 
 @pytest.mark.parametrize(
-    ("replies", "attr", "value"),
+    ("query", "reply", "attr", "value"),
     [
-        ({"READ:WAVELENGTH?": "820nm"}, "wavelength_now", 820.0),
-        ({"READ:WAVELENGTH?": "820"}, "wavelength_now", 820.0),
-        ({"WAVELENGTH?": "790nm"}, "wavelength", 790.0),
-        ({"READ:POWER?": "3.000W"}, "power", 3.0),
-        ({"READ:POWER?": "0.00000W"}, "power", 0.0),
-        ({"SHUTTER?": "1"}, "shutter", "open"),
-        ({"SHUTTER?": "0"}, "shutter", "closed"),
-        ({"READ:PCTWARMEDUP?": "100.00%"}, "warmed_up", 100.0),
-        ({"READ:HUM?": "7.26%"}, "humidity", 7.26),
-        ({"PLASER:POWER?": "13.43W"}, "pump_power", 13.43),
-        ({"*STB?": "1"}, "status_byte", 1),
+        ("READ:WAVELENGTH?", "820nm", "wavelength_now", 820.0),
+        ("READ:WAVELENGTH?", "820", "wavelength_now", 820.0),
+        ("WAVELENGTH?", "790nm", "wavelength", 790.0),
+        ("READ:POWER?", "3.000W", "power", 3.0),
+        ("READ:POWER?", "0.00000W", "power", 0.0),
+        ("SHUTTER?", "1", "shutter", "open"),
+        ("SHUTTER?", "0", "shutter", "closed"),
+        ("READ:PCTWARMEDUP?", "100.00%", "warmed_up", 100.0),
+        ("READ:HUM?", "7.26%", "humidity", 7.26),
+        ("PLASER:POWER?", "13.43W", "pump_power", 13.43),
+        ("*STB?", "1", "status_byte", 1),
     ],
 )
-def test_reply_forms(scripted, replies, attr, value):
-    _, laser = scripted(replies)
-    assert getattr(laser, attr) == value
+def test_reply_forms(query, reply, attr, value):
+    with maitai([(query, reply)]) as laser:
+        assert getattr(laser, attr) == value
 
 
 @pytest.mark.parametrize("reply", ["820W", "nm", "8x20nm", "\x8f\x00"])
-def test_replies_without_the_expected_number_and_unit_are_protocol_errors(scripted, reply):
-    _, laser = scripted({"READ:WAVELENGTH?": reply.encode("latin-1")})
-    with pytest.raises(ProtocolError, match="not a value in nm"):
-        laser.wavelength_now
+def test_replies_without_the_expected_number_and_unit_are_protocol_errors(reply):
+    with maitai([("READ:WAVELENGTH?", reply.encode("latin-1"))]) as laser:
+        with pytest.raises(ProtocolError, match="not a value in nm"):
+            laser.wavelength_now
 
 
-def test_a_set_that_is_not_executed_raises_instead_of_passing_silently(scripted):
-    server, laser = scripted({"WAVELENGTH?": "800nm"})  # LOCAL mode: the setpoint never changes
-    with pytest.raises(DeviceErrorReply, match="'WAVELENGTH:850' was not executed.*LOCAL"):
-        laser.set_wavelength(850)
-    assert bytes(server.received).startswith(b"WAVELENGTH:850\rWAVELENGTH?\r")
+def test_a_set_that_is_not_executed_raises_instead_of_passing_silently():
+    # LOCAL mode: the setpoint never changes (read back once, and once more for the message)
+    unchanged = [("WAVELENGTH?", "800nm")] * 2
+    with maitai([("WAVELENGTH:850", None), *unchanged], verify_timeout=0.0) as laser:
+        with pytest.raises(DeviceErrorReply, match="'WAVELENGTH:850' was not executed.*LOCAL"):
+            laser.set_wavelength(850)
 
 
-def test_out_of_range_wavelength_is_refused_before_sending(scripted):
-    server, laser = scripted({})
-    with pytest.raises(CommandError, match="laser.wavelength: 1200 is outside 690..1040"):
-        laser.set_wavelength(1200)
-    assert bytes(server.received) == b""
+def test_out_of_range_wavelength_is_refused_before_sending():
+    with maitai([]) as laser:
+        with pytest.raises(CommandError, match="laser.wavelength: 1200 is outside 690..1040"):
+            laser.set_wavelength(1200)
 
 
-def test_emission_on_with_the_shutter_open_is_refused(scripted):
-    server, laser = scripted({"SHUTTER?": "1"})
-    with pytest.raises(CommandError, match="shutter open"):
-        laser.emission_on()
-    assert bytes(server.received) == b"SHUTTER?\r"  # no ON was sent
+def test_emission_on_with_the_shutter_open_is_refused():
+    with maitai([("SHUTTER?", "1")]) as laser:  # no ON is sent
+        with pytest.raises(CommandError, match="shutter open"):
+            laser.emission_on()
 
 
-def test_close_closes_the_shutter_and_checks_it_is_closed(scripted):
-    server, laser = scripted({})
-    laser.close()
-    assert bytes(server.received) == b"SHUTTER:0\rSHUTTER?\r"
+def test_close_closes_the_shutter_and_checks_it_is_closed():
+    with maitai([]) as laser:
+        laser.close()
+        assert not laser.transport.is_open
 
 
-def test_close_releases_the_port_even_if_the_shutter_does_not_answer(scripted, caplog):
-    server, laser = scripted({"SHUTTER?": None})
-    laser.close()
-    assert not laser.transport.is_open
+def test_close_releases_the_port_even_if_the_shutter_does_not_answer(caplog):
+    with expected_protocol(
+        MaiTai, [("SHUTTER:0", None), ("SHUTTER?", None)], command_terminator=b"\r", name="laser", **FAST
+    ) as laser:
+        laser.close()
+        assert not laser.transport.is_open
     assert "could not close the shutter" in caplog.text
 
 

@@ -13,89 +13,86 @@ from arrowdaq.instruments import spawn_instrument
 from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
 from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.newport_1830c import Newport1830CSim, format_reading
+from arrowdaq.sim.scripted import expected_protocol
 
 from .waiting import fresh_batch, wait_until_async
 
 FAST = {"timeout": 0.3, "delay": 0.0}
 
 
-@pytest.fixture
-def scripted(scripted_driver):
-    """A meter answering from a script, and the driver on it."""
-    return lambda replies: scripted_driver(Newport1830C, replies, name="pm", **FAST)
+def meter(steps):
+    """The driver on a meter that expects ``steps``, in order (checked when the block ends)."""
+    return expected_protocol(Newport1830C, steps, name="pm", **FAST)
 
 
-def test_connect_turns_echo_off_and_forces_watts(scripted):
-    server, meter = scripted({"U?": "1"})
-    meter.connect()
-    assert bytes(server.received) == b"E0\nU1\nU?\n"
+def test_connect_turns_echo_off_and_forces_watts():
+    with meter([("E0", None), ("U1", None), ("U?", "1")]) as pm:
+        pm.connect()
 
 
-def test_connect_refuses_a_meter_that_stays_in_dbm(scripted):
-    _, meter = scripted({"U?": "2"})
-    with pytest.raises(DeviceErrorReply, match="units 2 \\(dBm\\)"):
-        meter.connect()
+def test_connect_refuses_a_meter_that_stays_in_dbm():
+    with meter([("E0", None), ("U1", None), ("U?", "2")]) as pm:
+        with pytest.raises(DeviceErrorReply, match="units 2 \\(dBm\\)"):
+            pm.connect()
 
 
 @pytest.mark.parametrize(
     ("reply", "watts"),
     [("5E-9", 5e-9), ("+.75E-9", 0.75e-9), ("+.11E-9", 0.11e-9), ("1.234E-3", 1.234e-3), ("+.1500E1", 1.5)],
 )
-def test_power_reply_forms_are_read_as_watts(scripted, reply, watts):
-    server, meter = scripted({"D?": reply})
-    assert meter.power == pytest.approx(watts, rel=1e-12)
-    assert bytes(server.received) == b"D?\n"
+def test_power_reply_forms_are_read_as_watts(reply, watts):
+    with meter([("D?", reply)]) as pm:
+        assert pm.power == pytest.approx(watts, rel=1e-12)
 
 
 @pytest.mark.parametrize("condition", ["OVER", "UNDER", "SAT"])
-def test_limit_replies_are_typed_conditions_not_numbers(scripted, condition):
-    _, meter = scripted({"D?": condition})
-    with pytest.raises(ReadingOutOfRange) as raised:
-        meter.power
+def test_limit_replies_are_typed_conditions_not_numbers(condition):
+    with meter([("D?", condition)]) as pm:
+        with pytest.raises(ReadingOutOfRange) as raised:
+            pm.power
     assert raised.value.condition == condition
 
 
-def test_err_is_a_device_error_and_garbage_a_protocol_error(scripted):
-    _, meter = scripted({"D?": "ERR", "W?": b"\x8f#\xfe"})
-    with pytest.raises(DeviceErrorReply, match="ERR") as raised:
-        meter.power
-    assert not isinstance(raised.value, ReadingOutOfRange)
-    with pytest.raises(ProtocolError, match="not a number"):
-        meter.wavelength
+def test_err_is_a_device_error_and_garbage_a_protocol_error():
+    with meter([("D?", "ERR"), ("W?", b"\x8f#\xfe")]) as pm:
+        with pytest.raises(DeviceErrorReply, match="ERR") as raised:
+            pm.power
+        assert not isinstance(raised.value, ReadingOutOfRange)
+        with pytest.raises(ProtocolError, match="not a number"):
+            pm.wavelength
 
 
-def test_settings_are_written_in_the_meters_format(scripted):
-    replies = {"W?": "0800", "A?": "1", "F?": "3", "B?": "0", "G?": "1", "Z?": "1", "L?": "0", "R?": "4", "U?": "1"}
-    server, meter = scripted(replies)
-    meter.wavelength = 633
-    meter.attenuator = True
-    meter.filter = 3.0  # a float from a JSON client still sends F3, not F3.0
-    meter.go = False
-    meter.zero = "on"
-    meter.auto_range()
-    meter.store_reference()
-    meter.clear_status()
-    assert meter.settings() == {
-        "wavelength": 800,
-        "attenuator": 1,
-        "filter": 3,
-        "beep": 0,
-        "go": 1,
-        "zero": 1,
-        "lockout": 0,
-        "range": 4,
-        "units": "W",
-    }
-    assert bytes(server.received) == b"W0633\nA1\nF3\nG0\nZ1\nR0\nS\nCS\nW?\nA?\nF?\nB?\nG?\nZ?\nL?\nR?\nU?\n"
+def test_settings_are_written_in_the_meters_format():
+    writes = [("W0633", None), ("A1", None), ("F3", None), ("G0", None), ("Z1", None), ("R0", None), ("S", None)]
+    reads = [("W?", "0800"), ("A?", "1"), ("F?", "3"), ("B?", "0"), ("G?", "1"), ("Z?", "1"), ("L?", "0")]
+    with meter([*writes, ("CS", None), *reads, ("R?", "4"), ("U?", "1")]) as pm:
+        pm.wavelength = 633
+        pm.attenuator = True
+        pm.filter = 3.0  # a float from a JSON client still sends F3, not F3.0
+        pm.go = False
+        pm.zero = "on"
+        pm.auto_range()
+        pm.store_reference()
+        pm.clear_status()
+        assert pm.settings() == {
+            "wavelength": 800,
+            "attenuator": 1,
+            "filter": 3,
+            "beep": 0,
+            "go": 1,
+            "zero": 1,
+            "lockout": 0,
+            "range": 4,
+            "units": "W",
+        }
 
 
-def test_invalid_settings_are_refused_before_anything_is_sent(scripted):
-    server, meter = scripted({})
-    with pytest.raises(CommandError, match="pm.wavelength: 2000 is outside 400..1100"):
-        meter.wavelength = 2000
-    with pytest.raises(CommandError, match="pm.filter: 4 is not one of"):
-        meter.filter = 4
-    assert bytes(server.received) == b""
+def test_invalid_settings_are_refused_before_anything_is_sent():
+    with meter([]) as pm:  # nothing may be written
+        with pytest.raises(CommandError, match="pm.wavelength: 2000 is outside 400..1100"):
+            pm.wavelength = 2000
+        with pytest.raises(CommandError, match="pm.filter: 4 is not one of"):
+            pm.filter = 4
 
 
 def test_the_simulator_writes_readings_the_way_the_meter_does():
@@ -160,15 +157,13 @@ async def test_a_limit_reading_shows_in_status_and_log_without_a_restart(hub, ca
         assert (batch.column("value").to_numpy() > 0).all()
 
 
-def test_a_plain_decimal_is_not_taken_for_watts(scripted):
+def test_a_plain_decimal_is_not_taken_for_watts():
     # in W the meter answers in scientific notation; "31.76" is dBm after the front-panel units changed
-    _, meter = scripted({"D?": "31.76"})
-    with pytest.raises(ProtocolError, match="not in watts"):
-        meter.power
+    with meter([("D?", "31.76")]) as pm:
+        with pytest.raises(ProtocolError, match="not in watts"):
+            pm.power
 
 
-def test_a_setting_sent_as_a_float_by_a_json_client_is_written_as_the_meter_wants(scripted):
-    server, meter = scripted({"W?": "0800"})
-    meter.filter = 3.0
-    assert meter.wavelength == 800  # a reply: everything before it has arrived
-    assert bytes(server.received) == b"F3\nW?\n"
+def test_a_setting_sent_as_a_float_by_a_json_client_is_written_as_the_meter_wants():
+    with meter([("F3", None)]) as pm:
+        pm.filter = 3.0
