@@ -24,7 +24,7 @@ class Counter(Actor):
         if message == "refuse":
             raise CommandError("wavelength 2000 nm is outside 690-1040 nm")
         if message == "hang":
-            await asyncio.sleep(3600)
+            await asyncio.sleep(3600)  # the thing tested: a handler that never returns
         if message == "thread":
             return await self.blocking(lambda: threading.current_thread().name)
         self.count += 1
@@ -168,10 +168,10 @@ async def test_stop_is_ordered_sources_processors_sinks():
         return Node
 
     sup = Supervisor(FAST_RESTARTS)
-    sup.spawn("storage", make(Role.SINK))
-    sup.spawn("fft", make(Role.PROCESSOR))
-    sup.spawn("pm1", make(Role.SOURCE))
-    await asyncio.sleep(0.01)
+    refs = [sup.spawn("storage", make(Role.SINK)), sup.spawn("fft", make(Role.PROCESSOR))]
+    refs.append(sup.spawn("pm1", make(Role.SOURCE)))
+    for ref in refs:
+        await ref.wait_status(ActorStatus.RUNNING)
     await sup.stop_all()
     assert stopped == ["pm1", "fft", "storage"]
 
@@ -184,11 +184,11 @@ async def test_a_slow_drain_never_cuts_the_close_short():
         close_timeout = 2.0
 
         async def handle(self, message):
-            await asyncio.sleep(0.5)  # a slow device reply
+            await asyncio.sleep(0.5)  # the thing tested: a slow device reply
 
         async def on_stop(self):
             closes.append("closing shutter")
-            await asyncio.sleep(0.4)  # slower than the drain's budget
+            await asyncio.sleep(0.4)  # the thing tested: a close slower than the drain's budget
             closes.append("shutter closed")
 
     sup = Supervisor(FAST_RESTARTS)
@@ -201,6 +201,8 @@ async def test_a_slow_drain_never_cuts_the_close_short():
 
 
 async def test_timers_do_not_pile_up_behind_a_slow_handler():
+    five_ticks = asyncio.Event()
+
     class Slow(Actor):
         async def on_start(self):
             self.ticks = 0
@@ -209,16 +211,17 @@ async def test_timers_do_not_pile_up_behind_a_slow_handler():
         async def handle(self, message):
             if message == "tick":
                 self.ticks += 1
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the thing tested: a handler ten times slower than its timer
+                if self.ticks == 5:
+                    five_ticks.set()
             elif message == "count":
                 return self.ticks
 
     sup = Supervisor(FAST_RESTARTS)
     ref = sup.spawn("slow", Slow)
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(five_ticks.wait(), 30)  # 250 ms of handling: some fifty intervals have passed
     assert ref.queued <= 1
-    ticks = await ref.ask("count")
-    assert 1 <= ticks <= 8  # at most one tick per handled tick, never a backlog
+    assert await ref.ask("count") <= 7  # the ask waited behind at most one tick: never a backlog
     await sup.stop_all()
 
 
@@ -267,7 +270,7 @@ async def test_a_timer_whose_handler_falls_behind_counts_the_shortfall_and_logs_
 
         async def handle(self, message):
             if message == "tick":
-                await asyncio.sleep(0.005)  # five intervals per tick, and the owed ones are not taken
+                await asyncio.sleep(0.005)  # the thing tested: five intervals per tick, and the owed ones are not taken
                 if self.timer.ticks >= 200:
                     behind.set()
             elif message == "timer":

@@ -13,6 +13,8 @@ from arrowdaq.data import constant_string, scalar_batch, scalar_schema
 from arrowdaq.errors import SchemaError, StreamError
 from arrowdaq.hub import batch_memory
 
+from .waiting import wait_until_async
+
 
 def batch(i: int, rows: int = 10) -> pa.RecordBatch:
     return scalar_batch(np.arange(rows) + i * rows, channel="power", unit="W", timestamps_ns=np.arange(rows) + i * rows)
@@ -39,7 +41,7 @@ class Recorder(Actor):
 
     async def on_batch(self, stream, b):
         self.received.append((stream, b))
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # the thing tested: a sink slower than its producer
 
 
 async def test_the_lossless_bound_counts_the_memory_a_small_batch_really_holds(hub):
@@ -55,8 +57,8 @@ async def test_the_lossless_bound_counts_the_memory_a_small_batch_really_holds(h
     assert 250 <= admitted <= 1_000_000 // 3000
     assert sub.queued_bytes <= 1_000_000
     published = asyncio.ensure_future(hub.publish("pm1/power", one))  # the hub's producer now waits
-    await asyncio.sleep(0)
-    assert not published.done() and sub.alarms == 1
+    await wait_until_async(lambda: sub.alarms == 1, message="the full subscription's alarm")
+    assert not published.done()
     await sub.get()
     await published
     assert len(sub) == admitted
@@ -188,7 +190,7 @@ async def test_a_failed_consumer_never_blocks_its_producer(hub):
     async with asyncio.timeout(5):
         for i in range(100):
             await hub.publish("pm1/power", batch(i))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the crashing sink gets its turn between batches, as with a real producer
         await ref.wait_status(ActorStatus.FAILED)
         for i in range(100, 120):
             await hub.publish("pm1/power", batch(i))
@@ -231,7 +233,7 @@ async def test_a_stalled_lossless_subscriber_raises_one_alarm_per_stall(hub):
 
     async def consume_slowly():  # slower than the producer: the buffer stays full, batch after batch
         while len(received) < capacity + 10:
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # the thing tested: a consumer slower than the producer
             received.append(await sub.get())
 
     consumer = asyncio.create_task(consume_slowly())

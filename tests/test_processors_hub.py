@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 import numpy as np
@@ -21,6 +20,8 @@ from arrowdaq.data import (
 )
 from arrowdaq.errors import CommandError, ProcessorError
 from arrowdaq.processors import PROCESSORS, FFTProcessor, SQLProcessor, build, spawn
+
+from .waiting import wait_until_async
 
 T0 = 1_700_000_000_000_000_000
 FS = 1000.0
@@ -41,8 +42,10 @@ async def settle(hub, *actors: str) -> None:
     """Wait until the actors have handled everything queued for them."""
     for name in actors:
         ref = hub.actor(name)
-        while ref.queued or any(len(i) for i in ref.inboxes):
-            await asyncio.sleep(0.005)
+        await wait_until_async(
+            lambda ref=ref: not ref.queued and not any(len(i) for i in ref.inboxes),
+            message=f"{name} to handle its inputs",
+        )
         await hub.command(name, "status")  # handled after the batch in hand
 
 
@@ -272,9 +275,7 @@ async def test_a_processor_waits_for_an_input_declared_late(hub):
     ref = hub.spawn(
         "avg", build("moving_average", "avg", hub, "late/ai0", {"samples": 2}), inputs="late/ai0", restart=patient
     )
-    async with asyncio.timeout(5):
-        while ref.restarts < 1:
-            await asyncio.sleep(0.005)
+    await wait_until_async(lambda: ref.restarts >= 1, message="a restart of avg")
     assert "input stream 'late/ai0' is not declared" in hub.status()["actors"]["avg"]["error"]
     hub.declare("late/ai0", scalar_schema("mW"), producer="late")
     await ref.wait_status(ActorStatus.RUNNING)

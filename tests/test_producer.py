@@ -49,7 +49,7 @@ async def test_every_reading_arrives_in_order_across_batch_boundaries_and_at_sto
         for i in range(n):
             await power.put(float(i), T0 + 1000 * i)
             if i % 1000 == 999:
-                await asyncio.sleep(0)  # let the storage actor run now and then
+                await asyncio.sleep(0)  # a yield, not a wait: the storage actor runs now and then, as beside a device
     assert hub.streams["pm1/power"].meter.batches == 26 and power.published == n
     await hub.stop()
     table = open_run(path).table("pm1/power")
@@ -128,7 +128,7 @@ async def test_put_waits_for_a_full_lossless_subscriber_and_keeps_the_order(hub)
         while len(got) < 5000:
             _, batch = await slow.get()
             got.extend(batch.column("value").to_pylist())
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # the thing tested: a subscriber slower than the producer
         done.set()
 
     consumer = asyncio.create_task(consume())
@@ -176,7 +176,7 @@ async def main(data_dir):
         if n == 7000 + 30_000:
             print("producing", flush=True)
         if n % 700 == 0:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a yield, not a wait: the storage actor runs now and then
 
 asyncio.run(main(sys.argv[1]))
 """

@@ -28,6 +28,8 @@ from arrowdaq.instruments.actor import spawn_instrument
 from arrowdaq.instruments.driver import Driver, Stream
 from arrowdaq.processors import build
 
+from .waiting import wait_until_async
+
 
 def config(tmp_path, body: str):
     head = f"""
@@ -63,15 +65,12 @@ async def test_a_device_slower_than_its_polling_rate_raises_an_alarm_in_status_s
     app.hub.add_listener(lambda e: alarms.append(e) if isinstance(e, Alarm) else None)
 
     async def slow_device() -> None:
-        while not app.table.servers:
-            await asyncio.sleep(0.01)
+        await wait_until_async(lambda: app.table.servers, message="the simulator to start")
         app.table.servers[0].faults.extra_delay = 0.1  # each reply 100 ms late: at most ~10 of the 20 readings/s
 
     slow = asyncio.create_task(slow_device())
     run = asyncio.create_task(app.run())
-    async with asyncio.timeout(30):
-        while not alarms:
-            await asyncio.sleep(0.05)
+    await wait_until_async(lambda: alarms, message="the rate alarm")
     status = app.hub.status()["streams"]["pm1/power"]
     assert status["requested_per_s"] == 20.0 and status["rows_per_s"] < 16.0
     app.request_stop()

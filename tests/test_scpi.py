@@ -21,6 +21,8 @@ from arrowdaq.instruments.registry import driver_class
 from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.scope import ScopeSim
 
+from .waiting import fresh_batch, wait_until_async
+
 VOLTAGE = {"voltage": {"query": "MEAS:VOLT:DC?", "unit": "V", "poll_hz": 20.0}}
 ASCII_TRACE = {"query": "WAV:DATA?", "format": "ascii", "unit": "V", "x_increment": "WAV:XINC?", "x_origin": "WAV:XOR?"}
 REAL_TRACE = {
@@ -426,7 +428,7 @@ def spawn_scope(hub, server, settings=SETTINGS):
     )
 
 
-async def collect(sub, stream: str, count: int, timeout: float = 10.0) -> list:
+async def collect(sub, stream: str, count: int, timeout: float = 30.0) -> list:
     got = []
     async with asyncio.timeout(timeout):
         while len(got) < count:
@@ -492,9 +494,9 @@ async def test_garbage_shows_in_status_and_log_without_a_crash(server, hub, capl
     spawn_scope(hub, server, {"queries": VOLTAGE})
     await collect(sub, "scope1/voltage", 1)
     server.faults.garbage = True
-    async with asyncio.timeout(10):
-        while not (hub.status()["actors"]["scope1"]["error"] or "").count("ProtocolError"):
-            await asyncio.sleep(0.02)
+    await wait_until_async(
+        lambda: "ProtocolError" in (hub.status()["actors"]["scope1"]["error"] or ""), message="ProtocolError in status"
+    )
     assert any("ProtocolError" in r.getMessage() and "scope1" in r.getMessage() for r in caplog.records)
     server.faults.garbage = False
     await collect(sub, "scope1/voltage", 2)  # data flows again
@@ -506,13 +508,11 @@ async def test_a_dropped_link_reconnects_the_actor_and_data_comes_back(server, h
     spawn_scope(hub, server, {"queries": VOLTAGE})
     await collect(sub, "scope1/voltage", 1)
     server.disconnect()
-    async with asyncio.timeout(10):
-        while "ConnectionLost" not in (hub.status()["actors"]["scope1"]["error"] or ""):
-            await asyncio.sleep(0.02)
+    await wait_until_async(
+        lambda: "ConnectionLost" in (hub.status()["actors"]["scope1"]["error"] or ""),
+        message="ConnectionLost in status",
+    )
     server.reconnect()
-    async with asyncio.timeout(10):
-        while sub.pop() is not None:  # drop what was queued before the fault
-            pass
-        await collect(sub, "scope1/voltage", 1)
+    await fresh_batch(sub)  # what was queued before the fault is dropped
     assert hub.status()["actors"]["scope1"]["reconnects"] == 1  # a lost link, not a restart for a fault
     assert hub.status()["actors"]["scope1"]["restarts"] == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import h5py
 import numpy as np
 import pyarrow as pa
@@ -13,6 +11,8 @@ from arrowdaq.actors import ActorStatus, Role
 from arrowdaq.data import scalar_batch, scalar_schema, vector_batch
 from arrowdaq.errors import CommandError, ConfigError
 from arrowdaq.storage import RunInfo, StorageActor, StorageOptions, open_run, run_path, spawn_storage
+
+from .waiting import wait_until_async
 
 
 async def start(hub, tmp_path, inputs="*/*", **kwargs):
@@ -24,8 +24,9 @@ async def start(hub, tmp_path, inputs="*/*", **kwargs):
 
 async def drained(hub, name="storage"):
     """Wait until the actor has taken every queued batch (the mailbox is served before them)."""
-    while hub.status()["subscribers"][name]["queued"]:
-        await asyncio.sleep(0.005)
+    await wait_until_async(
+        lambda: not hub.status()["subscribers"][name]["queued"], message=f"{name} to take its batches"
+    )
 
 
 async def test_path_is_known_before_recording_and_status_reports_progress(hub, tmp_path):
