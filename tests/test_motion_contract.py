@@ -28,6 +28,8 @@ from arrowdaq.sim.ell14 import ELL14Sim
 from arrowdaq.sim.esp300 import ESP300Sim
 from arrowdaq.sim.table import Motion
 
+from .waiting import wait_until, wait_until_async
+
 #: The longest a stop may take to reach the motion, in simulated seconds.
 STOP_WITHIN_S = 0.2
 
@@ -137,8 +139,7 @@ def test_stop_interrupts_a_waiting_move_at_once(rig_factory):
     mover = threading.Thread(target=move)
     mover.start()
     started.wait()
-    while not rig.motion.moving(time.monotonic()):  # the move has reached the device
-        time.sleep(0.001)
+    wait_until(lambda: rig.motion.moving(time.monotonic()), message="the move to reach the device")
     called = time.monotonic()
     rig.driver.stop()
     mover.join(timeout=15)
@@ -178,8 +179,7 @@ async def test_through_the_actor_a_stop_is_not_queued_behind_a_waiting_move(rig_
     if isinstance(rig.driver, ELL14):
         await hub.command("axis", "set", name="velocity", value=10)
     move = asyncio.ensure_future(hub.command("axis", "move_to", target=rig.far))
-    while not rig.motion.moving(time.monotonic()):
-        await asyncio.sleep(0.001)
+    await wait_until_async(lambda: rig.motion.moving(time.monotonic()), message="the move to reach the device")
     called = time.monotonic()
     await hub.command("axis", "stop")
     stopped_at = rig.motion.started

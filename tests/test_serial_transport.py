@@ -83,7 +83,7 @@ def test_a_late_reply_is_not_taken_as_the_reply_to_the_next_command(served):
     with pytest.raises(DeviceTimeout):
         port.query("A?")
     server.faults.extra_delay = 0.0
-    time.sleep(0.4)  # the late "stale" reply has arrived by now
+    time.sleep(0.4)  # the scenario: the reply comes 0.3 s late, while nobody reads (no event marks its arrival)
     assert port.query("B?") == "fresh"
 
 

@@ -23,6 +23,7 @@ from arrowdaq.hub import InstrumentManager
 from arrowdaq.storage import RunInfo, StorageOptions, open_run, spawn_storage
 
 from .test_storage_durability import run_child, stop_child
+from .waiting import wait_until
 
 #: A guard against a hang, far above the ~1 s a reader process takes: a hang fails the test.
 HANG = 60
@@ -124,7 +125,7 @@ async def main(data_dir):
             for i in range(4):
                 await hub.publish(f"pm{i}/power", readings(n, 50))
             n += 50
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # the writer's pace: a device publishing every millisecond
 
 asyncio.run(main(sys.argv[1]))
 """
@@ -135,12 +136,10 @@ def test_a_writer_killed_any_time_after_the_file_appears_leaves_a_readable_file(
     path = tmp_path / "killed_K1.h5"
     proc = run_child(KEEP_WRITING, str(tmp_path))
     try:
-        deadline = time.monotonic() + HANG
-        while not path.exists():  # the moment the run file appears is what this test is about
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the run file never appeared"
-            time.sleep(0.0005)
-        time.sleep(delay_ms / 1000)
+        # the moment the run file appears is what this test is about: checked every 0.5 ms
+        wait_until(lambda: path.exists() or proc.poll() is not None, HANG, "the run file to appear", every=0.0005)
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(delay_ms / 1000)  # the thing tested: the kill comes this long after the file appears
         proc.send_signal(signal.SIGKILL)
     finally:
         stop_child(proc)

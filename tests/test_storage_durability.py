@@ -68,7 +68,7 @@ async def main(data_dir):
         n += 700
         if n == 7000 + 20 * 700:
             print("writing", flush=True)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a yield, not a wait: the storage actor writes between batches
 
 asyncio.run(main(sys.argv[1]))
 """
@@ -148,7 +148,7 @@ async def main(data_dir):
                 pass
         if ref.status is ActorStatus.FAILED:
             break
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a yield, not a wait: the storage actor writes between frames
     await ref.wait_status(ActorStatus.FAILED, timeout=10)
     before = len(gui)
     for i in range(1000, 1020):  # acquisition goes on: nothing blocks on the dead writer
@@ -228,7 +228,7 @@ while seen < target and time.monotonic() < deadline:
     if rows != seen:
         seen = rows
         print(rows, flush=True)
-    time.sleep(0.01)
+    time.sleep(0.01)  # the thing tested: a reader program that polls the growing file, as a user's would
 """
 
 

@@ -135,7 +135,7 @@ def test_silence_is_a_timeout_and_a_late_reply_is_not_taken_for_the_next_one(dev
     with pytest.raises(DeviceTimeout, match=r"no reply to '\*IDN\?'"):
         transport.query("*IDN?")
     device_server.faults.extra_delay = 0.0
-    time.sleep(0.3)  # let the late *IDN? reply arrive: it must be discarded, not taken for the next reply
+    time.sleep(0.3)  # the scenario: the *IDN? reply comes late, while nobody reads; it must not be taken for the next
     assert transport.query_binary("BLK?") == b"a\nb\n\x00\xff"
 
 
