@@ -171,6 +171,7 @@ def rows_in_summary(output: str) -> dict[str, int]:
 FIXED_RATE_STREAMS = ("pm1/power", "scope1/trace", "cam1/frames")
 
 
+@pytest.mark.timeout(600)  # a daemon, two windows and a 10 s freeze: minutes on a loaded 2-core machine
 def test_a_stopped_then_killed_window_costs_no_data_and_a_new_one_attaches(tmp_path):
     from arrowdaq.storage import open_run
 
