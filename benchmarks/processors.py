@@ -138,7 +138,7 @@ async def through_actor(params: dict, batches: list) -> float:
     for b in batches:
         await hub.publish("daq/ai0", b)
     while (await hub.command("p", "status", timeout=60))["rows_in"] < rows:
-        await asyncio.sleep(0.001)
+        pass  # each status is answered after the batches queued before it: no polling pause needed
     elapsed = time.perf_counter() - t0
     await hub.stop()
     return elapsed
