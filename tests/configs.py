@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import textwrap
+import tomllib
 from pathlib import Path
+
+from arrowdaq.app.config import Config, parse_config
 
 #: A power meter, a rotation mount and a moving average on the simulators, recorded: most run tests start here.
 SMALL = """
@@ -41,3 +44,8 @@ def write_config(tmp_path: Path, text: str, **fmt: str) -> Path:
     path = tmp_path / "lab.toml"
     path.write_text(textwrap.dedent(text).format(data_dir=tmp_path / "data", **fmt), encoding="utf-8")
     return path
+
+
+def config_from(text: str, source: str = "lab.toml") -> Config:
+    """The checked configuration of a TOML text (indented as in a test), as if read from ``source``."""
+    return parse_config(tomllib.loads(textwrap.dedent(text)), source, environ={})

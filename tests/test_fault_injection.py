@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import textwrap
-import tomllib
 from collections import Counter
 
 import arrowdaq
 from arrowdaq.actors import ActorStatus, RestartPolicy
-from arrowdaq.app.config import parse_config
 from arrowdaq.app.runner import Application, ExitStatus
 from arrowdaq.cli.inspect_cmd import describe_run
 from arrowdaq.sim.maitai import MaiTaiSim
 from arrowdaq.sim.newport_1830c import Newport1830CSim
 from arrowdaq.sim.scope import ScopeSim
 
+from .configs import config_from
 from .waiting import wait_until_async
 
 CONFIG = """
@@ -61,9 +59,7 @@ def server_of(app: Application, device_type: type):
 
 async def test_every_published_batch_is_in_the_file_or_counted_lost_under_faults(tmp_path):
     text = CONFIG.format(data=tmp_path / "data")
-    app = Application(
-        parse_config(tomllib.loads(textwrap.dedent(text)), "faults.toml", environ={}), restart=RestartPolicy()
-    )
+    app = Application(config_from(text, "faults.toml"), restart=RestartPolicy())
     run = asyncio.create_task(app.run())
     try:
         await wait_until_async(

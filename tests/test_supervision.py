@@ -15,14 +15,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import tomllib
 
 import pytest
 from rich.console import Console
 
 import arrowdaq
 from arrowdaq.actors import ActorStatus, RestartPolicy, StatusEvent
-from arrowdaq.app.config import Config, parse_config
+from arrowdaq.app.config import Config
 from arrowdaq.app.runner import Application, ExitStatus
 from arrowdaq.cli.main import main
 from arrowdaq.cli.run_cmd import print_summary
@@ -33,6 +32,7 @@ from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
 from arrowdaq.sim import serve
 from arrowdaq.sim.newport_1830c import Newport1830CSim
 
+from .configs import config_from
 from .waiting import fresh_batch, wait_until_async
 
 #: What a run uses: the design's policy, not a test's patient one.
@@ -90,7 +90,7 @@ def meter_config(tmp_path, port: str) -> Config:
         poll_hz = 20.0
         settings = {{ timeout = 0.3 }}
         """
-    return parse_config(tomllib.loads(textwrap.dedent(text)), "lab.toml", environ={})
+    return config_from(text)
 
 
 def rows(app: Application, stream: str = "pm1/power") -> int:
@@ -187,8 +187,9 @@ def write(tmp_path, text: str):
     return path
 
 
-def test_a_required_instrument_on_a_dead_port_stops_the_run_with_exit_3(tmp_path, capsys):
-    path = write(
+def meters_with_one_on_a_dead_port(tmp_path, required: bool):
+    """pm1 on its simulator, pm2 on a port that does not exist."""
+    return write(
         tmp_path,
         f"""
         [[instruments]]
@@ -199,10 +200,15 @@ def test_a_required_instrument_on_a_dead_port_stops_the_run_with_exit_3(tmp_path
         id = "pm2"
         driver = "newport_1830c"
         port = "{DEAD_PORT}"
+        required = {str(required).lower()}
         [simulation]
         latency_scale = 0.01
         """,
     )
+
+
+def test_a_required_instrument_on_a_dead_port_stops_the_run_with_exit_3(tmp_path, capsys):
+    path = meters_with_one_on_a_dead_port(tmp_path, required=True)
     status = main(["run", str(path), "--duration", "30", "--data-dir", str(tmp_path / "data")])
     out, err = capsys.readouterr()
     assert status == ExitStatus.INSTRUMENT_START == 3
@@ -212,22 +218,7 @@ def test_a_required_instrument_on_a_dead_port_stops_the_run_with_exit_3(tmp_path
 
 
 def test_an_optional_instrument_on_a_dead_port_lets_the_run_go_on_and_exit_0(tmp_path, capsys):
-    path = write(
-        tmp_path,
-        f"""
-        [[instruments]]
-        id = "pm1"
-        driver = "newport_1830c"
-        port = "sim"
-        [[instruments]]
-        id = "pm2"
-        driver = "newport_1830c"
-        port = "{DEAD_PORT}"
-        required = false
-        [simulation]
-        latency_scale = 0.01
-        """,
-    )
+    path = meters_with_one_on_a_dead_port(tmp_path, required=False)
     status = main(["run", str(path), "--duration", "3", "--data-dir", str(tmp_path / "data")])
     out, err = capsys.readouterr()
     assert status == ExitStatus.OK
