@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 import pytest
 
@@ -14,6 +11,7 @@ from arrowdaq.gui.describe import parse_description
 from arrowdaq.gui.link import Link
 
 from .gui_support import BatchSource
+from .waiting import wait_until
 
 DESCRIPTION = {
     "instruments": {
@@ -286,9 +284,7 @@ def test_feed_keeps_only_the_newest_batches_and_counts_the_rest(qtbot, link, sou
     for i in range(feed.depth + 10):
         source.push("pm1/power", power([float(i)]))
     # the GUI thread is busy (this test does not let it run): batches pile up in the worker's buffer
-    deadline = time.monotonic() + 5
-    while feed.received < feed.depth + 10 and time.monotonic() < deadline:
-        threading.Event().wait(0.01)
+    wait_until(lambda: feed.received == feed.depth + 10, message="every batch in the worker's buffer")
     got = feed.take()
     assert len(got) == feed.depth and feed.dropped == 10
     assert got[-1].column("value")[0].as_py() == feed.depth + 9  # the newest kept
