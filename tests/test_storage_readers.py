@@ -13,6 +13,7 @@ from arrowdaq.actors import ActorStatus
 from arrowdaq.data import scalar_batch, scalar_schema
 from arrowdaq.storage import RunInfo, StorageOptions, open_run, spawn_storage
 
+#: The thing tested: a viewer that holds the run file open (until the test kills it).
 HOLD = "import h5py, sys, time\nf = h5py.File(sys.argv[1], 'r', swmr=True)\nprint('open', flush=True)\ntime.sleep(60)"
 
 
