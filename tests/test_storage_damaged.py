@@ -85,19 +85,16 @@ def test_a_file_cut_short_gives_one_clear_line_from_every_reader(whole_run, tmp_
     if export.returncode:
         assert export.stderr.count("\n") == 1 and str(cut) in export.stderr and "Traceback" not in export.stderr
 
-    reader = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"import arrowdaq; r = arrowdaq.open_run({str(cut)!r}); [r.table(s) for s in r.streams]",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=HANG,
-    )
+    reader = read_in_a_process(cut)
     if reader.returncode:
         last = reader.stderr.strip().splitlines()[-1]
         assert last.startswith(f"arrowdaq.errors.StorageError: {cut}: cannot") and "cut short" in last
+
+
+def read_in_a_process(path) -> subprocess.CompletedProcess[str]:
+    """Every stream of ``path`` read by a fresh process (a hang is caught by the timeout, not the suite's)."""
+    code = f"import arrowdaq; r = arrowdaq.open_run({str(path)!r}); [r.table(s) for s in r.streams]"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG)
 
 
 def test_empty_and_foreign_files_are_named_not_opened(tmp_path):
@@ -162,16 +159,7 @@ def test_a_crashed_run_copied_incompletely_fails_at_once(whole_run, tmp_path):
     end = 12 + 4 * 8 + 4  # superblock version 3, 8-byte addresses, checksum last
     raw[end - 4 : end] = lookup3(bytes(raw[: end - 4])).to_bytes(4, "little")
     cut.write_bytes(bytes(raw[: int(len(raw) * 0.9)]))
-    reader = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"import arrowdaq; r = arrowdaq.open_run({str(cut)!r}); [r.table(s) for s in r.streams]",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=HANG,
-    )
+    reader = read_in_a_process(cut)
     assert reader.returncode == 1
     assert reader.stderr.strip().splitlines()[-1].startswith(f"arrowdaq.errors.StorageError: {cut}: cannot read")
 
