@@ -209,16 +209,14 @@ async def test_through_the_actor_a_stop_goes_out_while_a_poll_waits_for_its_repl
     if kind is ELL14:
         await hub.command("axis", "set", name="velocity", value=10)
     assert await hub.command("axis", "move_to", target=rig.far, wait=False) is None
-    while not rig.motion.moving(time.monotonic()):
-        await asyncio.sleep(0.001)
+    await wait_until_async(lambda: rig.motion.moving(time.monotonic()), message="the move to reach the device")
     polls = bytes(rig.server.received).count(POLL_BYTES[kind])
-    while bytes(rig.server.received).count(POLL_BYTES[kind]) == polls:  # a new poll has just gone out
-        await asyncio.sleep(0.0005)
+    await wait_until_async(  # a new poll has just gone out (checked every 0.5 ms: the stop must follow it closely)
+        lambda: bytes(rig.server.received).count(POLL_BYTES[kind]) > polls, message="a new poll", every=0.0005
+    )
     called = time.monotonic()
     await hub.command("axis", "stop")  # returns once sent (the ESP300 does not answer ST)
-    async with asyncio.timeout(5):
-        while rig.motion.moving(time.monotonic()):  # the simulator takes it in
-            await asyncio.sleep(0.001)
+    await wait_until_async(lambda: not rig.motion.moving(time.monotonic()), message="the simulator to take the stop in")
     stopped_at = rig.motion.started
     assert (stopped_at - called) / rig.table.latency_scale <= STOP_WITHIN_S
     assert ref.status is ActorStatus.RUNNING and ref.restarts == 0
