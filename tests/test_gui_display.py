@@ -12,13 +12,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from .gui_support import DemoDaemon
+from .waiting import wait_until
 
 TITLE = "arrowdaq — local daemon"
 
@@ -78,13 +77,6 @@ def map_state(display: str, title: str) -> str:
     return next((line.split(":", 1)[1].strip() for line in out.stdout.splitlines() if "Map State" in line), "")
 
 
-def wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        threading.Event().wait(0.2)
-
-
 def test_arrowdaq_gui_opens_a_window_on_a_display_attaches_and_closes_cleanly(display, tmp_path):
     daemon = DemoDaemon(tmp_path, duration=300)
     env = {**daemon.env, "DISPLAY": display}
@@ -98,21 +90,26 @@ def test_arrowdaq_gui_opens_a_window_on_a_display_attaches_and_closes_cleanly(di
         text=True,
     )
     try:
-        wait_for(lambda: f'"{TITLE}"' in windows(display) or gui.poll() is not None, "the window")
+        wait_until(lambda: f'"{TITLE}"' in windows(display) or gui.poll() is not None, 60, "the window", every=0.2)
         assert gui.poll() is None, gui.stdout.read()
-        wait_for(lambda: map_state(display, TITLE) == "IsViewable", "the window to map")
+        wait_until(lambda: map_state(display, TITLE) == "IsViewable", 60, "the window to map", every=0.2)
         with daemon.client() as client:  # the window attached: it reads streams through the live service
 
             def window_streams() -> set[str]:
                 feeds = client.status()["live"]["clients"].values()
                 return {f["stream"] for f in feeds if f["client"].startswith(f"arrowdaq gui pid {gui.pid} ")}
 
-            wait_for(lambda: {"pm1/power", "cam1/frames", "_events"} <= window_streams(), "the window's streams")
+            wait_until(
+                lambda: {"pm1/power", "cam1/frames", "_events"} <= window_streams(),
+                60,
+                "the window's streams",
+                every=0.2,
+            )
             gui.send_signal(signal.SIGTERM)  # what the daemon that opened a window does when it ends
             output, _ = gui.communicate(timeout=30)
             assert gui.returncode == 0, output
             assert "Traceback" not in output, output
-            wait_for(lambda: not window_streams(), "the daemon to let go of the closed window")
+            wait_until(lambda: not window_streams(), 60, "the daemon to let go of the closed window", every=0.2)
         assert f'"{TITLE}"' not in windows(display)
         assert layout.stat().st_size > 0  # the layout was saved on close
     finally:
@@ -135,7 +132,9 @@ def test_demo_opens_its_window_where_there_is_a_display_and_closes_it_at_the_end
         text=True,
     )
     try:
-        wait_for(lambda: "arrowdaq —" in windows(display) or demo.poll() is not None, "the demo's window")
+        wait_until(
+            lambda: "arrowdaq —" in windows(display) or demo.poll() is not None, 60, "the demo's window", every=0.2
+        )
         assert demo.poll() is None, demo.stdout.read()
         output, _ = demo.communicate(timeout=120)  # the demo ends by itself (--duration) and closes its window
     finally:

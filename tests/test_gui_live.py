@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from arrowdaq.storage import open_run
 
 from .gui_support import DemoDaemon
+from .waiting import wait_until
 
 INSTRUMENTS = {"laser", "hwp", "stage", "pm1", "scope1", "cam1"}
 
@@ -186,12 +186,6 @@ def test_a_stopped_then_killed_window_costs_no_data_and_a_new_one_attaches(tmp_p
                 """Streams served to live clients: the window is the only subscriber."""
                 return len(client.status()["live"]["clients"])
 
-            def wait_for(condition, timeout=60.0):
-                end = time.monotonic() + timeout
-                while not condition():
-                    assert time.monotonic() < end, "timed out"
-                    threading.Event().wait(0.1)
-
             def rows_now() -> tuple[float, dict[str, int]]:
                 return time.monotonic(), {s: v["rows"] for s, v in client.status()["streams"].items()}
 
@@ -200,23 +194,23 @@ def test_a_stopped_then_killed_window_costs_no_data_and_a_new_one_attaches(tmp_p
 
             first = subprocess.Popen(gui_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             windows.append(first)
-            wait_for(lambda: gui_clients() >= 5)  # the window subscribed to its streams
+            wait_until(lambda: gui_clients() >= 5, 60, "the window to subscribe to its streams", every=0.1)
             start = rows_now()
-            threading.Event().wait(10)  # the window draws every stream for 10 s
+            time.sleep(10)  # the thing tested: the window draws every stream for 10 s
             drawing = rows_now()
             first.send_signal(signal.SIGSTOP)
-            threading.Event().wait(10)  # the issue's scenario: a window frozen for 10 s
+            time.sleep(10)  # the thing tested: the issue's scenario, a window frozen for 10 s
             stalled = rows_now()
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
-            wait_for(lambda: gui_clients() == 0)  # the daemon let go of the dead window
+            wait_until(lambda: gui_clients() == 0, 60, "the daemon to let go of the dead window", every=0.1)
             # the rows each stream gained in 10 s with the window drawing, then frozen (same machine, same load)
             before, frozen = rates(start, drawing), rates(drawing, stalled)
             for stream in FIXED_RATE_STREAMS:
                 assert frozen[stream] >= 0.8 * before[stream], (stream, before, frozen)
             second = subprocess.Popen(gui_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             windows.append(second)
-            wait_for(lambda: gui_clients() >= 5)
+            wait_until(lambda: gui_clients() >= 5, 60, "a new window to subscribe", every=0.1)
     finally:
         for w in windows:
             if w.poll() is None:
