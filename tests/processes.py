@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import arrowdaq
 
 from .waiting import wait_until
+
+#: Every stream the demo declares, with its unit.
+DEMO_STREAMS: dict[str, str | None] = {
+    "laser/wavelength": "nm",
+    "laser/power": "W",
+    "laser/shutter": None,
+    "hwp/position": "deg",
+    "stage/axis1_position": "mm",
+    "stage/axis2_position": "mm",
+    "stage/axis3_position": "mm",
+    "stage/axis1_velocity": "mm/s",
+    "stage/axis2_velocity": "mm/s",
+    "stage/axis3_velocity": "mm/s",
+    "pm1/power": "W",
+    "scope1/voltage": "V",
+    "scope1/trace": "V",
+    "cam1/frames": "counts",
+    "scope1_fft/spectrum": "V",
+    "pm1_lowpass/filtered": "W",
+    "pm1_trigger/segments": "W",
+    "pm1_trigger/events": "W",
+}
 
 
 def arrowdaq_cmd(*args: str) -> list[str]:
@@ -81,3 +104,24 @@ class ArrowdaqProcess:
     @property
     def returncode(self) -> int | None:
         return self.proc.returncode
+
+
+def run_file_named(out: str) -> Path:
+    """The run file a finished ``arrowdaq run`` or ``demo`` names in its output (``run file: PATH``)."""
+    match = re.search(r"^run file: (\S+\.h5)", out, re.M)
+    assert match, out
+    return Path(match.group(1))
+
+
+def record_demo(data: Path, streams: Iterable[str] = DEMO_STREAMS, timeout: float = 120.0) -> tuple[Path, str]:
+    """``arrowdaq demo`` until each of ``streams`` has rows in its run file (the trigger's come last: the
+    plate must turn the power through the trigger level), then Ctrl-C; the run file and the output.
+
+    A fixed ``--duration`` is a race on a loaded machine (start-up alone can take longer than a
+    short demo); waiting for the rows in the file is not."""
+    with ArrowdaqProcess("demo", "--no-gui", "--duration", str(timeout), "--data-dir", str(data)) as demo:
+        demo.wait_for_rows(data, dict.fromkeys(streams, 1), timeout)
+        out, err = demo.interrupt()
+    assert demo.returncode == 0, err
+    assert "Traceback" not in err, err
+    return run_file_named(out), out

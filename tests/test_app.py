@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import h5py
@@ -22,48 +17,9 @@ from arrowdaq.app.runner import Application
 from arrowdaq.cli.main import main
 from arrowdaq.errors import ConfigError
 
-from .demo_run import DEMO_STREAMS, record_demo, rows_so_far
-
-SMALL = """
-[run]
-name = "small"
-data_dir = "{data_dir}"
-
-[storage]
-flush_interval_s = 0.2
-
-[[instruments]]
-id = "pm1"
-driver = "newport_1830c"
-port = "sim"
-poll_hz = 20.0
-
-[[instruments]]
-id = "hwp"
-driver = "ell14"
-port = "sim"
-poll_hz = 5.0
-
-[[processors]]
-id = "pm1_avg"
-kind = "moving_average"
-inputs = "pm1/power"
-params = {{ samples = 4, sample_rate = 20.0 }}
-
-[simulation]
-latency_scale = 0.01
-"""
-
-
-def write_config(tmp_path: Path, text: str, **fmt: str) -> Path:
-    path = tmp_path / "lab.toml"
-    path.write_text(textwrap.dedent(text).format(data_dir=tmp_path / "data", **fmt), encoding="utf-8")
-    return path
-
-
-def arrowdaq_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "arrowdaq.cli.main", *args]
-
+from .configs import SMALL, write_config
+from .processes import DEMO_STREAMS, ArrowdaqProcess, record_demo, run_file_named
+from .runs import published, run_until
 
 # --- configuration errors ---------------------------------------------------------------------
 BAD_CONFIGS = {
@@ -223,19 +179,12 @@ async def test_an_optional_device_that_fails_at_start_is_reported_and_the_run_go
     )
     config = load_config(write_config(tmp_path, text), environ={})
     app = Application(config)
-    run = asyncio.create_task(app.run())
-    try:
-        async with asyncio.timeout(60):  # until pm2 is known to be away and pm1 has recorded
-            while not (
-                app.hub.supervisor.actors.get("pm2") is not None
-                and app.hub.actor("pm2").status is ActorStatus.RECONNECTING
-                and "pm1/power" in app.hub.streams
-                and app.hub.streams["pm1/power"].meter.rows > 10
-            ):
-                await asyncio.sleep(0.02)
-    finally:
-        app.request_stop()
-        summary = await run
+
+    def pm2_away_and_pm1_recorded() -> bool:
+        pm2 = app.hub.supervisor.actors.get("pm2")
+        return pm2 is not None and pm2.status is ActorStatus.RECONNECTING and published(app, "pm1/power") > 10
+
+    summary = await run_until(app, pm2_away_and_pm1_recorded, "pm2 Reconnecting and 10 rows of pm1/power", 60)
     assert "pm2" in summary.errors and "/dev/ttyARROWDAQ-NONE" in summary.errors["pm2"]
     assert summary.statuses["pm2"] == "Stopped"  # it kept trying to connect until the run ended
     assert summary.instruments_down["pm2"].startswith("Reconnecting: ConnectionLost")
@@ -274,27 +223,11 @@ def test_demo_end_to_end(tmp_path):
 )
 def test_a_signal_mid_run_leaves_a_complete_file(signum, times, tmp_path):
     path = write_config(tmp_path, SMALL)
-    proc = subprocess.Popen(arrowdaq_cmd("run", str(path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        data = tmp_path / "data"
-        while time.monotonic() < deadline and not (data.exists() and list(data.glob("*.h5"))):
-            time.sleep(0.1)
-        while time.monotonic() < deadline and rows_so_far(next(data.glob("*.h5")), "pm1/power") <= 10:
-            time.sleep(0.2)  # mid-run: wait until data is flowing (a loaded machine starts slowly)
-        assert time.monotonic() < deadline, "no data flowing within 120 s"
-        for _ in range(times):
-            proc.send_signal(signum)
-            time.sleep(0.02)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with ArrowdaqProcess("run", str(path)) as proc:
+        proc.wait_for_rows(tmp_path / "data", {"pm1/power": 11}, timeout=120)  # mid-run: data is flowing
+        out, err = proc.interrupt(signum, times)
     assert proc.returncode == 0, err
-    match = re.search(r"^run file: (\S+\.h5)", out, re.M)
-    assert match, out + err
-    run = arrowdaq.open_run(match.group(1))
+    run = arrowdaq.open_run(run_file_named(out + err))
     assert run.complete
     assert run.table("pm1/power").num_rows > 10
     # processors drained before storage closed: one average per reading once the 4-sample window is full

@@ -15,6 +15,7 @@ import pytest
 from arrowdaq.storage import open_run
 
 from .gui_support import DemoDaemon
+from .processes import run_file_named
 from .waiting import wait_until
 
 INSTRUMENTS = {"laser", "hwp", "stage", "pm1", "scope1", "cam1"}
@@ -223,7 +224,7 @@ def test_a_stopped_then_killed_window_costs_no_data_and_a_new_one_attaches(tmp_p
                     w.wait()
         output = daemon.stop()
     published = rows_in_summary(output)
-    path = Path(re.search(r"run file: (\S+\.h5)", output).group(1))
+    path = run_file_named(output)
     assert published.get("pm1/power", 0) > 0, output
     run = open_run(path)
     for stream, rows in published.items():

@@ -14,7 +14,7 @@ from arrowdaq.data import scalar_batch, scalar_schema, vector_batch
 from arrowdaq.data.validate import decode
 from arrowdaq.storage import layout as L
 
-from .demo_run import record_demo
+from .processes import record_demo
 from .test_storage_roundtrip import expected, record
 
 

@@ -14,6 +14,9 @@ from arrowdaq.app.runner import Application
 from arrowdaq.instruments import registry
 from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
 
+from .runs import published
+from .waiting import wait_until_async
+
 
 class SlowMeter(Newport1830C):
     """A meter whose connection takes until the test lets it go (a device still warming up)."""
@@ -54,9 +57,7 @@ async def test_a_run_stopped_during_start_up_still_describes_the_instruments_tha
     app = Application(parse_config(tomllib.loads(text), "lab.toml", environ={}))
     run = asyncio.create_task(app.run())
     try:
-        async with asyncio.timeout(30):
-            while "pm1/power" not in app.hub.streams or app.hub.streams["pm1/power"].meter.rows < 3:
-                await asyncio.sleep(0.01)
+        await wait_until_async(lambda: published(app, "pm1/power") >= 3, message="3 rows of pm1/power")
         assert not SlowMeter.release.is_set()  # the slow meter is still connecting: start-up goes on
         app.request_stop()
     finally:

@@ -19,6 +19,7 @@ from arrowdaq.cli.main import main
 from arrowdaq.errors import CommandError, ConfigError
 
 from .live_helpers import TABLE, DaemonProcess
+from .processes import run_file_named
 
 HWP_SCAN = {"axis": "hwp", "start": 0, "stop": 90, "num": 46}
 
@@ -340,9 +341,7 @@ def test_a_run_recording_everything_across_scans_of_different_columns_loses_noth
     finally:
         output = daemon.stop()
     assert daemon.process.returncode == 0, output  # 5 would mean rows published to a recorded stream were lost
-    path = re.search(r"^run file: (\S+\.h5)", output, re.M)
-    assert path, output
-    with open_run(path.group(1)) as run:
+    with open_run(run_file_named(output)) as run:
         assert "scan/points" not in run.streams  # each scan's table is in its own file
         messages = run.events.column("message").to_pylist()
     for outcome in (first, second):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 
@@ -13,7 +12,7 @@ import arrowdaq
 from arrowdaq.errors import StorageError
 
 from .configs import SMALL, write_config
-from .processes import ArrowdaqProcess, run_file_in
+from .processes import ArrowdaqProcess, run_file_in, run_file_named
 from .waiting import wait_until
 
 
@@ -67,7 +66,7 @@ def test_which_readers_open_a_run_file_while_it_records(tmp_path):
             assert "already open for write" in str(refused.value) or "unable to open" in str(refused.value), reader
         out, err = proc.interrupt()
     assert proc.returncode == 0, err
-    assert re.search(r"^run file: (\S+\.h5)", out, re.M).group(1) == path
+    assert str(run_file_named(out)) == path
     # once the run is closed, every reader opens it
     run = arrowdaq.open_run(path)
     assert run.complete
