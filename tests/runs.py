@@ -16,6 +16,30 @@ def published(app: Application, stream: str) -> int:
     return spec.meter.rows if spec is not None else 0
 
 
+class Running:
+    """``async with Running(app) as run:`` the application runs while the block acts on it; leaving the block
+    stops it as Ctrl-C does (also when the block fails: no run is left behind), and ``run.summary`` is its summary."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.summary: RunSummary | None = None
+        self._task: asyncio.Task[RunSummary] | None = None
+
+    async def __aenter__(self) -> Running:
+        self._task = asyncio.create_task(self.app.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self.app.request_stop()
+        self.summary = await self._task
+
+    @property
+    def ended(self) -> bool:
+        """The run ended by itself (a failure at start-up, its duration)."""
+        return self._task is not None and self._task.done()
+
+
 async def run_until(
     app: Application, condition: Callable[[], object], message: Message, timeout: float = TIMEOUT
 ) -> RunSummary:
@@ -23,10 +47,7 @@ async def run_until(
 
     A run cut short by a failed wait is still stopped and its file closed.
     """
-    run = asyncio.create_task(app.run())
-    try:
-        await wait_until_async(lambda: run.done() or condition(), timeout, message)
-    finally:
-        app.request_stop()
-        summary = await run
-    return summary
+    async with Running(app) as run:
+        await wait_until_async(lambda: run.ended or condition(), timeout, message)
+    assert run.summary is not None
+    return run.summary

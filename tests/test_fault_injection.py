@@ -17,6 +17,7 @@ from arrowdaq.sim.newport_1830c import Newport1830CSim
 from arrowdaq.sim.scope import ScopeSim
 
 from .configs import config_from
+from .runs import Running
 from .waiting import wait_until_async
 
 CONFIG = """
@@ -60,8 +61,7 @@ def server_of(app: Application, device_type: type):
 async def test_every_published_batch_is_in_the_file_or_counted_lost_under_faults(tmp_path):
     text = CONFIG.format(data=tmp_path / "data")
     app = Application(config_from(text, "faults.toml"), restart=RestartPolicy())
-    run = asyncio.create_task(app.run())
-    try:
+    async with Running(app) as run:
         await wait_until_async(
             lambda: all(a in app.hub.supervisor.actors for a in ("pm1", "laser", "scope1")), message="the instruments"
         )
@@ -94,10 +94,7 @@ async def test_every_published_batch_is_in_the_file_or_counted_lost_under_faults
                 )
 
         await asyncio.gather(flap(), scope_faults())
-    finally:
-        app.request_stop()
-        summary = await run
-
+    summary = run.summary
     assert summary.exit_status is ExitStatus.OK, summary
     published = {name: spec.meter.rows for name, spec in app.hub.streams.items()}
     recorded = arrowdaq.open_run(summary.run_file)

@@ -28,6 +28,7 @@ from arrowdaq.instruments.actor import spawn_instrument
 from arrowdaq.instruments.driver import Driver, Stream
 from arrowdaq.processors import build
 
+from .runs import Running
 from .waiting import wait_until_async
 
 
@@ -69,12 +70,11 @@ async def test_a_device_slower_than_its_polling_rate_raises_an_alarm_in_status_s
         app.table.servers[0].faults.extra_delay = 0.1  # each reply 100 ms late: at most ~10 of the 20 readings/s
 
     slow = asyncio.create_task(slow_device())
-    run = asyncio.create_task(app.run())
-    await wait_until_async(lambda: alarms, message="the rate alarm")
-    status = app.hub.status()["streams"]["pm1/power"]
-    assert status["requested_per_s"] == 20.0 and status["rows_per_s"] < 16.0
-    app.request_stop()
-    summary = await run
+    async with Running(app) as run:
+        await wait_until_async(lambda: alarms, message="the rate alarm")
+        status = app.hub.status()["streams"]["pm1/power"]
+        assert status["requested_per_s"] == 20.0 and status["rows_per_s"] < 16.0
+    summary = run.summary
     await slow
     assert alarms[0].source == "pm1" and "pm1/power" in alarms[0].message and "below 80%" in alarms[0].message
     assert "20/s requested" in alarms[0].message

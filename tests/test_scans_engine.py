@@ -154,23 +154,45 @@ def test_a_user_plan_is_a_generator_that_sees_each_points_readings():
     assert result.table.column("x").to_pylist() == [0, 1, 2, 3]
 
 
+class ScanInThread:
+    """``with ScanInThread(engine, plan, detectors) as scan_run:`` runs the scan in a thread, as the GUI's and the
+    live service's requests do, while the test pauses or aborts it; ``scan_run.result`` after the block."""
+
+    def __init__(self, engine: RunEngine, plan, detectors, observers=()):
+        self.results = []
+        self.thread = threading.Thread(
+            target=lambda: self.results.append(engine.run(plan, detectors, observers=list(observers)))
+        )
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join(10)
+
+    @property
+    def result(self):
+        assert self.results, "the scan did not end"
+        return self.results[0]
+
+
+def slow_line(stall_at: float):
+    """An axis that stalls on its way to ``stall_at`` until stopped, and a detector reading its position."""
+    x = SlowAxis("x", stall_at=stall_at)
+    return x, SoftDetector("d", lambda: x.value)
+
+
 def test_deferred_pause_then_resume_measures_every_point_once_in_order_and_returns_the_axes():
     x, det = line()
     engine = RunEngine()
     engine_thread_pauses = Recorder(on_point=lambda i: engine.pause() if i == 3 else None)
-    results = []
-    worker = threading.Thread(
-        target=lambda: results.append(engine.run(scan(x, 0, 9, 10), [det], observers=[engine_thread_pauses]))
-    )
-    worker.start()
-    try:
+    with ScanInThread(engine, scan(x, 0, 9, 10), [det], [engine_thread_pauses]) as scan_run:
         engine.wait_state(ScanState.PAUSED, timeout=10)
         assert len(engine_thread_pauses.rows) == 4
         x.move_to(42.0)  # someone moves the axis while the scan is paused
         engine.resume()
-    finally:
-        worker.join(10)
-    result = results[0]
+    result = scan_run.result
     assert result.exit_status == SUCCESS
     assert result.table.column("index").to_pylist() == list(range(10))
     assert result.table.column("x").to_pylist() == pytest.approx(np.linspace(0, 9, 10))
@@ -179,38 +201,26 @@ def test_deferred_pause_then_resume_measures_every_point_once_in_order_and_retur
 
 
 def test_immediate_pause_stops_motion_and_measures_the_interrupted_point_after_resume():
-    x = SlowAxis("x", stall_at=5.0)
-    det = SoftDetector("d", lambda: x.value)
+    x, det = slow_line(stall_at=5.0)
     engine = RunEngine()
-    results = []
-    worker = threading.Thread(target=lambda: results.append(engine.run(scan(x, 0, 9, 10), [det])))
-    worker.start()
-    try:
+    with ScanInThread(engine, scan(x, 0, 9, 10), [det]) as scan_run:
         assert x.moving.wait(10)
         engine.pause(immediate=True)
         engine.wait_state(ScanState.PAUSED, timeout=10)
         assert x.stopped.is_set()
         engine.resume()
-    finally:
-        worker.join(10)
-    t = results[0].table.to_pydict()
-    assert results[0].exit_status == SUCCESS
+    t = scan_run.result.table.to_pydict()
+    assert scan_run.result.exit_status == SUCCESS
     assert t["index"] == list(range(10)) and t["d"] == pytest.approx(np.linspace(0, 9, 10))
 
 
 def test_abort_stops_motion_and_keeps_only_the_measured_points():
-    x = SlowAxis("x", stall_at=4.0)
-    det = SoftDetector("d", lambda: x.value)
+    x, det = slow_line(stall_at=4.0)
     engine = RunEngine()
-    results = []
-    worker = threading.Thread(target=lambda: results.append(engine.run(scan(x, 0, 9, 10), [det])))
-    worker.start()
-    try:
+    with ScanInThread(engine, scan(x, 0, 9, 10), [det]) as scan_run:
         assert x.moving.wait(10)
         engine.abort()
-    finally:
-        worker.join(10)
-    result = results[0]
+    result = scan_run.result
     assert x.stopped.is_set()
     assert result.exit_status == ABORTED and "after 4 of 10 points" in result.reason
     assert result.table.column("x").to_pylist() == [0, 1, 2, 3]

@@ -33,6 +33,7 @@ from arrowdaq.sim import serve
 from arrowdaq.sim.newport_1830c import Newport1830CSim
 
 from .configs import config_from
+from .runs import Running
 from .waiting import fresh_batch, wait_until_async
 
 #: What a run uses: the design's policy, not a test's patient one.
@@ -101,9 +102,7 @@ async def test_a_simulator_killed_and_restarted_5s_later_twice_within_a_minute_i
     app = Application(meter_config(tmp_path, sim_process.start()), restart=REAL_POLICY)
     events: list[StatusEvent | Alarm] = []
     app.hub.add_listener(events.append)
-    run = asyncio.create_task(app.run())
-    meter = None
-    try:
+    async with Running(app) as run:
         await wait_until_async(lambda: "pm1" in app.hub.supervisor.actors and rows(app) > 0, message="pm1 recording")
         meter = app.hub.actor("pm1")
         restarted_at: list[int] = []
@@ -116,9 +115,7 @@ async def test_a_simulator_killed_and_restarted_5s_later_twice_within_a_minute_i
             await wait_until_async(lambda: meter.status is ActorStatus.RUNNING, message="the meter back")
             restarted_at.append(rows(app))
             await wait_until_async(lambda: rows(app) > restarted_at[-1] + 5, message="rows after the outage")
-    finally:
-        app.request_stop()
-        summary = await run
+    summary = run.summary
     status = app.hub.status()["actors"]["pm1"]
     assert status["restarts"] == 0 and status["reconnects"] == 2
     reconnecting = [e for e in events if isinstance(e, StatusEvent) and e.status is ActorStatus.RECONNECTING]
@@ -132,16 +129,13 @@ async def test_a_simulator_killed_and_restarted_5s_later_twice_within_a_minute_i
 
 async def test_a_device_still_away_at_the_end_makes_the_run_exit_4_naming_it(tmp_path, sim_process):
     app = Application(meter_config(tmp_path, sim_process.start()), restart=REAL_POLICY)
-    run = asyncio.create_task(app.run())
-    try:
+    async with Running(app) as run:
         await wait_until_async(lambda: "pm1" in app.hub.supervisor.actors and rows(app) > 0, message="pm1 recording")
         sim_process.kill()
         await wait_until_async(
             lambda: app.hub.actor("pm1").status is ActorStatus.RECONNECTING, message="pm1 to reconnect"
         )
-    finally:
-        app.request_stop()
-        summary = await run
+    summary = run.summary
     assert summary.exit_status is ExitStatus.INSTRUMENT_LOST and summary.required_down == ["pm1"]
     console = Console(file=io.StringIO(), width=200, record=True)
     print_summary(summary, console)

@@ -27,17 +27,19 @@ from .errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 #: Parts of an error location that name a branch of a union, not a key (``float``, ``dict[str,float]``,
-#: ``function-after[...]``): they say nothing to a user.
+#: ``function-after[...]``, ``constrained-str``): they say nothing to a user. A plain type name is a branch
+#: only where a union's branches failed side by side (a key may be called ``set``).
 _TYPE_NAMES = {"float", "int", "str", "bool", "bytes", "none", "list", "dict", "tuple", "set"}
 
 
-def key_path(loc: tuple[int | str, ...]) -> str:
-    """``("instruments", 0, "poll_hz", "float")`` → ``"instruments[0].poll_hz"``."""
+def key_path(loc: tuple[int | str, ...], in_union: bool = False) -> str:
+    """``("instruments", 0, "poll_hz", "float")`` → ``"instruments[0].poll_hz"`` (``in_union``: the last part
+    may be a branch's type name)."""
     path = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             path += f"[{part}]"
-        elif "[" in part or part in _TYPE_NAMES:
+        elif "[" in part or part.startswith("constrained-") or (in_union and part in _TYPE_NAMES and i == len(loc) - 1):
             continue
         else:
             path += f".{part}" if path else part
@@ -63,8 +65,11 @@ def error_lines(
     ``prefix`` is the key path of what was validated (``"storage"``); ``label="parameter"`` names keys as ``parameter 'cutoff'``; ``given`` maps a key path to where its
     value came from instead of ``where`` (an environment variable), for that key and the keys in it."""
     problems: dict[str, tuple[list[str], Any, bool]] = {}
-    for err in exc.errors():
-        path = key_path(err["loc"])
+    errors = exc.errors()
+    for err in errors:
+        loc = err["loc"]
+        beside = [o["loc"] for o in errors if o is not err and o["loc"][: len(loc) - 1] == loc[:-1]]
+        path = key_path(loc, in_union=bool(beside))  # a union fails with one error per branch, side by side
         path = prefix + ("" if path.startswith("[") else ".") + path if prefix and path else prefix or path
         if err["type"] == "missing":
             message = f"required {label} is missing"

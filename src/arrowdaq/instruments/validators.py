@@ -1,7 +1,10 @@
 """Validators for declared controls: they raise CommandError naming the value and the limit.
 
 Each validator is a small callable object that also says what it allows
-(``describe()``: limits or choices), so the GUI can build a control from it.
+(``describe()``: limits or choices), so the GUI can build a control from it. A
+control's configured value goes through the same validator when it is applied.
+Every other configured value (a driver's constructor settings, the SCPI driver's
+tables) is a pydantic type checked through :mod:`arrowdaq.validation` (decision 0166).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CommandError, ConfigError
+from ..errors import CommandError
 
 Validator = Callable[[Any, str], Any]
 
@@ -90,33 +93,10 @@ def one_of(choices: Iterable[Any]) -> OneOf:
     return OneOf(tuple(choices))
 
 
-@dataclass(frozen=True)
-class Text:
-    """A non-empty string (a command, a query), returned stripped."""
-
-    def __call__(self, value: Any, what: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise CommandError(f"{what}: expected a non-empty string, got {value!r}")
-        return value.strip()
-
-    def describe(self) -> dict[str, Any]:
-        return {"type": "str"}
-
-
 boolean = Boolean()
-text = Text()
 
 
 def describe_validator(validator: Validator | None) -> dict[str, Any]:
     """What a validator allows, for ``describe`` (empty when it does not say)."""
     describe = getattr(validator, "describe", None)
     return describe() if callable(describe) else {}
-
-
-def configured(validator: Validator, value: Any, where: str) -> Any:
-    """A configured value through a declaration's validator: a refusal is the ConfigError naming the key
-    (the same check, and the same words, as a ``set`` at run time)."""
-    try:
-        return validator(value, where)
-    except CommandError as exc:
-        raise ConfigError(str(exc)) from None

@@ -19,7 +19,7 @@ from .. import __version__
 from ..actors import ActorStatus, Command, Role
 from ..data.schemas import unit_of
 from ..errors import ArrowDAQError, CommandError, describe
-from .protocol import ACTIONS, dumps
+from .protocol import ACTIONS, error_info
 
 if TYPE_CHECKING:
     from ..hub import InstrumentManager
@@ -54,7 +54,7 @@ def action(name: str) -> Callable[[Handler], Handler]:
 
 def error_for_flight(exc: BaseException) -> flight.FlightError:
     """The daemon's error as a Flight error: the same text, the type's name in ``extra_info``."""
-    return flight.FlightServerError(str(exc) or type(exc).__name__, extra_info=dumps({"error": type(exc).__name__}))
+    return flight.FlightServerError(str(exc) or type(exc).__name__, extra_info=error_info(type(exc).__name__))
 
 
 def _need(body: dict[str, Any], key: str, action_name: str) -> str:

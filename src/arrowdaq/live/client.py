@@ -37,7 +37,7 @@ import pyarrow.flight as flight
 
 from .. import errors
 from . import discovery
-from .protocol import AUTH_HEADER, CLIENT_HEADER, EVENTS_STREAM, HEARTBEAT_S, dumps, loads, ticket
+from .protocol import AUTH_HEADER, CLIENT_HEADER, ERROR_INFO_KEY, EVENTS_STREAM, HEARTBEAT_S, dumps, loads, ticket
 
 #: Seconds a scan's submit may take (the daemon opens the scan's file and starts its recorder first).
 SUBMIT_TIMEOUT_S = 60.0
@@ -73,7 +73,7 @@ def translate(exc: flight.FlightError) -> errors.ArrowDAQError:
         return errors.DaemonUnavailable(message)
     info = loads(exc.extra_info) if getattr(exc, "extra_info", None) else None
     info = info if isinstance(info, dict) else {}
-    name = info.get("error")
+    name = info.get(ERROR_INFO_KEY)
     if name == "GapError":
         return errors.GapError(message, int(info.get("seq", -1)))
     cls = getattr(errors, name, None) if isinstance(name, str) else None

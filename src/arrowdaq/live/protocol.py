@@ -37,7 +37,8 @@ ACTIONS = {
     " reads, immediate} -> the engine's state (plans: the plans with their parameters)",
 }
 
-#: Errors the daemon raises, by the name it sends in ``extra_info`` (the client maps them back to types).
+#: The key of a Flight error's ``extra_info`` that names the arrowdaq error the daemon raised (the client
+#: maps the name back to the type).
 ERROR_INFO_KEY = "error"
 
 EVENT_SCHEMA = pa.schema(
@@ -56,6 +57,11 @@ EVENT_SCHEMA = pa.schema(
 def dumps(value: Any) -> bytes:
     """JSON for the wire: numbers, strings, lists, dicts; anything else as its text."""
     return json.dumps(value, default=_plain, separators=(",", ":")).encode()
+
+
+def error_info(name: str, **details: Any) -> bytes:
+    """A Flight error's ``extra_info``: the arrowdaq error's type name, and details (a gap's ``seq``)."""
+    return dumps({ERROR_INFO_KEY: name, **details})
 
 
 def loads(data: bytes | pa.Buffer | None) -> Any:

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from .. import __version__
-from ..errors import ArrowDAQError, ConfigError
+from ..errors import ArrowDAQError, CommandError, ConfigError
 from ..hub import InstrumentManager
 from ..hub.metrics import FlowMeter
 from ..log import get_logger
@@ -55,6 +55,7 @@ from .protocol import (
     MODES,
     SNAPSHOT,
     dumps,
+    error_info,
     loads,
 )
 from .wire import WireFormat
@@ -203,6 +204,11 @@ class FlightEndpoint(flight.FlightServerBase):
 
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
         return list(ACTIONS.items())
+
+
+def refused(message: str) -> flight.FlightServerError:
+    """An action the daemon refuses before running it: a CommandError for the client."""
+    return error_for_flight(CommandError(message))
 
 
 class LiveService:
@@ -457,7 +463,7 @@ class LiveService:
                     raise flight.FlightServerError(
                         f"arrowdaq: gap at seq {gap.seq}: {client} fell more than {gap.queued} batches behind "
                         f"on {feed.stream!r} (lossless); subscribe again, or use mode 'latest'",
-                        extra_info=dumps({"error": "GapError", "seq": gap.seq}),
+                        extra_info=error_info("GapError", seq=gap.seq),
                     ) from None
                 except Redeclared:
                     raise flight.FlightServerError(
@@ -522,25 +528,14 @@ class LiveService:
         handler = self.actions.get(kind)
         if handler is None:
             if kind in ACTIONS:
-                raise flight.FlightServerError(
-                    f"arrowdaq: action {kind!r} is not available in this daemon ({ACTIONS[kind]})",
-                    extra_info=dumps({"error": "CommandError"}),
-                )
-            raise flight.FlightServerError(
-                f"arrowdaq: unknown action {kind!r} (actions: {', '.join(sorted(self.actions))})",
-                extra_info=dumps({"error": "CommandError"}),
-            )
+                raise refused(f"arrowdaq: action {kind!r} is not available in this daemon ({ACTIONS[kind]})")
+            raise refused(f"arrowdaq: unknown action {kind!r} (actions: {', '.join(sorted(self.actions))})")
         try:
             args = loads(body) if body else {}
         except ValueError:
-            raise flight.FlightServerError(
-                f"arrowdaq: {kind}: the body must be a JSON object, got {bytes(body)[:100]!r}",
-                extra_info=dumps({"error": "CommandError"}),
-            ) from None
+            raise refused(f"arrowdaq: {kind}: the body must be a JSON object, got {bytes(body)[:100]!r}") from None
         if not isinstance(args, dict):
-            raise flight.FlightServerError(
-                f"arrowdaq: {kind}: the body must be a JSON object", extra_info=dumps({"error": "CommandError"})
-            )
+            raise refused(f"arrowdaq: {kind}: the body must be a JSON object")
         context = ActionContext(self, client)
         try:
             return self.call_async(handler(context, args), timeout=float(args.get("timeout", 30.0)) + 5.0)

@@ -88,8 +88,15 @@ def _count(value: Any, what: str, low: int = 1) -> int:
     return int(number)
 
 
-def _line(axis: AxisRef, values: np.ndarray) -> list[dict[AxisRef, float]]:
-    return [{axis: float(v)} for v in values]
+def _line(name: str, axis: AxisRef, args: dict[str, Any], values: np.ndarray) -> Plan:
+    """A plan that moves one axis through ``values``; ``args`` as the caller gave them (the scan file's record)."""
+    points = [{axis: float(v)} for v in values]
+    return Plan(name, {"axis": axis_key(axis), **args}, [axis], points, num=len(points))
+
+
+def _span(name: str, start: Any, stop: Any, num: Any) -> tuple[float, float, int]:
+    """``start``, ``stop`` and ``num`` of a sweep, checked (CommandError naming the plan and argument)."""
+    return _num(start, f"{name}: start"), _num(stop, f"{name}: stop"), _count(num, f"{name}: num")
 
 
 def count(num: int = 10, interval: float = 0.0, *, duration: float | None = None) -> Plan:
@@ -108,15 +115,8 @@ def count(num: int = 10, interval: float = 0.0, *, duration: float | None = None
 
 def scan(axis: AxisRef, start: float, stop: float, num: int) -> Plan:
     """``num`` evenly spaced points from ``start`` to ``stop`` (both included)."""
-    start, stop, num = _num(start, "scan: start"), _num(stop, "scan: stop"), _count(num, "scan: num")
-    values = np.linspace(start, stop, num)
-    return Plan(
-        "scan",
-        {"axis": axis_key(axis), "start": start, "stop": stop, "num": num},
-        [axis],
-        _line(axis, values),
-        num=num,
-    )
+    start, stop, num = _span("scan", start, stop, num)
+    return _line("scan", axis, {"start": start, "stop": stop, "num": num}, np.linspace(start, stop, num))
 
 
 def step_scan(axis: AxisRef, start: float, stop: float, step: float) -> Plan:
@@ -125,11 +125,7 @@ def step_scan(axis: AxisRef, start: float, stop: float, step: float) -> Plan:
     if step == 0 or (stop - start) * step < 0:
         raise CommandError(f"scan: step {step:g} does not lead from {start:g} to {stop:g}")
     n = int(math.floor((stop - start) / step + 1e-9)) + 1
-    values = start + step * np.arange(n)
-    plan = Plan(
-        "scan", {"axis": axis_key(axis), "start": start, "stop": stop, "step": step}, [axis], _line(axis, values), n
-    )
-    return plan
+    return _line("scan", axis, {"start": start, "stop": stop, "step": step}, start + step * np.arange(n))
 
 
 def list_scan(axis: AxisRef, positions: Sequence[float]) -> Plan:
@@ -137,24 +133,16 @@ def list_scan(axis: AxisRef, positions: Sequence[float]) -> Plan:
     values = np.array([_num(p, "list_scan: position") for p in positions])
     if not len(values):
         raise CommandError("list_scan: no positions given")
-    return Plan(
-        "list_scan", {"axis": axis_key(axis), "positions": values.tolist()}, [axis], _line(axis, values), len(values)
-    )
+    return _line("list_scan", axis, {"positions": values.tolist()}, values)
 
 
 def log_scan(axis: AxisRef, start: float, stop: float, num: int) -> Plan:
     """``num`` points evenly spaced in log10 from ``start`` to ``stop`` (same sign, not 0)."""
-    start, stop, num = _num(start, "log_scan: start"), _num(stop, "log_scan: stop"), _count(num, "log_scan: num")
+    start, stop, num = _span("log_scan", start, stop, num)
     if start * stop <= 0:
         raise CommandError(f"log_scan: start {start:g} and stop {stop:g} must have the same sign and not be 0")
     values = math.copysign(1, start) * np.logspace(math.log10(abs(start)), math.log10(abs(stop)), num)
-    return Plan(
-        "log_scan",
-        {"axis": axis_key(axis), "start": start, "stop": stop, "num": num},
-        [axis],
-        _line(axis, values),
-        num=num,
-    )
+    return _line("log_scan", axis, {"start": start, "stop": stop, "num": num}, values)
 
 
 def rel_scan(axis: AxisRef, start: float, stop: float, num: int) -> Plan:

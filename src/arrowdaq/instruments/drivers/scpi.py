@@ -50,21 +50,32 @@ from a dead link.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 import pyarrow as pa
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictFloat,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from ...data import schemas, vector_batch
 from ...errors import CommandError, ConfigError, DeviceErrorReply, DeviceTimeout, ProtocolError
+from ...validation import validate
 from ..driver import Control, Driver, Measurement, Stream, command
 from ..transports.base import PortSettings, Transport
-from ..validators import Validator, configured, in_range, one_of, text
+from ..validators import Validator, in_range, one_of
 
 #: The preamble of Keysight InfiniiVision/Infiniium scopes (``:WAVeform:PREamble?``).
 KEYSIGHT_PREAMBLE = (
@@ -135,58 +146,52 @@ def parse_identity(reply: str) -> dict[str, str]:
     return {"manufacturer": parts[0], "model": parts[1], "serial": parts[2], "firmware": ",".join(parts[3:])}
 
 
-# --- settings: checked with the declarations' validators, ConfigError naming the key ------------
-def _where(*keys: str) -> str:
-    return "scpi settings: " + ".".join(keys)
+# --- settings: pydantic models, checked through arrowdaq.validation (errors name the key) --------
+#: A SCPI command or query as configured: a non-empty string, surrounding spaces dropped.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+#: Polls per second (0: only on request).
+Rate = Annotated[float, Field(ge=0)]
 
 
-def _text(value: Any, *keys: str) -> str:
-    return configured(text, value, _where(*keys))
+def _listed(value: Any) -> Any:
+    """One command may be given as a string instead of a list of one."""
+    return [value] if isinstance(value, str) else value
 
 
-def _commands(value: Any, *keys: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, Sequence):
-        raise ConfigError(f"{_where(*keys)}: expected a list of SCPI commands, got {value!r}")
-    return tuple(_text(v, *keys) for v in value)
+#: Commands sent in order (``setup``, a trace's ``select``).
+Commands = Annotated[tuple[Text, ...], BeforeValidator(_listed)]
 
 
-check_rate = in_range(0, math.inf)
+def _numeric_dtype(dtype: str) -> str:
+    try:
+        numeric = np.dtype(dtype).kind in ("i", "u", "f")
+    except TypeError:
+        numeric = False
+    if not numeric:
+        raise ValueError(f"expected a numeric NumPy dtype such as '<f4' or '<i2', got {dtype!r}")
+    return dtype
 
 
-def _rate(value: Any, *keys: str) -> float:
-    return configured(check_rate, value, _where(*keys))
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_keys(spec: Mapping[str, Any], allowed: Sequence[str], *keys: str) -> None:
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{_where(*keys)}: expected a table, got {spec!r}")
-    unknown = sorted(set(spec) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{_where(*keys, unknown[0])}: unknown key (keys: {', '.join(allowed)})")
+class _Stream(_Settings):
+    """A configured stream; its name is its key in the settings table."""
+
+    _name: str = PrivateAttr("")
+
+    @property
+    def name(self) -> str:
+        return self._name
 
 
-@dataclass(frozen=True)
-class ScalarQuery:
+class ScalarQuery(_Stream):
     """A query whose numeric reply is one reading of a scalar stream."""
 
-    name: str
-    query: str
+    query: Text
     unit: str | None = None
-    poll_hz: float = 1.0
-
-    KEYS = ("query", "unit", "poll_hz")
-
-    @classmethod
-    def from_settings(cls, name: str, spec: Mapping[str, Any]) -> ScalarQuery:
-        _check_keys(spec, cls.KEYS, "queries", name)
-        return cls(
-            name,
-            _text(spec.get("query"), "queries", name, "query"),
-            spec.get("unit"),
-            _rate(spec.get("poll_hz", 1.0), "queries", name, "poll_hz"),
-        )
+    poll_hz: Rate = 1.0
 
     def stream(self) -> Stream:
         return Stream(self.name, unit=self.unit, poll_hz=self.poll_hz)
@@ -198,163 +203,134 @@ class ScalarQuery:
         return measurement
 
 
-check_format = one_of(("ascii", "binary"))
+#: An axis term of a trace: a number, or a query asked at each readout.
+AxisTerm = StrictFloat | Text | None
 
 
-@dataclass(frozen=True)
-class TraceQuery:
+class TraceQuery(_Stream):
     """A waveform readout: the data query, its encoding and where its axis comes from."""
 
-    name: str
-    query: str
-    format: str = "ascii"
-    dtype: str = "<f4"
+    query: Text
+    format: Literal["ascii", "binary"] = "ascii"
+    dtype: Annotated[str, AfterValidator(_numeric_dtype)] = "<f4"
     unit: str | None = None
     x_unit: str | None = "s"
-    select: tuple[str, ...] = ()
-    preamble: str | None = None
+    select: Commands = ()
+    preamble: Text | None = None
     preamble_fields: tuple[str, ...] = KEYSIGHT_PREAMBLE
-    axis: Mapping[str, str | float] = field(default_factory=dict)
-    poll_hz: float = 1.0
+    poll_hz: Rate = 1.0
+    x_increment: AxisTerm = None
+    x_origin: AxisTerm = None
+    x_reference: AxisTerm = None
+    y_increment: AxisTerm = None
+    y_origin: AxisTerm = None
+    y_reference: AxisTerm = None
 
-    KEYS = (
-        "query",
-        "format",
-        "dtype",
-        "unit",
-        "x_unit",
-        "select",
-        "preamble",
-        "preamble_fields",
-        "poll_hz",
-        *AXIS_TERMS,
-    )
-
-    @classmethod
-    def from_settings(cls, name: str, spec: Mapping[str, Any]) -> TraceQuery:
-        _check_keys(spec, cls.KEYS, "traces", name)
-        fmt = configured(check_format, spec.get("format", "ascii"), _where("traces", name, "format"))
-        dtype = spec.get("dtype", "<f4")
-        try:
-            kind = np.dtype(dtype).kind
-        except TypeError:
-            kind = ""
-        if kind not in "iuf" or not kind:
-            raise ConfigError(
-                f"{_where('traces', name, 'dtype')}: expected a numeric NumPy dtype such as '<f4' or '<i2', got {dtype!r}"
-            )
-        axis: dict[str, str | float] = {}
-        for term in AXIS_TERMS:
-            if term not in spec:
-                continue
-            value = spec[term]
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ConfigError(f"{_where('traces', name, term)}: expected a query or a number, got {value!r}")
-            axis[term] = float(value) if not isinstance(value, str) else _text(value, "traces", name, term)
-        preamble = spec.get("preamble")
-        fields = tuple(spec.get("preamble_fields", KEYSIGHT_PREAMBLE))
-        if preamble is not None:
-            preamble = _text(preamble, "traces", name, "preamble")
-        if "x_increment" not in axis and not (preamble and "x_increment" in fields):
-            raise ConfigError(
-                f"{_where('traces', name)}: the x axis needs 'x_increment' (a query such as \"WAV:XINC?\" or a number) "
+    @model_validator(mode="after")
+    def _has_an_x_axis(self) -> TraceQuery:
+        if self.x_increment is None and not (self.preamble and "x_increment" in self.preamble_fields):
+            raise ValueError(
+                "the x axis needs 'x_increment' (a query such as \"WAV:XINC?\" or a number) "
                 "or a 'preamble' query that gives it"
             )
-        return cls(
-            name,
-            _text(spec.get("query"), "traces", name, "query"),
-            fmt,
-            str(dtype),
-            spec.get("unit"),
-            spec.get("x_unit", "s"),
-            _commands(spec.get("select", ()), "traces", name, "select"),
-            preamble,
-            fields,
-            axis,
-            _rate(spec.get("poll_hz", 1.0), "traces", name, "poll_hz"),
-        )
+        return self
+
+    @property
+    def axis(self) -> dict[str, str | float]:
+        """The axis terms configured: a query (str) or a number."""
+        terms = ((term, getattr(self, term)) for term in AXIS_TERMS)
+        return {term: v for term, v in terms if v is not None}
 
     def stream(self) -> Stream:
         return Stream(self.name, kind=schemas.VECTOR, unit=self.unit, x_unit=self.x_unit, poll_hz=self.poll_hz)
 
 
-def parse_streams(
-    queries: Mapping[str, Any] | None, traces: Mapping[str, Any] | None
-) -> dict[str, ScalarQuery | TraceQuery]:
-    """The configured streams by name; ConfigError names the key that is wrong."""
-    found: dict[str, ScalarQuery | TraceQuery] = {}
-    for name, spec in (queries or {}).items():
-        found[name] = ScalarQuery.from_settings(name, spec)
-    for name, spec in (traces or {}).items():
-        if name in found:
-            raise ConfigError(f"{_where('traces', name)}: a stream {name!r} is already defined under 'queries'")
-        found[name] = TraceQuery.from_settings(name, spec)
-    return found
-
-
 #: Names a configured control may not take: the driver's own attributes.
 RESERVED = frozenset({"configured", "measurements", "setup", "reset_on_connect", "reset_wait_s", "check_errors"})
-CONTROL_KEYS = ("get", "set", "limits", "choices", "unit", "doc", "value")
 
 
-@dataclass(frozen=True)
-class ConfiguredControl:
-    """A control declared in the settings: its Control, and the value to apply at connect (if any)."""
+def _pair(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError("expected [low, high]")
+    return value
 
-    control: Control
+
+class ConfiguredControl(_Settings):
+    """A control declared in the settings: its commands, limits or choices, and the value to apply at connect."""
+
+    get: Text
+    set: Text | None = None
+    limits: Annotated[tuple[StrictFloat, StrictFloat], BeforeValidator(_pair)] | None = None
+    choices: Annotated[list[Any], Field(min_length=1)] | None = None
+    unit: str | None = None
+    doc: str = ""
     value: Any = None
-    has_value: bool = False
 
+    @field_validator("set")
     @classmethod
-    def from_settings(cls, name: str, spec: Mapping[str, Any]) -> ConfiguredControl:
-        _check_keys(spec, CONTROL_KEYS, "controls", name)
-        if not name.isidentifier() or hasattr(SCPIInstrument, name) or name in RESERVED:
-            raise ConfigError(
-                f"{_where('controls', name)}: not a usable name (a Python identifier that is not already "
-                f"a member of the scpi driver, such as {', '.join(sorted(SCPIInstrument.controls()))})"
-            )
-        get = _text(spec.get("get"), "controls", name, "get")
-        set_ = _text(spec["set"], "controls", name, "set") if "set" in spec else None
+    def _takes_a_value(cls, set_: str | None) -> str | None:
         if set_ is not None and "{" not in set_:
-            raise ConfigError(f"{_where('controls', name, 'set')}: {set_!r} has no {{}} field for the value")
+            raise ValueError(f"{set_!r} has no {{}} field for the value")
+        return set_
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConfiguredControl:
+        if self.limits is not None and self.choices is not None:
+            raise ValueError("give 'limits' or 'choices', not both")
+        if self.has_value and self.set is None:
+            raise ValueError("a control without a 'set' command cannot be given a 'value'")
+        return self
+
+    @property
+    def has_value(self) -> bool:
+        return "value" in self.model_fields_set
+
+    def declaration(self) -> Control:
+        """The control as a coded driver declares it (a read-only Measurement without ``set``)."""
         validator: Validator | None = None
         parse: Any = float
-        if "limits" in spec and "choices" in spec:
-            raise ConfigError(f"{_where('controls', name)}: give 'limits' or 'choices', not both")
-        if "limits" in spec:
-            limits = spec["limits"]
-            if not (isinstance(limits, Sequence) and len(limits) == 2 and all(_is_number(x) for x in limits)):
-                raise ConfigError(f"{_where('controls', name, 'limits')}: expected [low, high], got {limits!r}")
-            validator = in_range(float(limits[0]), float(limits[1]))
-        elif "choices" in spec:
-            choices = spec["choices"]
-            if not isinstance(choices, Sequence) or isinstance(choices, str) or not choices:
-                raise ConfigError(f"{_where('controls', name, 'choices')}: expected a list, got {choices!r}")
-            validator = one_of(choices)
-            if all(isinstance(c, str) for c in choices):
+        if self.limits is not None:
+            validator = in_range(float(self.limits[0]), float(self.limits[1]))
+        elif self.choices is not None:
+            validator = one_of(self.choices)
+            if all(isinstance(c, str) for c in self.choices):
                 parse = str.strip
-        control = (
-            Control(get, set_, parse=parse, validator=validator, unit=spec.get("unit"), doc=spec.get("doc", ""))
-            if set_ is not None
-            else Measurement(get, parse=parse, unit=spec.get("unit"), doc=spec.get("doc", ""))
-        )
-        if "value" in spec:
-            if set_ is None:
-                raise ConfigError(f"{_where('controls', name, 'value')}: {name!r} has no 'set' command")
-            return cls(control, spec["value"], True)
-        return cls(control)
+        if self.set is None:
+            return Measurement(self.get, parse=parse, unit=self.unit, doc=self.doc)
+        return Control(self.get, self.set, parse=parse, validator=validator, unit=self.unit, doc=self.doc)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+class ScpiSettings(_Settings):
+    """The configured streams (``queries``: scalar, ``traces``: vector), ``controls`` and ``setup``."""
+
+    queries: dict[str, ScalarQuery] = {}
+    traces: dict[str, TraceQuery] = {}
+    controls: dict[str, ConfiguredControl] = {}
+    setup: Commands = ()
+
+    @model_validator(mode="after")
+    def _named(self) -> ScpiSettings:
+        for name in self.traces:
+            if name in self.queries:
+                raise ValueError(f"traces.{name}: a stream {name!r} is already defined under 'queries'")
+        for name in self.controls:
+            if not name.isidentifier() or hasattr(SCPIInstrument, name) or name in RESERVED:
+                raise ValueError(
+                    f"controls.{name}: not a usable name (a Python identifier that is not already "
+                    f"a member of the scpi driver, such as {', '.join(sorted(SCPIInstrument.controls()))})"
+                )
+        for name, spec in {**self.queries, **self.traces}.items():
+            spec._name = name
+        return self
+
+    @property
+    def streams(self) -> dict[str, ScalarQuery | TraceQuery]:
+        return {**self.queries, **self.traces}
 
 
-def parse_controls(controls: Mapping[str, Any] | None) -> dict[str, ConfiguredControl]:
-    if controls is None:
-        return {}
-    if not isinstance(controls, Mapping):
-        raise ConfigError(f"{_where('controls')}: expected a table of controls, got {controls!r}")
-    return {name: ConfiguredControl.from_settings(name, spec) for name, spec in controls.items()}
+def parse_settings(**given: Any) -> ScpiSettings:
+    """The SCPI driver's settings tables, checked; ConfigError naming each key that is wrong."""
+    return validate(ScpiSettings, {k: v for k, v in given.items() if v is not None}, "scpi settings")
 
 
 # --- the driver ------------------------------------------------------------------------
@@ -389,10 +365,10 @@ class SCPIInstrument(Driver):
         check_errors: bool = True,
     ) -> None:
         super().__init__(transport, name=name)
-        self.configured = parse_streams(queries, traces)
-        self.measurements = {n: q.measurement() for n, q in self.configured.items() if isinstance(q, ScalarQuery)}
-        parse_controls(controls)  # checked here too for a driver made without build()
-        self.setup = _commands(setup, "setup")
+        checked = parse_settings(queries=queries, traces=traces, controls=controls, setup=setup)
+        self.configured = checked.streams
+        self.measurements = {n: q.measurement() for n, q in checked.queries.items()}
+        self.setup = checked.setup
         self.reset_on_connect = bool(reset_on_connect)
         self.reset_wait_s = float(reset_wait_s)
         self.check_errors = bool(check_errors)
@@ -403,18 +379,20 @@ class SCPIInstrument(Driver):
         """The driver with its configured controls declared on it, as a coded driver declares them: a subclass
         per configuration, so the configured values are applied at connect, read back and checked, recorded in
         the settings snapshot and reached by ``get``/``set`` the same way."""
-        declared = parse_controls(settings.get("controls"))
+        declared = parse_settings(controls=settings.get("controls")).controls
         if not declared:
             return super().build(transport, name=name, **settings)
-        namespace = {"__module__": cls.__module__, "__doc__": cls.__doc__} | {n: c.control for n, c in declared.items()}
+        namespace = {"__module__": cls.__module__, "__doc__": cls.__doc__} | {
+            n: c.declaration() for n, c in declared.items()
+        }
         klass = cast("type[SCPIInstrument]", type(cls.__name__, (cls,), namespace))
         values = {n: c.value for n, c in declared.items() if c.has_value}
         return super(SCPIInstrument, klass).build(transport, name=name, **settings, **values)
 
     @classmethod
     def streams_for(cls, settings: dict[str, Any]) -> tuple[Stream, ...]:
-        configured = parse_streams(settings.get("queries"), settings.get("traces"))
-        return tuple(spec.stream() for spec in configured.values())
+        configured = parse_settings(queries=settings.get("queries"), traces=settings.get("traces"))
+        return tuple(spec.stream() for spec in configured.streams.values())
 
     # --- lifecycle ----------------------------------------------------------------------
     def connect(self) -> None:

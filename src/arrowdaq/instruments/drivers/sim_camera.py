@@ -27,27 +27,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from ...data import image_batch, schemas
-from ...errors import CommandError, ConfigError
+from ...errors import CommandError, ConfigError, InstrumentConfigError
 from ...log import get_logger
+from ...validation import check
 from ..driver import Driver, Setting, Stream, command
 from ..transports.base import Transport
-from ..validators import configured, in_range, int_in_range, one_of
+from ..validators import in_range, one_of
 
 EXPOSURE_RANGE_S = (100e-6, 10.0)
-BINNINGS = (1, 2, 4)
+#: On-chip binning: 1×1, 2×2 or 4×4 pixels summed.
+Binning = Literal[1, 2, 4]
 TRIGGERS = ("internal", "software")
-DTYPES = ("uint16",)
+PixelType = Literal["uint16"]
 MAX_FPS = 1000.0
-
-check_binning = one_of(BINNINGS)
-check_dtype = one_of(DTYPES)
-check_buffer = int_in_range(1, 1_000_000)
+FrameRate = Annotated[float, Field(ge=1e-3, le=MAX_FPS)]
+#: Frames the camera holds until read (more are dropped, and counted).
+BufferFrames = Annotated[int, Field(ge=1, le=1_000_000)]
 
 #: Pixels of the largest sensor accepted (a 16-bit frame of 8192×8192 is 128 MiB).
 MAX_SENSOR_PIXELS = 8192 * 8192
@@ -122,11 +124,11 @@ class SimCamera(Driver):
     ) -> None:
         super().__init__(transport, name=name)
         where = self.name
-        self.binning = configured(check_binning, binning, f"{where}.binning")
+        self.binning = check(Binning, binning, f"{where}.binning", error=InstrumentConfigError)
         self.shape = frame_shape(shape, self.binning, where)
         self.sensor_shape = (int(shape[0]), int(shape[1]))
-        self.dtype = configured(check_dtype, dtype, f"{where}.dtype")
-        self.buffer_frames = configured(check_buffer, buffer_frames, f"{where}.buffer_frames")
+        self.dtype = check(PixelType, dtype, f"{where}.dtype", error=InstrumentConfigError)
+        self.buffer_frames = check(BufferFrames, buffer_frames, f"{where}.buffer_frames", error=InstrumentConfigError)
         if table is None:
             raise ConfigError(
                 f"{where}.table: the simulated camera images the simulated optical table, which the application "
@@ -150,10 +152,10 @@ class SimCamera(Driver):
     def streams_for(cls, settings: dict[str, Any]) -> tuple[Stream, ...]:
         """Frames of the binned shape, polled at twice the frame rate (at most 100 Hz): each poll takes
         what the camera buffered."""
-        binning = configured(check_binning, settings.get("binning", 1), "sim_camera.binning")
+        binning = check(Binning, settings.get("binning", 1), "sim_camera.binning", error=InstrumentConfigError)
         shape = frame_shape(settings.get("shape", (256, 256)), binning)
-        dtype = configured(check_dtype, settings.get("dtype", "uint16"), "sim_camera.dtype")
-        fps = configured(in_range(1e-3, MAX_FPS), settings.get("fps", 10.0), "sim_camera.fps")
+        dtype = check(PixelType, settings.get("dtype", "uint16"), "sim_camera.dtype", error=InstrumentConfigError)
+        fps = check(FrameRate, settings.get("fps", 10.0), "sim_camera.fps", error=InstrumentConfigError)
         return (Stream("frames", schemas.IMAGE, "counts", poll_hz=min(2 * fps, 100.0), shape=shape, dtype=dtype),)
 
     def rows_per_s(self, stream: str) -> float | None:
