@@ -13,7 +13,7 @@ see ordinary arrays:
 * fixed-shape tensor (camera frames) → ``(rows, *shape)`` dataset;
 * string (``channel``, ``unit``, dictionary-encoded or not) → written once per
   stream while it is constant, as per-row codes only once it varies
-  (see :class:`StringColumn`); a value longer than one fixed-length dictionary
+  (see :class:`~.forms.StringForm`); a value longer than one fixed-length dictionary
   entry continues in the next ones (see :func:`pieces`).
 
 Whole columns move as NumPy arrays; nothing here loops over rows.
@@ -25,7 +25,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..data.schemas import plain_type
 from . import layout as L
@@ -107,97 +106,6 @@ def join_pieces(entries: Sequence[bytes], continued: bool = True) -> list[str | 
             out += [b"".join(run).decode(errors="replace")] + [None] * (len(run) - 1)
             run = []
     return out + [None] * len(run)
-
-
-class StringColumn:
-    """A string column stored once per stream while constant, as codes once it varies.
-
-    On disk: ``<name>_dictionary`` (the distinct values, in order of first use,
-    each in one or more entries: see :func:`pieces`) and ``<name>_codes`` (int32
-    per row: the index of the value's first entry, -1 = null). While every row
-    carries the same value the codes stay empty: the dictionary's first value (or,
-    with an empty dictionary, null) holds for every row. The first batch with
-    another value back-fills the codes of the rows before it.
-
-    ``dictionary`` mirrors the entries on disk: a value at its first entry, None at
-    its continuations.
-    """
-
-    def __init__(
-        self, name: str, dictionary: list[str | None] | None = None, varying: bool = False, constant: int = -1
-    ):
-        self.name = name
-        self.dictionary: list[str | None] = list(dictionary or [])
-        self.index = {v: i for i, v in enumerate(self.dictionary) if v is not None}
-        self.varying = varying
-        self.constant = constant  # the code every row has while not varying (-1 = null)
-        self.rows = 0  # rows accounted for (set by the writer on resume)
-
-    def snapshot(self) -> tuple[int, bool, int]:
-        """The state :meth:`restore` returns to when a batch is refused after :meth:`encode`."""
-        return len(self.dictionary), self.varying, self.constant
-
-    def restore(self, state: tuple[int, bool, int]) -> None:
-        known, self.varying, self.constant = state
-        for value in self.dictionary[known:]:
-            if value is not None:
-                del self.index[value]
-        del self.dictionary[known:]
-
-    def _code(self, value: str) -> int:
-        code = self.index.get(value)
-        if code is None:
-            code = self.index[value] = len(self.dictionary)
-            self.dictionary += [value] + [None] * (len(value.encode()) // PIECE_BYTES)
-        return code
-
-    def codes(self, col: pa.Array) -> np.ndarray:
-        """Per-row codes of a column (one NumPy take; a loop only over distinct values)."""
-        if not pa.types.is_dictionary(col.type):
-            col = pc.dictionary_encode(col)
-        values = col.dictionary.to_pylist()
-        mapping = np.array([self._code(v) for v in values] + [-1], np.int32)
-        indices = col.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
-        return mapping[indices]
-
-    def single_code(self, col: pa.Array) -> int | None:
-        """The one code every row of ``col`` has, or None; cheap (dictionary size and null count)."""
-        n = len(col)
-        if col.null_count == n:
-            return -1
-        if col.null_count:
-            return None
-        if pa.types.is_dictionary(col.type):
-            if len(col.dictionary) == 1:
-                return self._code(col.dictionary[0].as_py())
-            return None
-        first = col[0].as_py()
-        return self._code(first) if pc.all(pc.equal(col, first)).as_py() else None
-
-    def encode(self, chunks: Sequence[pa.Array], rows_before: int) -> tuple[np.ndarray | None, list[str | None]]:
-        """The codes to append (None while constant) and the dictionary entries new since last time
-        (None for continuations: :func:`pieces` of the value before them fill those).
-
-        Takes the column of each batch separately: while constant, each is checked
-        by its dictionary alone, and nothing is concatenated.
-        """
-        known = len(self.dictionary)
-        chunks = [c for c in chunks if len(c)]
-        if not self.varying:
-            for chunk in chunks:
-                code = self.single_code(chunk)
-                if rows_before == 0 and code is not None and chunk is chunks[0]:
-                    self.constant = code
-                if code is None or code != self.constant:
-                    self.varying = True
-                    break
-            if not self.varying:
-                return None, self.dictionary[known:]
-            backfill = np.full(rows_before, self.constant, np.int32)
-            return np.concatenate([backfill] + [self.codes(c) for c in chunks]), self.dictionary[known:]
-        if not chunks:
-            return None, []
-        return np.concatenate([self.codes(c) for c in chunks]), self.dictionary[known:]
 
 
 # --- reading: arrays → Arrow ---------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import StorageError
 from . import columns as C
@@ -203,16 +204,32 @@ class TensorForm(Form):
 
 
 class StringForm(Form):
-    """``channel``, ``unit``: stored once per stream while constant, as per-row codes once they vary
-    (``<name>_codes`` into ``<name>_dictionary``; see :class:`~.columns.StringColumn`)."""
+    """``channel``, ``unit``: stored once per stream while constant, as per-row codes once they vary.
+
+    On disk: ``<name>_dictionary`` (the distinct values, in order of first use,
+    each in one or more entries: see :func:`~.columns.pieces`) and ``<name>_codes``
+    (int32 per row: the index of the value's first entry, -1 = null). While every
+    row carries the same value the codes stay empty: the dictionary's first value
+    (or, with an empty dictionary, null) holds for every row. The first batch with
+    another value back-fills the codes of the rows before it.
+
+    ``dictionary`` mirrors the entries on disk: a value at its first entry, None at
+    its continuations.
+    """
 
     plottable = False
 
     def __init__(self, field: pa.Field, format_version: int = L.FORMAT_VERSION) -> None:
         super().__init__(field, np.dtype(np.int32))
-        self.strings = C.StringColumn(self.name)
         #: Version 1 files hold one value per dictionary entry (no continuations).
         self.continued = format_version >= 2
+        self._known([], varying=False)
+
+    def _known(self, dictionary: list[str | None], varying: bool) -> None:
+        self.dictionary = dictionary
+        self.index = {v: i for i, v in enumerate(dictionary) if v is not None}
+        self.varying = varying
+        self.constant = 0 if dictionary else -1  # the code every row has while not varying (-1 = null)
 
     def create(self, g: h5py.Group, options: StorageOptions, attrs: dict[str, str]) -> None:
         codes = self._create(g, self.name + C.CODES_SUFFIX, options.chunk_rows, "i4", **options.filter_args())
@@ -225,15 +242,14 @@ class StringForm(Form):
 
     def load(self, g: h5py.Group, options: StorageOptions) -> None:
         dictionary = C.join_pieces(g[self.name + C.DICTIONARY_SUFFIX][()].tolist())
-        varying = g[self.name + C.CODES_SUFFIX].shape[0] > 0
-        self.strings = C.StringColumn(self.name, dictionary, varying, 0 if dictionary else -1)
+        self._known(dictionary, varying=g[self.name + C.CODES_SUFFIX].shape[0] > 0)
 
     def row_datasets(self, rows_of: RowsOf) -> list[str]:
         codes = self.name + C.CODES_SUFFIX
         return [codes] if rows_of(codes) else []
 
     def writes(self, batches: Sequence[pa.RecordBatch], rows_before: int) -> Writes:
-        codes, new = self.strings.encode([b.column(self.name) for b in batches], rows_before)
+        codes, new = self.encode([b.column(self.name) for b in batches], rows_before)
         out: Writes = []
         # Codes before new dictionary entries: if a crash falls between the two, the codes on disk
         # already say "varying", so rows from before a null unit got a value still read as null.
@@ -244,15 +260,73 @@ class StringForm(Form):
             out.append((self.name + C.DICTIONARY_SUFFIX, np.array(entries, L.DICTIONARY_DTYPE)))
         return out
 
-    def snapshot(self) -> Any:
-        return self.strings.snapshot()
+    def encode(self, chunks: Sequence[pa.Array], rows_before: int) -> tuple[np.ndarray | None, list[str | None]]:
+        """The codes to append (None while constant) and the dictionary entries new since last time
+        (None for continuations: :func:`~.columns.pieces` of the value before them fill those).
 
-    def restore(self, state: Any) -> None:
-        self.strings.restore(state)
+        Takes the column of each batch separately: while constant, each is checked
+        by its dictionary alone, and nothing is concatenated.
+        """
+        known = len(self.dictionary)
+        chunks = [c for c in chunks if len(c)]
+        if not self.varying:
+            for chunk in chunks:
+                code = self._single_code(chunk)
+                if rows_before == 0 and code is not None and chunk is chunks[0]:
+                    self.constant = code
+                if code is None or code != self.constant:
+                    self.varying = True
+                    break
+            if not self.varying:
+                return None, self.dictionary[known:]
+            backfill = np.full(rows_before, self.constant, np.int32)
+            return np.concatenate([backfill] + [self._codes(c) for c in chunks]), self.dictionary[known:]
+        if not chunks:
+            return None, []
+        return np.concatenate([self._codes(c) for c in chunks]), self.dictionary[known:]
+
+    def _code(self, value: str) -> int:
+        code = self.index.get(value)
+        if code is None:
+            code = self.index[value] = len(self.dictionary)
+            self.dictionary += [value] + [None] * (len(value.encode()) // C.PIECE_BYTES)
+        return code
+
+    def _codes(self, col: pa.Array) -> np.ndarray:
+        """Per-row codes of a column (one NumPy take; a loop only over distinct values)."""
+        if not pa.types.is_dictionary(col.type):
+            col = pc.dictionary_encode(col)
+        values = col.dictionary.to_pylist()
+        mapping = np.array([self._code(v) for v in values] + [-1], np.int32)
+        indices = col.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+        return mapping[indices]
+
+    def _single_code(self, col: pa.Array) -> int | None:
+        """The one code every row of ``col`` has, or None; cheap (dictionary size and null count)."""
+        n = len(col)
+        if col.null_count == n:
+            return -1
+        if col.null_count:
+            return None
+        if pa.types.is_dictionary(col.type):
+            if len(col.dictionary) == 1:
+                return self._code(col.dictionary[0].as_py())
+            return None
+        first = col[0].as_py()
+        return self._code(first) if pc.all(pc.equal(col, first)).as_py() else None
+
+    def snapshot(self) -> tuple[int, bool, int]:
+        return len(self.dictionary), self.varying, self.constant
+
+    def restore(self, state: tuple[int, bool, int]) -> None:
+        known, self.varying, self.constant = state
+        for value in self.dictionary[known:]:
+            if value is not None:
+                del self.index[value]
+        del self.dictionary[known:]
 
     def constant_text(self) -> str | None:
-        strings = self.strings
-        return strings.dictionary[0] if not strings.varying and strings.dictionary else None
+        return self.dictionary[0] if not self.varying and self.dictionary else None
 
     def read(self, g: h5py.Group, start: int, stop: int) -> pa.Array:
         entries = L.refreshed(g[self.name + C.DICTIONARY_SUFFIX])[()].tolist()
