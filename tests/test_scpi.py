@@ -163,12 +163,18 @@ def test_streams_are_declared_from_settings():
 @pytest.mark.parametrize(
     ("traces", "complaint"),
     [
-        ({"t": {**ASCII_TRACE, "format": "hex"}}, r"scpi settings: traces\.t\.format: Input should be 'ascii' or 'binary' \(got 'hex'\)"),
+        (
+            {"t": {**ASCII_TRACE, "format": "hex"}},
+            r"scpi settings: traces\.t\.format: Input should be 'ascii' or 'binary' \(got 'hex'\)",
+        ),
         ({"t": {**REAL_TRACE, "dtype": "text"}}, r"traces\.t\.dtype: expected a numeric NumPy dtype"),
         ({"t": {"query": "WAV:DATA?"}}, r"traces\.t: the x axis needs 'x_increment'"),
         ({"t": {**ASCII_TRACE, "colour": "red"}}, r"traces\.t\.colour: unknown key"),
         ({"t": {**ASCII_TRACE, "query": ""}}, r"traces\.t\.query: String should have at least 1 character \(got ''\)"),
-        ({"t": {**ASCII_TRACE, "x_origin": [1]}}, r"traces\.t\.x_origin: Input should be a valid number or Input should be a valid string \(got \[1\]\)"),
+        (
+            {"t": {**ASCII_TRACE, "x_origin": [1]}},
+            r"traces\.t\.x_origin: Input should be a valid number or Input should be a valid string \(got \[1\]\)",
+        ),
         ({"voltage": ASCII_TRACE}, r"traces\.voltage: a stream 'voltage' is already defined under 'queries'"),
     ],
 )
@@ -178,9 +184,13 @@ def test_bad_settings_are_config_errors_naming_the_key(traces, complaint):
 
 
 def test_bad_query_settings_are_config_errors_naming_the_key():
-    with pytest.raises(ConfigError, match=r"queries\.voltage\.poll_hz: Input should be a valid number, .* \(got 'fast'\)"):
+    with pytest.raises(
+        ConfigError, match=r"queries\.voltage\.poll_hz: Input should be a valid number, .* \(got 'fast'\)"
+    ):
         SCPIInstrument(None, queries={"voltage": {"query": "MEAS:VOLT:DC?", "poll_hz": "fast"}})
-    with pytest.raises(ConfigError, match=r"queries\.voltage\.poll_hz: Input should be greater than or equal to 0 \(got -1\)"):
+    with pytest.raises(
+        ConfigError, match=r"queries\.voltage\.poll_hz: Input should be greater than or equal to 0 \(got -1\)"
+    ):
         SCPIInstrument(None, queries={"voltage": {"query": "MEAS:VOLT:DC?", "poll_hz": -1}})
 
 
