@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from arrowdaq.live.client import connect
+from .live_helpers import DaemonProcess
 
 try:
     import pytestqt  # noqa: F401
@@ -129,54 +124,15 @@ class BatchSource:
         self.down.clear()
 
 
-class DemoDaemon:
+class DemoDaemon(DaemonProcess):
     """``arrowdaq demo`` (or ``arrowdaq run CONFIG``) in its own process, with its own address file;
     ``stop()`` returns its output."""
 
     def __init__(self, tmp: Path, duration: float = 600, command: list[str] | None = None) -> None:
-        self.tmp = tmp
-        self.env = {**os.environ, "ARROWDAQ_LIVE_FILE": str(tmp / "live.json"), "QT_QPA_PLATFORM": "offscreen"}
-        self.env.pop("ARROWDAQ_ADDRESS", None)
-        self.env.pop("ARROWDAQ_TOKEN", None)
-        command = command or ["demo"]
-        cmd = [sys.executable, "-m", "arrowdaq.cli.main", *command, "--no-gui", "--duration", str(duration)]
-        self.process = subprocess.Popen(
-            [*cmd, "--data-dir", str(tmp / "data")],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._announced = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        if not self._announced.wait(60):
-            self.stop()
-            raise AssertionError("the demo daemon did not announce its live service:\n" + "".join(self.lines))
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line)
-            if line.startswith("live service:"):
-                self._announced.set()
-
-    def client(self):
-        """A client of this daemon (its address file), as a second program would connect."""
-        return connect(*self._address(), name="test")
+        args = [*(command or ["demo"]), "--no-gui", "--duration", str(duration), "--data-dir", str(tmp / "data")]
+        super().__init__(tmp, command=args, env={"QT_QPA_PLATFORM": "offscreen"})
 
     def connector(self):
         from arrowdaq.gui.app import live_connector
 
-        return live_connector(*self._address())
-
-    def _address(self) -> tuple[str, str]:
-        info = json.loads((self.tmp / "live.json").read_text(encoding="utf-8"))
-        return info["address"], info["token"]
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        self.process.wait(timeout=60)
-        self._reader.join(timeout=5)
-        return "".join(self.lines)
+        return live_connector(self.address, self.token)

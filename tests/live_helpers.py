@@ -1,14 +1,14 @@
-"""A daemon (the Application with its live service) running in a thread of the test process."""
+"""A daemon (the Application with its live service) in a thread of the test process, or in a process of its own."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import tomllib
 from pathlib import Path
 
 from arrowdaq.app.config import parse_config
-from arrowdaq.app.runner import Application, RunSummary
+from arrowdaq.app.runner import Application
+from arrowdaq.app.thread import ApplicationThread
 
 TABLE = """
 [run]
@@ -42,44 +42,12 @@ latency_scale = 0.01
 """
 
 
-class Daemon:
+class Daemon(ApplicationThread):
     """Start with ``Daemon(tmp_path).start()``; ``stop()`` returns the run summary."""
 
     def __init__(self, tmp_path: Path, extra: str = "", text: str = TABLE) -> None:
         config = parse_config(tomllib.loads(text.format(data_dir=tmp_path / "data", extra=extra)), "live.toml")
-        self.app = Application(config, source="live.toml")
-        self.summary: RunSummary | None = None
-        self.error: BaseException | None = None
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._run, name="daemon", daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> RunSummary:  # Application.run without its signal handlers (not the main thread)
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            try:
-                await self.app.start()
-                self._ready.set()
-                await self._stop.wait()
-            finally:
-                await self.app.stop()
-            return self.app.summary()
-
-        try:
-            self.summary = asyncio.run(main())
-        except BaseException as exc:  # shown by start()/stop()
-            self.error = exc
-        finally:
-            self._ready.set()
-
-    def start(self, timeout: float = 30.0) -> Daemon:
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError("the daemon did not start")
-        if self.error is not None:
-            raise self.error
-        return self
+        super().__init__(Application(config, source="live.toml"))
 
     @property
     def address(self) -> str:
@@ -91,29 +59,21 @@ class Daemon:
         assert self.app.live is not None
         return self.app.live.token
 
-    def call(self, fn, timeout: float = 10.0):
-        """Run ``fn()`` (a coroutine function) on the daemon's loop."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(timeout)
-
-    def stop(self, timeout: float = 30.0) -> RunSummary:
-        if self._loop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise TimeoutError(f"the daemon did not stop within {timeout} s")
-        if self.error is not None:
-            raise self.error
-        assert self.summary is not None
-        return self.summary
-
 
 class DaemonProcess:
     """``arrowdaq run`` of :data:`TABLE` in a process of its own, with its own address file: the daemon as a
     user starts it. ``client()`` connects as a second program would; ``stop()`` (SIGINT) returns its output."""
 
-    def __init__(self, tmp_path: Path, extra: str = "", text: str = TABLE, command: list[str] | None = None) -> None:
-        """``command``: other arrowdaq arguments instead of ``run lab.toml`` (e.g. ``["demo", "--no-gui"]``)."""
+    def __init__(
+        self,
+        tmp_path: Path,
+        extra: str = "",
+        text: str = TABLE,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``command``: other arrowdaq arguments instead of ``run lab.toml`` (e.g. ``["demo", "--no-gui"]``);
+        ``env``: variables set for it besides its address file's."""
         import json
         import os
         import subprocess
@@ -122,9 +82,10 @@ class DaemonProcess:
         self._json = json
         self.tmp = tmp_path
         self.config = tmp_path / "lab.toml"
-        self.config.write_text(text.format(data_dir=tmp_path / "data", extra=extra), encoding="utf-8")
+        if command is None:  # it runs TABLE (a command of its own runs what it names)
+            self.config.write_text(text.format(data_dir=tmp_path / "data", extra=extra), encoding="utf-8")
         self.live_file = tmp_path / "live.json"
-        self.env = {**os.environ, "ARROWDAQ_LIVE_FILE": str(self.live_file)}
+        self.env = {**os.environ, **(env or {}), "ARROWDAQ_LIVE_FILE": str(self.live_file)}
         for name in ("ARROWDAQ_ADDRESS", "ARROWDAQ_TOKEN"):
             self.env.pop(name, None)
         self.process = subprocess.Popen(
