@@ -73,7 +73,7 @@ class InstrumentManager:
     # --- streams -------------------------------------------------------------------
     def declare_outputs(self, producer: str, schemas: Mapping[str, pa.Schema], *, derived: bool = False) -> list[str]:
         """Declare a producer's streams, ``<producer>/<name>`` each: how instruments
-        (:func:`~arrowdaq.instruments.spawn_instrument`) and processors declare what they publish.
+        (``arrowdaq.instruments.spawn_instrument``) and processors declare what they publish.
         ``derived``: computed from other streams (a processor's), which storage ranks after measured ones."""
         return [
             self.declare(f"{producer}/{name}", schema, producer, derived=derived).name

@@ -418,7 +418,7 @@ class Driver:
     def streams_for(cls, settings: dict[str, Any]) -> tuple[Stream, ...]:
         """The streams an instrument with these settings produces, known before the device is opened
         (storage and processors need them): the one place the runtime asks. The default is
-        :attr:`streams`; a driver whose streams depend on its settings (an ESP300's axes, a SCPI
+        ``streams``; a driver whose streams depend on its settings (an ESP300's axes, a SCPI
         instrument's queries, a camera's frame shape) overrides this, and its ``read``."""
         return cls.streams
 
