@@ -49,6 +49,7 @@ import pyarrow.flight as flight
 
 from arrowdaq.app.config import parse_config
 from arrowdaq.app.runner import Application
+from arrowdaq.app.thread import ApplicationThread
 from arrowdaq.cli.demo_cmd import demo_config_text
 from arrowdaq.data import image_batch, scalar_batch, scalar_schema
 from arrowdaq.data.schemas import image_schema, plain_schema
@@ -159,8 +160,8 @@ STALLED_CLIENT = textwrap.dedent(
 )
 
 
-class Daemon:
-    """The demo in a thread of this process (start/stop without signal handlers)."""
+class Daemon(ApplicationThread):
+    """The demo in a thread of this process, with the benchmark's own streams declared."""
 
     def __init__(self, data_dir: Path, extra_streams: dict[str, pa.Schema], demo: bool = True) -> None:
         """``demo=False``: the daemon with no instruments nor processors (the service alone in the process)."""
@@ -172,37 +173,13 @@ class Daemon:
             config.instruments, config.processors, config.scans = [], [], []
             config.storage.record = False
         config.server.max_streams = 512  # 4 clients on every stream
-        self.app = Application(config, source="demo.toml")
+        app = Application(config, source="demo.toml")
         for name, schema in extra_streams.items():
-            self.app.hub.declare(name, schema, producer="bench")
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-
-    async def _main(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            await self.app.start()
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            self._ready.set()
-            await self.app.stop()
-
-    def __enter__(self) -> Daemon:
-        self._thread.start()
-        self._ready.wait(60)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.loop is not None
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
+            app.hub.declare(name, schema, producer="bench")
+        super().__init__(app)
 
     def run(self, coro, timeout: float = 600):  # type: ignore[no-untyped-def]
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        return self.call(lambda: coro, timeout)
 
 
 def start_client(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
