@@ -4,7 +4,7 @@ Each validator is a small callable object that also says what it allows
 (``describe()``: limits or choices), so the GUI can build a control from it. A
 control's configured value goes through the same validator when it is applied.
 Every other configured value (a driver's constructor settings, the SCPI driver's
-tables) is a pydantic type checked through :mod:`arrowdaq.validation` (decision 0166).
+tables) is a pydantic type checked through ``arrowdaq.validation`` (decision 0166).
 """
 
 from __future__ import annotations
