@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.arrowdaq-installed
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench docs clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,12 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/arrowdaq bench
+
+# The documentation site into build/docs (open build/docs/index.html). Offline; any warning fails the build:
+# -n (nitpicky) makes every cross-reference resolve and MyST checks every local link and #anchor.
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs build/docs
+	@echo "docs: build/docs/index.html"
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -57,4 +57,4 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "bootstrap: installing arrowdaq and its dependencies into $VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-"$VENV/bin/python" -m pip install -q -e '.[test,gui]'
+"$VENV/bin/python" -m pip install -q -e '.[test,gui,docs]'

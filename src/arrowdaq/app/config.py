@@ -36,17 +36,26 @@ class Section(BaseModel):
 
 
 class RunConfig(Section):
+    """Who ran what: recorded in every run file, searchable with ``arrowdaq runs``."""
+
+    #: The run's name: the start of the run file's name and its NeXus ``title``.
     name: str = "run"
+    #: Where run files go (relative to the directory the command runs in); ``--data-dir`` overrides it.
     data_dir: Path = Path("data")
+    #: Who ran it (``/entry/user/name``).
     operator: str = ""
+    #: What was measured (``/entry/sample/name``).
     sample: str = ""
+    #: Free text kept with the run (``/entry/notes``).
     notes: str = ""
 
 
 class StorageConfig(Section):
     """Checked with the storage options' own types (:mod:`arrowdaq.storage.options`)."""
 
+    #: false: no run file (live view and processing only).
     record: bool = True
+    #: "nexus" (native HDF5 columns, SWMR) or the original "arrow_ipc" (Arrow IPC bytes, no SWMR).
     layout: Layout = "nexus"
     #: Filter of table-like columns: "gzip", "lzf", an HDF5 filter id, or "none"/false (the
     #: default: no filter, docs/decisions/0021).
@@ -55,19 +64,28 @@ class StorageConfig(Section):
     compress_floats: bool = True
     #: Filter of camera frames, as ``compression`` (default: none).
     image_compression: Filter = None
+    #: Seconds between flushes at most: what a crash can lose, and how late a reader of the file sees rows.
     flush_interval_s: Annotated[FlushInterval, Field(le=60)] = 1.0
+    #: Stream names or glob patterns to record (``"pm1/*"``); ``scan/*`` must be named to be recorded.
     streams: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     #: The stream viewers plot on opening the run file (default: the most informative one).
     default_plot: str | None = None
 
 
 class InstrumentConfig(Section):
+    """One instrument: a driver on a port; its streams are named ``<id>/<stream>``."""
+
+    #: The instrument's name: its streams are ``<id>/<stream>``, commands address it by it.
     id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    #: A shipped driver (``arrowdaq.instruments.available()``) or a plugin's ``arrowdaq.drivers`` entry point.
     driver: str
+    #: A serial device path, a pyserial URL, a VISA resource (contains ``::``) or "sim" (the simulator).
     port: str | None = None
+    #: Readings per second: one rate for every stream, or a table ``{ stream = Hz }``; 0 = not polled.
     poll_hz: float | dict[str, float] | None = None
     #: A required instrument that cannot start stops the run; one that fails during it makes the run exit non-zero.
     required: bool = True
+    #: The driver's settings, applied at connect and read back, and port settings (``timeout``, ``baudrate``...).
     settings: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("poll_hz")
@@ -83,9 +101,15 @@ class InstrumentConfig(Section):
 
 
 class ProcessorConfig(Section):
+    """One processor: reads its inputs, publishes ``<id>/<output>``."""
+
+    #: The processor's name: its outputs are ``<id>/<output>``.
     id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    #: fft, filter, moving_average, decimate, statistics, trigger or sql.
     kind: str
+    #: The stream it reads (a name or a list with one name), e.g. ``"pm1/power"``.
     inputs: list[str] = Field(min_length=1)
+    #: The kind's parameters, checked before anything starts.
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("inputs", mode="before")
@@ -97,13 +121,20 @@ class ProcessorConfig(Section):
 class ServerConfig(Section):
     """The live service (Arrow Flight): on by default, on loopback, on any free port (docs/live-service.md)."""
 
+    #: false: no live service (no GUI, no ``arrowdaq status``/``watch``, no remote scans).
     enabled: bool = True
+    #: The address to listen on; anything but loopback needs ``tls_cert``/``tls_key``.
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535, description="0 = any free port (clients find it in the address file)")
+    #: The token every client must send; default: a new random one per run, in the address file.
     token: str | None = Field(None, min_length=16)
+    #: PEM certificate: the service becomes ``grpc+tls://`` (give ``tls_key`` too).
     tls_cert: Path | None = None
+    #: PEM private key of ``tls_cert``.
     tls_key: Path | None = None
+    #: Serve a non-loopback ``host`` without TLS (trusted networks only: the token crosses in clear).
     allow_insecure_remote: bool = False
+    #: Open ``do_get`` streams at once, all clients together.
     max_streams: int = Field(64, ge=1, le=4096)
     #: Serve on this Unix socket (``grpc+unix://PATH``) instead of TCP: local clients only, no port.
     socket: Path | None = None
@@ -130,15 +161,21 @@ class ScanConfig(Section):
     """A named scan (``[[scans]]``), run by name: ``arrowdaq scan CONFIG NAME``, ``arrowdaq scan --connect
     NAME``, ``arrowdaq.connect().scan(NAME)``."""
 
+    #: The scan's name (not a plan's name): ``arrowdaq scan CONFIG NAME``.
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
+    #: The plan it runs (see the scan plans reference).
     plan: str
     #: The plan's arguments: a list in its order, or a table by name.
     args: list[Any] | dict[str, Any] = Field(default_factory=list)
     #: Keyword arguments beside a list of ``args`` (e.g. ``{ snake = true }``).
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: Instruments (or ``instrument/stream``) read at each point.
     detectors: list[str] = Field(default_factory=list)
+    #: Seconds to wait after each move before reading.
     settle: float = Field(0.0, ge=0, le=3600)
+    #: Readings per detector per point (mean and std kept).
     reads: int = Field(1, ge=1, le=100_000)
+    #: A line shown beside the name (GUI plan list, ``describe``).
     doc: str = ""
 
     @field_validator("detectors", mode="before")
@@ -151,6 +188,7 @@ class SimulationConfig(Section):
     """The simulated optical table behind ``port = "sim"`` instruments."""
 
     latency_scale: float = Field(1.0, ge=0, le=10, description="1 = real hardware latencies, 0 = none")
+    #: Seed of the simulated noise: the same seed gives the same readings.
     seed: int | None = None
 
 

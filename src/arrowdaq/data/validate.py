@@ -21,7 +21,7 @@ def check_schema(actual: pa.Schema, expected: pa.Schema, *, stream: str | None =
     """Raise SchemaError naming the first field that differs (encoding and metadata aside).
 
     Nullability is not compared here: a hand-built batch says "nullable" by
-    default, and what matters is whether it holds nulls (:func:`check_nulls`).
+    default, and what matters is whether it holds nulls (``check_nulls``).
     """
     names = set(actual.names)
     for field in expected:

@@ -284,7 +284,7 @@ class InstrumentManager:
 
     def record_event(self, source: str, kind: str, message: str, level: str = "info", **details: Any) -> RunEvent:
         """Report an event for the run's event log (and every other listener): a storage
-        problem, a lost batch, a command. ``details`` must be JSON-able; see :mod:`.events`."""
+        problem, a lost batch, a command. ``details`` must be JSON-able; see ``arrowdaq.hub.events``."""
         event = RunEvent(source, kind, message, level, details)
         self._emit(event)
         return event

@@ -88,10 +88,40 @@ def translate(exc: flight.FlightError) -> errors.ArrowDAQError:
 
 
 def connect(
-    address: str | None = None, token: str | None = None, *, name: str | None = None, timeout: float = 10.0
+    address: str | None = None,
+    token: str | None = None,
+    *,
+    name: str | None = None,
+    timeout: float = 10.0,
+    tls_cert: str | Path | None = None,
 ) -> Client:
-    """Connect to a daemon; without arguments, the local one (``ARROWDAQ_ADDRESS``/``ARROWDAQ_TOKEN``
-    or its address file). ``name`` is how the command log names this client."""
+    """Connect to a running daemon (``arrowdaq run``, ``arrowdaq demo``) from a script or a notebook.
+
+    Without arguments this finds the local daemon through ``ARROWDAQ_ADDRESS``/``ARROWDAQ_TOKEN`` or
+    the address file it wrote (readable only by you), so nothing needs to be copied.
+
+    Args:
+        address: ``grpc://HOST:PORT``, ``grpc+tls://HOST:PORT`` or ``grpc+unix://PATH``; default: the local one.
+        token: the daemon's token (its address file or ``[server] token``); default: found with the address.
+        name: how the daemon's command log names this client (default: program, pid and user).
+        timeout: seconds each call may take before it fails.
+        tls_cert: a PEM certificate to trust for ``grpc+tls`` (a self-signed server's ``tls_cert``);
+            default: the one in the address file, else the system's trusted roots.
+
+    Returns:
+        A thread-safe :class:`Client`; close it when done, or use it in a ``with`` block.
+
+    Raises:
+        ~arrowdaq.errors.DaemonUnavailable: no local daemon was found, or the address cannot be used.
+        ~arrowdaq.errors.AuthenticationError: no token was given or found for the address.
+
+    Example::
+
+        daq = arrowdaq.connect()
+        daq.latest("pm1/power")            # the newest batch, as a Polars DataFrame
+        for batch in daq.subscribe("pm1/power"):
+            print(batch["value"][-1])
+    """
     info: dict[str, Any] = {}
     address = address or os.environ.get("ARROWDAQ_ADDRESS")
     token = token or os.environ.get("ARROWDAQ_TOKEN")
@@ -109,7 +139,8 @@ def connect(
     if token is None:
         raise errors.AuthenticationError(f"no token for {address}: give token=..., or set ARROWDAQ_TOKEN")
     assert address is not None
-    return Client(address, token, name=name, timeout=timeout, tls_cert=info.get("tls_cert"))
+    cert = str(tls_cert) if tls_cert is not None else info.get("tls_cert")
+    return Client(address, token, name=name, timeout=timeout, tls_cert=cert)
 
 
 class Client:
@@ -369,6 +400,7 @@ class RemoteScan:
         return self._control("pause", immediate=immediate)
 
     def resume(self) -> dict[str, Any]:
+        """Move the axes back to where they stood at the pause, then go on from that point."""
         return self._control("resume")
 
     def stop(self) -> dict[str, Any]:
@@ -380,7 +412,7 @@ class RemoteScan:
         return self._control("abort")
 
     def updates(self) -> Iterator[ScanProgress]:
-        """Each change (new points, a new state) until the scan has ended; then :attr:`outcome` is set."""
+        """Each change (new points, a new state) until the scan has ended; then ``outcome`` is set."""
         last_state = None
         while self.outcome is None:
             body = {"action": "state", "scan_id": self.scan_id, "since": len(self.points), "wait": self.POLL_S}
