@@ -15,8 +15,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff format --check src tests benchmarks scripts
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts docs/conf.py docs/_ext
+	$(VENV)/bin/ruff check src tests benchmarks scripts docs/conf.py docs/_ext
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
