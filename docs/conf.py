@@ -20,6 +20,7 @@ from sphinx.application import Sphinx  # noqa: E402
 from sphinx.ext.napoleon.docstring import GoogleDocstring  # noqa: E402
 
 import arrowdaq  # noqa: E402  (the installed, editable package: its version and docstrings)
+import arrowdaq.errors  # noqa: E402
 
 project = "arrowdaq"
 author = "the arrowdaq developers"
@@ -56,6 +57,12 @@ autodoc_preserve_defaults = True
 autodoc_mock_imports: list[str] = []
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+# "Raises: StorageError: ..." in a docstring links to arrowdaq.errors.StorageError without spelling the module.
+napoleon_type_aliases = {
+    name: f"~arrowdaq.errors.{name}"
+    for name, value in vars(arrowdaq.errors).items()
+    if isinstance(value, type) and issubclass(value, Exception) and value.__module__ == "arrowdaq.errors"
+}
 
 html_theme = "furo"
 html_title = f"arrowdaq {release}"

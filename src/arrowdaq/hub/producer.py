@@ -1,7 +1,7 @@
 """Publishing readings one at a time: gathered into batches at the source.
 
 A batch costs the hub and storage tens of microseconds whatever its size, so a
-source that makes one reading at a time gathers them (:class:`ReadingColumns`,
+source that makes one reading at a time gathers them (:class:`~arrowdaq.data.gather.ReadingColumns`,
 a few hundred nanoseconds a reading) and publishes a batch when ``batch_rows``
 readings have gathered or the oldest is ``batch_latency`` seconds old::
 
@@ -13,7 +13,7 @@ readings have gathered or the oldest is ``batch_latency`` seconds old::
 ``hub.stop()`` also publishes what a producer still holds, before it stops any actor.
 ``append`` never waits; ``put`` also waits while a lossless subscriber (storage)
 is full, which is the backpressure. Use it from the event loop's thread; a worker
-thread fills its own :class:`ReadingColumns` and hands whole batches over.
+thread fills its own :class:`~arrowdaq.data.gather.ReadingColumns` and hands whole batches over.
 """
 
 from __future__ import annotations
@@ -33,7 +33,20 @@ BATCH_LATENCY = 0.02
 
 
 class Producer:
-    """A scalar stream published one reading at a time; see the module docstring."""
+    """A scalar stream published one reading at a time, gathered into batches (see :mod:`arrowdaq.hub.producer`).
+
+    Why: a batch costs the hub and storage tens of microseconds whatever its size, a reading
+    gathered here about one; so a source reading a value at a time stays fast.
+
+    Args:
+        hub: the hub to publish into; the stream is declared on it at once.
+        stream: ``<producer>/<name>``, e.g. ``"pm1/power"``.
+        unit: the values' unit (field metadata, shown by every viewer).
+        channel: the ``channel`` column (default: the part of ``stream`` after the slash).
+        producer: who publishes it (default: the part before the slash).
+        batch_rows: readings per batch at most.
+        batch_latency: seconds a reading waits at most before it is published.
+    """
 
     def __init__(
         self,

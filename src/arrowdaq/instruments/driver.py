@@ -390,7 +390,7 @@ PORT_SETTING_NAMES = tuple(f.name for f in dataclasses.fields(PortSettings))
 
 
 class Driver:
-    """Base class of instrument drivers; see the module docstring."""
+    """Base class of instrument drivers: subclasses declare what the instrument offers (see :mod:`arrowdaq.instruments.driver`)."""
 
     driver_name: ClassVar[str] = ""
     port_settings: ClassVar[PortSettings] = PortSettings()

@@ -112,8 +112,8 @@ def connect(
         A thread-safe :class:`Client`; close it when done, or use it in a ``with`` block.
 
     Raises:
-        ~arrowdaq.errors.DaemonUnavailable: no local daemon was found, or the address cannot be used.
-        ~arrowdaq.errors.AuthenticationError: no token was given or found for the address.
+        DaemonUnavailable: no local daemon was found, or the address cannot be used.
+        AuthenticationError: no token was given or found for the address.
 
     Example::
 

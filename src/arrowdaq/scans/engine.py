@@ -13,9 +13,9 @@ resume. Resume first returns the axes to where they stood when the scan paused
 once, in order. Pause, resume, stop and abort are method calls, safe from any
 thread: the CLI's Ctrl-C, the live service and the GUI all use them.
 
-The engine is synchronous: :meth:`RunEngine.run` blocks its caller (a thread of
-its own in the daemon, see :mod:`.service`), and devices are blocking objects
-with the motion contract (:mod:`.devices`).
+The engine is synchronous: :meth:`~arrowdaq.scans.RunEngine.run` blocks its caller (a thread of
+its own in the daemon, see ``arrowdaq.scans.service``), and devices are blocking objects
+with the motion contract (``arrowdaq.scans.devices``).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class ScanObserver(Protocol):
 
 
 class RunEngine:
-    """Runs plans; see the module docstring.
+    """Runs plans point by point, with pause, resume, stop and abort (see :mod:`arrowdaq.scans.engine`).
 
     ``axis`` and ``detector`` turn names used in plans (``"hwp"``, ``"pm1"``) into
     devices; without them plans must name Axis and Detector objects.
@@ -333,7 +333,22 @@ class RunEngine:
         setup: ScanSetup | None = None,
     ) -> ScanResult:
         """Run ``plan`` to its end (or stop/abort); blocks. Failures end the scan with exit status
-        ``failed`` and the reason (they are not raised): the points measured are in the result."""
+        ``failed`` and the reason (they are not raised): the points measured are in the result.
+
+        Args:
+            plan: a built-in plan (``scan(hwp, 0, 90, 46)``) or a generator of ``{axis: setpoint}``.
+            detectors: what to read at each point (names, resolved by ``detector``, or objects).
+            settle: seconds to wait after each move (default: the plan's, else 0).
+            reads: readings per detector per point; the mean and standard deviation are kept.
+            observers: told of each point (the daemon's scan file and ``scan/points``).
+            setup: a :meth:`prepare`-d scan, to run what was checked.
+
+        Returns:
+            The :class:`ScanResult` with ``exit_status``, ``reason``, ``num_points``, the table
+            and the peak ``statistics`` per detector.
+
+        Example: ``RunEngine().run(scan(hwp, 0, 90, 46), [pm1], settle=0.1, reads=3)``.
+        """
         setup = setup or self.prepare(plan, detectors, settle=settle, reads=reads)
         plan = setup.plan
         if self._begun is not setup:

@@ -335,7 +335,9 @@ class RunFile:
             return encoded_schema(_schema_of(g, self.path, stream))
 
     def table(self, stream: str) -> pa.Table:
-        """Every row of ``stream`` flushed so far, as the batches that were recorded."""
+        """Every row of ``stream`` flushed so far, as a pyarrow Table of the batches that were
+        recorded (same schema; ``channel`` and ``unit`` dictionary-encoded). For a stream too large
+        for memory, use :meth:`iter_batches`."""
         with self._open() as f:
             g = self._group(f, stream)
             if g.name.startswith(f"/{L.ARROW_DATA}"):
@@ -384,10 +386,16 @@ class RunFile:
             return _nexus_rows(g, encoded_schema(_schema_of(g, self.path, stream)), stream)
 
     def lazy(self, stream: str, time: str | None = None) -> pl.LazyFrame:
-        """``stream`` as a Polars LazyFrame (frames as Array columns, constant strings Categorical).
+        """``stream`` as a Polars LazyFrame, for analysis (frames as Array columns, constant strings
+        Categorical).
 
-        ``time="datetime"`` adds a first column ``time``, the timestamps as UTC datetimes;
-        ``time="seconds"`` adds it as seconds since the run start (float). ``timestamp_ns`` stays."""
+        Args:
+            stream: a name from :attr:`streams`, e.g. ``"pm1/power"``.
+            time: ``"seconds"`` adds a first column ``time`` in seconds since the run start (float,
+                what viewers plot), ``"datetime"`` the timestamps as UTC datetimes, None neither.
+                ``timestamp_ns`` stays in every case.
+
+        Example: ``run.lazy("pm1/power", time="seconds").filter(pl.col("time") < 60).collect()``."""
         if time not in (None, "datetime", "seconds"):
             raise StorageError(f"lazy({stream!r}, time={time!r}): time is 'datetime', 'seconds' or None")
         df = to_polars(self.table(stream)).lazy()
@@ -581,11 +589,28 @@ def _plain_metadata(meta: dict[str, Any], version: Any) -> dict[str, Any]:
 
 
 def open_run(path: str | Path) -> RunFile:
-    """Open a run file: complete, still being written, or left by a crash.
+    """Open a run file to analyse what was recorded: complete, still being written, or left by a crash.
 
-    ``with open_run(path) as run:`` ... ``run.streams``, ``run.table(stream)``,
-    ``run.lazy(stream, time="datetime")``, ``run.metadata``, ``run.events``,
-    ``run.scans``, ``run.summary()``. See :class:`RunFile`. Raises
-    :class:`~arrowdaq.errors.StorageError` if the file is missing, is not a run
-    file, or holds Arrow data in a layout it cannot read."""
+    Nothing needs repairing first: a file being written is read up to its last flush, one left by
+    a crash holds every row flushed before it (``run.complete`` is then False).
+
+    Args:
+        path: an HDF5 run file written by arrowdaq (``nexus`` or ``arrow_ipc`` layout), or one in
+            the original ``arrow_ipc`` form written by another program.
+
+    Returns:
+        An open :class:`RunFile` with ``streams``, ``table(stream)`` (pyarrow), ``lazy(stream,
+        time=...)`` (Polars), ``metadata``, ``events``, ``scans`` and ``summary()``; close it, or
+        use ``with``.
+
+    Raises:
+        StorageError: the file is missing, is not a run file, is damaged beyond
+            reading, or holds Arrow data in a layout it cannot read (one line naming the file).
+
+    Example::
+
+        with arrowdaq.open_run("data/alignment_20261124T101500Z-3f2a1c.h5") as run:
+            power = run.lazy("pm1/power", time="seconds").collect()   # time, timestamp_ns, channel, value, unit
+            run.metadata["instrument"]["pm1"]["settings"]             # the settings the run used
+    """
     return RunFile(path)
