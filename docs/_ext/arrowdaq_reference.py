@@ -128,10 +128,12 @@ def model_rows(model: type[BaseModel], env_prefix: str | None = None) -> list[li
     comments = attribute_docs(model)
     rows = []
     for name, info in model.model_fields.items():
-        doc = info.description or comments.get(name, "")
+        doc = rst_to_md(info.description or comments.get(name, "")).strip()
+        if doc and not doc.endswith("."):
+            doc += "."
         bounds = constraints(info)
         if bounds:
-            doc = f"{doc} ({bounds})" if doc else bounds
+            doc = f"{doc} Allowed: {bounds}." if doc else f"Allowed: {bounds}."
         if env_prefix:
             doc = (
                 f"{doc} Environment: {code(env_prefix + name.upper())}."
