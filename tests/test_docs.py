@@ -81,3 +81,23 @@ def test_every_decision_record_is_on_the_site(build: subprocess.CompletedProcess
     toctree = (DOCS / "explanation" / "decisions.md").read_text(encoding="utf-8")
     assert "../decisions/*" in toctree
     assert len(list((DOCS / "decisions").glob("*.md"))) >= 40
+
+
+@pytest.mark.timeout(900)
+def test_every_driver_processor_and_plan_has_its_reference(build: subprocess.CompletedProcess[str]) -> None:
+    from arrowdaq.instruments import available, driver_class
+    from arrowdaq.processors import PROCESSORS
+    from arrowdaq.scans import PLANS
+
+    drivers = (GENERATED / "drivers.md").read_text(encoding="utf-8")
+    for name in available():
+        section = drivers.split(f"## `{name}`")[1].split("\n## ")[0]
+        for control in driver_class(name).describe()["controls"]:
+            assert f"`{control['name']}`" in section, f"{name}.{control['name']} is not in the reference"
+    processors = (GENERATED / "processors.md").read_text(encoding="utf-8")
+    for kind, cls in PROCESSORS.items():
+        section = processors.split(f"## `{kind}`")[1].split("\n## ")[0]
+        for param in cls.Params.model_fields:
+            assert f"| `{param}` |" in section, f"{kind} parameter {param} is not in the reference"
+    plans = (GENERATED / "plans.md").read_text(encoding="utf-8")
+    assert all(f"## `{name}`" in plans for name in PLANS)
