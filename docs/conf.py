@@ -7,6 +7,7 @@ docstrings). Nothing is fetched from the network: no intersphinx.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -82,16 +83,53 @@ def _prose_attribute_docstring(self: GoogleDocstring) -> list[str]:
 GoogleDocstring._parse_attribute_docstring = _prose_attribute_docstring  # type: ignore[method-assign]
 
 
-def _plain_signature_types(app: Sphinx, env: object, node: pending_xref, contnode: Element) -> Element | None:
-    """A type in a signature that names an undocumented internal class (``ActorRef``) stays plain
-    text; references written in docstrings and pages must still resolve, or the build fails."""
+def _existing_object(node: pending_xref) -> bool:
+    """Whether a Python reference names something that exists in the code: the target as written,
+    or relative to the module and class it was written in (and their parents), as Sphinx looks."""
+    target = str(node.get("reftarget", "")).lstrip(".~")
+    if not target:
+        return False
+    module = str(node.get("py:module") or "")
+    klass = str(node.get("py:class") or "")
+    scopes = [".".join(module.split(".")[:i]) for i in range(len(module.split(".")), 0, -1)] if module else []
+    candidates = [target]
+    for scope in scopes:
+        if klass:
+            candidates.append(f"{scope}.{klass}.{target}")
+        candidates.append(f"{scope}.{target}")
+    return any(_importable(name) for name in candidates)
+
+
+def _importable(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            # an attribute set in __init__ or declared by annotation only
+            return cut == len(parts) - 1 and isinstance(obj, type) and parts[-1] in getattr(obj, "__annotations__", {})
+        return True
+    return False
+
+
+def _undocumented_but_real(app: Sphinx, env: object, node: pending_xref, contnode: Element) -> Element | None:
+    """A Python reference that names a real but undocumented object (an internal class a docstring
+    mentions, a type in a signature) is shown as plain text. One that names nothing that exists (a
+    renamed or removed function, a typo) stays unresolved: with -n -W that fails the build."""
+    if node.get("refdomain") != "py":
+        return None
     parent = node.parent
     while parent is not None:
         if isinstance(parent, addnodes.desc_signature):
             return contnode
         parent = parent.parent
-    return None
+    return contnode if _existing_object(node) else None
 
 
 def setup(app: Sphinx) -> None:
-    app.connect("missing-reference", _plain_signature_types)
+    app.connect("missing-reference", _undocumented_but_real)
