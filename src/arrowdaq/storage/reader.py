@@ -609,7 +609,10 @@ def open_run(path: str | Path) -> RunFile:
 
     Example::
 
-        with arrowdaq.open_run("data/alignment_20261124T101500Z-3f2a1c.h5") as run:
+        from arrowdaq import open_run
+
+        path = "data/alignment_20261124T101500Z-3f2a1c.h5"
+        with open_run(path) as run:
             power = run.lazy("pm1/power", time="seconds").collect()   # time, timestamp_ns, channel, value, unit
             run.metadata["instrument"]["pm1"]["settings"]             # the settings the run used
     """
