@@ -40,6 +40,10 @@ source_suffix = {".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "_ext"]
 
+# The tutorials (docs/tutorials/) come from their own branch; until they are there, the root toctree's
+# entry for them is the one reference allowed to name a missing page.
+suppress_warnings: list[str] = [] if (HERE / "tutorials" / "index.md").exists() else ["toc.not_readable"]
+
 # MyST: heading anchors so that [text](page.md#a-heading) links are checked like page links.
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence", "deflist"]

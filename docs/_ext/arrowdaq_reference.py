@@ -177,7 +177,7 @@ def config_page() -> str:
         "(`arrowdaq.app.config`). Unknown keys are errors; an error names the file, the key path "
         "and what is allowed. `ARROWDAQ_<SECTION>_<KEY>` environment variables override the keys of "
         "`[run]`, `[storage]` and `[server]`. Commented examples: "
-        "[the demo](../../tutorials/index.md) configuration `src/arrowdaq/configs/demo.toml` and "
+        "the demo's configuration `src/arrowdaq/configs/demo.toml` and "
         "`src/arrowdaq/configs/example_lab.toml` for real hardware.\n\n"
     )
     sections = cfg.Config.model_fields
