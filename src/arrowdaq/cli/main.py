@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
 
 from ..errors import ArrowDAQError
 from ..log import configure as configure_logging
@@ -30,8 +31,44 @@ SUBCOMMANDS = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with one more clear message: a positional argument given as an option.
+
+    ``arrowdaq run --config lab.toml`` would otherwise answer only "unrecognized arguments: --config".
+    Subparsers are made of this class too (argparse uses the parent's class).
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        tokens = list(sys.argv[1:] if args is None else args)
+        self.refuse_positional_as_option(tokens)
+        return super().parse_known_args(tokens, namespace)
+
+    def refuse_positional_as_option(self, tokens: list[str]) -> None:
+        """``--config`` (or ``--config=lab.toml``) where CONFIG is positional: say how to give it."""
+        positionals = [
+            a for a in self._actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)
+        ]
+        options = [o for a in self._actions for o in a.option_strings]
+        for i, token in enumerate(tokens):
+            if token == "--":
+                return
+            flag, eq, value = token.partition("=")
+            if not flag.startswith("--") or any(o.startswith(flag) for o in options):
+                continue  # not a long option, or one of ours (argparse accepts abbreviations)
+            name = flag[2:].replace("-", "_").lower()
+            for n, action in enumerate(positionals):
+                metavar = action.metavar if isinstance(action.metavar, str) else action.dest.upper()
+                if name not in (action.dest, metavar.lower()):
+                    continue
+                value = value if eq else (tokens[i + 1] if i + 1 < len(tokens) else "")
+                example = f", as in `{self.prog} {value}`" if n == 0 and value and not value.startswith("-") else ""
+                self.error(f"{flag} is not an option: {metavar} is given by position, without {flag}{example}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="arrowdaq", description="Data acquisition for laboratory instruments.")
+    parser = Parser(prog="arrowdaq", description="Data acquisition for laboratory instruments.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
