@@ -10,36 +10,16 @@ from arrowdaq.app.config import parse_config
 from arrowdaq.app.runner import Application
 from arrowdaq.app.thread import ApplicationThread
 
-TABLE = """
-[run]
-name = "live"
-data_dir = "{data_dir}"
+from .configs import PM1, instrument, lab
 
-[storage]
-flush_interval_s = 0.2
-
-[[instruments]]
-id = "laser"
-driver = "maitai"
-port = "sim"
-poll_hz = 2.0
-
-[[instruments]]
-id = "hwp"
-driver = "ell14"
-port = "sim"
-poll_hz = 5.0
-
-[[instruments]]
-id = "pm1"
-driver = "newport_1830c"
-port = "sim"
-poll_hz = 20.0
-
-[simulation]
-latency_scale = 0.01
-{extra}
-"""
+#: The laser, the half-wave plate and the power meter; ``{extra}`` is where a test adds its tables.
+TABLE = lab(
+    instrument("laser", "maitai", poll_hz=2.0),
+    instrument("hwp", "ell14", poll_hz=5.0),
+    PM1,
+    name="live",
+    extra="{extra}",
+)
 
 
 class Daemon(ApplicationThread):

@@ -17,7 +17,7 @@ from arrowdaq.app.runner import Application
 from arrowdaq.cli.main import main
 from arrowdaq.errors import ConfigError
 
-from .configs import SMALL, write_config
+from .configs import DEAD_PORT, PM1, SMALL, instrument, lab, write_config
 from .processes import DEMO_STREAMS, ArrowdaqProcess, record_demo, run_file_named
 from .runs import published, run_until
 
@@ -129,35 +129,17 @@ def test_environment_overrides_run_and_storage_keys(tmp_path):
         parse_config({}, "lab.toml", environ={"ARROWDAQ_STORAGE_FLUSH_INTERVAL_S": "never"})
 
 
-PM1_ONLY = """
-[run]
-data_dir = "{data_dir}"
-
-[storage]
-{storage}
-
-[[instruments]]
-id = "pm1"
-driver = "newport_1830c"
-port = "sim"
-poll_hz = 20.0
-
-[simulation]
-latency_scale = 0.01
-"""
-
-
 @pytest.mark.parametrize(
     ("storage", "environ", "filters"),
     [
-        ('compression = "none"', {}, (None, None)),
-        ("compression = false", {}, (None, None)),
-        ('compression = "gzip"\ncompress_floats = false', {}, ("gzip", None)),
-        ('compression = "gzip"', {"ARROWDAQ_STORAGE_COMPRESSION": "none"}, (None, None)),
+        ({"compression": "none"}, {}, (None, None)),
+        ({"compression": False}, {}, (None, None)),
+        ({"compression": "gzip", "compress_floats": False}, {}, ("gzip", None)),
+        ({"compression": "gzip"}, {"ARROWDAQ_STORAGE_COMPRESSION": "none"}, (None, None)),
     ],
 )
 async def test_compression_is_set_and_turned_off_from_the_config(storage, environ, filters, tmp_path):
-    config = load_config(write_config(tmp_path, PM1_ONLY, storage=storage), environ=environ)
+    config = load_config(write_config(tmp_path, lab(PM1, storage=storage)), environ=environ)
     summary = await Application(config).run(duration=0.5)
     with h5py.File(summary.run_file, "r") as f:
         group = next(g for g in f["entry"].values() if g.attrs.get("arrowdaq_stream") == "pm1/power")
@@ -174,9 +156,7 @@ def test_shipped_configs_are_valid():
 
 # --- running --------------------------------------------------------------------------------------
 async def test_an_optional_device_that_fails_at_start_is_reported_and_the_run_goes_on(tmp_path):
-    text = SMALL + (
-        '\n[[instruments]]\nid = "pm2"\ndriver = "newport_1830c"\nport = "/dev/ttyARROWDAQ-NONE"\nrequired = false\n'
-    )
+    text = SMALL + instrument("pm2", port=DEAD_PORT, required=False)
     config = load_config(write_config(tmp_path, text), environ={})
     app = Application(config)
 

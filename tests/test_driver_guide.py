@@ -7,7 +7,6 @@ entry points are found the way any installed plugin's are, without touching this
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 
 import arrowdaq
 
+from .plugins import pip_install
 from .processes import ArrowdaqProcess
 
 GUIDE = Path(__file__).parent.parent / "docs" / "drivers.md"
@@ -34,12 +34,8 @@ def plugin(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         target = (root if path == "lab.toml" else source) / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(body, encoding="utf-8")
-    site = root / "site"
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site)]
-    installed = subprocess.run([*pip, str(source)], capture_output=True, text=True, timeout=300)
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    assert list(site.glob("arrowdaq_tc1-*.dist-info/entry_points.txt"))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env = pip_install(source, root / "site")
+    assert list((root / "site").glob("arrowdaq_tc1-*.dist-info/entry_points.txt"))
     return root, env
 
 

@@ -16,36 +16,18 @@ from arrowdaq.sim.maitai import MaiTaiSim
 from arrowdaq.sim.newport_1830c import Newport1830CSim
 from arrowdaq.sim.scope import ScopeSim
 
-from .configs import config_from
+from .configs import config_in, instrument, lab
 from .runs import Running
 from .waiting import wait_until_async
 
-CONFIG = """
-[run]
-name = "faults"
-data_dir = "{data}"
-[simulation]
-latency_scale = 0.0
-[storage]
-flush_interval_s = 0.5
-[[instruments]]
-id = "pm1"
-driver = "newport_1830c"
-port = "sim"
-poll_hz = 20.0
-settings = {{ timeout = 0.3 }}
-[[instruments]]
-id = "laser"
-driver = "maitai"
-port = "sim"
-poll_hz = 5.0
-settings = {{ timeout = 1.0 }}
-[[instruments]]
-id = "scope1"
-driver = "scpi"
-port = "sim"
-poll_hz = 5.0
-"""
+CONFIG = lab(
+    instrument("pm1", poll_hz=20.0, settings={"timeout": 0.3}),
+    instrument("laser", "maitai", poll_hz=5.0, settings={"timeout": 1.0}),
+    instrument("scope1", "scpi", poll_hz=5.0),
+    name="faults",
+    storage={"flush_interval_s": 0.5},
+    latency_scale=0.0,
+)
 
 #: The scenario, in seconds: how often and how long the power meter's link drops, how slow the
 #: laser answers, when the scope sends garbage and when its record length changes.
@@ -59,8 +41,7 @@ def server_of(app: Application, device_type: type):
 
 
 async def test_every_published_batch_is_in_the_file_or_counted_lost_under_faults(tmp_path):
-    text = CONFIG.format(data=tmp_path / "data")
-    app = Application(config_from(text, "faults.toml"), restart=RestartPolicy())
+    app = Application(config_in(tmp_path, CONFIG, "faults.toml"), restart=RestartPolicy())
     async with Running(app) as run:
         await wait_until_async(
             lambda: all(a in app.hub.supervisor.actors for a in ("pm1", "laser", "scope1")), message="the instruments"

@@ -14,6 +14,7 @@ import pytest
 
 from arrowdaq.storage import open_run
 
+from .configs import meters_with_one_on_a_dead_port, write_config
 from .gui_support import DemoDaemon
 from .processes import run_file_named
 from .waiting import wait_until
@@ -122,27 +123,8 @@ def test_status_bar_names_the_other_live_clients(qtbot, window, demo):
     assert "this window" in window.clients.toolTip()
 
 
-LAB_WITH_A_MISSING_DEVICE = """
-[[instruments]]
-id = "pm1"
-driver = "newport_1830c"
-port = "sim"
-poll_hz = 20.0
-
-[[instruments]]
-id = "pm2"
-driver = "newport_1830c"
-port = "/dev/ttyARROWDAQ-NONE"
-required = false
-
-[simulation]
-latency_scale = 0.01
-"""
-
-
 def test_the_card_of_an_instrument_that_cannot_start_shows_its_last_error(qtbot, tmp_path):
-    config = tmp_path / "lab.toml"
-    config.write_text(LAB_WITH_A_MISSING_DEVICE, encoding="utf-8")
+    config = write_config(tmp_path, meters_with_one_on_a_dead_port(required=False))
     daemon = DemoDaemon(tmp_path, duration=120, command=["run", str(config)])
     try:
         win = open_window(qtbot, daemon, tmp_path / "gui.ini")

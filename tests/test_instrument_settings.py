@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import textwrap
 import threading
 from pathlib import Path
 
@@ -25,50 +24,22 @@ from arrowdaq.sim.esp300 import ESP300Sim
 from arrowdaq.sim.maitai import MaiTaiSim
 from arrowdaq.sim.scripted import expected_protocol
 
+from .configs import instrument, lab, write_config
 from .runs import published, run_until
-
-LAB = """
-[run]
-name = "set-up"
-data_dir = "{data_dir}"
-
-[[instruments]]
-id = "laser"
-driver = "maitai"
-port = "sim"
-poll_hz = 10.0
-[instruments.settings]
-wavelength = {wavelength}
-shutter = "open"
-verify_timeout = 0.5
-
-[[instruments]]
-id = "pm1"
-driver = "newport_1830c"
-port = "sim"
-poll_hz = 10.0
-[instruments.settings]
-wavelength = 780
-attenuator = 1
-
-[[instruments]]
-id = "stage"
-driver = "esp300"
-port = "sim"
-[instruments.settings]
-axes = [1, 2]
-[instruments.settings.axis2]
-velocity = 2.5
-
-[simulation]
-latency_scale = 0.01
-"""
 
 
 def write_lab(tmp_path: Path, wavelength: object = 780) -> Path:
-    path = tmp_path / "lab.toml"
-    path.write_text(textwrap.dedent(LAB).format(data_dir=tmp_path / "data", wavelength=wavelength), encoding="utf-8")
-    return path
+    """The laser (at ``wavelength``), the power meter and the stage, each with settings to apply at connect."""
+    laser = {"wavelength": wavelength, "shutter": "open", "verify_timeout": 0.5}
+    return write_config(
+        tmp_path,
+        lab(
+            instrument("laser", "maitai", poll_hz=10.0, settings=laser),
+            instrument("pm1", poll_hz=10.0, settings={"wavelength": 780, "attenuator": 1}),
+            instrument("stage", "esp300", settings={"axes": [1, 2], "axis2": {"velocity": 2.5}}),
+            name="set-up",
+        ),
+    )
 
 
 async def test_configured_settings_are_in_the_run_file_and_in_the_streams_from_the_first_row(tmp_path):

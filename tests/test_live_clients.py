@@ -23,15 +23,10 @@ from arrowdaq.errors import ArrowDAQError, DaemonUnavailable, GapError, LiveServ
 from arrowdaq.hub import InstrumentManager
 from arrowdaq.live.server import LiveService, ServiceSettings
 
+from .configs import instrument
 from .live_helpers import Daemon
 
-CAMERA = """
-[[instruments]]
-id = "cam1"
-driver = "sim_camera"
-poll_hz = 20.0
-settings = { shape = [256, 256], fps = 20.0 }
-"""
+CAMERA = instrument("cam1", "sim_camera", port=None, poll_hz=20.0, settings={"shape": [256, 256], "fps": 20.0})
 
 #: A client that prints "seq dropped" for every batch of the streams it follows.
 FOLLOWER = textwrap.dedent(

@@ -5,34 +5,16 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 import time
 
 import pexpect
 import pyte
 
+from .configs import DROPPING_CAMERA, instrument, lab, write_config
+
 COLUMNS, ROWS = 150, 45
 
-CONFIG = """
-[run]
-name = "pty"
-data_dir = "{data}"
-
-[[instruments]]
-id = "pm1"
-driver = "newport_1830c"
-port = "sim"
-poll_hz = 10.0
-
-[[instruments]]
-id = "cam1"
-driver = "sim_camera"
-poll_hz = 20.0
-settings = {{ shape = [16, 16], fps = 400.0, exposure_s = 0.001, buffer_frames = 2 }}
-
-[simulation]
-latency_scale = 0.01
-"""
+CONFIG = lab(instrument("pm1", poll_hz=10.0), DROPPING_CAMERA, name="pty")
 
 
 class Terminal:
@@ -78,8 +60,7 @@ class Terminal:
 
 
 def test_on_a_terminal_warnings_stay_readable_values_show_and_the_stop_is_followed(tmp_path):
-    path = tmp_path / "lab.toml"
-    path.write_text(textwrap.dedent(CONFIG.format(data=tmp_path / "data")), encoding="utf-8")
+    path = write_config(tmp_path, CONFIG)
     term = Terminal("-m", "arrowdaq.cli.main", "run", str(path))
     try:
         # mid-run: the values with their units, and the camera's repeated warning folded into one line

@@ -7,9 +7,7 @@ import asyncio
 import io
 import json
 import re
-import textwrap
 import time
-import tomllib
 
 import numpy as np
 import pytest
@@ -17,7 +15,6 @@ from rich.console import Console
 
 import arrowdaq
 from arrowdaq.actors import ActorStatus
-from arrowdaq.app.config import parse_config
 from arrowdaq.app.runner import Application
 from arrowdaq.cli.main import main
 from arrowdaq.cli.run_cmd import print_summary
@@ -28,21 +25,9 @@ from arrowdaq.instruments.actor import spawn_instrument
 from arrowdaq.instruments.driver import Driver, Stream
 from arrowdaq.processors import build
 
+from .configs import DROPPING_CAMERA, PM1, config_in, lab, processor, write_config
 from .runs import Running
 from .waiting import wait_until_async
-
-
-def config(tmp_path, body: str):
-    head = f"""
-        [run]
-        name = "rates"
-        data_dir = "{tmp_path / "data"}"
-        [storage]
-        flush_interval_s = 0.2
-        [simulation]
-        latency_scale = 0.01
-        """
-    return parse_config(tomllib.loads(textwrap.dedent(head) + textwrap.dedent(body)), "lab.toml", environ={})
 
 
 def events_of(run_file) -> list[dict]:
@@ -50,18 +35,7 @@ def events_of(run_file) -> list[dict]:
 
 
 async def test_a_device_slower_than_its_polling_rate_raises_an_alarm_in_status_summary_and_file(tmp_path):
-    app = Application(
-        config(
-            tmp_path,
-            """
-            [[instruments]]
-            id = "pm1"
-            driver = "newport_1830c"
-            port = "sim"
-            poll_hz = 20.0
-            """,
-        )
-    )
+    app = Application(config_in(tmp_path, lab(PM1, name="rates")))
     alarms: list[Alarm] = []
     app.hub.add_listener(lambda e: alarms.append(e) if isinstance(e, Alarm) else None)
 
@@ -93,19 +67,7 @@ async def test_a_device_slower_than_its_polling_rate_raises_an_alarm_in_status_s
 
 
 def test_camera_frame_drops_are_counted_in_status_summary_and_file(tmp_path, capsys):
-    path = tmp_path / "lab.toml"
-    path.write_text(
-        textwrap.dedent(
-            """
-            [[instruments]]
-            id = "cam1"
-            driver = "sim_camera"
-            poll_hz = 20.0
-            settings = { shape = [16, 16], fps = 400.0, exposure_s = 0.001, buffer_frames = 2 }
-            """
-        ),
-        encoding="utf-8",
-    )
+    path = write_config(tmp_path, lab(DROPPING_CAMERA))
     # the reader takes at most 2 frames per poll (40/s) from a camera making 400/s: most are dropped
     assert main(["run", str(path), "--duration", "3", "--data-dir", str(tmp_path / "data")]) == 0
     out = capsys.readouterr().out
@@ -151,40 +113,27 @@ async def test_a_filters_configured_sample_rate_is_checked_against_the_data(data
         assert alarms == []
 
 
-SQL_CONFIG = """
-    [[instruments]]
-    id = "pm1"
-    driver = "newport_1830c"
-    port = "sim"
-    poll_hz = 20.0
-
-    [[processors]]
-    id = "pm1_mw"
-    kind = "sql"
-    inputs = "pm1/power"
-    params = {{ query = "SELECT timestamp_ns, channel, value * 1000 AS value, 'mW' AS unit FROM batch" }}
-
-    [[processors]]
-    id = "pm1_uw"
-    kind = "sql"
-    inputs = "pm1/power"
-    params = {{ query = "SELECT timestamp_ns, channel, value * 1e6 AS value, unit FROM batch", unit = "uW" }}
-
-    [[processors]]
-    id = "pm1_same"
-    kind = "sql"
-    inputs = "pm1/power"
-    params = {{ query = "SELECT * FROM batch WHERE value > 0" }}
-    [simulation]
-    latency_scale = 0.01
-    [run]
-    data_dir = "{data}"
-"""
+SQL_CONFIG = lab(
+    PM1,
+    processor(
+        "pm1_mw",
+        "sql",
+        "pm1/power",
+        query="SELECT timestamp_ns, channel, value * 1000 AS value, 'mW' AS unit FROM batch",
+    ),
+    processor(
+        "pm1_uw",
+        "sql",
+        "pm1/power",
+        query="SELECT timestamp_ns, channel, value * 1e6 AS value, unit FROM batch",
+        unit="uW",
+    ),
+    processor("pm1_same", "sql", "pm1/power", query="SELECT * FROM batch WHERE value > 0"),
+)
 
 
 def test_sql_output_units_follow_the_query_in_the_stream_file_inspect_and_summary(tmp_path, capsys):
-    path = tmp_path / "lab.toml"
-    path.write_text(textwrap.dedent(SQL_CONFIG.format(data=tmp_path / "data")), encoding="utf-8")
+    path = write_config(tmp_path, SQL_CONFIG)
     assert main(["run", str(path), "--duration", "2"]) == 0
     out = capsys.readouterr().out
     run_file = next((tmp_path / "data").glob("*.h5"))

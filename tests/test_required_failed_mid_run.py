@@ -8,14 +8,15 @@ The driver is a plugin, found through its entry point as any installed driver is
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import arrowdaq
+
+from .configs import instrument, lab, write_config
+from .plugins import environment, write_dist
 
 PLUGIN = '''
 from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
@@ -34,44 +35,15 @@ class FaultyMeter(Newport1830C):
         return super().read(stream)
 '''
 
-CONFIG = """
-[run]
-name = "faulty"
-data_dir = "{data}"
-
-[[instruments]]
-id = "pm1"
-driver = "faulty_meter"
-port = "sim"
-poll_hz = 20.0
-
-[[instruments]]
-id = "pm2"
-driver = "newport_1830c"
-port = "sim"
-poll_hz = 20.0
-
-[simulation]
-latency_scale = 0.0
-"""
-
-
-def install_plugin(root) -> dict[str, str]:
-    """The plugin module and its dist-info (entry point) in a directory put on PYTHONPATH."""
-    site = root / "site"
-    (site / "faulty-0.1.dist-info").mkdir(parents=True)
-    (site / "faulty_meter.py").write_text(PLUGIN, encoding="utf-8")
-    (site / "faulty-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty\nVersion: 0.1\n")
-    (site / "faulty-0.1.dist-info" / "entry_points.txt").write_text(
-        "[arrowdaq.drivers]\nfaulty_meter = faulty_meter:FaultyMeter\n"
-    )
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+CONFIG = lab(
+    instrument("pm1", "faulty_meter", poll_hz=20.0), instrument("pm2", poll_hz=20.0), name="faulty", latency_scale=0.0
+)
 
 
 def test_a_required_instrument_failed_by_a_code_fault_mid_run_makes_the_run_exit_4(tmp_path):
-    env = install_plugin(tmp_path)
-    config = tmp_path / "lab.toml"
-    config.write_text(textwrap.dedent(CONFIG.format(data=tmp_path / "data")), encoding="utf-8")
+    plugin = {"arrowdaq.drivers": {"faulty_meter": "faulty_meter:FaultyMeter"}}
+    env = environment(write_dist(tmp_path / "site", "faulty", {"faulty_meter.py": PLUGIN}, plugin))
+    config = write_config(tmp_path, CONFIG)
     command = [sys.executable, "-m", "arrowdaq.cli.main", "run", str(config)]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen: list[str] = []

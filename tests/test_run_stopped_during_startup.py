@@ -4,16 +4,14 @@ start-up): the instruments that were already recording are described in the run 
 from __future__ import annotations
 
 import asyncio
-import textwrap
 import threading
-import tomllib
 
 import arrowdaq
-from arrowdaq.app.config import parse_config
 from arrowdaq.app.runner import Application
 from arrowdaq.instruments import registry
 from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
 
+from .configs import PM1, config_in, instrument, lab
 from .runs import published
 from .waiting import wait_until_async
 
@@ -29,32 +27,12 @@ class SlowMeter(Newport1830C):
         super().connect()
 
 
-CONFIG = """
-[run]
-name = "early"
-data_dir = "{data}"
-
-[[instruments]]
-id = "pm1"
-driver = "newport_1830c"
-port = "sim"
-poll_hz = 20.0
-
-[[instruments]]
-id = "slow"
-driver = "slow_meter"
-port = "sim"
-required = false
-
-[simulation]
-latency_scale = 0.0
-"""
+CONFIG = lab(PM1, instrument("slow", "slow_meter", required=False), name="early", latency_scale=0.0)
 
 
 async def test_a_run_stopped_during_start_up_still_describes_the_instruments_that_recorded(tmp_path, monkeypatch):
     monkeypatch.setitem(registry.BUILTIN, "slow_meter", f"{__name__}:SlowMeter")
-    text = textwrap.dedent(CONFIG.format(data=tmp_path / "data"))
-    app = Application(parse_config(tomllib.loads(text), "lab.toml", environ={}))
+    app = Application(config_in(tmp_path, CONFIG))
     run = asyncio.create_task(app.run())
     try:
         await wait_until_async(lambda: published(app, "pm1/power") >= 3, message="3 rows of pm1/power")

@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 
 import pytest
 from rich.console import Console
@@ -32,7 +31,7 @@ from arrowdaq.instruments.drivers.newport_1830c import Newport1830C
 from arrowdaq.sim import serve
 from arrowdaq.sim.newport_1830c import Newport1830CSim
 
-from .configs import config_from
+from .configs import DEAD_PORT, config_in, instrument, lab, meters_with_one_on_a_dead_port, write_config
 from .runs import Running
 from .waiting import fresh_batch, wait_until_async
 
@@ -78,20 +77,9 @@ def sim_process():
 
 
 def meter_config(tmp_path, port: str) -> Config:
-    text = f"""
-        [run]
-        name = "outage"
-        data_dir = "{tmp_path / "data"}"
-        [storage]
-        flush_interval_s = 0.2
-        [[instruments]]
-        id = "pm1"
-        driver = "newport_1830c"
-        port = "{port}"
-        poll_hz = 20.0
-        settings = {{ timeout = 0.3 }}
-        """
-    return config_from(text)
+    return config_in(
+        tmp_path, lab(instrument("pm1", port=port, poll_hz=20.0, settings={"timeout": 0.3}), name="outage")
+    )
 
 
 def rows(app: Application, stream: str = "pm1/power") -> int:
@@ -172,37 +160,8 @@ async def test_ten_seconds_of_garbage_reconnect_and_never_fail(table):
     assert meter.restarts == 0
 
 
-DEAD_PORT = "/dev/ttyARROWDAQ-NONE"
-
-
-def write(tmp_path, text: str):
-    path = tmp_path / "lab.toml"
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def meters_with_one_on_a_dead_port(tmp_path, required: bool):
-    """pm1 on its simulator, pm2 on a port that does not exist."""
-    return write(
-        tmp_path,
-        f"""
-        [[instruments]]
-        id = "pm1"
-        driver = "newport_1830c"
-        port = "sim"
-        [[instruments]]
-        id = "pm2"
-        driver = "newport_1830c"
-        port = "{DEAD_PORT}"
-        required = {str(required).lower()}
-        [simulation]
-        latency_scale = 0.01
-        """,
-    )
-
-
 def test_a_required_instrument_on_a_dead_port_stops_the_run_with_exit_3(tmp_path, capsys):
-    path = meters_with_one_on_a_dead_port(tmp_path, required=True)
+    path = write_config(tmp_path, meters_with_one_on_a_dead_port(required=True))
     status = main(["run", str(path), "--duration", "30", "--data-dir", str(tmp_path / "data")])
     out, err = capsys.readouterr()
     assert status == ExitStatus.INSTRUMENT_START == 3
@@ -212,7 +171,7 @@ def test_a_required_instrument_on_a_dead_port_stops_the_run_with_exit_3(tmp_path
 
 
 def test_an_optional_instrument_on_a_dead_port_lets_the_run_go_on_and_exit_0(tmp_path, capsys):
-    path = meters_with_one_on_a_dead_port(tmp_path, required=False)
+    path = write_config(tmp_path, meters_with_one_on_a_dead_port(required=False))
     status = main(["run", str(path), "--duration", "3", "--data-dir", str(tmp_path / "data")])
     out, err = capsys.readouterr()
     assert status == ExitStatus.OK
@@ -221,20 +180,8 @@ def test_an_optional_instrument_on_a_dead_port_lets_the_run_go_on_and_exit_0(tmp
 
 
 def test_a_duplicate_elliptec_address_is_refused_before_anything_starts(tmp_path, capsys):
-    path = write(
-        tmp_path,
-        """
-        [[instruments]]
-        id = "hwp"
-        driver = "ell14"
-        port = "sim"
-        [[instruments]]
-        id = "polarizer"
-        driver = "ell14"
-        port = "sim"
-        settings = { address = "0" }
-        """,
-    )
+    mounts = instrument("hwp", "ell14"), instrument("polarizer", "ell14", settings={"address": "0"})
+    path = write_config(tmp_path, lab(*mounts))
     status = main(["run", str(path), "--duration", "3", "--data-dir", str(tmp_path / "data")])
     _, err = capsys.readouterr()
     assert status == ExitStatus.ERROR
