@@ -363,7 +363,7 @@ def test_bad_parameters_are_named_with_what_is_allowed(hub, signal_stream, kind,
 
 
 def test_unknown_kind_and_several_inputs_are_refused(hub, signal_stream):
-    with pytest.raises(ProcessorError, match=r"unknown processor kind 'fourier' \(known: decimate, fft"):
+    with pytest.raises(ProcessorError, match=r"unknown processor kind 'fourier' \(kinds: decimate, fft"):
         build("fourier", "p", hub, [signal_stream], {})
     with pytest.raises(ProcessorError, match="exactly one stream"):
         build("fft", "p", hub, [signal_stream, "daq/ai1"], {"window_size": 8})

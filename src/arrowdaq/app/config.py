@@ -105,7 +105,7 @@ class ProcessorConfig(Section):
 
     #: The processor's name: its outputs are ``<id>/<output>``.
     id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
-    #: fft, filter, moving_average, decimate, statistics, trigger or sql.
+    #: fft, filter, moving_average, decimate, statistics, trigger, sql, or a plugin's ``arrowdaq.processors`` entry point.
     kind: str
     #: The stream it reads (a name or a list with one name), e.g. ``"pm1/power"``.
     inputs: list[str] = Field(min_length=1)
@@ -310,14 +310,16 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
 
 def check_references(config: Config, source: str) -> None:
     """Drivers, settings, processor kinds and inputs must name things that exist."""
-    from ..instruments.registry import available, driver_class
-    from ..processors.registry import PROCESSORS
+    from ..errors import ArrowDAQError
+    from ..instruments.registry import driver_class
+    from ..processors.registry import processor_class
 
     for i, inst in enumerate(config.instruments):
         where = f"{source}: instruments[{i}]"
-        if inst.driver not in available():
-            raise ConfigError(f"{where}.driver: unknown driver {inst.driver!r} (drivers: {', '.join(available())})")
-        cls = driver_class(inst.driver)
+        try:
+            cls = driver_class(inst.driver)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.driver: {exc}") from None
         if inst.port is None and cls.needs_port:
             raise ConfigError(
                 f"{where}.port: required for driver {inst.driver!r} "
@@ -340,10 +342,10 @@ def check_references(config: Config, source: str) -> None:
     check_shared_ports(config, source)
     check_scans(config, source)
     for i, proc in enumerate(config.processors):
-        if proc.kind not in PROCESSORS:
-            raise ConfigError(
-                f"{source}: processors[{i}].kind: unknown processor kind {proc.kind!r} (kinds: {', '.join(sorted(PROCESSORS))})"
-            )
+        try:
+            processor_class(proc.kind)
+        except ArrowDAQError as exc:
+            raise ConfigError(f"{source}: processors[{i}].kind: {exc}") from None
 
 
 def check_scans(config: Config, source: str) -> None:

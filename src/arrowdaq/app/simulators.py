@@ -15,13 +15,12 @@ half-wave plate changes the power meter, moving the stage moves the camera's spo
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 from typing import Any
 
 from ..errors import ConfigError
 from ..instruments import Driver, driver_class
+from ..plugins import installed, load_class
 from ..sim import OpticalTable, SimDevice, SimServer, serve
 from ..sim.server import TcpSimServer
 from .config import SIM_PORT, InstrumentConfig
@@ -31,23 +30,13 @@ SIMULATOR_ENTRY_POINTS = "arrowdaq.simulators"
 
 def simulator_class(driver: type[Driver]) -> type[SimDevice]:
     """The simulator that speaks ``driver``'s protocol; ConfigError says how to provide one."""
-    target = driver.simulator
+    target = driver.simulator or installed(SIMULATOR_ENTRY_POINTS).get(driver.driver_name)
     if target is None:
-        for ep in entry_points(group=SIMULATOR_ENTRY_POINTS):
-            if ep.name == driver.driver_name:
-                return ep.load()
         raise ConfigError(
             f"driver {driver.driver_name!r} has no simulator: give the driver class a `simulator = "
             f'"package.module:Class"` attribute or register one under the {SIMULATOR_ENTRY_POINTS!r} entry points'
         )
-    module, _, name = target.partition(":")
-    try:
-        found = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"driver {driver.driver_name!r}: simulator {target!r} cannot be loaded: {exc}") from None
-    if not (isinstance(found, type) and issubclass(found, SimDevice)):
-        raise ConfigError(f"driver {driver.driver_name!r}: simulator {target!r} is not a SimDevice")
-    return found
+    return load_class(target, SimDevice, f"driver {driver.driver_name!r}: simulator")
 
 
 def port_of(server: SimServer, device: SimDevice) -> str:

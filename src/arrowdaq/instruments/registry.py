@@ -4,14 +4,13 @@ Third-party drivers register through the ``arrowdaq.drivers`` entry point group:
 
     [project.entry-points."arrowdaq.drivers"]
     my_meter = "my_package.meter:MyMeter"
+
+Processors are found the same way (:mod:`arrowdaq.plugins` looks up both).
 """
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
-from ..errors import ConfigError
+from ..plugins import Registry
 from .driver import Driver
 
 #: Built-in drivers: name → "module:Class" (imported on first use).
@@ -24,19 +23,14 @@ BUILTIN: dict[str, str] = {
     "sim_camera": "arrowdaq.instruments.drivers.sim_camera:SimCamera",
 }
 
+DRIVERS: Registry[Driver] = Registry("driver", "arrowdaq.drivers", Driver, BUILTIN)
+
 
 def available() -> list[str]:
-    plugins = {ep.name for ep in entry_points(group="arrowdaq.drivers")}
-    return sorted(set(BUILTIN) | plugins)
+    """Every driver name a configuration may use: the built-ins and the installed plugins'."""
+    return DRIVERS.names()
 
 
 def driver_class(name: str) -> type[Driver]:
     """The driver class registered as ``name``; ConfigError lists the known ones."""
-    target = BUILTIN.get(name)
-    if target is None:
-        for ep in entry_points(group="arrowdaq.drivers"):
-            if ep.name == name:
-                return ep.load()
-        raise ConfigError(f"unknown driver {name!r} (drivers: {', '.join(available())})")
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return DRIVERS.load(name)

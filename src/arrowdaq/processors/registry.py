@@ -9,6 +9,12 @@ or, in one step, ``spawn(hub, "scope1_fft", "fft", "scope1/trace", window_size=1
 ``build`` checks the parameters at once (the error names the parameter and
 what is allowed) and, when the input stream is already declared, checks it and
 declares the outputs, so storage sees them before any data flows.
+
+A kind is one of :data:`PROCESSORS` or an installed package's entry point (looked up as
+drivers are, by :mod:`arrowdaq.plugins`)::
+
+    [project.entry-points."arrowdaq.processors"]
+    peak_hold = "peak_hold:PeakHoldProcessor"
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 
 from ..actors import ActorRef
 from ..errors import ProcessorConfigError
+from ..plugins import Registry
 from .averaging import DecimateProcessor, MovingAverageProcessor
 from .base import Processor
 from .fft import FFTProcessor
@@ -26,7 +33,8 @@ from .sql import SQLProcessor
 from .statistics import StatisticsProcessor
 from .trigger import TriggerProcessor
 
-#: kind name -> processor class. Third-party processors may add themselves here.
+#: The built-in kinds: kind name -> processor class. A program may add its own here; an installed
+#: package registers its kinds through the ``arrowdaq.processors`` entry point group instead.
 PROCESSORS: dict[str, type[Processor]] = {
     cls.kind: cls
     for cls in (
@@ -41,12 +49,19 @@ PROCESSORS: dict[str, type[Processor]] = {
 }
 
 
+KINDS: Registry[Processor] = Registry(
+    "processor kind", "arrowdaq.processors", Processor, PROCESSORS, error=ProcessorConfigError
+)
+
+
+def available() -> list[str]:
+    """Every processor kind a configuration may use: the built-ins and the installed plugins'."""
+    return KINDS.names()
+
+
 def processor_class(kind: str) -> type[Processor]:
-    try:
-        return PROCESSORS[kind]
-    except KeyError:
-        known = ", ".join(sorted(PROCESSORS))
-        raise ProcessorConfigError(f"unknown processor kind {kind!r} (known: {known})") from None
+    """The processor class of ``kind``; ProcessorConfigError lists the known kinds."""
+    return KINDS.load(kind)
 
 
 def _single_input(id: str, inputs: str | Iterable[str]) -> str:
