@@ -15,7 +15,7 @@ import argparse
 import inspect
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,20 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def page(title: str, intro: str, sections: Iterable[tuple[str, list[str]]]) -> str:
+    """A generated page: the banner, the title, the intro, then one ``##`` section per ``(heading, blocks)``.
+
+    Blocks are paragraphs, tables or fences, set one blank line apart; empty ones are left out."""
+    blocks = [f"# {title}", intro]
+    for heading, body in sections:
+        blocks += [f"## {heading}", *body]
+    return BANNER + "".join(block.strip("\n") + "\n\n" for block in blocks if block.strip())
+
+
+def fenced(text: str, lang: str = "text") -> str:
+    return f"```{lang}\n{text.strip()}\n```"
 
 
 # --- pydantic models -----------------------------------------------------------------------------
@@ -171,93 +185,82 @@ def rst_to_md(text: str) -> str:
 def config_page() -> str:
     from arrowdaq.app import config as cfg
 
-    out = [BANNER, "# Configuration keys\n\n"]
-    out.append(
+    return page(
+        "Configuration keys",
         "Every key of a configuration file, generated from the pydantic models that check it "
         "(`arrowdaq.app.config`). Unknown keys are errors; an error names the file, the key path "
         "and what is allowed. `ARROWDAQ_<SECTION>_<KEY>` environment variables override the keys of "
         "`[run]`, `[storage]` and `[server]`. Commented examples: "
         "the demo's configuration `src/arrowdaq/configs/demo.toml` and "
-        "`src/arrowdaq/configs/example_lab.toml` for real hardware.\n\n"
+        "`src/arrowdaq/configs/example_lab.toml` for real hardware.",
+        (config_section(section, info.annotation) for section, info in cfg.Config.model_fields.items()),
     )
-    sections = cfg.Config.model_fields
-    for section, info in sections.items():
-        model = info.annotation
-        is_list = typing.get_origin(model) is list
-        if is_list:
-            model = typing.get_args(model)[0]
-        assert isinstance(model, type) and issubclass(model, BaseModel)
-        title = f"[[{section}]]" if is_list else f"[{section}]"
-        out.append(f"## `{title}`\n\n")
-        doc = rst_to_md(first_paragraph(model)) if model.__doc__ else ""
-        if doc:
-            out.append(doc + "\n\n")
-        env = f"ARROWDAQ_{section.upper()}_" if section in ("run", "storage", "server") else None
-        out.append(table(["key", "type", "default", "what it is"], model_rows(model, env)))
-        out.append("\n")
-        if section == "instruments":
-            out.append("The keys each driver takes under `settings` are listed in [Driver settings](drivers.md).\n\n")
-        if section == "processors":
-            out.append(
-                "The keys each kind takes under `params` are listed in [Processor parameters](processors.md).\n\n"
-            )
-    return "".join(out)
+
+
+#: What follows a section's table, where the keys of one of its values are listed elsewhere.
+SEE_ALSO = {
+    "instruments": "The keys each driver takes under `settings` are listed in [Driver settings](drivers.md).",
+    "processors": "The keys each kind takes under `params` are listed in [Processor parameters](processors.md).",
+}
+
+
+def config_section(section: str, model: Any) -> tuple[str, list[str]]:
+    is_list = typing.get_origin(model) is list
+    if is_list:
+        model = typing.get_args(model)[0]
+    assert isinstance(model, type) and issubclass(model, BaseModel)
+    title = f"[[{section}]]" if is_list else f"[{section}]"
+    doc = rst_to_md(first_paragraph(model)) if model.__doc__ else ""
+    env = f"ARROWDAQ_{section.upper()}_" if section in ("run", "storage", "server") else None
+    rows = model_rows(model, env)
+    return code(title), [doc, table(["key", "type", "default", "what it is"], rows), SEE_ALSO.get(section, "")]
 
 
 def drivers_page() -> str:
-    from arrowdaq.instruments import available, driver_class
-    from arrowdaq.instruments.transports.serial import PortSettings
+    from arrowdaq.instruments import available
 
-    out = [BANNER, "# Driver settings\n\n"]
-    out.append(
+    return page(
+        "Driver settings",
         "What each driver accepts under `[instruments.settings]`, generated from its declarations "
         "(`Driver.describe()`, the constructor's keyword arguments and the port settings). Each "
         "settable control is applied at connect in this order, read back and checked; read-only "
-        "ones are readings. Write your own: [Writing a driver](../../drivers.md).\n\n"
+        "ones are readings. Write your own: [Writing a driver](../../drivers.md).",
+        (driver_section(name) for name in available()),
     )
-    for name in available():
-        cls = driver_class(name)
-        described = cls.describe()
-        out.append(f"## `{name}`\n\n")
-        summary = rst_to_md(own_summary(cls))
-        if summary:
-            out.append(summary + "\n\n")
-        streams = ", ".join(
-            f"`{s['name']}`" + (f" ({s['unit']})" if s.get("unit") else "") for s in described["streams"]
-        )
-        if streams:
-            out.append(f"Streams: {streams}. Port: {'required' if cls.needs_port else 'none'}.\n\n")
-        rows = []
-        for key in cls.constructor_settings():
-            param = inspect.signature(cls.__init__).parameters[key]
-            default = "required" if param.default is inspect.Parameter.empty else code(repr(param.default))
-            rows.append([code(key), "constructor", default, ""])
-        for control in described["controls"]:
-            rows.append([code(control["name"]), control_kind(control), "", control_doc(control)])
-        for prefix, controls in described["channels"].items():
-            for control in controls:
-                rows.append([code(f"{prefix}<id>.{control['name']}"), control_kind(control), "", control_doc(control)])
-        if rows:
-            out.append(table(["key", "kind", "default", "what it is"], rows))
-            out.append("\n")
-        commands = [c for c in described["commands"]]
-        if commands:
-            items = []
-            for c in commands:
-                params = ", ".join(
-                    p["name"] + ("" if p["default"] is None else f"={p['default']!r}") for p in c["params"]
-                )
-                items.append(
-                    f"`{c['name']}({params})`" + (f": {cell(rst_to_md(c['doc'])).rstrip('.')}" if c["doc"] else "")
-                )
-            out.append("Commands (`arrowdaq do`, `hub.command`): " + "; ".join(items) + ".\n\n")
-        if cls.needs_port:
-            out.append(
-                "Port settings (any of them, e.g. `timeout = 2.0`): "
-                + ", ".join(f"`{f}`" for f in PortSettings.__dataclass_fields__)
-                + ".\n\n"
-            )
-    return "".join(out)
+
+
+def driver_section(name: str) -> tuple[str, list[str]]:
+    from arrowdaq.instruments import driver_class
+    from arrowdaq.instruments.transports.serial import PortSettings
+
+    cls = driver_class(name)
+    described = cls.describe()
+    body = [rst_to_md(own_summary(cls))]
+    streams = ", ".join(f"`{s['name']}`" + (f" ({s['unit']})" if s.get("unit") else "") for s in described["streams"])
+    if streams:
+        body.append(f"Streams: {streams}. Port: {'required' if cls.needs_port else 'none'}.")
+    rows = []
+    for key in cls.constructor_settings():
+        param = inspect.signature(cls.__init__).parameters[key]
+        default = "required" if param.default is inspect.Parameter.empty else code(repr(param.default))
+        rows.append([code(key), "constructor", default, ""])
+    for control in described["controls"]:
+        rows.append([code(control["name"]), control_kind(control), "", control_doc(control)])
+    for prefix, controls in described["channels"].items():
+        for control in controls:
+            rows.append([code(f"{prefix}<id>.{control['name']}"), control_kind(control), "", control_doc(control)])
+    if rows:
+        body.append(table(["key", "kind", "default", "what it is"], rows))
+    items = []
+    for c in described["commands"]:
+        params = ", ".join(p["name"] + ("" if p["default"] is None else f"={p['default']!r}") for p in c["params"])
+        items.append(f"`{c['name']}({params})`" + (f": {cell(rst_to_md(c['doc'])).rstrip('.')}" if c["doc"] else ""))
+    if items:
+        body.append("Commands (`arrowdaq do`, `hub.command`): " + "; ".join(items) + ".")
+    if cls.needs_port:
+        fields = ", ".join(f"`{f}`" for f in PortSettings.__dataclass_fields__)
+        body.append(f"Port settings (any of them, e.g. `timeout = 2.0`): {fields}.")
+    return code(name), body
 
 
 def control_kind(control: dict[str, Any]) -> str:
@@ -281,43 +284,43 @@ def control_doc(control: dict[str, Any]) -> str:
 
 
 def processors_page() -> str:
-    from arrowdaq.processors import PROCESSORS
+    from arrowdaq.processors import available, processor_class
 
-    out = [BANNER, "# Processor parameters\n\n"]
-    out.append(
+    return page(
+        "Processor parameters",
         "The `params` of each `[[processors]]` kind, generated from the pydantic model that checks "
         "them (`Processor.Params`). A processor reads its `inputs` and publishes `<id>/<output>`. "
-        "Write your own: subclass `Processor` (see the API reference).\n\n"
+        "Write your own and register it under the `arrowdaq.processors` entry point: "
+        "[Writing a processor](../../tutorials/write-a-processor.md).",
+        (processor_section(kind, processor_class(kind)) for kind in available()),
     )
-    for kind, cls in PROCESSORS.items():
-        out.append(f"## `{kind}`\n\n")
-        summary = rst_to_md(first_paragraph(cls))
-        if summary:
-            out.append(summary + "\n\n")
-        out.append(table(["parameter", "type", "default", "what it is"], model_rows(cls.Params)))
-        out.append("\n")
-    return "".join(out)
+
+
+def processor_section(kind: str, cls: Any) -> tuple[str, list[str]]:
+    rows = model_rows(cls.Params)
+    return code(kind), [rst_to_md(first_paragraph(cls)), table(["parameter", "type", "default", "what it is"], rows)]
 
 
 def plans_page() -> str:
     from arrowdaq.scans import PLANS
 
-    out = [BANNER, "# Scan plans\n\n"]
-    out.append(
+    return page(
+        "Scan plans",
         "The plans `arrowdaq scan`, `connect().scan(...)`, `[[scans]]` and the GUI's scan panel run, "
         "generated from `arrowdaq.scans.PLANS`. Axes are instrument ids (`hwp`, `stage:2` for an axis "
-        "of a multi-axis instrument); on the command line arguments are positional and `name=value`.\n\n"
+        "of a multi-axis instrument); on the command line arguments are positional and `name=value`.",
+        (
+            (code(name), [fenced(name + signature_of(plan), "python"), rst_to_md(inspect.getdoc(plan) or "")])
+            for name, plan in PLANS.items()
+        ),
     )
-    for name, plan in PLANS.items():
-        try:
-            signature = str(inspect.signature(plan)).replace("'", "")
-        except (TypeError, ValueError):
-            signature = "(...)"
-        out.append(f"## `{name}`\n\n```python\n{name}{signature}\n```\n\n")
-        doc = inspect.getdoc(plan) or ""
-        if doc:
-            out.append(rst_to_md(doc) + "\n\n")
-    return "".join(out)
+
+
+def signature_of(plan: Callable[..., Any]) -> str:
+    try:
+        return str(inspect.signature(plan)).replace("'", "")
+    except (TypeError, ValueError):
+        return "(...)"
 
 
 def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser, str]]:
@@ -332,28 +335,27 @@ def cli_page() -> str:
     from arrowdaq.cli.main import build_parser
 
     parser = build_parser()
-    out = [BANNER, "# Command line (`arrowdaq`)\n\n"]
-    out.append(
+    intro = (
         "Every subcommand and option, generated from the argparse parser (`arrowdaq.cli`). "
         "`arrowdaq COMMAND --help` prints the same. Errors are one line naming what is wrong, with a "
-        "non-zero exit status (see [exit status](../../guide/running.md#lost-devices-required-instruments-and-the-exit-status)).\n\n"
+        "non-zero exit status (see [exit status](../../guide/running.md#lost-devices-required-instruments-and-the-exit-status))."
     )
-    out.append("```text\n" + parser.format_usage().strip() + "\n```\n\n")
-    out.append(table(["option", "what it does"], option_rows(parser)))
-    out.append("\n")
-    for name, sub, help_text in subcommands(parser):
-        out.append(f"## `arrowdaq {name}`\n\n")
-        text = sub.description or help_text
-        if text:
-            out.append(cell(text) + "\n\n")
-        out.append("```text\n" + sub.format_usage().strip() + "\n```\n\n")
-        rows = option_rows(sub)
-        if rows:
-            out.append(table(["argument or option", "what it does"], rows))
-            out.append("\n")
-        if sub.epilog:
-            out.append("```text\n" + sub.epilog.strip() + "\n```\n\n")
-    return "".join(out)
+    options = table(["option", "what it does"], option_rows(parser))
+    return page(
+        "Command line (`arrowdaq`)",
+        "\n\n".join([intro, fenced(parser.format_usage()), options]),
+        (subcommand_section(name, sub, help_text) for name, sub, help_text in subcommands(parser)),
+    )
+
+
+def subcommand_section(name: str, sub: argparse.ArgumentParser, help_text: str) -> tuple[str, list[str]]:
+    rows = option_rows(sub)
+    return code(f"arrowdaq {name}"), [
+        cell(sub.description or help_text),
+        fenced(sub.format_usage()),
+        table(["argument or option", "what it does"], rows) if rows else "",
+        fenced(sub.epilog) if sub.epilog else "",
+    ]
 
 
 def option_rows(parser: argparse.ArgumentParser) -> list[list[str]]:
