@@ -268,6 +268,31 @@ def test_abort_from_the_scan_panel_ends_the_scan_with_the_points_measured(qtbot,
     assert "aborted" in scans.stats.text()
 
 
+def test_a_reply_that_comes_back_after_its_panel_was_deleted_is_dropped_without_error(qtbot, demo):
+    """A panel deleted while its call to the daemon is in flight: the reply is dropped (counted), never run
+    on the deleted widgets ("Internal C++ object (QProgressBar) already deleted" in the GUI thread)."""
+    import shiboken6
+
+    from arrowdaq.gui.link import Link
+    from arrowdaq.gui.panels.scans import ScanPanel
+
+    link = Link(demo.connector(), "demo")
+    with qtbot.waitSignal(link.connected, timeout=30_000):
+        link.open()
+    try:
+        kept, deleted = ScanPanel(link), ScanPanel(link)
+        qtbot.addWidget(kept)
+        kept.follow()  # each asks the daemon for the engine's state; the replies come back on the GUI thread
+        deleted.follow()
+        shiboken6.delete(deleted)  # the GUI thread has not returned to its event loop: the reply is in flight
+        assert deleted.following and not shiboken6.isValid(deleted)
+        qtbot.waitUntil(lambda: not kept.following and link.dropped_replies == 1, timeout=30_000)
+        assert kept.state_label.text().startswith("engine: ")  # the living panel's reply did run
+        assert deleted.following  # the deleted one's never did (pytest-qt fails the test on any error in a slot)
+    finally:
+        link.close()
+
+
 def test_the_window_reconnects_by_itself_when_the_daemon_returns(qtbot, tmp_path, monkeypatch):
     from arrowdaq.gui.app import live_connector
     from arrowdaq.gui.link import Link

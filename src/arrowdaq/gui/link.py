@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from .qt import QtCore
+from .qt import QtCore, is_alive
 
 #: Newest batches a feed holds for the GUI thread (older ones are dropped and counted).
 FEED_DEPTH = 64
@@ -56,17 +56,45 @@ def subscribe_latest(client: LiveClient, stream: str) -> Iterable[pa.RecordBatch
         return client.subscribe(stream, "latest")
 
 
-class _Invoker(QtCore.QObject):
-    """Runs callables on the thread it lives in (the GUI thread), posted from any thread."""
+def owners(*callbacks: Callable[..., Any] | None) -> tuple[QtCore.QObject, ...]:
+    """The Qt objects callbacks belong to: a bound method's object, a partial's, or one a closure holds
+    (a panel's ``lambda reply: self.show(reply)``). A reply for a deleted one must not run."""
+    found: list[QtCore.QObject] = []
+    for fn in callbacks:
+        while isinstance(fn, functools.partial):
+            found += [a for a in (*fn.args, *fn.keywords.values()) if isinstance(a, QtCore.QObject)]
+            fn = fn.func
+        bound = getattr(fn, "__self__", None)
+        if isinstance(bound, QtCore.QObject):
+            found.append(bound)
+        for cell in getattr(fn, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # a cell not filled yet
+                continue
+            if isinstance(value, QtCore.QObject):
+                found.append(value)
+    return tuple(dict.fromkeys(found))
 
-    call = QtCore.Signal(object)
+
+class _Invoker(QtCore.QObject):
+    """Runs callables on the thread it lives in (the GUI thread), posted from any thread.
+
+    A callable whose owners (widgets) were deleted meanwhile is dropped and counted: a reply that
+    comes back after its panel was closed must not touch the panel's deleted widgets."""
+
+    call = QtCore.Signal(object, object)
 
     def __init__(self) -> None:
         super().__init__()
+        self.dropped = 0
         self.call.connect(self._run, QtCore.Qt.ConnectionType.QueuedConnection)
 
-    @QtCore.Slot(object)
-    def _run(self, fn: Callable[[], None]) -> None:
+    @QtCore.Slot(object, object)
+    def _run(self, fn: Callable[[], None], owned_by: tuple[QtCore.QObject, ...]) -> None:
+        if not all(is_alive(owner) for owner in owned_by):  # on the GUI thread: nothing is deleted meanwhile
+            self.dropped += 1
+            return
         fn()
 
 
@@ -317,9 +345,15 @@ class Link(QtCore.QObject):
         return dict(self._feeds)
 
     # --- calls ----------------------------------------------------------------------
-    def post(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on the GUI thread (from any thread)."""
-        self._invoker.call.emit(fn)
+    def post(self, fn: Callable[[], None], owned_by: tuple[QtCore.QObject, ...] | None = None) -> None:
+        """Run ``fn`` on the GUI thread (from any thread), unless one of its owners (by default found
+        by :func:`owners`) was deleted by then."""
+        self._invoker.call.emit(fn, owners(fn) if owned_by is None else owned_by)
+
+    @property
+    def dropped_replies(self) -> int:
+        """Posted calls dropped because their widget was deleted before they ran."""
+        return self._invoker.dropped
 
     def call(
         self,
@@ -329,22 +363,25 @@ class Link(QtCore.QObject):
         on_error: Callable[[str], None] | None = None,
         **kwargs: Any,
     ) -> None:
-        """``client.method(*args, **kwargs)`` off the GUI thread; the result or error comes back on it."""
+        """``client.method(*args, **kwargs)`` off the GUI thread; the result or error comes back on it,
+        unless the widget a callback belongs to (:func:`owners`) was deleted meanwhile."""
         client = self.client
         if client is None or self._closing.is_set():
             message = f"{method}: not connected to the daemon"
             (on_error or self.error.emit)(message)
             return
 
+        owned_by = owners(on_done, on_error)
+
         def work() -> None:
             try:
                 result = getattr(client, method)(*args, **kwargs)
             except Exception as exc:
                 text = str(exc) or type(exc).__name__
-                self.post(lambda: (on_error or self.error.emit)(text))
+                self.post(lambda: (on_error or self.error.emit)(text), owned_by)
                 return
             if on_done is not None:
-                self.post(lambda: on_done(result))
+                self.post(lambda: on_done(result), owned_by)
 
         try:
             self._pool.submit(work)

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
+from shiboken6 import isValid
 
 pg.setConfigOptions(antialias=False, useOpenGL=False, imageAxisOrder="row-major")
 
-__all__ = ["QtCore", "QtGui", "QtWidgets", "pg", "application"]
+__all__ = ["QtCore", "QtGui", "QtWidgets", "pg", "application", "is_alive"]
+
+
+def is_alive(obj: QtCore.QObject) -> bool:
+    """Whether the Qt object behind ``obj`` still exists (a closed panel's widgets are deleted by Qt)."""
+    return bool(isValid(obj))
 
 
 def application(argv: list[str] | None = None) -> QtWidgets.QApplication:
