@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from itertools import pairwise
 
 import pytest
 
-from arrowdaq.actors import Actor, ActorStatus, Command, RestartPolicy, Role, Supervisor
+from arrowdaq.actors import Actor, ActorRef, ActorStatus, Command, RestartPolicy, Role, Supervisor
 from arrowdaq.errors import ActorNotRunning, AskTimeout, CommandError
 
 from .conftest import FAST_RESTARTS
@@ -198,6 +199,69 @@ async def test_a_slow_drain_never_cuts_the_close_short():
     await sup.stop_all(timeout=0.1)
     assert closes == ["closing shutter", "shutter closed"]  # once, and to the end
     assert ref.status is ActorStatus.STOPPED
+
+
+class Recorder(Actor):
+    """A sink whose batches take a while each; batch ``"hang"`` never finishes (a disk that stopped answering)."""
+
+    role = Role.SINK
+
+    def __init__(self, handled: list, abandoned: list) -> None:
+        self.handled, self.abandoned = handled, abandoned
+
+    async def on_batch(self, stream, batch):
+        if batch == "hang":
+            await asyncio.Event().wait()  # the thing tested: a handler that never returns
+        await asyncio.sleep(0.01)  # the thing tested: each batch takes a while
+        self.handled.append(batch)
+
+    def on_abandoned(self, items, why):
+        self.abandoned.append((items, why))
+
+
+class Queued:
+    """An inbox holding what was queued before the stop (the actors' Inbox protocol)."""
+
+    def __init__(self, batches: list) -> None:
+        self.items = deque(("s", batch) for batch in batches)
+
+    def pop(self):
+        return self.items.popleft() if self.items else None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_waker(self, event) -> None:
+        if event is not None and self.items:
+            event.set()
+
+
+def queued_sink(batches: list) -> tuple[Supervisor, ActorRef, list, list]:
+    handled: list = []
+    abandoned: list = []
+    sup = Supervisor(FAST_RESTARTS)
+    ref = sup.spawn("sink", lambda: Recorder(handled, abandoned), role=Role.SINK, start=False)
+    ref.attach(Queued(batches))
+    sup.start("sink")
+    return sup, ref, handled, abandoned
+
+
+async def test_a_stop_drains_for_as_long_as_the_actor_makes_progress():
+    batches = list(range(100))  # 100 x 10 ms: twice the stop timeout below
+    sup, ref, handled, abandoned = queued_sink(batches)
+    await ref.wait_status(ActorStatus.RUNNING)
+    await sup.stop_all(timeout=0.5)
+    assert handled == batches and abandoned == []
+    assert ref.status is ActorStatus.STOPPED and ref.handled == 100
+
+
+async def test_a_stop_gives_up_on_a_stuck_actor_and_hands_it_what_was_still_queued():
+    sup, ref, handled, abandoned = queued_sink([0, 1, 2, "hang", 4, 5, 6])
+    await ref.wait_status(ActorStatus.RUNNING)
+    await sup.stop_all(timeout=0.2)
+    assert handled == [0, 1, 2]
+    assert abandoned == [([("s", 4), ("s", 5), ("s", 6)], "actor 'sink' made no progress for 0.2 s while stopping")]
+    assert ref.status is ActorStatus.STOPPED and ref.backlog == 0
 
 
 async def test_timers_do_not_pile_up_behind_a_slow_handler():

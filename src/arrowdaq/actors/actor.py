@@ -145,6 +145,13 @@ class Actor:
     async def on_batch(self, stream: str, batch: Any) -> None:
         """Handle one item from an attached inbox (a hub subscription)."""
 
+    def on_abandoned(self, items: list[tuple[str, Any]], why: str) -> None:
+        """A stop gave up on this actor (no progress for ``stop_timeout`` s): ``items`` (stream, batch)
+        were still queued and will not be handled. Count and report them (storage records them as
+        lost); must not block. By default they are reported in the actor's status."""
+        if items:
+            self.report(f"{len(items)} batch(es) not handled: {why}")
+
     def urgent(self, message: Any) -> bool:
         """True for a message an ``ask`` hands to :meth:`handle` at once, beside the message in progress,
         instead of queueing it (an instrument's ``stop`` must not wait for a poll). Such a handler must

@@ -6,6 +6,12 @@ hands it to :meth:`ActorRef.run`, while the mailbox, the attached inboxes (hub
 subscriptions) and every ref held elsewhere stay valid. Nothing queued is lost
 across a restart; the one message or batch being handled when the actor raised
 is not handed to the new instance (it may be what made it fail).
+
+A stop drains what is queued for as long as the actor makes progress (a slow
+disk, a big backlog of frames): it gives up only after ``stop_timeout`` s in
+which not one message or batch was handled. What is then still queued is handed
+to the actor's :meth:`~.actor.Actor.on_abandoned`, which counts and reports it
+(storage: ``lost`` events with rows and batches per stream); see decision 0039.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from .status import ActorStatus, Role, StatusEvent
 
 log = get_logger("arrowdaq.actors")
 
-#: Seconds a stop waits for the queue to drain, unless told otherwise.
+#: Seconds without progress (no message or batch handled) after which a stop stops draining the queue.
 STOP_TIMEOUT = 5.0
 
 
@@ -79,6 +85,8 @@ class ActorRef:
         self._serving: asyncio.Task[None] | None = None
         self._drained = asyncio.Event()
         self._close_timeout = stop_timeout
+        #: Messages and batches handled so far (a stop keeps draining while this grows).
+        self.handled = 0
         #: Checks a message before it queues (an instrument refuses an unknown command at once).
         self.precheck: Callable[[Any], None] | None = None
         self._running: Actor | None = None  # the instance serving messages (urgent ones go straight to it)
@@ -140,10 +148,12 @@ class ActorRef:
             ) from None
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Stop: what is queued is handled first (for at most ``timeout`` s), then the actor
-        closes (``on_stop``) within its own ``close_timeout``, whatever the drain took.
+        """Stop: what is queued is handled first, for as long as the actor makes progress; then the
+        actor closes (``on_stop``) within its own ``close_timeout``, whatever the drain took.
 
-        A close is never cut short by a slow drain: a laser's shutter gets closed.
+        ``timeout`` (default :attr:`stop_timeout`) is the longest stretch without one message or batch
+        handled: a stuck actor's queue is handed to its ``on_abandoned`` (counted, reported) and it is
+        closed. A close is never cut short by a slow drain: a laser's shutter gets closed.
         """
         timeout = self.stop_timeout if timeout is None else timeout
         self.stop_requested.set()
@@ -155,18 +165,62 @@ class ActorRef:
         self._mailbox.put_nowait(_STOP)
         self._wakeup.set()
         drained = asyncio.ensure_future(self._drained.wait())
-        await asyncio.wait({drained, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        drained.cancel()
-        if not self._drained.is_set() and not self._task.done():
-            log.warning(f"actor {self.name!r} did not drain within {timeout:g} s; closing it with work still queued")
-            if self._serving is not None:
-                self._serving.cancel()
+        try:
+            while True:
+                handled = self.handled
+                done, _ = await asyncio.wait(
+                    {drained, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if done:
+                    break
+                if self.handled == handled:
+                    self._abandon(f"actor {self.name!r} made no progress for {timeout:g} s while stopping")
+                    break
+                log.info(
+                    f"actor {self.name!r} is still draining its queue: {self.handled - handled} item(s) handled "
+                    f"in the last {timeout:g} s, {self.backlog} left"
+                )
+        finally:
+            drained.cancel()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), self._close_timeout + 1.0)
         except TimeoutError:
             log.error(f"actor {self.name!r} did not close within {self._close_timeout:g} s; cancelling it")
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    @property
+    def backlog(self) -> int:
+        """Messages and batches waiting (mailbox and inboxes)."""
+        return len(self._mailbox) + sum(len(inbox) for inbox in self._inboxes)
+
+    def _abandon(self, why: str) -> None:
+        """A stop gives up on a stuck actor: its queue is taken away and handed to ``on_abandoned``
+        (or, with no instance running, reported here); its handler in progress is cancelled."""
+        items: list[tuple[str, Any]] = []
+        for inbox in self._inboxes:
+            while (item := inbox.pop()) is not None:
+                items.append(item)
+        messages = 0
+        for message in self._mailbox.drain():
+            if isinstance(message, Timer):
+                message.pending = False
+            elif isinstance(message, _Ask):
+                if not message.future.done():
+                    message.future.set_exception(ActorNotRunning(f"{why}; not handled"))
+                messages += 1
+            elif message is not _STOP:
+                messages += 1
+        log.warning(
+            f"{why}: closing it with {len(items)} batch(es) and {messages} message(s) still queued, not handled"
+        )
+        actor = self._running
+        if actor is not None:
+            actor.on_abandoned(items, why)
+        elif items:
+            self.report_error(f"{len(items)} batch(es) not handled: {why}")
+        if self._serving is not None:
+            self._serving.cancel()
 
     def report_error(self, error: str) -> None:
         """Record a non-fatal error (a garbage reply, an OVER reading): shown in status, no restart."""
@@ -203,6 +257,7 @@ class ActorRef:
 
         Returns after a stop; raises what the actor raised (it is closed either way)."""
         actor.bind(self, self._mailbox)
+        self._drained.clear()  # a stop waits for this instance's drain, not for the one before a restart
         self._close_timeout = actor.close_timeout
         self.running_since = None
         try:
@@ -223,7 +278,7 @@ class ActorRef:
             raise ActorNotRunning(f"actor {self.name!r} is {self.status.value}{why}")
 
     async def _serve_until_stopped(self, actor: Actor) -> None:
-        """Serve; ``stop()`` may cut a slow drain short, after which the actor still closes."""
+        """Serve; ``stop()`` may cut a stuck drain short, after which the actor still closes."""
         self._serving = asyncio.create_task(self._serve(actor), name=f"actor-{self.name}-serve")
         try:
             await self._serving
@@ -244,10 +299,12 @@ class ActorRef:
                 return
             if message is not None:
                 await self._dispatch(actor, message)
+                self.handled += 1
                 continue
             item = self._next_item()
             if item is not None:
                 await actor.on_batch(*item)
+                self.handled += 1
                 continue
             self._wakeup.clear()
             await self._wakeup.wait()
@@ -259,8 +316,10 @@ class ActorRef:
                 message.pending = False  # a poll due after the stop is not taken
             elif message is not _STOP:
                 await self._dispatch(actor, message)
+                self.handled += 1
         while (item := self._next_item()) is not None:
             await actor.on_batch(*item)
+            self.handled += 1
 
     def _has_items(self) -> bool:
         return len(self._mailbox) > 0 or any(len(i) for i in self._inboxes)

@@ -40,6 +40,7 @@ from ..actors import ActorRef, ActorStatus, Command, RestartPolicy, Role, Status
 from ..data import unit_of
 from ..errors import ArrowDAQError, CommandError, ConfigError, InstrumentStartError, describe
 from ..hub import Alarm, InstrumentManager, RateWatch, RunEvent, Subscription
+from ..hub.events import LOST
 from ..instruments import driver_class, spawn_instrument
 from ..instruments.driver import Driver
 from ..log import get_logger
@@ -72,6 +73,16 @@ class ExitStatus(enum.IntEnum):
     INSTRUMENT_START = 3  #: a required instrument could not start; the run was stopped
     INSTRUMENT_LOST = 4  #: a required instrument failed, or its link was still lost, at the end of the run
     DATA_LOST = 5  #: rows published to a recorded stream are not in the run file (its event log says why)
+
+
+@dataclass
+class Loss:
+    """Rows of a recorded stream that storage reported it could not store (its ``lost`` events)."""
+
+    rows: int = 0
+    batches: int = 0
+    #: Why, as the latest report says (e.g. "still queued when the stop gave up: ...").
+    why: str = ""
 
 
 @dataclass
@@ -116,6 +127,8 @@ class RunSummary:
     stored: dict[str, int] | None = None
     #: Why the run file could not be read back, if it could not.
     unreadable: str | None = None
+    #: What storage reported as not stored, per stream (also in the run file's event log when it could write it).
+    lost: dict[str, Loss] = field(default_factory=dict)
 
     @property
     def required_down(self) -> list[str]:
@@ -133,7 +146,7 @@ class RunSummary:
             return ExitStatus.ERROR
         if self.required_down:
             return ExitStatus.INSTRUMENT_LOST
-        if self.not_stored:
+        if self.not_stored or self.lost:
             return ExitStatus.DATA_LOST
         return ExitStatus.OK
 
@@ -176,6 +189,8 @@ class Application:
         self._stop = asyncio.Event()
         #: Each instrument's last status that says whether it works (Starting and Stopped left out).
         self._health: dict[str, StatusEvent] = {}
+        self._lost: dict[str, Loss] = {}  # the run's storage's ``lost`` events, per stream
+        self._unclosed: str | None = None  # the run file was left unclosed on a disk that does not answer
         self._up = False  # every required instrument came up
         self.rates = RateWatch(self.hub)
         self._ended = 0.0  # when the stop began
@@ -365,13 +380,14 @@ class Application:
         if self.storage is None or not self.storage.status.alive:
             raise CommandError("not recording")
         self.hub.record_event("storage", "record", f"recording stopped by {client}: {self.run_file}", client=client)
+        self._release_storage(stopping=True)  # what was published until now is written, nothing after it
         await self.storage.stop()
-        self._release_storage()
         return self.recording_state()
 
-    def _release_storage(self) -> None:
-        """The stopped storage's subscription leaves the hub (it would count every batch as dropped)."""
-        if self.storage is not None and not self.storage.status.alive:
+    def _release_storage(self, stopping: bool = False) -> None:
+        """The stopped (or ``stopping``) storage's subscription leaves the hub (it would count every batch as
+        dropped). Before a stop while acquisition goes on, so that its drain ends: it writes what is queued."""
+        if self.storage is not None and (stopping or not self.storage.status.alive):
             for inbox in self.storage.inboxes:
                 if isinstance(inbox, Subscription):
                     self.hub.unsubscribe(inbox)
@@ -434,7 +450,17 @@ class Application:
                 log.warning(f"the run file lacks the instruments' identities: {describe(exc)}")
 
     def _on_event(self, event: StatusEvent | Alarm | RunEvent) -> None:
-        """Follow each instrument's health; an instrument that fails for good raises an alarm."""
+        """Follow each instrument's health (an instrument that fails for good raises an alarm) and
+        what the run's storage could not store."""
+        if isinstance(event, RunEvent) and event.kind == LOST and event.source == "storage":
+            loss = self._lost.setdefault(str(event.details.get("stream", "?")), Loss())
+            loss.rows += int(event.details.get("rows", 0))
+            loss.batches += int(event.details.get("batches", 0))
+            loss.why = str(event.details.get("reason", event.message))
+            return
+        if isinstance(event, RunEvent) and event.source == "storage" and "unclosed" in event.details:
+            self._unclosed = event.message  # its worker thread hangs in HDF5: reading the file back would too
+            return
         if not isinstance(event, StatusEvent) or event.status in (ActorStatus.STARTING, ActorStatus.STOPPED):
             return
         inst = next((i for i in self.config.instruments if i.id == event.actor), None)
@@ -568,8 +594,8 @@ class Application:
         for name, info in self.instruments.items():
             for stream, numbers in info.setdefault("streams", {}).items():
                 numbers.update(rates.get(f"{name}/{stream}", {}))
-        try:
-            await self.hub.command("storage", Command("instrument_info", dict(self.instruments)), timeout=10.0)
+        try:  # told, not asked: queued ahead of the stop, and a stop never waits on a busy storage for it
+            await self.storage.tell(Command("instrument_info", dict(self.instruments)))
         except ArrowDAQError as exc:
             log.warning(f"the run file lacks the achieved rates: {describe(exc)}")
 
@@ -584,7 +610,10 @@ class Application:
                 s["rows"], s["batches"], r["achieved_per_s"], unit, r["requested_per_s"], r["dropped"], r["missed"]
             )
         summary.slow_streams = dict(self.rates.slow)
-        if self.run_file is not None and self.storage is not None and not self.storage.status.alive:
+        summary.lost = {name: Loss(loss.rows, loss.batches, loss.why) for name, loss in self._lost.items()}
+        if self._unclosed is not None:
+            summary.unreadable = self._unclosed
+        elif self.run_file is not None and self.storage is not None and not self.storage.status.alive:
             summary.stored, summary.unreadable = stored_rows(self.run_file)
         for name, s in status["subscribers"].items():
             if s["drops"]:

@@ -137,6 +137,10 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         console.print(f"[yellow]slow: {why}[/]")
     for line in short:
         console.print(f"[bold red]not all recorded: {line} (see the run file's event log)[/]")
+    for name, loss in summary.lost.items():
+        console.print(
+            f"[bold red]lost: {name}: {loss.rows:,} row(s) in {loss.batches:,} batch(es) not stored: {loss.why}[/]"
+        )
     if summary.unreadable:
         console.print(f"[bold red]the run file cannot be read back: {summary.unreadable}[/]")
     for name, drops in summary.drops.items():
@@ -167,8 +171,9 @@ def exit_reason(summary: RunSummary) -> str:
         return f"recording stopped early: {summary.recording_error}"
     if summary.required_down:
         return f"required instrument(s) not working at the end: {', '.join(summary.required_down)}"
-    missing = ", ".join(f"{name} ({rows:,} rows)" for name, rows in summary.not_stored.items())
-    return f"not in the run file: {missing}; its event log says why"
+    missing = summary.not_stored or {name: loss.rows for name, loss in summary.lost.items()}
+    listed = ", ".join(f"{name} ({rows:,} rows)" for name, rows in missing.items())
+    return f"not in the run file: {listed}; its event log says why"
 
 
 def run_and_report(

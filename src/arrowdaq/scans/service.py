@@ -343,10 +343,10 @@ class _Recorder:
         ref = self.storage
         if ref is None:
             return
-        await ref.stop()
-        for inbox in ref.inboxes:
-            if isinstance(inbox, Subscription):
+        for inbox in ref.inboxes:  # what was published until now is written, nothing after: acquisition goes on,
+            if isinstance(inbox, Subscription):  # and a stop that drains while storage makes progress must end
                 self.hub.unsubscribe(inbox)
+        await ref.stop()
 
     async def _end(self, result: ScanResult) -> None:
         if self.publisher is not None:

@@ -20,6 +20,7 @@ producers and acquisition goes on.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import re
@@ -101,6 +102,10 @@ class StorageActor(Actor):
         self._pending_rows: dict[str, int] = {}
         self._pending_bytes: dict[str, int] = {}
         self._pending_large: dict[str, bool] = {}  # every pending batch has chunk_rows rows or more
+        #: The write a stuck stop interrupted (stream, rows, batches, its worker-thread task): on_stop waits for it.
+        self._in_flight: tuple[str, int, int, asyncio.Future[tuple[int, list[tuple[pa.RecordBatch, str]]]]] | None = (
+            None
+        )
         self._events: list[RunEvent] = []  # heard from the hub, not yet in the file
         self.events_written = 0
         self.problems = 0  # events that are warnings or errors
@@ -129,21 +134,78 @@ class StorageActor(Actor):
             return
         try:
             if self.error is None:
+                await self._finish_in_flight()
                 await self._write_all()
                 self._report_losses()
                 self._set_counts()
                 await self._write_events()
         except StorageWriteError:
             self.log.error(self.error)  # nobody else will: the actor is stopping anyway
-        finally:
+        except asyncio.CancelledError:  # the disk did not answer within close_timeout: the worker thread is stuck
+            self._lose_unwritten(f"the disk did not answer within {self.close_timeout:g} s of the stop")
             self.hub.remove_listener(self._on_event)
-            try:
-                await self.blocking(self.writer.close if self.error is None else self.writer.abandon)
-            except Exception as exc:
-                self.log.warning(f"{self.path}: error while closing: {describe(exc)}")
-            self.writer = None
+            self.writer = None  # left to the stuck worker thread: closing it would wait on the same disk
+            # the worker thread holds HDF5's lock for as long as the disk hangs: nobody should read the file now
+            self._report(ERROR, f"{self.path}: left unclosed: the disk does not answer", unclosed=str(self.path))
+            raise
+        finally:
+            if self.writer is not None:
+                self.hub.remove_listener(self._on_event)
+                try:
+                    await self.blocking(self.writer.close if self.error is None else self.writer.abandon)
+                except Exception as exc:
+                    self.log.warning(f"{self.path}: error while closing: {describe(exc)}")
+                self.writer = None
         if self.error is None:
             self.log.info(f"run file complete: {self.path}")
+
+    def on_abandoned(self, items: list[tuple[str, Any]], why: str) -> None:
+        """The stop gave up (storage made no progress, a stuck disk): the batches still queued are lost.
+        Each stream's rows and batches go into the event log (``lost`` events), the total into the status."""
+        by_stream: dict[str, list[pa.RecordBatch]] = {}
+        for stream, batch in items:
+            if batch.num_rows:
+                by_stream.setdefault(stream, []).append(batch)
+        if not by_stream:
+            return
+        for stream, batches in by_stream.items():
+            self.received[stream] = self.received.get(stream, 0) + sum(b.num_rows for b in batches)
+            self._lose(stream, batches, f"still queued when the stop gave up: {why}")
+        self._report_losses()
+        rows = sum(b.num_rows for lost in by_stream.values() for b in lost)
+        count = sum(len(lost) for lost in by_stream.values())
+        self.report(
+            f"{rows} row(s) in {count} batch(es) of {', '.join(sorted(by_stream))} not stored: "
+            f"still queued when the stop gave up: {why}"
+        )
+
+    async def _finish_in_flight(self) -> None:
+        """The write the stop interrupted goes on in the worker thread: wait for it and count it."""
+        if self._in_flight is None:
+            return
+        stream, rows, batches, task = self._in_flight
+        try:
+            nbytes, refused = await task
+        except Exception as exc:
+            self._in_flight = None
+            self._lose_rows(stream, rows, batches, f"its write failed: {describe(exc)}")
+            self._fail_text(exc, f"writing stream {stream!r} failed")
+            raise StorageWriteError(self.error) from exc
+        self._in_flight = None
+        self._written(stream, rows, nbytes, refused)
+
+    def _lose_unwritten(self, why: str) -> None:
+        """On a stop cut short: the rows being written and those gathered but not written count as lost."""
+        if self._in_flight is not None:
+            stream, rows, batches, _ = self._in_flight
+            self._in_flight = None
+            self._lose_rows(stream, rows, batches, f"being written when {why}")
+        for stream in list(self._pending):
+            pending = self._pending.pop(stream)
+            self._pending_rows[stream] = self._pending_bytes[stream] = 0
+            if pending:
+                self._lose(stream, pending, f"not written: {why}")
+        self._report_losses()
 
     # --- data ----------------------------------------------------------------------------------
     async def on_batch(self, stream: str, batch: pa.RecordBatch) -> None:
@@ -177,18 +239,27 @@ class StorageActor(Actor):
         self._pending_rows[stream] = self._pending_rows.get(stream, 0) - rows
         self._pending_bytes[stream] = sum(b.get_total_buffer_size() for b in tail)
         self._pending_large[stream] = all(b.num_rows >= self.options.chunk_rows for b in tail)
-        refused: list[tuple[pa.RecordBatch, str]] = []
+        task = asyncio.ensure_future(self.blocking(self._store, stream, head))
         try:
-            if len(head) > 1 and min(b.num_rows for b in head) >= self.options.chunk_rows:
-                nbytes, refused = await self.blocking(self._append_each, stream, head)  # large: no concatenation
-            else:
-                try:
-                    nbytes = await self.blocking(self._writer.append, stream, head)
-                except StorageError:  # a batch that cannot be stored: store the others, count it lost
-                    nbytes, refused = await self.blocking(self._append_each, stream, head)
+            nbytes, refused = await asyncio.shield(task)  # a stop that gives up does not cut the write short
+        except asyncio.CancelledError:
+            self._in_flight = (stream, rows, len(head), task)  # on_stop waits for it and counts it
+            raise
         except Exception as exc:
             self._fail_text(exc, f"writing stream {stream!r} failed")
             raise StorageWriteError(self.error) from exc
+        self._written(stream, rows, nbytes, refused)
+
+    def _store(self, stream: str, head: list[pa.RecordBatch]) -> tuple[int, list[tuple[pa.RecordBatch, str]]]:
+        """In the worker thread: write ``head``; bytes written and the batches refused (StorageError), with why."""
+        if len(head) > 1 and min(b.num_rows for b in head) >= self.options.chunk_rows:
+            return self._append_each(stream, head)  # large: no concatenation
+        try:
+            return self._writer.append(stream, head), []
+        except StorageError:  # a batch that cannot be stored: store the others, count it lost
+            return self._append_each(stream, head)
+
+    def _written(self, stream: str, rows: int, nbytes: int, refused: list[tuple[pa.RecordBatch, str]]) -> None:
         self.bytes_written += nbytes
         for batch, reason in refused:
             self._lose(stream, [batch], reason)
@@ -222,12 +293,14 @@ class StorageActor(Actor):
     def _lose(self, stream: str, batches: list[pa.RecordBatch], reason: str) -> None:
         """Count batches that cannot be stored. The first loss of a stream is reported at once,
         later ones summed per flush: the ``lost`` events' ``rows`` add up to every row lost."""
-        rows = sum(b.num_rows for b in batches)
+        self._lose_rows(stream, sum(b.num_rows for b in batches), len(batches), reason)
+
+    def _lose_rows(self, stream: str, rows: int, batches: int, reason: str) -> None:
         first = not self.lost.get(stream)
         self.lost[stream] = self.lost.get(stream, 0) + rows
         pending = self._unreported.setdefault(stream, [0, 0, reason])
         pending[0] += rows
-        pending[1] += len(batches)
+        pending[1] += batches
         pending[2] = reason
         if first:
             self._report_losses(stream)
@@ -237,7 +310,9 @@ class StorageActor(Actor):
             rows, batches, reason = self._unreported.pop(stream)
             message = f"{stream}: {rows} row(s) in {batches} batch(es) not stored: {reason}"
             self.log.error(message, extra={"stream": stream})
-            self.hub.record_event(self.name, LOST, message, ERROR, stream=stream, rows=rows, batches=batches)
+            self.hub.record_event(
+                self.name, LOST, message, ERROR, stream=stream, rows=rows, batches=batches, reason=reason
+            )
 
     @property
     def _writer(self) -> RunWriter:

@@ -1,0 +1,186 @@
+"""Stop and a slow or stuck storage: what was acquired is written as long as storage makes progress;
+a storage stuck at stop loses only what was still queued, and says so with counts (decision 0039)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import h5py
+import numpy as np
+from rich.console import Console
+
+from arrowdaq.actors import ActorStatus, RestartPolicy
+from arrowdaq.app.config import load_config
+from arrowdaq.app.runner import Application, ExitStatus
+from arrowdaq.cli.run_cmd import print_summary
+from arrowdaq.data import image_batch
+from arrowdaq.hub import InstrumentManager, RunEvent
+from arrowdaq.storage import RunInfo, StorageOptions, open_run, spawn_storage
+
+from .configs import write_config
+from .runs import Running, published
+from .waiting import wait_until_async
+
+FRAME = (1024, 1024)  # 2 MiB of uint16 pixels: two frames make one 4 MiB write
+
+
+def frames(n: int, first: int, rng: np.random.Generator) -> list:
+    """Camera frames of noise (gzip cannot shrink them: compressing is real work)."""
+    return [
+        image_batch(rng.integers(0, 4096, FRAME, dtype=np.uint16), channel="cam", frame_numbers=first + i)
+        for i in range(n)
+    ]
+
+
+async def test_stop_writes_every_frame_of_a_backlog_that_takes_longer_than_the_stop_timeout(tmp_path, caplog):
+    """A big backlog of compressed frames takes several stop timeouts to write: stop waits while storage makes
+    progress (it used to drop what was still queued after the timeout), and the file has every frame.
+
+    The stop timeout is ten times one write on this machine, measured now; the backlog is thirty writes."""
+    rng = np.random.default_rng(3)
+    hub = InstrumentManager(RestartPolicy())
+    batch = frames(1, 0, rng)[0]
+    hub.declare("cam1/frames", batch.schema, producer="cam1")
+    options = StorageOptions(data_dir=tmp_path, image_compression="gzip", compression_level=1, flush_interval=3600)
+    ref, path = spawn_storage(hub, "cam1/*", options, RunInfo(name="backlog"), max_bytes=1 << 30)
+    await ref.wait_status(ActorStatus.RUNNING)
+    one_write = float("inf")
+    for first in (0, 2, 4):  # the fastest of three: a load spike while measuring does not stretch the timeout
+        for batch in frames(2, first, rng):
+            await hub.publish("cam1/frames", batch)
+        started = time.perf_counter()
+        await hub.command("storage", "flush")
+        one_write = min(one_write, time.perf_counter() - started)
+    stop_timeout = max(0.3, 10 * one_write)
+    backlog = frames(2 * 10 * 3, 6, rng)  # 3 stop timeouts of 10 writes, 2 frames each
+    for batch in backlog:
+        await hub.publish("cam1/frames", batch)
+    assert ref.backlog > len(backlog) // 2  # most of it still waits for storage when the stop begins
+    with caplog.at_level(logging.INFO, logger="arrowdaq.actors"):
+        await hub.stop(timeout=stop_timeout)
+    assert ref.status is ActorStatus.STOPPED and ref.last_error is None
+    run = open_run(path)
+    assert run.complete
+    assert run.counts()["cam1/frames"] == (6 + len(backlog), 6 + len(backlog), 0)  # stored, published, lost
+    numbers = run.lazy("cam1/frames").select("frame_number").collect()["frame_number"].to_numpy()
+    assert np.array_equal(numbers, np.arange(6 + len(backlog)))  # every frame, in order
+    assert "lost" not in run.events.column("kind").to_pylist()
+    still = [r.getMessage() for r in caplog.records if "still draining" in r.getMessage()]
+    assert still, "the backlog was written within one stop timeout: the test shows nothing"
+    assert "actor 'storage' is still draining its queue" in still[0]
+
+
+class StuckHdf5:
+    """Another user of HDF5 in this process holds the library's global lock (as a long read does): every h5py
+    call of storage waits for it. As storage sees it, the disk stopped answering; nothing in storage is replaced."""
+
+    def __init__(self) -> None:
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self._thread = threading.Thread(target=self._hold, name="holds-hdf5", daemon=True)
+
+    def _hold(self) -> None:
+        with h5py._objects.phil:
+            self.held.set()
+            self.release.wait(120)
+
+    def hold(self) -> None:
+        """From now on every h5py call waits (returns once the lock is held)."""
+        self._thread.start()
+        if not self.held.wait(30):
+            raise AssertionError("HDF5's lock was not free within 30 s")
+
+    @contextmanager
+    def holding_when_asked(self) -> Iterator[StuckHdf5]:
+        try:
+            yield self
+        finally:
+            self.release.set()
+            if self._thread.is_alive():
+                self._thread.join(10)
+
+
+STUCK_LAB = """
+[run]
+name = "stuck"
+data_dir = "{data_dir}"
+
+[storage]
+flush_interval_s = 0.2
+
+[server]
+enabled = false
+
+[[instruments]]
+id = "pm1"
+driver = "newport_1830c"
+port = "sim"
+poll_hz = 50.0
+
+[simulation]
+latency_scale = 0.01
+"""
+
+
+async def test_a_storage_stuck_at_stop_loses_only_what_was_queued_and_says_how_much_everywhere(tmp_path, capsys):
+    """The disk stops answering while readings queue for storage; at stop, storage makes no progress for the
+    stop timeout: what was still queued is lost and said so (stream, rows, batches) in the run file's event log,
+    the storage's status, the summary and the exit status. Everything else is written once the disk answers."""
+    config = load_config(write_config(tmp_path, STUCK_LAB), environ={})
+    app = Application(config, restart=RestartPolicy(stop_timeout=0.5))
+    lost_events: list[RunEvent] = []
+    disk = StuckHdf5()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, RunEvent) and event.kind == "lost":
+            lost_events.append(event)
+            disk.release.set()  # the stop gave up: let the disk answer again (the file gets closed)
+
+    app.hub.add_listener(on_event)
+    with disk.holding_when_asked():
+        async with Running(app) as run:
+            await wait_until_async(
+                lambda: (
+                    app.storage is not None
+                    and app.storage.status is ActorStatus.RUNNING
+                    and published(app, "pm1/power") >= 5
+                ),
+                message="pm1 recording",
+            )
+            storage = app.storage
+            await asyncio.to_thread(disk.hold)
+            await wait_until_async(lambda: storage.backlog >= 10, message="10 batches queued for storage")
+    summary = run.summary
+    assert summary is not None and lost_events
+
+    published_rows = summary.streams["pm1/power"].rows
+    lost_rows = sum(e.details["rows"] for e in lost_events)
+    lost_batches = sum(e.details["batches"] for e in lost_events)
+    assert lost_batches >= 10 and lost_rows >= lost_batches  # the queue at the stop, nothing else
+    assert {e.details["stream"] for e in lost_events} == {"pm1/power"}
+    assert "still queued when the stop gave up: actor 'storage' made no progress for 0.5 s" in lost_events[0].message
+
+    run_file = open_run(summary.run_file)  # complete: the disk answered again, storage wrote the rest and closed it
+    assert run_file.complete
+    assert run_file.counts()["pm1/power"] == (published_rows - lost_rows, published_rows, lost_rows)
+    logged = [e for e in run_file.events.to_pylist() if e["kind"] == "lost"]
+    assert [e["message"] for e in logged] == [e.message for e in lost_events]
+    details = [json.loads(e["details"]) for e in logged]
+    assert sum(d["rows"] for d in details) == lost_rows and sum(d["batches"] for d in details) == lost_batches
+
+    assert f"{lost_rows} row(s) in {lost_batches} batch(es) of pm1/power not stored" in summary.errors["storage"]
+    assert summary.lost["pm1/power"].rows == lost_rows and summary.lost["pm1/power"].batches == lost_batches
+    assert summary.not_stored == {"pm1/power": lost_rows}
+    assert summary.exit_status is ExitStatus.DATA_LOST
+    out = io.StringIO()
+    print_summary(summary, Console(file=out, width=300))
+    printed = out.getvalue() + capsys.readouterr().out
+    assert f"lost: pm1/power: {lost_rows:,} row(s) in {lost_batches:,} batch(es) not stored: still queued" in printed
+    assert f"exit status 5: not in the run file: pm1/power ({lost_rows:,} rows)" in printed
