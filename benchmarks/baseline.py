@@ -3,8 +3,8 @@
 It writes the same data with the same settings as the storage actor — the same
 file-format bounds, chunks of ``chunk_rows`` rows for per-row columns and one
 frame per chunk for images, the same filters, SWMR, a flush every
-``flush_interval`` — with one resize and one write per block and column, and
-nothing else: no layout, no metadata, no event log. ``benchmarks/pipeline.py``
+``flush_interval``, the viewers' ``time`` axis where the run file has one — with one resize
+and one write per block and column, and nothing else: no layout, no metadata, no event log. ``benchmarks/pipeline.py``
 and ``benchmarks/storage.py`` both use it, so their ratios mean the same thing.
 """
 
@@ -66,7 +66,25 @@ def write(
         append_blocks(f, options, create_datasets(f, options, columns), blocks)
 
 
+def with_time_axis(
+    options: StorageOptions, columns: dict[str, np.ndarray], blocks: Iterable[Sequence[np.ndarray]], start_ns: int
+) -> tuple[dict[str, np.ndarray], Iterable[Sequence[np.ndarray]]]:
+    """What a run file holds per row, not less: with ``options.time_axis`` (the default) a stream with
+    timestamps also has the viewers' ``time`` axis (seconds since ``start_ns``, float64), so the raw
+    logger computes and writes it too (docs/decisions/0026). Without it, the columns as they are."""
+    if not options.time_axis or "timestamp_ns" not in columns:
+        return columns, blocks
+    k = list(columns).index("timestamp_ns")
+    start = np.int64(start_ns)
+    timed = ((*block, (block[k].view(np.int64) - start) / 1e9) for block in blocks)
+    return {**columns, "time": np.zeros(1)}, timed
+
+
 def rows_read_back(path: Path) -> dict[str, int]:
-    """Every per-row dataset read whole: its rows."""
+    """Every per-row dataset read whole, but ``time`` (``open_run`` does not read it either): its rows."""
     with h5py.File(path, "r") as f:
-        return {name: ds[...].shape[0] for name, ds in f.items() if isinstance(ds, h5py.Dataset) and ds.ndim}
+        return {
+            name: ds[...].shape[0]
+            for name, ds in f.items()
+            if isinstance(ds, h5py.Dataset) and ds.ndim and name != "time"
+        }

@@ -11,8 +11,13 @@ every second), closed, read back and counted:
 
 The data is the simulators': the 1830-C power meter's noisy readings and the
 camera's beam-spot frames with shot noise (``arrowdaq.sim.table``), not random numbers.
-Each workload runs with the default storage options (no filter) and with gzip-1 +
-shuffle on the table-like columns (frames stay unfiltered). Rounds
+Each workload runs with the default storage options (no filter), with gzip-1 +
+shuffle on the table-like columns (frames stay unfiltered), and without the
+viewers' ``time`` axis (``time_axis=False``). Raw h5py writes what the run file
+holds per row: ``timestamp_ns``, the values, and — where the file has it — the
+``time`` axis in seconds, computed from the timestamps as arrowdaq does (the
+same bytes; docs/decisions/0026); both sides read back ``timestamp_ns`` and the
+values. Rounds
 are interleaved (arrowdaq and raw alternate, in alternating order) because the
 machine is shared; each line gives the median and the min–max over the rounds,
 and the ratio of the medians. Last, an instrument actor polls a driver whose
@@ -31,6 +36,9 @@ Each run is measured three ways, on both sides:
   runs at, without a run's fixed cost (the "run" line measures that alone).
 
     .venv/bin/python benchmarks/pipeline.py [--quick] [--rounds N] [--only run,one,1k,100k,frames,poll]
+        [--settings default,gzip-1,no time]
+
+The last lines give issue 15's targets beside what this run measured.
 
 ("run" is the fixed cost of a run: file laid out, actors started and stopped, file
 completed and read back, for a single row; it weighs on the ratios of short runs.)
@@ -134,7 +142,7 @@ def through_raw(work: Workload, options: StorageOptions, path: Path) -> Timing:
     """From creating the file to reading it back (``baseline``: a hand-written h5py logger); the data
     part: from the first block (datasets created) to the last flush."""
     t0, c0 = time.perf_counter(), time.process_time()
-    columns, blocks = work.raw(options)
+    columns, blocks = baseline.with_time_axis(options, *work.raw(options), start_ns=time.time_ns())
     with h5py.File(path, "w", libver=FILE_FORMAT) as f:
         datasets = baseline.create_datasets(f, options, columns)
         t1 = time.perf_counter()
@@ -280,12 +288,50 @@ def report(chosen: list[Workload], settings: list[str], results: dict[tuple[str,
                 raw = [rate(work.raw_items, t) for t in raw_t]
                 ratio = statistics.median(ours) / statistics.median(raw)
                 print(f"{work.name:<32} {label:<10} {spread(ours):>32} {spread(raw):>32} {ratio:>6.2f}  {work.unit}")
-    frames = next((w for w in chosen if w.unit == "frames/s"), None)
-    if frames is not None:
+
+
+#: Issue 15's targets, as (workload, what is compared, the bound): each printed beside what this run measured.
+TARGETS = (
+    ("scalar, one reading at a time", "rate", 1_000_000),
+    ("scalar, 1,000-row batches", "rate", 8_000_000),
+    ("scalar, 100,000-row batches", "ratio", 0.9),
+    ("frames, 8 MiB each", "ratio", 0.9),
+)
+
+
+def targets(
+    chosen: list[Workload],
+    settings: list[str],
+    results: dict[tuple[str, str], tuple[list, list]],
+    polled: float | None,
+) -> None:
+    """The targets' lines: the whole run by the wall clock (medians), as the issue names them; with the
+    default settings for rates, with each setting for ratios to raw h5py with the same settings."""
+    print("\nissue 15's targets (whole run, wall clock, medians):")
+    names = {w.name: w for w in chosen}
+    for name, kind, bound in TARGETS:
+        work = names.get(name)
+        if work is None:
+            continue
+        for label in settings if kind == "ratio" else ["default"]:
+            if (name, label) not in results:
+                continue
+            ours_t, raw_t = results[(name, label)]
+            ours = statistics.median(work.items / t.wall for t in ours_t)
+            if kind == "rate":
+                print(f"  {name}, {label}: {ours:,.0f} {work.unit} (target ≥ {bound:,})")
+                continue
+            raw = statistics.median(work.raw_items / t.wall for t in raw_t)
+            print(f"  {name}, {label}: {ours / raw:.2f} × raw h5py with the same settings (target ≥ {bound})")
+    frames = names.get("frames, 8 MiB each")
+    if frames is not None and (frames.name, "default") in results:
+        # the default has no filter: raw h5py with the same settings is raw h5py uncompressed
         ours_t, raw_t = results[(frames.name, "default")]
         ours = statistics.median(frames.items / t.wall for t in ours_t)
         raw = statistics.median(frames.raw_items / t.wall for t in raw_t)
-        print(f"\nframes with the default settings vs raw h5py without a filter (whole run): {ours / raw:.2f}")
+        print(f"  frames, default settings: {ours / raw:.2f} × raw h5py uncompressed (target ≥ 0.8)")
+    if polled is not None:
+        print(f"  instrument actor, zero-latency driver at poll_hz=100000: {polled:,.0f} readings/s (target ≥ 100,000)")
 
 
 def warm_up(chosen: list[Workload], options: StorageOptions, path: Path) -> None:
@@ -300,6 +346,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a tenth of the data, one round (a smoke run)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--only", default="run,one,1k,100k,frames,poll", help="workloads, comma-separated")
+    parser.add_argument("--settings", default="default,gzip-1,no time", help="storage settings, comma-separated")
     args = parser.parse_args()
     logging.getLogger("arrowdaq").setLevel(logging.ERROR)  # backpressure alarms are expected here
     scale, rounds = (10, 1) if args.quick else (1, args.rounds)
@@ -309,14 +356,16 @@ def main() -> None:
     settings = {  # the default has no filter (docs/decisions/0021); gzip on the table-like columns is opt-in
         "default": StorageOptions(data_dir=tmp),
         "gzip-1": StorageOptions(data_dir=tmp, compression="gzip"),
+        "no time": StorageOptions(data_dir=tmp, time_axis=False),  # no viewers' axis: 16 B a scalar row, not 24
     }
+    settings = {k: v for k, v in settings.items() if k in args.settings.split(",")}
     print(
         f"pipeline benchmark: producer → hub → storage → closed file → read back, beside raw h5py with the same"
         f" settings; {rounds} interleaved round(s), median [min–max]; load average {os.getloadavg()[0]:.1f} at the"
         " start (2 cores, shared: wall-clock rates swing with it)"
     )
     try:
-        warm_up(chosen, settings["default"], tmp / "raw.h5")
+        warm_up(chosen, next(iter(settings.values())), tmp / "raw.h5")
         results: dict[tuple[str, str], tuple[list[Timing], list[Timing]]] = {}
         for r in range(rounds):
             for work in chosen:
@@ -330,9 +379,13 @@ def main() -> None:
                         else:
                             raw.append(through_raw(work, options, tmp / "raw.h5"))
         report(chosen, list(settings), results)
+        polled = None
         if "poll" in args.only.split(","):
-            rates = [asyncio.run(poll_rate(settings["default"], 2.0 / scale)) for _ in range(rounds)]
+            options = settings.get("default", StorageOptions(data_dir=tmp))
+            rates = [asyncio.run(poll_rate(options, 2.0 / scale)) for _ in range(rounds)]
+            polled = statistics.median(rates)
             print(f"\ninstrument actor, zero-latency driver at poll_hz=100000: {spread(rates)} readings/s stored")
+        targets(chosen, list(settings), results, polled)
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

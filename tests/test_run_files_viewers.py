@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from time import time_ns
 
 import h5py
 import numpy as np
@@ -147,3 +148,34 @@ async def test_trace_axes_are_named_for_what_they_are(hub, tmp_path):
     run = arrowdaq.open_run(path)
     for name, batches in streams.items():
         assert decode(run.table(name)).equals(expected(batches))
+
+
+async def test_without_the_time_axis_viewers_still_plot_and_open_run_reads_the_same(hub, tmp_path):
+    """``time_axis=False`` (a third less to write for a scalar stream): no ``time`` dataset, silx and
+    nexusformat plot the signal against the row number, the Arrow round trip and ``lazy(time=...)`` are unchanged."""
+    import nexusformat.nexus as nexusformat
+    from silx.io import nxdata
+
+    ts = np.arange(5, dtype=np.uint64) * 10**6 + np.uint64(time_ns())
+    streams = {
+        "pm1/power": [
+            scalar_batch(np.linspace(0, 1, 3), channel="pm1", unit="W", timestamps_ns=ts[:3]),
+            scalar_batch([0.5, 0.7], channel="pm1", unit="W", timestamps_ns=ts[3:]),
+        ]
+    }
+    path = await record(hub, tmp_path, streams, time_axis=False)
+    with h5py.File(path, "r") as f:
+        g = f["entry/pm1_power"]
+        assert "time" not in g and "axes" not in g.attrs
+        data = nxdata.get_default(f)
+        assert data is not None and data.is_valid and data.is_curve and data.axes == [None]
+        np.testing.assert_array_equal(data.signal[()], [0.0, 0.5, 1.0, 0.5, 0.7])
+    root = nexusformat.nxload(str(path))
+    try:
+        assert root.plottable_data.nxsignal.nxname == "value"
+    finally:
+        root.nxfile.close()
+    run = arrowdaq.open_run(path)
+    assert decode(run.table("pm1/power")).equals(expected(streams["pm1/power"]))
+    seconds = run.lazy("pm1/power", time="seconds").collect()["time"].to_numpy()
+    np.testing.assert_allclose(seconds, (ts.astype(np.int64) - run.start_ns) / 1e9, rtol=0, atol=1e-9)

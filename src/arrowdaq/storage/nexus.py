@@ -17,6 +17,7 @@ import pyarrow as pa
 from ..data.schemas import AXIS_KEY, EXPLICIT, IMAGE, LONG_NAME_KEY, SCALAR, UNIT_KEY, VECTOR, kind_of
 from ..errors import StorageError, describe
 from ..hub.streams import StreamSpec
+from . import columns as C
 from . import layout as L
 from .forms import TRACE_CHUNK_POINTS, Form, ListForm, forms_of, rows_in
 from .writer import RunWriter
@@ -207,7 +208,7 @@ class NexusWriter(RunWriter):
         g.attrs[L.PRODUCER_ATTR] = spec.producer or ""
         g.attrs[L.KIND_ATTR] = spec.kind or "extension"
         g.attrs["title"] = spec.name
-        timed = _timed(schema)
+        timed = _timed(schema) and self.options.time_axis
         signal = signal_of(schema, forms)
         trace_x = self._trace_x(schema, signal)
         x_axis = "x" if trace_x == "explicit" else x_quantity(schema, "x0")[0] if trace_x == "uniform" else None
@@ -302,6 +303,7 @@ class NexusWriter(RunWriter):
         n = sum(b.num_rows for b in batches)
         if n == 0:
             return 0
+        batches = C.one_batch(batches)
         # Convert and check every column first, so a refused batch leaves no column longer than the others
         # (and every form's state as it was).
         saved = [form.snapshot() for form in st.forms]

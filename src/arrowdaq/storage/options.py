@@ -55,6 +55,11 @@ class StorageOptions(BaseModel):
     compress_floats: bool = True
     #: Filter of camera frames: off by default, frames are large and compress poorly.
     image_compression: Filter = None
+    #: Whether streams with timestamps get the viewers' ``time`` axis (float64 seconds since the run
+    #: start, beside the exact ``timestamp_ns``): a third of a scalar stream's bytes. False: silx and
+    #: h5web plot against the row number (``timestamp_ns_indices`` names the raw axis); ``open_run``
+    #: is the same either way (docs/decisions/0026).
+    time_axis: bool = True
     #: Rows per HDF5 chunk of a per-row column; the actor writes whole chunks.
     chunk_rows: int = Field(16384, ge=1)
     #: Seconds between flushes at most: rows older than this are on disk.
