@@ -88,35 +88,12 @@ def lab(
 
 
 #: A power meter, a rotation mount and a moving average on the simulators, recorded: most run tests start here.
-SMALL = """
-[run]
-name = "small"
-data_dir = "{data_dir}"
-
-[storage]
-flush_interval_s = 0.2
-
-[[instruments]]
-id = "pm1"
-driver = "newport_1830c"
-port = "sim"
-poll_hz = 20.0
-
-[[instruments]]
-id = "hwp"
-driver = "ell14"
-port = "sim"
-poll_hz = 5.0
-
-[[processors]]
-id = "pm1_avg"
-kind = "moving_average"
-inputs = "pm1/power"
-params = {{ samples = 4, sample_rate = 20.0 }}
-
-[simulation]
-latency_scale = 0.01
-"""
+SMALL = lab(
+    PM1,
+    instrument("hwp", "ell14", poll_hz=5.0),
+    processor("pm1_avg", "moving_average", "pm1/power", samples=4, sample_rate=20.0),
+    name="small",
+)
 
 
 def meters_with_one_on_a_dead_port(required: bool) -> str:
