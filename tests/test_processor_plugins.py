@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 
 import arrowdaq
 from arrowdaq.errors import ConfigError
+from arrowdaq.processors import FFTProcessor, available, processor_class
 
 from .configs import PM1, config_from, instrument, processor
 from .plugins import pip_install, write_dist
@@ -136,3 +138,13 @@ def test_a_broken_plugin_is_refused_naming_the_key_and_the_entry_point(group, ca
     message = str(info.value)
     assert message.startswith(where.format(cls=target.partition(":")[2])), message
     assert problem.format(base=base) in message, message
+
+
+def test_a_plugin_cannot_change_what_a_shipped_kind_means(tmp_path, monkeypatch):
+    shadow = {"arrowdaq.processors": {"fft": "shadow_plugin:Shadow"}}
+    site = write_dist(tmp_path / "site", "shadow", {"shadow_plugin.py": "class Shadow:\n    pass\n"}, shadow)
+    monkeypatch.syspath_prepend(str(site))
+    assert entry_points(group="arrowdaq.processors", name="fft")  # installed and seen
+    assert processor_class("fft") is FFTProcessor  # the built-in wins
+    assert available().count("fft") == 1
+    assert "shadow_plugin" not in sys.modules  # never imported

@@ -89,9 +89,6 @@ class Registry(Generic[C]):
         """Every name a configuration may use, sorted."""
         return sorted(set(self.builtin) | set(installed(self.group)))
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and (name in self.builtin or name in installed(self.group))
-
     def load(self, name: str) -> type[C]:
         """The class registered as ``name``; the error lists the known names."""
         target: str | type[C] | EntryPoint | None = self.builtin.get(name)
