@@ -47,6 +47,21 @@ TRAPS = {
         "arrowdaq watch: error: --stream is not an option: STREAM is given by position, without --stream, "
         "as in `arrowdaq watch pm1/power`",
     ),
+    "sim --driver (the metavar's first word)": (
+        ["sim", "--driver", "esp300"],
+        "arrowdaq sim: error: --driver is not an option: DRIVER[=PORT|=pty] is given by position, without --driver, "
+        "as in `arrowdaq sim esp300`",
+    ),
+    "sim --device (the singular of devices)": (
+        ["sim", "--device=maitai", "--pty"],
+        "arrowdaq sim: error: --device is not an option: DRIVER[=PORT|=pty] is given by position, without --device, "
+        "as in `arrowdaq sim maitai`",
+    ),
+    "bench --only": (
+        ["bench", "--only", "hub"],
+        "arrowdaq bench: error: --only is not an option: NAME is given by position, without --only, "
+        "as in `arrowdaq bench hub`",
+    ),
     "set --setting": (
         ["set", "laser", "--setting", "wavelength", "780"],
         "arrowdaq set: error: --setting is not an option: SETTING is given by position, without --setting",

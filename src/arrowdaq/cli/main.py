@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -60,7 +61,8 @@ class Parser(argparse.ArgumentParser):
             name = flag[2:].replace("-", "_").lower()
             for n, action in enumerate(positionals):
                 metavar = action.metavar if isinstance(action.metavar, str) else action.dest.upper()
-                if name not in (action.dest, metavar.lower()):
+                word = re.split(r"\W", metavar)[0].lower()  # driver, of DRIVER[=PORT|=pty]
+                if not name or name not in (action.dest, action.dest.removesuffix("s"), word):
                     continue
                 value = value if eq else (tokens[i + 1] if i + 1 < len(tokens) else "")
                 example = f", as in `{self.prog} {value}`" if n == 0 and value and not value.startswith("-") else ""
