@@ -142,6 +142,36 @@ async def test_put_waits_for_a_full_lossless_subscriber_and_keeps_the_order(hub)
     assert got == [float(i) for i in range(5000)] and slow.drops == 0 and slow.alarms >= 1
 
 
+async def test_put_stores_the_reading_at_once_and_waits_for_a_full_lossless_subscriber(hub):
+    """``put`` is a plain call returning an awaitable: the reading is gathered before anything is
+    awaited; where a batch is published and storage is full, awaiting it waits (the backpressure),
+    so the producer never holds more than a batch beyond the subscriber's bound."""
+    slow = hub.subscribe("pm1/power", delivery="lossless", name="slow", max_bytes=20_000)
+    got: list[float] = []
+    done = asyncio.Event()
+
+    async def consume():
+        while len(got) < 5000:
+            _, batch = await slow.get()
+            got.extend(batch.column("value").to_pylist())
+            await asyncio.sleep(0.001)  # the thing tested: a subscriber slower than the producer
+        done.set()
+
+    consumer = asyncio.create_task(consume())
+    held = []
+    async with Producer(hub, "pm1/power", unit="W", batch_rows=100, batch_latency=3600) as power:
+        pending = power.put(0.0, T0)
+        assert len(power) == 1 and power.columns.n == 1  # gathered before it is awaited
+        await pending
+        for i in range(1, 5000):
+            await power.put(float(i), T0 + i)
+            held.append(len(power))
+    await asyncio.wait_for(done.wait(), 30)
+    await consumer
+    assert got == [float(i) for i in range(5000)] and slow.drops == 0 and slow.alarms >= 1
+    assert max(held) <= 2 * 100  # put waited: batches did not pile up in the producer
+
+
 async def test_a_stream_declared_with_another_schema_is_refused(hub):
     from arrowdaq.data import vector_schema
     from arrowdaq.errors import StreamError
