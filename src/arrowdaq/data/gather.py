@@ -18,6 +18,9 @@ import pyarrow as pa
 
 from .builders import constant_string
 from .schemas import scalar_schema
+from .validate import null_free
+
+_UINT64, _FLOAT64 = pa.uint64(), pa.float64()
 
 
 class ReadingColumns:
@@ -86,9 +89,9 @@ class ReadingColumns:
         self.n = 0
         self.first_at = 0.0
         columns = [
-            pa.Array.from_buffers(pa.uint64(), n, [None, pa.py_buffer(stamps)]),
+            pa.Array.from_buffers(_UINT64, n, [None, pa.py_buffer(stamps)]),
             constant_string(self.channel, n),
-            pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(values)]),
+            pa.Array.from_buffers(_FLOAT64, n, [None, pa.py_buffer(values)]),
             constant_string(self.unit, n),
         ]
-        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+        return null_free(pa.RecordBatch.from_arrays(columns, schema=self.schema))  # no validity buffers

@@ -143,9 +143,10 @@ class InstrumentManager:
             return []
         accept_batch(batch, spec.schema, spec.required, stream=stream)
         now = time.monotonic()
-        spec.meter.add(batch.num_rows, batch.get_total_buffer_size(), now)
+        size = batch.get_total_buffer_size()
+        spec.meter.add(batch.num_rows, size, now)
         spec.last = batch
-        held = batch_memory(batch)
+        held = batch_memory(batch, size)
         return [sub for sub in spec.subscribers if not sub.offer(stream, batch, held, now)]
 
     async def deliver(self, stream: str, batch: pa.RecordBatch, subscribers: Iterable[Subscription]) -> None:

@@ -31,12 +31,14 @@ BATCH_OVERHEAD = 512
 COLUMN_OVERHEAD = 768
 
 
-def batch_memory(batch: pa.RecordBatch) -> int:
-    """The memory a batch holds: its buffers plus the objects around them.
+def batch_memory(batch: pa.RecordBatch, buffers: int | None = None) -> int:
+    """The memory a batch holds: its buffers (``buffers``, when the caller has their size already)
+    plus the objects around them.
 
     Counting only the buffers let a lossless buffer of 256 MiB admit ~6 M
     one-row batches (~22 GiB) before any backpressure."""
-    return batch.get_total_buffer_size() + BATCH_OVERHEAD + COLUMN_OVERHEAD * batch.num_columns
+    size = batch.get_total_buffer_size() if buffers is None else buffers
+    return size + BATCH_OVERHEAD + COLUMN_OVERHEAD * batch.num_columns
 
 
 def matches_any(stream: str, patterns: Iterable[str]) -> bool:
