@@ -109,7 +109,7 @@ def accept_batch(batch: object, expected: pa.Schema, required: tuple[int, ...], 
     if batch.__class__ is not pa.RecordBatch or not batch.schema.equals(expected, check_metadata=False):  # type: ignore[attr-defined]
         validate_batch(batch, expected, stream=stream)
         return
-    if not required or _is_null_free(batch):  # type: ignore[arg-type]  # a RecordBatch (checked above)
+    if not required or _is_null_free(batch):  # a RecordBatch (checked above)
         return
     for i in required:
         nulls = batch.column(i).null_count  # type: ignore[attr-defined]  # a RecordBatch (checked above)
