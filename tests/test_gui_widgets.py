@@ -291,6 +291,30 @@ def test_feed_keeps_only_the_newest_batches_and_counts_the_rest(qtbot, link, sou
     link.release("pm1/power")
 
 
+def test_a_card_deleted_without_unwatching_stops_watching_and_its_batches_are_dropped(qtbot, link, source):
+    """A window closed with its panels: batches already on their way to a deleted card are dropped (counted),
+    never shown on its deleted labels, and the card's subscription ends."""
+    import shiboken6
+
+    from arrowdaq.gui.panels.instruments import InstrumentsPanel
+
+    kept, deleted = InstrumentsPanel(link), InstrumentsPanel(link)
+    qtbot.addWidget(kept)
+    for panel in (kept, deleted):
+        panel.set_description(parse_description(DESCRIPTION))
+    source.wait_subscribed("laser/wavelength")
+    assert link.feeds["laser/wavelength"].users == 2
+    shiboken6.delete(deleted)  # its labels go with it; it never called unwatch
+    source.push("laser/wavelength", power([0.25]))
+    label = kept.cards["laser"].value_labels["laser/wavelength"]
+    feed = link.feeds["laser/wavelength"]
+    qtbot.waitUntil(lambda: label.text().startswith("0.25") and feed.users == 1, timeout=5000)
+    assert link.dropped_replies >= 1  # that batch (and the deleted card's replies to its 'get' calls)
+    source.push("laser/wavelength", power([0.5]))  # the living card's watch goes on
+    qtbot.waitUntil(lambda: label.text().startswith("0.5"), timeout=5000)
+    assert link.feeds["laser/wavelength"] is feed and feed.users == 1
+
+
 def test_link_reconnects_and_resubscribes_when_the_daemon_returns(qtbot, link, source):
     seen = []
     watch = link.watch("pm1/power", lambda batches: seen.extend(batches))

@@ -200,6 +200,7 @@ class Watch:
     stream: str
     feed: StreamFeed
     connection: Any
+    released: bool = False
 
 
 class Link(QtCore.QObject):
@@ -329,11 +330,26 @@ class Link(QtCore.QObject):
                 feed.stop()
 
     def watch(self, stream: str, callback: Callable[[list[pa.RecordBatch]], None]) -> Watch:
-        """Call ``callback(batches)`` on the GUI thread as batches of ``stream`` arrive, until ``unwatch``."""
+        """Call ``callback(batches)`` on the GUI thread as batches of ``stream`` arrive, until ``unwatch``
+        or until the widget it belongs to (:func:`owners`) is deleted: then the watch ends by itself."""
         feed = self.feed(stream)
-        return Watch(stream, feed, feed.arrived.connect(callback))
+        owned_by = owners(callback)
+        watch = Watch(stream, feed, None)
+
+        def deliver(batches: list[pa.RecordBatch]) -> None:
+            if all(is_alive(owner) for owner in owned_by):
+                callback(batches)
+            else:
+                self._invoker.dropped += 1
+                self.unwatch(watch)
+
+        watch.connection = feed.arrived.connect(deliver)
+        return watch
 
     def unwatch(self, watch: Watch) -> None:
+        if watch.released:
+            return
+        watch.released = True
         try:
             watch.feed.arrived.disconnect(watch.connection)
         except (RuntimeError, TypeError):
@@ -352,7 +368,7 @@ class Link(QtCore.QObject):
 
     @property
     def dropped_replies(self) -> int:
-        """Posted calls dropped because their widget was deleted before they ran."""
+        """Replies and batches not handed to a widget because it was deleted before they came."""
         return self._invoker.dropped
 
     def call(
