@@ -77,6 +77,38 @@ async def test_stop_writes_every_frame_of_a_backlog_that_takes_longer_than_the_s
     assert "actor 'storage' is still draining its queue" in still[0]
 
 
+async def test_one_write_longer_than_the_stop_timeout_is_progress_while_the_file_grows(tmp_path, caplog):
+    """One batch of 60 compressed frames is a single write lasting about three stop timeouts: nothing is handled
+    meanwhile, but the run file grows chunk by chunk, so the stop waits for it and for the frame queued behind."""
+    rng = np.random.default_rng(4)
+    hub = InstrumentManager(RestartPolicy())
+    first = frames(1, 0, rng)[0]
+    hub.declare("cam1/frames", first.schema, producer="cam1")
+    options = StorageOptions(data_dir=tmp_path, image_compression="gzip", compression_level=1, flush_interval=3600)
+    ref, path = spawn_storage(hub, "cam1/*", options, RunInfo(name="big"), max_bytes=1 << 30)
+    await ref.wait_status(ActorStatus.RUNNING)
+    one_write = float("inf")
+    for n in (0, 2, 4):  # two frames a write, the fastest of three
+        for batch in frames(2, n, rng):
+            await hub.publish("cam1/frames", batch)
+        started = time.perf_counter()
+        await hub.command("storage", "flush")
+        one_write = min(one_write, time.perf_counter() - started)
+    stop_timeout = max(0.3, 10 * one_write)
+    pixels = rng.integers(0, 4096, (60, *FRAME), dtype=np.uint16)  # 3 stop timeouts of 10 writes of 2 frames
+    await hub.publish("cam1/frames", image_batch(pixels, channel="cam", frame_numbers=6))
+    await hub.publish("cam1/frames", frames(1, 66, rng)[0])  # queued behind the big one
+    with caplog.at_level(logging.INFO, logger="arrowdaq.actors"):
+        await hub.stop(timeout=stop_timeout)
+    assert ref.status is ActorStatus.STOPPED and ref.last_error is None
+    run = open_run(path)
+    assert run.counts()["cam1/frames"] == (67, 67, 0)
+    numbers = run.lazy("cam1/frames").select("frame_number").collect()["frame_number"].to_numpy()
+    assert np.array_equal(numbers, np.arange(67))
+    still = [r.getMessage() for r in caplog.records if "still draining" in r.getMessage()]
+    assert still and "0 item(s) handled" in still[0]  # a window with no item handled, and yet progress
+
+
 class StuckHdf5:
     """Another user of HDF5 in this process holds the library's global lock (as a long read does): every h5py
     call of storage waits for it. As storage sees it, the disk stopped answering; nothing in storage is replaced."""

@@ -145,6 +145,12 @@ class Actor:
     async def on_batch(self, stream: str, batch: Any) -> None:
         """Handle one item from an attached inbox (a hub subscription)."""
 
+    def progress(self) -> Any:
+        """What changes while one long item is being handled (storage: its file's size, growing chunk by
+        chunk during a big write): a stop keeps waiting while this changes, as it does while items are
+        handled. Called on the event loop once per stop timeout; must be cheap. None: items handled only."""
+        return None
+
     def on_abandoned(self, items: list[tuple[str, Any]], why: str) -> None:
         """A stop gave up on this actor (no progress for ``stop_timeout`` s): ``items`` (stream, batch)
         were still queued and will not be handled. Count and report them (storage records them as

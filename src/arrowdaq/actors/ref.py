@@ -9,7 +9,8 @@ is not handed to the new instance (it may be what made it fail).
 
 A stop drains what is queued for as long as the actor makes progress (a slow
 disk, a big backlog of frames): it gives up only after ``stop_timeout`` s in
-which not one message or batch was handled. What is then still queued is handed
+which not one message or batch was handled and the actor's own measure of
+progress (:meth:`~.actor.Actor.progress`: storage's file size) did not change. What is then still queued is handed
 to the actor's :meth:`~.actor.Actor.on_abandoned`, which counts and reports it
 (storage: ``lost`` events with rows and batches per stream); see decision 0039.
 """
@@ -152,7 +153,7 @@ class ActorRef:
         actor closes (``on_stop``) within its own ``close_timeout``, whatever the drain took.
 
         ``timeout`` (default :attr:`stop_timeout`) is the longest stretch without one message or batch
-        handled: a stuck actor's queue is handed to its ``on_abandoned`` (counted, reported) and it is
+        handled and without a change of the actor's :meth:`~.actor.Actor.progress`: a stuck actor's queue is handed to its ``on_abandoned`` (counted, reported) and it is
         closed. A close is never cut short by a slow drain: a laser's shutter gets closed.
         """
         timeout = self.stop_timeout if timeout is None else timeout
@@ -167,13 +168,13 @@ class ActorRef:
         drained = asyncio.ensure_future(self._drained.wait())
         try:
             while True:
-                handled = self.handled
+                handled, mark = self.handled, self._progress()
                 done, _ = await asyncio.wait(
                     {drained, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
                 if done:
                     break
-                if self.handled == handled:
+                if self.handled == handled and self._progress() == mark:
                     self._abandon(f"actor {self.name!r} made no progress for {timeout:g} s while stopping")
                     break
                 log.info(
@@ -188,6 +189,11 @@ class ActorRef:
             log.error(f"actor {self.name!r} did not close within {self._close_timeout:g} s; cancelling it")
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    def _progress(self) -> Any:
+        """The running instance's own measure of progress within one item (see ``Actor.progress``)."""
+        actor = self._running
+        return None if actor is None else actor.progress()
 
     @property
     def backlog(self) -> int:

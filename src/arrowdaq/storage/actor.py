@@ -159,6 +159,13 @@ class StorageActor(Actor):
         if self.error is None:
             self.log.info(f"run file complete: {self.path}")
 
+    def progress(self) -> Any:
+        """The run file's size: it grows chunk by chunk while one big write goes on (a slow disk, large frames)."""
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return None
+
     def on_abandoned(self, items: list[tuple[str, Any]], why: str) -> None:
         """The stop gave up (storage made no progress, a stuck disk): the batches still queued are lost.
         Each stream's rows and batches go into the event log (``lost`` events), the total into the status."""
