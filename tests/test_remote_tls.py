@@ -2,8 +2,9 @@
 
 A self-signed certificate for 127.0.0.1 (as the how-to makes one for the lab computer's name), the
 daemon's ``[server] tls_cert``/``tls_key``, then the clients the page names: ``connect(...,
-tls_cert=...)`` from Python, and the command line with ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``. A client
-that does not trust the certificate is refused by the TLS handshake, with the reason.
+tls_cert=...)`` from Python, the command line with ``--tls-cert``, and local clients that find the
+certificate in the address file. A client that does not trust the certificate is refused by the TLS
+handshake, with the reason; a ``--tls-cert`` that is missing or not a certificate is named.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 import arrowdaq
-from arrowdaq.errors import DaemonUnavailable
+from arrowdaq.errors import ConfigError, DaemonUnavailable
 
 from .live_helpers import Daemon
 
@@ -77,22 +78,63 @@ def test_a_tls_daemon_is_reached_with_its_certificate(tls_daemon) -> None:
         assert daq.set("laser", "wavelength", 800) == pytest.approx(800, abs=1)
 
 
-def test_a_client_that_does_not_trust_the_certificate_is_refused(tls_daemon) -> None:
+def test_a_client_that_does_not_trust_the_certificate_is_refused(tls_daemon, tmp_path, monkeypatch) -> None:
     daemon, _ = tls_daemon
+    monkeypatch.setenv("ARROWDAQ_LIVE_FILE", str(tmp_path / "elsewhere.json"))  # another computer: no address file
     with arrowdaq.connect(daemon.address, token=TOKEN, timeout=5.0) as daq:
         with pytest.raises(DaemonUnavailable, match="(?i)certificate|handshake|ssl"):
             daq.ping()
 
 
-def test_the_command_line_trusts_the_certificate_through_grpc_roots(tls_daemon) -> None:
-    daemon, cert = tls_daemon
-    env = {**os.environ, "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(cert), "COLUMNS": "200"}
-    result = subprocess.run(
-        [sys.executable, "-m", "arrowdaq.cli.main", "status", "--address", daemon.address, "--token", TOKEN],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+def arrowdaq_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    env.pop("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", None)
+    return subprocess.run(
+        [sys.executable, "-m", "arrowdaq.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def test_the_command_line_takes_the_certificate(tls_daemon) -> None:
+    daemon, cert = tls_daemon
+    remote = ["--address", daemon.address, "--token", TOKEN, "--tls-cert", str(cert)]
+    result = arrowdaq_cli("status", *remote)
     assert result.returncode == 0, result.stderr
     assert "pm1/power" in result.stdout and daemon.address in result.stdout
+    result = arrowdaq_cli("set", "laser", "wavelength", "790", *remote)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("laser.wavelength = 79")
+    # without it (on another computer: no address file), the handshake fails and says so
+    elsewhere = {"ARROWDAQ_LIVE_FILE": str(cert.with_name("elsewhere.json"))}
+    result = arrowdaq_cli("status", "--address", daemon.address, "--token", TOKEN, env=elsewhere)
+    assert result.returncode != 0
+    assert "certificate" in result.stderr.lower() or "handshake" in result.stderr.lower(), result.stderr
+
+
+def test_a_local_client_finds_the_certificate_in_the_address_file(tls_daemon) -> None:
+    """The daemon names its certificate in its address file: local clients need no option at all."""
+    daemon, cert = tls_daemon
+    # the address given by hand is the file's: its certificate comes from the file
+    with arrowdaq.connect(daemon.address, token=TOKEN) as daq:
+        assert daq.set("laser", "wavelength", 805) == pytest.approx(805, abs=1)
+    result = arrowdaq_cli("get", "laser", "wavelength")
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) == pytest.approx(805, abs=1)
+
+
+def test_a_certificate_that_is_missing_or_not_one_is_named(tls_daemon, tmp_path: Path) -> None:
+    daemon, cert = tls_daemon
+    missing = tmp_path / "nowhere.crt"
+    key = cert.with_name("server.key")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a certificate\n")
+    for path, reason in ((missing, "does not exist"), (key, "is a private key"), (text, "is not a PEM certificate")):
+        result = arrowdaq_cli("status", "--address", daemon.address, "--token", TOKEN, "--tls-cert", str(path))
+        assert result.returncode != 0
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(path) in lines[0] and reason in lines[0], result.stderr
+        with pytest.raises(ConfigError, match=reason):
+            arrowdaq.connect(daemon.address, token=TOKEN, tls_cert=path)
+    result = arrowdaq_cli(
+        "gui", daemon.address, "--token", TOKEN, "--tls-cert", str(missing), env={"QT_QPA_PLATFORM": "offscreen"}
+    )
+    assert result.returncode != 0 and str(missing) in result.stderr and "does not exist" in result.stderr

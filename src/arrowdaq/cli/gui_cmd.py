@@ -45,6 +45,11 @@ def run(args: argparse.Namespace) -> int:
         raise ArrowDAQError(f"the window needs {missing}")
     argv = gui_command(*([args.address] if args.address else []))
     argv += [*(["--token", args.token] if args.token else []), *(["--layout", args.layout] if args.layout else [])]
+    if args.tls_cert:
+        from ..live.tls import read_certificate
+
+        read_certificate(args.tls_cert)  # a wrong file is said here, not as a window that never connects
+        argv += ["--tls-cert", str(Path(args.tls_cert).expanduser().absolute())]
     if os.name == "posix":
         sys.stdout.flush()
         os.execv(sys.executable, argv)  # this process becomes the window: its signals and exit status
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from .live_cmd import add_tls_cert_option
+
     p = subparsers.add_parser(
         "gui",
         help="open the window on a running daemon",
@@ -66,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--token", default=None, help="the daemon's token (default: read with the local daemon's address)")
     p.add_argument("--layout", metavar="FILE", default=None, help="where the window layout is kept (default: per user)")
+    add_tls_cert_option(p)
     p.set_defaults(func=run)
 
 
@@ -81,13 +89,17 @@ class WindowProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.log: Path | None = None
 
-    def start(self, address: str, token: str) -> str:
+    def start(self, address: str, token: str, tls_cert: str | None = None) -> str:
         """Start the window; returns one line saying where it is (or why it is not)."""
         if not has_display():
             return "window: none (no display); the terminal shows the run"
         if (missing := gui_missing()) is not None:
             return f"window: none ({missing})"
         env = {**os.environ, "ARROWDAQ_ADDRESS": address, "ARROWDAQ_TOKEN": token}
+        if tls_cert:
+            from ..live.tls import CERT_ENV
+
+            env[CERT_ENV] = tls_cert
         self.log = Path(tempfile.gettempdir()) / f"arrowdaq-gui-{os.getpid()}.log"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(

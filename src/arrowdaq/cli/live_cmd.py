@@ -1,7 +1,7 @@
 """The control commands: ``status``, ``watch``, ``do``, ``get``, ``set``, ``record`` — clients of a running daemon.
 
-They find the local daemon by its address file (or ``--address``/``--token``,
-``ARROWDAQ_ADDRESS``/``ARROWDAQ_TOKEN``) and use the same Python client as a
+They find the local daemon by its address file (or ``--address``/``--token``/``--tls-cert``,
+``ARROWDAQ_ADDRESS``/``ARROWDAQ_TOKEN``/``ARROWDAQ_TLS_CERT``) and use the same Python client as a
 notebook or the GUI (``arrowdaq.connect``); errors are the daemon's own messages.
 """
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def _client(args: argparse.Namespace) -> Client:
     from ..live.client import connect
 
-    return connect(args.address, args.token, name=f"arrowdaq {args.command}")
+    return connect(args.address, args.token, name=f"arrowdaq {args.command}", tls_cert=args.tls_cert)
 
 
 def parse_value(text: str) -> Any:
@@ -211,6 +211,18 @@ def record(args: argparse.Namespace) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="the daemon's address (default: the local daemon's address file)")
     p.add_argument("--token", help="the daemon's token (default: from the address file, or ARROWDAQ_TOKEN)")
+    add_tls_cert_option(p)
+
+
+def add_tls_cert_option(p: argparse.ArgumentParser) -> None:
+    """``--tls-cert``: the certificate to trust for a ``grpc+tls://`` daemon (shared with ``scan`` and ``gui``)."""
+    p.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        default=None,
+        help="the certificate to trust for a grpc+tls:// daemon, e.g. its self-signed server.crt "
+        "(default: ARROWDAQ_TLS_CERT, else the local daemon's address file, else the system's trusted roots)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

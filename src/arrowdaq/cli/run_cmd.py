@@ -66,7 +66,9 @@ def execute(
                 view.console.print(f"live service: {live.address}{where}", highlight=False)
             if not window_started and live is not None and live.address:
                 window_started = True
-                view.console.print(window.start(live.address, live.token), highlight=False)
+                cert = live.settings.tls_cert
+                trusted = str(cert.absolute()) if cert is not None else None  # a self-signed daemon's own
+                view.console.print(window.start(live.address, live.token, trusted), highlight=False)
             if extra is not None and task is None and app.hub.supervisor.actors:
                 task = asyncio.create_task(extra(app.hub))
             view.update()

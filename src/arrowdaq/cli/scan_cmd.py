@@ -167,7 +167,7 @@ def run_remote(args: argparse.Namespace, address: str | None, plan: str, words: 
 
     positional, keywords = plan_arguments(plan, words)
     options = {k: v for k, v in (("settle", args.settle), ("reads", args.reads)) if v is not None}
-    with connect(address, args.token, name="arrowdaq scan") as client:
+    with connect(address, args.token, name="arrowdaq scan", tls_cert=args.tls_cert) as client:
         if args.dry_run:
             body = {"action": "dry_run", "plan": plan, "args": positional, "kwargs": keywords}
             dry = client.action("scan", body | {"detectors": args.detector, **options})
@@ -208,6 +208,8 @@ def run_remote(args: argparse.Namespace, address: str | None, plan: str, words: 
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from .live_cmd import add_tls_cert_option
+
     p = subparsers.add_parser(
         "scan",
         help="run a scan (a plan over the instruments of a configuration)",
@@ -228,6 +230,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(grpc://host:port); Ctrl-C aborts the scan",
     )
     p.add_argument("--token", help="the daemon's token, with --connect ADDRESS (default: its address file)")
+    add_tls_cert_option(p)
     p.add_argument("-d", "--detector", action="append", default=[], metavar="DETECTOR", help="read at every point")
     p.add_argument("--data-dir", metavar="DIR", help="where the scan file goes (overrides [run] data_dir)")
     p.add_argument("--settle", type=float, metavar="S", help="wait S seconds after each move (default 0)")

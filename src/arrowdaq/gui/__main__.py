@@ -14,8 +14,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("address", nargs="?", default=None, help="the daemon's live-service address (default: local)")
     parser.add_argument("--token", default=None, help="the daemon's token (default: with the local address)")
     parser.add_argument("--layout", metavar="FILE", default=None, help="where the window layout is kept")
+    parser.add_argument("--tls-cert", metavar="PEM", default=None, help="the certificate to trust (grpc+tls)")
     args = parser.parse_args(argv)
-    return run_gui(args.address, token=args.token, settings=Path(args.layout) if args.layout else None)
+    layout = Path(args.layout) if args.layout else None
+    return run_gui(args.address, token=args.token, settings=layout, tls_cert=args.tls_cert)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import pyarrow.flight as flight
 from .. import errors
 from . import discovery
 from .protocol import AUTH_HEADER, CLIENT_HEADER, ERROR_INFO_KEY, EVENTS_STREAM, HEARTBEAT_S, dumps, loads, ticket
+from .tls import CERT_ENV, read_certificate
 
 #: Seconds a scan's submit may take (the daemon opens the scan's file and starts its recorder first).
 SUBMIT_TIMEOUT_S = 60.0
@@ -106,7 +107,8 @@ def connect(
         name: how the daemon's command log names this client (default: program, pid and user).
         timeout: seconds each call may take before it fails.
         tls_cert: a PEM certificate to trust for ``grpc+tls`` (a self-signed server's ``tls_cert``);
-            default: the one in the address file, else the system's trusted roots.
+            default: ``ARROWDAQ_TLS_CERT``, else the one the local daemon's address file names, else the
+            system's trusted roots.
 
     Returns:
         A thread-safe :class:`Client`; close it when done, or use it in a ``with`` block.
@@ -114,6 +116,7 @@ def connect(
     Raises:
         DaemonUnavailable: no local daemon was found, or the address cannot be used.
         AuthenticationError: no token was given or found for the address.
+        ConfigError: ``tls_cert`` does not exist or is not a PEM certificate (the message names the file).
 
     Example::
 
@@ -125,7 +128,8 @@ def connect(
     info: dict[str, Any] = {}
     address = address or os.environ.get("ARROWDAQ_ADDRESS")
     token = token or os.environ.get("ARROWDAQ_TOKEN")
-    if address is None or token is None:
+    cert = tls_cert or os.environ.get(CERT_ENV) or None
+    if address is None or token is None or (cert is None and address.startswith("grpc+tls:")):
         found = discovery.read_address_file()
         if found is None and address is None:
             raise errors.DaemonUnavailable(
@@ -139,7 +143,7 @@ def connect(
     if token is None:
         raise errors.AuthenticationError(f"no token for {address}: give token=..., or set ARROWDAQ_TOKEN")
     assert address is not None
-    cert = str(tls_cert) if tls_cert is not None else info.get("tls_cert")
+    cert = cert or info.get("tls_cert")
     return Client(address, token, name=name, timeout=timeout, tls_cert=cert)
 
 
@@ -153,7 +157,7 @@ class Client:
         *,
         name: str | None = None,
         timeout: float = 10.0,
-        tls_cert: str | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
@@ -162,7 +166,7 @@ class Client:
         self._headers = [(AUTH_HEADER.encode(), f"Bearer {token}".encode()), (CLIENT_HEADER.encode(), name.encode())]
         kwargs: dict[str, Any] = {}
         if tls_cert:
-            kwargs["tls_root_certs"] = Path(tls_cert).read_bytes()
+            kwargs["tls_root_certs"] = read_certificate(tls_cert)
         try:
             self._flight = flight.FlightClient(address, **kwargs)
         except (pa.ArrowException, OSError) as exc:

@@ -289,8 +289,8 @@ class LiveService:
             local = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else host
             self.address = f"{scheme}://{local}:{self.server.port}"
         info = {"address": self.address, "token": self.token, "pid": os.getpid(), "version": __version__}
-        if tls:
-            info["tls_cert"] = str(s.tls_cert)
+        if s.tls_cert is not None:
+            info["tls_cert"] = str(Path(s.tls_cert).absolute())  # clients read it from anywhere
         try:
             self.address_file = discovery.write_address_file(info)
         except OSError as exc:
