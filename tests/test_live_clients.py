@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.flight as flight
 import pytest
 
@@ -188,15 +189,25 @@ def test_a_lossless_client_that_falls_behind_gets_an_explicit_gap(service):
         assert caught.value.seq >= len(seqs)
 
 
-def read_messages(reader, rows: int) -> list[tuple[int, dict]]:  # type: ignore[no-untyped-def]
-    """(rows, app metadata) of each non-empty message of a plain Flight stream until ``rows`` rows came."""
-    messages: list[tuple[int, dict]] = []
+def read_messages(reader, rows: int) -> list[tuple[int, dict | None]]:  # type: ignore[no-untyped-def]
+    """(rows, app metadata or None) of each non-empty message of a plain Flight stream until ``rows`` rows came."""
+    messages: list[tuple[int, dict | None]] = []
     while sum(n for n, _ in messages) < rows:
         chunk = reader.read_chunk()
         if chunk.data.num_rows:
-            messages.append((chunk.data.num_rows, json.loads(chunk.app_metadata.to_pybytes())))
+            meta = None if chunk.app_metadata is None else json.loads(chunk.app_metadata.to_pybytes())
+            messages.append((chunk.data.num_rows, meta))
     reader.cancel()
     return messages
+
+
+def seqs_by_the_contract(messages: list[tuple[int, dict | None]]) -> list[int]:
+    """Each message's seq as docs/live-service.md says a plain client reads it: a message without metadata
+    is the batch after the previous one."""
+    seqs: list[int] = []
+    for _, meta in messages:
+        seqs.append(seqs[-1] + 1 if meta is None else meta["seq"])
+    return seqs
 
 
 def test_small_batches_queued_for_a_client_come_in_one_message(service):
@@ -217,8 +228,9 @@ def test_small_batches_queued_for_a_client_come_in_one_message(service):
             runs[merge] = read_messages(plain.do_get(flight.Ticket(json.dumps(ticket).encode()), auth), 30)
     merged, single = runs[True], runs[False]
     assert merged[0] == (30, {"seq": 29, "dropped": 0, "batches": 30})
-    assert [n for n, _ in single] == [1] * 30 and [m["seq"] for _, m in single] == list(range(30))
-    assert all("batches" not in m for _, m in single)
+    assert [n for n, _ in single] == [1] * 30 and seqs_by_the_contract(single) == list(range(30))
+    assert single[0][1] == {"seq": 0, "dropped": 0}  # the first message of a call has metadata
+    assert all(m is None or "batches" not in m for _, m in single)
 
 
 def test_a_fast_stream_of_small_batches_reaches_a_plain_client_whole_and_counted(service):
@@ -249,6 +261,63 @@ def test_a_fast_stream_of_small_batches_reaches_a_plain_client_whole_and_counted
             values += chunk.data.column("value").to_pylist()
         reader.cancel()
     assert values == [float(i) for i in range(500)] and seq == 499
+
+
+def numbered(k: int, rows: int = 10_000) -> pa.RecordBatch:
+    """A large batch (well over 64 KiB: never merged) whose values all say which one it is."""
+    return scalar_batch(np.full(rows, float(k)), channel="x", unit="V")
+
+
+def test_large_batches_that_queue_go_out_as_a_run_whose_seq_a_plain_client_follows(service):
+    """Large batches published in a burst queue for the client and go out as runs: the first message of
+    a run has the metadata, the others none, each the batch after the last. A plain client that follows
+    the contract sees every batch once, in order, numbered right."""
+    service.hub.declare("big/x", scalar_schema("V"), producer="big")
+    token = service.service.token
+    auth = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
+    with flight.FlightClient(service.service.address) as plain:
+        reader = plain.do_get(flight.Ticket(json.dumps({"stream": "big/x", "mode": "lossless"}).encode()), auth)
+
+        async def burst() -> None:
+            for k in range(60):
+                service.hub.publish_nowait("big/x", numbered(k))
+
+        service.call(burst)
+        messages: list[tuple[int, dict | None]] = []
+        values: list[float] = []
+        while len(values) < 60:
+            chunk = reader.read_chunk()
+            if chunk.data.num_rows:
+                meta = None if chunk.app_metadata is None else json.loads(chunk.app_metadata.to_pybytes())
+                messages.append((chunk.data.num_rows, meta))
+                column = chunk.data.column("value")
+                assert pc.min(column).as_py() == pc.max(column).as_py()  # one published batch per message
+                values.append(column[0].as_py())
+        reader.cancel()
+    assert values == [float(k) for k in range(60)]
+    assert seqs_by_the_contract(messages) == list(range(60))
+    assert messages[0][1] == {"seq": 0, "dropped": 0}
+    assert sum(meta is None for _, meta in messages) > 0  # runs happened (the burst outran the client)
+
+
+def test_the_python_client_numbers_the_batches_of_runs_and_counts_the_drops(service):
+    """``latest``: a burst far larger than the buffer; runs and drops together. Every batch the client
+    gets is the one its ``seq`` says, and received + dropped accounts for every published batch."""
+    service.hub.declare("big/y", scalar_schema("V"), producer="big")
+    with arrowdaq.connect(service.service.address, service.service.token) as daq:
+        sub = daq.subscribe("big/y", "latest", max_batches=8)
+
+        async def burst() -> None:
+            for k in range(200):
+                service.hub.publish_nowait("big/y", numbered(k))
+
+        service.call(burst)
+        for batch in sub:
+            assert batch.column("value")[0].as_py() == float(sub.seq)
+            if sub.seq == 199:
+                break
+        assert sub.batches + sub.dropped == 200 and sub.dropped > 0
+        sub.close()
 
 
 class SilentServer(flight.FlightServerBase):

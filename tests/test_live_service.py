@@ -38,13 +38,16 @@ PLAIN_CLIENT = textwrap.dedent(
     out["meta"] = json.loads(infos["pm1/power"].app_metadata)
     reader = client.do_get(flight.Ticket(json.dumps({"stream": "pm1/power", "mode": "latest"}).encode()), auth)
     out["unit"] = reader.schema.field("value").metadata[b"unit"].decode()
-    rows, seqs = 0, []
+    rows, seqs, seq = 0, [], -1
     while rows < 10:
         chunk = reader.read_chunk()
-        meta = json.loads(chunk.app_metadata.to_pybytes())
+        if chunk.app_metadata is None:  # the batch after the last one
+            seq += 1
+        else:
+            seq = json.loads(chunk.app_metadata.to_pybytes())["seq"]
         if chunk.data.num_rows:
             rows += chunk.data.num_rows
-            seqs.append(meta["seq"])
+            seqs.append(seq)
             out["last_value"] = chunk.data.column("value")[-1].as_py()
     reader.cancel()
     out["rows"], out["seqs"] = rows, seqs

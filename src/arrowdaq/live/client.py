@@ -540,7 +540,12 @@ class Subscription:
                 raise self._failure(errors.DaemonUnavailable(f"stream {self.stream!r}: {exc}")) from None
             finally:
                 self.waiting_since = None
-            meta = loads(chunk.app_metadata) if chunk.app_metadata is not None else None
+            raw = chunk.app_metadata
+            if raw is None:  # one of a run: the published batch after the last one (seq + 1, none dropped)
+                self.seq += 1
+                self.batches += 1
+                return chunk.data
+            meta = loads(raw)
             meta = meta if isinstance(meta, dict) else {}
             if meta.get("heartbeat"):
                 self.heartbeats_seen += 1

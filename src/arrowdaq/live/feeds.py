@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -33,6 +33,17 @@ from ..hub.metrics import FlowMeter
 
 #: Batches up to this size queued for a client go out together (one Flight message; see ClientFeed.next).
 MERGE_BATCH_BYTES = 64 * 1024
+
+
+class Handout(NamedTuple):
+    """What :meth:`ClientFeed.next` hands the Flight thread: the first message's ``batches`` (one, or small
+    ones merged) ending at ``seq``, with ``dropped`` before them, then ``following``: the published
+    batches right after, one message each, sent by Arrow's C++ without a step of Python per message."""
+
+    seq: int
+    batches: list[pa.RecordBatch]
+    dropped: int
+    following: list[pa.RecordBatch]
 
 
 class FeedBroken(Exception):
@@ -113,42 +124,56 @@ class ClientFeed(Subscription):
         return len(self._feed)
 
     # --- the client's side (a Flight thread) ------------------------------------------
-    def next(self, timeout: float, merge_bytes: int = 0) -> tuple[int, list[pa.RecordBatch], int] | None:
-        """``(seq of the last batch, batches, dropped before the first)``, or None after ``timeout`` s or when
-        closed. With ``merge_bytes``, the small batches queued behind the first (each at most
-        MERGE_BATCH_BYTES, together at most ``merge_bytes``) come with it: consecutive, to go as one message.
+    def next(self, timeout: float, merge_bytes: int = 0, run_bytes: int = 0) -> Handout | None:
+        """What to send next, or None after ``timeout`` s or when closed.
+
+        With ``merge_bytes``, the small batches queued behind the first (each at most MERGE_BATCH_BYTES,
+        together at most ``merge_bytes``) come with it: consecutive, to go as one message. With
+        ``run_bytes``, the batches queued after that message (up to ``run_bytes`` in all; only large ones
+        while small ones are merged, none empty) come as ``following``, one message each.
 
         Raises FeedBroken once a lossless feed has overflowed, Redeclared once the stream has another
         declaration, after the batches before have been handed out.
         """
         with self._cond:
-            if not self._feed and not self.closed and self.gap_at is None and not self.redeclared:
+            feed = self._feed
+            if not feed and not self.closed and self.gap_at is None and not self.redeclared:
                 self._cond.wait(timeout)
-            if not self._feed:
+            if not feed:
                 if self.gap_at is not None:
                     raise FeedBroken(self.gap_at, self.max_batches)
                 if self.redeclared:
                     raise Redeclared(self.stream)
                 return None
-            seq, batch, nbytes, t_in = self._feed.popleft()
+            seq, batch, nbytes, t_in = feed.popleft()
             batches = [batch]
             taken = nbytes
             if nbytes <= MERGE_BATCH_BYTES:
-                while self._feed and self._feed[0][2] <= MERGE_BATCH_BYTES and taken + self._feed[0][2] <= merge_bytes:
-                    seq, batch, nbytes, _ = self._feed.popleft()
+                while feed and feed[0][2] <= MERGE_BATCH_BYTES and taken + feed[0][2] <= merge_bytes:
+                    seq, batch, nbytes, _ = feed.popleft()
                     batches.append(batch)
                     taken += nbytes
+            rows = batch.num_rows if len(batches) == 1 else sum(b.num_rows for b in batches)
+            following: list[pa.RecordBatch] = []
+            while feed and taken + feed[0][2] <= run_bytes:
+                _, batch, nbytes, _ = feed[0]
+                if not batch.num_rows or (merge_bytes and nbytes <= MERGE_BATCH_BYTES):
+                    break  # an empty batch would vanish in C++'s hands; small ones go merged, next time
+                feed.popleft()
+                following.append(batch)
+                taken += nbytes
+                rows += batch.num_rows
             self._bytes -= taken
             dropped, self._skipped = self._skipped, 0
         now = time.monotonic()
         self.last_lag = now - t_in
         self.max_lag = max(self.max_lag, self.last_lag)
-        self.meter.add(batch.num_rows if len(batches) == 1 else sum(b.num_rows for b in batches), taken, now)
-        return seq, batches, dropped
+        self.meter.add(rows, taken, now)
+        return Handout(seq, batches, dropped, following)
 
     def pop(self) -> tuple[str, pa.RecordBatch] | None:  # the Subscription interface, for completeness
         item = self.next(0.0)
-        return None if item is None else (self.stream, item[1][0])
+        return None if item is None else (self.stream, item.batches[0])
 
     def snapshot(self) -> dict[str, Any]:
         return {**super().snapshot(), "client": self.client, "queued": len(self._feed), "gap_at": self.gap_at}
