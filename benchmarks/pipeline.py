@@ -334,6 +334,22 @@ def targets(
         print(f"  instrument actor, zero-latency driver at poll_hz=100000: {polled:,.0f} readings/s (target ≥ 100,000)")
 
 
+#: Memory touched (and freed) before every timed run: more than a run's largest buffers (the read-back).
+WARM_MIB = 512
+
+
+def warm_memory(mib: int = WARM_MIB) -> None:
+    """Touch and free ``mib`` MiB, so that the next run starts on memory the host backs.
+
+    This machine is a VM whose balloon driver reports free memory to the host a few seconds after it
+    is freed; touching it again then costs ~1 ms of system time per MiB (320 MiB: 0.31-0.55 s after a
+    3-5 s pause, 0.04-0.06 s straight after other use). Which side of a frames run met such memory was
+    chance, and the scalar workloads before it made it likely: frames measured 0.83-0.92x alone and
+    0.37-0.44x after them (docs/decisions/0027). Pages freed last are handed out first, so touching
+    them here makes both sides start warm."""
+    np.ones(mib << 20, np.uint8)
+
+
 def warm_up(chosen: list[Workload], options: StorageOptions, path: Path) -> None:
     """One untimed run of each side: first calls import and compile what later runs reuse."""
     for work in chosen[:1]:
@@ -374,6 +390,7 @@ def main() -> None:
                     for which in (0, 1) if r % 2 == 0 else (1, 0):
                         for f in tmp.glob("*.h5"):
                             f.unlink()
+                        warm_memory()
                         if which == 0:
                             ours.append(asyncio.run(through_arrowdaq(work, options)))
                         else:

@@ -157,8 +157,26 @@ def _append(ds: h5py.Dataset, values: np.ndarray) -> int:
         ds.resize((n1, *values.shape[1:]))
     else:
         ds.resize(n1, axis=0)
-    ds[n0:n1] = values
+    if _whole_row_chunks(ds, values):
+        # A frame is one unfiltered chunk: its bytes are the chunk's, written straight to the file.
+        # ``ds[n0:n1] = values`` would copy each into a chunk buffer first (3.5 ms of CPU per 8 MiB frame).
+        origin = (0,) * (values.ndim - 1)
+        for k, row in enumerate(values):
+            ds.id.write_direct_chunk((n0 + k, *origin), row)
+    else:
+        ds[n0:n1] = values
     return values.nbytes
+
+
+def _whole_row_chunks(ds: h5py.Dataset, values: np.ndarray) -> bool:
+    """Whether each row of ``values`` is exactly one unfiltered chunk of ``ds``, in its byte layout."""
+    return (
+        values.ndim > 1
+        and ds.chunks == (1, *values.shape[1:])
+        and values.dtype == ds.dtype
+        and values.flags.c_contiguous
+        and ds.id.get_create_plist().get_nfilters() == 0
+    )
 
 
 class NexusWriter(RunWriter):
