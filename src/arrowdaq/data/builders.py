@@ -34,10 +34,27 @@ def _dictionary(value: str) -> pa.Array:
     return pa.array([value], pa.utf8())
 
 
+#: Zero indices every constant column views the first rows of (read-only; grown by doubling): a
+#: 100,000-row batch's two constant columns cost no 800 KB of fresh zeros (~10 % of its storing).
+_zeros = np.zeros(SHARED_ROWS, np.int32)
+_zeros.flags.writeable = False
+
+
+def _zero_indices(n: int) -> pa.Buffer:
+    """``n`` int32 zeros: a slice of :data:`_zeros` (a batch's memory counts exactly these bytes)."""
+    global _zeros
+    zeros = _zeros
+    if len(zeros) < n:
+        zeros = np.zeros(max(n, 2 * len(zeros)), np.int32)
+        zeros.flags.writeable = False
+        _zeros = zeros
+    return pa.py_buffer(zeros).slice(0, 4 * n)
+
+
 def _build_constant(value: str | None, n: int) -> pa.Array:
     if value is None:
         return pa.nulls(n, DICT_UTF8)
-    zeros = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(np.zeros(n, np.int32))])
+    zeros = pa.Array.from_buffers(pa.int32(), n, [None, _zero_indices(n)])
     return pa.DictionaryArray.from_arrays(zeros, _dictionary(value), safe=False)  # zeros: valid
 
 

@@ -320,6 +320,9 @@ class RunFile:
 
     # --- data -----------------------------------------------------------------------------
     def _group(self, f: h5py.File, stream: str) -> h5py.Group:
+        likely = f.get(f"{L.ENTRY}/{L.stream_key(stream, set())}")  # where the writer puts it, unless taken
+        if isinstance(likely, h5py.Group) and L.attr_text(likely.attrs.get(L.STREAM_ATTR, "")) == stream:
+            return likely  # without visiting every group and its attributes (~10 ms of a read)
         groups = self._groups(f)
         if stream not in groups:
             known = ", ".join(groups) or "none"
