@@ -13,6 +13,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pyarrow as pa
+from h5py import h5s
 
 from ..data.schemas import AXIS_KEY, EXPLICIT, IMAGE, LONG_NAME_KEY, SCALAR, UNIT_KEY, VECTOR, kind_of
 from ..errors import StorageError, describe
@@ -151,19 +152,25 @@ def seconds_since(timestamps_ns: np.ndarray, start_ns: int) -> np.ndarray:
 
 
 def _append(ds: h5py.Dataset, values: np.ndarray) -> int:
-    shape = ds.shape  # asks HDF5 each time: once per append
+    """Append rows with h5py's low-level calls: its ``resize`` and ``ds[a:b] = v`` cost ~3x the
+    CPU for 1,000-row writes and ~1.3x for 100,000-row ones (selection objects, shape queries)."""
+    if not len(values):
+        return 0
+    shape = ds.id.shape  # asks HDF5 each time: once per append
     n0, n1 = shape[0], shape[0] + len(values)
-    if shape[1:] != values.shape[1:]:  # the first trace fixes the points per row
-        ds.resize((n1, *values.shape[1:]))
-    else:
-        ds.resize(n1, axis=0)
+    # the first trace fixes the points per row, a wider one widens them (never narrowed)
+    ds.id.set_extent((n1, *(max(a, b) for a, b in zip(shape[1:], values.shape[1:], strict=True))))
     if _whole_row_chunks(ds, values):
         # A frame is one unfiltered chunk: its bytes are the chunk's, written straight to the file.
         # ``ds[n0:n1] = values`` would copy each into a chunk buffer first (3.5 ms of CPU per 8 MiB frame).
         origin = (0,) * (values.ndim - 1)
         for k, row in enumerate(values):
             ds.id.write_direct_chunk((n0 + k, *origin), row)
-    else:
+    elif values.dtype.kind in "biuf" and values.dtype == ds.dtype:
+        file_rows = ds.id.get_space()
+        file_rows.select_hyperslab((n0, *(0,) * (values.ndim - 1)), values.shape)
+        ds.id.write(h5s.create_simple(values.shape), file_rows, np.ascontiguousarray(values))
+    else:  # strings, or a conversion h5py knows best
         ds[n0:n1] = values
     return values.nbytes
 
