@@ -94,8 +94,8 @@ def append(g: h5py.Group, events: Sequence[RunEvent], run_start_ns: int) -> None
 
 
 def _append(ds: h5py.Dataset, n0: int, values: np.ndarray) -> None:
-    ds.resize(n0 + len(values), axis=0)
-    ds[n0:] = values
+    ds.id.set_extent((n0 + len(values),))
+    L.write_rows(ds, n0, values)
 
 
 def read(g: h5py.Group) -> pa.Table:

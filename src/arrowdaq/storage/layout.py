@@ -30,6 +30,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pyarrow as pa
+from h5py import h5s
 
 ENTRY = "entry"
 ARROWDAQ = "arrowdaq"  # the NXcollection with arrowdaq's own bookkeeping
@@ -201,6 +202,19 @@ def read_mapping(group: h5py.Group) -> dict[str, Any]:
     return {
         name: read_mapping(item) if isinstance(item, h5py.Group) else read_value(item) for name, item in group.items()
     }
+
+
+def write_rows(ds: h5py.Dataset, n0: int, values: np.ndarray) -> None:
+    """Write ``values`` as rows ``n0:n0+len(values)`` of ``ds`` (already that long) with h5py's
+    low-level calls: ``ds[a:b] = v`` costs ~3x the CPU for a 1,000-row write and ~1.3x for a
+    100,000-row one (selection objects, shape queries). Values of another dtype go through h5py's
+    conversion."""
+    if values.dtype != ds.dtype:
+        ds[n0 : n0 + len(values)] = values
+        return
+    rows = ds.id.get_space()
+    rows.select_hyperslab((n0, *(0,) * (values.ndim - 1)), values.shape)
+    ds.id.write(h5s.create_simple(values.shape), rows, np.ascontiguousarray(values))
 
 
 def stream_key(stream: str, taken: set[str]) -> str:

@@ -178,7 +178,7 @@ class RunFile:
         """A file this reader cannot read is an error here, never a run of no streams."""
         if L.ENTRY not in f and L.ARROW_DATA not in f:
             raise StorageError(f"{self.path}: not an arrowdaq run file (no /{L.ENTRY} or /{L.ARROW_DATA})")
-        if self._groups(f) or _written_by_arrowdaq(f):
+        if _written_by_arrowdaq(f) or self._groups(f):  # cheap test first: _groups visits every group
             return  # an arrowdaq run may have recorded no stream
         if L.ARROW_DATA in f:
             raise StorageError(
