@@ -24,7 +24,7 @@ from arrowdaq.data import image_batch
 from arrowdaq.hub import InstrumentManager, RunEvent
 from arrowdaq.storage import RunInfo, StorageOptions, open_run, spawn_storage
 
-from .configs import write_config
+from .configs import instrument, lab, write_config
 from .runs import Running, published
 from .waiting import wait_until_async
 
@@ -139,26 +139,7 @@ class StuckHdf5:
                 self._thread.join(10)
 
 
-STUCK_LAB = """
-[run]
-name = "stuck"
-data_dir = "{data_dir}"
-
-[storage]
-flush_interval_s = 0.2
-
-[server]
-enabled = false
-
-[[instruments]]
-id = "pm1"
-driver = "newport_1830c"
-port = "sim"
-poll_hz = 50.0
-
-[simulation]
-latency_scale = 0.01
-"""
+STUCK_LAB = lab(instrument("pm1", poll_hz=50.0), name="stuck", extra="[server]\nenabled = false")
 
 
 async def test_a_storage_stuck_at_stop_loses_only_what_was_queued_and_says_how_much_everywhere(tmp_path, capsys):
