@@ -13,7 +13,7 @@ import pyarrow as pa
 from rich.console import Console
 
 from arrowdaq.actors import ActorStatus
-from arrowdaq.app.runner import ExitStatus, RunSummary, StreamTotals
+from arrowdaq.app.runner import ExitStatus, RunSummary, StreamTotals, stored_rows
 from arrowdaq.cli.main import main as cli
 from arrowdaq.cli.run_cmd import print_summary
 from arrowdaq.data import scalar_batch, scalar_schema, vector_batch
@@ -147,3 +147,16 @@ def test_rows_missing_from_the_run_file_make_the_run_exit_5_naming_the_stream(tm
     table = console.export_text()
     assert re.search(r"odd/pos\s+│\s+12 │\s+0 │", table) and re.search(r"gui/only\s+│\s+5 │\s+│", table)
     assert "exit status 5: not in the run file: odd/pos (12 rows); its event log says why" in capsys.readouterr().out
+
+
+def test_a_run_file_that_cannot_be_read_back_makes_the_run_exit_5(tmp_path, capsys):
+    """Nothing in it can be shown to be stored: not a silent exit 0."""
+    path = tmp_path / "run.h5"
+    path.write_bytes(b"not HDF5")
+    summary = RunSummary(path, 10.0)
+    summary.streams["pm1/power"] = StreamTotals(100, 10, 10.0, "W")
+    summary.stored, summary.unreadable = stored_rows(path)
+    assert summary.stored is None and "run.h5" in summary.unreadable
+    assert summary.exit_status is ExitStatus.DATA_LOST
+    print_summary(summary, Console(file=io.StringIO(), width=200))
+    assert f"exit status 5: the run file cannot be read back: {summary.unreadable}" in capsys.readouterr().out

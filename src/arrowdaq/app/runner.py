@@ -72,7 +72,7 @@ class ExitStatus(enum.IntEnum):
     USAGE = 2  #: a command-line mistake
     INSTRUMENT_START = 3  #: a required instrument could not start; the run was stopped
     INSTRUMENT_LOST = 4  #: a required instrument failed, or its link was still lost, at the end of the run
-    DATA_LOST = 5  #: rows published to a recorded stream are not in the run file (its event log says why)
+    DATA_LOST = 5  #: rows published to a recorded stream are not in the run file, or it cannot be read back
 
 
 @dataclass
@@ -146,7 +146,7 @@ class RunSummary:
             return ExitStatus.ERROR
         if self.required_down:
             return ExitStatus.INSTRUMENT_LOST
-        if self.not_stored or self.lost:
+        if self.not_stored or self.lost or self.unreadable:  # a file that cannot be read back proves nothing stored
             return ExitStatus.DATA_LOST
         return ExitStatus.OK
 

@@ -173,6 +173,8 @@ def exit_reason(summary: RunSummary) -> str:
         return f"recording stopped early: {summary.recording_error}"
     if summary.required_down:
         return f"required instrument(s) not working at the end: {', '.join(summary.required_down)}"
+    if summary.unreadable and not summary.lost:
+        return f"the run file cannot be read back: {summary.unreadable}"
     missing = summary.not_stored or {name: loss.rows for name, loss in summary.lost.items()}
     listed = ", ".join(f"{name} ({rows:,} rows)" for name, rows in missing.items())
     return f"not in the run file: {listed}; its event log says why"
