@@ -210,6 +210,8 @@ class Recorder(Actor):
         self.handled, self.abandoned = handled, abandoned
 
     async def on_batch(self, stream, batch):
+        if batch == "boom":
+            raise RuntimeError("a bug")
         if batch == "hang":
             await asyncio.Event().wait()  # the thing tested: a handler that never returns
         await asyncio.sleep(0.01)  # the thing tested: each batch takes a while
@@ -262,6 +264,24 @@ async def test_a_stop_gives_up_on_a_stuck_actor_and_hands_it_what_was_still_queu
     assert handled == [0, 1, 2]
     assert abandoned == [([("s", 4), ("s", 5), ("s", 6)], "actor 'sink' made no progress for 0.2 s while stopping")]
     assert ref.status is ActorStatus.STOPPED and ref.backlog == 0
+
+
+async def test_after_a_restart_a_stop_still_waits_for_the_drain():
+    """The restarted instance's drain is waited for (it was not: the first instance's end counted as drained)."""
+
+    class QuickToClose(Recorder):
+        close_timeout = 0.2
+
+    handled: list = []
+    sup = Supervisor(FAST_RESTARTS)
+    ref = sup.spawn("sink", lambda: QuickToClose(handled, []), role=Role.SINK, start=False)
+    batches = list(range(150))  # 150 x 10 ms: far beyond the close timeout
+    ref.attach(Queued(["boom", *batches]))
+    sup.start("sink")
+    await ref.wait_status(ActorStatus.RESTARTING, timeout=5)
+    await ref.wait_status(ActorStatus.RUNNING, timeout=5)
+    await sup.stop_all(timeout=0.5)
+    assert handled == batches and ref.restarts == 1
 
 
 async def test_timers_do_not_pile_up_behind_a_slow_handler():
