@@ -21,9 +21,11 @@ pyarrow.flight baseline, and the summary gives medians with the range.
    process, in windows alternating with a bare pyarrow.flight server whose
    do_get streams the same prebuilt batches from C++ (``RecordBatchStream``).
    Beside MB/s (noisy on a shared machine): the CPU time per batch of the
-   threads serving Flight (steady under load).
+   threads serving Flight (steady under load); once, the reading thread's CPU
+   per message of a plain pyarrow.flight loop and of arrowdaq's Subscription.
 3. Acquisition with clients: the demo's rows/s with no client and with 4
-   clients subscribed to every stream, one of them stalled (SIGSTOP).
+   clients subscribed to every stream, one of them stalled (SIGSTOP), as a
+   ratio; at the end, the rows the run file holds of those published.
 """
 
 from __future__ import annotations
@@ -142,6 +144,37 @@ THROUGHPUT_CLIENT = textwrap.dedent(
     """
 )
 
+CLIENT_CPU = textwrap.dedent(
+    """
+    import json, sys, time
+    import pyarrow.flight as flight
+    import arrowdaq
+    address, token, stream, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    ticket = flight.Ticket(json.dumps({"stream": stream, "mode": "latest"}).encode())
+    print("ready", flush=True)
+    daq = arrowdaq.connect(address, token, name="bench-client-cpu")
+    cpu = {"plain": [], "arrowdaq": []}
+    for _ in range(2):
+        client = flight.FlightClient(address)
+        options = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
+        reader = client.do_get(ticket, options)
+        reader.read_chunk()
+        t0 = time.thread_time()
+        for _ in range(n):
+            reader.read_chunk()
+        cpu["plain"].append((time.thread_time() - t0) / n * 1e6)
+        reader.cancel()
+        client.close()
+        with daq.subscribe(stream) as sub:
+            next(sub)
+            t0 = time.thread_time()
+            for _ in range(n):
+                next(sub)
+            cpu["arrowdaq"].append((time.thread_time() - t0) / n * 1e6)
+    print(json.dumps({k: min(v) for k, v in cpu.items()}), flush=True)
+    """
+)
+
 STALLED_CLIENT = textwrap.dedent(
     """
     import sys, threading
@@ -236,6 +269,36 @@ def measure_latency(daemon: Daemon, n: int, plain: bool = False) -> dict[str, fl
     return result
 
 
+async def keep_fed(daemon: Daemon, stream: str, batches: list[pa.RecordBatch], done: threading.Event) -> None:
+    """Publish ``batches`` in turn as fast as the client of ``stream`` takes them, until ``done``."""
+    feed = None
+    k = 0
+    while not done.is_set():
+        if feed is None or feed.closed:  # a window's feed, once the hub delivers to it
+            subscribed = daemon.app.hub.streams[stream].subscribers
+            feed = next((f for f in subscribed if isinstance(f, ClientFeed) and not f.closed), None)
+        if feed is None or len(feed) >= 12:  # plenty queued: the client, not the producer, sets the pace
+            await asyncio.sleep(0.0002)  # (asyncio wakes in whole milliseconds; 12 batches outlast that)
+            continue
+        await daemon.app.hub.publish(stream, batches[k % len(batches)])
+        k += 1
+
+
+def measure_client_cpu(daemon: Daemon, stream: str, batches: list[pa.RecordBatch], n: int) -> dict[str, float]:
+    """The reading thread's CPU per message (us) of a plain pyarrow.flight loop and of arrowdaq's
+    ``Subscription``, in turn on the same live stream, in one client process."""
+    live = daemon.app.live
+    assert live is not None
+    done = threading.Event()
+    task = asyncio.run_coroutine_threadsafe(keep_fed(daemon, stream, batches, done), daemon.loop)  # type: ignore[arg-type]
+    try:
+        client = start_client(CLIENT_CPU, live.address, live.token, stream, str(n))
+        return finish(client)
+    finally:
+        done.set()
+        task.result(30)
+
+
 def measure_throughput(
     daemon: Daemon, stream: str, batches: list[pa.RecordBatch], n: int, pairs: int
 ) -> list[tuple[float, float, float, float]]:
@@ -255,21 +318,7 @@ def measure_throughput(
     client = start_client(THROUGHPUT_CLIENT, str(n), json.dumps(windows))
     assert client.stdin is not None and client.stdout is not None
     done = threading.Event()
-
-    async def publish() -> None:
-        feed = None
-        k = 0
-        while not done.is_set():
-            if feed is None or feed.closed:  # a window's feed, once the hub delivers to it
-                subscribed = daemon.app.hub.streams[stream].subscribers
-                feed = next((f for f in subscribed if isinstance(f, ClientFeed) and not f.closed), None)
-            if feed is None or len(feed) >= 12:  # plenty queued: the client, not the producer, sets the pace
-                await asyncio.sleep(0.0002)  # (asyncio wakes in whole milliseconds; 12 batches outlast that)
-                continue
-            await daemon.app.hub.publish(stream, batches[k % len(batches)])
-            k += 1
-
-    task = asyncio.run_coroutine_threadsafe(publish(), daemon.loop)  # type: ignore[arg-type]
+    task = asyncio.run_coroutine_threadsafe(keep_fed(daemon, stream, batches, done), daemon.loop)  # type: ignore[arg-type]
     rates, cpu = [], []
     try:
         for _ in windows:
@@ -486,6 +535,13 @@ def main() -> None:
                             + ", ".join(f"{lv:,.0f}/{bv:,.0f} ({lv / bv:.2f})" for lv, bv, _, _ in pairs)
                             + "; serving CPU us/batch "
                             + ", ".join(f"{lc:,.0f}/{bc:,.0f}" for _, _, lc, bc in pairs),
+                            flush=True,
+                        )
+                    if r == args.rounds - 1:  # once: the reading side of the same stream
+                        cpu = measure_client_cpu(daemon, "bench/scalar", scalars, n_scalar)
+                        print(
+                            f"  client CPU per 10,000-row message: plain pyarrow.flight {cpu['plain']:.0f} us, "
+                            f"arrowdaq's Subscription {cpu['arrowdaq']:.0f} us",
                             flush=True,
                         )
             if results:
