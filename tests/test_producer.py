@@ -172,6 +172,23 @@ async def test_put_stores_the_reading_at_once_and_waits_for_a_full_lossless_subs
     assert max(held) <= 2 * 100  # put waited: batches did not pile up in the producer
 
 
+async def test_a_bad_reading_raises_keeps_nothing_of_it_and_the_next_ones_stay_aligned(hub):
+    sub = hub.subscribe("pm1/power", delivery="lossless", name="all")
+    async with Producer(hub, "pm1/power", unit="W", batch_rows=1000, batch_latency=3600) as power:
+        await power.put(1.0, T0)
+        with pytest.raises(TypeError):
+            await power.put("1.5 mW", T0 + 1)  # a reply not parsed: not a number
+        with pytest.raises(OverflowError):
+            await power.put(2.0, -1)  # not a time since the epoch: the value is not kept either
+        with pytest.raises(TypeError):
+            power.append(2.0, "now")
+        assert len(power) == 1
+        await power.put(3.0, T0 + 3)
+    _, batch = sub.pop()
+    assert batch.column("value").to_pylist() == [1.0, 3.0]
+    assert batch.column("timestamp_ns").to_pylist() == [T0, T0 + 3]
+
+
 async def test_a_stream_declared_with_another_schema_is_refused(hub):
     from arrowdaq.data import vector_schema
     from arrowdaq.errors import StreamError

@@ -21,6 +21,7 @@ thread fills its own :class:`~arrowdaq.data.gather.ReadingColumns` and hands who
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable
 
@@ -29,6 +30,8 @@ import pyarrow as pa
 from ..data.gather import ReadingColumns
 from .manager import InstrumentManager
 from .subscription import Subscription
+
+_time_ns = time.time_ns
 
 #: Readings per batch at most, and seconds a reading waits at most before it is published.
 BATCH_ROWS = 10_000
@@ -94,15 +97,26 @@ class Producer:
     def put(self, value: float, timestamp_ns: int | None = None) -> Awaitable[None]:
         """Gather one reading now and return what to await: ``await power.put(v)``.
 
-        The reading is stored before ``put`` returns (a plain call, not a coroutine: about a
-        microsecond less per reading). What it returns is already done, unless a batch has just
-        been handed to the hub (then awaiting it lets the subscribers run once) or batches wait
-        for a full lossless subscriber (then awaiting it waits for them: the backpressure)."""
-        columns = self.columns  # append() inlined: this is the per-reading path
-        if columns.append(value, timestamp_ns):
+        The reading is stored before ``put`` returns (a plain call: no coroutine per reading).
+        What it returns is already done, unless a batch has just been handed to the hub (then
+        awaiting it lets the subscribers run once) or batches wait for a full lossless subscriber
+        (then awaiting it waits for them: the backpressure). A value that is not a number or a
+        timestamp that is not ns since the epoch raises, and nothing of that reading is kept."""
+        columns = self.columns  # ReadingColumns.append inlined: this is the per-reading path
+        n = columns.n
+        if n == 0:
+            columns.first_at = time.monotonic()
+        columns.values.append(value)  # a value that is not a number raises here, before anything is stored
+        try:
+            columns.stamps.append(_time_ns() if timestamp_ns is None else timestamp_ns)
+        except BaseException:  # not a time in ns since the epoch (or interrupted): the value goes too
+            columns.values.pop()
+            raise
+        columns.n = n = n + 1
+        if n >= columns.capacity:
             self._publish_gathered()
             return self._handed_over()
-        if columns.n == 1:
+        if n == 1:
             self._deadline = self._loop.call_later(self.batch_latency, self._publish_gathered)
         return self._wait_backlog() if self._backlog else self._ready
 
