@@ -119,6 +119,22 @@ async def test_a_lone_reading_is_published_after_the_batch_latency(hub):
     assert len(power) == 0
 
 
+async def test_code_that_never_yields_to_the_event_loop_still_publishes_within_the_batch_latency(hub):
+    """A blocking read, then put: the deadline's timer never gets to run, so put itself must publish."""
+    sub = hub.subscribe("pm1/power", delivery="lossless", name="storage")
+    power = Producer(hub, "pm1/power", unit="W", batch_rows=10_000, batch_latency=0.02)
+    first = None
+    for i in range(5):
+        time.sleep(0.01)  # noqa: ASYNC251 -- the scenario: a driver's blocking read in the loop's thread
+        await power.put(float(i))
+        if first is None and power.published:
+            first = i
+    assert first is not None and first <= 3  # published by the put that found the oldest reading 20 ms old
+    _, batch = await asyncio.wait_for(sub.get(), 5)
+    assert batch.column("value").to_pylist() == [float(i) for i in range(first + 1)]
+    await power.close()
+
+
 async def test_put_waits_for_a_full_lossless_subscriber_and_keeps_the_order(hub):
     slow = hub.subscribe("pm1/power", delivery="lossless", name="slow", max_bytes=20_000)
     got: list[float] = []

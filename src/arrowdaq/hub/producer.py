@@ -3,7 +3,8 @@
 A batch costs the hub and storage tens of microseconds whatever its size, so a
 source that makes one reading at a time gathers them (:class:`~arrowdaq.data.gather.ReadingColumns`,
 a few hundred nanoseconds a reading) and publishes a batch when ``batch_rows``
-readings have gathered or the oldest is ``batch_latency`` seconds old::
+readings have gathered or the oldest is ``batch_latency`` seconds old (checked by a timer,
+and by each ``put``/``append``, so that code that never yields to the event loop still publishes)::
 
     async with Producer(hub, "pm1/power", unit="W") as power:   # declares the stream
         while measuring:
@@ -89,7 +90,7 @@ class Producer:
     def append(self, value: float, timestamp_ns: int | None = None) -> None:
         """Gather one reading (timestamp default: now); never waits."""
         columns = self.columns
-        if columns.append(value, timestamp_ns):
+        if columns.append(value, timestamp_ns) or time.monotonic() - columns.first_at >= self.batch_latency:
             self._publish_gathered()
         elif columns.n == 1:
             self._deadline = self._loop.call_later(self.batch_latency, self._publish_gathered)
@@ -113,7 +114,9 @@ class Producer:
             columns.values.pop()
             raise
         columns.n = n = n + 1
-        if n >= columns.capacity:
+        # Due by count, or by age checked here too: the deadline's timer fires only when the loop
+        # runs, and a loop that awaits nothing but put (a blocking read, then put) never lets it.
+        if n >= columns.capacity or time.monotonic() - columns.first_at >= self.batch_latency:
             self._publish_gathered()
             return self._handed_over()
         if n == 1:
