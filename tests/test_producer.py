@@ -135,26 +135,24 @@ async def test_code_that_never_yields_to_the_event_loop_still_publishes_within_t
     await power.close()
 
 
+async def consume_slowly(sub, got: list[float], rows: int) -> None:
+    """Take ``rows`` values from ``sub`` a batch at a time, 1 ms a batch: a subscriber slower than the producer."""
+    while len(got) < rows:
+        _, batch = await sub.get()
+        got.extend(batch.column("value").to_pylist())
+        await asyncio.sleep(0.001)  # the thing tested: a subscriber slower than the producer
+
+
 async def test_put_waits_for_a_full_lossless_subscriber_and_keeps_the_order(hub):
     slow = hub.subscribe("pm1/power", delivery="lossless", name="slow", max_bytes=20_000)
     got: list[float] = []
-    done = asyncio.Event()
-
-    async def consume():
-        while len(got) < 5000:
-            _, batch = await slow.get()
-            got.extend(batch.column("value").to_pylist())
-            await asyncio.sleep(0.001)  # the thing tested: a subscriber slower than the producer
-        done.set()
-
-    consumer = asyncio.create_task(consume())
+    consumer = asyncio.create_task(consume_slowly(slow, got, 5000))
     async with Producer(hub, "pm1/power", unit="W", batch_rows=100) as power:
         for i in range(5000):
             power.append(float(i))  # append alone never waits: batches queue in the producer
             if len(power) > 2000:
                 await power.flush()  # ...until the caller waits for the hub
-    await asyncio.wait_for(done.wait(), 30)
-    await consumer
+    await asyncio.wait_for(consumer, 30)
     assert got == [float(i) for i in range(5000)] and slow.drops == 0 and slow.alarms >= 1
 
 
@@ -164,16 +162,7 @@ async def test_put_stores_the_reading_at_once_and_waits_for_a_full_lossless_subs
     so the producer never holds more than a batch beyond the subscriber's bound."""
     slow = hub.subscribe("pm1/power", delivery="lossless", name="slow", max_bytes=20_000)
     got: list[float] = []
-    done = asyncio.Event()
-
-    async def consume():
-        while len(got) < 5000:
-            _, batch = await slow.get()
-            got.extend(batch.column("value").to_pylist())
-            await asyncio.sleep(0.001)  # the thing tested: a subscriber slower than the producer
-        done.set()
-
-    consumer = asyncio.create_task(consume())
+    consumer = asyncio.create_task(consume_slowly(slow, got, 5000))
     held = []
     async with Producer(hub, "pm1/power", unit="W", batch_rows=100, batch_latency=3600) as power:
         pending = power.put(0.0, T0)
@@ -182,8 +171,7 @@ async def test_put_stores_the_reading_at_once_and_waits_for_a_full_lossless_subs
         for i in range(1, 5000):
             await power.put(float(i), T0 + i)
             held.append(len(power))
-    await asyncio.wait_for(done.wait(), 30)
-    await consumer
+    await asyncio.wait_for(consumer, 30)
     assert got == [float(i) for i in range(5000)] and slow.drops == 0 and slow.alarms >= 1
     assert max(held) <= 2 * 100  # put waited: batches did not pile up in the producer
 

@@ -39,26 +39,33 @@ def frames(n: int, first: int, rng: np.random.Generator) -> list:
     ]
 
 
+async def frames_storage(tmp_path, name: str, rng: np.random.Generator):
+    """A hub with storage writing gzip frames, six frames stored, and a stop timeout of ten writes of two frames.
+
+    One write is measured here, on this machine: the fastest of three, so that a load spike while measuring
+    does not stretch the timeout. Returns the hub, storage's ref, the run file and the stop timeout."""
+    hub = InstrumentManager(RestartPolicy())
+    hub.declare("cam1/frames", frames(1, 0, rng)[0].schema, producer="cam1")
+    options = StorageOptions(data_dir=tmp_path, image_compression="gzip", compression_level=1, flush_interval=3600)
+    ref, path = spawn_storage(hub, "cam1/*", options, RunInfo(name=name), max_bytes=1 << 30)
+    await ref.wait_status(ActorStatus.RUNNING)
+    one_write = float("inf")
+    for first in (0, 2, 4):
+        for batch in frames(2, first, rng):
+            await hub.publish("cam1/frames", batch)
+        started = time.perf_counter()
+        await hub.command("storage", "flush")
+        one_write = min(one_write, time.perf_counter() - started)
+    return hub, ref, path, max(0.3, 10 * one_write)
+
+
 async def test_stop_writes_every_frame_of_a_backlog_that_takes_longer_than_the_stop_timeout(tmp_path, caplog):
     """A big backlog of compressed frames takes several stop timeouts to write: stop waits while storage makes
     progress (it used to drop what was still queued after the timeout), and the file has every frame.
 
     The stop timeout is ten times one write on this machine, measured now; the backlog is thirty writes."""
     rng = np.random.default_rng(3)
-    hub = InstrumentManager(RestartPolicy())
-    batch = frames(1, 0, rng)[0]
-    hub.declare("cam1/frames", batch.schema, producer="cam1")
-    options = StorageOptions(data_dir=tmp_path, image_compression="gzip", compression_level=1, flush_interval=3600)
-    ref, path = spawn_storage(hub, "cam1/*", options, RunInfo(name="backlog"), max_bytes=1 << 30)
-    await ref.wait_status(ActorStatus.RUNNING)
-    one_write = float("inf")
-    for first in (0, 2, 4):  # the fastest of three: a load spike while measuring does not stretch the timeout
-        for batch in frames(2, first, rng):
-            await hub.publish("cam1/frames", batch)
-        started = time.perf_counter()
-        await hub.command("storage", "flush")
-        one_write = min(one_write, time.perf_counter() - started)
-    stop_timeout = max(0.3, 10 * one_write)
+    hub, ref, path, stop_timeout = await frames_storage(tmp_path, "backlog", rng)
     backlog = frames(2 * 10 * 3, 6, rng)  # 3 stop timeouts of 10 writes, 2 frames each
     for batch in backlog:
         await hub.publish("cam1/frames", batch)
@@ -81,20 +88,7 @@ async def test_one_write_longer_than_the_stop_timeout_is_progress_while_the_file
     """One batch of 60 compressed frames is a single write lasting about three stop timeouts: nothing is handled
     meanwhile, but the run file grows chunk by chunk, so the stop waits for it and for the frame queued behind."""
     rng = np.random.default_rng(4)
-    hub = InstrumentManager(RestartPolicy())
-    first = frames(1, 0, rng)[0]
-    hub.declare("cam1/frames", first.schema, producer="cam1")
-    options = StorageOptions(data_dir=tmp_path, image_compression="gzip", compression_level=1, flush_interval=3600)
-    ref, path = spawn_storage(hub, "cam1/*", options, RunInfo(name="big"), max_bytes=1 << 30)
-    await ref.wait_status(ActorStatus.RUNNING)
-    one_write = float("inf")
-    for n in (0, 2, 4):  # two frames a write, the fastest of three
-        for batch in frames(2, n, rng):
-            await hub.publish("cam1/frames", batch)
-        started = time.perf_counter()
-        await hub.command("storage", "flush")
-        one_write = min(one_write, time.perf_counter() - started)
-    stop_timeout = max(0.3, 10 * one_write)
+    hub, ref, path, stop_timeout = await frames_storage(tmp_path, "big", rng)
     pixels = rng.integers(0, 4096, (60, *FRAME), dtype=np.uint16)  # 3 stop timeouts of 10 writes of 2 frames
     await hub.publish("cam1/frames", image_batch(pixels, channel="cam", frame_numbers=6))
     await hub.publish("cam1/frames", frames(1, 66, rng)[0])  # queued behind the big one
