@@ -18,6 +18,7 @@ from arrowdaq.app.runner import Application
 from arrowdaq.cli.demo_cmd import demo_config_text
 from arrowdaq.cli.main import main
 from arrowdaq.errors import CommandError
+from arrowdaq.hub import InstrumentManager
 from arrowdaq.scans import ScanState, grid_scan, scan
 from arrowdaq.scans.service import ScanService
 from arrowdaq.sim import OpticalTable
@@ -240,3 +241,52 @@ async def test_the_scan_action_submits_by_name_and_reports_state(tmp_path):
         assert dry["points"] == 10 and dry["ok"]
     plans = {p["name"]: p for p in plan_parameters()}
     assert [p["name"] for p in plans["scan"]["params"]][:4] == ["axis", "start", "stop", "num"]
+
+
+async def test_a_scan_asked_for_while_the_demo_lights_its_table_begins_once_it_is_lit(tmp_path):
+    """The live service is up before the instruments are: a scan asked for at once (a second terminal,
+    the GUI) waits for the start-up, here the demo switching its laser on, so no point is measured dark."""
+    config = parse_config(tomllib.loads(demo_config_text()), "demo.toml")
+    config.storage.record = False
+    config.simulation.latency_scale = 0.01
+    config.processors = []
+    config.run.data_dir = tmp_path
+    app = Application(config)
+    preparing, release = asyncio.Event(), asyncio.Event()
+    waiting = asyncio.Event()
+    app.hub.add_listener(lambda e: "while the daemon starts" in getattr(e, "message", "") and waiting.set())
+
+    async def prepare(hub):
+        preparing.set()
+        await release.wait()  # the test holds the start-up here, the table still dark
+        await prepare_table(hub)
+
+    starting = asyncio.ensure_future(app.start(prepare))
+    try:
+        await asyncio.wait_for(preparing.wait(), 30)
+        assert app.scans is not None
+        submitted = asyncio.ensure_future(app.scans.submit(scan("hwp", 0, 90, 46), ["pm1"], client="early"))
+        await asyncio.wait_for(waiting.wait(), 30)
+        assert not submitted.done() and app.scans.status()["state"] == "idle"
+        release.set()
+        await asyncio.wait_for(starting, 60)
+        result = await asyncio.wait_for(await submitted, 120)
+    finally:
+        release.set()
+        await app.stop()
+    table = open_run(result.run_file).scans["scan"]
+    power, angle = table.column("pm1").to_numpy(), table.column("hwp").to_numpy()
+    assert power[0] > 10 * power.min()  # lit from the first point
+    assert abs(angle[np.argmin(power)] - 45) <= 4
+
+
+async def test_a_scan_still_waiting_for_the_start_is_refused_when_the_daemon_stops(tmp_path):
+    hub = InstrumentManager()
+    waiting = asyncio.Event()
+    hub.add_listener(lambda e: "while the daemon starts" in getattr(e, "message", "") and waiting.set())
+    service = ScanService(hub, taking=False)
+    submitted = asyncio.ensure_future(service.submit(scan("hwp", 0, 90, 46), ["pm1"], client="early"))
+    await asyncio.wait_for(waiting.wait(), 30)
+    await service.close()
+    with pytest.raises(CommandError, match="the daemon is stopping: no new scans"):
+        await submitted

@@ -1,6 +1,7 @@
 """The demo's sequence on the simulated optical table.
 
-The laser is switched on and its shutter opened; then, every second, the
+:func:`prepare_table` switches the laser on and opens its shutter while the
+daemon starts (scans asked for meanwhile wait for it); then, every second, the
 half-wave plate turns by 15° (the power meter follows Malus's law, the trigger
 fires on the falling power) and the stage steers the beam spot across the
 camera. A step that fails is logged and the sequence goes on: the demo also
@@ -37,8 +38,7 @@ async def prepare_table(hub: InstrumentManager) -> None:
 
 
 async def demo_sequence(hub: InstrumentManager, period: float = 1.0) -> None:
-    """Run until cancelled."""
-    await prepare_table(hub)
+    """Run until cancelled (after :func:`prepare_table`)."""
     step = 0
     while True:
         step += 1

@@ -199,7 +199,9 @@ class Application:
         self._acquiring = 0.0  # when the instruments were started
 
     # --- assembly ----------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, prepare: Callable[[InstrumentManager], Awaitable[None]] | None = None) -> None:
+        """Start everything; ``prepare`` runs once the instruments are up (the demo lights its table), and
+        scans asked for in the meantime (the live service is up first) begin only after it."""
         self._started = time.monotonic()
         ports = self.table.serve_all(self.config.instruments)
         for inst in self.config.instruments:
@@ -217,6 +219,10 @@ class Application:
         for inst in self.config.instruments:
             self.hub.start(inst.id)
         await self._describe_instruments()
+        if prepare is not None:
+            await prepare(self.hub)
+        assert self.scans is not None
+        self.scans.take_scans()
 
     def _check_recording(self) -> None:
         """Before anything is opened: the streams to record exist and the data directory is writable
@@ -324,6 +330,7 @@ class Application:
             ),
             instruments=lambda: self.instruments,
             named={entry.name: entry.model_dump() for entry in self.config.scans},
+            taking=False,  # until start() is done
         )
         scans = self.scans
 
@@ -482,19 +489,20 @@ class Application:
         duration: float | None = None,
         on_tick: Callable[[], None] | None = None,
         on_stopping: Callable[[], Awaitable[None]] | None = None,
+        prepare: Callable[[InstrumentManager], Awaitable[None]] | None = None,
     ) -> RunSummary:
         """Start, run until ``duration`` s (counted from the start), Ctrl-C or SIGTERM; stop in order.
 
         A stop request during start-up is honoured at once. The signal handlers
         stay until the run file is closed: a second Ctrl-C cannot cut the stop
-        short. ``on_stopping`` runs before the actors are stopped.
+        short. ``on_stopping`` runs before the actors are stopped; ``prepare``: see :meth:`start`.
         """
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
         end = None if duration is None else time.monotonic() + duration
         try:
-            if await self._until_stopped(self.start(), end):
+            if await self._until_stopped(self.start(prepare), end):
                 while not self._stop.is_set():
                     left = 0.25 if end is None else min(0.25, end - time.monotonic())
                     if left <= 0:

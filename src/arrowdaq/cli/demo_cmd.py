@@ -15,12 +15,11 @@ def demo_config_text() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..app.demo import demo_sequence
+    from ..app.demo import demo_sequence, prepare_table
 
     text = demo_config_text()
-    return run_and_report(
-        parse_config(tomllib.loads(text), "demo.toml"), text, args, extra=demo_sequence, source="demo.toml"
-    )
+    config = parse_config(tomllib.loads(text), "demo.toml")
+    return run_and_report(config, text, args, extra=demo_sequence, source="demo.toml", prepare=prepare_table)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import math
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +37,10 @@ def execute(
     extra: Callable[[InstrumentManager], Coroutine[Any, Any, None]] | None = None,
     source: str = "<config>",
     gui: bool = False,
+    prepare: Callable[[InstrumentManager], Awaitable[None]] | None = None,
 ) -> RunSummary:
-    """Run ``config`` with the terminal view; ``extra`` runs beside it (the demo's sequence).
+    """Run ``config`` with the terminal view; ``extra`` runs beside it (the demo's sequence), ``prepare``
+    once the instruments are up, before scans begin (the demo lights its table).
 
     With ``gui`` the window opens (its own process, a client of the live service) once the service is up.
     """
@@ -90,7 +92,7 @@ def execute(
                 await asyncio.gather(task, return_exceptions=True)
 
         try:
-            done.append(await app.run(duration, on_tick=tick, on_stopping=stopping))
+            done.append(await app.run(duration, on_tick=tick, on_stopping=stopping, prepare=prepare))
         finally:
             if refresher is not None:
                 refresher.cancel()
@@ -186,11 +188,12 @@ def run_and_report(
     args: argparse.Namespace,
     extra: Callable[[InstrumentManager], Coroutine[Any, Any, None]] | None = None,
     source: str = "<config>",
+    prepare: Callable[[InstrumentManager], Awaitable[None]] | None = None,
 ) -> int:
     """Apply ``--data-dir``, run with the terminal view, print the summary; the run's exit status."""
     if args.data_dir is not None:
         config.run.data_dir = Path(args.data_dir)
-    summary = execute(config, config_text, args.duration, extra, source, gui=wants_window(args))
+    summary = execute(config, config_text, args.duration, extra, source, gui=wants_window(args), prepare=prepare)
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:  # the run is over: a late Ctrl-C must not hide where the file is
         print_summary(summary)

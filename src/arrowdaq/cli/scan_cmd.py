@@ -138,10 +138,8 @@ async def _scan(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, interrupt)
     try:
-        await app.start()
+        await app.start(prepare_table if demo else None)
         assert app.scans is not None
-        if demo:
-            await prepare_table(app.hub)
         if args.dry_run:
             dry = await app.scans.dry_run(plan, detectors, **{k: v for k, v in options.items() if k != "name"})
             print(f"{plan.name}: {dry.points} points, about {dry.estimated_s:.1f} s", flush=True)

@@ -70,7 +70,9 @@ class ScanService:
         settle: float = 0.0,
         reads: int = 1,
         named: Mapping[str, Mapping[str, Any]] | None = None,
+        taking: bool = True,
     ) -> None:
+        """``taking=False``: scans asked for wait until :meth:`take_scans` (the daemon is still starting)."""
         self.hub = hub
         #: Scans run by name (``[[scans]]``): name → plan, args, kwargs, detectors, settle, reads, doc.
         self.named = dict(named or {})
@@ -90,6 +92,11 @@ class ScanService:
         self.outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.last_outcome: dict[str, Any] | None = None
         self._changed: asyncio.Event | None = None
+        #: Set once the daemon has started (see :meth:`take_scans`); a scan asked for earlier waits for it.
+        self._taking = asyncio.Event()
+        if taking:
+            self._taking.set()
+        self._closed = False
 
     # --- submitting -------------------------------------------------------------------------
     def _engine(self, devices: HubDevices) -> RunEngine:
@@ -113,6 +120,11 @@ class ScanService:
     ) -> asyncio.Future[ScanResult]:
         """Start a scan; returns a future of its result once the file has been created. ``client``
         (who asked) goes into the event log with the scan's start and end."""
+        if not self._taking.is_set():
+            self._event(f"scan asked for by {client} while the daemon starts: it begins once started", client)
+            await self._taking.wait()
+        if self._closed:
+            raise CommandError("the daemon is stopping: no new scans")
         if self.task is not None and not self.task.done():
             raise CommandError(f"scan {self.engine.name if self.engine else ''!r} is running: one scan at a time")
         loop = asyncio.get_running_loop()
@@ -238,8 +250,14 @@ class ScanService:
         self.points.append(_finite(row))
         self._notify()
 
+    def take_scans(self) -> None:
+        """The daemon has started (instruments up, its start-up steps done): scans begin."""
+        self._taking.set()
+
     async def close(self) -> None:
         """Abort a running scan and wait for its file to be closed (the daemon is stopping)."""
+        self._closed = True
+        self._taking.set()  # a scan still waiting for the start is refused
         if self.task is not None and not self.task.done():
             with contextlib.suppress(CommandError):
                 self.abort()
