@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -19,9 +20,12 @@ import pyarrow.flight as flight
 import pytest
 
 import arrowdaq
-from arrowdaq.data import scalar_batch, scalar_schema
-from arrowdaq.errors import ArrowDAQError, DaemonUnavailable, GapError, LiveServiceError
+from arrowdaq.cli.live_cmd import Watched
+from arrowdaq.cli.main import main
+from arrowdaq.data import image_batch, image_schema, scalar_batch, scalar_schema, vector_batch, vector_schema
+from arrowdaq.errors import ArrowDAQError, DaemonUnavailable, GapError, LiveServiceError, StreamError
 from arrowdaq.hub import InstrumentManager
+from arrowdaq.live import discovery
 from arrowdaq.live.server import LiveService, ServiceSettings
 
 from .configs import instrument
@@ -436,3 +440,80 @@ def test_a_missing_daemon_is_one_clear_line(tmp_path):
     assert done.returncode == 1 and "no local arrowdaq daemon" in done.stderr and "Traceback" not in done.stderr
     with pytest.raises(ArrowDAQError, match="no local arrowdaq daemon"):
         arrowdaq.connect()
+
+
+def test_a_plain_client_counts_from_a_heartbeat_and_a_snapshot_says_its_seq(service):
+    """docs/live-service.md: a heartbeat before the call's first batch has the stream's last seq, so the
+    first batch follows it by ``dropped + batches`` as any other; a snapshot carries its batch's seq; an
+    unknown stream is a StreamError (the hub's own type) for a plain client and the Python client alike."""
+    service.hub.declare("quiet/y", scalar_schema("V"), producer="quiet")
+
+    async def publish(*values: float) -> None:
+        for v in values:
+            await service.hub.publish("quiet/y", scalar_batch(np.array([v]), channel="y", unit="V"))
+
+    service.call(lambda: publish(0.0, 1.0, 2.0))
+    auth = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + service.service.token.encode())])
+    with flight.FlightClient(service.service.address) as plain:
+        snapshot = plain.do_get(flight.Ticket(b'{"stream": "quiet/y", "mode": "snapshot"}'), auth).read_chunk()
+        assert json.loads(snapshot.app_metadata.to_pybytes()) == {"seq": 2, "dropped": 0}
+        assert snapshot.data.column("value").to_pylist() == [2.0]
+        reader = plain.do_get(flight.Ticket(b'{"stream": "quiet/y", "mode": "lossless"}'), auth)
+        beat = reader.read_chunk()  # nothing published since: a heartbeat within a second
+        assert beat.data.num_rows == 0
+        assert json.loads(beat.app_metadata.to_pybytes()) == {"seq": 2, "dropped": 0, "heartbeat": True}
+        service.call(lambda: publish(3.0))
+        chunk = reader.read_chunk()
+        assert json.loads(chunk.app_metadata.to_pybytes()) == {"seq": 3, "dropped": 0}  # 2 + 0 dropped + 1 batch
+        assert chunk.data.column("value").to_pylist() == [3.0]
+        reader.cancel()
+        with pytest.raises(flight.FlightServerError, match=r"^arrowdaq: unknown stream 'quiet/z' \(streams: ") as e:
+            plain.do_get(flight.Ticket(b'{"stream": "quiet/z"}'), auth).read_chunk()
+        assert json.loads(e.value.extra_info) == {"error": "StreamError"}
+    with arrowdaq.connect(service.service.address, service.service.token) as daq:
+        with pytest.raises(StreamError, match=r"^unknown stream 'quiet/z'"):
+            daq.latest("quiet/z")
+
+
+def test_watch_shows_the_unit_of_traces_and_frames(service):
+    """``arrowdaq watch`` puts a stream's unit beside its value: a trace's ``values`` and a camera's
+    ``pixels`` carry it, as a scalar's ``value`` does."""
+    service.hub.declare("scope/trace", vector_schema("V", "s"), producer="scope")
+    service.hub.declare("cam/frames", image_schema((2, 3)), producer="cam")
+    with arrowdaq.connect(service.service.address, service.service.token) as daq:
+        streams = daq.streams()
+    assert (streams["scope/trace"].unit, streams["cam/frames"].unit) == ("V", "counts")
+    trace, frame = Watched("scope/trace", "V"), Watched("cam/frames", "counts")
+    trace.take(vector_batch(np.array([[0.5, 2.0, 1.0]]), channel="t", unit="V", x0=0.0, dx=1e-3, x_unit="s"), 0)
+    frame.take(image_batch(np.arange(6, dtype=np.uint16).reshape(2, 3), channel="c", frame_numbers=7), 0)
+    assert (trace.value, frame.value) == ("3 points, max 2", "frame 7, max 5")
+
+
+def test_a_stale_address_file_a_silent_address_and_a_bad_argument_are_one_clear_line(tmp_path, capsys):
+    """A daemon killed with -9 leaves its address file: the CLI says so (and which pid), not gRPC's
+    words; an address where nothing listens says no daemon answers; ``do`` with a bare value is a
+    usage error naming it. Each is one line and a non-zero exit status."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid names no process now
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"grpc://127.0.0.1:{port}"
+    discovery.write_address_file({"address": address, "token": "t" * 32, "pid": gone.pid, "version": "0"})
+    done = run_cli("status")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"arrowdaq status: error: no local arrowdaq daemon: {discovery.address_file()} ")
+    assert f"names pid {gone.pid}, which is not running" in done.stderr
+    with pytest.raises(DaemonUnavailable, match=f"names pid {gone.pid}"):
+        arrowdaq.connect()
+    done = run_cli("get", "laser", "wavelength", "--address", address, "--token", "t" * 32)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert (
+        done.stderr.startswith("arrowdaq get: error: no daemon answers (failed to connect") and str(port) in done.stderr
+    )
+    assert done.stderr.rstrip().endswith("is it running?")
+    with pytest.raises(SystemExit) as exited:
+        main(["do", "laser", "set_wavelength", "780"])
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == "arrowdaq do: error: argument KEY=VALUE: expected KEY=VALUE (e.g. nm=780), got '780'"

@@ -51,6 +51,40 @@ PLAIN_CLIENT = textwrap.dedent(
             out["last_value"] = chunk.data.column("value")[-1].as_py()
     reader.cancel()
     out["rows"], out["seqs"] = rows, seqs
+    # lossless, decoded as the document says: no metadata = the batch after the last; seq jumps by
+    # dropped + batches; a heartbeat (0 rows) repeats the last seq
+    reader = client.do_get(flight.Ticket(json.dumps({"stream": "pm1/power", "mode": "lossless"}).encode()), auth)
+    seq, out["jumps"], rows = None, [], 0
+    while rows < 10:
+        chunk = reader.read_chunk()
+        if chunk.app_metadata is None:
+            seq, jump = seq + 1, 1
+        else:
+            meta = json.loads(chunk.app_metadata.to_pybytes())
+            dropped, batches = meta["dropped"], meta.get("batches", 1)
+            if seq is not None and not meta.get("heartbeat"):
+                out["jumps"].append((meta["seq"] - seq, dropped + batches))
+            seq = meta["seq"]
+        rows += chunk.data.num_rows
+    reader.cancel()
+
+    def act(kind, body):
+        reply = client.do_action(flight.Action(kind, json.dumps(body).encode()), auth)
+        return json.loads(next(iter(reply)).body.to_pybytes())
+
+    out["actions"] = sorted(a.type for a in client.list_actions(auth))
+    out["ping"] = act("ping", {})
+    laser = act("describe", {})["instruments"]["laser"]
+    out["controls"] = {c["name"]: [c["unit"], c.get("limits")] for c in laser["controls"]}
+    out["status"] = sorted(act("status", {}))
+    out["command"] = act("command", {"instrument": "laser", "command": "set_wavelength", "args": {"nm": 780}})
+    out["get"] = act("get", {"instrument": "laser", "name": "wavelength"})
+    out["set"] = act("set", {"instrument": "laser", "name": "wavelength", "value": 790})
+    out["record"] = act("record", {"action": "state"})
+    try:
+        act("command", {"instrument": "laser", "command": "bogus"})
+    except flight.FlightServerError as exc:
+        out["refused"] = [str(exc).split(". Detail:")[0], json.loads(exc.extra_info)]
     for name, options in (("missing", flight.FlightCallOptions()),
                           ("wrong", flight.FlightCallOptions(headers=[(b"authorization", b"Bearer nope")]))):
         try:
@@ -78,6 +112,16 @@ def test_a_plain_pyarrow_flight_client_needs_nothing_else(daemon, tmp_path):
     assert out["rows"] >= 10 and out["seqs"] == sorted(out["seqs"])
     assert "no token" in out["missing"] and "authorization: Bearer" in out["missing"]
     assert "wrong token" in out["wrong"]
+    assert out["jumps"] and all(jump == expected for jump, expected in out["jumps"])
+    assert out["actions"] == ["command", "describe", "get", "ping", "record", "scan", "set", "status"]
+    assert out["ping"]["pong"] is True
+    assert out["controls"]["wavelength"] == ["nm", [690, 1040]]
+    assert {"actors", "streams", "subscribers", "live", "recording", "time_ns"} <= set(out["status"])
+    assert out["command"] == {"result": None}
+    assert out["get"]["value"] == pytest.approx(780, abs=1) and out["set"]["value"] == pytest.approx(790, abs=1)
+    assert out["record"]["recording"] is True and out["record"]["file"].endswith(".h5")
+    message, info = out["refused"]
+    assert message.startswith("laser: unknown command 'bogus' (commands: ") and info == {"error": "CommandError"}
 
 
 def test_python_client_finds_the_daemon_and_controls_it(daemon):

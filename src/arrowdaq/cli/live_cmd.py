@@ -34,14 +34,12 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_assignments(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"expected key=value, got {item!r}")
-        out[key] = parse_value(value)
-    return out
+def assignment(text: str) -> tuple[str, Any]:
+    """A command's argument as argparse reads it: ``nm=780`` → ("nm", 780); anything else is a usage error."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. nm=780), got {text!r}")
+    return key, parse_value(value)
 
 
 def _show(value: Any) -> str:
@@ -105,7 +103,10 @@ class Watched:
             values = batch.column("values")[-1].values.to_numpy(zero_copy_only=False)
             self.value = f"{len(values)} points, max {values.max():.4g}" if len(values) else "0 points"
         elif "pixels" in batch.schema.names:
-            self.value = f"frame {batch.column('frame_number')[-1].as_py()}"
+            import pyarrow.compute as pc
+
+            pixels = batch.column("pixels").storage[-1].values  # the last frame's (the unit's) values
+            self.value = f"frame {batch.column('frame_number')[-1].as_py()}, max {pc.max(pixels).as_py():.4g}"
         elif "message" in batch.schema.names:
             self.value = str(batch.column("message")[-1].as_py())
         else:
@@ -181,7 +182,7 @@ def watch(args: argparse.Namespace) -> int:
 # --- do / get / set / record ------------------------------------------------------------------
 def do(args: argparse.Namespace) -> int:
     with _client(args) as daq:
-        result = daq.command(args.instrument, args.name, timeout=args.timeout, **parse_assignments(args.args))
+        result = daq.command(args.instrument, args.name, timeout=args.timeout, **dict(args.args))
     print(_show(result) if result is not None else "ok")
     return 0
 
@@ -249,7 +250,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("instrument")
         p.add_argument("name", metavar="COMMAND" if name == "do" else "SETTING")
         if name == "do":
-            p.add_argument("args", nargs="*", metavar="KEY=VALUE", help='arguments (values as JSON: 780, true, "x")')
+            p.add_argument(
+                "args",
+                nargs="*",
+                type=assignment,
+                metavar="KEY=VALUE",
+                help='arguments (values as JSON: 780, true, "x")',
+            )
         elif name == "set":
             p.add_argument("value")
         p.add_argument("--timeout", type=positive_seconds, default=30.0, metavar="S", help="default 30 s")

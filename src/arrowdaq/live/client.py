@@ -46,6 +46,9 @@ SUBMIT_TIMEOUT_S = 60.0
 SILENCE_LIMIT_S = 5 * HEARTBEAT_S
 
 _DETAIL = re.compile(r"\. Detail: .*$", re.DOTALL)
+_UNREACHABLE = "Flight returned unavailable error, with message: "
+#: The field whose unit is a stream's unit: a scalar's value, a vector's values, an image's pixels.
+_SIGNAL_FIELDS = ("value", "values", "pixels")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ def translate(exc: flight.FlightError) -> errors.ArrowDAQError:
     if isinstance(exc, flight.FlightUnauthenticatedError):
         return errors.AuthenticationError(message)
     if isinstance(exc, flight.FlightUnavailableError):
+        if message.startswith(_UNREACHABLE):  # gRPC's own words: nothing answered at the address
+            message = f"no daemon answers ({message.removeprefix(_UNREACHABLE)}); is it running?"
         return errors.DaemonUnavailable(message)
     info = loads(exc.extra_info) if getattr(exc, "extra_info", None) else None
     info = info if isinstance(info, dict) else {}
@@ -135,6 +140,12 @@ def connect(
             raise errors.DaemonUnavailable(
                 f"no local arrowdaq daemon: {discovery.address_file()} does not exist "
                 "(start one with `arrowdaq run CONFIG` or `arrowdaq demo`, or give the address)"
+            )
+        if found is not None and address is None and not discovery.process_running(found.get("pid")):
+            raise errors.DaemonUnavailable(
+                f"no local arrowdaq daemon: {discovery.address_file()} names pid {found.get('pid')}, which is not "
+                "running (the daemon ended without removing it, e.g. killed); start one with `arrowdaq run CONFIG` "
+                "or `arrowdaq demo`"
             )
         if found is not None and (address is None or address == found.get("address")):
             info = found
@@ -277,7 +288,8 @@ class Client:
         for info in infos:
             name = "/".join(p.decode() for p in info.descriptor.path)
             meta = loads(info.app_metadata) or {}
-            unit = (info.schema.field("value").metadata or {}).get(b"unit") if "value" in info.schema.names else None
+            signal = next((f for f in _SIGNAL_FIELDS if f in info.schema.names), None)  # value, trace or pixels
+            unit = (info.schema.field(signal).metadata or {}).get(b"unit") if signal else None
             found[name] = StreamInfo(
                 name, info.schema, meta.get("producer"), meta.get("kind"), unit.decode() if unit else None, meta
             )

@@ -45,6 +45,21 @@ def read_address_file(path: Path | None = None) -> dict[str, Any] | None:
         return None
 
 
+def process_running(pid: object) -> bool:
+    """Whether the process an address file names still runs (a daemon killed with -9 leaves its file behind).
+
+    True when it cannot be told (no pid, not POSIX, another user's process)."""
+    if not isinstance(pid, int) or pid <= 0 or os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def remove_address_file(pid: int, path: Path | None = None) -> None:
     """Remove the file if it is still this daemon's (another one may have started since)."""
     path = path or address_file()

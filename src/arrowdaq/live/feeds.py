@@ -87,6 +87,13 @@ class ClientFeed(Subscription):
         if self.declared is not None:
             self._counter = self.declared.meter  # its own count (a new declaration counts from 0 again)
         self.redeclared = False
+        #: The seq of the stream's last batch before this feed: what a heartbeat says until the first batch
+        #: (so a client sees the first one come ``dropped + batches`` after it, as any other).
+        self.start_seq = -1
+
+    def mark_start(self, seq: int | None = None) -> None:
+        """Note the stream's last seq as the feed starts (on the loop, as it is subscribed: no batch between)."""
+        self.start_seq = self._counter.batches - 1 if seq is None else seq
 
     # --- the hub's side (event loop thread) --------------------------------------------
     def offer(self, stream: str, batch: pa.RecordBatch, nbytes: int, now: float, seq: int | None = None) -> bool:

@@ -192,7 +192,7 @@ class FlightEndpoint(flight.FlightServerBase):
         for info in self.service.flight_infos():
             if info.descriptor.path[0].decode() == name:
                 return info
-        raise flight.FlightServerError(self.service.unknown_stream(name))
+        raise self.service.unknown_stream(name)
 
     def get_schema(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
         return flight.SchemaResult(self.service.schema_of(self.service.descriptor_stream(descriptor)))
@@ -351,9 +351,11 @@ class LiveService:
             return "/".join(p.decode() for p in descriptor.path)
         return (descriptor.command or b"").decode()
 
-    def unknown_stream(self, name: str) -> str:
+    def unknown_stream(self, name: str) -> flight.FlightServerError:
+        """The error for a stream the daemon does not have: a StreamError, as the hub's own."""
         known = ", ".join([*sorted(self.hub.streams), EVENTS_STREAM])
-        return f"unknown stream {name!r} (streams: {known})"
+        message = f"arrowdaq: unknown stream {name!r} (streams: {known})"
+        return flight.FlightServerError(message, extra_info=error_info("StreamError"))
 
     def schema_of(self, name: str) -> pa.Schema:
         """The stream's schema on the wire (string columns plain; units in field metadata)."""
@@ -370,7 +372,7 @@ class LiveService:
             elif (spec := self.hub.streams.get(name)) is not None:
                 schema = spec.schema
             else:
-                raise flight.FlightServerError(self.unknown_stream(name))
+                raise self.unknown_stream(name)
         wire = self._wire.get(name)
         if wire is None or wire.source is not schema:
             wire = self._wire[name] = WireFormat(schema)
@@ -410,8 +412,10 @@ class LiveService:
             seq, last = self.last.last.get(name, (-1, None))
             if last is not None and not last.schema.equals(wire.source):
                 last = None  # of the stream's previous declaration (the last scan's points)
-            batches = [] if last is None else [wire(last)]
-            return flight.RecordBatchStream(pa.Table.from_batches(batches, schema=wire.schema))
+            if last is None:
+                return flight.RecordBatchStream(pa.Table.from_batches([], schema=wire.schema))
+            meta = arrow_bytes(dumps({"seq": seq, "dropped": 0}))  # as the first message of any call
+            return flight.GeneratorStream(wire.schema, iter([(wire(last), meta)]))
         if self._stopping.is_set():
             raise flight.FlightUnavailableError("arrowdaq: the daemon is stopping")
         size = self.settings.latest_batches if mode == "latest" else self.settings.lossless_batches
@@ -428,7 +432,10 @@ class LiveService:
             feed = ClientFeed(feed_name, name, self._events_meter, mode, max_batches=size)
             history = int(request.get("history", 0))
             with self._lock:
-                for seq, batch in list(self._recent_events)[-history:] if history > 0 else []:
+                recent = list(self._recent_events)
+                shown = recent[-history:] if history > 0 else []
+                feed.mark_start(shown[0][0] - 1 if shown else recent[-1][0] if recent else -1)
+                for seq, batch in shown:
                     feed.offer(name, batch, batch.nbytes, time.monotonic(), seq=seq)
                 self._event_feeds.add(feed)
         else:
@@ -438,7 +445,12 @@ class LiveService:
                 wire = self.wire(name, feed.declared.schema)  # the declaration the feed holds, however recent
             with self._lock:
                 self._feeds.add(feed)
-            self.call(lambda: self.hub.add_subscription(feed))
+
+            def subscribe() -> None:  # on the loop: no batch is published between the two
+                feed.mark_start()
+                self.hub.add_subscription(feed)
+
+            self.call(subscribe)
         feed.client = client
         log.info(f"live: {client} subscribed to {name} ({mode})")
         merge = request.get("merge", True) is not False
@@ -456,7 +468,7 @@ class LiveService:
         Table that Arrow's C++ sends a message per batch without a step of this generator each."""
         merge_bytes = MERGE_BYTES if merge else 0
         empty = pa.RecordBatch.from_pylist([], schema=wire.schema)
-        last_seq = -1
+        last_seq = feed.start_seq
         next_beat = time.monotonic() + HEARTBEAT_S
         try:
             while not self._stopping.is_set():
