@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
+    if not args.verbose:  # gRPC's own lines (a refused TLS handshake) would come before our one-line error
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         return int(args.func(args) or 0)
     except ArrowDAQError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layout", metavar="FILE", default=None, help="where the window layout is kept")
     parser.add_argument("--tls-cert", metavar="PEM", default=None, help="the certificate to trust (grpc+tls)")
     args = parser.parse_args(argv)
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # the window says why a connection fails; no gRPC lines
     layout = Path(args.layout) if args.layout else None
     return run_gui(args.address, token=args.token, settings=layout, tls_cert=args.tls_cert)
 

@@ -63,8 +63,19 @@ class StreamInfo:
     meta: dict[str, Any]
 
 
+#: gRPC's words when the daemon's TLS certificate is not trusted here (a self-signed one, no --tls-cert).
+_UNTRUSTED = re.compile(r"handshake failed.*certificate verify failed:?\s*(?P<why>[^;\n]*)", re.I | re.S)
+
+
 def _message(exc: flight.FlightError) -> str:
     text = _DETAIL.sub("", str(exc)).strip()
+    untrusted = _UNTRUSTED.search(text)
+    if untrusted:
+        why = untrusted["why"].strip() or "certificate verify failed"
+        return (
+            f"the daemon's TLS certificate is not trusted here ({why}): give it with --tls-cert PEM, "
+            f"ARROWDAQ_TLS_CERT or connect(tls_cert=...) (the daemon's server.tls_cert)"
+        )
     return text.removeprefix("arrowdaq: ")
 
 
