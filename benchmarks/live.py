@@ -303,8 +303,9 @@ def measure_throughput(
     daemon: Daemon, stream: str, batches: list[pa.RecordBatch], n: int, pairs: int
 ) -> list[tuple[float, float, float, float]]:
     """MB/s of the live service and of bare Flight, and the CPU time per batch (us) of the gRPC threads serving
-    Flight in each window (the benchmark's own publishing, on the event loop, is left out), ``pairs`` windows of each in turn, read by one plain
-    pyarrow.flight client process (so that each pair meets the same load on a shared machine).
+    Flight in each window (the benchmark's own publishing, on the event loop, is left out), ``pairs`` windows of
+    each in turn (live first in one pair, bare first in the next), read by one plain pyarrow.flight client
+    process (so that each pair meets the same load on a shared machine).
 
     The live service gets distinct batches in turn, as a producer publishes them (it converts each once
     for all its clients: the same batch object again and again would be converted only once); bare
@@ -314,42 +315,51 @@ def measure_throughput(
     ticket = json.dumps({"stream": stream, "mode": "latest", "max_batches": 16})
     plain = [b.cast(plain_schema(b.schema)) for b in batches]
     bare = BareServer([plain[k % len(plain)] for k in range(n + 2)])
-    windows = [w for _ in range(pairs) for w in ([live.address, live.token, ticket], [bare.address, "x", "{}"])]
+    # live first in one pair, bare first in the next: neither side always meets the start of a pair
+    turns = [(True, False) if p % 2 == 0 else (False, True) for p in range(pairs)]
+    order = [is_live for turn in turns for is_live in turn]
+    windows = [[live.address, live.token, ticket] if is_live else [bare.address, "x", "{}"] for is_live in order]
     client = start_client(THROUGHPUT_CLIENT, str(n), json.dumps(windows))
     assert client.stdin is not None and client.stdout is not None
     done = threading.Event()
     task = asyncio.run_coroutine_threadsafe(keep_fed(daemon, stream, batches, done), daemon.loop)  # type: ignore[arg-type]
-    rates, cpu = [], []
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
     try:
-        for _ in windows:
+        for is_live in order:
             cpu0 = grpc_cpu()
             client.stdin.write("go\n")
             client.stdin.flush()
-            rates.append(json.loads(client.stdout.readline())["mb_per_s"])
-            cpu.append((grpc_cpu() - cpu0) / n * 1e6)  # per batch sent, us
+            rates[is_live].append(json.loads(client.stdout.readline())["mb_per_s"])
+            cpu[is_live].append((grpc_cpu() - cpu0) / n * 1e6)  # per batch sent, us
     finally:
         done.set()
         task.result(30)
         client.wait(60)
         bare.shutdown()
-    return list(zip(rates[0::2], rates[1::2], cpu[0::2], cpu[1::2], strict=True))
+    return list(zip(rates[True], rates[False], cpu[True], cpu[False], strict=True))
 
 
 def grpc_cpu() -> float:
-    """CPU seconds (user + system) of this process's gRPC threads (Linux /proc: they name themselves
-    ``grpcpp_sync_ser``, ``event_engine``...; Python's threads keep the process's name): the threads that
-    serve Flight, the live service's and bare Flight's alike, without the demo's or the event loop's."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    """CPU seconds of this process's gRPC threads (Linux /proc: they name themselves ``grpcpp_sync_ser``,
+    ``event_engine``...; Python's threads keep the process's name): the threads that serve Flight, the live
+    service's and bare Flight's alike, without the demo's or the event loop's. Each thread's CPU clock
+    (``clock_gettime``, nanoseconds; /proc's stat counts 10 ms ticks, 10 us a batch over a window)."""
+    total = 0
     for task in Path("/proc/self/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            if name.startswith(("grpc", "event_engine")):
+                total += time.clock_gettime_ns(thread_cpu_clock(int(task.name)))
         except OSError:
             continue  # the thread ended
-        if name.startswith(("grpc", "event_engine")):
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    return total / 1e9
+
+
+def thread_cpu_clock(tid: int) -> int:
+    """The CPU-time clock of thread ``tid`` of this process (Linux: CPUCLOCK_SCHED of a thread, as glibc's
+    ``pthread_getcpuclockid`` makes it)."""
+    return ((~tid) << 3) | 6
 
 
 class BareServer(flight.FlightServerBase):

@@ -30,6 +30,7 @@ from arrowdaq.live.server import LiveService, ServiceSettings
 
 from .configs import instrument
 from .live_helpers import Daemon
+from .waiting import wait_until
 
 CAMERA = instrument("cam1", "sim_camera", port=None, poll_hz=20.0, settings={"shape": [256, 256], "fps": 20.0})
 
@@ -258,7 +259,10 @@ def test_a_fast_stream_of_small_batches_reaches_a_plain_client_whole_and_counted
             chunk = reader.read_chunk()
             if not chunk.data.num_rows:
                 continue
-            meta = json.loads(chunk.app_metadata.to_pybytes())
+            if chunk.app_metadata is None:  # the batch after the last (docs/live-service.md)
+                meta = {"seq": seq + 1, "dropped": 0}
+            else:
+                meta = json.loads(chunk.app_metadata.to_pybytes())
             batches = meta.get("batches", 1)
             assert meta["dropped"] == 0 and meta["seq"] - seq == batches == chunk.data.num_rows
             seq = meta["seq"]
@@ -301,7 +305,43 @@ def test_large_batches_that_queue_go_out_as_a_run_whose_seq_a_plain_client_follo
     assert values == [float(k) for k in range(60)]
     assert seqs_by_the_contract(messages) == list(range(60))
     assert messages[0][1] == {"seq": 0, "dropped": 0}
-    assert sum(meta is None for _, meta in messages) > 0  # runs happened (the burst outran the client)
+    # nothing dropped, nothing merged: after the first, every message is simply the next batch (0077)
+    assert all(meta is None for _, meta in messages[1:])
+
+
+def test_a_message_carries_metadata_only_when_it_is_not_the_next_batch(service):
+    """``latest``, a burst far larger than the buffer: the first message and each one after a drop carry
+    metadata (the drop counted), the others none; a plain client that follows the contract numbers every
+    batch as its values say."""
+    service.hub.declare("big/z", scalar_schema("V"), producer="big")
+    token = service.service.token
+    auth = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
+    with flight.FlightClient(service.service.address) as plain:
+        ticket = {"stream": "big/z", "mode": "latest", "max_batches": 8}
+        reader = plain.do_get(flight.Ticket(json.dumps(ticket).encode()), auth)
+        wait_until(lambda: service.hub.streams["big/z"].subscribers, message="the client's feed on big/z")
+
+        async def burst() -> None:
+            for k in range(200):
+                service.hub.publish_nowait("big/z", numbered(k))
+
+        service.call(burst)
+        messages: list[tuple[int, dict | None]] = []
+        values: list[float] = []
+        while not values or values[-1] < 199:
+            chunk = reader.read_chunk()
+            if chunk.data.num_rows:
+                messages.append(
+                    (1, None if chunk.app_metadata is None else json.loads(chunk.app_metadata.to_pybytes()))
+                )
+                values.append(chunk.data.column("value")[0].as_py())
+        reader.cancel()
+    assert [float(s) for s in seqs_by_the_contract(messages)] == values
+    metas = [meta for _, meta in messages]
+    assert metas[0] is not None and any(meta is None for meta in metas)
+    assert all(meta["dropped"] > 0 for meta in metas[1:] if meta is not None)
+    dropped = sum(meta["dropped"] for meta in metas if meta is not None)
+    assert dropped > 0 and len(values) + dropped == 200  # every batch published: sent or counted
 
 
 def test_the_python_client_numbers_the_batches_of_runs_and_counts_the_drops(service):

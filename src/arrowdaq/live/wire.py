@@ -63,7 +63,10 @@ class WireFormat:
     def table(self, batches: list[pa.RecordBatch]) -> pa.Table:
         """Batches of the stream as one wire Table, a chunk per batch: Flight sends it a message per batch,
         from C++. The encoded columns are replaced once for all the chunks (6 us a batch, where converting
-        each batch costs 14)."""
+        each batch costs 14). One batch is converted as a batch (the conversion of the last batch is
+        shared by the clients that read in step)."""
+        if len(batches) == 1:
+            return pa.Table.from_batches([self(batches[0])], schema=self.schema)
         try:
             table = pa.Table.from_batches(batches)
         except pa.ArrowInvalid:  # hand-built batches whose schemas differ: each converted first
