@@ -58,6 +58,7 @@ from arrowdaq.data import image_batch, scalar_batch, scalar_schema
 from arrowdaq.data.schemas import image_schema, plain_schema
 from arrowdaq.live import server as live_server
 from arrowdaq.live.feeds import ClientFeed
+from arrowdaq.live.wire import WireFormat
 
 LATENCY_CLIENT = textwrap.dedent(
     """
@@ -309,11 +310,13 @@ def measure_throughput(
 
     The live service gets distinct batches in turn, as a producer publishes them (it converts each once
     for all its clients: the same batch object again and again would be converted only once); bare
-    Flight streams the same prebuilt batches in the same turn, plain, from C++ (``RecordBatchStream``)."""
+    Flight streams the same prebuilt batches in the same turn as the live service puts them on the wire
+    (its WireFormat: plain strings, the same buffers, the same bytes), from C++ (``RecordBatchStream``)."""
     live = daemon.app.live
     assert live is not None
     ticket = json.dumps({"stream": stream, "mode": "latest", "max_batches": 16})
-    plain = [b.cast(plain_schema(b.schema)) for b in batches]
+    wire = WireFormat(batches[0].schema)  # what the live service sends of them: the same bytes on both sides
+    plain = [wire(b) for b in batches]
     bare = BareServer([plain[k % len(plain)] for k in range(n + 2)])
     # live first in one pair, bare first in the next: neither side always meets the start of a pair
     turns = [(True, False) if p % 2 == 0 else (False, True) for p in range(pairs)]
