@@ -32,7 +32,10 @@ import asyncio
 import functools
 import inspect
 import json
+import sys
 import time
+import types
+import typing
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,6 +58,7 @@ from ..errors import (
 from ..hub import BATCH_LATENCY, BATCH_ROWS, InstrumentManager
 from .capabilities import MOTION_WAITS, Movable, capabilities_of
 from .driver import Control, Driver, Stream
+from .validators import InRange
 
 
 @dataclass(frozen=True)
@@ -552,6 +556,31 @@ def check_action(driver_class: type[Driver], message: Any) -> None:
         inspect.signature(fn).bind(None, **message.args)
     except TypeError as exc:
         raise CommandError(f"{message.action}: {exc}") from None
+    for key, check in number_arguments(fn).items():
+        if message.args.get(key) is not None:
+            check(message.args[key], f"{message.action}: {key}")
+
+
+#: Any finite number (a validator of decision 0048, without limits).
+_ANY_NUMBER = InRange(-sys.float_info.max, sys.float_info.max)
+
+
+@functools.cache
+def number_arguments(fn: Callable[..., Any]) -> dict[str, InRange]:
+    """A command's arguments annotated ``float`` (or ``float | None``), with the check their value passes
+    before the command queues: ``set_wavelength(nm="abc")`` is refused at once, not after the poll in
+    progress. Limits, and ``int`` arguments (axis numbers: the driver names the configured ones), are
+    the driver's to check."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # an annotation only its module can resolve at run time: the driver checks
+        return {}
+    checks = {}
+    for key, hint in hints.items():
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        if key != "return" and (set(typing.get_args(hint)) - {type(None)} if union else {hint}) == {float}:
+            checks[key] = _ANY_NUMBER
+    return checks
 
 
 def declared_control(driver_class: type[Driver], name: str) -> Control | None:
