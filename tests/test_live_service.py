@@ -92,6 +92,11 @@ PLAIN_CLIENT = textwrap.dedent(
             out[name] = "accepted"
         except flight.FlightUnauthenticatedError as exc:
             out[name] = str(exc)
+    try:  # pyarrow's own token call (a Flight handshake with 'Basic'): the daemon wants the header instead
+        client.authenticate_basic_token("arrowdaq", token)
+        out["basic"] = "accepted"
+    except flight.FlightUnauthenticatedError as exc:
+        out["basic"] = str(exc)
     print(json.dumps(out))
     """
 )
@@ -112,6 +117,7 @@ def test_a_plain_pyarrow_flight_client_needs_nothing_else(daemon, tmp_path):
     assert out["rows"] >= 10 and out["seqs"] == sorted(out["seqs"])
     assert "no token" in out["missing"] and "authorization: Bearer" in out["missing"]
     assert "wrong token" in out["wrong"]
+    assert "the header must be 'authorization: Bearer <token>', got a 'Basic' one" in out["basic"]
     assert out["jumps"] and all(jump == expected for jump, expected in out["jumps"])
     assert out["actions"] == ["command", "describe", "get", "ping", "record", "scan", "set", "status"]
     assert out["ping"]["pong"] is True

@@ -159,8 +159,14 @@ class TokenAuth(flight.ServerMiddlewareFactory):
                 "arrowdaq: no token: send the header 'authorization: Bearer <token>' "
                 f"(a local daemon writes its token to {discovery.address_file()})"
             )
-        scheme, _, token = values[0].partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token):
+        scheme, space, token = values[0].partition(" ")
+        if scheme.lower() != "bearer":  # e.g. pyarrow's authenticate_basic_token: 'Basic ...'
+            got = f"a {scheme!r} one" if space else "a value without 'Bearer '"
+            raise flight.FlightUnauthenticatedError(
+                f"arrowdaq: the header must be 'authorization: Bearer <token>', got {got} (there is no "
+                "Flight handshake: send the header with every call)"
+            )
+        if not hmac.compare_digest(token.strip().encode(), self._token):
             raise flight.FlightUnauthenticatedError(
                 "arrowdaq: wrong token: the daemon's token is in its address file "
                 f"({discovery.address_file()}) or in the configuration's server.token"
