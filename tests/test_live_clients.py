@@ -29,7 +29,7 @@ from arrowdaq.live import discovery
 from arrowdaq.live.server import LiveService, ServiceSettings
 
 from .configs import instrument
-from .live_helpers import Daemon
+from .live_helpers import Daemon, DaemonProcess
 from .waiting import wait_until
 
 CAMERA = instrument("cam1", "sim_camera", port=None, poll_hz=20.0, settings={"shape": [256, 256], "fps": 20.0})
@@ -557,3 +557,28 @@ def test_a_stale_address_file_a_silent_address_and_a_bad_argument_are_one_clear_
     assert exited.value.code == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert last == "arrowdaq do: error: argument KEY=VALUE: expected KEY=VALUE (e.g. nm=780), got '780'"
+
+
+def test_a_daemon_killed_mid_stream_is_one_clear_line_for_its_clients(tmp_path):
+    """kill -9 of the daemon: a subscription ends with DaemonUnavailable in arrowdaq's words (without
+    pyarrow's gRPC debug context), and the address file it left names its pid as not running."""
+    daemon = DaemonProcess(tmp_path)
+    try:
+        with daemon.client() as daq:
+            sub = daq.subscribe("pm1/power")
+            next(sub)
+            daemon.process.kill()
+            daemon.process.wait(30)
+            with pytest.raises(DaemonUnavailable) as caught:
+                for _ in sub:
+                    pass
+    finally:
+        daemon.stop()
+    message = str(caught.value)
+    assert message.startswith("no daemon answers (") and message.endswith("; is it running?"), message
+    assert "debug context" not in message and "\n" not in message
+    done = subprocess.run(
+        [sys.executable, "-m", "arrowdaq.cli.main", "status"], env=daemon.env, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert f"names pid {daemon.process.pid}, which is not running" in done.stderr

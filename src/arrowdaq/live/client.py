@@ -45,7 +45,7 @@ SUBMIT_TIMEOUT_S = 60.0
 #: Without data or a heartbeat for this long, a subscription says the daemon is gone.
 SILENCE_LIMIT_S = 5 * HEARTBEAT_S
 
-_DETAIL = re.compile(r"\. Detail: .*$", re.DOTALL)
+_DETAIL = re.compile(r"\. (?:Detail|gRPC client debug context): .*$", re.DOTALL)  # pyarrow's additions
 _UNREACHABLE = "Flight returned unavailable error, with message: "
 #: The field whose unit is a stream's unit: a scalar's value, a vector's values, an image's pixels.
 _SIGNAL_FIELDS = ("value", "values", "pixels")
