@@ -20,6 +20,7 @@ import pyarrow.flight as flight
 import pytest
 
 import arrowdaq
+from arrowdaq.app.runner import ExitStatus
 from arrowdaq.cli.live_cmd import Watched
 from arrowdaq.cli.main import main
 from arrowdaq.data import image_batch, image_schema, scalar_batch, scalar_schema, vector_batch, vector_schema
@@ -460,9 +461,19 @@ def test_the_cli_controls_a_running_daemon(tmp_path):
         done = run_cli("record", "start", "--name", "second", "--sample", "mirror")
         assert done.returncode == 0 and done.stdout.startswith("recording: ") and "second" in done.stdout
         second = daemon.app.run_file
+        done = run_cli("record", "stop")
+        assert done.returncode == 0 and done.stdout.startswith("not recording"), done.stderr
+        with arrowdaq.connect(daemon.address, daemon.token) as daq, daq.subscribe("pm1/power") as sub:
+            next(sub)  # published after the stop: in no file
     finally:
-        daemon.stop()
+        summary = daemon.stop()
     assert second != first
+    # the summary counts what was published while the last file recorded: nothing is called lost
+    assert summary.run_file == second and summary.stored is not None
+    assert summary.exit_status is ExitStatus.OK and summary.not_stored == {}, summary.not_stored
+    assert summary.published_while_recording is not None
+    in_second = summary.published_while_recording["pm1/power"]
+    assert 0 < in_second == summary.stored["pm1/power"] < summary.streams["pm1/power"].rows
     events = arrowdaq.open_run(first).events.to_pylist()
     commands = [json.loads(e["details"]) for e in events if e["kind"] == "command"]
     assert [(c["command"], c["client"].split(" (")[0]) for c in commands][:2] == [

@@ -129,6 +129,14 @@ class RunSummary:
     unreadable: str | None = None
     #: What storage reported as not stored, per stream (also in the run file's event log when it could write it).
     lost: dict[str, Loss] = field(default_factory=dict)
+    #: Rows each stream published while the run file recorded, when that was not the whole run (a client's
+    #: ``record stop``/``record start``: the rows before went to the previous file, those after to none).
+    published_while_recording: dict[str, int] | None = None
+
+    def expected_in_file(self, name: str) -> int:
+        """The rows of ``name`` the run file should hold: all it published, or those while it recorded."""
+        recorded = self.published_while_recording
+        return self.streams[name].rows if recorded is None else recorded.get(name, self.streams[name].rows)
 
     @property
     def required_down(self) -> list[str]:
@@ -138,7 +146,8 @@ class RunSummary:
     def not_stored(self) -> dict[str, int]:
         """Recorded streams with rows the run file lacks: stream → rows missing."""
         stored = self.stored or {}
-        return {name: s.rows - stored[name] for name, s in self.streams.items() if stored.get(name, s.rows) < s.rows}
+        expected = {name: self.expected_in_file(name) for name in self.streams if name in stored}
+        return {name: rows - stored[name] for name, rows in expected.items() if stored[name] < rows}
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -191,6 +200,10 @@ class Application:
         self._health: dict[str, StatusEvent] = {}
         self._lost: dict[str, Loss] = {}  # the run's storage's ``lost`` events, per stream
         self._unclosed: str | None = None  # the run file was left unclosed on a disk that does not answer
+        #: Rows each stream had published when the run file started and, after a ``record stop``, when it
+        #: stopped: the file holds the rows between (empty and None: the whole run).
+        self._recorded_from: dict[str, int] = {}
+        self._recorded_until: dict[str, int] | None = None
         self._up = False  # every required instrument came up
         self.rates = RateWatch(self.hub)
         self._ended = 0.0  # when the stop began
@@ -376,6 +389,7 @@ class Application:
         except ConfigError as exc:
             raise CommandError(f"cannot record: {exc}") from None
         run = self.config.run.model_copy(update={k: str(v) for k, v in meta.items() if v is not None})
+        self._recorded_from, self._recorded_until = self._published_rows(), None  # no await until subscribed
         self._start_storage(run)
         if self.instruments:
             await self.hub.command("storage", Command("instrument_info", dict(self.instruments)), timeout=10.0)
@@ -387,9 +401,13 @@ class Application:
         if self.storage is None or not self.storage.status.alive:
             raise CommandError("not recording")
         self.hub.record_event("storage", "record", f"recording stopped by {client}: {self.run_file}", client=client)
+        self._recorded_until = self._published_rows()
         self._release_storage(stopping=True)  # what was published until now is written, nothing after it
         await self.storage.stop()
         return self.recording_state()
+
+    def _published_rows(self) -> dict[str, int]:
+        return {name: spec.meter.rows for name, spec in self.hub.streams.items()}
 
     def _release_storage(self, stopping: bool = False) -> None:
         """The stopped (or ``stopping``) storage's subscription leaves the hub (it would count every batch as
@@ -618,6 +636,11 @@ class Application:
                 s["rows"], s["batches"], r["achieved_per_s"], unit, r["requested_per_s"], r["dropped"], r["missed"]
             )
         summary.slow_streams = dict(self.rates.slow)
+        if self._recorded_from or self._recorded_until is not None:
+            until = self._recorded_until or {name: s.rows for name, s in summary.streams.items()}
+            summary.published_while_recording = {
+                name: max(0, rows - self._recorded_from.get(name, 0)) for name, rows in until.items()
+            }
         summary.lost = {name: Loss(loss.rows, loss.batches, loss.why) for name, loss in self._lost.items()}
         if self._unclosed is not None:
             summary.unreadable = self._unclosed

@@ -132,9 +132,11 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         requested = f"{s.requested_per_s:,.1f}" if s.requested_per_s else ""
         dropped = f"[bold red]{s.dropped:,}[/]" if s.dropped else "0"
         in_file = "" if name not in stored else f"{stored[name]:,}"
-        if name in stored and stored[name] != s.rows:
+        expected = summary.expected_in_file(name)
+        if name in stored and stored[name] != expected:
             in_file = f"[bold red]{in_file}[/]"
-            short.append(f"{name}: {s.rows:,} rows published, {stored[name]:,} in the run file")
+            since = "" if summary.published_while_recording is None else " while it recorded"
+            short.append(f"{name}: {expected:,} rows published{since}, {stored[name]:,} in the run file")
         table.add_row(name, f"{s.rows:,}", in_file, achieved, requested, dropped, s.unit or "")
     console.print(table)
     for why in summary.slow_streams.values():
