@@ -301,7 +301,7 @@ def measure_client_cpu(daemon: Daemon, stream: str, batches: list[pa.RecordBatch
 
 
 def measure_throughput(
-    daemon: Daemon, stream: str, batches: list[pa.RecordBatch], n: int, pairs: int
+    daemon: Daemon, stream: str, batches: list[pa.RecordBatch], n: int, pairs: int, bare_from: str = "wire"
 ) -> list[tuple[float, float, float, float]]:
     """MB/s of the live service and of bare Flight, and the CPU time per batch (us) of the gRPC threads serving
     Flight in each window (the benchmark's own publishing, on the event loop, is left out), ``pairs`` windows of
@@ -311,12 +311,17 @@ def measure_throughput(
     The live service gets distinct batches in turn, as a producer publishes them (it converts each once
     for all its clients: the same batch object again and again would be converted only once); bare
     Flight streams the same prebuilt batches in the same turn as the live service puts them on the wire
-    (its WireFormat: plain strings, the same buffers, the same bytes), from C++ (``RecordBatchStream``)."""
+    (its WireFormat: plain strings, the same buffers, the same bytes), from C++ (``RecordBatchStream``).
+    ``bare_from="cast"``: bare Flight's batches cast to plain instead, as before decision 0077 (measured
+    ~14% slower to serve than the live service's own bytes: a larger working set)."""
     live = daemon.app.live
     assert live is not None
     ticket = json.dumps({"stream": stream, "mode": "latest", "max_batches": 16})
-    wire = WireFormat(batches[0].schema)  # what the live service sends of them: the same bytes on both sides
-    plain = [wire(b) for b in batches]
+    if bare_from == "wire":  # what the live service sends of them: the same bytes, the same buffers
+        wire = WireFormat(batches[0].schema)
+        plain = [wire(b) for b in batches]
+    else:  # each batch cast to plain strings: a string column (and a validity bitmap) of its own per batch
+        plain = [b.cast(plain_schema(b.schema)) for b in batches]
     bare = BareServer([plain[k % len(plain)] for k in range(n + 2)])
     # live first in one pair, bare first in the next: neither side always meets the start of a pair
     turns = [(True, False) if p % 2 == 0 else (False, True) for p in range(pairs)]
@@ -478,6 +483,13 @@ def main() -> None:
     parser.add_argument("--switch-interval", type=float, help="the daemon's sys.setswitchinterval (s), to compare")
     parser.add_argument("--no-demo", action="store_true", help="the daemon without instruments (the service alone)")
     parser.add_argument(
+        "--bare-from",
+        choices=("wire", "cast"),
+        default="wire",
+        help="bare Flight's batches: as the live service puts them on the wire (default), or cast to plain strings "
+        "(the baseline before decision 0077)",
+    )
+    parser.add_argument(
         "--only", action="append", choices=("latency", "throughput", "acquisition"), help="run this part (repeatable)"
     )
     args = parser.parse_args()
@@ -538,7 +550,7 @@ def main() -> None:
                         ("10,000-row scalar batches", "bench/scalar", scalars, n_scalar),
                         ("8 MiB frames", "bench/frames", frames, n_frames),
                     ):
-                        pairs = measure_throughput(daemon, stream, batches, n, args.pairs)
+                        pairs = measure_throughput(daemon, stream, batches, n, args.pairs, args.bare_from)
                         for live_mb, bare_mb, live_cpu, bare_cpu in pairs:
                             note(f"{label} ratio", live_mb / bare_mb)
                             note(f"{label} serving CPU us/batch live", live_cpu)
