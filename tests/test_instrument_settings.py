@@ -197,6 +197,8 @@ async def test_a_set_value_is_refused_before_it_queues_naming_instrument_setting
                 await hub.command("laser", "set", name="power", value=1)
             with pytest.raises(CommandError, match=r"^laser: set_wavelength: nm: 'abc' is not a number$"):
                 await hub.command("laser", "set_wavelength", nm="abc")  # a command's argument, by its annotation
+            with pytest.raises(CommandError, match=r"^laser: set_wavelength: nm: 2000 is outside 690\.\.1040$"):
+                await hub.command("laser", "set_wavelength", nm=2000)  # the setting it sets: the same validator
             assert not sim.release.is_set()  # refused while the poll still waits: never queued behind it
         finally:
             sim.release.set()

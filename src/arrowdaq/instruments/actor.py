@@ -559,6 +559,10 @@ def check_action(driver_class: type[Driver], message: Any) -> None:
     for key, check in number_arguments(fn).items():
         if message.args.get(key) is not None:
             check(message.args[key], f"{message.action}: {key}")
+    for key, setting in getattr(fn, "__arrowdaq_sets__", {}).items():
+        control = declared_control(driver_class, setting)
+        if control is not None and message.args.get(key) is not None:
+            control.to_device(message.args[key], f"{message.action}: {key}")  # the set's own validator
 
 
 #: Any finite number (a validator of decision 0048, without limits).

@@ -370,16 +370,21 @@ def _declared(cls: type, kind: type) -> dict[str, Any]:
     return found
 
 
-def command(method: Callable[..., Any] | None = None, *, changes: bool = True) -> Any:
+def command(
+    method: Callable[..., Any] | None = None, *, changes: bool = True, sets: dict[str, str] | None = None
+) -> Any:
     """Mark a driver method as a command the hub may send (``hub.command(id, name, **args)``).
 
     ``changes=False`` for commands that only read or move: after the others the
     instrument's settings are read again, so the recorded snapshot stays true.
+    ``sets={"nm": "wavelength"}``: the argument is that declared setting's new value, so its
+    validator refuses a bad one before the command queues (not after the poll in progress).
     """
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__arrowdaq_command__ = True  # type: ignore[attr-defined]  # a marker on the function object
         fn.__arrowdaq_changes__ = changes  # type: ignore[attr-defined]  # a marker on the function object
+        fn.__arrowdaq_sets__ = dict(sets or {})  # type: ignore[attr-defined]  # a marker on the function object
         return fn
 
     return mark(method) if method is not None else mark
