@@ -18,6 +18,23 @@ except ImportError as exc:  # pragma: no cover - a set-up problem, said plainly
     raise ImportError(f"{exc}: the GUI tests need the gui and test extras; run `make setup`") from None
 
 
+def connected_window(qtbot: Any, link: Any, layout: Path) -> Any:
+    """The main window on ``link``, shown offscreen, once the daemon has answered."""
+    from arrowdaq.gui.window import MainWindow
+
+    win = MainWindow(link, layout)
+    qtbot.addWidget(win)
+    win.resize(1600, 1000)
+    win.show()
+    try:
+        with qtbot.waitSignal(link.connected, timeout=30_000):
+            link.open()
+    except BaseException:
+        win.shutdown()  # it never connected: its link stops retrying with the test
+        raise
+    return win
+
+
 class BatchSource:
     """A live client whose streams are fed by the test with real RecordBatches (the GUI's seam, no daemon).
 

@@ -15,7 +15,7 @@ import pytest
 from arrowdaq.storage import open_run
 
 from .configs import meters_with_one_on_a_dead_port, write_config
-from .gui_support import DemoDaemon
+from .gui_support import DemoDaemon, connected_window
 from .processes import run_file_named
 from .waiting import wait_until
 
@@ -32,16 +32,8 @@ def demo(tmp_path_factory):
 def open_window(qtbot, daemon: DemoDaemon, layout: Path):
     """The main window on ``daemon``, shown offscreen and connected."""
     from arrowdaq.gui.link import Link
-    from arrowdaq.gui.window import MainWindow
 
-    link = Link(daemon.connector(), "demo")
-    win = MainWindow(link, layout)
-    qtbot.addWidget(win)
-    win.resize(1600, 1000)
-    win.show()
-    with qtbot.waitSignal(link.connected, timeout=30_000):
-        link.open()
-    return win
+    return connected_window(qtbot, Link(daemon.connector(), "demo"), layout)
 
 
 @pytest.fixture

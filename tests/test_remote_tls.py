@@ -149,17 +149,14 @@ def test_the_window_on_another_computer_reaches_the_tls_daemon_with_its_certific
     """``arrowdaq gui ADDRESS --tls-cert PEM`` as the how-to gives it: connected, live values with units."""
     from arrowdaq.gui.app import live_connector
     from arrowdaq.gui.link import Link
-    from arrowdaq.gui.window import MainWindow
+
+    from .gui_support import connected_window
 
     daemon, cert = tls_daemon
     monkeypatch.setenv("ARROWDAQ_LIVE_FILE", str(tmp_path / "elsewhere.json"))  # no address file to help
     link = Link(live_connector(daemon.address, TOKEN, str(cert)), daemon.address)
-    win = MainWindow(link, tmp_path / "gui.ini")
-    qtbot.addWidget(win)
-    win.show()
+    win = connected_window(qtbot, link, tmp_path / "gui.ini")
     try:
-        with qtbot.waitSignal(link.connected, timeout=30_000):
-            link.open()
         qtbot.waitUntil(lambda: "pm1" in win.instruments.cards, timeout=30_000)
         power = win.instruments.cards["pm1"].value_labels["pm1/power"]
         qtbot.waitUntil(lambda: power.text().endswith(" W"), timeout=30_000)
