@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 
 import arrowdaq
+from arrowdaq.cli.main import main
 from arrowdaq.errors import ConfigError
 from arrowdaq.processors import FFTProcessor, available, processor_class
 
-from .configs import PM1, config_from, instrument, processor
+from .configs import PM1, config_from, instrument, lab, processor, write_config
 from .plugins import pip_install, write_dist
 from .processes import ArrowdaqProcess
 
@@ -105,7 +106,12 @@ BROKEN = {
     "not importable": (
         "broken_plugin:Missing",
         "import no_such_module_for_arrowdaq\n",
-        "cannot be loaded: ModuleNotFoundError",
+        "cannot be loaded: ModuleNotFoundError: No module named 'no_such_module_for_arrowdaq' (at ",
+    ),
+    "failing on import": (  # the one-line message names the line, for the plugin's author
+        "broken_plugin:Late",
+        "import math\n\nSCALE = math.tau * undefined_setting\n",
+        "cannot be loaded: NameError: name 'undefined_setting' is not defined (at ",
     ),
     "not the right class": ("broken_plugin:NotOne", "class NotOne:\n    pass\n", "is not a {base} subclass"),
 }
@@ -138,6 +144,9 @@ def test_a_broken_plugin_is_refused_naming_the_key_and_the_entry_point(group, ca
     message = str(info.value)
     assert message.startswith(where.format(cls=target.partition(":")[2])), message
     assert problem.format(base=base) in message, message
+    if "(at " in problem:
+        line = 3 if case == "failing on import" else 1
+        assert message.endswith(f"{site / 'broken_plugin.py'}:{line})"), message
 
 
 def test_a_plugin_cannot_change_what_a_shipped_kind_means(tmp_path, monkeypatch):
@@ -148,3 +157,23 @@ def test_a_plugin_cannot_change_what_a_shipped_kind_means(tmp_path, monkeypatch)
     assert processor_class("fft") is FFTProcessor  # the built-in wins
     assert available().count("fft") == 1
     assert "shadow_plugin" not in sys.modules  # never imported
+
+
+def test_v_shows_a_broken_plugins_own_traceback(tmp_path, monkeypatch, capsys):
+    module = "import math\n\nSCALE = math.tau * undefined_setting\n"
+    site = write_dist(
+        tmp_path / "site", "broken", {"broken_plugin.py": module}, {"arrowdaq.drivers": {"broken": "broken_plugin:X"}}
+    )
+    monkeypatch.syspath_prepend(str(site))
+    config = write_config(tmp_path, lab(instrument("x", "broken")))
+    try:
+        assert main(["run", str(config)]) == 1
+        quiet = capsys.readouterr().err
+        assert main(["-v", "run", str(config)]) == 1
+        verbose = capsys.readouterr().err
+    finally:
+        sys.modules.pop("broken_plugin", None)
+    line = "cannot be loaded: NameError: name 'undefined_setting' is not defined"
+    assert line in quiet and "Traceback" not in quiet, quiet  # one line by default
+    assert "Traceback" in verbose and f'File "{site / "broken_plugin.py"}", line 3' in verbose, verbose
+    assert verbose.rstrip().splitlines()[-1] == quiet.rstrip().splitlines()[-1]  # and the same line last

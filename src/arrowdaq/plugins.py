@@ -16,6 +16,7 @@ the right kind of class.
 from __future__ import annotations
 
 import importlib
+import traceback
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
@@ -42,6 +43,22 @@ def target_text(target: object) -> str:
     return str(target)
 
 
+def failed_at(exc: BaseException) -> str:
+    """`` (at file:line)``: where a plugin's import failed, so its author finds the line in a one-line error.
+
+    The innermost frame outside importlib and this module; a SyntaxError names its line itself.
+    """
+    if isinstance(exc, SyntaxError):
+        return ""
+    machinery = (importlib.__file__ or "").rpartition("/")[0] + "/"
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not (f.filename.startswith(("<frozen", machinery)) or f.filename == __file__)
+    ]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
 def load_class(
     target: str | type[C] | EntryPoint, base: type[C], what: str, error: type[ArrowDAQError] = ConfigError
 ) -> type[C]:
@@ -61,7 +78,7 @@ def load_class(
                 module, _, name = target.partition(":")
                 found = getattr(importlib.import_module(module), name)
         except Exception as exc:  # a plugin's import may fail any way; the message says which plugin
-            raise error(f"{what} {text!r} cannot be loaded: {type(exc).__name__}: {exc}") from None
+            raise error(f"{what} {text!r} cannot be loaded: {type(exc).__name__}: {exc}{failed_at(exc)}") from exc
     if not (isinstance(found, type) and issubclass(found, base)):
         raise error(f"{what} {target_text(target)!r} is not a {base.__name__} subclass")
     return found

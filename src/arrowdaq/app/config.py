@@ -323,7 +323,7 @@ def check_references(config: Config, source: str) -> None:
         try:
             cls = driver_class(inst.driver)
         except ConfigError as exc:
-            raise ConfigError(f"{where}.driver: {exc}") from None
+            raise ConfigError(f"{where}.driver: {exc}") from exc
         if inst.port is None and cls.needs_port:
             raise ConfigError(
                 f"{where}.port: required for driver {inst.driver!r} "
@@ -349,7 +349,7 @@ def check_references(config: Config, source: str) -> None:
         try:
             processor_class(proc.kind)
         except ArrowDAQError as exc:
-            raise ConfigError(f"{source}: processors[{i}].kind: {exc}") from None
+            raise ConfigError(f"{source}: processors[{i}].kind: {exc}") from exc
 
 
 def check_scans(config: Config, source: str) -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import Sequence
 
 from ..errors import ArrowDAQError
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ArrowDAQError as exc:
+        if args.verbose:  # the whole chain (a plugin's own traceback) for whoever writes drivers
+            traceback.print_exception(exc)
         print(f"arrowdaq {args.command}: error: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_status", 1))
     except KeyboardInterrupt:
