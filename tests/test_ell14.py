@@ -14,7 +14,7 @@ from arrowdaq.instruments.drivers.ell14 import ELL14, from_hex32, to_hex32
 from arrowdaq.sim import OpticalTable, serve
 from arrowdaq.sim.ell14 import ELL14Sim
 
-from .waiting import wait_until_async
+from .waiting import wait_until, wait_until_async
 
 FAST = {"timeout": 0.3, "move_timeout": 1.0}
 
@@ -173,6 +173,74 @@ def test_several_mounts_share_one_port_without_mixing_replies(bus):
     assert {a: m.motion.target for a, m in sim.mounts.items()} == pytest.approx(targets, abs=1 / 398)
     rots[0].close()
     assert rots[1].position() == pytest.approx(20.0, abs=1 / 398)  # the port stays open for the others
+
+
+def stop_in_thread(rot: ELL14, server) -> tuple[threading.Thread, list[BaseException | None]]:
+    """``rot.stop()`` in a thread, returned once its ``st`` has gone out (the stop then waits for the bus)."""
+    sent = bytes(server.received).count(rot.address.encode() + b"st")
+    outcome: list[BaseException | None] = []
+
+    def stop() -> None:
+        try:
+            rot.stop()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    wait_until(lambda: bytes(server.received).count(rot.address.encode() + b"st") > sent, message="st to go out")
+    return stopper, outcome
+
+
+@pytest.mark.parametrize(
+    ("exchange", "expected"),
+    [
+        (lambda rot: rot.position(), 30.0),  # the position poll, a scan's read-back (gp -> PO)
+        (lambda rot: rot.velocity, 100),  # a setting read (gv -> GV)
+        (lambda rot: rot.status(), 0),  # a status query (gs -> GS): which GS is whose goes by the order sent
+    ],
+)
+def test_an_exchange_that_takes_the_bus_between_a_stop_and_its_answer_gets_its_own_answer(bus, exchange, expected):
+    """stop() sends st at once, then waits for the bus to read st's GS00. An exchange that takes the bus
+    first (the actor's worker thread: the 2 Hz position poll, a scan's read-back) meets that GS00 before
+    its own answer: it is the stop's, not the exchange's (a read-back raised "'0gp' answered status 00:
+    OK", and a scan aborted from the window ended as failed)."""
+    server, _, mount = bus
+    rot = mount("0")
+    rot.move_to(30.0)
+    with rot.transport.lock:  # the bus is held (as by the worker thread), so the stop's thread waits for it
+        stopper, outcome = stop_in_thread(rot, server)
+        assert exchange(rot) == pytest.approx(expected, abs=1 / 398)
+    stopper.join(10)
+    assert outcome == [None]  # the stop found its answer (read by the exchange), it did not wait for another
+    assert rot.position() == pytest.approx(30.0, abs=1 / 398)  # nothing left over on the bus
+
+
+def test_a_move_sent_after_a_stop_is_followed_to_its_arrival(bus):
+    """A move that goes out after st (the stop's thread still waiting for the bus) is not what st stopped:
+    the mount makes it, and the stop must not mark it ended (wait_motion returned the old position)."""
+    server, _, mount = bus
+    rot = mount("0")
+    rot.move_to(10.0)
+    with rot.transport.lock:
+        stopper, outcome = stop_in_thread(rot, server)
+        rot.move_to(30.0, wait=False)
+    stopper.join(10)
+    assert outcome == [None]
+    assert rot.wait_motion() == pytest.approx(30.0, abs=1 / 398)
+    assert rot.position() == pytest.approx(30.0, abs=1 / 398)
+
+
+def test_a_stop_whose_answer_was_read_by_another_exchange_still_reports_a_failure_status(bus):
+    server, sim, mount = bus
+    rot = mount("0")
+    with rot.transport.lock:
+        sim.inject_status("0", 0x0B)  # st is answered "motor error"
+        stopper, outcome = stop_in_thread(rot, server)
+        assert rot.position() == 0.0
+    stopper.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], DeviceStatusError) and "motor error" in str(outcome[0])
 
 
 async def test_end_to_end_two_mounts_on_one_bus_publish_and_obey(hub):

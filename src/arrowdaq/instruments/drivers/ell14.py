@@ -18,10 +18,16 @@ position poll, ``wait_motion``, ``stop``) takes that ``PO`` as the arrival.
 Replies read for another mount on the same bus are kept for it. So ``stop()``
 reaches the mount at once, never queued behind the move, and a move is never
 re-sent on its own (a moving mount may answer late).
+
+``st`` is sent without the bus (ahead of an exchange in flight), so its ``GS``
+may be read by the next exchange rather than by ``stop()``: each write notes
+how many ``st`` answers come before its own, and an exchange that meets one
+keeps it for the waiting ``stop()`` (decision 0210).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -212,6 +218,13 @@ class ELL14(Driver):
         self._stopped = False
         self._stopping = False
         self._move_error: DeviceStatusError | None = None
+        # answers to st, which goes out without the bus lock: a write and its place among them are taken together
+        self._order = threading.Lock()
+        self._writes = 0  # commands written by _send (under the bus lock)
+        self._move_write = 0  # the running move's number among them
+        self._st_owed = 0  # st answers not read yet (guarded by _order)
+        self._st_ahead = 0  # of those, how many come before the answer to the last command written
+        self._st_answers: deque[int] = deque()  # st status codes another exchange read, for the waiting stop()
 
     def _check_limits(self, limits: Any) -> tuple[float, float] | None:
         if limits is None:
@@ -231,11 +244,22 @@ class ELL14(Driver):
         return self.transport.lock
 
     def _send(self, command: str) -> str:
+        """Write ``command`` (bus lock held), noting the st answers the mount gives before its answer."""
         if self.transport is None:
             raise CommandError(f"{self.name} has no transport")
         sent = self.address + command
-        self.transport.write(sent)
+        with self._order:
+            self.transport.write(sent)
+            self._writes += 1
+            self._st_ahead = self._st_owed
         return sent
+
+    def _keep_stop_answer(self, body: str) -> None:
+        """An exchange read st's ``GS``: kept for the stop() waiting for the bus."""
+        code = hex_field("GS")(body)
+        with self._order:
+            self._st_owed -= 1
+        self._st_answers.append(code)
 
     def _next_reply(self, deadline: float, sent: str) -> str:
         """This mount's next reply body (without the address); replies for other mounts are kept for them."""
@@ -304,8 +328,16 @@ class ELL14(Driver):
         assert self.transport is not None  # _send refused a mount without one
         limit = self.transport.settings.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
+        ahead = self._st_ahead  # st went out before this command: the mount answers it first
         while True:
             body = self._next_reply(deadline, sent)
+            if ahead and body.startswith("GS"):
+                ahead -= 1
+                self._keep_stop_answer(body)
+                continue
+            if ahead and body.startswith("PO"):  # a move's end, which the mount answers before st's GS
+                self._position_reply(body, wanted=False)
+                continue
             if body.startswith("PO"):
                 if self._position_reply(body, wanted=expect == "PO"):
                     return body
@@ -390,6 +422,7 @@ class ELL14(Driver):
             timeout = self._move_timeout(travel_deg)
             self._target_pulses = None if target is None else round(target * self.pulses_per_rev / 360.0)
             self._move_sent = self._send(command)
+            self._move_write = self._writes
             self._moving, self._stopped, self._move_error = True, False, None
             self._move_deadline = time.monotonic() + timeout
         return self.wait_motion() if wait else None
@@ -434,7 +467,11 @@ class ELL14(Driver):
                     continue
                 if body.startswith("PO"):
                     self._position_reply(body, wanted=False)
-                elif not (body.startswith("GS") and self._move_status(body)):
+                elif body.startswith("GS") and self._move_status(body):
+                    pass  # the move failed: raised below
+                elif body.startswith("GS") and self._st_owed:
+                    self._keep_stop_answer(body)  # st went out before this move: it stopped nothing
+                else:
                     raise ProtocolError(f"{self.name}: reply {body!r} while waiting for {self._move_sent!r}")
             time.sleep(0)  # let another thread (stop) take the bus between slices
         if self._move_error is not None:
@@ -474,17 +511,47 @@ class ELL14(Driver):
         """
         if self.transport is None:
             raise CommandError(f"{self.name} has no transport")
-        self._stopped, self._stopping = self._moving, True
+        sent = self.address + "st"
         try:
-            sent = self.address + "st"
-            send_now(self.transport, sent)
+            with self._order:  # never waits for the bus while held (an exchange's _send takes it)
+                self._stopped, self._stopping = self._moving, True
+                at_once = bool(getattr(self.transport, "is_open", False))
+                if at_once:
+                    send_now(self.transport, sent)
+                    self._st_owed += 1
+                    before = self._writes  # a move written after st is not stopped by it
             with self._bus_lock():
+                if not at_once:  # the port is closed (being reopened): st goes out in turn
+                    self._send("st")
+                    with self._order:
+                        self._st_owed += 1
+                        before = self._writes
                 try:
-                    self._answer("st", sent)
+                    code = self._stop_answer(sent)
                 finally:
-                    self._moving = False  # stopped, whether or not the mount answered the move
+                    if self._move_write <= before:
+                        self._moving = False  # stopped, whether or not the mount answered the move
+            if code != 0:
+                raise self._status_error(code, sent)
         finally:
             self._stopping = False
+
+    def _stop_answer(self, sent: str) -> int:
+        """The status answering ``st`` (bus lock held): one an exchange read meanwhile, else the next GS."""
+        if self._st_answers:
+            return self._st_answers.popleft()
+        assert self.transport is not None
+        deadline = time.monotonic() + self.transport.settings.timeout
+        while True:
+            body = self._next_reply(deadline, sent)
+            if body.startswith("PO"):  # the interrupted move's end comes first
+                self._position_reply(body, wanted=False)
+                continue
+            if not body.startswith("GS"):
+                raise ProtocolError(f"{self.name}: reply {body!r} to {sent!r} is not GS")
+            with self._order:
+                self._st_owed -= 1
+            return hex_field("GS")(body)
 
     @command(changes=False)
     def home(self, clockwise: bool = True, wait: bool = True, axis: int | None = None) -> float | None:

@@ -161,7 +161,9 @@ class SerialTransport:
     def send_now(self, command: str) -> None:
         """Send ``command`` at once, between the write and the reply of an exchange in progress (a stop
         must not wait ~200 ms for an Elliptec reply): only the bytes of one write are kept whole.
-        The caller reads any reply under ``lock`` as usual."""
+        The caller reads any reply under ``lock`` as usual. An open port is never waited for (the
+        caller may hold a lock of its own that an exchange needs): a failed write raises and leaves
+        the dead link for the exchange holding ``lock`` to drop."""
         link = self._serial
         if link is None:  # not open: the ordinary path opens it
             self.write(command)
@@ -172,8 +174,7 @@ class SerialTransport:
                 link.write(data)
                 link.flush()
         except (serial.SerialException, OSError) as exc:
-            with self.lock:
-                raise self._lost(exc, f"writing {command!r}") from exc
+            raise ConnectionLost(f"serial port {self.port!r}: link lost while writing {command!r}: {exc}") from exc
 
     def read(self, timeout: float | None = None) -> str:
         """The next reply, without its terminator; DeviceTimeout names the port and the command.
