@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from arrowdaq.errors import CommandError
+from arrowdaq.errors import CommandError, DeviceStatusError, MotionStopped
 from arrowdaq.scans import (
     ABORTED,
     FAILED,
@@ -224,6 +224,108 @@ def test_abort_stops_motion_and_keeps_only_the_measured_points():
     assert x.stopped.is_set()
     assert result.exit_status == ABORTED and "after 4 of 10 points" in result.reason
     assert result.table.column("x").to_pylist() == [0, 1, 2, 3]
+
+
+class CutShortAxis(SoftAxis):
+    """A device whose calls in flight a stop may cut short (as the ELL14's read-back was: "'0gp' answered
+    status 00: OK"). ``hold`` (``"read"``, ``"readback"``) at ``hold_at`` waits, in flight, until stopped."""
+
+    def __init__(self, name, hold, hold_at):
+        super().__init__(name)
+        self.hold, self.hold_at = hold, hold_at
+        self.in_flight, self.stopped = threading.Event(), threading.Event()
+
+    def stop(self):
+        self.stopped.set()
+
+    def call(self, what):
+        if self.hold == what and self.value == self.hold_at and not self.stopped.is_set():
+            self.in_flight.set()
+            assert self.stopped.wait(10), "never stopped"
+            raise DeviceStatusError(f"{self.name}: {what} cut short by the stop")
+        return self.value
+
+    def position(self):
+        return self.call("readback")
+
+
+@pytest.mark.parametrize("hold", ["read", "readback"])
+def test_abort_while_a_device_call_is_in_flight_ends_aborted_even_if_the_stop_cuts_it_short(hold):
+    x = CutShortAxis("x", hold, hold_at=3.0)
+    det = SoftDetector("d", lambda: x.call("read"))
+    engine = RunEngine()
+    with ScanInThread(engine, scan(x, 0, 9, 10), [det]) as scan_run:
+        assert x.in_flight.wait(10)
+        engine.abort()
+    result = scan_run.result
+    assert (result.exit_status, result.reason) == (ABORTED, "aborted by request after 3 of 10 points")
+    assert result.table.column("x").to_pylist() == [0, 1, 2]
+
+
+def test_an_immediate_pause_that_cuts_a_read_short_measures_that_point_after_resume():
+    x = CutShortAxis("x", "read", hold_at=3.0)
+    det = SoftDetector("d", lambda: x.call("read"))
+    engine = RunEngine()
+    with ScanInThread(engine, scan(x, 0, 9, 10), [det]) as scan_run:
+        assert x.in_flight.wait(10)
+        engine.pause(immediate=True)
+        engine.wait_state(ScanState.PAUSED, timeout=10)
+        engine.resume()
+    t = scan_run.result.table.to_pydict()
+    assert scan_run.result.exit_status == SUCCESS
+    assert t["index"] == list(range(10)) and t["d"] == pytest.approx(np.linspace(0, 9, 10))
+
+
+def test_a_device_that_fails_on_its_own_fails_the_scan_with_its_reason():
+    x = SoftAxis("x")
+
+    def read():
+        if x.value == 3.0:
+            raise DeviceStatusError("pm1: 'D?' answered status 0B: motor error")
+        return x.value
+
+    result = RunEngine().run(scan(x, 0, 9, 10), [SoftDetector("pm1", read)])
+    assert (result.exit_status, result.reason) == (FAILED, "pm1: 'D?' answered status 0B: motor error")
+    assert result.num_points == 3
+
+
+class LateMoveAxis(SoftAxis):
+    """Its move reaches the device only when ``release`` is set, after a stop may have gone out: that stop
+    stopped nothing. The move then runs until stopped (or arrives after 5 s)."""
+
+    def __init__(self, name, late_at):
+        super().__init__(name)
+        self.late_at = late_at
+        self.sending, self.release, self.halted = threading.Event(), threading.Event(), threading.Event()
+        self.arrived_late = False
+
+    def move_to(self, target, wait=True):
+        if target == self.late_at:
+            self.sending.set()
+            assert self.release.wait(10)
+            self.halted.clear()  # the mount moves now
+        return super().move_to(target, wait)
+
+    def wait_motion(self):
+        if self.value == self.late_at:
+            if self.halted.wait(5):
+                raise MotionStopped(f"{self.name}: stopped")
+            self.arrived_late = True
+        return self.value
+
+    def stop(self):
+        self.halted.set()
+
+
+def test_a_move_that_reaches_the_device_after_the_aborts_stop_is_stopped_too():
+    x = LateMoveAxis("x", late_at=4.0)
+    engine = RunEngine()
+    with ScanInThread(engine, scan(x, 0, 9, 10), [SoftDetector("d", lambda: x.value)]) as scan_run:
+        assert x.sending.wait(10)
+        engine.abort()  # its stop goes out while the move is still on its way
+        x.release.set()
+    assert scan_run.result.exit_status == ABORTED and scan_run.result.num_points == 4
+    assert not x.arrived_late  # stopped, not left to run to the next point
 
 
 def test_stop_ends_after_the_current_point_with_success():

@@ -206,8 +206,11 @@ class RunEngine:
             if self._request == _ABORT:
                 return
             self._request = request
+            changed, self._state = self._state is not state, state  # with the request: the scan cannot end between
             self._cond.notify_all()
-        self._set_state(state)
+        if changed:
+            for obs in self._observers:
+                obs.state(state)
 
     def _stop_axes(self) -> None:
         for ax in list(self._axes):
@@ -458,6 +461,8 @@ class RunEngine:
     def _move_all(self, targets: dict[Axis, float]) -> None:
         for ax, target in targets.items():
             ax.move_to(target, wait=False)
+        if self._interrupted():  # the stop may have reached an axis before its move did: stop what was started
+            self._stop_axes()
         for ax in targets:
             ax.wait_motion()
 
@@ -467,11 +472,17 @@ class RunEngine:
             if problem:
                 raise CommandError(problem)
         try:
-            self._move_all(targets)
-        except Exception:
-            if self._interrupted():
+            return self._move_and_read(setup, targets, point, index)
+        except _Interrupted:
+            raise
+        except Exception as exc:
+            if self._interrupted():  # the stop of an abort or immediate pause may cut any device call short
+                log.info(f"scan {self.name!r}: point {index} cut short by the {self._request}: {_why(exc)}")
                 raise _Interrupted() from None
             raise
+
+    def _move_and_read(self, setup: ScanSetup, targets: dict[Axis, float], point: Point, index: int) -> dict[str, Any]:
+        self._move_all(targets)
         if setup.settle:
             self._sleep(setup.settle)
         if self._interrupted():
