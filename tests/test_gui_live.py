@@ -260,6 +260,27 @@ def test_abort_from_the_scan_panel_ends_the_scan_with_the_points_measured(qtbot,
     assert "aborted" in scans.stats.text()
 
 
+def test_a_scan_that_really_fails_shows_failed_with_the_devices_reason(qtbot, window, demo):
+    scans = window.scans
+    qtbot.waitUntil(lambda: "scan" in scans.plans and scans.state == "idle", timeout=30_000)
+    # axis 2 travels -12.5..12.5 mm: the controller refuses the third point (13 mm), as a real ESP300 does
+    fill_scan_form(scans, axis="stage:2", start=10, stop=13, num=3, detectors="pm1", settle=0)
+    with demo.client() as client:
+        before = client.action("scan", {"action": "state"})["scan_id"]  # a new window shows that scan's outcome
+        try:
+            scans.buttons["start"].click()
+            qtbot.waitUntil(
+                lambda: scans.state == "idle" and (scans.outcome or {}).get("scan_id") not in (None, before),
+                timeout=60_000,
+            )
+        finally:
+            client.command("stage", "move_to", target=0.0, axis=2)
+    outcome = scans.outcome
+    assert outcome["exit_status"] == "failed" and outcome["points"] == 2
+    assert "limit" in outcome["reason"].lower()
+    assert f"scan: failed</b>, 2 points ({outcome['reason']})" in scans.stats.text()
+
+
 def test_a_reply_that_comes_back_after_its_panel_was_deleted_is_dropped_without_error(qtbot, demo):
     """A panel deleted while its call to the daemon is in flight: the reply is dropped (counted), never run
     on the deleted widgets ("Internal C++ object (QProgressBar) already deleted" in the GUI thread)."""
