@@ -14,15 +14,16 @@ from contextlib import contextmanager
 
 import h5py
 import numpy as np
+import pyarrow as pa
 from rich.console import Console
 
-from arrowdaq.actors import ActorStatus, RestartPolicy
+from arrowdaq.actors import ActorStatus, RestartPolicy, Role
 from arrowdaq.app.config import load_config
 from arrowdaq.app.runner import Application, ExitStatus
 from arrowdaq.cli.run_cmd import print_summary
 from arrowdaq.data import image_batch
 from arrowdaq.hub import InstrumentManager, RunEvent
-from arrowdaq.storage import RunInfo, StorageOptions, open_run, spawn_storage
+from arrowdaq.storage import RunInfo, StorageActor, StorageOptions, open_run, spawn_storage
 
 from .configs import instrument, lab, write_config
 from .runs import Running, published
@@ -101,6 +102,57 @@ async def test_one_write_longer_than_the_stop_timeout_is_progress_while_the_file
     assert np.array_equal(numbers, np.arange(67))
     still = [r.getMessage() for r in caplog.records if "still draining" in r.getMessage()]
     assert still and "0 item(s) handled" in still[0]  # a window with no item handled, and yet progress
+
+
+GATHERED = (1024, 1984)  # uint16: 3.9 MiB, just under the 4 MiB storage gathers per stream before writing
+
+
+async def test_what_storage_gathered_is_written_at_stop_however_many_close_timeouts_it_takes(tmp_path, caplog):
+    """Storage gathers each stream's batches (up to 4 MiB) until the flush timer or the stop writes them, and
+    HDF5 compresses the chunks it cached when the file is flushed. At the stop, that write and flush are part of
+    the drain (the file grows: progress), not of the close, whose ``close_timeout`` is a fixed bound: twelve
+    streams with a gathered frame each take about four close timeouts to compress, and storage still closes
+    within its close timeout, with every frame in the complete file. (In ``on_stop`` they were cut at the close
+    timeout: closing went on in the worker thread after the stop had returned, or the rows were lost.)
+
+    The close timeout is three writes and flushes of one gathered frame on this machine, measured now."""
+    rng = np.random.default_rng(6)
+    streams = [f"cam{i}/frames" for i in range(12)]
+
+    def frame(number: int) -> pa.RecordBatch:  # noise: compressing it is real work
+        return image_batch(rng.integers(0, 4096, GATHERED, dtype=np.uint16), channel="cam", frame_numbers=number)
+
+    hub = InstrumentManager(RestartPolicy())
+    for stream in streams:
+        hub.declare(stream, frame(0).schema, producer=stream.split("/")[0])
+    options = StorageOptions(data_dir=tmp_path, image_compression="gzip", compression_level=6, flush_interval=3600)
+    instances: list[StorageActor] = []
+
+    def storage() -> StorageActor:
+        instances.append(StorageActor(hub, options, RunInfo(name="gathered")))
+        return instances[-1]
+
+    ref = hub.spawn("storage", storage, role=Role.SINK, inputs="cam*/*", delivery="lossless", max_bytes=1 << 30)
+    await ref.wait_status(ActorStatus.RUNNING)
+    one_write = float("inf")
+    for number in (0, 1):  # the faster of two, as frames_storage measures
+        await hub.publish(streams[0], frame(number))
+        started = time.perf_counter()
+        await hub.command("storage", "flush")
+        one_write = min(one_write, time.perf_counter() - started)
+    instances[-1].close_timeout = max(0.3, 3 * one_write)
+    for stream in streams:
+        await hub.publish(stream, frame(2))  # gathered, not written: under 4 MiB, and no flush timer is due
+    await hub.command("storage", "status")  # every frame has reached storage: the stop finds them gathered
+    with caplog.at_level(logging.WARNING):
+        await hub.stop()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []  # closed in time
+    assert ref.status is ActorStatus.STOPPED and ref.last_error is None
+    run = open_run(instances[-1].path)
+    assert run.complete
+    counts = run.counts()  # stored, published, lost
+    assert counts[streams[0]] == (3, 3, 0) and all(counts[s] == (1, 1, 0) for s in streams[1:])
+    assert "lost" not in run.events.column("kind").to_pylist()
 
 
 class StuckHdf5:

@@ -145,6 +145,11 @@ class Actor:
     async def on_batch(self, stream: str, batch: Any) -> None:
         """Handle one item from an attached inbox (a hub subscription)."""
 
+    async def on_drained(self) -> None:
+        """At a stop, once everything queued is handled: finish what the handled items started (storage
+        writes and flushes what it gathered). Part of the drain, so the stop waits for it while the actor
+        makes progress; ``on_stop`` is left with closing, within the fixed :attr:`close_timeout`."""
+
     def progress(self) -> Any:
         """What changes while one long item is being handled (storage: its file's size, growing chunk by
         chunk during a big write): a stop keeps waiting while this changes, as it does while items are

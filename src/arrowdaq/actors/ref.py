@@ -316,7 +316,8 @@ class ActorRef:
             await self._wakeup.wait()
 
     async def _drain(self, actor: Actor) -> None:
-        """On stop: what is already queued is still handled (lossless across a stop), timer ticks aside."""
+        """On stop: what is already queued is still handled (lossless across a stop), timer ticks aside;
+        then the actor finishes what they started (``on_drained``: storage writes what it gathered)."""
         while (message := self._mailbox.pop()) is not None:
             if isinstance(message, Timer):
                 message.pending = False  # a poll due after the stop is not taken
@@ -326,6 +327,7 @@ class ActorRef:
         while (item := self._next_item()) is not None:
             await actor.on_batch(*item)
             self.handled += 1
+        await actor.on_drained()
 
     def _has_items(self) -> bool:
         return len(self._mailbox) > 0 or any(len(i) for i in self._inboxes)

@@ -159,6 +159,13 @@ class StorageActor(Actor):
         if self.error is None:
             self.log.info(f"run file complete: {self.path}")
 
+    async def on_drained(self) -> None:
+        """At a stop, with the queue written: what was gathered is written and the file flushed (HDF5
+        compresses cached chunks then: seconds for many streams of frames). In the drain, which waits
+        while the file grows, not in ``on_stop``, which a fixed ``close_timeout`` bounds (decision 0201)."""
+        if self.writer is not None and self.error is None:
+            await self.flush()
+
     def progress(self) -> Any:
         """The run file's size: it grows chunk by chunk while one big write goes on (a slow disk, large frames)."""
         try:
