@@ -23,6 +23,8 @@ from arrowdaq.app.runner import Application, ExitStatus
 from arrowdaq.cli.run_cmd import print_summary
 from arrowdaq.data import image_batch
 from arrowdaq.hub import InstrumentManager, RunEvent
+from arrowdaq.processors.averaging import MovingAverageProcessor
+from arrowdaq.processors.base import OFFLOAD_WORK, Outputs
 from arrowdaq.storage import RunInfo, StorageActor, StorageOptions, open_run, spawn_storage
 
 from .configs import instrument, lab, write_config
@@ -243,3 +245,87 @@ async def test_a_storage_stuck_at_stop_loses_only_what_was_queued_and_says_how_m
     printed = out.getvalue() + capsys.readouterr().out
     assert f"lost: pm1/power: {lost_rows:,} row(s) in {lost_batches:,} batch(es) not stored: still queued" in printed
     assert f"exit status 5: not in the run file: pm1/power ({lost_rows:,} rows)" in printed
+
+
+class HeldAverage(MovingAverageProcessor):
+    """A moving average whose work (in its worker thread) waits once ``hold`` is set, until ``release``: as a
+    processor stuck in one batch (a computation that never ends) looks to the stop."""
+
+    held_rows = 0
+    hold = threading.Event()
+    held = threading.Event()
+    release = threading.Event()
+
+    def work(self, batch: pa.RecordBatch) -> float:
+        return float(OFFLOAD_WORK)  # in the worker thread, so that holding it does not hold the event loop
+
+    def transform(self, batch: pa.RecordBatch) -> Outputs:
+        if self.hold.is_set():
+            self.held_rows = batch.num_rows
+            self.held.set()
+            self.release.wait(60)
+        return super().transform(batch)
+
+
+async def test_a_processor_stuck_at_stop_says_how_much_input_it_never_processed_everywhere(tmp_path, capsys):
+    """A processor stuck in one batch while its input queues: the stop gives up on it after the stop timeout.
+    Its input left unprocessed (the batch in hand and those queued) is counted with its stream, rows and batches
+    in the run file's event log, its status, the summary and exit status 5 (its output stream is short by them);
+    storage still records every row published, its outputs included."""
+    config = load_config(write_config(tmp_path, STUCK_LAB), environ={})
+    app = Application(config, restart=RestartPolicy(stop_timeout=0.5))
+    lost_events: list[RunEvent] = []
+    app.hub.add_listener(lambda e: lost_events.append(e) if isinstance(e, RunEvent) and e.kind == "lost" else None)
+
+    averages: list[HeldAverage] = []
+
+    async def spawn_average(hub: InstrumentManager) -> None:
+        def average() -> HeldAverage:
+            averages.append(HeldAverage(hub, "pm1/power", id="pm1_avg", samples=2, sample_rate=50.0))
+            return averages[-1]
+
+        hub.spawn("pm1_avg", average, inputs="pm1/power")
+
+    HeldAverage.release.clear()
+    try:
+        task = asyncio.create_task(app.run(prepare=spawn_average))
+        await wait_until_async(lambda: published(app, "pm1_avg/average") >= 5, message="pm1_avg averaging")
+        average = app.hub.actor("pm1_avg")
+        HeldAverage.hold.set()
+        await asyncio.to_thread(HeldAverage.held.wait, 30)
+        await wait_until_async(lambda: average.backlog >= 10, message="10 batches queued for pm1_avg")
+        app.request_stop()
+        summary = await task
+    finally:
+        HeldAverage.release.set()
+        HeldAverage.hold.clear()
+
+    assert len(lost_events) == 1 and lost_events[0].source == "pm1_avg"
+    details = lost_events[0].details
+    assert details["stream"] == "pm1/power" and details["outputs"] == ["pm1_avg/average"]
+    rows, batches = details["rows"], details["batches"]
+    assert batches >= 11 and rows >= batches  # the batch in hand and those queued at the stop
+    assert details["reason"].startswith(
+        "in hand or still queued when the stop gave up: actor 'pm1_avg' made no progress"
+    )
+
+    assert summary.unprocessed["pm1_avg"].rows == rows and summary.unprocessed["pm1_avg"].batches == batches
+    delivered = app.hub.actor("pm1_avg").inboxes[0].meter.rows  # every row the hub gave it: processed or counted
+    assert rows == delivered - (averages[-1].counters["rows_in"] - averages[-1].held_rows)
+    assert summary.lost == {} and summary.not_stored == {}  # storage has every row published, the average's too
+    assert "pm1_avg" in summary.errors and f"{rows} row(s) in {batches} batch(es)" in summary.errors["pm1_avg"]
+    assert summary.exit_status is ExitStatus.DATA_LOST
+
+    with open_run(summary.run_file) as run_file:
+        assert run_file.complete
+        logged = [e for e in run_file.events.to_pylist() if e["kind"] == "lost"]
+    assert [(e["source"], json.loads(e["details"])["rows"]) for e in logged] == [("pm1_avg", rows)]
+
+    out = io.StringIO()
+    print_summary(summary, Console(file=out, width=300))
+    printed = out.getvalue() + capsys.readouterr().out
+    assert (
+        f"not processed: pm1_avg: {rows:,} row(s) in {batches:,} batch(es) of pm1/power: in hand or still queued"
+        in printed
+    )
+    assert f"exit status 5: input not processed: pm1_avg ({rows:,} rows of pm1/power)" in printed

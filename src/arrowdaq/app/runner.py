@@ -72,7 +72,9 @@ class ExitStatus(enum.IntEnum):
     USAGE = 2  #: a command-line mistake
     INSTRUMENT_START = 3  #: a required instrument could not start; the run was stopped
     INSTRUMENT_LOST = 4  #: a required instrument failed, or its link was still lost, at the end of the run
-    DATA_LOST = 5  #: rows published to a recorded stream are not in the run file, or it cannot be read back
+    #: rows published to a recorded stream are not in the run file, or a processor's input was never processed
+    #: (its outputs are short), or the file cannot be read back
+    DATA_LOST = 5
 
 
 @dataclass
@@ -83,6 +85,15 @@ class Loss:
     batches: int = 0
     #: Why, as the latest report says (e.g. "still queued when the stop gave up: ...").
     why: str = ""
+    #: The stream the rows are of (a processor's input).
+    stream: str = ""
+
+    def add(self, event: RunEvent) -> None:
+        """Count one ``lost`` event (its details' rows, batches, reason and stream)."""
+        self.rows += int(event.details.get("rows", 0))
+        self.batches += int(event.details.get("batches", 0))
+        self.why = str(event.details.get("reason", event.message))
+        self.stream = str(event.details.get("stream", ""))
 
 
 @dataclass
@@ -129,6 +140,9 @@ class RunSummary:
     unreadable: str | None = None
     #: What storage reported as not stored, per stream (also in the run file's event log when it could write it).
     lost: dict[str, Loss] = field(default_factory=dict)
+    #: Input a processor never processed (the stop gave up on it): processor → rows of its input stream. Its
+    #: outputs in the run file lack what they would have computed from them.
+    unprocessed: dict[str, Loss] = field(default_factory=dict)
     #: Rows each stream published while the run file recorded, when that was not the whole run (a client's
     #: ``record stop``/``record start``: the rows before went to the previous file, those after to none).
     published_while_recording: dict[str, int] | None = None
@@ -155,7 +169,7 @@ class RunSummary:
             return ExitStatus.ERROR
         if self.required_down:
             return ExitStatus.INSTRUMENT_LOST
-        if self.not_stored or self.lost or self.unreadable:  # a file that cannot be read back proves nothing stored
+        if self.not_stored or self.lost or self.unprocessed or self.unreadable:  # unreadable: proves nothing stored
             return ExitStatus.DATA_LOST
         return ExitStatus.OK
 
@@ -199,6 +213,7 @@ class Application:
         #: Each instrument's last status that says whether it works (Starting and Stopped left out).
         self._health: dict[str, StatusEvent] = {}
         self._lost: dict[str, Loss] = {}  # the run's storage's ``lost`` events, per stream
+        self._unprocessed: dict[str, Loss] = {}  # processors' ``lost`` events (input the stop gave up on)
         self._unclosed: str | None = None  # the run file was left unclosed on a disk that does not answer
         #: Rows each stream had published when the run file started and, after a ``record stop``, when it
         #: stopped: the file holds the rows between (empty and None: the whole run).
@@ -478,10 +493,10 @@ class Application:
         """Follow each instrument's health (an instrument that fails for good raises an alarm) and
         what the run's storage could not store."""
         if isinstance(event, RunEvent) and event.kind == LOST and event.source == "storage":
-            loss = self._lost.setdefault(str(event.details.get("stream", "?")), Loss())
-            loss.rows += int(event.details.get("rows", 0))
-            loss.batches += int(event.details.get("batches", 0))
-            loss.why = str(event.details.get("reason", event.message))
+            self._lost.setdefault(str(event.details.get("stream", "?")), Loss()).add(event)
+            return
+        if isinstance(event, RunEvent) and event.kind == LOST and "processor" in event.details:
+            self._unprocessed.setdefault(str(event.details["processor"]), Loss()).add(event)
             return
         if isinstance(event, RunEvent) and event.source == "storage" and "unclosed" in event.details:
             self._unclosed = event.message  # its worker thread hangs in HDF5: reading the file back would too
@@ -642,6 +657,9 @@ class Application:
                 name: max(0, rows - self._recorded_from.get(name, 0)) for name, rows in until.items()
             }
         summary.lost = {name: Loss(loss.rows, loss.batches, loss.why) for name, loss in self._lost.items()}
+        summary.unprocessed = {
+            name: Loss(loss.rows, loss.batches, loss.why, loss.stream) for name, loss in self._unprocessed.items()
+        }
         if self._unclosed is not None:
             summary.unreadable = self._unclosed
         elif self.run_file is not None and self.storage is not None and not self.storage.status.alive:

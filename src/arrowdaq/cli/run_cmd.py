@@ -147,6 +147,11 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         console.print(
             f"[bold red]lost: {name}: {loss.rows:,} row(s) in {loss.batches:,} batch(es) not stored: {loss.why}[/]"
         )
+    for name, loss in summary.unprocessed.items():
+        console.print(
+            f"[bold red]not processed: {name}: {loss.rows:,} row(s) in {loss.batches:,} batch(es) of {loss.stream}: "
+            f"{loss.why}[/]"
+        )
     if summary.unreadable:
         console.print(f"[bold red]the run file cannot be read back: {summary.unreadable}[/]")
     for name, drops in summary.drops.items():
@@ -179,6 +184,11 @@ def exit_reason(summary: RunSummary) -> str:
         return f"required instrument(s) not working at the end: {', '.join(summary.required_down)}"
     if summary.unreadable and not summary.lost:
         return f"the run file cannot be read back: {summary.unreadable}"
+    if not summary.not_stored and not summary.lost and summary.unprocessed:
+        listed = ", ".join(
+            f"{name} ({loss.rows:,} rows of {loss.stream})" for name, loss in summary.unprocessed.items()
+        )
+        return f"input not processed: {listed}; their outputs in the run file are short"
     missing = summary.not_stored or {name: loss.rows for name, loss in summary.lost.items()}
     listed = ", ".join(f"{name} ({rows:,} rows)" for name, rows in missing.items())
     return f"not in the run file: {listed}; its event log says why"

@@ -45,6 +45,7 @@ from ..actors import Actor, Command, Role
 from ..data import SCALAR, kind_of, unit_of
 from ..data.validate import check_schema
 from ..errors import CommandError, ProcessorConfigError, ProcessorError, SchemaError, Unrecoverable
+from ..hub.events import ERROR, LOST
 from ..validation import validate
 from .sampling import IrregularTimestamps, SampleClock, Segment, split_segments
 
@@ -120,6 +121,7 @@ class Processor(Actor, Generic[P]):
         self._problems: list[tuple[str, str]] = []
         self._reported_at: dict[str, float] = {}
         self._unreported: dict[str, int] = {}
+        self._in_hand: Any = None  # the batch being processed
         if id is not None and input in hub.streams:
             self._prepare(id)
 
@@ -188,6 +190,13 @@ class Processor(Actor, Generic[P]):
             self._prepare(self.name)
 
     async def on_batch(self, stream: str, batch: Any) -> None:
+        self._in_hand = batch  # a stop that gives up while it is processed counts it as not processed
+        try:
+            await self._process(stream, batch)
+        finally:
+            self._in_hand = None
+
+    async def _process(self, stream: str, batch: Any) -> None:
         try:
             if stream != self.input:
                 raise ProcessorError(f"{self.where}: ignored a batch of {stream!r}; it reads only {self.input!r}")
@@ -212,6 +221,35 @@ class Processor(Actor, Generic[P]):
     async def on_stop(self) -> None:
         if self.input_schema is not None:
             await self._publish(await self.finish())
+
+    def on_abandoned(self, items: list[tuple[str, Any]], why: str) -> None:
+        """The stop gave up on this processor (stuck in one batch): that batch and the input still queued
+        are never processed, so its outputs in the run file are short. A ``lost`` event (input stream, rows,
+        batches) for the event log and the summary, which ends the run with exit status 5 (decision 0201)."""
+        in_hand = [] if self._in_hand is None else [self._in_hand]
+        batches = [batch for batch in in_hand + [batch for _, batch in items] if isinstance(batch, pa.RecordBatch)]
+        if not batches:
+            return
+        rows = sum(batch.num_rows for batch in batches)
+        reason = f"in hand or still queued when the stop gave up: {why}"
+        outputs = sorted(self.outputs.values())
+        message = (
+            f"{self.where}: {rows} row(s) in {len(batches)} batch(es) of {self.input} not processed: {reason}; "
+            f"missing from {', '.join(outputs) or 'its outputs'}"
+        )
+        self.report(message)
+        self.hub.record_event(
+            self.name,
+            LOST,
+            message,
+            ERROR,
+            stream=self.input,
+            rows=rows,
+            batches=len(batches),
+            reason=reason,
+            processor=self.name,
+            outputs=outputs,
+        )
 
     async def _publish(self, outputs: Outputs) -> None:
         for name, out in outputs:
