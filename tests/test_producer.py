@@ -51,7 +51,7 @@ async def test_every_reading_arrives_in_order_across_batch_boundaries_and_at_sto
             if i % 1000 == 999:
                 await asyncio.sleep(0)  # a yield, not a wait: the storage actor runs now and then, as beside a device
     assert hub.streams["pm1/power"].meter.batches == 26 and power.published == n
-    await hub.stop(timeout=60)  # what is tested is that every reading arrives, not how soon (a loaded machine)
+    await hub.stop()  # storage drains while it makes progress: a loaded machine makes the stop slower, not lossy
     table = open_run(path).table("pm1/power")
     np.testing.assert_array_equal(table.column("value").to_numpy(), np.arange(n, dtype=float))
     np.testing.assert_array_equal(table.column("timestamp_ns").to_numpy(), T0 + 1000 * np.arange(n, dtype=np.uint64))

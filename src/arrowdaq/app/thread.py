@@ -71,12 +71,15 @@ class ApplicationThread:
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
 
-    def stop(self, timeout: float = 60.0) -> RunSummary:
+    def stop(self, timeout: float | None = None) -> RunSummary:
+        """Stop the application and return its summary. By default wait as long as the stop takes: it is
+        bounded by its own rules (storage drains while it makes progress; decisions 0039, 0201), and a
+        process that exits meanwhile would end the daemon thread in the middle of writing the run file."""
         if self.loop is not None and self._stop is not None and self._thread.is_alive():
             self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
         if self._thread.is_alive():
-            raise TimeoutError(f"the application did not stop within {timeout:g} s")
+            raise TimeoutError(f"the application did not stop within {timeout:g} s; it goes on stopping")
         if self.error is not None:
             raise self.error
         assert self.summary is not None
