@@ -329,3 +329,56 @@ async def test_a_processor_stuck_at_stop_says_how_much_input_it_never_processed_
         in printed
     )
     assert f"exit status 5: input not processed: pm1_avg ({rows:,} rows of pm1/power)" in printed
+
+
+async def test_the_third_ctrl_c_gives_up_on_what_storage_still_has_queued_and_says_how_much(tmp_path, caplog):
+    """A stop waits for storage as long as it makes progress, here a minute without any (the disk does not
+    answer): Ctrl-C again only says what the stop waits for, an impatient double press loses nothing. The third
+    is a hard stop: what is still queued is counted as lost (event log, summary, exit status 5) and the file is
+    closed once the disk answers."""
+    config = load_config(write_config(tmp_path, STUCK_LAB), environ={})
+    app = Application(config, restart=RestartPolicy(stop_timeout=60.0))
+    lost_events: list[RunEvent] = []
+    disk = StuckHdf5()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, RunEvent) and event.kind == "lost":
+            lost_events.append(event)
+            disk.release.set()  # the disk answers again: storage closes the file
+
+    app.hub.add_listener(on_event)
+    with disk.holding_when_asked():
+        task = asyncio.create_task(app.run())
+        await wait_until_async(
+            lambda: (
+                app.storage is not None
+                and app.storage.status is ActorStatus.RUNNING
+                and published(app, "pm1/power") >= 5
+            ),
+            message="pm1 recording",
+        )
+        storage = app.storage
+        await asyncio.to_thread(disk.hold)
+        await wait_until_async(lambda: storage.backlog >= 10, message="10 batches queued for storage")
+        app.request_stop()  # Ctrl-C
+        await wait_until_async(lambda: storage.stop_requested.is_set(), message="storage's stop begun")
+        with caplog.at_level(logging.WARNING, logger="arrowdaq.app"):
+            app.request_stop()  # again: the stop goes on
+        said = [r.getMessage() for r in caplog.records if "already stopping" in r.getMessage()]
+        assert len(said) == 1 and "storage: " in said[0] and "press Ctrl-C 1 more time(s) to give up" in said[0]
+        assert not lost_events and not task.done()
+        app.request_stop()  # the third: a hard stop
+        summary = await task
+
+    lost_rows = sum(e.details["rows"] for e in lost_events)
+    lost_batches = sum(e.details["batches"] for e in lost_events)
+    assert lost_batches >= 10 and {e.details["stream"] for e in lost_events} == {"pm1/power"}
+    assert "the stop was cut short by 3 stop requests (Ctrl-C)" in lost_events[0].details["reason"]
+    assert summary.lost["pm1/power"].rows == lost_rows and summary.exit_status is ExitStatus.DATA_LOST
+    run_file = open_run(summary.run_file)
+    assert run_file.complete
+    published_rows = summary.streams["pm1/power"].rows
+    assert run_file.counts()["pm1/power"] == (published_rows - lost_rows, published_rows, lost_rows)
+    assert (
+        sum(json.loads(e["details"])["rows"] for e in run_file.events.to_pylist() if e["kind"] == "lost") == lost_rows
+    )

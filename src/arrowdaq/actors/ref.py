@@ -85,6 +85,9 @@ class ActorRef:
         self._task: asyncio.Task[None] | None = None
         self._serving: asyncio.Task[None] | None = None
         self._drained = asyncio.Event()
+        #: Set by :meth:`give_up`: a stop abandons its drain at once, with this reason.
+        self._give_up = asyncio.Event()
+        self._give_up_why = ""
         self._close_timeout = stop_timeout
         #: Messages and batches handled so far (a stop keeps draining while this grows).
         self.handled = 0
@@ -166,13 +169,15 @@ class ActorRef:
         self._mailbox.put_nowait(_STOP)
         self._wakeup.set()
         drained = asyncio.ensure_future(self._drained.wait())
+        give_up = asyncio.ensure_future(self._give_up.wait())
         try:
             while True:
                 handled, mark = self.handled, self._progress()
-                done, _ = await asyncio.wait(
-                    {drained, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if done:
+                await asyncio.wait({drained, self._task, give_up}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if drained.done() or self._task.done():
+                    break
+                if give_up.done():
+                    self._abandon(self._give_up_why)
                     break
                 if self.handled == handled and self._progress() == mark:
                     self._abandon(f"actor {self.name!r} made no progress for {timeout:g} s while stopping")
@@ -183,12 +188,20 @@ class ActorRef:
                 )
         finally:
             drained.cancel()
+            give_up.cancel()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), self._close_timeout + 1.0)
         except TimeoutError:
             log.error(f"actor {self.name!r} did not close within {self._close_timeout:g} s; cancelling it")
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    def give_up(self, why: str) -> None:
+        """Cut this actor's drain short, now or when its stop begins (an operator's hard stop): what is
+        still queued goes to ``on_abandoned`` (counted, reported) and the actor closes as usual."""
+        if not self._give_up.is_set():
+            self._give_up_why = why
+            self._give_up.set()
 
     def _progress(self) -> Any:
         """The running instance's own measure of progress within one item (see ``Actor.progress``)."""

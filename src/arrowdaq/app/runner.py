@@ -63,6 +63,9 @@ log = get_logger("arrowdaq.app")
 #: that does not answer times out and shows Reconnecting or Failed, which ends the wait at once.
 START_TIMEOUT_S = 60.0
 
+#: Stop requests (Ctrl-C, SIGTERM) that make a hard stop: the drain gives up on what is still queued.
+HARD_STOP_REQUESTS = 3
+
 
 class ExitStatus(enum.IntEnum):
     """The exit status of ``arrowdaq run`` and ``arrowdaq demo`` (documented in the README)."""
@@ -210,6 +213,7 @@ class Application:
         #: The run engine: scans submitted by the live service's ``scan`` action (each scan its own file).
         self.scans: ScanService | None = None
         self._stop = asyncio.Event()
+        self._stop_requests = 0  # Ctrl-C presses and SIGTERMs; the third during the stop is a hard stop
         #: Each instrument's last status that says whether it works (Starting and Stopped left out).
         self._health: dict[str, StatusEvent] = {}
         self._lost: dict[str, Loss] = {}  # the run's storage's ``lost`` events, per stream
@@ -513,9 +517,27 @@ class Application:
 
     # --- running ----------------------------------------------------------------------------
     def request_stop(self) -> None:
-        if self._stop.is_set():
-            log.warning("already stopping: the run file is being completed, please wait")
-        self._stop.set()
+        """Ctrl-C or SIGTERM. The first starts the ordered stop, which writes everything acquired while
+        storage makes progress. During it, a second only says what the stop waits for (an impatient
+        double press loses nothing); the third is a hard stop: what is still queued is given up on,
+        counted as lost and reported, and the run file is closed (decision 0201)."""
+        self._stop_requests += 1
+        if self._stop_requests == 1:
+            self._stop.set()
+            return
+        waiting = ", ".join(
+            f"{name}: {ref.backlog} queued" for name, ref in self.hub.supervisor.actors.items() if ref.backlog
+        )
+        if self._stop_requests < HARD_STOP_REQUESTS:
+            more = HARD_STOP_REQUESTS - self._stop_requests
+            log.warning(
+                f"already stopping: the run file is being completed ({waiting or 'closing'}); "
+                f"press Ctrl-C {more} more time(s) to give up on what is still queued (it is counted as lost)"
+            )
+        elif self._stop_requests == HARD_STOP_REQUESTS:
+            why = f"the stop was cut short by {HARD_STOP_REQUESTS} stop requests (Ctrl-C)"
+            log.warning(f"{why}: giving up on what is still queued ({waiting or 'nothing'})")
+            self.hub.supervisor.give_up(why)
 
     async def run(
         self,
@@ -528,7 +550,7 @@ class Application:
 
         A stop request during start-up is honoured at once. The signal handlers
         stay until the run file is closed: a second Ctrl-C cannot cut the stop
-        short. ``on_stopping`` runs before the actors are stopped; ``prepare``: see :meth:`start`.
+        short, a third gives up on what is still queued (:meth:`request_stop`). ``on_stopping`` runs before the actors are stopped; ``prepare``: see :meth:`start`.
         """
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
