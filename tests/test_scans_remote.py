@@ -22,6 +22,9 @@ from .live_helpers import TABLE, DaemonProcess
 from .processes import run_file_named
 
 HWP_SCAN = {"axis": "hwp", "start": 0, "stop": 90, "num": 46}
+#: Points of a scan that a test pauses, stops or aborts: it takes minutes unless ended, so the control lands
+#: mid-scan however loaded the machine (a test ends it early; it never runs to its end).
+LONG = 460
 
 NAMED_SCANS = """
 [[scans]]
@@ -80,35 +83,38 @@ def test_describe_offers_the_plans_and_their_parameters(daq):
 
 
 def test_pause_then_resume_remotely_measures_every_point_once_in_order(daq):
-    started = submit(daq, settle=0.1)  # > 4 s: still running when the pause arrives, however loaded the machine
-    assert started["state"] == "running" and started["total"] == 46
+    started = submit(daq, settle=0.1, num=LONG)
+    assert started["state"] == "running" and started["total"] == LONG
     scan_id = started["scan_id"]
     follow(daq, scan_id, until=lambda r: len(r["all_points"]) >= 5)
     daq.action("scan", {"action": "pause"})
     paused = follow(daq, scan_id, until=lambda r: r["state"] == "paused")
     done = paused["done"]
-    assert 5 <= done < 46
+    assert 5 <= done < LONG
     # while paused the axes are free: another client may move the plate; resume brings it back first
     daq.command("hwp", "move_to", target=45.0)
     assert daq.action("scan", {"action": "state"})["done"] == done  # nothing measured while paused
     daq.action("scan", {"action": "resume"})
+    follow(daq, scan_id, until=lambda r: len(r["all_points"]) >= done + 3)  # measuring again after the pause
+    daq.action("scan", {"action": "stop"})  # ends after the current point
     end = follow(daq, scan_id)
-    outcome = end["outcome"]
-    assert outcome["exit_status"] == "success" and outcome["points"] == 46
-    assert [p["index"] for p in end["all_points"]] == list(range(46))  # every point once, in order, live too
+    outcome, n = end["outcome"], end["outcome"]["points"]
+    assert outcome["exit_status"] == "success" and "stopped by request" in outcome["reason"]
+    assert done + 3 <= n < LONG
+    assert [p["index"] for p in end["all_points"]] == list(range(n))  # every point once, in order, live too
     table = open_run(outcome["run_file"]).scans["scan"]
-    assert table.column("index").to_pylist() == list(range(46))
-    np.testing.assert_allclose(table.column("hwp").to_numpy(), np.linspace(0, 90, 46))
-    np.testing.assert_allclose(table.column("hwp_readback").to_numpy(), np.linspace(0, 90, 46), atol=0.01)
+    assert table.column("index").to_pylist() == list(range(n))
+    np.testing.assert_allclose(table.column("hwp").to_numpy(), np.linspace(0, 90, LONG)[:n])
+    np.testing.assert_allclose(table.column("hwp_readback").to_numpy(), np.linspace(0, 90, LONG)[:n], atol=0.01)
 
 
 def test_abort_remotely_leaves_a_valid_file_with_the_points_measured(daq):
-    scan_id = submit(daq, settle=0.2)["scan_id"]
+    scan_id = submit(daq, settle=0.2, num=LONG)["scan_id"]
     follow(daq, scan_id, until=lambda r: len(r["all_points"]) >= 3)
     aborting = daq.action("scan", {"action": "abort"})
     assert aborting["state"] in ("aborting", "idle")
     outcome = follow(daq, scan_id)["outcome"]
-    assert outcome["exit_status"] == "aborted" and 3 <= outcome["points"] < 46
+    assert outcome["exit_status"] == "aborted" and 3 <= outcome["points"] < LONG, outcome
     with open_run(outcome["run_file"]) as run:
         assert run.metadata["scan"]["exit_status"] == "aborted"
         assert run.scans["scan"].column("index").to_pylist() == list(range(outcome["points"]))
@@ -206,10 +212,10 @@ def test_an_interrupt_of_the_python_client_aborts_the_scan(daq):
             raise KeyboardInterrupt  # what Ctrl-C (or a notebook's interrupt) raises in the waiting call
 
     with pytest.raises(KeyboardInterrupt):
-        daq.scan("scan", "hwp", 0, 90, 46, detectors=["pm1"], settle=0.2, progress=interrupt_after_three)
+        daq.scan("scan", "hwp", 0, 90, LONG, detectors=["pm1"], settle=0.2, progress=interrupt_after_three)
     last = daq.action("scan", {"action": "state"})
-    assert last["state"] == "idle" and last["last"]["exit_status"] == "aborted"  # ended, its file closed
-    assert 3 <= last["last"]["points"] < 46
+    assert last["state"] == "idle" and last["last"]["exit_status"] == "aborted", last  # ended, its file closed
+    assert 3 <= last["last"]["points"] < LONG
     with open_run(last["last"]["run_file"]) as run:
         assert run.metadata["scan"]["exit_status"] == "aborted"
 
@@ -239,7 +245,7 @@ def test_the_cli_runs_a_scan_in_the_daemon_with_the_live_table_and_peak_statisti
 
 
 def test_ctrl_c_on_the_cli_aborts_the_remote_scan_and_says_so(daq, daemon):
-    proc = run_cli_scan(daemon, "scan", "hwp", "0", "90", "46", "-d", "pm1", "--settle", "0.5")  # > 23 s
+    proc = run_cli_scan(daemon, "scan", "hwp", "0", "90", str(LONG), "-d", "pm1", "--settle", "0.2")
     assert proc.stdout is not None
     for line in proc.stdout:  # the live lines: wait for the third point, then Ctrl-C
         if line.startswith("2 "):
@@ -248,11 +254,11 @@ def test_ctrl_c_on_the_cli_aborts_the_remote_scan_and_says_so(daq, daemon):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert "Ctrl-C: aborting the scan in the daemon" in out
-    assert re.search(r"scan: aborted \(aborted by request after \d+ of 46 points\)", out)
+    assert re.search(rf"scan: aborted \(aborted by request after \d+ of {LONG} points\)", out), out
     path = re.search(r"^scan file: (\S+\.h5)$", out, re.M)
     assert path
     with open_run(path.group(1)) as run:
-        assert run.metadata["scan"]["exit_status"] == "aborted" and 3 <= run.scans["scan"].num_rows < 46
+        assert run.metadata["scan"]["exit_status"] == "aborted" and 3 <= run.scans["scan"].num_rows < LONG
 
 
 def test_a_configured_scan_runs_by_name_from_the_client_and_the_cli(daq, daemon):
