@@ -159,7 +159,9 @@ def test_exposure_is_validated_and_scales_the_signal(table):
     cam.set_exposure(0.004)
     bright = frames_of(wait_for_frames(cam, 1)[0])[0].astype(float)
     dark = 20.0  # the table's dark counts
-    assert (bright.max() - dark) / (dim.max() - dark) == pytest.approx(4.0, rel=0.15)
+    # the charge collected in the whole frame (a frame's brightest pixel is biased by its shot noise: that ratio
+    # missed 4 ± 15 % in 1.6 % of frame pairs; the summed signal misses it in ~1e-7)
+    assert (bright - dark).sum() / (dim - dark).sum() == pytest.approx(4.0, rel=0.15)
     with pytest.raises(CommandError, match=r"cam1\.exposure_s: 11 is outside"):
         cam.set_exposure(11)
 
