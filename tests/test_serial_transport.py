@@ -16,6 +16,8 @@ from arrowdaq.instruments.transports.serial import SerialTransport, open_serial
 from arrowdaq.sim import serve
 from arrowdaq.sim.scripted import ScriptedDevice
 
+from .waiting import wait_until
+
 FAST = PortSettings(timeout=0.3)
 BUS = PortSettings(timeout=0.3, bus=True)  # a multidrop bus: several instruments on one port
 
@@ -83,7 +85,9 @@ def test_a_late_reply_is_not_taken_as_the_reply_to_the_next_command(served):
     with pytest.raises(DeviceTimeout):
         port.query("A?")
     server.faults.extra_delay = 0.0
-    time.sleep(0.4)  # the scenario: the reply comes 0.3 s late, while nobody reads (no event marks its arrival)
+    # the scenario: the reply comes 0.3 s late, while nobody reads. Waited for where it lands (a fixed 0.4 s sleep
+    # raced the simulator's thread on a loaded machine: a reply arriving after the query's discard is taken for B?)
+    wait_until(lambda: port._serial is not None and port._serial.in_waiting, message="the late reply to reach the port")
     assert port.query("B?") == "fresh"
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from arrowdaq.errors import ConnectionLost, DeviceTimeout, ProtocolError
@@ -12,6 +10,8 @@ from arrowdaq.instruments.transports.base import PortSettings
 from arrowdaq.instruments.transports.visa import VisaTransport, block_header, parse_block
 from arrowdaq.sim import OpticalTable, SimDevice, serve
 from arrowdaq.sim.scope import ieee_block
+
+from .waiting import wait_until
 
 # --- the block parser, byte by byte ------------------------------------------------------
 
@@ -135,7 +135,10 @@ def test_silence_is_a_timeout_and_a_late_reply_is_not_taken_for_the_next_one(dev
     with pytest.raises(DeviceTimeout, match=r"no reply to '\*IDN\?'"):
         transport.query("*IDN?")
     device_server.faults.extra_delay = 0.0
-    time.sleep(0.3)  # the scenario: the *IDN? reply comes late, while nobody reads; it must not be taken for the next
+    # the scenario: the *IDN? reply comes late, while nobody reads; it must not be taken for the next. Waited for
+    # until sent (on loopback it is then in the client's socket): a fixed 0.3 s sleep left the simulator's thread
+    # 0.1 s, which a loaded machine can miss, and the late reply then came after the next query's discard
+    wait_until(lambda: b"Test,Blocks,1,0.1" in device_server.sent, message="the late *IDN? reply to be sent")
     assert transport.query_binary("BLK?") == b"a\nb\n\x00\xff"
 
 

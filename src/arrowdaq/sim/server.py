@@ -45,6 +45,8 @@ class SimServer:
         self.address = ""
         #: Every byte the device received, in order (byte-level protocol tests read it).
         self.received = bytearray()
+        #: Every byte the device sent, in order, once written to the link (a test waits on it for a late reply).
+        self.sent = bytearray()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -152,6 +154,7 @@ class TcpSimServer(SimServer):
                     client.sendall(reply)
                 except OSError:
                     return
+                self.sent += reply
 
     def disconnect(self) -> None:
         """Drop the link and refuse connections, like a device unplugged."""
@@ -205,7 +208,8 @@ class PtySimServer(SimServer):
                     return
                 reply = self._due() + self._respond(data) + self._due()
             if reply and not self._silenced.is_set():
-                os.write(self._master, reply)
+                written = os.write(self._master, reply)
+                self.sent += reply[:written]
 
     def disconnect(self) -> None:
         """A pty cannot be unplugged: the device goes silent instead."""
