@@ -190,12 +190,15 @@ SECOND_PROCESS = textwrap.dedent(
     daq = arrowdaq.connect(name="second-process")
 
     def power_after(t_ns):
+        # a reading is stamped mid-query: the one query under way when the move ended may be stamped after
+        # t_ns with the power from before; the second reading stamped after t_ns was measured after the move
+        after = []
         with daq.subscribe("pm1/power") as sub:
             for batch in sub:
                 stamps = batch.column("timestamp_ns").to_pylist()
-                values = [v for t, v in zip(stamps, batch.column("value").to_pylist()) if t > t_ns]
-                if values:
-                    return values[-1]
+                after += [v for t, v in zip(stamps, batch.column("value").to_pylist()) if t > t_ns]
+                if len(after) >= 2:
+                    return after[-1]
 
     daq.command("laser", "emission_on")
     daq.command("laser", "set_wavelength", nm=780)
