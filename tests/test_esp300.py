@@ -17,6 +17,9 @@ from arrowdaq.sim.esp300 import ESP300Sim
 from arrowdaq.sim.scripted import expected_protocol
 
 FAST = {"timeout": 0.3, "motion_poll": 0.005}
+#: End to end through the actor: one reply later than 0.3 s (a loaded machine, at times) is a lost link and a
+#: Reconnecting the test did not cause; the protocol tests keep the short timeout.
+PATIENT = {"timeout": 2.0}
 NO_ERROR = "0, 1234, NO ERROR DETECTED"
 
 
@@ -110,7 +113,7 @@ async def test_end_to_end_moves_the_table_stage_and_publishes_positions(hub):
             hub,
             "stage",
             ESP300,
-            lambda: ESP300.open(server.address, name="stage", axes=[1, 2], **FAST),
+            lambda: ESP300.open(server.address, name="stage", axes=[1, 2], **(FAST | PATIENT)),
             settings={"axes": [1, 2]},
             poll_hz={"axis1_position": 20, "axis2_position": 20},
         )
