@@ -27,7 +27,9 @@ from arrowdaq.sim.newport_1830c import Newport1830CSim
 @pytest.fixture
 def esp300():
     """PyMeasure's ESP300 on the simulator's pty (19200 baud, CR LF both ways)."""
-    table = OpticalTable(latency_scale=0.02, seed=5)  # 5 mm/s runs at 250 mm/s
+    # 5 mm/s runs at 31 mm/s: the 12.5 mm move takes 0.4 s, and the test sees it under way (at 250 mm/s it took
+    # 50 ms, which a loaded machine's pause between the move and the next query outlasts at times)
+    table = OpticalTable(latency_scale=0.16, seed=5)
     sim = ESP300Sim(table)
     server = serve(sim, "pty")
     # a short timeout: PyMeasure's `axes` reads SCPI properties (*OPC?, *STB?...) that the ESP300 does not answer
@@ -47,6 +49,7 @@ def test_pymeasure_esp300_reads_position_enables_moves_waits_and_homes(esp300):
     assert not x.enabled
     x.enable()
     assert x.enabled and sim.motor_on[1]
+    controller.adapter.connection.timeout = 2.0  # WS holds every reply until the 0.4 s move ends
     x.position = 12.5  # PA12.5
     assert not x.motion_done  # it is on its way
     x.wait_for_stop()  # WS0, then MD? until done
@@ -60,6 +63,7 @@ def test_pymeasure_esp300_reads_position_enables_moves_waits_and_homes(esp300):
     assert x.position == pytest.approx(3.0)
     x.zero()  # DH
     assert x.position == pytest.approx(0.0)
+    controller.adapter.connection.timeout = 0.3  # disable() asks SCPI properties the ESP300 does not answer
     controller.disable()  # MF on every axis (no replies)
     assert not controller.x.enabled  # a query: every command before it has been handled
     assert not any(sim.motor_on.values())
