@@ -382,3 +382,24 @@ async def test_the_third_ctrl_c_gives_up_on_what_storage_still_has_queued_and_sa
     assert (
         sum(json.loads(e["details"])["rows"] for e in run_file.events.to_pylist() if e["kind"] == "lost") == lost_rows
     )
+
+
+async def test_an_impatient_triple_ctrl_c_before_any_drain_loses_nothing(tmp_path, caplog):
+    """Three stop requests at once, before the stop has reached any actor: a hard stop cuts only the drains
+    a stop waits for at that moment, and there is none yet. Storage's turn comes later and writes every row."""
+    config = load_config(write_config(tmp_path, STUCK_LAB), environ={})
+    app = Application(config)
+    task = asyncio.create_task(app.run())
+    await wait_until_async(
+        lambda: (
+            app.storage is not None and app.storage.status is ActorStatus.RUNNING and published(app, "pm1/power") >= 20
+        ),
+        message="pm1 recording",
+    )
+    with caplog.at_level(logging.WARNING, logger="arrowdaq.app"):
+        for _ in range(3):
+            app.request_stop()
+    summary = await task
+    assert "no drain to give up on now" in caplog.text
+    assert summary.lost == {} and summary.not_stored == {} and summary.exit_status is ExitStatus.OK
+    assert summary.stored is not None and summary.stored["pm1/power"] == summary.streams["pm1/power"].rows

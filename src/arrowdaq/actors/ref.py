@@ -88,6 +88,7 @@ class ActorRef:
         #: Set by :meth:`give_up`: a stop abandons its drain at once, with this reason.
         self._give_up = asyncio.Event()
         self._give_up_why = ""
+        self._draining = False  # a stop waits for this actor's drain now
         self._close_timeout = stop_timeout
         #: Messages and batches handled so far (a stop keeps draining while this grows).
         self.handled = 0
@@ -169,7 +170,9 @@ class ActorRef:
         self._mailbox.put_nowait(_STOP)
         self._wakeup.set()
         drained = asyncio.ensure_future(self._drained.wait())
+        self._give_up.clear()
         give_up = asyncio.ensure_future(self._give_up.wait())
+        self._draining = True
         try:
             while True:
                 handled, mark = self.handled, self._progress()
@@ -187,6 +190,7 @@ class ActorRef:
                     f"in the last {timeout:g} s, {self.backlog} left"
                 )
         finally:
+            self._draining = False
             drained.cancel()
             give_up.cancel()
         try:
@@ -196,12 +200,16 @@ class ActorRef:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def give_up(self, why: str) -> None:
-        """Cut this actor's drain short, now or when its stop begins (an operator's hard stop): what is
-        still queued goes to ``on_abandoned`` (counted, reported) and the actor closes as usual."""
+    def give_up(self, why: str) -> bool:
+        """Cut the drain a stop is waiting for short (an operator's hard stop): what is still queued goes
+        to ``on_abandoned`` (counted, reported) and the actor closes as usual. False, and nothing done,
+        when no stop is waiting for this actor's drain now (a drain yet to come is not cut)."""
+        if not self._draining:
+            return False
         if not self._give_up.is_set():
             self._give_up_why = why
             self._give_up.set()
+        return True
 
     def _progress(self) -> Any:
         """The running instance's own measure of progress within one item (see ``Actor.progress``)."""

@@ -171,11 +171,10 @@ class Supervisor:
             known = ", ".join(sorted(self.actors)) or "none"
             raise ActorError(f"no actor named {name!r} (known: {known})") from None
 
-    def give_up(self, why: str) -> None:
-        """A hard stop: every actor's drain, the one in progress and those to come, is cut short (see
-        :meth:`ActorRef.give_up`); what is still queued is counted by each actor's ``on_abandoned``."""
-        for ref in self.actors.values():
-            ref.give_up(why)
+    def give_up(self, why: str) -> list[str]:
+        """A hard stop: the drains a stop waits for now are cut short (see :meth:`ActorRef.give_up`); what
+        is still queued is counted by each actor's ``on_abandoned``. Returns the actors given up on."""
+        return [name for name, ref in list(self.actors.items()) if ref.give_up(why)]
 
     async def stop_all(
         self, timeout: float | None = None, after: Callable[[Role], Awaitable[None]] | None = None

@@ -519,8 +519,10 @@ class Application:
     def request_stop(self) -> None:
         """Ctrl-C or SIGTERM. The first starts the ordered stop, which writes everything acquired while
         storage makes progress. During it, a second only says what the stop waits for (an impatient
-        double press loses nothing); the third is a hard stop: what is still queued is given up on,
-        counted as lost and reported, and the run file is closed (decision 0201)."""
+        double press loses nothing); the third and later are a hard stop of the drains the stop waits
+        for at that moment: what they still have queued is given up on, counted as lost and reported,
+        and the run file is closed (decision 0201). Drains yet to come are not cut: presses before
+        storage's turn lose nothing."""
         self._stop_requests += 1
         if self._stop_requests == 1:
             self._stop.set()
@@ -534,10 +536,13 @@ class Application:
                 f"already stopping: the run file is being completed ({waiting or 'closing'}); "
                 f"press Ctrl-C {more} more time(s) to give up on what is still queued (it is counted as lost)"
             )
-        elif self._stop_requests == HARD_STOP_REQUESTS:
-            why = f"the stop was cut short by {HARD_STOP_REQUESTS} stop requests (Ctrl-C)"
-            log.warning(f"{why}: giving up on what is still queued ({waiting or 'nothing'})")
-            self.hub.supervisor.give_up(why)
+            return
+        why = f"the stop was cut short by {self._stop_requests} stop requests (Ctrl-C)"
+        given_up = self.hub.supervisor.give_up(why)
+        if given_up:
+            log.warning(f"{why}: giving up on what is still queued for {', '.join(given_up)} ({waiting or 'nothing'})")
+        else:
+            log.warning("already stopping: no drain to give up on now; the run file is being closed, please wait")
 
     async def run(
         self,
