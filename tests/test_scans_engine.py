@@ -250,7 +250,7 @@ class CutShortAxis(SoftAxis):
 
 
 @pytest.mark.parametrize("hold", ["read", "readback"])
-def test_abort_while_a_device_call_is_in_flight_ends_aborted_even_if_the_stop_cuts_it_short(hold):
+def test_abort_while_a_device_call_is_in_flight_ends_aborted_even_if_the_stop_cuts_it_short(hold, caplog):
     x = CutShortAxis("x", hold, hold_at=3.0)
     det = SoftDetector("d", lambda: x.call("read"))
     engine = RunEngine()
@@ -260,6 +260,7 @@ def test_abort_while_a_device_call_is_in_flight_ends_aborted_even_if_the_stop_cu
     result = scan_run.result
     assert (result.exit_status, result.reason) == (ABORTED, "aborted by request after 3 of 10 points")
     assert result.table.column("x").to_pylist() == [0, 1, 2]
+    assert f"point 3 cut short by the abort: x: {hold} cut short by the stop" in caplog.text  # said, not hidden
 
 
 def test_an_immediate_pause_that_cuts_a_read_short_measures_that_point_after_resume():

@@ -477,7 +477,7 @@ class RunEngine:
             raise
         except Exception as exc:
             if self._interrupted():  # the stop of an abort or immediate pause may cut any device call short
-                log.info(f"scan {self.name!r}: point {index} cut short by the {self._request}: {_why(exc)}")
+                log.warning(f"scan {self.name!r}: point {index} cut short by the {self._request}: {_why(exc)}")
                 raise _Interrupted() from None
             raise
 
