@@ -106,7 +106,9 @@ async def test_knife_edge_scan_with_the_esp300_finds_the_tables_edge(tmp_path):
         result = await service.run(scan("stage:1", 10.0, 15.0, 51), ["pm1"])
     assert result.exit_status == "success"
     edge = result.statistics["pm1"]["derivative"]
-    assert edge["com"] == pytest.approx(TRUTH.beam_center_mm, abs=0.1)
+    # |dP/dx| of noisy readings: the noise on the lit side pulls the centre of mass 0.045 mm low, ±0.013 mm, with
+    # a tail beyond 0.1 mm in 1.6e-4 of scans (simulated); beyond 0.15 mm ~1e-8, still well inside one beam waist
+    assert edge["com"] == pytest.approx(TRUTH.beam_center_mm, abs=0.15)
     stored = open_run(result.run_file).metadata["scan"]["statistics"]["pm1"]["derivative"]
     assert stored["com"] == pytest.approx(edge["com"])
 
