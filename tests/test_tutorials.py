@@ -77,7 +77,7 @@ def _lab_config(run: tutorials.PageRun) -> None:
     assert instruments["hwp"]["settings"]["velocity"] == 60
     assert set(ns["run"].streams) == {"laser/wavelength", "laser/power", "laser/shutter", "hwp/position", "pm1/power"}
     assert ns["run"].num_rows("pm1/power") > 0
-    assert 'port = "socket://127.0.0.1:50319"' in ns["run"].metadata["configuration"]  # the file that ran
+    assert 'port = "socket://127.0.0.1:20319"' in ns["run"].metadata["configuration"]  # the file that ran
     assert not list(run.workdir.glob("data/*typo*")) and not list(run.workdir.glob("data/*far*"))  # nothing started
 
 
