@@ -344,3 +344,47 @@ def test_the_window_reconnects_by_itself_when_the_daemon_returns(qtbot, tmp_path
     finally:
         win.shutdown()
         daemon.stop()
+
+
+def log_lines(win, source: str = "connection") -> list[str]:
+    """The event log's messages from ``source``, oldest first."""
+    table, columns = win.events.table, win.events.columns
+    at = columns.index("source"), columns.index("message")
+    rows = ((table.item(r, at[0]), table.item(r, at[1])) for r in range(table.rowCount()))
+    return [m.text() for s, m in rows if s is not None and m is not None and s.text() == source]
+
+
+def test_a_connection_that_keeps_failing_is_logged_once_and_its_return_once(qtbot, tmp_path):
+    """The link retries every 0.2 s: the status bar counts the retries, the event log says why once, and
+    once more when a daemon starts at that address and the window reaches it."""
+    from arrowdaq.gui.app import live_connector
+    from arrowdaq.gui.link import Link
+    from arrowdaq.gui.window import MainWindow
+
+    from .live_helpers import DaemonProcess
+
+    socket, token = tmp_path / "live.sock", "a-token-for-this-test-only"
+    address = f"grpc+unix://{socket}"
+    link = Link(live_connector(address, token), address, retry_s=0.2)
+    win = MainWindow(link, tmp_path / "gui.ini")
+    qtbot.addWidget(win)
+    win.show()
+    states: list[str] = []
+    link.state_changed.connect(states.append)
+    daemon = None
+    try:
+        link.open()
+        qtbot.waitUntil(lambda: len(states) > 5, timeout=30_000)  # nothing answers at the address yet
+        lost = log_lines(win)
+        assert len(lost) == 1 and lost[0].startswith("lost: ") and "is it running?" in lost[0], lost
+        assert "lost" in win.connection.text() and f"retry {link.retries}" in win.connection.text()
+        daemon = DaemonProcess(tmp_path, extra=f'[server]\nsocket = "{socket}"\ntoken = "{token}"\n')
+        qtbot.waitUntil(lambda: link.state == "connected", timeout=60_000)
+        assert log_lines(win) == [lost[0], f"connected to {address}"]
+        assert link.retries == 0 and "retry" not in win.connection.text()
+        # the log's columns are the ``_events`` stream's, though the window wrote its own lines first
+        assert win.events.columns == ["time", "source", "kind", "level", "message", "detail"]
+    finally:
+        win.shutdown()
+        if daemon is not None:
+            daemon.stop()

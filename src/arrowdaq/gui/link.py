@@ -207,7 +207,7 @@ class Link(QtCore.QObject):
     """The connection to the daemon; see the module docstring."""
 
     connected = QtCore.Signal(dict)  # describe() of the daemon just reached
-    state_changed = QtCore.Signal(str)  # "connecting", "connected", "lost: <reason>"
+    state_changed = QtCore.Signal(str)  # "connecting", "connected", "lost: <reason>" (again at every retry)
     error = QtCore.Signal(str)  # a call failed: the daemon's message
 
     def __init__(self, connect: Connector, address: str = "", retry_s: float = 1.0) -> None:
@@ -221,6 +221,8 @@ class Link(QtCore.QObject):
         self.client: LiveClient | None = None
         self.description: dict[str, Any] = {}
         self.state = "connecting"
+        #: Attempts to connect that failed since the link was last up (the status bar shows them).
+        self.retries = 0
         self._closing = threading.Event()
         self._reconnecting = threading.Lock()
 
@@ -239,7 +241,7 @@ class Link(QtCore.QObject):
                     client = self._connect()
                     description = client.describe()
                 except Exception as exc:
-                    self.post(functools.partial(self._set_state, f"lost: {exc}"))
+                    self.post(functools.partial(self._attempt_failed, f"lost: {exc}"))
                     self._closing.wait(self.retry_s)
                     continue
                 self.post(functools.partial(self._on_connected, client, description))
@@ -247,10 +249,15 @@ class Link(QtCore.QObject):
         finally:
             self._reconnecting.release()
 
+    def _attempt_failed(self, state: str) -> None:
+        self.retries += 1
+        self._set_state(state)
+
     def _on_connected(self, client: LiveClient, description: dict[str, Any]) -> None:
         if self._closing.is_set():
             client.close()
             return
+        self.retries = 0
         old, self.client = self.client, client
         if old is not None:
             self._pool.submit(old.close)

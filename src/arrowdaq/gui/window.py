@@ -98,6 +98,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         link.connected.connect(self.on_connected)
         link.state_changed.connect(self.on_state)
+        #: Reasons of the outage in progress already in the event log (empty while connected).
+        self.outage: set[str] = set()
         link.error.connect(lambda message: self.events.add_message("gui", message))
         self.events.command_logged.connect(self.instruments.apply_command_record)
         self.status_timer = QtCore.QTimer(self)
@@ -150,10 +152,20 @@ class MainWindow(QtWidgets.QMainWindow):
         colour = "#2ca02c" if state == "connected" else "#c62828" if state.startswith("lost") else "#b26a00"
         text = state if len(state) < 120 else state[:117] + "…"
         where = self.link.address or "local daemon"
-        suffix = " (retrying)" if state.startswith("lost") else ""
+        retries = f", retry {self.link.retries}" if self.link.retries > 1 else ""
+        suffix = f" (retrying{retries})" if state.startswith("lost") else ""
         self.connection.setText(f"<span style='color:{colour}'>●</span> {where}: {text}{suffix}")
-        if state.startswith("lost"):
-            self.events.add_message("connection", state)
+        self.log_connection(state)
+
+    def log_connection(self, state: str) -> None:
+        """The event log gets each reason of an outage once (the link retries every second; the status bar
+        shows the retries), and a line when the link is back."""
+        if state.startswith("lost") and state not in self.outage:
+            self.outage.add(state)
+            self.events.add_message("connection", state, level="error")
+        elif state == "connected" and self.outage:
+            self.outage.clear()
+            self.events.add_message("connection", f"connected to {self.link.address or 'the local daemon'}")
 
     def poll_status(self) -> None:
         if self.link.state == "connected":

@@ -13,7 +13,11 @@ from ..qt import QtCore, QtGui, QtWidgets
 
 MAX_ROWS = 2000
 LEVEL_COLOURS = {"warning": "#b26a00", "alarm": "#c62828", "error": "#c62828", "failed": "#c62828"}
+#: Cells longer than this show their whole text as a tooltip.
+TOOLTIP_FROM = 60
 TIME_COLUMNS = ("timestamp_ns", "time_ns")
+#: The columns of the ``_events`` stream (docs/live-service.md), for lines the GUI adds before the first event.
+GUI_COLUMNS = ("time", "source", "kind", "level", "message", "detail")
 COLUMN_WIDTHS = {"time": 95, "source": 90, "kind": 80, "level": 65, "message": 520}
 
 
@@ -46,11 +50,7 @@ class EventsPanel(QtWidgets.QWidget):
         for batch in batches:
             rows = batch.to_pylist()
             if not self.columns:
-                self.columns = ["time"] + [n for n in batch.schema.names if n not in TIME_COLUMNS]
-                self.table.setColumnCount(len(self.columns))
-                self.table.setHorizontalHeaderLabels(self.columns)
-                for col, name in enumerate(self.columns):
-                    self.table.setColumnWidth(col, COLUMN_WIDTHS.get(name, 90))
+                self._set_columns(["time"] + [n for n in batch.schema.names if n not in TIME_COLUMNS])
             for row in rows:  # events are few (a handful a second): per-row display is fine here
                 self.add_row(row)
                 if row.get("kind") == "command" and row.get("detail"):
@@ -61,6 +61,13 @@ class EventsPanel(QtWidgets.QWidget):
                     if isinstance(detail, dict):
                         self.command_logged.emit(detail)
         self.table.scrollToBottom()
+
+    def _set_columns(self, names: list[str]) -> None:
+        self.columns = names
+        self.table.setColumnCount(len(names))
+        self.table.setHorizontalHeaderLabels(names)
+        for col, name in enumerate(names):
+            self.table.setColumnWidth(col, COLUMN_WIDTHS.get(name, 90))
 
     def add_row(self, row: dict) -> None:
         t = next((row.get(c) for c in TIME_COLUMNS if row.get(c) is not None), None)
@@ -73,6 +80,8 @@ class EventsPanel(QtWidgets.QWidget):
         colour = LEVEL_COLOURS.get(level)
         for col, value in enumerate(values):
             item = QtWidgets.QTableWidgetItem(value)
+            if len(value) > TOOLTIP_FROM:  # cut off by the column: all of it on hover
+                item.setToolTip(value)
             if colour:
                 item.setForeground(QtGui.QColor(colour))
             self.table.setItem(r, col, item)
@@ -81,16 +90,15 @@ class EventsPanel(QtWidgets.QWidget):
         if self.table.rowCount() > MAX_ROWS:
             self.table.removeRow(0)
 
-    def add_message(self, source: str, message: str) -> None:
-        """A line from the GUI itself (a failed call, a lost connection)."""
-        if not self.columns:
-            self.columns = ["time", "kind", "source", "message"]
-            self.table.setColumnCount(4)
-            self.table.setHorizontalHeaderLabels(self.columns)
+    def add_message(self, source: str, message: str, level: str = "") -> None:
+        """A line from the GUI itself (a failed call, a lost connection); ``level`` "error" shows it in red."""
+        if not self.columns:  # before the first event: the columns the ``_events`` stream will bring
+            self._set_columns(list(GUI_COLUMNS))
         row: dict[str, Any] = {"timestamp_ns": int(QtCore.QDateTime.currentMSecsSinceEpoch() * 1e6)}
         row.update({c: "" for c in self.columns[1:]})
         keys = self.columns[1:]
-        for key, value in zip(("kind", "source", "message"), ("gui", source, message), strict=True):
+        values = ("gui", source, level, message)
+        for key, value in zip(("kind", "source", "level", "message"), values, strict=True):
             target = key if key in keys else next((k for k in keys if key in k), keys[-1])
             row[target] = value
         self.add_row(row)
