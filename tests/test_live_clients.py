@@ -447,6 +447,14 @@ def test_the_cli_controls_a_running_daemon(tmp_path):
         assert done.returncode == 0 and done.stdout.strip() == "laser.wavelength = 790.0", done.stderr
         done = run_cli("do", "laser", "fly")
         assert done.returncode == 1 and "arrowdaq do: error: laser: unknown command 'fly'" in done.stderr
+        done = run_cli("do", "laser", "set_wavelength", "wavelenght=800")  # the typo is named, and the right key
+        assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+            "arrowdaq do: error: laser: set_wavelength: unknown argument 'wavelenght' (set_wavelength takes nm)"
+        ]
+        done = run_cli("do", "hwp", "move_to", "target=10", "speed=3")
+        assert done.returncode == 1 and (
+            "hwp: move_to: unknown argument 'speed' (move_to takes target, wait=True, axis=None)" in done.stderr
+        )
         done = run_cli("status")
         assert done.returncode == 0 and "pm1/power" in done.stdout and "recording: on" in done.stdout
         done = run_cli("watch", "pm1/power", "laser/*", "--duration", "2")

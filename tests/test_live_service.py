@@ -147,8 +147,13 @@ def test_python_client_finds_the_daemon_and_controls_it(daemon):
         assert "power" in laser["streams"] and laser["status"] == "Running"
         with pytest.raises(CommandError, match=r"laser: unknown command 'fly' \(commands: close_shutter"):
             daq.command("laser", "fly")
-        with pytest.raises(CommandError, match=r"set_wavelength: missing a required argument: 'nm'"):
+        with pytest.raises(
+            CommandError, match=r"set_wavelength: missing a required argument: 'nm' \(set_wavelength takes nm\)"
+        ):
             daq.command("laser", "set_wavelength")
+        with pytest.raises(CommandError) as typo:  # a misspelt key is named, not only the key it left missing
+            daq.command("laser", "set_wavelength", wavelenght=800)
+        assert str(typo.value) == "laser: set_wavelength: unknown argument 'wavelenght' (set_wavelength takes nm)"
         with pytest.raises(CommandError, match=r"no instrument named 'laserx'"):
             daq.command("laserx", "open_shutter")
         with pytest.raises(CommandError, match=r"laser\.wavelength: 2000 is outside 690\.\.1040"):

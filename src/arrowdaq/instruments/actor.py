@@ -552,10 +552,7 @@ def check_action(driver_class: type[Driver], message: Any) -> None:
         raise CommandError(
             f"unknown command {message.action!r} (commands: {', '.join([*known, 'describe', 'read', 'get', 'set'])})"
         )
-    try:
-        inspect.signature(fn).bind(None, **message.args)
-    except TypeError as exc:
-        raise CommandError(f"{message.action}: {exc}") from None
+    check_argument_names(fn, message.action, message.args)
     for key, check in number_arguments(fn).items():
         if message.args.get(key) is not None:
             check(message.args[key], f"{message.action}: {key}")
@@ -563,6 +560,24 @@ def check_action(driver_class: type[Driver], message: Any) -> None:
         control = declared_control(driver_class, setting)
         if control is not None and message.args.get(key) is not None:
             control.to_device(message.args[key], f"{message.action}: {key}")  # the set's own validator
+
+
+def check_argument_names(fn: Callable[..., Any], action: str, args: dict[str, Any]) -> None:
+    """Refuse keys the command does not take, naming them first (a typo also leaves a key missing), and
+    missing ones; both messages say what the command takes: ``set_wavelength: unknown argument
+    'wavelenght' (set_wavelength takes nm)``."""
+    params = list(inspect.signature(fn).parameters.values())[1:]  # after self
+    takes = ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params)
+    takes = f"({action} takes {takes or 'no arguments'})"
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        unknown = [repr(k) for k in args if k not in {p.name for p in params}]
+        if unknown:
+            s = "s" if len(unknown) > 1 else ""
+            raise CommandError(f"{action}: unknown argument{s} {', '.join(unknown)} {takes}")
+    try:
+        inspect.signature(fn).bind(None, **args)
+    except TypeError as exc:
+        raise CommandError(f"{action}: {exc} {takes}") from None
 
 
 #: Any finite number (a validator of decision 0048, without limits).
