@@ -133,8 +133,11 @@ async def test_end_to_end_moves_the_table_stage_and_publishes_positions(hub):
                 seen[stream] = batch.column("value")[-1].as_py()
         assert seen["stage/axis2_position"] == 0.0
 
+        with pytest.raises(CommandError, match=r"^stage: move_to: target: 30\.0 is outside the limits 0\.\.25 mm$"):
+            await hub.command("stage", "move_to", target=30.0, axis=1)  # the limits read at the start: at once
+        sim.limits[1][1] = 20.0  # changed on the front panel: the controller refuses what the driver let through
         with pytest.raises(CommandError, match="106: AXIS-1 POSITIVE SOFTWARE LIMIT"):
-            await hub.command("stage", "move_to", target=30.0, axis=1)
+            await hub.command("stage", "move_to", target=22.0, axis=1)
         sim.push_error(7, "PARAMETER OUT OF RANGE")
         with pytest.raises(CommandError, match="controller error 7"):
             await hub.command("stage", "home", axis=2)

@@ -15,11 +15,13 @@ from arrowdaq.app.config import load_config
 from arrowdaq.app.runner import Application
 from arrowdaq.cli.main import main
 from arrowdaq.errors import CommandError, InstrumentConfigError, ProtocolError
-from arrowdaq.instruments import Control, Driver, Measurement, spawn_instrument
+from arrowdaq.instruments import Control, Driver, Measurement, command, spawn_instrument
+from arrowdaq.instruments.drivers.ell14 import ELL14
 from arrowdaq.instruments.drivers.esp300 import ESP300
 from arrowdaq.instruments.drivers.maitai import MaiTai
 from arrowdaq.instruments.validators import in_range, int_in_range
 from arrowdaq.sim import OpticalTable, serve
+from arrowdaq.sim.ell14 import ELL14Sim, Mount
 from arrowdaq.sim.esp300 import ESP300Sim
 from arrowdaq.sim.maitai import MaiTaiSim
 from arrowdaq.sim.scripted import expected_protocol
@@ -160,18 +162,25 @@ async def test_the_settings_snapshot_is_read_again_after_a_command_that_changes_
             await hub.command("stage", "get", name="axis3.velocity")
 
 
-class HeldMaiTai(MaiTaiSim):
-    """The laser simulator, holding its answer to a power poll until the test lets it go."""
+class Held:
+    """A simulator that holds its answer to a poll (``asked`` is set) until the test sets ``release``."""
 
     def __init__(self, table: OpticalTable) -> None:
-        super().__init__(table)
+        super().__init__(table)  # type: ignore[call-arg]  # the simulator's, after this in the MRO
         self.asked = threading.Event()
         self.release = threading.Event()
 
-    def handle(self, command: str) -> str | None:
-        if command.upper().startswith("READ:POW") and not self.release.is_set():
+    def hold(self, poll: bool) -> None:
+        if poll and not self.release.is_set():
             self.asked.set()
             self.release.wait(10)
+
+
+class HeldMaiTai(Held, MaiTaiSim):
+    """The laser simulator, holding its answer to a power poll."""
+
+    def handle(self, command: str) -> str | None:
+        self.hold(command.upper().startswith("READ:POW"))
         return super().handle(command)
 
 
@@ -204,6 +213,95 @@ async def test_a_set_value_is_refused_before_it_queues_naming_instrument_setting
             sim.release.set()
         assert await hub.command("laser", "set", name="wavelength", value=800) == pytest.approx(800)
         assert b"WAVELENGTH:2000" not in bytes(server.received)
+
+
+class HeldELL14(Held, ELL14Sim):
+    """The rotation mount's simulator, holding its answer to a position poll."""
+
+    def handle_packet(self, mount: Mount, mnemonic: str, data: str) -> str | None:
+        self.hold(mnemonic == "gp")
+        return super().handle_packet(mount, mnemonic, data)
+
+
+class HeldESP300(Held, ESP300Sim):
+    """The motion controller's simulator, holding its answer to a position poll."""
+
+    def handle(self, command: str) -> str | None:
+        self.hold("TP" in command.upper())
+        return super().handle(command)
+
+
+async def test_a_move_beyond_the_configured_travel_is_refused_before_it_queues(hub):
+    """The mount's configured limits and the controller's software limits (configured, read back at the
+    start) are the instance's: a move beyond them is refused at once, while a poll holds the bus."""
+    table = OpticalTable(latency_scale=0.0, seed=5)
+    mount, controller = HeldELL14(table), HeldESP300(table)
+    with serve(mount, "pty") as hwp_port, serve(controller, "pty") as stage_port:
+        hwp = spawn_instrument(
+            hub,
+            "hwp",
+            ELL14,
+            lambda: ELL14.open(hwp_port.address, name="hwp", limits=[0, 180], timeout=5.0),
+            poll_hz={"position": 5.0},
+        )
+        stage = spawn_instrument(
+            hub,
+            "stage",
+            ESP300,
+            lambda: ESP300.open(
+                stage_port.address, name="stage", axes=[1], timeout=5.0, axis1={"left_limit": -5, "right_limit": 5}
+            ),
+            settings={"axes": [1]},
+            poll_hz={"axis1_position": 5.0, "axis1_velocity": 0.0},
+        )
+        await hwp.wait_status(ActorStatus.RUNNING)
+        await stage.wait_status(ActorStatus.RUNNING)
+        await asyncio.to_thread(mount.asked.wait, 10)  # each is answering a poll, held back
+        await asyncio.to_thread(controller.asked.wait, 10)
+        try:
+            with pytest.raises(CommandError, match=r"^hwp: move_to: target: 999 is outside the limits 0\.\.180 deg$"):
+                await hub.command("hwp", "move_to", target=999)
+            with pytest.raises(
+                CommandError,
+                match=r"^hwp: move_by: degrees: -200 is outside the steps the limits allow -180\.\.180 deg$",
+            ):
+                await hub.command("hwp", "move_by", degrees=-200)  # longer than the travel is wide, from anywhere
+            with pytest.raises(CommandError, match=r"^stage: move_to: target: 7\.5 is outside the limits -5\.\.5 mm$"):
+                await hub.command("stage", "move_to", target=7.5)
+            with pytest.raises(
+                CommandError, match=r"^stage: move_by: distance: 12 is outside the steps the limits allow -10\.\.10 mm$"
+            ):
+                await hub.command("stage", "move_by", distance=12, axis=1)
+            with pytest.raises(CommandError, match=r"^stage: axis 2 is not configured \(axes: 1\)$"):
+                await hub.command("stage", "move_to", target=1, axis=2)
+            assert not mount.release.is_set() and not controller.release.is_set()  # never queued behind a poll
+        finally:
+            mount.release.set()
+            controller.release.set()
+        await hub.command("stage", "set", name="axis1.right_limit", value=10)  # the limits as read back after it
+        assert await hub.command("stage", "move_to", target=7.5) == pytest.approx(7.5, abs=0.01)
+        with pytest.raises(CommandError, match=r"^stage: move_to: target: 11 is outside the limits -5\.\.10 mm$"):
+            await hub.command("stage", "move_to", target=11)
+        assert await hub.command("hwp", "move_to", target=90) == pytest.approx(90, abs=0.01)
+    assert b"ma" not in bytes(hwp_port.received).replace(b"0ma", b"", 1)  # only the move to 90 went out
+    assert b"PA-" not in bytes(stage_port.received) and b"PA11" not in bytes(stage_port.received)
+    assert b"PR" not in bytes(stage_port.received)
+
+
+def test_a_validate_declaration_naming_nothing_fails_when_the_driver_is_defined():
+    with pytest.raises(TypeError, match=r"Bad\.go: validate names 'travle': no such setting or method"):
+
+        class Bad(Driver):  # a typo would otherwise leave the argument unchecked until the device refuses it
+            @command(validate={"target": "travle"})
+            def go(self, target: float) -> None: ...
+
+    with pytest.raises(TypeError, match=r"Worse\.go: validate names 'aim', not an argument of go"):
+
+        class Worse(Driver):
+            level = Control("L?", "L{:g}", validator=in_range(0, 1))
+
+            @command(validate={"aim": "level"})
+            def go(self, target: float) -> None: ...
 
 
 async def test_a_channel_setting_is_checked_by_its_declaration_before_it_queues(hub):

@@ -57,8 +57,8 @@ from ..errors import (
 )
 from ..hub import BATCH_LATENCY, BATCH_ROWS, InstrumentManager
 from .capabilities import MOTION_WAITS, Movable, capabilities_of
-from .driver import Control, Driver, Stream
-from .validators import InRange
+from .driver import Driver, Stream
+from .validators import InRange, Validator
 
 
 @dataclass(frozen=True)
@@ -139,8 +139,9 @@ class InstrumentActor(Actor):
                 f"{self.name}: poll_hz names unknown stream {unknown[0]!r} (streams: {', '.join(self._streams)})"
             )
         self.driver = await self.blocking(self.make_driver)
-        # the instance's class knows settings declared by its configuration (a scpi driver's controls)
-        self.ref.precheck = precheck_for(self.name, type(self.driver))
+        # the instance knows its configured limits, and its class the settings its configuration
+        # declared (a scpi driver's controls)
+        self.ref.precheck = precheck_for(self.name, self.driver)
         await self.blocking(self.driver.connect_configured)  # connect, then the configured settings, read back
         await self._reread_settings()
         for name, s in self._streams.items():
@@ -530,22 +531,27 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
-def check_command(driver_class: type[Driver], message: Any, instrument: str = "") -> None:
+def check_command(driver: Driver | type[Driver], message: Any, instrument: str = "") -> None:
     """Refuse, before it queues, a command the driver does not have, arguments it does not take, or a
-    value a declared setting's validator refuses (the validator the device path uses: one check).
+    value a declared setting's validator refuses (the validator the device path uses: one check), or
+    the instance's own (``@command(validate=...)``: a motor's configured travel; ``driver`` is then
+    the instance, or its class before the instance exists, when only the class's checks apply).
     Errors name the instrument (and for a ``set`` the setting: ``laser.wavelength: 2000 is outside 690..1040``)."""
+    driver_class = driver if isinstance(driver, type) else type(driver)
     if isinstance(message, Command) and message.action == "set":
         check_set(driver_class, message.args, instrument)
         return
     try:
-        check_action(driver_class, message)
+        check_action(driver, message)
     except CommandError as exc:
-        raise CommandError(f"{instrument}: {exc}" if instrument else str(exc)) from None
+        named = not instrument or str(exc).startswith(f"{instrument}: ")  # the instance's own check names it
+        raise CommandError(str(exc) if named else f"{instrument}: {exc}") from None
 
 
-def check_action(driver_class: type[Driver], message: Any) -> None:
+def check_action(driver: Driver | type[Driver], message: Any) -> None:
     if not isinstance(message, Command) or message.action in ("describe", "read", "get"):
         return
+    driver_class = driver if isinstance(driver, type) else type(driver)
     fn = getattr(driver_class, message.action, None)
     if fn is None or not getattr(fn, "__arrowdaq_command__", False):
         known = sorted(n for n, a in inspect.getmembers(driver_class) if getattr(a, "__arrowdaq_command__", False))
@@ -556,10 +562,27 @@ def check_action(driver_class: type[Driver], message: Any) -> None:
     for key, check in number_arguments(fn).items():
         if message.args.get(key) is not None:
             check(message.args[key], f"{message.action}: {key}")
-    for key, setting in getattr(fn, "__arrowdaq_sets__", {}).items():
-        control = declared_control(driver_class, setting)
-        if control is not None and message.args.get(key) is not None:
-            control.to_device(message.args[key], f"{message.action}: {key}")  # the set's own validator
+    for key, name in getattr(fn, "__arrowdaq_validate__", {}).items():
+        if message.args.get(key) is not None:
+            validator = argument_validator(driver, name, message.args)
+            if validator is not None:
+                validator(message.args[key], f"{message.action}: {key}")
+
+
+def argument_validator(driver: Driver | type[Driver], name: str, args: dict[str, Any]) -> Validator | None:
+    """What ``@command(validate={arg: name})`` checks ``arg`` with: the declared setting ``name``'s own
+    check (its validator, choices and number type), or what the instance's method ``name`` gives for
+    these arguments (the configured limits); None when only an instance can tell and there is none yet."""
+    driver_class = driver if isinstance(driver, type) else type(driver)
+    control = driver_class.declared_control(name)
+    if control is not None:
+        return control.to_device
+    if isinstance(driver, type):
+        return None
+    method = getattr(driver, name)
+    takes = inspect.signature(method).parameters
+    validator: Validator | None = method(**{k: v for k, v in args.items() if k in takes})
+    return validator
 
 
 def check_argument_names(fn: Callable[..., Any], action: str, args: dict[str, Any]) -> None:
@@ -602,22 +625,10 @@ def number_arguments(fn: Callable[..., Any]) -> dict[str, InRange]:
     return checks
 
 
-def declared_control(driver_class: type[Driver], name: str) -> Control | None:
-    """The control a setting name (``wavelength``, ``axis2.velocity``) declares, from the class alone;
-    None when only the instance can tell (an unknown name: the instance lists its settings)."""
-    head, _, tail = name.partition(".")
-    if not tail:
-        return driver_class.controls().get(head)
-    for group in driver_class.channel_groups().values():
-        if group.key_id(head) is not None:
-            return group.channel.controls().get(tail)
-    return None
-
-
 def check_set(driver_class: type[Driver], args: dict[str, Any], instrument: str = "") -> None:
     """A ``set``'s value through the declared validator: CommandError naming the setting and the limits."""
     name = str(args.get("name", ""))
-    control = declared_control(driver_class, name)
+    control = driver_class.declared_control(name)
     if control is None:
         return
     what = f"{instrument}.{name}" if instrument else name
@@ -628,9 +639,10 @@ def check_set(driver_class: type[Driver], args: dict[str, Any], instrument: str 
     control.to_device(args["value"], what)
 
 
-def precheck_for(instrument: str, driver_class: type[Driver]) -> Callable[[Any], None]:
-    """The check every message to ``instrument`` passes before it queues."""
-    return functools.partial(check_command, driver_class, instrument=instrument)
+def precheck_for(instrument: str, driver: Driver | type[Driver]) -> Callable[[Any], None]:
+    """The check every message to ``instrument`` passes before it queues (the driver's class until the
+    instance exists: then the instance's limits too)."""
+    return functools.partial(check_command, driver, instrument=instrument)
 
 
 def spawn_instrument(

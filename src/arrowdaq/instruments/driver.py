@@ -371,20 +371,25 @@ def _declared(cls: type, kind: type) -> dict[str, Any]:
 
 
 def command(
-    method: Callable[..., Any] | None = None, *, changes: bool = True, sets: dict[str, str] | None = None
+    method: Callable[..., Any] | None = None, *, changes: bool = True, validate: dict[str, str] | None = None
 ) -> Any:
     """Mark a driver method as a command the hub may send (``hub.command(id, name, **args)``).
 
     ``changes=False`` for commands that only read or move: after the others the
     instrument's settings are read again, so the recorded snapshot stays true.
-    ``sets={"nm": "wavelength"}``: the argument is that declared setting's new value, so its
-    validator refuses a bad one before the command queues (not after the poll in progress).
+
+    ``validate={argument: name}`` checks an argument before the command queues, not after the
+    poll in progress: ``name`` is a declared setting whose new value the argument is
+    (``{"nm": "wavelength"}``: that setting's validator), or a driver method giving this
+    instance's validator (``{"target": "travel"}``: the configured limits; None while they are
+    not known). The method takes the command's arguments it names (``axis``), and must not talk to
+    the device: it runs on the caller's thread while the instrument may be busy.
     """
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__arrowdaq_command__ = True  # type: ignore[attr-defined]  # a marker on the function object
         fn.__arrowdaq_changes__ = changes  # type: ignore[attr-defined]  # a marker on the function object
-        fn.__arrowdaq_sets__ = dict(sets or {})  # type: ignore[attr-defined]  # a marker on the function object
+        fn.__arrowdaq_validate__ = dict(validate or {})  # type: ignore[attr-defined]  # a marker on the function object
         return fn
 
     return mark(method) if method is not None else mark
@@ -408,6 +413,17 @@ class Driver:
     #: :class:`arrowdaq.sim.SimDevice`): ``port = "sim"`` serves it. Plugins may instead register it
     #: under the entry point group ``arrowdaq.simulators`` with the driver's name.
     simulator: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A ``@command(validate=...)`` naming an argument the command lacks, or neither a declared setting
+        nor a method, is a TypeError when the driver is defined (not a check that silently never runs)."""
+        super().__init_subclass__(**kwargs)
+        for name, fn in inspect.getmembers(cls, inspect.isfunction):
+            for arg, check in getattr(fn, "__arrowdaq_validate__", {}).items():
+                if arg not in inspect.signature(fn).parameters:
+                    raise TypeError(f"{cls.__name__}.{name}: validate names {arg!r}, not an argument of {name}")
+                if cls.declared_control(check) is None and not callable(getattr(cls, check, None)):
+                    raise TypeError(f"{cls.__name__}.{name}: validate names {check!r}: no such setting or method")
 
     def __init__(self, transport: Transport | None, *, name: str = "") -> None:
         self.transport = transport
@@ -435,6 +451,18 @@ class Driver:
     @classmethod
     def channel_groups(cls) -> dict[str, Channels]:
         return _declared(cls, Channels)
+
+    @classmethod
+    def declared_control(cls, name: str) -> Control | None:
+        """The control a setting name (``wavelength``, ``axis2.velocity``) declares, from the class alone;
+        None when only the instance can tell (an unknown name: the instance lists its settings)."""
+        head, _, tail = name.partition(".")
+        if not tail:
+            return cls.controls().get(head)
+        for group in cls.channel_groups().values():
+            if group.key_id(head) is not None:
+                return group.channel.controls().get(tail)
+        return None
 
     @classmethod
     def constructor_settings(cls) -> list[str]:

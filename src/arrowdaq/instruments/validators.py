@@ -20,11 +20,14 @@ Validator = Callable[[Any, str], Any]
 
 @dataclass(frozen=True)
 class InRange:
-    """Numbers in [low, high]; ``integer`` also requires a whole number (returned as int)."""
+    """Numbers in [low, high]; ``integer`` also requires a whole number (returned as int); ``label``
+    (what the range is: "the limits") and ``unit`` are said in the refusal."""
 
     low: float
     high: float
     integer: bool = False
+    unit: str = ""
+    label: str = ""
 
     def __call__(self, value: Any, what: str) -> float | int:
         if isinstance(value, bool):
@@ -34,7 +37,8 @@ class InRange:
         except (TypeError, ValueError):
             raise CommandError(f"{what}: {value!r} is not a number") from None
         if not self.low <= number <= self.high:
-            raise CommandError(f"{what}: {value!r} is outside {self.low:g}..{self.high:g}")
+            label, unit = f"{self.label} " if self.label else "", f" {self.unit}" if self.unit else ""
+            raise CommandError(f"{what}: {value!r} is outside {label}{self.low:g}..{self.high:g}{unit}")
         if self.integer:
             if number != int(number):
                 raise CommandError(f"{what}: {value!r} is not a whole number")
@@ -83,9 +87,21 @@ def in_range(low: float, high: float) -> InRange:
     return InRange(low, high)
 
 
+def within_limits(low: float, high: float, unit: str) -> InRange:
+    """A motor's limits, for a move's target (``target: 999 is outside the limits 0..180 deg``)."""
+    return InRange(low, high, unit=unit, label="the limits")
+
+
 def int_in_range(low: int, high: int) -> InRange:
     """Accept whole numbers in [low, high] (for commands that take an integer field)."""
     return InRange(low, high, integer=True)
+
+
+def steps_within(limits: InRange) -> InRange:
+    """Steps that can end within ``limits`` from somewhere in them: at most their width, either way
+    (a relative move's argument, checked before the position it starts from is known)."""
+    width = limits.high - limits.low
+    return InRange(-width, width, unit=limits.unit, label="the steps the limits allow")
 
 
 def one_of(choices: Iterable[Any]) -> OneOf:

@@ -44,7 +44,7 @@ from ...errors import (
 from ..driver import Control, Driver, Stream, command
 from ..transports.base import PortSettings, Transport, send_now
 from ..transports.serial import SerialTransport
-from ..validators import in_range, int_in_range
+from ..validators import InRange, in_range, int_in_range, steps_within, within_limits
 
 PULSES_PER_REV = 143360  # 0x23000
 TOP_SPEED_DEG_S = 430.0  # at velocity 100 %
@@ -433,14 +433,25 @@ class ELL14(Driver):
             raise CommandError(f"{self.name}: target {target:g} deg is outside the limits {low:g}..{high:g} deg")
         return target
 
-    @command(changes=False)
+    def travel(self) -> InRange | None:
+        """The configured limits (None: the mount turns without end): a ``move_to`` beyond them is
+        refused before it queues."""
+        return None if self.limits is None else within_limits(*self.limits, "deg")
+
+    def travel_steps(self) -> InRange | None:
+        """A ``move_by`` longer than the limits are wide is refused before it queues (a shorter one
+        is checked from the position it starts from, when it runs)."""
+        travel = self.travel()
+        return None if travel is None else steps_within(travel)
+
+    @command(changes=False, validate={"target": "travel"})
     def move_to(self, target: float, wait: bool = True, axis: int | None = None) -> float | None:
         """Rotate to ``target`` degrees; with ``wait`` (default) return the position on arrival."""
         target = self._check_target(in_range(-1e6, 1e6)(target, f"{self.name}.target"))
         travel = target - self._last_position if self._last_position is not None else 360.0
         return self._start(f"ma{self._pulses(target, 'target')}", travel, wait, target)
 
-    @command(changes=False)
+    @command(changes=False, validate={"degrees": "travel_steps"})
     def move_by(self, degrees: float, wait: bool = True, axis: int | None = None) -> float | None:
         """Rotate by ``degrees``; with ``wait`` (default) return the position on arrival."""
         step = in_range(-1e6, 1e6)(degrees, f"{self.name}.step")

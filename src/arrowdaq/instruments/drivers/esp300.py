@@ -31,7 +31,7 @@ from ...errors import (
 from ...validation import check
 from ..driver import Channel, Channels, Control, Driver, Measurement, Stream, command
 from ..transports.base import PortSettings, Transport, send_now
-from ..validators import boolean, in_range, int_in_range
+from ..validators import InRange, boolean, in_range, int_in_range, steps_within, within_limits
 
 AXES = (1, 2, 3)
 #: The axes a configuration may name: at least one of 1, 2, 3.
@@ -149,6 +149,8 @@ class ESP300(Driver):
         self._version = ""
         self._moving = {a: False for a in AXES}  # a move was started and not yet seen to end
         self._stopped = {a: False for a in AXES}  # stop() cut the move short
+        #: Each axis's software limits (SL, SR) as last read with the settings: moves are checked against them.
+        self._travel: dict[int, tuple[float, float]] = {}
 
     @staticmethod
     def check_axes(axes: Any, where: str) -> tuple[int, ...]:
@@ -186,7 +188,11 @@ class ESP300(Driver):
         return {"driver": self.driver_name, "model": "Newport ESP300", "version": self._version, **ids}
 
     def settings(self) -> dict[str, Any]:
-        return {"axes": list(self.axes)} | super().settings()
+        """The settings, and each axis's software limits kept for :meth:`travel` (read at start and after
+        every command that changes the controller, a ``set`` of ``axis1.right_limit`` too)."""
+        out = {"axes": list(self.axes)} | super().settings()
+        self._travel = {n: (out[f"axis{n}"]["left_limit"], out[f"axis{n}"]["right_limit"]) for n in self.axes}
+        return out
 
     # --- the error buffer --------------------------------------------------------------
     def check_errors(self, after: str) -> None:
@@ -216,12 +222,24 @@ class ESP300(Driver):
         return number
 
     # --- Movable: the motion contract (DESIGN section 9) ------------------------------------
-    @command(changes=False)
+    def travel(self, axis: int | None = None) -> InRange | None:
+        """The axis's software limits as last read (None before): a ``move_to`` beyond them, or to an axis
+        not configured, is refused before it queues."""
+        limits = self._travel.get(self._axis(axis))
+        return None if limits is None else within_limits(*limits, "mm")
+
+    def travel_steps(self, axis: int | None = None) -> InRange | None:
+        """A ``move_by`` longer than the axis's limits are wide is refused before it queues (a shorter one
+        is the controller's to refuse, from where the axis is)."""
+        travel = self.travel(axis)
+        return None if travel is None else steps_within(travel)
+
+    @command(changes=False, validate={"target": "travel"})
     def move_to(self, target: float, wait: bool = True, axis: int | None = None) -> float | None:
         """Move to ``target`` mm; with ``wait`` (default) return the position on arrival."""
         return self._move("PA", "target", "to", target, axis, wait)
 
-    @command(changes=False)
+    @command(changes=False, validate={"distance": "travel_steps"})
     def move_by(self, distance: float, wait: bool = True, axis: int | None = None) -> float | None:
         """Move by ``distance`` mm; with ``wait`` (default) return the position on arrival."""
         return self._move("PR", "distance", "by", distance, axis, wait)

@@ -130,7 +130,7 @@ class MaiTai(Driver):
         return super().settings() | {"emission": self.emission_is_on()}
 
     # --- capabilities: WavelengthTunable, ShutterControl, EmissionControl -------------------
-    @command(sets={"nm": "wavelength"})
+    @command(validate={"nm": "wavelength"})
     def set_wavelength(self, nm: float) -> None:
         self.wavelength = nm
 

@@ -261,7 +261,7 @@ class SimCamera(Driver):
         return np.clip(binned, 0, np.iinfo(self.dtype).max).astype(self.dtype)
 
     # --- commands: the FrameProducer and Triggerable capabilities ------------------------------
-    @command(sets={"seconds": "exposure_s"})
+    @command(validate={"seconds": "exposure_s"})
     def set_exposure(self, seconds: float) -> None:
         """Exposure time in seconds (100 µs to 10 s); the same as setting ``exposure_s``."""
         self.exposure_s = seconds
