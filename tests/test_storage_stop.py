@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 from rich.console import Console
 
-from arrowdaq.actors import ActorStatus, RestartPolicy, Role
+from arrowdaq.actors import ActorRef, ActorStatus, RestartPolicy, Role
 from arrowdaq.app.config import load_config
 from arrowdaq.app.runner import Application, ExitStatus
 from arrowdaq.cli.run_cmd import print_summary
@@ -186,6 +186,39 @@ class StuckHdf5:
             if self._thread.is_alive():
                 self._thread.join(10)
 
+    def release_at_the_first_loss(self, app: Application) -> list[RunEvent]:
+        """The run's ``lost`` events as they come; the first lets the disk answer again (the file gets closed)."""
+        lost: list[RunEvent] = []
+
+        def on_event(event: object) -> None:
+            if isinstance(event, RunEvent) and event.kind == "lost":
+                lost.append(event)
+                self.release.set()
+
+        app.hub.add_listener(on_event)
+        return lost
+
+    async def hold_once_recording(self, app: Application, batches: int = 10) -> ActorRef:
+        """Hold the disk once storage records pm1, until ``batches`` batches are queued for it; storage's ref."""
+        storage = await recording(app, rows=5)
+        await asyncio.to_thread(self.hold)
+        await wait_until_async(lambda: storage.backlog >= batches, message=f"{batches} batches queued for storage")
+        return storage
+
+
+async def recording(app: Application, rows: int) -> ActorRef:
+    """Storage's ref, once it runs and pm1 has published ``rows`` rows."""
+    await wait_until_async(
+        lambda: (
+            app.storage is not None
+            and app.storage.status is ActorStatus.RUNNING
+            and published(app, "pm1/power") >= rows
+        ),
+        message="pm1 recording",
+    )
+    assert app.storage is not None
+    return app.storage
+
 
 STUCK_LAB = lab(instrument("pm1", poll_hz=50.0), name="stuck", extra="[server]\nenabled = false")
 
@@ -196,28 +229,11 @@ async def test_a_storage_stuck_at_stop_loses_only_what_was_queued_and_says_how_m
     the storage's status, the summary and the exit status. Everything else is written once the disk answers."""
     config = load_config(write_config(tmp_path, STUCK_LAB), environ={})
     app = Application(config, restart=RestartPolicy(stop_timeout=0.5))
-    lost_events: list[RunEvent] = []
     disk = StuckHdf5()
-
-    def on_event(event: object) -> None:
-        if isinstance(event, RunEvent) and event.kind == "lost":
-            lost_events.append(event)
-            disk.release.set()  # the stop gave up: let the disk answer again (the file gets closed)
-
-    app.hub.add_listener(on_event)
+    lost_events = disk.release_at_the_first_loss(app)  # the stop gave up: the disk answers again
     with disk.holding_when_asked():
         async with Running(app) as run:
-            await wait_until_async(
-                lambda: (
-                    app.storage is not None
-                    and app.storage.status is ActorStatus.RUNNING
-                    and published(app, "pm1/power") >= 5
-                ),
-                message="pm1 recording",
-            )
-            storage = app.storage
-            await asyncio.to_thread(disk.hold)
-            await wait_until_async(lambda: storage.backlog >= 10, message="10 batches queued for storage")
+            await disk.hold_once_recording(app)
     summary = run.summary
     assert summary is not None and lost_events
 
@@ -338,28 +354,11 @@ async def test_the_third_ctrl_c_gives_up_on_what_storage_still_has_queued_and_sa
     closed once the disk answers."""
     config = load_config(write_config(tmp_path, STUCK_LAB), environ={})
     app = Application(config, restart=RestartPolicy(stop_timeout=60.0))
-    lost_events: list[RunEvent] = []
     disk = StuckHdf5()
-
-    def on_event(event: object) -> None:
-        if isinstance(event, RunEvent) and event.kind == "lost":
-            lost_events.append(event)
-            disk.release.set()  # the disk answers again: storage closes the file
-
-    app.hub.add_listener(on_event)
+    lost_events = disk.release_at_the_first_loss(app)  # the disk answers again: storage closes the file
     with disk.holding_when_asked():
         task = asyncio.create_task(app.run())
-        await wait_until_async(
-            lambda: (
-                app.storage is not None
-                and app.storage.status is ActorStatus.RUNNING
-                and published(app, "pm1/power") >= 5
-            ),
-            message="pm1 recording",
-        )
-        storage = app.storage
-        await asyncio.to_thread(disk.hold)
-        await wait_until_async(lambda: storage.backlog >= 10, message="10 batches queued for storage")
+        storage = await disk.hold_once_recording(app)
         app.request_stop()  # Ctrl-C
         await wait_until_async(lambda: storage.stop_requested.is_set(), message="storage's stop begun")
         with caplog.at_level(logging.WARNING, logger="arrowdaq.app"):
@@ -390,12 +389,7 @@ async def test_an_impatient_triple_ctrl_c_before_any_drain_loses_nothing(tmp_pat
     config = load_config(write_config(tmp_path, STUCK_LAB), environ={})
     app = Application(config)
     task = asyncio.create_task(app.run())
-    await wait_until_async(
-        lambda: (
-            app.storage is not None and app.storage.status is ActorStatus.RUNNING and published(app, "pm1/power") >= 20
-        ),
-        message="pm1 recording",
-    )
+    await recording(app, rows=20)
     with caplog.at_level(logging.WARNING, logger="arrowdaq.app"):
         for _ in range(3):
             app.request_stop()
