@@ -16,6 +16,17 @@ from arrowdaq.sim import OpticalTable
 FAST_RESTARTS = RestartPolicy(initial_backoff=0.01, max_backoff=0.08, max_failures=3, window=10.0, stop_timeout=2.0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_user_runtime_dir(tmp_path_factory):
+    """From the session's start, before any module's fixtures copy the environment for their processes (a
+    plugin's ``env``): no daemon a test starts writes over, and at its end removes, the address file of the
+    user's own daemon running beside ``make test``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("session-runtime")))
+        patch.delenv("ARROWDAQ_LIVE_FILE", raising=False)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def private_runtime_dir(tmp_path_factory, monkeypatch):
     """Daemons started by tests write their address file here, not in the user's runtime directory."""
